@@ -1,0 +1,74 @@
+"""Read feedback tables from a DuckDB database file (the demo warehouse, or any DuckDB table)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import duckdb
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from connectors.base import ConnectorTerminalError, ConnectorTransientError, Window, quote_identifier
+
+
+class DuckDBSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path = Field(description="The DuckDB database file to read (opened read-only).")
+    batch_size: int = Field(50_000, ge=1, description="Rows per Arrow record batch.")
+
+
+class DuckDBConnector:
+    """Reads a window of a table from a DuckDB file, read-only."""
+
+    Settings: ClassVar[type[BaseModel]] = DuckDBSettings
+
+    def __init__(self, settings: DuckDBSettings) -> None:
+        self.settings = settings
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        path = self.settings.path
+        if not path.is_file():
+            raise ConnectorTerminalError(f"duckdb: file {path} does not exist; set options.path to the warehouse file")
+        try:
+            return duckdb.connect(str(path), read_only=True)
+        except duckdb.IOException as e:
+            # Another process holding a write lock is temporary; retrying later works.
+            raise ConnectorTransientError(f"duckdb: cannot open {path}: {e}") from None
+
+    def check(self) -> None:
+        self._connect().close()
+
+    def read(self, window: Window) -> Iterator[pa.RecordBatch]:
+        cols = ", ".join(quote_identifier(c) for c in window.columns) if window.columns else "*"
+        cursor = quote_identifier(window.cursor_column)
+        where, params = ["TRUE"], []
+        if window.start is not None:
+            where.append(f"{cursor} >= ?")
+            params.append(window.start)
+        if window.end is not None:
+            where.append(f"{cursor} < ?")
+            params.append(window.end)
+        sql = (
+            f"SELECT {cols} FROM {quote_identifier(window.table)} "
+            f"WHERE {' AND '.join(where)} ORDER BY {cursor}"
+        )
+        con = self._connect()
+        try:
+            try:
+                reader = con.execute(sql, params).fetch_record_batch(self.settings.batch_size)
+            except duckdb.CatalogException as e:
+                raise ConnectorTerminalError(
+                    f"duckdb: {self.settings.path.name}: {str(e).splitlines()[0]}; check the table and column "
+                    f"names in the source's mapping"
+                ) from None
+            except duckdb.BinderException as e:
+                raise ConnectorTerminalError(
+                    f"duckdb: {self.settings.path.name}: {str(e).splitlines()[0]}; check the column names in "
+                    f"the source's mapping"
+                ) from None
+            yield from reader
+        finally:
+            con.close()

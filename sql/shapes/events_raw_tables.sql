@@ -1,0 +1,28 @@
+-- purpose: landing tables of the `events` log shape (source rows after column mapping)
+-- grain: raw_events_generations: one row per (source, request_id);
+--        raw_events_feedback: one row per (source, event_id)
+-- parameters: none
+CREATE TABLE IF NOT EXISTS raw_events_generations (
+    source        VARCHAR NOT NULL,
+    request_id    VARCHAR NOT NULL,
+    ts            TIMESTAMP NOT NULL,
+    user_id       VARCHAR,
+    model_version VARCHAR,
+    messages      VARCHAR,   -- JSON list of {role, content}, ending with the user's turn
+    response      VARCHAR,
+    batch_id      BIGINT NOT NULL,
+    PRIMARY KEY (source, request_id)
+);
+
+CREATE TABLE IF NOT EXISTS raw_events_feedback (
+    source           VARCHAR NOT NULL,
+    event_id         VARCHAR NOT NULL,
+    request_id       VARCHAR,
+    ts               TIMESTAMP NOT NULL,
+    user_id          VARCHAR,
+    kind             VARCHAR,  -- 'thumb' | 'comparison'
+    value            VARCHAR,  -- thumb: 'up' | 'down'; comparison: 'a' (request_id won) | 'b' (other won)
+    other_request_id VARCHAR,  -- comparison: the other answer to the same messages
+    batch_id         BIGINT NOT NULL,
+    PRIMARY KEY (source, event_id)
+);
