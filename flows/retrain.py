@@ -1,0 +1,98 @@
+"""The `retrain` flow: ingest -> plan -> train -> evaluate -> register, one Prefect task each.
+
+Tasks are thin wrappers over pipeline.stages; policy sits on their decorators: the I/O stages
+retry on TransientError only. Run in-process: `python -m flows.retrain alignloop.yaml`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows import progress
+from pipeline import stages
+from pipeline.config import Settings, load_settings
+from pipeline.errors import TransientError
+
+
+def _retry_if_transient(task, task_run, state) -> bool:
+    try:
+        state.result()
+    except TransientError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    run_id: str
+    method: str
+    reasons: list[str]
+    ingested: list[dict[str, Any]]
+    metrics: dict[str, float]
+    registered: dict[str, Any] | None
+
+    @property
+    def trained(self) -> bool:
+        return self.registered is not None
+
+
+@task(name="ingest", retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_if_transient, cache_policy=NO_CACHE)
+def ingest_task(settings: Settings):
+    progress.stage("ingest", f"{len(settings.sources)} source(s)")
+    return stages.ingest(settings)
+
+
+@task(name="plan", cache_policy=NO_CACHE)
+def plan_task(settings: Settings):
+    progress.stage("plan")
+    return stages.plan(settings)
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train_task(settings: Settings, planned):
+    progress.stage("train", f"{planned.plan.method}, {planned.plan.hyperparameters['max_steps']} steps")
+    return stages.train(settings, planned, progress=progress.train_step)
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate_task(settings: Settings, planned):
+    progress.stage("evaluate")
+    return stages.evaluate(settings, planned, on_batch=lambda n: progress.eval_batch(n, 0))
+
+
+@task(name="register", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_if_transient, cache_policy=NO_CACHE)
+def register_task(settings: Settings, planned):
+    progress.stage("register")
+    return stages.register(settings, planned)
+
+
+@flow(name="retrain", validate_parameters=False)
+def retrain(settings: Settings) -> RetrainOutcome:
+    ingested = ingest_task(settings)
+    planned = plan_task(settings)
+    if planned.plan.method == "skip":
+        return RetrainOutcome(planned.run_id, "skip", list(planned.plan.reasons),
+                              [asdict(r) for r in ingested], {}, None)
+    trained = train_task(settings, planned)
+    report = evaluate_task(settings, planned)
+    version = register_task(settings, planned)
+    metrics = {**report.metrics(), "train_runtime_s": trained["runtime_s"]}
+    return RetrainOutcome(planned.run_id, planned.plan.method, list(planned.plan.reasons),
+                          [asdict(r) for r in ingested], metrics, asdict(version))
+
+
+@flow(name="retrain-from-config")
+def retrain_from_config(config_path: str) -> dict[str, Any]:
+    """Entry point for deployments: parameters must be plain values, so it takes the config path."""
+    return asdict(retrain(load_settings(config_path)))
+
+
+if __name__ == "__main__":
+    print(retrain_from_config(sys.argv[1] if len(sys.argv) > 1 else "alignloop.yaml"))

@@ -1,0 +1,97 @@
+"""Settings: defaults resolved against the config's folder; bad settings are one-line errors naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_settings, settings_from_dict
+from pipeline.errors import ConfigError
+
+GOOD = """
+target: my-model
+sources:
+  - name: prod
+    connector: duckdb
+    options:
+      path: wh.duckdb
+base_model:
+  tiny: true
+training:
+  max_steps: 5
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "alignloop.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_resolve_relative_to_the_config_folder(tmp_path):
+    s = load_settings(write(tmp_path, GOOD))
+    assert s.store_path == tmp_path / "feedback.duckdb"
+    assert s.tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert s.sources[0].options["path"] == str(tmp_path / "wh.duckdb")
+    assert (s.training.max_steps, s.training.method, s.experiment_name) == (5, "auto", "my-model")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD + "  max_step: 3\n", "training.max_step: unknown key"),
+        (GOOD.replace("max_steps: 5", "max_steps: ten"), "training.max_steps: Input should be a valid integer"),
+        (GOOD.replace("target: my-model\n", ""), "target: required setting is missing"),
+        ("target: x\nbase_model: {tiny: true}\n", "sources: required setting is missing"),
+        ("target: x\nsources: []\nbase_model: {tiny: true}\n", "sources: at least one source is required"),
+        (GOOD.replace("tiny: true", "tiny: false"), "base_model: set exactly one of tiny, packaged, path, hub_id"),
+        (GOOD + "  method: ppo\n", "training.method: Input should be 'auto', 'dpo', 'ipo', 'kto' or 'rlhf'"),
+        (GOOD + "colour: blue\n", "colour: unknown key"),
+    ],
+)
+def test_bad_config_is_one_line_naming_the_field(tmp_path, text, expected):
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text))
+    message = str(err.value)
+    assert expected in message
+    assert "\n" not in message and str(tmp_path) in message
+
+
+def test_missing_file_says_how_to_get_one(tmp_path):
+    with pytest.raises(ConfigError, match="alignloop demo"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"line \d+: not valid YAML"):
+        load_settings(write(tmp_path, "target: x\nsources: [\n"))
+
+
+def test_env_references_and_overrides(tmp_path, monkeypatch):
+    monkeypatch.setenv("WH_FILE", "other.duckdb")
+    monkeypatch.setenv("ALIGNLOOP__TRAINING__MAX_STEPS", "7")
+    s = load_settings(write(tmp_path, GOOD.replace("wh.duckdb", "${WH_FILE}")))
+    assert s.sources[0].options["path"] == str(tmp_path / "other.duckdb")
+    assert s.training.max_steps == 7
+
+
+def test_unset_env_reference_names_variable_and_field(tmp_path, monkeypatch):
+    monkeypatch.delenv("NOPE_PASSWORD", raising=False)
+    with pytest.raises(ConfigError, match=r"sources\.0\.options\.path: environment variable NOPE_PASSWORD"):
+        load_settings(write(tmp_path, GOOD.replace("wh.duckdb", "${NOPE_PASSWORD}")))
+
+
+def test_duplicate_source_names_are_refused(tmp_path):
+    raw = {"target": "x", "base_model": {"tiny": True},
+           "sources": [{"name": "a"}, {"name": "a"}]}
+    with pytest.raises(ConfigError, match="source names must be unique"):
+        settings_from_dict(raw, base_dir=tmp_path)
+
+
+def test_config_hash_ignores_connector_options_but_not_training(tmp_path):
+    base = {"target": "x", "base_model": {"tiny": True}, "sources": [{"name": "a", "options": {"password": "s1"}}]}
+    other_secret = {**base, "sources": [{"name": "a", "options": {"password": "s2"}}]}
+    more_steps = {**base, "training": {"max_steps": 99}}
+    h = [settings_from_dict(r, base_dir=tmp_path).config_hash() for r in (base, other_secret, more_steps)]
+    assert h[0] == h[1] != h[2]

@@ -1,0 +1,64 @@
+"""Splits and datasets: prompts never straddle train and holdout; held-out pairs are majority-voted."""
+
+from __future__ import annotations
+
+from pipeline.datasets import holdout_eval_pairs, preference_dataset, split_snapshot, unpaired_dataset
+from pipeline.schema import is_holdout, prompt_key
+from tests.unit.test_planner import pairs_table, thumbs_table
+
+
+def test_split_never_shares_a_prompt():
+    split = split_snapshot(thumbs_table(200, 200), pairs_table(400), holdout_fraction=0.3)
+    train = {prompt_key(r["prompt"]) for r in split.train_pairs + split.train_unpaired}
+    held = {prompt_key(r["prompt"]) for r in split.holdout_pairs + split.holdout_unpaired}
+    assert train and held and not train & held
+
+
+def test_split_is_stable_and_near_the_fraction():
+    prompts = [[{"role": "user", "content": f"q{i}"}] for i in range(4000)]
+    share = sum(is_holdout(p, 0.2) for p in prompts) / len(prompts)
+    assert 0.17 < share < 0.23
+    assert [is_holdout(p, 0.2) for p in prompts[:50]] == [is_holdout(p, 0.2) for p in prompts[:50]]
+
+
+def test_max_train_examples_keeps_the_newest_rows():
+    split = split_snapshot(thumbs_table(0, 0), pairs_table(400), 0.2, max_train_examples=10)
+    assert len(split.train_pairs) == 10
+    all_train = split_snapshot(thumbs_table(0, 0), pairs_table(400), 0.2).train_pairs
+    assert split.train_pairs == all_train[-10:]
+
+
+def test_holdout_pairs_follow_the_majority_and_drop_ties():
+    table = pairs_table(0)
+    prompt = [{"role": "user", "content": "q"}]
+    rows = [{"prompt": prompt, "chosen": "A", "rejected": "B"}] * 3 + [{"prompt": prompt, "chosen": "B", "rejected": "A"}]
+    rows += [{"prompt": prompt, "chosen": "C", "rejected": "D"}, {"prompt": prompt, "chosen": "D", "rejected": "C"}]
+    from pipeline.datasets import Split
+
+    pairs = holdout_eval_pairs(Split([], [], [], rows), max_examples=10)
+    assert [(p.chosen, p.rejected, p.votes) for p in pairs] == [("A", "B", 3)]
+    assert table.num_rows == 0
+
+
+def test_thumbs_become_pairs_of_up_and_down_answers_to_one_prompt():
+    from pipeline.datasets import Split
+
+    prompt = [{"role": "user", "content": "q"}]
+    thumbs = [{"prompt": prompt, "completion": "good", "label": True},
+              {"prompt": prompt, "completion": "good", "label": True},
+              {"prompt": prompt, "completion": "bad", "label": False},
+              {"prompt": [{"role": "user", "content": "other"}], "completion": "lonely", "label": True}]
+    pairs = holdout_eval_pairs(Split([], [], thumbs, []), max_examples=10)
+    assert [(p.prompt, p.chosen, p.rejected) for p in pairs] == [(prompt, "good", "bad")]
+
+
+def test_trl_formats_are_conversational():
+    split = split_snapshot(thumbs_table(10, 10), pairs_table(20), 0.2)
+    pref = preference_dataset(split.train_pairs)
+    assert set(pref.column_names) == {"prompt", "chosen", "rejected"}
+    assert pref[0]["chosen"][0]["role"] == "assistant"
+    unpaired = unpaired_dataset([], split.train_pairs, seed=0)
+    assert len(unpaired) == 2 * len(split.train_pairs)
+    labels = unpaired["label"]
+    assert sum(labels) == len(split.train_pairs)
+    assert labels[: len(labels) // 2] != [True] * (len(labels) // 2)  # shuffled, not all chosen first
