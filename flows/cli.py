@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -28,6 +29,8 @@ from pipeline.errors import AlignloopError, ConfigError
 # Models load from local folders only; set before transformers is imported anywhere.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Prefect configures its own loggers on import: keep its per-task INFO lines out of the CLI's display.
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 console = Console(stderr=True)
@@ -79,10 +82,10 @@ class RichReporter:
             info += f"  reward acc {metrics['rewards/accuracies']:.2f}"
         self.progress.update(self.train_bar, completed=step, info=info)
 
-    def eval_batch(self, n: int, total: int) -> None:
+    def eval_progress(self, done: int, total: int) -> None:
         if self.eval_bar is None:
-            self.eval_bar = self.progress.add_task("scoring held-out answers", total=None, info="")
-        self.progress.advance(self.eval_bar, n)
+            self.eval_bar = self.progress.add_task("scoring held-out answers", total=total, info="")
+        self.progress.update(self.eval_bar, completed=done)
 
 
 def _settings(config: Path) -> Settings:
@@ -90,6 +93,9 @@ def _settings(config: Path) -> Settings:
 
 
 def _quiet_libraries() -> None:
+    # Deprecation notices inside the ML libraries are for their maintainers, not for our users.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for name in ("transformers", "datasets", "mlflow", "alembic", "httpx", "prefect"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -97,6 +103,7 @@ def _quiet_libraries() -> None:
         import transformers
 
         transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
         import datasets
 
         datasets.utils.logging.disable_progress_bar()
@@ -190,8 +197,8 @@ def evaluate(config: ConfigOpt = Path("alignloop.yaml"), run: RunOpt = None) -> 
 
     settings = _settings(config)
     planned = stages.latest_run(settings, run)
-    with RichReporter() as reporter:
-        report = stages.evaluate(settings, planned, on_batch=lambda n: reporter.eval_batch(n, 0))
+    with RichReporter():
+        report = stages.evaluate(settings, planned, on_progress=progress.eval_progress)
     _print_metrics(report.metrics())
 
 

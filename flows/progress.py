@@ -12,7 +12,7 @@ from typing import Protocol
 class Reporter(Protocol):
     def stage(self, name: str, detail: str = "") -> None: ...
     def train_step(self, step: int, max_steps: int, metrics: dict[str, float]) -> None: ...
-    def eval_batch(self, n: int, total: int) -> None: ...
+    def eval_progress(self, done: int, total: int) -> None: ...
 
 
 _current: Reporter | None = None
@@ -33,6 +33,6 @@ def train_step(step: int, max_steps: int, metrics: dict[str, float]) -> None:
         _current.train_step(step, max_steps, metrics)
 
 
-def eval_batch(n: int, total: int) -> None:
+def eval_progress(done: int, total: int) -> None:
     if _current:
-        _current.eval_batch(n, total)
+        _current.eval_progress(done, total)

@@ -64,7 +64,7 @@ def train_task(settings: Settings, planned):
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_task(settings: Settings, planned):
     progress.stage("evaluate")
-    return stages.evaluate(settings, planned, on_batch=lambda n: progress.eval_batch(n, 0))
+    return stages.evaluate(settings, planned, on_progress=progress.eval_progress)
 
 
 @task(name="register", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_if_transient, cache_policy=NO_CACHE)

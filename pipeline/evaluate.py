@@ -124,15 +124,26 @@ def score_answers(model, tokenizer, prompts: list[list[dict[str, str]]], answers
 
 def evaluate_candidate(candidate_dir: Path, base_dir: Path, pairs: list[EvalPair], *, beta: float,
                        batch_size: int, max_length: int, device: str = "auto",
-                       on_batch: Callable[[int], None] | None = None) -> EvalReport:
-    """Score reference (base) and candidate on the same held-out pairs."""
+                       on_progress: Callable[[int, int], None] | None = None) -> EvalReport:
+    """Score reference (base) and candidate on the same held-out pairs.
+
+    on_progress(done, total) is called after each batch, counting answers scored by both models.
+    """
     if not pairs:
         raise ValueError("no held-out pairs to evaluate on")
     device = pick_device(device)
     tokenizer = load_tokenizer(base_dir)  # training never changes the tokenizer
     prompts = [p.prompt for p in pairs] * 2
     answers = [p.chosen for p in pairs] + [p.rejected for p in pairs]
-    kw = dict(batch_size=batch_size, max_length=max_length, device=device, on_batch=on_batch)
+    total, done = 2 * len(answers), 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if on_progress:
+            on_progress(done, total)
+
+    kw = dict(batch_size=batch_size, max_length=max_length, device=device, on_batch=advance)
 
     if (candidate_dir / "adapter_config.json").exists():
         from peft import PeftModel

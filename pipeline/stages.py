@@ -143,7 +143,7 @@ def train(settings: Settings, planned: PlannedRun, progress=None) -> dict[str, A
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
-def evaluate(settings: Settings, planned: PlannedRun, on_batch=None) -> EvalReport:
+def evaluate(settings: Settings, planned: PlannedRun, on_progress=None) -> EvalReport:
     """Score reference and candidate on the held-out split; write eval_report.json."""
     _, split, _ = _load_split(settings, planned.snapshot.snapshot_id)
     pairs = holdout_eval_pairs(split, settings.evaluation.max_examples)
@@ -158,7 +158,7 @@ def evaluate(settings: Settings, planned: PlannedRun, on_batch=None) -> EvalRepo
     report = evaluate_candidate(
         candidate_dir, base_model_dir(settings), pairs, beta=float(planned.plan.hyperparameters["beta"]),
         batch_size=settings.evaluation.batch_size, max_length=settings.training.max_length,
-        device=settings.training.device, on_batch=on_batch,
+        device=settings.training.device, on_progress=on_progress,
     )
     _write_json(planned.run_dir / "eval_report.json", report.to_dict())
     return report
