@@ -225,17 +225,18 @@ def register(config: ConfigOpt = Path("alignloop.yaml"), run: RunOpt = None) -> 
 
 @app.command()
 @_friendly
-def run(config: ConfigOpt = Path("alignloop.yaml")) -> None:
+def run(config: ConfigOpt = Path("alignloop.yaml"),
+        force: Annotated[bool, typer.Option("--force", help="Train even if this snapshot is already registered.")] = False) -> None:
     """Run the whole retrain flow in-process: ingest, plan, train, evaluate, register."""
-    _run_flow(_settings(config))
+    _run_flow(_settings(config), force=force)
 
 
-def _run_flow(settings: Settings) -> None:
+def _run_flow(settings: Settings, force: bool = False) -> None:
     from flows.retrain import retrain
 
     started = time.perf_counter()
     with RichReporter():
-        outcome = retrain(settings)
+        outcome = retrain(settings, force=force)
     _print_summary(outcome, time.perf_counter() - started, settings)
 
 

@@ -73,25 +73,36 @@ def register_task(settings: Settings, planned):
     return stages.register(settings, planned)
 
 
+@task(name="check-registry", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_if_transient,
+      cache_policy=NO_CACHE)
+def already_registered_task(settings: Settings, planned):
+    return stages.already_registered(settings, planned)
+
+
 @flow(name="retrain", validate_parameters=False)
-def retrain(settings: Settings) -> RetrainOutcome:
-    ingested = ingest_task(settings)
+def retrain(settings: Settings, force: bool = False) -> RetrainOutcome:
+    """One scheduled retraining: skips when the data is too thin or unchanged since the last version."""
+    ingested = [asdict(r) for r in ingest_task(settings)]
     planned = plan_task(settings)
     if planned.plan.method == "skip":
-        return RetrainOutcome(planned.run_id, "skip", list(planned.plan.reasons),
-                              [asdict(r) for r in ingested], {}, None)
+        return RetrainOutcome(planned.run_id, "skip", list(planned.plan.reasons), ingested, {}, None)
+    existing = None if force else already_registered_task(settings, planned)
+    if existing is not None:
+        reason = (f"skip: snapshot {planned.snapshot.snapshot_id[:12]} with these settings is already version "
+                  f"{existing}; nothing new to learn (use --force to train again)")
+        return RetrainOutcome(planned.run_id, "skip", [*planned.plan.reasons, reason], ingested, {}, None)
     trained = train_task(settings, planned)
     report = evaluate_task(settings, planned)
     version = register_task(settings, planned)
     metrics = {**report.metrics(), "train_runtime_s": trained["runtime_s"]}
-    return RetrainOutcome(planned.run_id, planned.plan.method, list(planned.plan.reasons),
-                          [asdict(r) for r in ingested], metrics, asdict(version))
+    return RetrainOutcome(planned.run_id, planned.plan.method, list(planned.plan.reasons), ingested, metrics,
+                          asdict(version))
 
 
 @flow(name="retrain-from-config")
-def retrain_from_config(config_path: str) -> dict[str, Any]:
+def retrain_from_config(config_path: str, force: bool = False) -> dict[str, Any]:
     """Entry point for deployments: parameters must be plain values, so it takes the config path."""
-    return asdict(retrain(load_settings(config_path)))
+    return asdict(retrain(load_settings(config_path), force=force))
 
 
 if __name__ == "__main__":

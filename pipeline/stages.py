@@ -174,6 +174,19 @@ def git_sha() -> str:
         return "unknown"
 
 
+def already_registered(settings: Settings, planned: PlannedRun) -> int | None:
+    """The version already trained from this snapshot with these settings, if any: retraining it
+    would only spend compute on a copy."""
+    from pipeline.registry import describe
+
+    for version in describe(settings.tracking_uri, settings.target):
+        tags = version["tags"]
+        if (tags.get("alignloop.snapshot_id") == planned.snapshot.snapshot_id
+                and tags.get("alignloop.config_hash") == settings.config_hash()):
+            return int(version["version"])
+    return None
+
+
 def register(settings: Settings, planned: PlannedRun):
     """Log the run to MLflow and register the candidate as a new version with alias challenger."""
     from pipeline.models import describe_base_model

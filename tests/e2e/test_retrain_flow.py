@@ -1,0 +1,83 @@
+"""The whole retrain flow on the tiny offline model: production-like logs in, a registered challenger out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from prefect.testing.utilities import prefect_test_harness
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.retrain import retrain
+from pipeline.config import load_settings
+from pipeline.demo import write_demo_config, write_demo_warehouse
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def prefect_harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def demo_settings(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo")
+    write_demo_warehouse(workdir / "warehouse.duckdb", n_feedback=1500, n_prompts=120)
+    return load_settings(write_demo_config(workdir, tiny=True))
+
+
+@pytest.fixture(scope="module")
+def first_outcome(prefect_harness, demo_settings):
+    return retrain(demo_settings)
+
+
+def test_retrain_registers_version_1_as_challenger_with_metrics(first_outcome, demo_settings):
+    assert first_outcome.method == "dpo"
+    assert first_outcome.registered["version"] == 1
+    client = MlflowClient(demo_settings.tracking_uri, registry_uri=demo_settings.tracking_uri)
+    version = client.get_model_version_by_alias("alignloop-demo", "challenger")
+    assert int(version.version) == 1
+    run = client.get_run(version.run_id)
+    for name in ("eval_pref_accuracy_reference", "eval_pref_accuracy_candidate", "eval_reward_accuracy",
+                 "eval_reward_margin", "train_final_loss"):
+        assert name in run.data.metrics
+        assert 0.0 <= run.data.metrics["eval_pref_accuracy_candidate"] <= 1.0
+    assert run.data.params["method"] == "dpo"
+    tags = version.tags
+    assert tags["alignloop.method"] == "dpo"
+    assert tags["alignloop.snapshot_id"] == json.loads(
+        (demo_settings.runs_dir / first_outcome.run_id / "snapshot.json").read_text())["snapshot_id"]
+    assert tags["alignloop.config_hash"] == demo_settings.config_hash()
+    artifacts = {f.path for f in client.list_artifacts(run.info.run_id)}
+    assert {"plan.json", "shape.json", "eval_report.json"} <= artifacts
+    assert len(client.get_metric_history(run.info.run_id, "train_loss")) == demo_settings.training.max_steps
+
+
+def test_rerun_on_unchanged_data_trains_nothing(first_outcome, demo_settings):
+    again = retrain(demo_settings)
+    assert again.method == "skip" and again.registered is None
+    assert "already version 1" in again.reasons[-1]
+    assert sum(r["pairs_added"] + r["unpaired_added"] for r in again.ingested) == 0
+
+
+def test_forced_rerun_registers_version_2_and_moves_challenger(first_outcome, demo_settings):
+    again = retrain(demo_settings, force=True)
+    assert again.registered["version"] == 2
+    client = MlflowClient(demo_settings.tracking_uri, registry_uri=demo_settings.tracking_uri)
+    assert int(client.get_model_version_by_alias("alignloop-demo", "challenger").version) == 2
+
+
+def test_cli_plan_json_and_versions(first_outcome, demo_settings):
+    config = str(demo_settings.workdir / "alignloop.yaml")
+    runner = CliRunner()
+    result = runner.invoke(app, ["plan", "--config", config, "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["method"] == "dpo" and plan["reasons"] and plan["shape"]["n_pairs"] > 0
+    listed = runner.invoke(app, ["versions", "--config", config])
+    assert listed.exit_code == 0 and "challenger" in listed.stdout
