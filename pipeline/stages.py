@@ -10,7 +10,7 @@ import json
 import logging
 import subprocess
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ def plan(settings: Settings) -> PlannedRun:
         log.warning("the feedback store %s is empty; run `alignloop ingest` first", settings.store_path)
     shape = measure_shape(unpaired, pairs, settings.evaluation.holdout_fraction)
     the_plan = choose_method(shape, settings.training, settings.planning)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     run_dir = settings.runs_dir / f"{stamp}-{snapshot.snapshot_id[:8]}"
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / "snapshot.json", asdict(snapshot))
