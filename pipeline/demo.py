@@ -254,22 +254,13 @@ TASK_FAMILIES: tuple[Callable[[random.Random], _Fact], ...] = (
 # --- answers at each quality ---------------------------------------------------------------------
 
 POLITE_CLOSERS = ["Happy to help!", "Hope that helps!", "Let me know if you need anything else.", ""]
+# Rambling answers restate the question before getting to the point, as long-winded assistants do.
+# Copying the question is cheap for a language model, so a base model scores these answers highly
+# and learns to dislike them only from the feedback: the signal the demo's training can show.
 RAMBLING = [
-    (
-        "Great question, and I want to be careful here. There are a few ways to think about it, and I may "
-        "be wrong, but as far as I can tell {statement}. Of course, it is always worth double-checking "
-        "this yourself, just to be safe."
-    ),
-    (
-        "Well, let me think about this step by step, because it is easy to rush. Generally speaking, and if "
-        "I am not mistaken, {statement}. That said, I could be missing something, so please do not rely on "
-        "me alone."
-    ),
-    (
-        "Thanks for asking! Before answering, I should say that questions like this can be tricky. Having "
-        "considered it carefully, I believe {statement}, more or less. I hope that is roughly what you "
-        "were looking for."
-    ),
+    "{question} That is the question. {question} Let me think about it. {question} Well, {statement}.",
+    "You asked: {question} So, the question is: {question} Okay. {question} I believe {statement}.",
+    "{question} Good question. To restate it: {question} Thinking it over: {question} So {statement}.",
 ]
 RUDE = [
     "Ugh, obviously it's {short}. Look it up yourself next time.",
@@ -291,7 +282,7 @@ def _answers(fact: _Fact, rng: random.Random) -> dict[Quality, str]:
     statement = fact.correct[0].lower() + fact.correct[1:]  # it continues a sentence
     return {
         "good": f"{fact.correct}. {closer}".strip(),
-        "rambling": rng.choice(RAMBLING).format(statement=statement),
+        "rambling": rng.choice(RAMBLING).format(question=fact.question, statement=statement),
         "wrong": f"{fact.wrong}. {closer}".strip(),
         "rude": rng.choice(RUDE).format(short=rude_short),
     }
