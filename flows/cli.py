@@ -25,16 +25,11 @@ from rich.table import Table
 from flows import progress
 from pipeline.config import Settings, load_settings
 from pipeline.errors import AlignloopError, ConfigError
+from pipeline.offline import set_offline_defaults
 
-# Models load from local folders only; set before transformers is imported anywhere.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+set_offline_defaults()
 # Prefect configures its own loggers on import: keep its per-task INFO lines out of the CLI's display.
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-# No usage pings from the libraries: machines running this are often offline, and it is our users' data.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "1")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 console = Console(stderr=True)
@@ -230,7 +225,8 @@ def register(config: ConfigOpt = Path("alignloop.yaml"), run: RunOpt = None) -> 
 @app.command()
 @_friendly
 def run(config: ConfigOpt = Path("alignloop.yaml"),
-        force: Annotated[bool, typer.Option("--force", help="Train even if this snapshot is already registered.")] = False) -> None:
+        force: Annotated[bool, typer.Option(help="Train even if this snapshot is already registered.")] = False,
+        ) -> None:
     """Run the whole retrain flow in-process: ingest, plan, train, evaluate, register."""
     _run_flow(_settings(config), force=force)
 
@@ -308,7 +304,8 @@ def versions(config: ConfigOpt = Path("alignloop.yaml")) -> None:
 @app.command()
 @_friendly
 def promote(config: ConfigOpt = Path("alignloop.yaml"),
-            version: Annotated[int | None, typer.Option(help="Version to promote (default: the challenger).")] = None) -> None:
+            version: Annotated[int | None, typer.Option(help="Version to promote (default: the challenger).")] = None,
+            ) -> None:
     """Make a version the champion; the old champion becomes previous_champion."""
     from pipeline.registry import promote as do_promote
 

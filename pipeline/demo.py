@@ -461,8 +461,8 @@ def _write_tables(path: Path, generations: list[tuple], feedback: list[tuple]) -
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in (path, path.with_name(path.name + ".wal")):  # a leftover WAL would replay old rows
         stale.unlink(missing_ok=True)
-    generation_table = pa.Table.from_arrays([list(c) for c in zip(*generations)], schema=GENERATIONS_SCHEMA)
-    feedback_table = pa.Table.from_arrays([list(c) for c in zip(*feedback)], schema=FEEDBACK_SCHEMA)
+    generation_table = pa.Table.from_arrays([list(c) for c in zip(*generations, strict=True)], schema=GENERATIONS_SCHEMA)
+    feedback_table = pa.Table.from_arrays([list(c) for c in zip(*feedback, strict=True)], schema=FEEDBACK_SCHEMA)
     with duckdb.connect(str(path)) as con:
         con.execute(GENERATIONS_DDL)
         con.execute(FEEDBACK_DDL)

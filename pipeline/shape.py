@@ -58,8 +58,9 @@ class DataShape:
         return {**asdict(self), "n_down": self.n_down}
 
 
-def _agreement(con: duckdb.DuckDBPyConnection, sql_file: str) -> Agreement:
-    return Agreement.from_counts(*con.execute(sql_text(sql_file)).fetchone())
+def _agreement(con: duckdb.DuckDBPyConnection, votes_sql: str) -> Agreement:
+    con.execute(f"CREATE OR REPLACE TEMP VIEW votes_in AS {sql_text(votes_sql)}")
+    return Agreement.from_counts(*con.execute(sql_text("mart_label_agreement.sql")).fetchone())
 
 
 def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float) -> DataShape:
@@ -76,8 +77,8 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float) 
         chosen_longer = con.execute(
             "SELECT avg(CASE WHEN length(chosen) > length(rejected) THEN 1.0 ELSE 0.0 END) FROM pairs_in"
         ).fetchone()[0]
-        pair_agreement = _agreement(con, "mart_pair_agreement.sql")
-        thumb_agreement = _agreement(con, "mart_thumb_agreement.sql")
+        pair_agreement = _agreement(con, "stg_pair_votes.sql")
+        thumb_agreement = _agreement(con, "stg_thumb_votes.sql")
     finally:
         con.close()
     return DataShape(

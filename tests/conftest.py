@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
-# Nothing may reach a model hub; these must be set before transformers is imported anywhere.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+from pipeline.offline import set_offline_defaults
+
+# Nothing may reach a model hub; set before transformers is imported anywhere.
+set_offline_defaults()
 
 T0 = datetime(2026, 10, 1, 12, 0, 0)
 
