@@ -33,7 +33,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: setup
-	$(BIN)/ruff check pipeline flows connectors tests benchmarks
+	$(BIN)/ruff check pipeline flows connectors tests
 
 clean:
 	rm -rf demo demo-tiny .pytest_cache
