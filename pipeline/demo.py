@@ -476,8 +476,10 @@ def write_demo_config(workdir: str | Path, *, tiny: bool = False) -> Path:
     """Write workdir/alignloop.yaml for the demo warehouse: SmolLM2 on CPU in minutes, or the tiny model."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    # SmolLM2: enough LoRA steps to move held-out accuracy on a 2-core CPU in a few minutes.
-    training = "  max_steps: 8\n  max_length: 128\n" if tiny else "  max_steps: 30\n  max_length: 160\n"
+    # SmolLM2: 24 LoRA steps at 3e-4 moved held-out accuracy as much as 30 at 2e-4, in 200 s not 250 s
+    # on a 2-core CPU.
+    training = ("  max_steps: 8\n  max_length: 128\n" if tiny
+                else "  max_steps: 24\n  learning_rate: 0.0003\n  max_length: 160\n")
     evaluation = "  max_examples: 24\n" if tiny else "  max_examples: 64\n"
     base_model = "  tiny: true\n" if tiny else "  packaged: smollm2-135m-instruct\n"
     text = (
