@@ -82,6 +82,14 @@ def unpaired_dataset(unpaired_rows: list[dict[str, Any]], pair_rows: list[dict[s
     return Dataset.from_list(rows)
 
 
+def prompt_dataset(rows: list[dict[str, Any]]) -> Dataset:
+    """Distinct training prompts, for online RL: the policy writes the answers itself."""
+    seen: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        seen.setdefault(prompt_key(r["prompt"]), r["prompt"])
+    return Dataset.from_list([{"prompt": p} for _, p in sorted(seen.items())])
+
+
 def holdout_eval_pairs(split: Split, max_examples: int) -> list[EvalPair]:
     """Distinct held-out preference pairs, each labelled by majority vote (ties dropped).
 

@@ -139,6 +139,18 @@ def _hyperparameters(method: Method, shape: DataShape, training: TrainingSetting
         hp["loss_type"] = ["ipo"]
         if training.beta is None:
             reasons.append(f"IPO tau {hp['beta']}: a target log-ratio margin of 1/(2 tau) = {1 / (2 * hp['beta']):g}")
+    elif method == "rlhf":
+        # Reward model first (as many steps as the policy gets), then RLOO: each prompt gets
+        # num_generations sampled answers, each scored by the reward model against its siblings.
+        hp["reward_steps"] = training.max_steps
+        hp["reward_learning_rate"] = hp["learning_rate"]
+        hp["num_generations"] = 2
+        hp["max_completion_length"] = 64
+        hp["temperature"] = 1.0
+        if hp["per_device_batch_size"] % hp["num_generations"]:
+            hp["per_device_batch_size"] += 1
+            reasons.append("RLOO samples answers in pairs: batch size rounded up to an even number")
+        reasons.append(f"RLHF KL coefficient beta {hp['beta']}: keeps the policy near the base against reward hacking")
     elif method == "kto":
         hp["loss_type"] = "kto"
         if training.per_device_batch_size < 2:
