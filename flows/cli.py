@@ -184,8 +184,9 @@ def train(config: ConfigOpt = Path("alignloop.yaml"), run: RunOpt = None) -> Non
     planned = stages.latest_run(settings, run)
     with RichReporter():
         result = stages.train(settings, planned, progress=progress.train_step)
+    loss = "—" if result["final_loss"] is None else f"{result['final_loss']:.4f}"
     out.print(f"candidate: {result['model_dir']}  ({result['method']}, {result['n_train']} rows, "
-              f"{result['runtime_s']:.0f}s, final loss {result['final_loss']:.4f})")
+              f"{result['runtime_s']:.0f}s, final loss {loss})")
 
 
 @app.command()
