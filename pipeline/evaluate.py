@@ -60,7 +60,7 @@ class EvalReport:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "improvement": self.improvement}
+        return {**asdict(self), "improvement": self.improvement, "metrics": self.metrics()}
 
 
 def _encode(tokenizer, prompt: list[dict[str, str]], answer: str, max_length: int) -> tuple[list[int], int]:

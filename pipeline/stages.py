@@ -197,16 +197,8 @@ def register(settings: Settings, planned: PlannedRun):
     with FeedbackStore(settings.store_path) as store:
         cursors = store.source_cursors()
     plan_d = planned.plan.to_dict()
-    metrics = {k: float(v) for k, v in {
-        "eval_pref_accuracy_reference": report["pref_accuracy_reference"],
-        "eval_pref_accuracy_candidate": report["pref_accuracy_candidate"],
-        "eval_pref_accuracy_delta": report["improvement"],
-        "eval_reward_accuracy": report["reward_accuracy"],
-        "eval_reward_margin": report["reward_margin"],
-        "eval_pairs": report["n_pairs"],
-        "train_runtime_s": trained["runtime_s"],
-        "train_rows": trained["n_train"],
-    }.items()}
+    metrics = {**report["metrics"], "train_runtime_s": float(trained["runtime_s"]),
+               "train_rows": float(trained["n_train"])}
     if trained.get("final_loss") is not None:
         metrics["train_final_loss"] = float(trained["final_loss"])
     step_metrics = [{"step": h["step"], **{f"train_{k}": v for k, v in h.items() if k not in ("step", "epoch")}}
