@@ -47,3 +47,13 @@ def test_train_without_a_plan_says_what_to_run_first(tmp_path):
     result = runner.invoke(app, ["train", "--config", config])
     assert result.exit_code == 1
     assert "alignloop plan" in result.output
+
+
+def test_bad_connector_option_is_a_one_line_error_naming_it(tmp_path):
+    config = tmp_path / "alignloop.yaml"
+    config.write_text("target: x\nsources:\n  - name: prod\n    options:\n      path: wh.duckdb\n      colour: blue\n"
+                      "base_model:\n  tiny: true\n")
+    result = runner.invoke(app, ["ingest", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "sources[prod].options.colour: unknown key" in result.output
+    assert "Traceback" not in result.output
