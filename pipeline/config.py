@@ -192,20 +192,22 @@ def _apply_env_overrides(raw: dict[str, Any], environ: dict[str, str]) -> dict[s
     return raw
 
 
-def _describe(error: ValidationError, origin: str) -> str:
+def describe_validation_error(error: ValidationError, origin: str = "", prefix: str = "") -> str:
+    """One line naming the first bad field (as `prefix` + its path) and the fix; `origin` says where."""
     first = error.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    field = prefix + (".".join(str(p) for p in first["loc"]) or "(top level)")
+    where = f"{origin}: " if origin else ""
     if first["type"] == "extra_forbidden":
-        return f"{origin}: {field}: unknown key; remove it or check its spelling (see README 'Config reference')"
+        return f"{where}{field}: unknown key; remove it or check its spelling (see README 'Config reference')"
     if first["type"] == "too_short" and field == "sources":
-        return f"{origin}: sources: at least one source is required; add one (see README 'Config reference')"
+        return f"{where}sources: at least one source is required; add one (see README 'Config reference')"
     if first["type"] == "missing":
-        return f"{origin}: {field}: required setting is missing; add it"
+        return f"{where}{field}: required setting is missing; add it"
     got = first.get("input")
     shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
     msg = first["msg"].removeprefix("Value error, ")
     more = f" [+{len(error.errors()) - 1} more]" if len(error.errors()) > 1 else ""
-    return f"{origin}: {field}: {msg}{shown}{more}"
+    return f"{where}{field}: {msg}{shown}{more}"
 
 
 def settings_from_dict(raw: dict[str, Any], *, base_dir: Path, origin: str = "config") -> Settings:
@@ -216,7 +218,7 @@ def settings_from_dict(raw: dict[str, Any], *, base_dir: Path, origin: str = "co
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_describe(e, origin)) from None
+        raise ConfigError(describe_validation_error(e, origin)) from None
     return _resolve_paths(settings, base_dir)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.base import ConnectorError, load_connector
-from pipeline.config import Settings
+from pipeline.config import Settings, describe_validation_error
 from pipeline.datasets import Split, holdout_eval_pairs, split_snapshot
 from pipeline.errors import ConfigError, DataError, TerminalError, TransientError
 from pipeline.evaluate import EvalReport, evaluate_candidate
@@ -61,9 +61,7 @@ def build_connector(source) -> Any:
     try:
         return cls(cls.Settings.model_validate(source.options))
     except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"sources[{source.name}].options.{field}: {first['msg']}") from None
+        raise ConfigError(describe_validation_error(e, prefix=f"sources[{source.name}].options.")) from None
 
 
 def ingest(settings: Settings) -> list[IngestResult]:
@@ -82,18 +80,23 @@ def ingest(settings: Settings) -> list[IngestResult]:
 
 
 # ---------------------------------------------------------------------------------------------- plan
-def _load_split(settings: Settings, snapshot_id: str | None = None) -> tuple[Snapshot, Split, Any]:
+def _read_snapshot(settings: Settings, snapshot_id: str | None = None) -> tuple[Snapshot, Any, Any]:
+    """A snapshot (a new one when no id is given) and its (unpaired, pairs) rows."""
     with FeedbackStore(settings.store_path) as store:
         snapshot = store.get_snapshot(snapshot_id) if snapshot_id else store.snapshot()
         unpaired, pairs = store.read_snapshot(snapshot)
-    split = split_snapshot(unpaired, pairs, settings.evaluation.holdout_fraction,
-                           settings.training.max_train_examples)
-    return snapshot, split, (unpaired, pairs)
+    return snapshot, unpaired, pairs
+
+
+def _load_split(settings: Settings, snapshot_id: str) -> Split:
+    _, unpaired, pairs = _read_snapshot(settings, snapshot_id)
+    return split_snapshot(unpaired, pairs, settings.evaluation.holdout_fraction,
+                          settings.training.max_train_examples)
 
 
 def plan(settings: Settings) -> PlannedRun:
     """Snapshot the store, measure its shape, choose the method; write plan.json in a new run folder."""
-    snapshot, _, (unpaired, pairs) = _load_split(settings)
+    snapshot, unpaired, pairs = _read_snapshot(settings)
     if snapshot.n_pairs + snapshot.n_unpaired == 0:
         log.warning("the feedback store %s is empty; run `alignloop ingest` first", settings.store_path)
     shape = measure_shape(unpaired, pairs, settings.evaluation.holdout_fraction)
@@ -134,7 +137,7 @@ def train(settings: Settings, planned: PlannedRun, progress=None) -> dict[str, A
 
     if planned.plan.method == "skip":
         raise DataError("the plan is to skip training: " + planned.plan.reasons[-1])
-    _, split, _ = _load_split(settings, planned.snapshot.snapshot_id)
+    split = _load_split(settings, planned.snapshot.snapshot_id)
     result = train_candidate(planned.plan, split, base_model_dir(settings), planned.run_dir,
                              device=settings.training.device, progress=progress)
     summary = {**asdict(result), "model_dir": str(result.model_dir), "final_loss": result.final_loss}
@@ -145,7 +148,7 @@ def train(settings: Settings, planned: PlannedRun, progress=None) -> dict[str, A
 # ---------------------------------------------------------------------------------------------- evaluate
 def evaluate(settings: Settings, planned: PlannedRun, on_progress=None) -> EvalReport:
     """Score reference and candidate on the held-out split; write eval_report.json."""
-    _, split, _ = _load_split(settings, planned.snapshot.snapshot_id)
+    split = _load_split(settings, planned.snapshot.snapshot_id)
     pairs = holdout_eval_pairs(split, settings.evaluation.max_examples)
     if not pairs:
         raise DataError(

@@ -102,7 +102,7 @@ def train_candidate(plan: Plan, split: Split, base_dir: Path, run_dir: Path, *, 
         trainer = RLOOTrainer(model=load_causal_lm(base_dir, device=device), reward_funcs=reward_model, args=args,
                               train_dataset=dataset, processing_class=tokenizer,
                               reward_processing_classes=tokenizer, peft_config=peft_config,
-                              callbacks=[_progress_callback(_offset(progress, hp["reward_steps"]))])
+                              callbacks=[_progress_callback(_on_scale(progress, hp["reward_steps"], 0))])
 
     log.info("training %s on %d rows for %d steps on %s", plan.method, len(dataset), hp["max_steps"], device)
     history = _fit(trainer, progress)
@@ -165,11 +165,11 @@ def _fit(trainer, progress: ProgressFn | None) -> list[dict[str, float]]:
     ]
 
 
-def _offset(progress: ProgressFn | None, done: int) -> ProgressFn | None:
-    """Report a second phase's steps after the first's, on one scale."""
+def _on_scale(progress: ProgressFn | None, before: int, after: int) -> ProgressFn | None:
+    """Report one phase's steps on the scale of all phases: `before` steps done, `after` still to come."""
     if progress is None:
         return None
-    return lambda step, total, logs: progress(done + step, done + total, logs)
+    return lambda step, total, logs: progress(before + step, before + total + after, logs)
 
 
 def _train_reward_model(hp: dict[str, Any], split: Split, base_dir: Path, run_dir: Path, device: str,
@@ -184,12 +184,9 @@ def _train_reward_model(hp: dict[str, Any], split: Split, base_dir: Path, run_di
     args = RewardConfig(max_length=hp["max_length"], dataset_num_proc=None,
                         **_common_args(hp, run_dir / "reward_trainer", device, progress,
                                        max_steps=steps, learning_rate=hp["reward_learning_rate"]))
-    rl_steps = hp["max_steps"]
     trainer = RewardTrainer(model=model, args=args, train_dataset=preference_dataset(split.train_pairs),
                             processing_class=tokenizer, peft_config=_lora_config(hp, task_type="SEQ_CLS"),
-                            callbacks=[_progress_callback(
-                                None if progress is None else
-                                (lambda step, total, logs: progress(step, total + rl_steps, logs)))])
+                            callbacks=[_progress_callback(_on_scale(progress, 0, hp["max_steps"]))])
     log.info("training the reward model on %d pairs for %d steps", len(split.train_pairs), steps)
     history = _fit(trainer, progress)
     reward_model = trainer.model
