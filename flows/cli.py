@@ -37,6 +37,12 @@ console = Console(stderr=True)
 out = Console()
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Path to alignloop.yaml.")]
+# Sub-command groups; each feature adds its commands to its group in its own module or below.
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks behind BENCHMARKS.md (speed, memory, method choice).")
+connectors_app = typer.Typer(no_args_is_help=True, help="List, check and scaffold connectors.")
+app.add_typer(bench_app, name="bench")
+app.add_typer(connectors_app, name="connectors")
+
 RunOpt = Annotated[str | None, typer.Option("--run", help="Run folder name under runs/ (default: the latest).")]
 
 
