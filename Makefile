@@ -33,7 +33,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: setup
-	$(BIN)/ruff check pipeline flows connectors tests
+	$(BIN)/ruff check pipeline flows connectors tests benchmarks
 
 clean:
 	rm -rf demo demo-tiny .pytest_cache
