@@ -480,7 +480,8 @@ def write_demo_config(workdir: str | Path, *, tiny: bool = False) -> Path:
     # on a 2-core CPU.
     training = ("  max_steps: 8\n  max_length: 128\n" if tiny
                 else "  max_steps: 24\n  learning_rate: 0.0003\n  max_length: 160\n")
-    evaluation = "  max_examples: 24\n" if tiny else "  max_examples: 64\n"
+    evaluation = ("  generation_prompts: 4\n  max_new_tokens: 16\n  judge:\n    steps: 10\n" if tiny
+                  else "  generation_prompts: 8\n  max_new_tokens: 40\n")
     base_model = "  tiny: true\n" if tiny else "  packaged: smollm2-135m-instruct\n"
     text = (
         "# alignloop demo: the synthetic warehouse beside this file, a local store and MLflow.\n"

@@ -207,7 +207,8 @@ def _fetch_champion(settings: Settings) -> tuple[Path | None, str | None]:
     version = find_version(settings.tracking_uri, settings.target, "champion")
     if version is None:
         return None, None
-    folder = fetch_version_model(settings.tracking_uri, settings.target, str(version.version))
+    folder = fetch_version_model(settings.tracking_uri, settings.target, version.version,
+                                 cache_dir=settings.workdir / ".cache" / "versions")
     if folder is None:
         log.warning("champion version %s has no loadable model; evaluating without it", version.version)
         return None, None

@@ -227,7 +227,17 @@ def build_judge(judge_settings, train_pairs: Sequence[EvalPair], base_dir: Path,
         if not train_pairs:
             log.warning("no training pairs to fit the judge's reward model on; no win rate this run")
             return None
-        folder = train_reward_judge(train_pairs, base_dir, work_dir, tokenizer, steps=judge_settings.steps,
-                                    learning_rate=judge_settings.learning_rate, batch_size=judge_settings.batch_size,
-                                    max_length=max_length, device=device, seed=seed)
+        # Fitted once per run: the same pairs and settings give the same judge, so a re-evaluation reuses it.
+        recipe = hashlib.sha256(json.dumps(
+            [judge_settings.steps, judge_settings.learning_rate, judge_settings.batch_size, max_length, seed,
+             [[p.prompt, p.chosen, p.rejected] for p in train_pairs]]).encode()).hexdigest()[:16]
+        marker = work_dir / "model" / "recipe.json"
+        if marker.exists() and json.loads(marker.read_text()).get("recipe") == recipe:
+            folder = work_dir / "model"
+        else:
+            folder = train_reward_judge(train_pairs, base_dir, work_dir, tokenizer, steps=judge_settings.steps,
+                                        learning_rate=judge_settings.learning_rate,
+                                        batch_size=judge_settings.batch_size, max_length=max_length, device=device,
+                                        seed=seed)
+            marker.write_text(json.dumps({"recipe": recipe}))
     return RewardModelJudge(folder, tokenizer, device=device, batch_size=batch_size, max_length=max_length)

@@ -133,6 +133,10 @@ def _judge_round_trip(tmp_path):
                         max_length=64, batch_size=8)
     assert judge is not None and (tmp_path / "judge" / "model" / "config.json").exists()
     assert judge_accuracy(judge, held) == 1.0
+    stamp = (tmp_path / "judge" / "model" / "config.json").stat().st_mtime_ns
+    build_judge(JudgeSettings(steps=25, learning_rate=3e-3), train, tiny, tmp_path / "judge", device="cpu",
+                max_length=64, batch_size=8)
+    assert (tmp_path / "judge" / "model" / "config.json").stat().st_mtime_ns == stamp  # same recipe: reused
 
     def run(min_accuracy: float):
         options = EvalOptions(batch_size=4, max_length=64, bootstrap_samples=200, generation_prompts=3,
