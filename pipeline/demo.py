@@ -480,8 +480,12 @@ def write_demo_config(workdir: str | Path, *, tiny: bool = False) -> Path:
     # on a 2-core CPU.
     training = ("  max_steps: 8\n  max_length: 128\n" if tiny
                 else "  max_steps: 24\n  learning_rate: 0.0003\n  max_length: 160\n")
+    # Every held-out pair is scored (about 200 on SmolLM2's demo data, over ~54 prompts): a 64-pair cap
+    # left the gain inside the noise. The judge's reward model gets few steps to keep the demo short; its
+    # held-out accuracy says whether its win rate can be trusted.
     evaluation = ("  generation_prompts: 4\n  max_new_tokens: 16\n  judge:\n    steps: 10\n" if tiny
-                  else "  generation_prompts: 8\n  max_new_tokens: 40\n")
+                  else "  generation_prompts: 8\n  max_new_tokens: 40\n"
+                       "  judge:\n    steps: 16\n    learning_rate: 0.0005\n    accuracy_pairs: 64\n")
     base_model = "  tiny: true\n" if tiny else "  packaged: smollm2-135m-instruct\n"
     text = (
         "# alignloop demo: the synthetic warehouse beside this file, a local store and MLflow.\n"

@@ -82,7 +82,7 @@ def evaluate_candidate(candidate_dir: Path, base_dir: Path, pairs: list[EvalPair
     reference_cached = reference is not None
 
     n = len(pairs)
-    total = 2 * n * (1 + (not reference_cached) + (champion_dir is not None))
+    total = len(encoded.sequences) * (1 + (not reference_cached) + (champion_dir is not None))
     done = 0
 
     def advance(k: int) -> None:

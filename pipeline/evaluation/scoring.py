@@ -1,7 +1,8 @@
 """Teacher-forced log-likelihoods, fast: tokenise once, batch by length, no gradients, cached reference.
 
-A held-out pair is scored as two sequences, prompt + chosen and prompt + rejected, placed in the same
-batch; batches are formed from pairs sorted by length so little is padding. Sequences longer than
+A held-out pair is two sequences, prompt + chosen and prompt + rejected; each distinct sequence is
+scored once (a prompt's pairs share answers), all answers of a prompt in the same batch, and batches
+are formed longest first so little is padding. Sequences longer than
 `max_length` lose their oldest prompt tokens (the newest turns matter most), then, if the answer alone
 is too long, its end. The reference's scores depend only on the base model and the evaluation set,
 so they are cached on disk per (base model, eval-set hash, max_length).
@@ -31,11 +32,25 @@ SCORING_VERSION = 2
 
 @dataclass(frozen=True)
 class EncodedPairs:
-    """The held-out pairs tokenised once, shared by every model scored on them."""
+    """The held-out pairs tokenised once, shared by every model scored on them.
 
-    chosen: list[Encoded]
-    rejected: list[Encoded]
+    Pairs of one prompt share answers (four answers make six pairs), so each distinct
+    (prompt, answer) sequence is kept, and scored, once; pairs point at their two sequences.
+    """
+
+    sequences: list[Encoded]
+    chosen_index: list[int]
+    rejected_index: list[int]
+    prompt_group: list[int]  # per sequence: which prompt it answers (sequences of a prompt share a batch)
     truncated: int           # pairs with at least one sequence shortened to max_length
+
+    @property
+    def chosen(self) -> list[Encoded]:
+        return [self.sequences[i] for i in self.chosen_index]
+
+    @property
+    def rejected(self) -> list[Encoded]:
+        return [self.sequences[i] for i in self.rejected_index]
 
 
 @dataclass(frozen=True)
@@ -87,14 +102,28 @@ def encode_answer(tokenizer, prompt: list[dict[str, str]], answer: str, max_leng
 
 
 def encode_pairs(tokenizer, pairs: Sequence[EvalPair], max_length: int) -> EncodedPairs:
-    chosen, rejected, truncated = [], [], 0
-    for p in pairs:
-        c, cut_c = encode_answer(tokenizer, p.prompt, p.chosen, max_length)
-        r, cut_r = encode_answer(tokenizer, p.prompt, p.rejected, max_length)
-        chosen.append(c)
-        rejected.append(r)
-        truncated += cut_c or cut_r
-    return EncodedPairs(chosen, rejected, truncated)
+    from pipeline.schema import prompt_key
+
+    index: dict[tuple[str, str], int] = {}
+    groups: dict[str, int] = {}
+    sequences: list[Encoded] = []
+    cut: list[bool] = []
+    prompt_group: list[int] = []
+
+    def sequence(prompt: list[dict[str, str]], answer: str) -> int:
+        key = (prompt_key(prompt), answer)
+        if key not in index:
+            encoded, was_cut = encode_answer(tokenizer, prompt, answer, max_length)
+            index[key] = len(sequences)
+            sequences.append(encoded)
+            cut.append(was_cut)
+            prompt_group.append(groups.setdefault(key[0], len(groups)))
+        return index[key]
+
+    chosen = [sequence(p.prompt, p.chosen) for p in pairs]
+    rejected = [sequence(p.prompt, p.rejected) for p in pairs]
+    truncated = sum(cut[c] or cut[r] for c, r in zip(chosen, rejected, strict=True))
+    return EncodedPairs(sequences, chosen, rejected, prompt_group, truncated)
 
 
 def _pad_id(tokenizer_or_id) -> int:
@@ -147,12 +176,16 @@ def score_sequences(model, sequences: Sequence[Encoded], *, pad_id: int, batch_s
 
 def score_pairs(model, encoded: EncodedPairs, *, pad_id: int, batch_size: int, device: str,
                 on_batch: Callable[[int], None] | None = None) -> PairScores:
-    """Score both answers of every pair, each pair's two sequences in one batch."""
-    n = len(encoded.chosen)
-    logp, count = score_sequences(model, encoded.chosen + encoded.rejected, pad_id=pad_id,
-                                  batch_size=max(batch_size, 2), device=device,
-                                  groups=[(i, n + i) for i in range(n)], on_batch=on_batch)
-    return PairScores(logp[:n], logp[n:], count[:n], count[n:])
+    """Score every distinct answer once, the answers of one prompt in one batch; read pairs off them."""
+    by_prompt: dict[int, list[int]] = {}
+    for i, g in enumerate(encoded.prompt_group):
+        by_prompt.setdefault(g, []).append(i)
+    groups = [members[lo: lo + batch_size] for members in by_prompt.values()
+              for lo in range(0, len(members), batch_size)]
+    logp, count = score_sequences(model, encoded.sequences, pad_id=pad_id, batch_size=batch_size, device=device,
+                                  groups=groups, on_batch=on_batch)
+    return PairScores([logp[i] for i in encoded.chosen_index], [logp[i] for i in encoded.rejected_index],
+                      [count[i] for i in encoded.chosen_index], [count[i] for i in encoded.rejected_index])
 
 
 def perplexity(model, tokenizer, text: str, *, max_length: int, batch_size: int, device: str) -> float:

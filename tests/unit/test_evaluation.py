@@ -104,6 +104,17 @@ def test_batched_length_sorted_scoring_matches_one_sequence_at_a_time(tiny_dir):
     assert batched.n_chosen[0] == len(ids) - start
 
 
+def test_an_answer_shared_by_several_pairs_is_scored_once(tiny_dir):
+    tokenizer = load_tokenizer(tiny_dir)
+    prompt = [{"role": "user", "content": "What is 2 + 2?"}]
+    pairs = [EvalPair(prompt, "4.", "5.", 1), EvalPair(prompt, "4.", "Ugh.", 1), EvalPair(prompt, "5.", "Ugh.", 1)]
+    encoded = encode_pairs(tokenizer, pairs, max_length=64)
+    assert len(encoded.sequences) == 3 and encoded.chosen_index == [0, 0, 1] and encoded.rejected_index == [1, 2, 2]
+    scores = score_pairs(load_causal_lm(tiny_dir).eval(), encoded, pad_id=tokenizer.pad_token_id, batch_size=8,
+                         device="cpu")
+    assert scores.logp_chosen[0] == scores.logp_chosen[1] and scores.logp_rejected[0] == scores.logp_chosen[2]
+
+
 def test_truncated_pairs_are_counted(tiny_dir):
     tokenizer = load_tokenizer(tiny_dir)
     long_prompt = [{"role": "user", "content": "please " * 80 + "what is 2 + 2?"}]
