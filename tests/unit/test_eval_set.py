@@ -46,3 +46,19 @@ def test_same_data_same_set_and_hash_whatever_the_row_order():
     a = holdout_eval_pairs(Split([], [], [], rows), max_examples=60)
     b = holdout_eval_pairs(Split([], [], [], list(reversed(rows))), max_examples=60)
     assert a == b and eval_set_hash(a) == eval_set_hash(b)
+
+
+def test_demo_settings_are_tuned_on_training_prompts_only():
+    from pipeline.datasets import split_snapshot
+    from pipeline.demo_tuning import validation_split
+    from pipeline.schema import prompt_key
+    from tests.unit.test_planner import pairs_table, thumbs_table
+
+    split = split_snapshot(thumbs_table(100, 100), pairs_table(400), holdout_fraction=0.3)
+    train, validation = validation_split(split, 0.25)
+    held = {prompt_key(r["prompt"]) for r in split.holdout_pairs + split.holdout_unpaired}
+    tuned_on = {prompt_key(p.prompt) for p in validation}
+    trained_on = {prompt_key(r["prompt"]) for r in train.train_pairs + train.train_unpaired}
+    assert validation and trained_on
+    assert not tuned_on & held and not trained_on & held and not tuned_on & trained_on
+    assert not train.holdout_pairs and not train.holdout_unpaired
