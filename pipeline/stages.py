@@ -178,9 +178,11 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None, *, champ
     base_dir = base_model_dir(settings)
     device = pick_device(settings.training.device)
     max_length = ev.max_length or settings.training.max_length
-    judge = build_judge(ev.judge, majority_pairs(split.train_pairs, split.train_unpaired), base_dir,
-                        planned.run_dir / "judge", device=device, max_length=max_length,
-                        batch_size=ev.batch_size, seed=ev.seed, reward_model_dir=planned.run_dir / "reward_model")
+    judge = None
+    if ev.generation_prompts:  # the judge only compares answers the models write
+        judge = build_judge(ev.judge, majority_pairs(split.train_pairs, split.train_unpaired), base_dir,
+                            planned.run_dir / "judge", device=device, max_length=max_length,
+                            batch_size=ev.batch_size, seed=ev.seed, reward_model_dir=planned.run_dir / "reward_model")
     options = EvalOptions(
         batch_size=ev.batch_size, max_length=max_length, bootstrap_samples=ev.bootstrap_samples, seed=ev.seed,
         generation_prompts=ev.generation_prompts, max_new_tokens=ev.max_new_tokens, kl_samples=ev.kl_samples,
