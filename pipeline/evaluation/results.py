@@ -126,8 +126,3 @@ class EvalReport:
         path.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
         return path
 
-
-def require_same_eval_set(expected: str, got: str, what: str) -> None:
-    """Two models' metrics compare only on the same evaluation set."""
-    if expected != got:
-        raise ValueError(f"{what} was evaluated on set {got}, not {expected}: their metrics do not compare")
