@@ -101,10 +101,59 @@ class TrainingSettings(_Settings):
     max_train_examples: int | None = Field(None, ge=1, description="Cap on training rows (newest first).")
 
 
+class JudgeSettings(_Settings):
+    """Who judges the candidate's own answers against the champion's (or the reference's)."""
+
+    kind: Literal["reward_model", "endpoint", "none"] = Field(
+        "reward_model",
+        description="reward_model: fitted with TRL's RewardTrainer on the training feedback; endpoint: an "
+                    "OpenAI-compatible chat endpoint; none: no win rate.",
+    )
+    min_accuracy: float = Field(
+        0.6, ge=0.0, le=1.0,
+        description="The judge's accuracy on held-out pairs below which it is reported unusable (win rate untrusted).",
+    )
+    accuracy_pairs: int | None = Field(
+        200, ge=1, description="Held-out pairs (by hash order) used to grade the judge; None = all.")
+    steps: int = Field(30, ge=1, description="reward_model: RewardTrainer steps.")
+    learning_rate: float = Field(2e-4, gt=0, description="reward_model: learning rate (LoRA).")
+    batch_size: int = Field(8, ge=1, description="reward_model: training batch size.")
+    endpoint_url: str | None = Field(None, description="endpoint: base URL, e.g. http://127.0.0.1:8000/v1.")
+    endpoint_model: str | None = Field(None, description="endpoint: the model name sent with each request.")
+    api_key_env: str | None = Field(
+        None, description="endpoint: name of the environment variable holding the API key (never the key itself).")
+    timeout_s: float = Field(30.0, gt=0, description="endpoint: seconds to wait for one answer.")
+
+    @model_validator(mode="after")
+    def _endpoint_complete(self) -> JudgeSettings:
+        if self.kind == "endpoint" and not (self.endpoint_url and self.endpoint_model):
+            raise ValueError("kind endpoint needs endpoint_url and endpoint_model")
+        return self
+
+
 class EvaluationSettings(_Settings):
+    """How a candidate is evaluated (see README "Evaluation")."""
+
     holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of prompts held out (by prompt hash).")
-    max_examples: int = Field(64, ge=1, description="Cap on held-out pairs scored per model.")
-    batch_size: int = Field(8, ge=1)
+    max_examples: int | None = Field(
+        None, ge=1,
+        description="None scores every held-out pair. A number keeps a hash-chosen share of held-out prompts "
+                    "(1, 1/2, 1/4, ...) with at most this many pairs, so the set does not reshuffle as data grows.",
+    )
+    batch_size: int = Field(8, ge=1, description="Sequences per forward pass when scoring.")
+    max_length: int | None = Field(
+        None, ge=16,
+        description="Tokens kept per scored sequence (oldest prompt tokens dropped); default training.max_length.")
+    bootstrap_samples: int = Field(2000, ge=100, description="Bootstrap draws behind every 95% interval.")
+    seed: int = Field(0, description="Seed for bootstrap draws and sampled answers.")
+    generation_prompts: int = Field(
+        8, ge=0, description="Held-out prompts the models answer themselves (win rate, length drift, samples); 0 = skip.")
+    max_new_tokens: int = Field(48, ge=1, description="Longest generated answer, in tokens.")
+    kl_samples: int = Field(1, ge=0, description="Answers sampled from the candidate per prompt for the KL estimate.")
+    ppl_text: Path | None = Field(
+        None, description="Text for the perplexity guard; default the one shipped in pipeline/evaluation/.")
+    cache_dir: Path | None = Field(None, description="Reference-score cache (default <workdir>/.cache/eval).")
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
 
 
 class MlflowSettings(_Settings):
@@ -146,6 +195,10 @@ class Settings(_Settings):
     @property
     def model_cache_dir(self) -> Path:
         return self.base_model.cache_dir or self.workdir / ".cache" / "models"
+
+    @property
+    def eval_cache_dir(self) -> Path:
+        return self.evaluation.cache_dir or self.workdir / ".cache" / "eval"
 
     @property
     def tracking_uri(self) -> str:
@@ -231,6 +284,8 @@ def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
         update={"path": absolute(settings.base_model.path), "cache_dir": absolute(settings.base_model.cache_dir)}
     )
     training = settings.training.model_copy(update={"output_dir": absolute(settings.training.output_dir)})
+    evaluation = settings.evaluation.model_copy(
+        update={"ppl_text": absolute(settings.evaluation.ppl_text), "cache_dir": absolute(settings.evaluation.cache_dir)})
     sources = tuple(
         s.model_copy(update={"options": {**s.options, "path": str(absolute(Path(s.options["path"])))}})
         if isinstance(s.options.get("path"), str) and "://" not in s.options["path"]
@@ -239,7 +294,7 @@ def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
     )
     return settings.model_copy(
         update={"workdir": workdir, "store": absolute(settings.store), "base_model": base,
-                "training": training, "sources": sources}
+                "training": training, "evaluation": evaluation, "sources": sources}
     )
 
 

@@ -90,13 +90,21 @@ def prompt_dataset(rows: list[dict[str, Any]]) -> Dataset:
     return Dataset.from_list([{"prompt": p} for _, p in sorted(seen.items())])
 
 
-def holdout_eval_pairs(split: Split, max_examples: int) -> list[EvalPair]:
+def holdout_eval_pairs(split: Split, max_examples: int | None = None) -> list[EvalPair]:
     """Distinct held-out preference pairs, each labelled by majority vote (ties dropped).
 
     From comparisons directly, and from thumbs: an answer's label is its majority thumb; every
-    up-answer to a prompt is paired with every down-answer to the same prompt. Capped at
-    max_examples, chosen by hash so the set is stable as data grows.
+    up-answer to a prompt is paired with every down-answer to the same prompt. The set is frozen by
+    hashing (see `eval_sample_share`): a pair belongs to it because of its prompt's hash alone, so
+    new data adds pairs without pushing old ones out. Ordered by pair hash.
     """
+    out = majority_pairs(split.holdout_pairs, split.holdout_unpaired)
+    share = eval_sample_share(out, max_examples)
+    return [p for p in out if _sample_position(p.prompt) < share]
+
+
+def majority_pairs(pair_rows: list[dict[str, Any]], unpaired_rows: list[dict[str, Any]]) -> list[EvalPair]:
+    """Distinct (prompt, chosen, rejected) pairs by majority vote over comparisons and thumbs, ordered by hash."""
     votes: dict[tuple[str, str, str], list[int]] = {}
     prompts: dict[str, list[dict[str, str]]] = {}
 
@@ -107,11 +115,11 @@ def holdout_eval_pairs(split: Split, max_examples: int) -> list[EvalPair]:
         tally = votes.setdefault((key, a, b), [0, 0])
         tally[0 if winner == a else 1] += weight
 
-    for r in split.holdout_pairs:
+    for r in pair_rows:
         vote(r["prompt"], r["chosen"], r["rejected"])
 
     thumbs: dict[tuple[str, str], list[int]] = {}
-    for r in split.holdout_unpaired:
+    for r in unpaired_rows:
         key = prompt_key(r["prompt"])
         prompts[key] = r["prompt"]
         thumbs.setdefault((key, r["completion"]), [0, 0])[0 if r["label"] else 1] += 1
@@ -131,7 +139,29 @@ def holdout_eval_pairs(split: Split, max_examples: int) -> list[EvalPair]:
         chosen, rejected = (a, b) if for_a > for_b else (b, a)
         out.append(EvalPair(prompts[key], chosen, rejected, max(for_a, for_b)))
     out.sort(key=lambda p: hashlib.sha256(json.dumps([p.prompt, p.chosen, p.rejected]).encode()).hexdigest())
-    return out[:max_examples]
+    return out
+
+
+def _sample_position(prompt: list[dict[str, str]]) -> float:
+    """Where a prompt falls in [0, 1) for eval-set sampling; independent of the holdout hash."""
+    return int(hashlib.sha256(("eval-sample:" + prompt_key(prompt)).encode()).hexdigest()[:8], 16) / 0x1_0000_0000
+
+
+def eval_sample_share(pairs: list[EvalPair], max_examples: int | None) -> float:
+    """The share of held-out prompts scored: 1 (all) unless a cap is set, then the largest of 1, 1/2,
+    1/4, ... that keeps the pairs within it.
+
+    A prompt is in the set when its sample position is below the share, so the set only changes when
+    a new prompt hashes into it, or (rarely) when growth halves the share; smaller sets nest in larger
+    ones. A count cap that kept the first N by hash would instead evict members as data grows.
+    """
+    if max_examples is None or len(pairs) <= max_examples:
+        return 1.0
+    positions = sorted(_sample_position(p.prompt) for p in pairs)
+    share = 1.0
+    while share > 1e-6 and sum(pos < share for pos in positions) > max_examples:
+        share /= 2
+    return share
 
 
 def eval_set_hash(pairs: list[EvalPair]) -> str:

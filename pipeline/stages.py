@@ -18,7 +18,7 @@ from connectors.base import ConnectorError, load_connector
 from pipeline.config import Settings, describe_validation_error
 from pipeline.datasets import Split, holdout_eval_pairs, split_snapshot
 from pipeline.errors import ConfigError, DataError, TerminalError, TransientError
-from pipeline.evaluate import EvalReport, evaluate_candidate
+from pipeline.evaluation.results import EvalReport
 from pipeline.planner import Plan, choose_method
 from pipeline.shape import measure_shape
 from pipeline.store import FeedbackStore, IngestResult, Snapshot
@@ -146,10 +146,25 @@ def train(settings: Settings, planned: PlannedRun, progress=None) -> dict[str, A
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
-def evaluate(settings: Settings, planned: PlannedRun, on_progress=None) -> EvalReport:
-    """Score reference and candidate on the held-out split; write eval_report.json."""
+def evaluate(settings: Settings, planned: PlannedRun, on_progress=None, *, champion_dir: Path | None = None,
+             champion_version: str | None = None) -> EvalReport:
+    """Score reference, candidate and (when there is one) the champion on the frozen held-out set, run
+    the generation checks and guards; write eval_report.json and per_pair_scores.jsonl.
+
+    The champion is fetched from the registry unless champion_dir is given (with its version label).
+    """
+    import time
+
+    from pipeline.datasets import eval_sample_share, majority_pairs
+    from pipeline.evaluation.candidate import EvalOptions, evaluate_candidate
+    from pipeline.evaluation.guards import capability_text
+    from pipeline.evaluation.judge import build_judge
+    from pipeline.models import pick_device
+
+    started = time.perf_counter()
+    ev = settings.evaluation
     split = _load_split(settings, planned.snapshot.snapshot_id)
-    pairs = holdout_eval_pairs(split, settings.evaluation.max_examples)
+    pairs = holdout_eval_pairs(split, ev.max_examples)
     if not pairs:
         raise DataError(
             "no held-out pairs to evaluate on: the holdout split has no comparisons and no prompt with both "
@@ -158,13 +173,48 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None) -> EvalR
     candidate_dir = planned.run_dir / "candidate"
     if not candidate_dir.exists():
         raise TerminalError(f"{candidate_dir} is missing: run `alignloop train` first")
-    report = evaluate_candidate(
-        candidate_dir, base_model_dir(settings), pairs, beta=float(planned.plan.hyperparameters["beta"]),
-        batch_size=settings.evaluation.batch_size, max_length=settings.training.max_length,
-        device=settings.training.device, on_progress=on_progress,
+    if champion_dir is None:
+        champion_dir, champion_version = _fetch_champion(settings)
+    base_dir = base_model_dir(settings)
+    device = pick_device(settings.training.device)
+    max_length = ev.max_length or settings.training.max_length
+    judge = None
+    if ev.generation_prompts:  # the judge only compares answers the models write
+        judge = build_judge(ev.judge, majority_pairs(split.train_pairs, split.train_unpaired), base_dir,
+                            planned.run_dir / "judge", device=device, max_length=max_length,
+                            batch_size=ev.batch_size, seed=ev.seed, reward_model_dir=planned.run_dir / "reward_model")
+    options = EvalOptions(
+        batch_size=ev.batch_size, max_length=max_length, bootstrap_samples=ev.bootstrap_samples, seed=ev.seed,
+        generation_prompts=ev.generation_prompts, max_new_tokens=ev.max_new_tokens, kl_samples=ev.kl_samples,
+        ppl_text=capability_text(ev.ppl_text), cache_dir=settings.eval_cache_dir,
+        judge_min_accuracy=ev.judge.min_accuracy, judge_accuracy_pairs=ev.judge.accuracy_pairs,
     )
-    _write_json(planned.run_dir / "eval_report.json", report.to_dict())
+    all_pairs = majority_pairs(split.holdout_pairs, split.holdout_unpaired)
+    report = evaluate_candidate(
+        candidate_dir, base_dir, pairs, beta=float(planned.plan.hyperparameters["beta"]), options=options,
+        device=device, champion_dir=champion_dir, champion_version=champion_version, judge=judge,
+        eval_sample_share=eval_sample_share(all_pairs, ev.max_examples), on_progress=on_progress,
+    )
+    from dataclasses import replace
+
+    report = replace(report, seconds=time.perf_counter() - started)  # the judge's fitting included
+    report.write(planned.run_dir)
     return report
+
+
+def _fetch_champion(settings: Settings) -> tuple[Path | None, str | None]:
+    """The champion's local model folder and version, or (None, None) when there is no champion yet."""
+    from pipeline.registry import fetch_version_model, find_version
+
+    version = find_version(settings.tracking_uri, settings.target, "champion")
+    if version is None:
+        return None, None
+    folder = fetch_version_model(settings.tracking_uri, settings.target, version.version,
+                                 cache_dir=settings.workdir / ".cache" / "versions")
+    if folder is None:
+        log.warning("champion version %s has no loadable model; evaluating without it", version.version)
+        return None, None
+    return Path(folder), str(version.version)
 
 
 # ---------------------------------------------------------------------------------------------- register

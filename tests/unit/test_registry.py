@@ -412,3 +412,48 @@ def test_a_registered_lora_adapter_loads_on_its_base_and_generates(
     )
     model = loadable(version.model_uri, max_new_tokens=4)
     assert model.predict(["w5 w6"]) == [_greedy(adapted.eval(), tiny_model, "w5 w6", 4)]
+
+
+# --------------------------------------------------------------------------------------------------
+# fetch_version_model: a version as a plain Hugging Face folder (how the champion is scored).
+
+
+def test_fetch_version_model_returns_a_loadable_folder_by_alias_and_number(tracking_uri, tiny_model, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    version = _register(tracking_uri, tiny_model, model_info={"kind": "full", "base_model": "tiny"})
+    registry.promote(tracking_uri, TARGET)
+    by_alias = registry.fetch_version_model(tracking_uri, TARGET, "champion", cache_dir=tmp_path / "cache")
+    by_number = registry.fetch_version_model(tracking_uri, TARGET, version.version, cache_dir=tmp_path / "cache")
+    assert by_alias == by_number and by_alias is not None
+    fetched = AutoModelForCausalLM.from_pretrained(by_alias)
+    original = AutoModelForCausalLM.from_pretrained(tiny_model)
+    for (name, a), (_, b) in zip(fetched.state_dict().items(), original.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    assert registry.fetch_version_model(tracking_uri, TARGET, "challenger") is None  # promoted away
+    assert registry.fetch_version_model(tracking_uri, TARGET, 99) is None
+    assert registry.fetch_version_model(tracking_uri, "no-such-target", "champion") is None
+
+
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+def test_fetch_version_model_merges_a_lora_version_onto_its_base(tracking_uri, tiny_model, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    adapted = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
+    adapter = tmp_path / "adapter"
+    adapted.save_pretrained(adapter)
+    _register(tracking_uri, adapter,
+              model_info={"kind": "lora", "base_model": "tiny", "base_model_path": str(tiny_model)})
+    folder = registry.fetch_version_model(tracking_uri, TARGET, "challenger", cache_dir=tmp_path / "cache")
+    merged = AutoModelForCausalLM.from_pretrained(folder)
+    ids = torch.tensor([[3, 4, 5, 6]])
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, adapted.eval()(ids).logits, atol=1e-5)
+        assert not torch.allclose(merged(ids).logits, AutoModelForCausalLM.from_pretrained(tiny_model)(ids).logits)

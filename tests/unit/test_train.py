@@ -9,8 +9,9 @@ import pytest
 from pipeline.config import BaseModelSettings, LoraSettings, PlanningSettings, TrainingSettings
 from pipeline.datasets import holdout_eval_pairs, split_snapshot
 from pipeline.errors import DataError
-from pipeline.evaluate import evaluate_candidate
-from pipeline.models import resolve_base_model
+from pipeline.evaluation.candidate import EvalOptions, evaluate_candidate
+from pipeline.evaluation.scoring import encode_pairs
+from pipeline.models import load_tokenizer, resolve_base_model
 from pipeline.planner import Plan, choose_method
 from pipeline.shape import measure_shape
 from pipeline.train import train_candidate
@@ -61,37 +62,40 @@ def test_each_method_trains_saves_and_evaluates(tmp_path, tiny_dir, data, traini
     expected_file = "adapter_model.safetensors" if kind == "lora" else "model.safetensors"
     assert (result.model_dir / expected_file).exists()
 
-    eval_pairs = holdout_eval_pairs(split, max_examples=8)
+    eval_pairs = holdout_eval_pairs(split)
     assert eval_pairs
     seen = []
+    options = EvalOptions(batch_size=4, max_length=64, generation_prompts=0)
     report = evaluate_candidate(result.model_dir, tiny_dir, eval_pairs, beta=plan.hyperparameters["beta"],
-                                batch_size=4, max_length=64, device="cpu",
+                                options=options, device="cpu",
                                 on_progress=lambda done, total: seen.append((done, total)))
     assert report.n_pairs == len(eval_pairs)
-    for value in (report.pref_accuracy_reference, report.pref_accuracy_candidate, report.reward_accuracy):
+    for value in (report.pref_accuracy_reference.value, report.pref_accuracy_candidate.value, report.reward_accuracy):
         assert 0.0 <= value <= 1.0
-    assert seen[-1] == (4 * len(eval_pairs), 4 * len(eval_pairs))
+    distinct = len(encode_pairs(load_tokenizer(tiny_dir), eval_pairs, 64).sequences)  # each answer scored once
+    assert seen[-1] == (2 * distinct, 2 * distinct)
     # Two steps barely move a model: the candidate differs from the reference, but not by much.
     assert report.reward_margin != 0.0
 
 
 def test_reference_and_candidate_score_identically_before_training(tiny_dir):
-    """With an untouched adapter the candidate is the reference: same accuracy, zero margin."""
+    """With an untouched adapter the candidate is the reference: same scores, zero margin."""
     from peft import LoraConfig, get_peft_model
 
-    from pipeline.evaluate import score_answers
+    from pipeline.evaluation.scoring import encode_pairs, score_pairs
     from pipeline.models import load_causal_lm, load_tokenizer
 
     split = split_snapshot(EMPTY_THUMBS, pairs_table(60, n_prompts=20), 0.3)
-    pairs = holdout_eval_pairs(split, 6)
+    pairs = holdout_eval_pairs(split)
     tokenizer = load_tokenizer(tiny_dir)
     model = get_peft_model(load_causal_lm(tiny_dir), LoraConfig(r=4, target_modules=["q_proj"])).eval()
-    args = ([p.prompt for p in pairs], [p.chosen for p in pairs])
-    with_adapter = score_answers(model, tokenizer, *args, batch_size=4, max_length=64, device="cpu")
+    encoded = encode_pairs(tokenizer, pairs, max_length=64)
+    kw = dict(pad_id=tokenizer.pad_token_id, batch_size=4, device="cpu")
+    with_adapter = score_pairs(model, encoded, **kw)
     with model.disable_adapter():
-        without = score_answers(model, tokenizer, *args, batch_size=4, max_length=64, device="cpu")
-    assert with_adapter.logp == pytest.approx(without.logp, abs=1e-5)
-    assert all(n > 0 for n in with_adapter.n_tokens)
+        without = score_pairs(model, encoded, **kw)
+    assert with_adapter.logp_chosen == pytest.approx(without.logp_chosen, abs=1e-5)
+    assert all(n > 0 for n in with_adapter.n_chosen)
 
 
 def test_a_skip_plan_does_not_train(tmp_path, tiny_dir):

@@ -1,0 +1,128 @@
+"""EvalReport: what an evaluation found, with intervals, in the shape MLflow, the gate and the review
+page read. Metric keys are a contract: `EvalReport.metrics()` names them all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.evaluation.bootstrap import Interval
+from pipeline.evaluation.judge import JudgeSummary
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    n_pairs: int
+    n_prompts: int
+    eval_set_hash: str
+    eval_sample_share: float               # share of held-out prompts in the set (1.0 = all)
+    truncated_pairs: int                   # pairs with a sequence cut to max_length (oldest prompt tokens)
+    max_length: int
+    pref_accuracy_reference: Interval
+    pref_accuracy_candidate: Interval
+    delta: Interval                        # candidate - reference, paired
+    reward_accuracy: float
+    reward_margin: float
+    beta: float
+    seconds: float
+    reference_cached: bool                 # the reference's scores came from the on-disk cache
+    champion_version: str | None = None
+    pref_accuracy_champion: Interval | None = None
+    champion_delta: Interval | None = None  # candidate - champion, paired
+    kl_reference: float | None = None       # nats per sampled answer
+    length_ratio: float | None = None
+    ppl_reference: float | None = None
+    ppl_candidate: float | None = None
+    judge: JudgeSummary | None = None
+    win_rate: Interval | None = None        # candidate over champion (or reference), judged
+    win_rate_against: str | None = None     # "champion" | "reference"
+    samples: list[dict[str, str]] = field(default_factory=list)
+    per_pair: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def improvement(self) -> float:
+        return self.delta.value
+
+    @property
+    def ppl_rise(self) -> float | None:
+        if self.ppl_reference is None or self.ppl_candidate is None:
+            return None
+        return self.ppl_candidate / self.ppl_reference - 1.0
+
+    def metrics(self) -> dict[str, float]:
+        """The MLflow metrics of an evaluation; absent checks leave their keys out rather than log a fake."""
+        m: dict[str, float] = {}
+
+        def interval(name: str, iv: Interval | None, bounds: bool = True) -> None:
+            if iv is None:
+                return
+            m[name] = iv.value
+            if bounds:
+                m[f"{name}_ci_low"], m[f"{name}_ci_high"] = iv.low, iv.high
+
+        interval("eval_pref_accuracy_reference", self.pref_accuracy_reference)
+        interval("eval_pref_accuracy_candidate", self.pref_accuracy_candidate)
+        interval("eval_pref_accuracy_delta", self.delta)
+        interval("eval_pref_accuracy_champion", self.pref_accuracy_champion, bounds=False)
+        interval("eval_pref_accuracy_champion_delta", self.champion_delta)
+        m["eval_reward_accuracy"] = self.reward_accuracy
+        m["eval_reward_margin"] = self.reward_margin
+        for name, value in (("eval_kl_reference", self.kl_reference), ("eval_length_ratio", self.length_ratio),
+                            ("eval_ppl_reference", self.ppl_reference), ("eval_ppl_candidate", self.ppl_candidate),
+                            ("eval_ppl_rise", self.ppl_rise)):
+            if value is not None:
+                m[name] = value
+        if self.judge is not None and self.judge.accuracy is not None:
+            m["eval_judge_accuracy"] = self.judge.accuracy
+        if self.judge is not None and self.judge.usable:  # an unusable judge's win rate is not a metric
+            interval("eval_judge_win_rate", self.win_rate)
+        m["eval_pairs"] = float(self.n_pairs)
+        m["eval_truncated_pairs"] = float(self.truncated_pairs)
+        m["eval_seconds"] = self.seconds
+        return m
+
+    def to_dict(self) -> dict[str, Any]:
+        """eval_report.json: the set, the metrics, the judge, side-by-side samples, and the details."""
+        def iv(x: Interval | None) -> dict[str, float] | None:
+            return None if x is None else {"value": x.value, "ci_low": x.low, "ci_high": x.high}
+
+        other = "champion" if self.champion_version is not None else "reference"
+        return {
+            "eval_set_hash": self.eval_set_hash,
+            "metrics": self.metrics(),
+            "champion_version": self.champion_version,
+            "judge": None if self.judge is None else {
+                **self.judge.to_dict(),
+                "win_rate": iv(self.win_rate), "win_rate_against": self.win_rate_against},
+            "samples": self.samples,
+            "samples_against": other,
+            "n_pairs": self.n_pairs,
+            "n_prompts": self.n_prompts,
+            "eval_sample_share": self.eval_sample_share,
+            "truncated_pairs": self.truncated_pairs,
+            "max_length": self.max_length,
+            "reference_cached": self.reference_cached,
+            "beta": self.beta,
+            "improvement": self.improvement,
+            "intervals": {"pref_accuracy_reference": iv(self.pref_accuracy_reference),
+                          "pref_accuracy_candidate": iv(self.pref_accuracy_candidate),
+                          "pref_accuracy_delta": iv(self.delta),
+                          "pref_accuracy_champion": iv(self.pref_accuracy_champion),
+                          "pref_accuracy_champion_delta": iv(self.champion_delta)},
+            "confidence": 0.95,
+            "per_pair_scores": "per_pair_scores.jsonl",
+        }
+
+    def write(self, folder: Path) -> Path:
+        """Write eval_report.json and per_pair_scores.jsonl into folder; return the report's path."""
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "per_pair_scores.jsonl").open("w") as f:
+            for row in self.per_pair:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        path = folder / "eval_report.json"
+        path.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        return path
+

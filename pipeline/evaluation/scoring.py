@@ -1,0 +1,287 @@
+"""Teacher-forced log-likelihoods, fast: tokenise once, batch by length, no gradients, cached reference.
+
+A held-out pair is two sequences, prompt + chosen and prompt + rejected; each distinct sequence is
+scored once (a prompt's pairs share answers), all answers of a prompt in the same batch, and batches
+are formed longest first so little is padding. Sequences longer than
+`max_length` lose their oldest prompt tokens (the newest turns matter most), then, if the answer alone
+is too long, its end. The reference's scores depend only on the base model and the evaluation set,
+so they are cached on disk per (base model, eval-set hash, max_length).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.datasets import EvalPair
+from pipeline.models import load_causal_lm
+
+# One sequence ready to score: its token ids and where the scored part starts.
+Encoded = tuple[list[int], int]
+# Bump when the way sequences are encoded or scored changes, so cached scores are recomputed.
+SCORING_VERSION = 2
+
+
+@dataclass(frozen=True)
+class EncodedPairs:
+    """The held-out pairs tokenised once, shared by every model scored on them.
+
+    Pairs of one prompt share answers (four answers make six pairs), so each distinct
+    (prompt, answer) sequence is kept, and scored, once; pairs point at their two sequences.
+    """
+
+    sequences: list[Encoded]
+    chosen_index: list[int]
+    rejected_index: list[int]
+    prompt_group: list[int]  # per sequence: which prompt it answers (sequences of a prompt share a batch)
+    truncated: int           # pairs with at least one sequence shortened to max_length
+
+    @property
+    def chosen(self) -> list[Encoded]:
+        return [self.sequences[i] for i in self.chosen_index]
+
+    @property
+    def rejected(self) -> list[Encoded]:
+        return [self.sequences[i] for i in self.rejected_index]
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """Per pair: summed log-probability of each answer's tokens and how many tokens there were."""
+
+    logp_chosen: list[float]
+    logp_rejected: list[float]
+    n_chosen: list[int]
+    n_rejected: list[int]
+
+    def prefers_chosen(self) -> list[float]:
+        """1.0 where the mean per-token log-likelihood of chosen beats rejected's, else 0.0."""
+        return [float(c / max(nc, 1) > r / max(nr, 1)) for c, r, nc, nr in
+                zip(self.logp_chosen, self.logp_rejected, self.n_chosen, self.n_rejected, strict=True)]
+
+
+def _ids(encoded: Any) -> list[int]:
+    # transformers 5 returns a BatchEncoding (dict-like) from apply_chat_template(tokenize=True).
+    if hasattr(encoded, "keys") and "input_ids" in encoded:
+        encoded = encoded["input_ids"]
+    return list(encoded)
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def keep_newest(ids: list[int], start: int, max_length: int) -> tuple[Encoded, bool]:
+    """Fit prompt + answer into max_length: drop the oldest prompt tokens first (keeping one, so the
+    answer's first token is still predicted), then the end of the answer. Returns (ids, start), truncated."""
+    overflow = len(ids) - max_length
+    if overflow <= 0:
+        return (ids, start), False
+    cut = min(overflow, max(start - 1, 0))
+    ids, start = ids[cut:], start - cut
+    return (ids[:max_length], start), True
+
+
+def encode_answer(tokenizer, prompt: list[dict[str, str]], answer: str, max_length: int) -> tuple[Encoded, bool]:
+    """Token ids of prompt + answer (chat template), where the answer starts, and whether it was cut."""
+    prompt_ids = _ids(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True))
+    full_ids = _ids(tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": answer}], tokenize=True))
+    start = len(prompt_ids) if full_ids[: len(prompt_ids)] == prompt_ids else _common_prefix(prompt_ids, full_ids)
+    return keep_newest(full_ids, start, max_length)
+
+
+def encode_pairs(tokenizer, pairs: Sequence[EvalPair], max_length: int) -> EncodedPairs:
+    from pipeline.schema import prompt_key
+
+    index: dict[tuple[str, str], int] = {}
+    groups: dict[str, int] = {}
+    sequences: list[Encoded] = []
+    cut: list[bool] = []
+    prompt_group: list[int] = []
+
+    def sequence(prompt: list[dict[str, str]], answer: str) -> int:
+        key = (prompt_key(prompt), answer)
+        if key not in index:
+            encoded, was_cut = encode_answer(tokenizer, prompt, answer, max_length)
+            index[key] = len(sequences)
+            sequences.append(encoded)
+            cut.append(was_cut)
+            prompt_group.append(groups.setdefault(key[0], len(groups)))
+        return index[key]
+
+    chosen = [sequence(p.prompt, p.chosen) for p in pairs]
+    rejected = [sequence(p.prompt, p.rejected) for p in pairs]
+    truncated = sum(cut[c] or cut[r] for c, r in zip(chosen, rejected, strict=True))
+    return EncodedPairs(sequences, chosen, rejected, prompt_group, truncated)
+
+
+def _pad_id(tokenizer_or_id) -> int:
+    if isinstance(tokenizer_or_id, int):
+        return tokenizer_or_id
+    tok = tokenizer_or_id
+    return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+
+@torch.inference_mode()
+def score_sequences(model, sequences: Sequence[Encoded], *, pad_id: int, batch_size: int, device: str,
+                    groups: Sequence[Sequence[int]] | None = None,
+                    on_batch: Callable[[int], None] | None = None) -> tuple[list[float], list[int]]:
+    """Summed log-probability and token count of each sequence's scored part (from its start).
+
+    `groups` lists indices that must share a batch (a pair's two answers); groups are sorted longest
+    first and packed into batches of about `batch_size` sequences, right-padded.
+    """
+    groups = [list(g) for g in groups] if groups is not None else [[i] for i in range(len(sequences))]
+    groups.sort(key=lambda g: -max(len(sequences[i][0]) for i in g))
+    batches: list[list[int]] = [[]]
+    for g in groups:
+        if batches[-1] and len(batches[-1]) + len(g) > batch_size:
+            batches.append([])
+        batches[-1].extend(g)
+    logps = [0.0] * len(sequences)
+    counts = [0] * len(sequences)
+    for batch in batches:
+        if not batch:
+            continue
+        width = max(len(sequences[i][0]) for i in batch)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        scored = torch.zeros((len(batch), width), dtype=torch.bool)
+        for row, i in enumerate(batch):
+            ids, start = sequences[i]
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            attention[row, : len(ids)] = 1
+            scored[row, max(start, 1): len(ids)] = True  # the first token has nothing to be predicted from
+        input_ids, attention, scored = input_ids.to(device), attention.to(device), scored.to(device)
+        logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()
+        token_logp = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+        mask = scored[:, 1:]
+        for row, (lp, n) in enumerate(zip((token_logp * mask).sum(-1).tolist(), mask.sum(-1).tolist(), strict=True)):
+            logps[batch[row]], counts[batch[row]] = lp, int(n)
+        if on_batch:
+            on_batch(len(batch))
+    return logps, counts
+
+
+def score_pairs(model, encoded: EncodedPairs, *, pad_id: int, batch_size: int, device: str,
+                on_batch: Callable[[int], None] | None = None) -> PairScores:
+    """Score every distinct answer once, the answers of one prompt in one batch; read pairs off them."""
+    by_prompt: dict[int, list[int]] = {}
+    for i, g in enumerate(encoded.prompt_group):
+        by_prompt.setdefault(g, []).append(i)
+    groups = [members[lo: lo + batch_size] for members in by_prompt.values()
+              for lo in range(0, len(members), batch_size)]
+    logp, count = score_sequences(model, encoded.sequences, pad_id=pad_id, batch_size=batch_size, device=device,
+                                  groups=groups, on_batch=on_batch)
+    return PairScores([logp[i] for i in encoded.chosen_index], [logp[i] for i in encoded.rejected_index],
+                      [count[i] for i in encoded.chosen_index], [count[i] for i in encoded.rejected_index])
+
+
+def perplexity(model, tokenizer, text: str, *, max_length: int, batch_size: int, device: str) -> float:
+    """Perplexity of `text` cut into consecutive windows of max_length tokens."""
+    ids = _ids(tokenizer(text, add_special_tokens=False))
+    windows = [(ids[i: i + max_length], 0) for i in range(0, len(ids), max_length) if len(ids[i: i + max_length]) > 1]
+    if not windows:
+        raise ValueError("the perplexity text is shorter than two tokens")
+    logp, counts = score_sequences(model, windows, pad_id=_pad_id(tokenizer), batch_size=batch_size, device=device)
+    return math.exp(-sum(logp) / sum(counts))
+
+
+def model_identity(folder: Path) -> str:
+    """A short fingerprint of a model folder: its config and the names, sizes and times of its weights."""
+    folder = Path(folder)
+    parts: list[Any] = [str(folder.resolve())]
+    config = folder / "config.json"
+    parts.append(config.read_text() if config.exists() else "")
+    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        st = f.stat()
+        parts.append([f.name, st.st_size, st.st_mtime_ns])
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+class ScoreCache:
+    """Reference scores on disk, one JSON file per key; a missing or unreadable file is a miss."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = Path(folder) if folder is not None else None
+
+    @staticmethod
+    def key(*parts: Any) -> str:
+        return hashlib.sha256(json.dumps([SCORING_VERSION, *parts], default=str).encode()).hexdigest()[:24]
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        if self.folder is None:
+            return None
+        path = self.folder / f"{key}.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{key}.json.tmp"
+        tmp.write_text(json.dumps(value))
+        tmp.replace(self.folder / f"{key}.json")  # readers never see half a file
+
+    def get_pair_scores(self, key: str) -> PairScores | None:
+        found = self.get(key)
+        return PairScores(**found) if found is not None else None
+
+    def put_pair_scores(self, key: str, scores: PairScores) -> None:
+        self.put(key, asdict(scores))
+
+
+class ModelSet:
+    """The models an evaluation compares, loaded once each: candidate, reference (the base), champion.
+
+    A LoRA candidate is loaded over the base, and the reference is that same model with its adapter
+    switched off, so one copy of the base weights serves both.
+    """
+
+    def __init__(self, candidate_dir: Path, base_dir: Path, champion_dir: Path | None, device: str) -> None:
+        self.candidate_dir, self.base_dir, self.champion_dir = Path(candidate_dir), Path(base_dir), champion_dir
+        self.device = device
+        self._loaded: dict[str, Any] = {}
+
+    @staticmethod
+    def _is_adapter(folder: Path) -> bool:
+        return (Path(folder) / "adapter_config.json").exists()
+
+    def _load(self, folder: Path):
+        if self._is_adapter(folder):
+            from peft import PeftModel
+
+            return PeftModel.from_pretrained(load_causal_lm(self.base_dir, device=self.device), str(folder)).eval()
+        return load_causal_lm(folder, device=self.device).eval()
+
+    @contextmanager
+    def use(self, name: str):
+        """The model named candidate, reference or champion, ready for inference."""
+        if name == "reference" and self._is_adapter(self.candidate_dir):
+            model = self._get("candidate", self.candidate_dir)
+            with model.disable_adapter():
+                yield model
+            return
+        folder = {"candidate": self.candidate_dir, "reference": self.base_dir, "champion": self.champion_dir}[name]
+        if folder is None:
+            raise ValueError(f"no {name} model to use")
+        yield self._get(name, Path(folder))
+
+    def _get(self, name: str, folder: Path):
+        if name not in self._loaded:
+            self._loaded[name] = self._load(folder)
+        return self._loaded[name]

@@ -1,0 +1,64 @@
+"""The frozen evaluation set: membership by prompt hash, a cap that does not reshuffle as data grows."""
+
+from __future__ import annotations
+
+from pipeline.datasets import Split, eval_sample_share, eval_set_hash, holdout_eval_pairs
+
+
+def _rows(prompts: range, answers: int = 2) -> list[dict]:
+    rows = []
+    for i in prompts:
+        prompt = [{"role": "user", "content": f"question {i}"}]
+        rows += [{"prompt": prompt, "chosen": f"good {i}.{k}", "rejected": f"bad {i}.{k}"} for k in range(answers)]
+    return rows
+
+
+def _key(pairs) -> set:
+    return {(p.prompt[0]["content"], p.chosen) for p in pairs}
+
+
+def test_no_cap_scores_every_held_out_pair():
+    pairs = holdout_eval_pairs(Split([], [], [], _rows(range(300))))
+    assert len(pairs) == 600
+    assert eval_sample_share(pairs, None) == 1.0
+
+
+def test_a_cap_keeps_whole_prompts_within_it():
+    pairs = holdout_eval_pairs(Split([], [], [], _rows(range(300))), max_examples=100)
+    assert 0 < len(pairs) <= 100
+    assert len(pairs) > 25  # a power-of-two share of 600 pairs: 1/8 gives about 75
+    prompts = {p.prompt[0]["content"] for p in pairs}
+    assert len(pairs) == 2 * len(prompts)  # a prompt's pairs come in or stay out together
+
+
+def test_growing_data_adds_members_but_never_evicts_one():
+    before = holdout_eval_pairs(Split([], [], [], _rows(range(300))), max_examples=100)
+    after = holdout_eval_pairs(Split([], [], [], _rows(range(330))), max_examples=100)
+    assert _key(before) <= _key(after)  # same share: old members stay
+    newcomers = _key(after) - _key(before)
+    assert all(int(q.split()[1]) >= 300 for q, _ in newcomers)  # only new prompts enter, by their hash
+    assert len(newcomers) < 2 * 30  # and not all of them: only those that hash into the set
+    assert eval_set_hash(before) != eval_set_hash(after)
+
+
+def test_same_data_same_set_and_hash_whatever_the_row_order():
+    rows = _rows(range(120))
+    a = holdout_eval_pairs(Split([], [], [], rows), max_examples=60)
+    b = holdout_eval_pairs(Split([], [], [], list(reversed(rows))), max_examples=60)
+    assert a == b and eval_set_hash(a) == eval_set_hash(b)
+
+
+def test_demo_settings_are_tuned_on_training_prompts_only():
+    from pipeline.datasets import split_snapshot
+    from pipeline.demo_tuning import validation_split
+    from pipeline.schema import prompt_key
+    from tests.unit.test_planner import pairs_table, thumbs_table
+
+    split = split_snapshot(thumbs_table(100, 100), pairs_table(400), holdout_fraction=0.3)
+    train, validation = validation_split(split, 0.25)
+    held = {prompt_key(r["prompt"]) for r in split.holdout_pairs + split.holdout_unpaired}
+    tuned_on = {prompt_key(p.prompt) for p in validation}
+    trained_on = {prompt_key(r["prompt"]) for r in train.train_pairs + train.train_unpaired}
+    assert validation and trained_on
+    assert not tuned_on & held and not trained_on & held and not tuned_on & trained_on
+    assert not train.holdout_pairs and not train.holdout_unpaired

@@ -1,0 +1,184 @@
+"""Evaluation on the tiny offline model: fast scoring that matches the slow way, the reference cache,
+the champion in the same run, per-pair scores that recompute the metrics, and the guards."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import BaseModelSettings
+from pipeline.datasets import EvalPair, eval_set_hash
+from pipeline.evaluation.candidate import EvalOptions, evaluate_candidate
+from pipeline.evaluation.guards import capability_text
+from pipeline.evaluation.scoring import encode_pairs, keep_newest, score_pairs
+from pipeline.models import load_causal_lm, load_tokenizer, resolve_base_model
+
+pytestmark = pytest.mark.slow
+
+CONTRACT = {
+    "eval_pref_accuracy_reference", "eval_pref_accuracy_candidate", "eval_pref_accuracy_delta",
+    "eval_pref_accuracy_reference_ci_low", "eval_pref_accuracy_reference_ci_high",
+    "eval_pref_accuracy_candidate_ci_low", "eval_pref_accuracy_candidate_ci_high",
+    "eval_pref_accuracy_delta_ci_low", "eval_pref_accuracy_delta_ci_high",
+    "eval_kl_reference", "eval_length_ratio", "eval_ppl_reference", "eval_ppl_candidate", "eval_ppl_rise",
+    "eval_pairs", "eval_seconds",
+}
+CHAMPION = {"eval_pref_accuracy_champion", "eval_pref_accuracy_champion_delta",
+            "eval_pref_accuracy_champion_delta_ci_low", "eval_pref_accuracy_champion_delta_ci_high"}
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The tiny model's matrices are too small to split across threads; on a busy machine threads only wait."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return resolve_base_model(BaseModelSettings(tiny=True), tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tiny_dir, tmp_path_factory) -> Path:
+    """A LoRA candidate that really differs from its base (random, not zero, adapter weights)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = get_peft_model(load_causal_lm(tiny_dir), LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                                init_lora_weights=False))
+    folder = tmp_path_factory.mktemp("adapter")
+    model.save_pretrained(str(folder))
+    return folder
+
+
+def _pairs(n_prompts: int = 10) -> list[EvalPair]:
+    out = []
+    for i in range(n_prompts):
+        prompt = [{"role": "system", "content": "You are a helpful assistant."},
+                  {"role": "user", "content": f"What is {i} + {i}?"}]
+        out.append(EvalPair(prompt, f"{i} + {i} = {2 * i}. Happy to help!", "Ugh, look it up yourself.", 2))
+        out.append(EvalPair(prompt, f"{i} + {i} = {2 * i}.", f"{i} + {i} = {2 * i + 1}.", 1))
+    return out
+
+
+def _options(tmp_path: Path, **kw) -> EvalOptions:
+    base = dict(batch_size=4, max_length=64, bootstrap_samples=300, generation_prompts=3, max_new_tokens=8,
+                kl_samples=1, ppl_text=capability_text()[:600], cache_dir=tmp_path / "cache")
+    return EvalOptions(**{**base, **kw})
+
+
+def test_truncation_drops_the_oldest_prompt_tokens_first():
+    ids = list(range(10))
+    assert keep_newest(ids, 6, 10) == ((ids, 6), False)
+    assert keep_newest(ids, 6, 7) == ((list(range(3, 10)), 3), True)   # prompt 0..5 loses 0,1,2
+    assert keep_newest(ids, 6, 3) == (([5, 6, 7], 1), True)           # one prompt token kept, answer's end cut
+
+
+def test_batched_length_sorted_scoring_matches_one_sequence_at_a_time(tiny_dir):
+    tokenizer = load_tokenizer(tiny_dir)
+    model = load_causal_lm(tiny_dir).eval()
+    encoded = encode_pairs(tokenizer, _pairs(5), max_length=64)
+    pad = tokenizer.pad_token_id
+    batched = score_pairs(model, encoded, pad_id=pad, batch_size=6, device="cpu")
+    single = score_pairs(model, encoded, pad_id=pad, batch_size=1, device="cpu")  # one pair (2 rows) a batch
+    assert batched.logp_chosen == pytest.approx(single.logp_chosen, abs=1e-4)
+    assert batched.logp_rejected == pytest.approx(single.logp_rejected, abs=1e-4)
+    # The slow way, by hand, for the first pair's chosen answer.
+    import torch
+
+    ids, start = encoded.chosen[0]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1], -1)
+    by_hand = sum(logp[t - 1, ids[t]].item() for t in range(start, len(ids)))
+    assert batched.logp_chosen[0] == pytest.approx(by_hand, abs=1e-4)
+    assert batched.n_chosen[0] == len(ids) - start
+
+
+def test_an_answer_shared_by_several_pairs_is_scored_once(tiny_dir):
+    tokenizer = load_tokenizer(tiny_dir)
+    prompt = [{"role": "user", "content": "What is 2 + 2?"}]
+    pairs = [EvalPair(prompt, "4.", "5.", 1), EvalPair(prompt, "4.", "Ugh.", 1), EvalPair(prompt, "5.", "Ugh.", 1)]
+    encoded = encode_pairs(tokenizer, pairs, max_length=64)
+    assert len(encoded.sequences) == 3 and encoded.chosen_index == [0, 0, 1] and encoded.rejected_index == [1, 2, 2]
+    scores = score_pairs(load_causal_lm(tiny_dir).eval(), encoded, pad_id=tokenizer.pad_token_id, batch_size=8,
+                         device="cpu")
+    assert scores.logp_chosen[0] == scores.logp_chosen[1] and scores.logp_rejected[0] == scores.logp_chosen[2]
+
+
+def test_truncated_pairs_are_counted(tiny_dir):
+    tokenizer = load_tokenizer(tiny_dir)
+    long_prompt = [{"role": "user", "content": "please " * 80 + "what is 2 + 2?"}]
+    pairs = _pairs(2) + [EvalPair(long_prompt, "4", "5", 1)]
+    assert encode_pairs(tokenizer, pairs, max_length=64).truncated == 1
+    assert encode_pairs(tokenizer, pairs, max_length=512).truncated == 0
+
+
+def test_candidate_against_reference_and_champion_with_per_pair_scores(tmp_path, tiny_dir, adapter_dir):
+    pairs = _pairs()
+    report = evaluate_candidate(adapter_dir, tiny_dir, pairs, beta=0.1, options=_options(tmp_path), device="cpu",
+                                champion_dir=tiny_dir, champion_version="3")
+    metrics = report.metrics()
+    assert CONTRACT | CHAMPION <= set(metrics)
+    assert report.eval_set_hash == eval_set_hash(pairs) and report.champion_version == "3"
+    # The champion here is the base model itself: it must score exactly as the reference does.
+    assert metrics["eval_pref_accuracy_champion"] == pytest.approx(metrics["eval_pref_accuracy_reference"])
+    assert metrics["eval_pref_accuracy_champion_delta"] == pytest.approx(metrics["eval_pref_accuracy_delta"])
+    assert metrics["eval_pref_accuracy_delta_ci_low"] <= metrics["eval_pref_accuracy_delta"] \
+        <= metrics["eval_pref_accuracy_delta_ci_high"]
+    # The random adapter moves the model: it drifts from the reference and reads the fixed text differently.
+    assert metrics["eval_kl_reference"] != 0.0
+    assert metrics["eval_ppl_rise"] == pytest.approx(metrics["eval_ppl_candidate"] / metrics["eval_ppl_reference"] - 1)
+    assert metrics["eval_ppl_candidate"] != pytest.approx(metrics["eval_ppl_reference"])
+
+    path = report.write(tmp_path / "run")
+    written = json.loads(path.read_text())
+    assert written["metrics"] == pytest.approx(metrics)
+    assert written["champion_version"] == "3" and written["judge"] is None
+    assert len(written["samples"]) == 3
+    assert set(written["samples"][0]) >= {"prompt", "candidate", "champion"}
+    rows = [json.loads(line) for line in (tmp_path / "run" / "per_pair_scores.jsonl").read_text().splitlines()]
+    assert len(rows) == len(pairs)
+
+    def accuracy(model: str) -> float:  # recomputed from the raw scores alone
+        wins = [r[f"{model}_logp_chosen"] / r["n_tokens_chosen"] > r[f"{model}_logp_rejected"] / r["n_tokens_rejected"]
+                for r in rows]
+        return sum(wins) / len(wins)
+
+    assert accuracy("candidate") == pytest.approx(metrics["eval_pref_accuracy_candidate"])
+    assert accuracy("reference") == pytest.approx(metrics["eval_pref_accuracy_reference"])
+    assert accuracy("champion") == pytest.approx(metrics["eval_pref_accuracy_champion"])
+
+
+def test_reference_scores_come_from_the_cache_for_the_same_base_and_set(tmp_path, tiny_dir, adapter_dir):
+    options = _options(tmp_path, generation_prompts=0, ppl_text=None)
+    pairs = _pairs()
+    first = evaluate_candidate(adapter_dir, tiny_dir, pairs, beta=0.1, options=options, device="cpu")
+    again = evaluate_candidate(adapter_dir, tiny_dir, pairs, beta=0.1, options=options, device="cpu")
+    other_set = evaluate_candidate(adapter_dir, tiny_dir, pairs[:-2], beta=0.1, options=options, device="cpu")
+    assert (first.reference_cached, again.reference_cached, other_set.reference_cached) == (False, True, False)
+    assert again.pref_accuracy_reference == first.pref_accuracy_reference
+    assert [r["reference_logp_chosen"] for r in again.per_pair] == [r["reference_logp_chosen"] for r in first.per_pair]
+    assert "eval_kl_reference" not in again.metrics()  # generation checks off: no made-up value
+
+
+def test_a_candidate_identical_to_the_reference_shows_no_drift(tmp_path, tiny_dir):
+    report = evaluate_candidate(tiny_dir, tiny_dir, _pairs(4), beta=0.1, options=_options(tmp_path), device="cpu")
+    m = report.metrics()
+    assert m["eval_pref_accuracy_delta"] == 0.0
+    assert (m["eval_pref_accuracy_delta_ci_low"], m["eval_pref_accuracy_delta_ci_high"]) == (0.0, 0.0)
+    assert m["eval_kl_reference"] == pytest.approx(0.0, abs=1e-4)
+    assert m["eval_length_ratio"] == pytest.approx(1.0)
+    assert m["eval_ppl_rise"] == pytest.approx(0.0, abs=1e-6)
+    assert [s["candidate"] for s in report.samples] == [s["reference"] for s in report.samples]
+    assert math.isfinite(m["eval_seconds"]) and m["eval_seconds"] > 0
+    assert replace(report, seconds=1.0).metrics()["eval_seconds"] == 1.0
