@@ -131,18 +131,47 @@ def base_model_dir(settings: Settings) -> Path:
     return resolve_base_model(settings.base_model, settings.model_cache_dir)
 
 
+def run_options(settings: Settings):
+    """How training runs (device, checkpoints, progress lines, caches), from the settings and the launcher."""
+    import os
+
+    from pipeline.training import RunOptions
+
+    t = settings.training
+    return RunOptions(device=t.device, checkpoint_every=t.checkpoint_every, log_every=t.log_every, resume=t.resume,
+                      cache_dir=settings.workdir / ".cache" / "training",
+                      world_size=int(os.environ.get("WORLD_SIZE", "1")))
+
+
 def train(settings: Settings, planned: PlannedRun, progress=None) -> dict[str, Any]:
-    """Train the candidate the plan describes; write train.json beside it."""
-    from pipeline.train import train_candidate
+    """Train the candidate the plan describes; write train.json beside it (what was truncated included)."""
+    import os
+
+    from pipeline.training import train_candidate
 
     if planned.plan.method == "skip":
         raise DataError("the plan is to skip training: " + planned.plan.reasons[-1])
     split = _load_split(settings, planned.snapshot.snapshot_id)
-    result = train_candidate(planned.plan, split, base_model_dir(settings), planned.run_dir,
-                             device=settings.training.device, progress=progress)
+    plan = planned.plan
+    if "max_length_cap" not in plan.hyperparameters:
+        plan = Plan(plan.method, {**plan.hyperparameters, "max_length_cap": settings.training.max_length_cap},
+                    plan.reasons, plan.shape)
+    result = train_candidate(plan, split, base_model_dir(settings), planned.run_dir,
+                             device=settings.training.device, progress=progress, options=run_options(settings))
     summary = {**asdict(result), "model_dir": str(result.model_dir), "final_loss": result.final_loss}
-    _write_json(planned.run_dir / "train.json", summary)
+    if os.environ.get("RANK", "0") == "0":  # under `accelerate launch`, one process writes
+        _write_json(planned.run_dir / "train.json", summary)
+    for note in result.notes:
+        log.info("train: %s", note)
     return summary
+
+
+def trained_max_length(planned: PlannedRun) -> int | None:
+    """The max_length training used (train.json), so evaluation fits rows to the same length."""
+    path = planned.run_dir / "train.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text()).get("max_length")
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
@@ -160,7 +189,8 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None) -> EvalR
         raise TerminalError(f"{candidate_dir} is missing: run `alignloop train` first")
     report = evaluate_candidate(
         candidate_dir, base_model_dir(settings), pairs, beta=float(planned.plan.hyperparameters["beta"]),
-        batch_size=settings.evaluation.batch_size, max_length=settings.training.max_length,
+        batch_size=settings.evaluation.batch_size,
+        max_length=trained_max_length(planned) or settings.training.max_length or settings.training.max_length_cap,
         device=settings.training.device, on_progress=on_progress,
     )
     _write_json(planned.run_dir / "eval_report.json", report.to_dict())
