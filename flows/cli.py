@@ -204,6 +204,7 @@ def train(
 
         console.print(f"launching {num_processes} training processes with accelerate "
                       f"({accelerate_config or 'data parallel'}); progress lines follow")
+        stages.write_training_rows(settings, planned)
         started = time.time()
         code = launch_accelerate(config, planned.run_id, num_processes, accelerate_config)
         trained = planned.run_dir / "train.json"

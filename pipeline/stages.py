@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -133,8 +134,6 @@ def base_model_dir(settings: Settings) -> Path:
 
 def run_options(settings: Settings):
     """How training runs (device, checkpoints, progress lines, caches), from the settings and the launcher."""
-    import os
-
     from pipeline.training import RunOptions
 
     t = settings.training
@@ -145,13 +144,15 @@ def run_options(settings: Settings):
 
 def train(settings: Settings, planned: PlannedRun, progress=None) -> dict[str, Any]:
     """Train the candidate the plan describes; write train.json beside it (what was truncated included)."""
-    import os
-
     from pipeline.training import train_candidate
 
     if planned.plan.method == "skip":
         raise DataError("the plan is to skip training: " + planned.plan.reasons[-1])
-    split = _load_split(settings, planned.snapshot.snapshot_id)
+    shared = planned.run_dir / TRAIN_ROWS_FILE
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and shared.exists():
+        split = _read_training_rows(shared)  # several processes: the launcher read the store once for all
+    else:
+        split = _load_split(settings, planned.snapshot.snapshot_id)
     plan = planned.plan
     if "max_length_cap" not in plan.hyperparameters:
         plan = Plan(plan.method, {**plan.hyperparameters, "max_length_cap": settings.training.max_length_cap},
@@ -164,6 +165,26 @@ def train(settings: Settings, planned: PlannedRun, progress=None) -> dict[str, A
     for note in result.notes:
         log.info("train: %s", note)
     return summary
+
+
+TRAIN_ROWS_FILE = "train_rows.json"
+
+
+def write_training_rows(settings: Settings, planned: PlannedRun) -> Path:
+    """The training split as a file in the run folder, for launched processes that must not all open the
+    store at once (DuckDB lets one process write it)."""
+    split = _load_split(settings, planned.snapshot.snapshot_id)
+    keep = ("prompt", "chosen", "rejected", "completion", "label")
+    rows = {"unpaired": [{k: r[k] for k in keep if k in r} for r in split.train_unpaired],
+            "pairs": [{k: r[k] for k in keep if k in r} for r in split.train_pairs]}
+    path = planned.run_dir / TRAIN_ROWS_FILE
+    _write_json(path, rows)
+    return path
+
+
+def _read_training_rows(path: Path) -> Split:
+    rows = json.loads(path.read_text())
+    return Split(rows["unpaired"], rows["pairs"], [], [])
 
 
 def trained_max_length(planned: PlannedRun) -> int | None:

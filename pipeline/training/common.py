@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ class TrainResult:
     truncation: dict[str, Any] = field(default_factory=dict)         # rows truncated / dropped and tokens removed
     tokens_trained: int = 0        # prompt + answer tokens in the batches the steps consumed (padding excluded)
     resumed_from_step: int | None = None
+    processes: int = 1             # training processes (accelerate launch), each reading its share of a step's rows
     notes: list[str] = field(default_factory=list)                    # what training changed or measured, in words
     hyperparameters: dict[str, Any] = field(default_factory=dict)     # as trained (e.g. KTO weights from the rows)
 
@@ -87,8 +89,11 @@ def common_args(hp: dict[str, Any], output_dir: Path, options: RunOptions, progr
         gradient_checkpointing=not on_cpu,
         lr_scheduler_type="cosine",
         warmup_steps=max(1, steps // 10),
-        disable_tqdm=progress is not None,
+        # No bars when someone else shows progress, or when nobody watches a terminal (log lines instead).
+        disable_tqdm=progress is not None or not sys.stderr.isatty(),
         dataloader_num_workers=0,
+        # LoRA under DDP: every trainable parameter takes part in every step; skip the search for unused ones.
+        ddp_find_unused_parameters=False if options.world_size > 1 else None,
     )
 
 

@@ -70,6 +70,6 @@ def train_candidate(plan: Plan, split: Split, base_dir: Path, run_dir: Path, *, 
                        runtime_s=runtime, device=options.device, history=built.pre_history + history,
                        max_length=built.max_length, max_length_reason=built.max_length_reason,
                        truncation=built.truncation, tokens_trained=built.tokens_trained,
-                       resumed_from_step=resumed_step, notes=[n for n in built.notes if n],
+                       resumed_from_step=resumed_step, processes=options.world_size, notes=[n for n in built.notes if n],
                        hyperparameters={**plan.hyperparameters, **built.hyperparameters,
                                         "max_length": built.max_length})

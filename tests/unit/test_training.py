@@ -184,7 +184,7 @@ def test_training_renders_rows_with_the_models_own_chat_template(tmp_path, tiny_
     tokenizer.chat_template = "SYSTEM: be kind\n" + tokenizer.chat_template
     prompt = [{"role": "user", "content": "What is two plus two?"}]
     prompt_ids, (answer,) = encode_turns(tokenizer, prompt, ["Two plus two is four."])
-    assert tokenizer.decode(prompt_ids).startswith("SYSTEM: be kind\n<|im_start|>user\nWhat is two plus two?")
+    assert tokenizer.decode(prompt_ids).startswith("SYSTEM: be kind<|im_start|>user\nWhat is two plus two?")
     assert tokenizer.decode(answer) == "Two plus two is four.<|im_end|>\n"
 
     tokenizer.chat_template = None
