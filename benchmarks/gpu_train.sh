@@ -40,7 +40,7 @@ from pipeline.datasets import Split
 from pipeline.planner import Plan
 from pipeline.training import RunOptions, train_candidate
 
-cache = Path(".cache/models")
+cache = Path.home() / ".cache" / "alignloop" / "models"
 model_dir = resolve_model("smollm2", cache)
 results = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "steps": steps, "batch": batch,
            "max_length": max_length}

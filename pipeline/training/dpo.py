@@ -35,9 +35,17 @@ def dpo_trainer_class():
     from trl import DPOTrainer
 
     class AlignloopDPOTrainer(DPOTrainer):
-        def __init__(self, *args, ref_cache_file: Path | None = None, **kwargs):
+        def __init__(self, *args, ref_cache_file: Path | None = None, model_id: str = "", **kwargs):
+            import trl.trainer.dpo_trainer as trl_dpo
+
             self._ref_cache_file = ref_cache_file
-            super().__init__(*args, **kwargs)
+            # TRL hashes every weight (0.5 GB for 135M parameters) to key its own reference cache; ours is
+            # keyed by the model folder's fingerprint, so that string stands in for the hash.
+            original, trl_dpo.hash_module = trl_dpo.hash_module, lambda module: model_id
+            try:
+                super().__init__(*args, **kwargs)
+            finally:
+                trl_dpo.hash_module = original
 
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
             if "prompt_ids" in dataset.column_names:
@@ -84,10 +92,11 @@ def build_dpo(ctx: BuildContext) -> Built:
         precompute_ref_log_probs=True, precompute_ref_batch_size=2 * batch,
         **extra, **common_args(hp, ctx.run_dir / "trainer", ctx.options, ctx.progress),
     )
+    model_id = model_fingerprint(ctx.base_dir)
     ref_cache = None
     if ctx.cache_dir is not None:
         ref_cache = (ctx.cache_dir / "reference" /
-                     f"{model_fingerprint(ctx.base_dir)}-{fitted.max_length}-{dataset_fingerprint(fitted.rows, [])}.json")
+                     f"{model_id}-{fitted.max_length}-{dataset_fingerprint(fitted.rows, [])}.json")
     peft_config = lora_config(hp, task_type="CAUSAL_LM")
     model = load_causal_lm(ctx.base_dir, device=ctx.options.device)
     set_seed(hp["seed"])  # the adapter's initial weights, whatever ran before
@@ -95,7 +104,7 @@ def build_dpo(ctx: BuildContext) -> Built:
         model=model, ref_model=None, args=args,
         train_dataset=dataset, processing_class=ctx.tokenizer, peft_config=peft_config,
         callbacks=[progress_callback(ctx.progress), log_line_callback(ctx.options.log_every)],
-        ref_cache_file=ref_cache,
+        ref_cache_file=ref_cache, model_id=model_id,
     )
     notes = [fitted.max_length_reason, fitted.truncation.describe(),
              f"batches grouped by length: {computed - real} pad tokens of {computed} computed "
