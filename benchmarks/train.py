@@ -185,6 +185,26 @@ def bench_train(model: str = "smollm2", steps: int = 12, batch: int = 4, max_len
     }
 
 
+def describe_run(kind: str, r: dict[str, Any]) -> str:
+    return (f"{kind}: {r['wall_s']:.1f}s, {r['tokens_per_s']:.1f} tokens/s, "
+            f"peak {r['peak_memory_bytes'] / 2**30:.2f} GiB")
+
+
+def result_table(result: dict[str, Any]):
+    from rich.table import Table
+
+    table = Table("", "plain TRL", "alignloop", "ratio",
+                  title=f"DPO training, {result['model']} ({result['device']}), {result['steps']} steps x "
+                        f"{result['batch']} pairs, max_length {result['max_length']}, {result['tokens']} tokens")
+    a, p = result["alignloop"], result["plain_trl"]
+    table.add_row("tokens/s", f"{p['tokens_per_s']:.1f}", f"{a['tokens_per_s']:.1f}",
+                  f"{result['tokens_per_s_ratio']:.2f}x")
+    table.add_row("peak memory (GiB)", f"{p['peak_memory_bytes'] / 2**30:.2f}", f"{a['peak_memory_bytes'] / 2**30:.2f}",
+                  f"{result['peak_memory_ratio']:.2f}x")
+    table.add_row("wall (s)", f"{p['wall_s']:.1f}", f"{a['wall_s']:.1f}", "")
+    return table
+
+
 def _longest_sequence(model_dir: Path, pairs: list[dict[str, Any]]) -> list[int]:
     from pipeline.models import load_tokenizer
     from pipeline.training.data import encode_turns

@@ -317,24 +317,14 @@ def bench_train(
 ) -> None:
     """alignloop's DPO training vs a plain TRL DPOTrainer script: tokens/s and peak memory."""
     from benchmarks.train import bench_train as run_bench
-
-    def announce(kind: str, r: dict) -> None:
-        console.print(f"{kind}: {r['wall_s']:.1f}s, {r['tokens_per_s']:.1f} tokens/s, "
-                      f"peak {r['peak_memory_bytes'] / 2**30:.2f} GiB")
+    from benchmarks.train import describe_run, result_table
 
     result = run_bench(model=model, steps=steps, batch=batch, max_length=max_length, repeats=repeats,
-                       on_run=None if as_json else announce)
+                       on_run=None if as_json else lambda kind, r: console.print(describe_run(kind, r)))
     if as_json:
         print(json.dumps(result, indent=2))
-        return
-    table = Table("", "plain TRL", "alignloop", "ratio", title=f"DPO training, {result['model']} ({result['device']}), "
-                  f"{steps} steps x {batch} pairs, max_length {max_length}, {result['tokens']} tokens")
-    a, p = result["alignloop"], result["plain_trl"]
-    table.add_row("tokens/s", f"{p['tokens_per_s']:.1f}", f"{a['tokens_per_s']:.1f}", f"{result['tokens_per_s_ratio']:.2f}x")
-    table.add_row("peak memory (GiB)", f"{p['peak_memory_bytes'] / 2**30:.2f}", f"{a['peak_memory_bytes'] / 2**30:.2f}",
-                  f"{result['peak_memory_ratio']:.2f}x")
-    table.add_row("wall (s)", f"{p['wall_s']:.1f}", f"{a['wall_s']:.1f}", "")
-    out.print(table)
+    else:
+        out.print(result_table(result))
 
 
 # ------------------------------------------------------------------------------------------ demo

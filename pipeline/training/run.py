@@ -54,7 +54,8 @@ def train_candidate(plan: Plan, split: Split, base_dir: Path, run_dir: Path, *, 
     settings = {k: v for k, v in plan.hyperparameters.items() if k != "max_length"}
     settings.update({"method": plan.method, "max_length": built.max_length, "world_size": options.world_size,
                      "base_model": model_fingerprint(base_dir)})
-    fingerprint = {"data": built.data_fingerprint, "settings": {k: json.dumps(v, sort_keys=True) for k, v in settings.items()},
+    fingerprint = {"data": built.data_fingerprint,
+                   "settings": {k: json.dumps(v, sort_keys=True, default=str) for k, v in settings.items()},
                    "config": hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]}
     resume_from = resume_point(Path(run_dir) / "trainer", fingerprint, options.resume)
     log.info("training %s on %d rows for %d steps on %s%s", plan.method, built.n_train, plan.hyperparameters["max_steps"],
