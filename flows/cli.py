@@ -124,6 +124,8 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log ever
     _quiet_libraries()
     if verbose:
         logging.getLogger("pipeline").setLevel(logging.INFO)
+    if not sys.stderr.isatty():  # no terminal for the bars (a scheduler, a log file): progress as log lines
+        logging.getLogger("pipeline.training.progress").setLevel(logging.INFO)
 
 
 # ------------------------------------------------------------------------------------------ stages
@@ -184,17 +186,46 @@ def _fmt_share(x: float | None) -> str:
 
 @app.command()
 @_friendly
-def train(config: ConfigOpt = Path("alignloop.yaml"), run: RunOpt = None) -> None:
-    """Train the candidate for the latest plan (or --run)."""
+def train(
+    config: ConfigOpt = Path("alignloop.yaml"),
+    run: RunOpt = None,
+    launcher: Annotated[str, typer.Option(help="none: this process; accelerate: `accelerate launch` K processes.")] = "none",
+    num_processes: Annotated[int, typer.Option(help="Processes (GPUs) for --launcher accelerate.")] = 2,
+    accelerate_config: Annotated[str | None, typer.Option(
+        help="TRL's accelerate config for --launcher accelerate: fsdp2 or zero3 (default: data parallel).")] = None,
+) -> None:
+    """Train the candidate for the latest plan (or --run); resumes from the run's last checkpoint."""
     from pipeline import stages
 
     settings = _settings(config)
     planned = stages.latest_run(settings, run)
-    with RichReporter():
-        result = stages.train(settings, planned, progress=progress.train_step)
+    if launcher == "accelerate":
+        from pipeline.training.launch import launch_accelerate
+
+        console.print(f"launching {num_processes} training processes with accelerate "
+                      f"({accelerate_config or 'data parallel'}); progress lines follow")
+        stages.write_training_rows(settings, planned)
+        started = time.time()
+        code = launch_accelerate(config, planned.run_id, num_processes, accelerate_config)
+        trained = planned.run_dir / "train.json"
+        if not trained.exists() or trained.stat().st_mtime < started:
+            console.print(f"[bold red]error:[/] the training processes exited with status {code} before writing "
+                          f"{trained}; see their lines above")
+            raise typer.Exit(code or 1)
+        result = json.loads(trained.read_text())
+        if code:
+            console.print(f"[yellow]warning:[/] the launcher exited with status {code} after training finished "
+                          "and wrote its outputs")
+    elif launcher == "none":
+        with RichReporter():
+            result = stages.train(settings, planned, progress=progress.train_step)
+    else:
+        raise ConfigError(f"--launcher: {launcher!r} is not one of none, accelerate")
     loss = "—" if result["final_loss"] is None else f"{result['final_loss']:.4f}"
     out.print(f"candidate: {result['model_dir']}  ({result['method']}, {result['n_train']} rows, "
               f"{result['runtime_s']:.0f}s, final loss {loss})")
+    for note in result.get("notes", []):
+        out.print(f"  • {note}", highlight=False)
 
 
 @app.command()
@@ -271,6 +302,29 @@ def _print_summary(outcome: Any, seconds: float, settings: Settings) -> None:
         table.add_row("registered", "nothing (no training this run)")
     table.add_row("time", f"{seconds:.0f}s")
     out.print(table)
+
+
+# ------------------------------------------------------------------------------------------ bench train
+@bench_app.command("train")
+@_friendly
+def bench_train(
+    model: Annotated[str, typer.Option(help="smollm2 (packaged), tiny, or a model folder / .gguf path.")] = "smollm2",
+    steps: Annotated[int, typer.Option(help="Optimizer steps per run.")] = 12,
+    batch: Annotated[int, typer.Option(help="Pairs per step.")] = 4,
+    max_length: Annotated[int, typer.Option(help="Tokens per sequence (pairs longer than this are left out).")] = 160,
+    repeats: Annotated[int, typer.Option(help="Runs of each, alternating; medians are reported.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """alignloop's DPO training vs a plain TRL DPOTrainer script: tokens/s and peak memory."""
+    from benchmarks.train import bench_train as run_bench
+    from benchmarks.train import describe_run, result_table
+
+    result = run_bench(model=model, steps=steps, batch=batch, max_length=max_length, repeats=repeats,
+                       on_run=None if as_json else lambda kind, r: console.print(describe_run(kind, r)))
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        out.print(result_table(result))
 
 
 # ------------------------------------------------------------------------------------------ demo

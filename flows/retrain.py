@@ -58,7 +58,10 @@ def plan_task(settings: Settings):
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(settings: Settings, planned):
     progress.stage("train", f"{planned.plan.method}, {planned.plan.hyperparameters['max_steps']} steps")
-    return stages.train(settings, planned, progress=progress.train_step)
+    trained = stages.train(settings, planned, progress=progress.train_step)
+    for note in trained.get("notes", []):  # max_length, truncated rows, KTO weights: nothing cut unseen
+        progress.stage("trained", note)
+    return trained
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)

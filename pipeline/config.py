@@ -93,7 +93,17 @@ class TrainingSettings(_Settings):
     beta: float | None = Field(None, gt=0, description="DPO/KTO beta or IPO tau; default depends on method.")
     per_device_batch_size: int = Field(4, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
-    max_length: int = Field(256, ge=16, description="Tokens of prompt + answer kept per example.")
+    max_length: int | None = Field(
+        None, ge=16,
+        description="Tokens of prompt + answer kept per example; unset: chosen from the training rows' measured "
+                    "lengths (95th percentile, up to max_length_cap). Longer rows lose their oldest prompt tokens.",
+    )
+    max_length_cap: int = Field(1024, ge=16, description="The longest max_length an unset max_length may choose.")
+    checkpoint_every: int = Field(
+        25, ge=0, description="Save a checkpoint every N optimizer steps (0: none); a killed run resumes from the last."
+    )
+    resume: bool = Field(True, description="Resume a run folder's training from its last checkpoint when there is one.")
+    log_every: int = Field(10, ge=0, description="A progress log line (step, loss, elapsed, ETA) every N steps; 0: none.")
     lora: LoraSettings = Field(default_factory=LoraSettings)
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto uses a GPU when one is visible.")
     seed: int = 0

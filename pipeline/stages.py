@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -131,18 +132,67 @@ def base_model_dir(settings: Settings) -> Path:
     return resolve_base_model(settings.base_model, settings.model_cache_dir)
 
 
+def run_options(settings: Settings):
+    """How training runs (device, checkpoints, progress lines, caches), from the settings and the launcher."""
+    from pipeline.training import RunOptions
+
+    t = settings.training
+    return RunOptions(device=t.device, checkpoint_every=t.checkpoint_every, log_every=t.log_every, resume=t.resume,
+                      cache_dir=settings.workdir / ".cache" / "training",
+                      world_size=int(os.environ.get("WORLD_SIZE", "1")))
+
+
 def train(settings: Settings, planned: PlannedRun, progress=None) -> dict[str, Any]:
-    """Train the candidate the plan describes; write train.json beside it."""
-    from pipeline.train import train_candidate
+    """Train the candidate the plan describes; write train.json beside it (what was truncated included)."""
+    from pipeline.training import train_candidate
 
     if planned.plan.method == "skip":
         raise DataError("the plan is to skip training: " + planned.plan.reasons[-1])
-    split = _load_split(settings, planned.snapshot.snapshot_id)
-    result = train_candidate(planned.plan, split, base_model_dir(settings), planned.run_dir,
-                             device=settings.training.device, progress=progress)
+    shared = planned.run_dir / TRAIN_ROWS_FILE
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and shared.exists():
+        split = _read_training_rows(shared)  # several processes: the launcher read the store once for all
+    else:
+        split = _load_split(settings, planned.snapshot.snapshot_id)
+    plan = planned.plan
+    if "max_length_cap" not in plan.hyperparameters:
+        plan = Plan(plan.method, {**plan.hyperparameters, "max_length_cap": settings.training.max_length_cap},
+                    plan.reasons, plan.shape)
+    result = train_candidate(plan, split, base_model_dir(settings), planned.run_dir,
+                             device=settings.training.device, progress=progress, options=run_options(settings))
     summary = {**asdict(result), "model_dir": str(result.model_dir), "final_loss": result.final_loss}
-    _write_json(planned.run_dir / "train.json", summary)
+    if os.environ.get("RANK", "0") == "0":  # under `accelerate launch`, one process writes
+        _write_json(planned.run_dir / "train.json", summary)
+    for note in result.notes:
+        log.info("train: %s", note)
     return summary
+
+
+TRAIN_ROWS_FILE = "train_rows.json"
+
+
+def write_training_rows(settings: Settings, planned: PlannedRun) -> Path:
+    """The training split as a file in the run folder, for launched processes that must not all open the
+    store at once (DuckDB lets one process write it)."""
+    split = _load_split(settings, planned.snapshot.snapshot_id)
+    keep = ("prompt", "chosen", "rejected", "completion", "label")
+    rows = {"unpaired": [{k: r[k] for k in keep if k in r} for r in split.train_unpaired],
+            "pairs": [{k: r[k] for k in keep if k in r} for r in split.train_pairs]}
+    path = planned.run_dir / TRAIN_ROWS_FILE
+    _write_json(path, rows)
+    return path
+
+
+def _read_training_rows(path: Path) -> Split:
+    rows = json.loads(path.read_text())
+    return Split(rows["unpaired"], rows["pairs"], [], [])
+
+
+def trained_max_length(planned: PlannedRun) -> int | None:
+    """The max_length training used (train.json), so evaluation fits rows to the same length."""
+    path = planned.run_dir / "train.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text()).get("max_length")
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
@@ -177,7 +227,8 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None, *, champ
         champion_dir, champion_version = _fetch_champion(settings)
     base_dir = base_model_dir(settings)
     device = pick_device(settings.training.device)
-    max_length = ev.max_length or settings.training.max_length
+    max_length = (ev.max_length or trained_max_length(planned) or settings.training.max_length
+                  or settings.training.max_length_cap)
     judge = None
     if ev.generation_prompts:  # the judge only compares answers the models write
         judge = build_judge(ev.judge, majority_pairs(split.train_pairs, split.train_unpaired), base_dir,

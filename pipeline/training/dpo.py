@@ -1,0 +1,115 @@
+"""DPO, IPO and robust DPO: TRL's DPOTrainer on rows we tokenised, fitted and ordered ourselves.
+
+The trainer is TRL's, with four changes of *how*, none of *what*: it accepts rows already tokenised
+(and never drops one), reads them in our length-grouped order, takes the reference log-probs from our
+cached pass, and runs its LM head only on answer positions. The losses are TRL's (tested equal to a
+plain DPOTrainer's).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pipeline.errors import DataError
+from pipeline.models import load_causal_lm
+from pipeline.training.builders import BuildContext, Built
+from pipeline.training.common import common_args, log_line_callback, lora_config, progress_callback
+from pipeline.training.data import (
+    dataset_fingerprint,
+    fit_rows,
+    padded_tokens,
+    row_length,
+    tokenize_pairs,
+    tokenizer_fingerprint,
+    training_order,
+)
+from pipeline.training.fastpath import compact_lm_head, model_fingerprint, reference_logps
+
+log = logging.getLogger(__name__)
+
+
+def dpo_trainer_class():
+    """TRL's DPOTrainer, reading pre-tokenised rows in order with cached reference log-probs."""
+    from torch.utils.data import SequentialSampler
+    from trl import DPOTrainer
+
+    class AlignloopDPOTrainer(DPOTrainer):
+        def __init__(self, *args, ref_cache_file: Path | None = None, model_id: str = "", **kwargs):
+            import trl.trainer.dpo_trainer as trl_dpo
+
+            self._ref_cache_file = ref_cache_file
+            # TRL hashes every weight (0.5 GB for 135M parameters) to key its own reference cache; ours is
+            # keyed by the model folder's fingerprint, so that string stands in for the hash.
+            original, trl_dpo.hash_module = trl_dpo.hash_module, lambda module: model_id
+            try:
+                super().__init__(*args, **kwargs)
+            finally:
+                trl_dpo.hash_module = original
+
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            if "prompt_ids" in dataset.column_names:
+                return dataset  # tokenised and fitted to max_length by pipeline.training.data
+            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+        def _get_train_sampler(self, train_dataset=None):
+            # The rows are already shuffled and grouped into batches by length, for exactly these steps.
+            return SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
+
+        def _precompute_ref_logps(self, dataset, name, batch_size):
+            if self.is_deepspeed_enabled or self.is_fsdp_enabled:  # sharded weights: TRL's own pass gathers them
+                return super()._precompute_ref_logps(dataset, name, batch_size)
+            return reference_logps(self, dataset, self._ref_cache_file, batch_size)
+
+        def compute_loss(self, *args, **kwargs):
+            with compact_lm_head():
+                return super().compute_loss(*args, **kwargs)
+
+    return AlignloopDPOTrainer
+
+
+def build_dpo(ctx: BuildContext) -> Built:
+    """DPO (loss sigmoid), IPO (loss ipo) or robust DPO (loss robust, label_smoothing = flip rate)."""
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import DPOConfig
+
+    hp = ctx.hp
+    if not ctx.split.train_pairs:
+        raise DataError("no training pairs in the snapshot; DPO/IPO need comparisons")
+    fingerprint = tokenizer_fingerprint(ctx.base_dir)
+    tokenized = tokenize_pairs(ctx.tokenizer, ctx.split.train_pairs, fingerprint, ctx.cache_dir)
+    fitted = fit_rows(tokenized, hp.get("max_length"), ctx.max_length_cap)
+    batch = hp["per_device_batch_size"]
+    order = training_order([row_length(r) for r in fitted.rows], ctx.rows_per_run, batch, hp["seed"])
+    dataset = Dataset.from_list([{**fitted.rows[i], "row": i} for i in order])
+    real, computed = padded_tokens(fitted.rows, order, batch, ("chosen_ids", "rejected_ids"))
+    extra = {}
+    if hp.get("label_smoothing"):
+        extra["label_smoothing"] = float(hp["label_smoothing"])
+    args = DPOConfig(
+        loss_type=list(hp["loss_type"]), beta=hp["beta"], max_length=fitted.max_length, dataset_num_proc=None,
+        precompute_ref_log_probs=True, precompute_ref_batch_size=2 * batch,
+        **extra, **common_args(hp, ctx.run_dir / "trainer", ctx.options, ctx.progress),
+    )
+    model_id = model_fingerprint(ctx.base_dir)
+    ref_cache = None
+    if ctx.cache_dir is not None:
+        ref_cache = (ctx.cache_dir / "reference" /
+                     f"{model_id}-{fitted.max_length}-{dataset_fingerprint(fitted.rows, [])}.json")
+    peft_config = lora_config(hp, task_type="CAUSAL_LM")
+    model = load_causal_lm(ctx.base_dir, device=ctx.options.device)
+    set_seed(hp["seed"])  # the adapter's initial weights, whatever ran before
+    trainer = dpo_trainer_class()(
+        model=model, ref_model=None, args=args,
+        train_dataset=dataset, processing_class=ctx.tokenizer, peft_config=peft_config,
+        callbacks=[progress_callback(ctx.progress), log_line_callback(ctx.options.log_every)],
+        ref_cache_file=ref_cache, model_id=model_id,
+    )
+    notes = [fitted.max_length_reason, fitted.truncation.describe(),
+             f"batches grouped by length: {computed - real} pad tokens of {computed} computed "
+             f"({100 * (computed - real) / max(computed, 1):.1f}%)"]
+    return Built(trainer=trainer, n_train=len(fitted.rows), data_fingerprint=dataset_fingerprint(fitted.rows, order),
+                 max_length=fitted.max_length, max_length_reason=fitted.max_length_reason,
+                 truncation=vars(fitted.truncation), tokens_trained=real, notes=notes,
+                 kind="lora" if peft_config else "full")

@@ -1,0 +1,104 @@
+"""Less work per step, same losses: reference log-probs computed once and cached, and the LM head run
+only where a loss is taken.
+
+- Reference log-probs: TRL's own `compute_ref_log_probs`, but over each distinct training row once,
+  in length-sorted batches (almost no padding), cached on disk by base model and token ids, so a
+  resumed or repeated run reads them back instead of recomputing.
+- The LM head: TRL's fused head scores only the answer positions on CUDA but every position (prompt
+  and padding too) elsewhere, to spare compilers that recompile per shape (Neuron). A CPU compiles
+  nothing, so during our steps it scores only the answer positions there as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def compact_lm_head() -> Iterator[None]:
+    """Within this block TRL's fused LM head projects only labelled positions on CPU too."""
+    import trl.trainer.utils as trl_utils
+
+    original = trl_utils._use_triton
+
+    def compact_on_cpu(device) -> bool:
+        return device.type == "cpu" or original(device)
+
+    trl_utils._use_triton = compact_on_cpu
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = original
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """Identifies a model folder's weights by file names, sizes and modification times (cheap, no hashing of GBs)."""
+    h = hashlib.sha256()
+    folder = Path(model_dir).resolve()
+    h.update(str(folder).encode())
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".safetensors", ".bin", ".json") and path.is_file():
+            stat = path.stat()
+            h.update(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _row_key(example: dict[str, Any], keys: tuple[str, ...]) -> str:
+    return hashlib.sha256(json.dumps([example[k] for k in keys]).encode()).hexdigest()[:24]
+
+
+def reference_logps(trainer, dataset, cache_file: Path | None, batch_size: int):
+    """The dataset with ref_chosen_logps / ref_rejected_logps columns, each distinct row scored once."""
+    import torch
+
+    keys = ("prompt_ids", "chosen_ids", "rejected_ids")
+    examples = [{k: dataset[i][k] for k in keys} for i in range(len(dataset))] if len(dataset) else []
+    row_keys = [_row_key(e, keys) for e in examples]
+    cached: dict[str, list[float]] = {}
+    if cache_file is not None and cache_file.is_file():
+        try:
+            cached = json.loads(cache_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            cached = {}
+    todo: dict[str, dict[str, Any]] = {}
+    for key, e in zip(row_keys, examples, strict=True):
+        if key not in cached:
+            todo.setdefault(key, e)
+    if todo:
+        # Length-sorted, so each batch pads to nearly its own length.
+        items = sorted(todo.items(), key=lambda kv: len(kv[1]["prompt_ids"]) + max(len(kv[1]["chosen_ids"]),
+                                                                                     len(kv[1]["rejected_ids"])))
+        model = trainer.ref_model or trainer.model
+        device = trainer.accelerator.device
+        was_training = model.training
+        model.eval()
+        try:
+            for lo in range(0, len(items), batch_size):
+                chunk = items[lo: lo + batch_size]
+                batch = trainer.data_collator([e for _, e in chunk])
+                batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+                with compact_lm_head():
+                    chosen, rejected = trainer.compute_ref_log_probs(model, batch)
+                for (key, _), c, r in zip(chunk, chosen.float().cpu().tolist(), rejected.float().cpu().tolist(),
+                                          strict=True):
+                    cached[key] = [c, r]
+        finally:
+            model.train(was_training)
+        if cache_file is not None and trainer.accelerator.is_main_process:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(f".tmp-{random.getrandbits(32):08x}")
+            tmp.write_text(json.dumps(cached))
+            tmp.replace(cache_file)
+        log.info("reference log-probs: %d distinct rows scored, %d read from the cache",
+                 len(todo), len(set(row_keys)) - len(todo))
+    dataset = dataset.add_column("ref_chosen_logps", [cached[k][0] for k in row_keys])
+    return dataset.add_column("ref_rejected_logps", [cached[k][1] for k in row_keys])

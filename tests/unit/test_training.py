@@ -1,0 +1,237 @@
+"""The training package on the tiny offline model: same losses as plain TRL, resume, learning, KTO weights."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import BaseModelSettings
+from pipeline.datasets import Split
+from pipeline.errors import ConfigError, DataError
+from pipeline.models import resolve_base_model
+from pipeline.planner import Plan
+from pipeline.training import RunOptions, train_candidate
+
+pytestmark = pytest.mark.slow
+
+LORA = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return resolve_base_model(BaseModelSettings(tiny=True), tmp_path_factory.mktemp("models"))
+
+
+def _pairs(n: int, offset: int = 0, good: str = "Thank you, happy to help.", bad: str = "Go away.") -> list[dict]:
+    return [{"prompt": [{"role": "user", "content": f"What is {i} plus {i}?"}],
+             "chosen": f"{good} It is {2 * i}.", "rejected": f"{bad} It is {2 * i}."}
+            for i in range(offset, offset + n)]
+
+
+def _hp(**over) -> dict:
+    hp = {"max_steps": 3, "learning_rate": 5e-3, "beta": 0.1, "per_device_batch_size": 4,
+          "gradient_accumulation_steps": 1, "max_length": 128, "seed": 0, "lora": LORA, "loss_type": ["sigmoid"]}
+    return {**hp, **over}
+
+
+def test_alignloop_dpo_losses_equal_a_plain_trl_dpotrainer(tmp_path, tiny_dir):
+    """Pre-tokenised rows, cached reference log-probs, our batch order and the compact LM head change
+    how much is computed, not the losses."""
+    from peft import LoraConfig
+    from transformers import set_seed
+    from trl import DPOConfig, DPOTrainer
+
+    from pipeline.datasets import preference_dataset
+    from pipeline.models import load_causal_lm, load_tokenizer
+
+    pairs = _pairs(4)  # one batch holds every pair, so both read the same rows at every step
+    ours = train_candidate(Plan("dpo", _hp(), ("test",)), Split([], pairs, [], []), tiny_dir, tmp_path / "ours",
+                           device="cpu", options=RunOptions(device="cpu", log_every=0))
+    model = load_causal_lm(tiny_dir)
+    set_seed(0)
+    args = DPOConfig(output_dir=str(tmp_path / "plain"), max_steps=3, learning_rate=5e-3, beta=0.1,
+                     per_device_train_batch_size=4, max_length=128, seed=0, data_seed=0, logging_steps=1, report_to=[],
+                     save_strategy="no", use_cpu=True, bf16=False, gradient_checkpointing=False,
+                     lr_scheduler_type="cosine", warmup_steps=1, disable_tqdm=True)
+    plain = DPOTrainer(model=model, args=args, train_dataset=preference_dataset(pairs),
+                       processing_class=load_tokenizer(tiny_dir),
+                       peft_config=LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
+                                              target_modules=LORA["target_modules"], task_type="CAUSAL_LM"))
+    plain.train()
+    plain_losses = [e["loss"] for e in plain.state.log_history if "loss" in e]
+    our_losses = [h["loss"] for h in ours.history]
+    assert len(our_losses) == 3
+    assert our_losses[-1] < our_losses[0] - 1e-3          # it moved, so equality below is not trivial
+    assert our_losses == pytest.approx(plain_losses, abs=2e-4)
+    assert ours.tokens_trained > 0 and ours.truncation["rows_dropped"] == 0
+
+
+class _Killed(RuntimeError):
+    pass
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_with_the_same_losses(tmp_path, tiny_dir, monkeypatch, caplog):
+    import pipeline.training.run as run_module
+    from transformers import TrainerCallback
+
+    pairs = _pairs(8)
+    plan = Plan("dpo", _hp(max_steps=4, per_device_batch_size=2), ("test",))
+    split = Split([], pairs, [], [])
+    options = RunOptions(device="cpu", checkpoint_every=2, log_every=2)
+    with caplog.at_level(logging.INFO, logger="pipeline.training.progress"):
+        whole = train_candidate(plan, split, tiny_dir, tmp_path / "whole", options=options)
+    lines = [r.getMessage() for r in caplog.records if r.name == "pipeline.training.progress"]
+    assert [line.split(" loss")[0] for line in lines] == ["training step 2/4", "training step 4/4"]
+    assert all(" elapsed " in line and " eta " in line for line in lines)
+
+    real_fit = run_module.fit
+
+    def fit_then_die_at_step_3(trainer, progress, resume_from=None):
+        class Kill(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step == 3:
+                    raise _Killed("killed at step 3")
+
+        trainer.add_callback(Kill())
+        return real_fit(trainer, progress, resume_from)
+
+    monkeypatch.setattr(run_module, "fit", fit_then_die_at_step_3)
+    with pytest.raises(_Killed):
+        train_candidate(plan, split, tiny_dir, tmp_path / "killed", options=options)
+    assert (tmp_path / "killed" / "trainer" / "checkpoint-2").is_dir()
+    assert not (tmp_path / "killed" / "candidate").exists()
+    monkeypatch.setattr(run_module, "fit", real_fit)
+
+    resumed = train_candidate(plan, split, tiny_dir, tmp_path / "killed", options=options)
+    assert resumed.resumed_from_step == 2
+    assert [h["step"] for h in resumed.history] == [1, 2, 3, 4]
+    assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in whole.history], abs=1e-6)
+
+    with pytest.raises(DataError, match="resume refused: the training rows differ"):
+        train_candidate(plan, Split([], pairs[:-1], [], []), tiny_dir, tmp_path / "killed", options=options)
+    changed = Plan("dpo", _hp(max_steps=4, per_device_batch_size=2, beta=0.2), ("test",))
+    with pytest.raises(ConfigError, match=r"resume refused: the training settings differ .*changed: beta"):
+        train_candidate(changed, split, tiny_dir, tmp_path / "killed", options=options)
+
+
+def _answer_logps(model, tokenizer, pairs: list[dict], side: str) -> list[tuple[float, int]]:
+    """Summed log-probability of each pair's `side` answer given its prompt (teacher forcing), and its tokens."""
+    import torch
+
+    from pipeline.training.data import encode_turns
+
+    out = []
+    with torch.no_grad():
+        for p in pairs:
+            prompt_ids, (answer,) = encode_turns(tokenizer, p["prompt"], [p[side]])
+            ids = torch.tensor([prompt_ids + answer])
+            logps = model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
+            positions = torch.arange(len(prompt_ids) - 1, ids.shape[1] - 1)
+            out.append((float(logps[positions, torch.tensor(answer)].sum()), len(answer)))
+    return out
+
+
+def test_dpo_training_makes_the_implicit_reward_rank_held_out_chosen_answers_first(tmp_path, tiny_dir):
+    """A learnable toy signal (a polite opening beats a rude one) on prompts never trained on."""
+    from peft import PeftModel
+
+    from pipeline.models import load_causal_lm, load_tokenizer
+
+    train, held_out = _pairs(24), _pairs(12, offset=100)
+    plan = Plan("dpo", _hp(max_steps=12, learning_rate=1e-2), ("test",))
+    result = train_candidate(plan, Split([], train, [], []), tiny_dir, tmp_path, device="cpu",
+                             options=RunOptions(device="cpu", log_every=0))
+    tokenizer = load_tokenizer(tiny_dir)
+    model = PeftModel.from_pretrained(load_causal_lm(tiny_dir), str(result.model_dir)).eval()
+    cand = {side: _answer_logps(model, tokenizer, held_out, side) for side in ("chosen", "rejected")}
+    with model.disable_adapter():
+        ref = {side: _answer_logps(model, tokenizer, held_out, side) for side in ("chosen", "rejected")}
+    margins = [(cc[0] - rc[0]) - (cr[0] - rr[0]) for cc, rc, cr, rr in
+               zip(cand["chosen"], ref["chosen"], cand["rejected"], ref["rejected"], strict=True)]
+    reward_accuracy = sum(m > 0 for m in margins) / len(margins)
+    # The reference's implicit reward is 0 for every answer: it ranks no chosen answer above its rejected one.
+    assert reward_accuracy >= 0.9
+    # And by mean per-token likelihood the trained model prefers the chosen answer more often than the reference.
+    prefers = {name: sum(c[0] / c[1] > r[0] / r[1] for c, r in zip(d["chosen"], d["rejected"], strict=True))
+               for name, d in (("candidate", cand), ("reference", ref))}
+    assert prefers["candidate"] > prefers["reference"]
+
+
+def test_kto_weights_come_from_the_rows_trained_on_and_satisfy_trls_own_check(tmp_path, tiny_dir, caplog):
+    from pipeline.training.kto import KTO_RATIO_RANGE, trl_accepts_weights, weighted_ratio
+
+    thumbs = [{"prompt": [{"role": "user", "content": f"What is {i} plus {i}?"}], "completion": f"It is {2 * i}.",
+               "label": i % 4 != 0} for i in range(40)]            # 30 up, 10 down
+    hp = _hp(max_steps=10, loss_type="kto", desirable_weight=1.0, undesirable_weight=1.0)   # the plan's guess: 1:1
+    result = train_candidate(Plan("kto", hp, ("test",)), Split(thumbs, [], [], []), tiny_dir, tmp_path,
+                             options=RunOptions(device="cpu", log_every=0))
+    dw, uw = result.hyperparameters["desirable_weight"], result.hyperparameters["undesirable_weight"]
+    assert (dw, uw) != (1.0, 1.0)
+    lo, hi = KTO_RATIO_RANGE
+    assert lo <= weighted_ratio(30, 10, dw, uw) <= hi
+    assert trl_accepts_weights(30, 10, dw, uw) and not trl_accepts_weights(30, 10, 1.0, 1.0)
+    assert any("30 up, 10 down" in n for n in result.notes)
+    _assert_trl_check_agrees(tmp_path, tiny_dir, thumbs, dw, uw, caplog)
+
+
+def _assert_trl_check_agrees(tmp_path, tiny_dir, thumbs, dw, uw, caplog):
+    """TRL's KTOTrainer, given the same rows, warns about 1:1 weights and not about ours."""
+    from datasets import Dataset
+    from trl import KTOConfig, KTOTrainer
+
+    from pipeline.models import load_causal_lm, load_tokenizer
+
+    rows = Dataset.from_list([{**t, "completion": [{"role": "assistant", "content": t["completion"]}]} for t in thumbs])
+    warned = {}
+    for weights in ((1.0, 1.0), (dw, uw)):
+        caplog.clear()
+        args = KTOConfig(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=4, max_length=128,
+                         desirable_weight=weights[0], undesirable_weight=weights[1], use_cpu=True, bf16=False,
+                         report_to=[], max_steps=1)
+        logging.getLogger("trl").propagate = True
+        with caplog.at_level(logging.WARNING):
+            KTOTrainer(model=load_causal_lm(tiny_dir), args=args, train_dataset=rows,
+                       processing_class=load_tokenizer(tiny_dir))
+        warned[weights] = any("desirable_weight in" in r.getMessage() for r in caplog.records)
+    assert warned == {(1.0, 1.0): True, (dw, uw): False}
+
+
+def test_training_renders_rows_with_the_models_own_chat_template(tmp_path, tiny_dir):
+    import shutil
+
+    from pipeline.models import load_tokenizer
+    from pipeline.training.data import encode_turns, tokenize_pairs
+
+    custom = tmp_path / "custom"
+    shutil.copytree(tiny_dir, custom)
+    tokenizer = load_tokenizer(custom)
+    tokenizer.chat_template = "SYSTEM: be kind\n" + tokenizer.chat_template
+    prompt = [{"role": "user", "content": "What is two plus two?"}]
+    prompt_ids, (answer,) = encode_turns(tokenizer, prompt, ["Two plus two is four."])
+    assert tokenizer.decode(prompt_ids).startswith("SYSTEM: be kind<|im_start|>user\nWhat is two plus two?")
+    assert tokenizer.decode(answer) == "Two plus two is four.<|im_end|>\n"
+
+    tokenizer.chat_template = None
+    with pytest.raises(ConfigError, match="base_model: its tokenizer has no chat template"):
+        tokenize_pairs(tokenizer, _pairs(1), "fp")
+
+
+def test_tokenised_rows_are_cached_and_read_back(tmp_path, tiny_dir):
+    from pipeline.models import load_tokenizer
+    from pipeline.training.data import tokenize_pairs
+
+    tokenizer = load_tokenizer(tiny_dir)
+    first = tokenize_pairs(tokenizer, _pairs(3), "fp", tmp_path)
+    assert len(list((tmp_path / "tokens").glob("pairs-*.json"))) == 1
+
+    class Refuses:
+        chat_template = "x"
+
+        def apply_chat_template(self, *a, **k):
+            raise AssertionError("tokenised again instead of reading the cache")
+
+    assert tokenize_pairs(Refuses(), _pairs(3), "fp", tmp_path) == first
+    with pytest.raises(AssertionError, match="tokenised again"):
+        tokenize_pairs(Refuses(), _pairs(3), "another tokenizer", tmp_path)
