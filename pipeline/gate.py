@@ -160,3 +160,61 @@ def _judge(gi: GateInput, settings: PromotionSettings) -> Check:
     span = f" (95% CI [{low:.3f}, {high:.3f}])" if _finite(low) and _finite(high) else ""
     return Check(name, ok, f"{name} over the {against}: {rate:.3f}{span} {'≥' if ok else '<'} {limit:.3f} "
                  "(promotion.min_judge_win_rate)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading the gate's inputs from what the registry keeps (tags and run metrics of a version)
+
+TAG = "alignloop."
+
+
+def input_from_report(report: Mapping[str, object], champion: Champion | None) -> GateInput:
+    """The gate's input for a fresh evaluation report (eval_report.json as a dict)."""
+    judge = report.get("judge") or {}
+    against = report.get("champion_version")
+    return GateInput(
+        metrics=dict(report.get("metrics") or {}),
+        eval_set_hash=report.get("eval_set_hash") or None,
+        evaluated_against=None if against in (None, "") else int(against),
+        judge_usable=None if not judge else bool(judge.get("usable")),
+        judge_accuracy=judge.get("accuracy") if judge else None,
+        champion=champion,
+    )
+
+
+def report_tags(report: Mapping[str, object]) -> dict[str, str]:
+    """What a version must carry so the gate can be run again at promotion time (see input_from_rows)."""
+    judge = report.get("judge") or {}
+    against = report.get("champion_version")
+    return {
+        "eval_set_hash": str(report.get("eval_set_hash") or ""),
+        "evaluated_against": "" if against in (None, "") else str(int(against)),
+        "judge_usable": "" if not judge else str(bool(judge.get("usable"))).lower(),
+    }
+
+
+def champion_of(row: Mapping[str, object] | None) -> Champion | None:
+    if row is None:
+        return None
+    return Champion(int(row["version"]), (row.get("tags") or {}).get(f"{TAG}eval_set_hash") or None)
+
+
+def input_from_rows(candidate: Mapping[str, object], champion: Mapping[str, object] | None) -> GateInput:
+    """The gate's input for a registered version (a row of registry.describe) against the champion's row."""
+    tags = dict(candidate.get("tags") or {})
+    metrics = dict(candidate.get("metrics") or {})
+    usable = tags.get(f"{TAG}judge_usable", "")
+    against = tags.get(f"{TAG}evaluated_against", "")
+    return GateInput(
+        metrics=metrics,
+        eval_set_hash=tags.get(f"{TAG}eval_set_hash") or None,
+        evaluated_against=int(against) if against else None,
+        judge_usable=None if usable == "" else usable == "true",
+        judge_accuracy=metrics.get("eval_judge_accuracy"),
+        champion=champion_of(champion),
+    )
+
+
+def registry_check(settings: PromotionSettings):
+    """The check registry.promote runs: the gate on the candidate's recorded numbers, now."""
+    return lambda candidate, champion: decide(input_from_rows(candidate, champion), settings)

@@ -90,9 +90,6 @@ def _materialize_weights(pyfunc_dir: Path, out: Path) -> None:
     if info.get("kind") != "lora":
         shutil.copytree(model_dir, out)
         return
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     shipped = artifacts.get("base_model")
     local = info.get("base_model_path")
     base = shipped if shipped and shipped.is_dir() else (Path(local) if local and Path(local).exists() else None)
@@ -102,8 +99,30 @@ def _materialize_weights(pyfunc_dir: Path, out: Path) -> None:
             f"({info.get('base_model_path') or info.get('base_model')}) is not on this machine; "
             "register it again with merged weights (alignloop register)"
         )
-    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), model_dir).merge_and_unload()
-    merged.save_pretrained(out)
-    has_tokenizer = any((model_dir / f).exists() for f in ("tokenizer.json", "tokenizer_config.json"))
-    AutoTokenizer.from_pretrained(model_dir if has_tokenizer else base).save_pretrained(out)
+    merge_adapter(model_dir, base, out)
+
+
+def merge_adapter(adapter_dir: Path, base_dir: Path, out: Path) -> Path:
+    """Write the base with the LoRA adapter merged in (plus the tokenizer) to `out`, atomically; an
+    existing complete `out` is kept."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipeline.registry.versions import files_sha256
+
+    out = Path(out)
+    source = files_sha256([adapter_dir])
+    marker = out / ".alignloop-merged-from"
+    if marker.is_file() and marker.read_text() == source:
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), adapter_dir).merge_and_unload()
+    merged.save_pretrained(partial)
+    has_tokenizer = any((adapter_dir / f).exists() for f in ("tokenizer.json", "tokenizer_config.json"))
+    AutoTokenizer.from_pretrained(adapter_dir if has_tokenizer else base_dir).save_pretrained(partial)
+    (partial / ".alignloop-merged-from").write_text(source)
+    partial.rename(out)
+    return out
 
