@@ -188,14 +188,16 @@ _schema_ready: set[str] = set()
 def _client(tracking_uri: str) -> MlflowClient:
     """A client for the store. A new sqlite file gets its schema under a file lock: two processes
     migrating one file at once fail with a multi-line SQL error."""
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     db = sqlite_db_path(tracking_uri)
-    if db is not None and tracking_uri not in _schema_ready:
-        with exclusive(db.with_name(f"{db.name}.alignloop-schema-lock"), wait_s=300.0,
-                       what=f"creating the MLflow schema in {db}", busy_hint="try again when it is done"):
-            client.search_experiments(max_results=1)
-            client.search_registered_models(max_results=1)
-        _schema_ready.add(tracking_uri)
+    if db is None or tracking_uri in _schema_ready:
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    # MlflowClient opens (and migrates) the stores as it is constructed, so that happens under the lock.
+    with exclusive(db.with_name(f"{db.name}.alignloop-schema-lock"), wait_s=300.0,
+                   what=f"creating the MLflow schema in {db}", busy_hint="try again when it is done"):
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+    _schema_ready.add(tracking_uri)
     return client
 
 
