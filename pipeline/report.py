@@ -257,3 +257,59 @@ li.skip {{ color: #666; }}
 {body}
 </body></html>
 """
+
+
+# --------------------------------------------------------------------------------------------------
+# Which run, which champion: `alignloop review`
+
+
+def build_review(settings, *, version: int | None = None, run: str | None = None) -> Path:
+    """Write the review page of a registered version (its run folder is fetched from MLflow when this
+    machine does not have it) or of a local run folder (default: the latest), and log it to the
+    version's MLflow run when there is one. Returns the page's path."""
+    from pipeline.errors import DataError, TerminalError
+    from pipeline.gate import champion_of, decide, input_from_report
+    from pipeline.registry import CHAMPION, describe
+    from pipeline.registry.fetch import download_run_files, log_run_file
+
+    uri, target = settings.tracking_uri, settings.target
+    rows = describe(uri, target)
+    row = None
+    if version is not None:
+        row = next((r for r in rows if r["version"] == version), None)
+        if row is None:
+            raise TerminalError(f"{target!r} has no version {version}; list them with `alignloop versions`")
+        folder = row["tags"].get("alignloop.run_folder") or f"version-{version}"
+        run_dir = settings.runs_dir / folder
+        if not (run_dir / "eval_report.json").is_file():
+            names = [f"{n}.json" for n in ("snapshot", "plan", "shape", "train", "eval_report", "gate")]
+            download_run_files(uri, row["run_id"], names + ["per_pair_scores.jsonl"], run_dir)
+    else:
+        from pipeline.stages import latest_run
+
+        run_dir = latest_run(settings, run).run_dir
+        registered = run_dir / "registered.json"
+        if registered.is_file():
+            number = json.loads(registered.read_text()).get("version")
+            row = next((r for r in rows if r["version"] == number), None)
+    if not (run_dir / "eval_report.json").is_file():
+        raise DataError(f"{run_dir} has no eval_report.json: evaluate the candidate first (alignloop evaluate)")
+    report = json.loads((run_dir / "eval_report.json").read_text())
+    against = report.get("champion_version")
+    champion = next((r for r in rows if against not in (None, "") and r["version"] == int(against)), None)
+    if not (run_dir / "gate.json").is_file():
+        if row is not None and "alignloop.gate.verdict" in row["tags"]:
+            gate = {"verdict": row["tags"]["alignloop.gate.verdict"],
+                    "reasons": row["tags"].get("alignloop.gate.reasons", "").splitlines()}
+        else:  # not registered yet: the gate as it would decide now
+            current = next((r for r in rows if CHAMPION in r["aliases"]), None)
+            gate = decide(input_from_report(report, champion_of(current)), settings.promotion).to_dict()
+        (run_dir / "gate.json").write_text(json.dumps(gate, indent=2) + "\n")
+    sources = None
+    if row is not None and row["tags"].get("alignloop.cursors"):
+        sources = json.loads(row["tags"]["alignloop.cursors"])
+    path = write_review_page(run_dir, target=target, champion=champion, sources=sources,
+                             version=None if row is None else row["version"])
+    if row is not None and row.get("run_id"):
+        log_run_file(uri, row["run_id"], path)
+    return path

@@ -253,7 +253,9 @@ def register(settings: Settings, planned: PlannedRun, *, allow_same_snapshot: bo
             "gate.verdict": verdict.verdict,
             "gate.reasons": "\n".join(verdict.lines),
         }
-        review = write_review_page(planned.run_dir, target=target, champion=champion)
+        against = report.get("champion_version")
+        compared = champion if champion and against not in (None, "") and int(against) == champion["version"] else None
+        review = write_review_page(planned.run_dir, target=target, champion=compared, sources=cursors)
         same_as = [{"run_folder": planned.run_id}]
         if not allow_same_snapshot:
             same_as.append({"snapshot_id": planned.snapshot.snapshot_id, "config_hash": settings.config_hash()})

@@ -126,3 +126,18 @@ def merge_adapter(adapter_dir: Path, base_dir: Path, out: Path) -> Path:
     partial.rename(out)
     return out
 
+
+
+def download_run_files(tracking_uri: str, run_id: str, names: list[str], dst: Path) -> list[Path]:
+    """Copy the named top-level artifacts of a run into dst (those that exist); return what was copied."""
+    dst.mkdir(parents=True, exist_ok=True)
+    with _mlflow_errors(tracking_uri, f"downloading the files of run {run_id}"), _quiet_mlflow():
+        client = _client(tracking_uri)
+        present = {Path(f.path).name for f in client.list_artifacts(run_id)}
+        return [Path(client.download_artifacts(run_id, name, str(dst))) for name in names if name in present]
+
+
+def log_run_file(tracking_uri: str, run_id: str, path: Path) -> None:
+    """Add (or replace) one file among a run's artifacts."""
+    with _mlflow_errors(tracking_uri, f"logging {Path(path).name} to run {run_id}"), _quiet_mlflow():
+        _client(tracking_uri).log_artifact(run_id, str(path))
