@@ -73,7 +73,7 @@ def mlflow_server(tmp_path: Path):
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
             try:
-                server.wait(timeout=30)
+                server.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
         log.close()

@@ -5,9 +5,14 @@ review page written beside the run and logged to MLflow."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -87,7 +92,7 @@ def test_auto_promotion_takes_a_passing_candidate_and_leaves_a_failing_one_as_ch
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
-def test_a_lora_version_is_logged_merged_and_loads_in_a_fresh_process_after_the_training_files_are_gone(
+def test_a_lora_version_is_logged_merged_loads_in_a_fresh_process_and_serves_after_the_training_files_are_gone(
         tmp_path, base_dir):
     import torch
     from peft import LoraConfig, get_peft_model
@@ -104,9 +109,13 @@ def test_a_lora_version_is_logged_merged_and_loads_in_a_fresh_process_after_the_
     prompt = "What is two plus two?"
     text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
     ids = tok(text, return_tensors="pt")
-    with torch.no_grad():
-        out = adapted.eval().generate(**ids, max_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id)
-    expected = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    def greedy(new_tokens: int) -> str:
+        with torch.no_grad():
+            out = adapted.eval().generate(**ids, max_new_tokens=new_tokens, do_sample=False,
+                                          pad_token_id=tok.pad_token_id)
+        return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    expected = greedy(6)
 
     planned = _run_folder(settings, "r1", adapter, eval_report(), kind="lora")
     version = stages.register(settings, planned)
@@ -126,3 +135,36 @@ def test_a_lora_version_is_logged_merged_and_loads_in_a_fresh_process_after_the_
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [expected]
     assert version.version == 1
+
+    # `mlflow models serve` answers the same prompt over HTTP on loopback (with the logged generation
+    # settings: 128 new tokens at most, greedy).
+    expected_served = greedy(128)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", f"models:/{TARGET}@challenger",
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=tmp_path, env={**env, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        body = json.dumps({"inputs": [prompt]}).encode()
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                                 headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=60) as r:
+                    answer = json.loads(r.read())
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read()[-2000:]
+                assert time.monotonic() < deadline, "mlflow models serve did not answer within 240 s"
+                time.sleep(1)
+        assert answer == {"predictions": [expected_served]}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
