@@ -254,7 +254,7 @@ def _version_by_number(client: MlflowClient, target: str, version: int) -> Model
     except MlflowException as e:
         if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
             raise TerminalError(
-                f"{target!r} has no version {version}; list the versions with `alignloop models`"
+                f"{target!r} has no version {version}; list the versions with `alignloop versions`"
             ) from None
         raise
 

@@ -97,7 +97,7 @@ def _materialize_weights(pyfunc_dir: Path, out: Path) -> None:
         raise TerminalError(
             "this LoRA version was logged without its base model's files and its base "
             f"({info.get('base_model_path') or info.get('base_model')}) is not on this machine; "
-            "register it again with merged weights (alignloop register)"
+            "train it again with `alignloop run --force`, which logs merged weights"
         )
     merge_adapter(model_dir, base, out)
 
