@@ -17,8 +17,11 @@ from pipeline.errors import ConfigError
 def show_versions(settings: Settings, out: Console) -> None:
     from pipeline.registry import describe
 
-    table = Table("version", "aliases", "method", "pref acc (ref → cand)", "gain [95% CI]", "gate", "created",
-                  title=settings.target)
+    table = Table(title=settings.target)
+    table.add_column("version")
+    table.add_column("aliases", no_wrap=True)  # a wrapped alias ("challen-ger") is unreadable and unsearchable
+    for name in ("method", "pref acc (ref → cand)", "gain [95% CI]", "gate", "created"):
+        table.add_column(name)
     for v in describe(settings.tracking_uri, settings.target):
         m, tags = v.get("metrics", {}), v.get("tags", {})
         acc = (f"{m['eval_pref_accuracy_reference']:.3f} → {m['eval_pref_accuracy_candidate']:.3f}"
@@ -27,7 +30,7 @@ def show_versions(settings: Settings, out: Console) -> None:
         if not v.get("complete"):
             state = "abandoned" if "alignloop.abandoned" in tags else "incomplete"
         table.add_row(str(v["version"]), ", ".join(v.get("aliases", [])), tags.get("alignloop.method", "—"), acc,
-                      gain_text(m) or "—", state, str(v.get("created", "")))
+                      gain_text(m) or "—", state, str(v.get("created", "")).replace("T", " ")[:16])
     out.print(table)
 
 

@@ -78,3 +78,36 @@ def test_promote_refuses_in_one_line_force_needs_a_reason_and_review_rebuilds_th
     back = runner.invoke(app, ["rollback", "--config", str(config)])
     assert back.exit_code == 0 and "helpdesk version 1 is champion again" in back.stdout
     assert PromotionSettings().auto_promote is False  # promotion is a person's decision unless switched on
+
+
+def test_the_run_summary_ends_with_the_gain_and_its_interval_the_verdict_and_the_review_page(tmp_path):
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    import flows.cli as cli
+
+    report = eval_report(delta=(0.047, 0.012, 0.081))
+    verdict = decide(input_from_report(report, None), PromotionSettings())
+    outcome = SimpleNamespace(
+        run_id="20261030T100000-abcdef12", method="dpo", reasons=["412 training pairs"], trained=True,
+        ingested=[{"rows_read": {"generations": 10}, "pairs_added": 5, "unpaired_added": 3, "quarantined": 0}],
+        metrics=report["metrics"],
+        registered={"name": "helpdesk", "version": 3, "aliases": ["challenger"], "gate": verdict.to_dict(),
+                    "auto_promoted": False, "review_page": "/work/runs/20261030T100000-abcdef12/review.html"})
+    console = Console(width=200, record=True, file=open(tmp_path / "out.txt", "w"))  # noqa: SIM115
+    original = cli.out
+    cli.out = console
+    try:
+        cli._print_summary(outcome, 42.0, load_settings(_config(tmp_path)))
+    finally:
+        cli.out = original
+    text = [line for line in console.export_text().splitlines() if line.strip("│└┘┴─ ")]
+    def row(name: str) -> int:
+        return next(i for i, line in enumerate(text) if line.startswith(f"│ {name} "))
+
+    gain, gate, page = row("gain (95% CI)"), row("gate"), row("review page")
+    assert row("time") < gain < gate < page == len(text) - 1  # the table ends with these rows
+    assert "+0.047 [+0.012, +0.081] vs reference" in text[gain] and "PASS" in text[gate]
+    assert "pass: candidate − reference preference accuracy" in "\n".join(text[gate:page])
+    assert "/work/runs/20261030T100000-abcdef12/review.html" in text[page]
