@@ -227,8 +227,17 @@ def register(config: ConfigOpt = Path("alignloop.yaml"), run: RunOpt = None) -> 
     from pipeline import stages
 
     settings = _settings(config)
-    version = stages.register(settings, stages.latest_run(settings, run))
-    out.print(f"registered {version.name} version {version.version} as {', '.join(version.aliases)}")
+    planned = stages.latest_run(settings, run)
+    version = stages.register(settings, planned)
+    if version.reused:
+        out.print(f"already registered: {version.name} version {version.version} holds this run's model "
+                  f"({', '.join(version.aliases) or 'no alias'})", highlight=False)
+    else:
+        out.print(f"registered {version.name} version {version.version} as {', '.join(version.aliases)}")
+    gate = json.loads((planned.run_dir / "registered.json").read_text())["gate"]
+    out.print(f"gate verdict: {gate['verdict']}", highlight=False)
+    for line in gate["reasons"]:
+        out.print(f"  • {escape(line)}", highlight=False)
 
 
 @app.command()

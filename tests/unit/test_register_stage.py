@@ -38,11 +38,11 @@ def _settings(tmp_path: Path, **promotion):
                                "promotion": {"lock_wait_s": 30, **promotion}}, base_dir=tmp_path)
 
 
-def _run_folder(settings, name: str, model_dir: Path, report: dict, kind: str = "full"):
+def _run_folder(settings, name: str, model_dir: Path, report: dict, kind: str = "full", snapshot: str | None = None):
     run_dir = settings.runs_dir / name
     run_dir.mkdir(parents=True, exist_ok=True)
     files = {
-        "snapshot": {"snapshot_id": f"snap-{name}", "created_at": "2026-10-30T10:00:00", "high_water_batch": 3,
+        "snapshot": {"snapshot_id": snapshot or f"snap-{name}", "created_at": "2026-10-30T10:00:00", "high_water_batch": 3,
                      "n_unpaired": 420, "n_pairs": 515},
         "plan": PLAN,
         "train": {"model_dir": str(model_dir), "kind": kind, "method": "dpo", "n_train": 412, "runtime_s": 12.0,
@@ -83,6 +83,10 @@ def test_auto_promotion_takes_a_passing_candidate_and_leaves_a_failing_one_as_ch
     # Registering r2 again is the same version, and its review page is an artifact of its run.
     again = stages.register(settings, stages.latest_run(settings, "r2"))
     assert (again.version, again.reused) == (2, True)
+    assert len(registry.describe(settings.tracking_uri, TARGET)) == 2
+    # A second run folder of the same snapshot and settings (two runs at once) gets that version too.
+    twin = stages.register(settings, _run_folder(settings, "r2-twin", base_dir, flipped, snapshot="snap-r2"))
+    assert (twin.version, twin.reused) == (2, True)
     assert len(registry.describe(settings.tracking_uri, TARGET)) == 2
     artifacts = {f.path for f in MlflowClient(settings.tracking_uri).list_artifacts(rows[2]["run_id"])}
     assert {"review.html", "gate.json", "eval_report.json"} <= artifacts
