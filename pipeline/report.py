@@ -102,8 +102,9 @@ def _headline(metrics: Mapping[str, float], champion: Mapping[str, Any] | None) 
             if champion else "champion"
     else:
         key, against = "eval_pref_accuracy_delta", "reference (the base model)"
+    which = "95% interval" if f"{key}_ci_low" in metrics else "no interval measured"
     return (f'<p class="headline" id="gain">Preference accuracy gain over the {_e(against)}: '
-            f"<b>{_ci(metrics, key, signed=True)}</b> (95% interval) on {_num(metrics.get('eval_pairs'), '{:.0f}')} "
+            f"<b>{_ci(metrics, key, signed=True)}</b> ({which}) on {_num(metrics.get('eval_pairs'), '{:.0f}')} "
             "held-out pairs.</p>")
 
 
@@ -170,7 +171,7 @@ def _samples(report: Mapping[str, Any]) -> str:
     other = _other_name(report)
     samples = list(report.get("samples") or [])[:MAX_SAMPLES]
     if not samples:
-        return "<p>No generated answers in this evaluation (evaluation.generation_prompts is 0).</p>"
+        return "<p>This evaluation report holds no generated answers.</p>"
     rows = "".join(
         f"<tr><td>{_e(s.get('prompt', ''))}</td><td>{_e(s.get(other, s.get('champion', s.get('reference', ''))))}</td>"
         f"<td>{_e(s.get('candidate', ''))}</td></tr>" for s in samples)
