@@ -264,7 +264,8 @@ def register(settings: Settings, planned: PlannedRun, *, allow_same_snapshot: bo
             run_name=planned.run_id, params=params, metrics=metrics, step_metrics=step_metrics,
             json_artifacts={"plan": plan_d, "shape": plan_d["shape"], "eval_report": report, "train": trained,
                             "gate": verdict.to_dict()},
-            files={"review.html": review}, model_dir=model_dir, model_info=model_info,
+            files={"review.html": review, **{f.name: f for f in [planned.run_dir / "per_pair_scores.jsonl"] if f.is_file()}},
+            model_dir=model_dir, model_info=model_info,
             extra_model_artifacts=extra, lineage=lineage, same_as=same_as,
             lock_wait_s=settings.promotion.lock_wait_s,
         )

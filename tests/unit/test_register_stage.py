@@ -51,6 +51,8 @@ def _run_folder(settings, name: str, model_dir: Path, report: dict, kind: str = 
     }
     for stem, obj in files.items():
         (run_dir / f"{stem}.json").write_text(json.dumps(obj))
+    (run_dir / "per_pair_scores.jsonl").write_text("".join(
+        json.dumps({"index": i, "reward_margin": 0.1 * i - 0.2}) + "\n" for i in range(6)))
     return stages.latest_run(settings, name)
 
 
@@ -89,7 +91,7 @@ def test_auto_promotion_takes_a_passing_candidate_and_leaves_a_failing_one_as_ch
     assert (twin.version, twin.reused) == (2, True)
     assert len(registry.describe(settings.tracking_uri, TARGET)) == 2
     artifacts = {f.path for f in MlflowClient(settings.tracking_uri).list_artifacts(rows[2]["run_id"])}
-    assert {"review.html", "gate.json", "eval_report.json"} <= artifacts
+    assert {"review.html", "gate.json", "eval_report.json", "per_pair_scores.jsonl"} <= artifacts
     page = (settings.runs_dir / "r2" / "review.html").read_text()
     assert "Gate verdict: <b>FAIL</b>" in page and "-0.140 <span class=ci>[-0.200, -0.080]</span>" in page
 
