@@ -258,8 +258,17 @@ def register(config: ConfigOpt = Path("alignloop.yaml"), run: RunOpt = None) -> 
     from pipeline import stages
 
     settings = _settings(config)
-    version = stages.register(settings, stages.latest_run(settings, run))
-    out.print(f"registered {version.name} version {version.version} as {', '.join(version.aliases)}")
+    planned = stages.latest_run(settings, run)
+    version = stages.register(settings, planned)
+    if version.reused:
+        out.print(f"already registered: {version.name} version {version.version} holds this run's model "
+                  f"({', '.join(version.aliases) or 'no alias'})", highlight=False)
+    else:
+        out.print(f"registered {version.name} version {version.version} as {', '.join(version.aliases)}")
+    gate = json.loads((planned.run_dir / "registered.json").read_text())["gate"]
+    out.print(f"gate verdict: {gate['verdict']}", highlight=False)
+    for line in gate["reasons"]:
+        out.print(f"  • {escape(line)}", highlight=False)
 
 
 @app.command()
@@ -296,11 +305,17 @@ def _print_summary(outcome: Any, seconds: float, settings: Settings) -> None:
                       f"{m['eval_pref_accuracy_candidate']:.3f} (candidate) on {m['eval_pairs']:.0f} held-out pairs")
         table.add_row("implicit reward", f"accuracy {m['eval_reward_accuracy']:.3f}, margin {m['eval_reward_margin']:.4f}")
         reg = outcome.registered
-        table.add_row("registered", f"{reg['name']} version {reg['version']} @ {', '.join(reg['aliases'])}")
+        again = " (already registered: this run's model was logged before)" if reg.get("reused") else ""
+        table.add_row("registered", f"{reg['name']} version {reg['version']} @ {', '.join(reg['aliases'])}{again}")
         table.add_row("mlflow", settings.tracking_uri)
     else:
         table.add_row("registered", "nothing (no training this run)")
     table.add_row("time", f"{seconds:.0f}s")
+    if outcome.trained:
+        from flows.registry_cli import summary_rows
+
+        for name, value in summary_rows(outcome):  # the gain, the gate, the review page: the table ends here
+            table.add_row(name, value)
     out.print(table)
 
 
@@ -350,42 +365,43 @@ def demo(
 @app.command()
 @_friendly
 def versions(config: ConfigOpt = Path("alignloop.yaml")) -> None:
-    """List the registered versions of the target with their aliases and key metrics."""
-    from pipeline.registry import describe
+    """List the registered versions of the target with their aliases, gain, and gate verdict."""
+    from flows.registry_cli import show_versions
 
-    settings = _settings(config)
-    table = Table("version", "aliases", "method", "pref acc (ref → cand)", "created", title=settings.target)
-    for v in describe(settings.tracking_uri, settings.target):
-        m, tags = v.get("metrics", {}), v.get("tags", {})
-        acc = (f"{m['eval_pref_accuracy_reference']:.3f} → {m['eval_pref_accuracy_candidate']:.3f}"
-               if "eval_pref_accuracy_candidate" in m else "—")
-        table.add_row(str(v["version"]), ", ".join(v.get("aliases", [])), tags.get("alignloop.method", "—"), acc,
-                      str(v.get("created", "")))
-    out.print(table)
+    show_versions(_settings(config), out)
 
 
 @app.command()
 @_friendly
 def promote(config: ConfigOpt = Path("alignloop.yaml"),
             version: Annotated[int | None, typer.Option(help="Version to promote (default: the challenger).")] = None,
+            force: Annotated[bool, typer.Option("--force", help="Promote although the gate refuses.")] = False,
+            reason: Annotated[str | None, typer.Option(help="Why the gate is overridden (needed with --force).")] = None,
             ) -> None:
-    """Make a version the champion; the old champion becomes previous_champion."""
-    from pipeline.registry import promote as do_promote
+    """Make a version champion if it passes the promotion gate; the old champion becomes previous_champion."""
+    from flows.registry_cli import promote_version
 
-    settings = _settings(config)
-    v = do_promote(settings.tracking_uri, settings.target, version)
-    out.print(f"{v.name} version {v.version} is now champion")
+    promote_version(_settings(config), version, force, reason, out)
 
 
 @app.command()
 @_friendly
 def rollback(config: ConfigOpt = Path("alignloop.yaml")) -> None:
     """Give the champion alias back to the previous champion."""
-    from pipeline.registry import rollback as do_rollback
+    from flows.registry_cli import rollback_champion
 
-    settings = _settings(config)
-    v = do_rollback(settings.tracking_uri, settings.target)
-    out.print(f"{v.name} version {v.version} is champion again")
+    rollback_champion(_settings(config), out)
+
+
+@app.command()
+@_friendly
+def review(config: ConfigOpt = Path("alignloop.yaml"),
+           version: Annotated[int | None, typer.Option(help="A registered version (default: the latest run).")] = None,
+           run: RunOpt = None) -> None:
+    """Write the HTML review page of a candidate (beside its run, and into its MLflow run)."""
+    from flows.registry_cli import review as do_review
+
+    do_review(_settings(config), version, run, out)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ retry on TransientError only. Run in-process: `python -m flows.retrain alignloop
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -71,9 +72,9 @@ def evaluate_task(settings: Settings, planned):
 
 
 @task(name="register", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_if_transient, cache_policy=NO_CACHE)
-def register_task(settings: Settings, planned):
+def register_task(settings: Settings, planned, allow_same_snapshot: bool = False):
     progress.stage("register")
-    return stages.register(settings, planned)
+    return stages.register(settings, planned, allow_same_snapshot=allow_same_snapshot)
 
 
 @task(name="check-registry", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_if_transient,
@@ -84,7 +85,17 @@ def already_registered_task(settings: Settings, planned):
 
 @flow(name="retrain", validate_parameters=False)
 def retrain(settings: Settings, force: bool = False) -> RetrainOutcome:
-    """One scheduled retraining: skips when the data is too thin or unchanged since the last version."""
+    """One scheduled retraining: skips when the data is too thin or unchanged since the last version.
+
+    Holds the target's registry lock throughout, so a second run of the same target waits (up to
+    promotion.lock_wait_s) and then finds this run's version instead of training a copy of it."""
+    from pipeline.registry import target_lock
+
+    with target_lock(settings.tracking_uri, settings.target, wait_s=settings.promotion.lock_wait_s):
+        return _retrain(settings, force)
+
+
+def _retrain(settings: Settings, force: bool) -> RetrainOutcome:
     ingested = [asdict(r) for r in ingest_task(settings)]
     planned = plan_task(settings)
     if planned.plan.method == "skip":
@@ -96,10 +107,12 @@ def retrain(settings: Settings, force: bool = False) -> RetrainOutcome:
         return RetrainOutcome(planned.run_id, "skip", [*planned.plan.reasons, reason], ingested, {}, None)
     trained = train_task(settings, planned)
     report = evaluate_task(settings, planned)
-    version = register_task(settings, planned)
+    version = register_task(settings, planned, allow_same_snapshot=force)
     metrics = {**report.metrics(), "train_runtime_s": trained["runtime_s"]}
+    # registered.json adds the gate's verdict, whether it was auto-promoted, and the review page.
+    registered = {**json.loads((planned.run_dir / "registered.json").read_text()), **asdict(version)}
     return RetrainOutcome(planned.run_id, planned.plan.method, list(planned.plan.reasons), ingested, metrics,
-                          asdict(version))
+                          registered)
 
 
 @flow(name="retrain-from-config")

@@ -166,9 +166,35 @@ class EvaluationSettings(_Settings):
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
 
 
+class PromotionSettings(_Settings):
+    """What a challenger must clear to become champion (pipeline/gate.py); null switches a check off."""
+
+    min_gain_ci_low: float | None = Field(
+        0.0, ge=-1.0, le=1.0,
+        description="Lowest allowed lower bound of the 95% interval of candidate − champion preference accuracy "
+                    "(candidate − reference when there is no champion).")
+    max_kl_reference: float | None = Field(
+        None, ge=0.0, description="Highest KL from the reference, nats per sampled answer (its scale grows with "
+                                  "answer length, so it is off by default).")
+    max_ppl_rise: float | None = Field(
+        0.10, ge=0.0, description="Highest relative perplexity rise on the capability text (0.10 = 10%).")
+    max_length_drift: float | None = Field(
+        None, ge=0.0, description="Highest |candidate/reference answer length − 1| (0.5 = ±50%).")
+    min_judge_win_rate: float | None = Field(
+        0.5, ge=0.0, le=1.0, description="Lowest judged win rate over the champion (or reference), usable judge only.")
+    require_usable_judge: bool = Field(
+        False, description="Count a missing or unusable judge as unmeasured (refused) instead of leaving it out.")
+    auto_promote: bool = Field(False, description="Make a challenger that passes every check champion right away.")
+    lock_wait_s: float = Field(
+        600.0, ge=0.0, description="How long a run waits for another run of the same target to finish registering.")
+
+
 class MlflowSettings(_Settings):
     tracking_uri: str | None = Field(None, description="Default sqlite:///<workdir>/mlflow.db.")
     experiment: str | None = Field(None, description="Default: the target name.")
+    log_weights: Literal["merged", "adapter_with_base"] = Field(
+        "merged", description="How a LoRA candidate is logged: merged into its base (loads anywhere), or the "
+                              "adapter beside a copy of the base model's files.")
 
 
 class Settings(_Settings):
@@ -183,6 +209,7 @@ class Settings(_Settings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    promotion: PromotionSettings = Field(default_factory=PromotionSettings)
 
     @field_validator("sources")
     @classmethod

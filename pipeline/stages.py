@@ -279,22 +279,47 @@ def git_sha() -> str:
 
 
 def already_registered(settings: Settings, planned: PlannedRun) -> int | None:
-    """The version already trained from this snapshot with these settings, if any: retraining it
-    would only spend compute on a copy."""
+    """The complete version already trained from this snapshot with these settings, if any: retraining
+    it would only spend compute on a copy. A half-registered version (an interrupted run) does not count."""
     from pipeline.registry import describe
 
     for version in describe(settings.tracking_uri, settings.target):
         tags = version["tags"]
-        if (tags.get("alignloop.snapshot_id") == planned.snapshot.snapshot_id
+        if (version["complete"] and tags.get("alignloop.snapshot_id") == planned.snapshot.snapshot_id
                 and tags.get("alignloop.config_hash") == settings.config_hash()):
             return int(version["version"])
     return None
 
 
-def register(settings: Settings, planned: PlannedRun):
-    """Log the run to MLflow and register the candidate as a new version with alias challenger."""
+def _weights_to_log(settings: Settings, trained: dict[str, Any], run_dir: Path) -> tuple[Path, dict[str, Any], dict]:
+    """The folder to log, its model_info and extra artifacts: by default a LoRA adapter is merged into
+    its base, so the version loads on any machine without the base model or peft."""
     from pipeline.models import describe_base_model
-    from pipeline.registry import log_and_register
+    from pipeline.registry.fetch import merge_adapter
+
+    base_dir = base_model_dir(settings)
+    info = {"kind": trained["kind"], "base_model": describe_base_model(settings.base_model),
+            "base_model_path": str(base_dir), "method": trained["method"], "weights": "full"}
+    model_dir = Path(trained["model_dir"])
+    if trained["kind"] != "lora":
+        return model_dir, info, {}
+    if settings.mlflow.log_weights == "adapter_with_base":
+        return model_dir, {**info, "weights": "adapter_with_base"}, {"base_model": base_dir}
+    merged = merge_adapter(model_dir, base_dir, run_dir / "merged")
+    return merged, {**info, "kind": "full", "weights": "merged", "merged_from": "lora"}, {}
+
+
+def register(settings: Settings, planned: PlannedRun, *, allow_same_snapshot: bool = False):
+    """Log the run to MLflow and register the candidate as a new version with alias challenger,
+    carrying the gate's verdict; promote it too when promotion.auto_promote is on and it passed.
+
+    Registering one run twice returns its version; unless allow_same_snapshot, so does registering
+    another run of the same snapshot and settings (two runs at once). Writes registered.json.
+    """
+    from pipeline.gate import champion_of, decide, input_from_report, registry_check, report_tags
+    from pipeline.models import describe_base_model
+    from pipeline.registry import CHAMPION, describe, log_and_register, promote, target_lock
+    from pipeline.report import write_review_page
 
     trained = _read_json(planned.run_dir / "train.json")
     report = _read_json(planned.run_dir / "eval_report.json")
@@ -310,23 +335,46 @@ def register(settings: Settings, planned: PlannedRun):
     params = {"method": planned.plan.method, "base_model": describe_base_model(settings.base_model),
               "snapshot_id": planned.snapshot.snapshot_id, "device": trained["device"],
               **{f"hp.{k}": v for k, v in planned.plan.hyperparameters.items()}}
-    lineage = {
-        "snapshot_id": planned.snapshot.snapshot_id,
-        "method": planned.plan.method,
-        "config_hash": settings.config_hash(),
-        "git_sha": git_sha(),
-        "cursors": json.dumps(cursors, sort_keys=True),
-        "eval_set_hash": report["eval_set_hash"],
-        "run_folder": planned.run_id,
-    }
-    version = log_and_register(
-        tracking_uri=settings.tracking_uri, experiment=settings.experiment_name, target=settings.target,
-        run_name=planned.run_id, params=params, metrics=metrics, step_metrics=step_metrics,
-        json_artifacts={"plan": plan_d, "shape": plan_d["shape"], "eval_report": report, "train": trained},
-        model_dir=Path(trained["model_dir"]),
-        model_info={"kind": trained["kind"], "base_model": describe_base_model(settings.base_model),
-                    "base_model_path": str(base_model_dir(settings)), "method": planned.plan.method},
-        lineage=lineage,
-    )
-    _write_json(planned.run_dir / "registered.json", asdict(version))
+    uri, target = settings.tracking_uri, settings.target
+    with target_lock(uri, target, wait_s=settings.promotion.lock_wait_s):
+        champion = next((v for v in describe(uri, target) if CHAMPION in v["aliases"]), None)
+        verdict = decide(input_from_report(report, champion_of(champion)), settings.promotion)
+        _write_json(planned.run_dir / "gate.json", verdict.to_dict())
+        model_dir, model_info, extra = _weights_to_log(settings, trained, planned.run_dir)
+        lineage = {
+            "snapshot_id": planned.snapshot.snapshot_id,
+            "method": planned.plan.method,
+            "config_hash": settings.config_hash(),
+            "git_sha": git_sha(),
+            "cursors": json.dumps(cursors, sort_keys=True),
+            "run_folder": planned.run_id,
+            "base_model": describe_base_model(settings.base_model),
+            "weights": model_info["weights"],
+            **report_tags(report),
+            "gate.verdict": verdict.verdict,
+            "gate.reasons": "\n".join(verdict.lines),
+        }
+        against = report.get("champion_version")
+        compared = champion if champion and against not in (None, "") and int(against) == champion["version"] else None
+        review = write_review_page(planned.run_dir, target=target, champion=compared, sources=cursors)
+        same_as = [{"run_folder": planned.run_id}]
+        if not allow_same_snapshot:
+            same_as.append({"snapshot_id": planned.snapshot.snapshot_id, "config_hash": settings.config_hash()})
+        version = log_and_register(
+            tracking_uri=uri, experiment=settings.experiment_name, target=target,
+            run_name=planned.run_id, params=params, metrics=metrics, step_metrics=step_metrics,
+            json_artifacts={"plan": plan_d, "shape": plan_d["shape"], "eval_report": report, "train": trained,
+                            "gate": verdict.to_dict()},
+            files={"review.html": review, **{f.name: f for f in [planned.run_dir / "per_pair_scores.jsonl"] if f.is_file()}},
+            model_dir=model_dir, model_info=model_info,
+            extra_model_artifacts=extra, lineage=lineage, same_as=same_as,
+            lock_wait_s=settings.promotion.lock_wait_s,
+        )
+        promoted = False
+        if settings.promotion.auto_promote and verdict.passed and not version.reused:
+            version = promote(uri, target, version.version, check=registry_check(settings.promotion),
+                              user="auto_promote")
+            promoted = True
+    _write_json(planned.run_dir / "registered.json",
+                {**asdict(version), "gate": verdict.to_dict(), "auto_promoted": promoted, "review_page": str(review)})
     return version

@@ -41,3 +41,11 @@ def test_stages_one_at_a_time_end_in_a_registered_challenger(tmp_path):
     assert version.tags["alignloop.run_folder"] == run_dir.name
     metrics = client.get_run(version.run_id).data.metrics
     assert {"eval_pref_accuracy_reference", "eval_pref_accuracy_candidate"} <= set(metrics)
+    assert version.tags["alignloop.gate.verdict"] in ("pass", "fail", "unmeasured")
+    assert version.tags["alignloop.weights"] == "merged" and version.tags["alignloop.complete"] == "true"
+
+    # Registering the same run again is the same version; its review page is written beside the run.
+    assert "already registered: alignloop-demo version 1" in run("register")
+    assert len(client.search_model_versions("name = 'alignloop-demo'")) == 1
+    assert f"review page: {run_dir / 'review.html'}" in run("review").replace("\n", "")
+    assert "Gate verdict:" in (run_dir / "review.html").read_text()

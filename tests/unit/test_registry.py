@@ -148,12 +148,15 @@ def test_run_records_params_metrics_curve_artifacts_and_lineage_exactly(tracking
     margins = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "rewards/margins")]
     assert sorted(margins) == [(1, 0.0), (2, 0.4)]
 
+    sha = registry.files_sha256([adapter_dir])
     assert {k: v for k, v in run.data.tags.items() if k.startswith("alignloop.")} == {
         **LINEAGE_TAGS,
+        "alignloop.model_sha256": sha,
         "alignloop.final_step": "2",
     }
     mv = client.get_model_version(TARGET, str(version.version))
-    assert mv.tags == LINEAGE_TAGS
+    # Lineage, the model files' hash, and the completeness mark set last.
+    assert mv.tags == {**LINEAGE_TAGS, "alignloop.model_sha256": sha, "alignloop.complete": "true"}
     assert mv.run_id == run.info.run_id
 
     run_dir = Path(urlparse(run.info.artifact_uri).path)
@@ -272,7 +275,9 @@ def test_describe_lists_versions_with_aliases_lineage_and_run_metrics(tracking_u
         (1, [], 0.6),
         (2, ["champion"], 0.8),
     ]
-    assert all(r["tags"] == LINEAGE_TAGS and r["run_id"] and r["created"].endswith("+00:00") for r in rows)
+    assert all(LINEAGE_TAGS.items() <= r["tags"].items() and r["complete"] for r in rows)
+    assert all(r["run_id"] and r["created"].endswith("+00:00") for r in rows)
+    assert "alignloop.promoted_by" in rows[1]["tags"] and "alignloop.promoted_by" not in rows[0]["tags"]
 
 
 def test_a_failed_log_marks_the_run_failed_and_registers_nothing(tracking_uri, adapter_dir):

@@ -1,0 +1,316 @@
+"""The review page: one self-contained HTML file per candidate, for the people who decide what ships.
+
+It reads what a run folder holds (snapshot.json, plan.json, train.json, eval_report.json, gate.json,
+per_pair_scores.jsonl when present) and shows what the candidate learned from, which method and why,
+how it compares with the champion and the reference (with 95% intervals), the gate's verdict line by
+line, three plots (PNG embedded as base64) and held-out prompts answered by both models side by side.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+MAX_SAMPLES = 20
+PAGE_NAME = "review.html"
+
+
+def write_review_page(run_dir: Path, *, target: str, champion: Mapping[str, Any] | None = None,
+                      sources: Mapping[str, Any] | None = None, version: int | None = None,
+                      out: Path | None = None) -> Path:
+    """Render the run folder's review page to `out` (default run_dir/review.html); return the path."""
+    run_dir = Path(run_dir)
+    page = render_review_page(load_run(run_dir), target=target, champion=champion, sources=sources,
+                              version=version, run_name=run_dir.name)
+    path = Path(out) if out else run_dir / PAGE_NAME
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+    """The JSON files of a run folder, by stem; per-pair scores as a list (empty when absent)."""
+    run: dict[str, Any] = {}
+    for stem in ("snapshot", "plan", "train", "eval_report", "gate", "shape"):
+        f = run_dir / f"{stem}.json"
+        run[stem] = json.loads(f.read_text()) if f.is_file() else {}
+    if not run["shape"]:
+        run["shape"] = run["plan"].get("shape", {})
+    pairs = run_dir / "per_pair_scores.jsonl"
+    run["per_pair"] = [json.loads(line) for line in pairs.read_text().splitlines() if line.strip()] \
+        if pairs.is_file() else []
+    return run
+
+
+# --------------------------------------------------------------------------------------------------
+# HTML
+
+
+def render_review_page(run: Mapping[str, Any], *, target: str, champion: Mapping[str, Any] | None = None,
+                       sources: Mapping[str, Any] | None = None, version: int | None = None,
+                       run_name: str = "") -> str:
+    report, plan, gate = run.get("eval_report", {}), run.get("plan", {}), run.get("gate", {})
+    metrics = report.get("metrics", {})
+    title = f"{target} — {'version ' + str(version) if version else 'candidate'} {run_name}".strip()
+    verdict = gate.get("verdict", "not gated")
+    sections = [
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="verdict {_e(verdict)}" id="verdict">Gate verdict: <b>{_e(verdict.upper())}</b></p>',
+        _headline(metrics, champion),
+        "<h2>The gate, check by check</h2>",
+        _list(gate.get("reasons", []) or ["the candidate was not gated"], "gate"),
+        "<h2>Compared with the champion and the reference</h2>",
+        _comparison(metrics, report, champion),
+        "<h2>What it learned from</h2>",
+        _data(run.get("shape", {}), run.get("snapshot", {}), run.get("train", {}), sources),
+        f"<h2>Method: {_e(plan.get('method', '?'))}, and why</h2>",
+        _list(plan.get("reasons", []), "reasons"),
+        _hyperparameters(plan.get("hyperparameters", {})),
+        "<h2>Plots</h2>",
+        '<div class="plots">' + "".join(_plots(run, metrics)) + "</div>",
+        f"<h2>Held-out prompts: {_e(_other_name(report))} and challenger side by side</h2>",
+        _samples(report),
+    ]
+    return _PAGE.format(title=_e(title), body="\n".join(sections))
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _num(x: Any, fmt: str = "{:.3f}") -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+
+
+def _ci(metrics: Mapping[str, float], key: str, signed: bool = False) -> str:
+    fmt = "{:+.3f}" if signed else "{:.3f}"
+    value, low, high = metrics.get(key), metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+    if value is None:
+        return "—"
+    span = f" <span class=ci>[{_num(low, fmt)}, {_num(high, fmt)}]</span>" if low is not None else ""
+    return f"{_num(value, fmt)}{span}"
+
+
+def _headline(metrics: Mapping[str, float], champion: Mapping[str, Any] | None) -> str:
+    if "eval_pref_accuracy_champion_delta" in metrics:
+        key, against = "eval_pref_accuracy_champion_delta", f"champion (version {champion['version']})" \
+            if champion else "champion"
+    else:
+        key, against = "eval_pref_accuracy_delta", "reference (the base model)"
+    which = "95% interval" if f"{key}_ci_low" in metrics else "no interval measured"
+    return (f'<p class="headline" id="gain">Preference accuracy gain over the {_e(against)}: '
+            f"<b>{_ci(metrics, key, signed=True)}</b> ({which}) on {_num(metrics.get('eval_pairs'), '{:.0f}')} "
+            "held-out pairs.</p>")
+
+
+def _comparison(metrics: Mapping[str, float], report: Mapping[str, Any], champion: Mapping[str, Any] | None) -> str:
+    champ = "—" if champion is None else f"version {champion['version']}"
+    rows = [
+        ("preference accuracy", _ci(metrics, "eval_pref_accuracy_reference"),
+         _ci(metrics, "eval_pref_accuracy_champion"), _ci(metrics, "eval_pref_accuracy_candidate")),
+        ("gain over reference", "", "", _ci(metrics, "eval_pref_accuracy_delta", signed=True)),
+        ("gain over champion", "", "", _ci(metrics, "eval_pref_accuracy_champion_delta", signed=True)),
+        ("judged win rate", "", "", _ci(metrics, "eval_judge_win_rate")),
+        ("KL from reference (nats/answer)", "", "", _num(metrics.get("eval_kl_reference"))),
+        ("answer length ratio (candidate/reference)", "", "", _num(metrics.get("eval_length_ratio"))),
+        ("perplexity rise on capability text", "", "", _num(metrics.get("eval_ppl_rise"), "{:+.1%}")),
+    ]
+    judge = report.get("judge") or {}
+    body = "".join(f"<tr><th>{_e(n)}</th><td>{a}</td><td>{b}</td><td>{c}</td></tr>" for n, a, b, c in rows)
+    note = ""
+    if judge:
+        state = "usable" if judge.get("usable") else "UNUSABLE (its win rate is not trusted)"
+        note = f"<p>Judge: {_e(judge.get('kind', '?'))}, held-out accuracy {_num(judge.get('accuracy'))}, {state}.</p>"
+    return (f'<table id="comparison"><tr><th></th><th>reference</th><th>champion ({_e(champ)})</th>'
+            f"<th>challenger</th></tr>{body}</table>{note}"
+            f"<p class=small>Evaluation set {_e(report.get('eval_set_hash', '?'))}; intervals are paired "
+            "bootstrap 95% intervals over held-out pairs.</p>")
+
+
+def _data(shape: Mapping[str, Any], snapshot: Mapping[str, Any], train: Mapping[str, Any],
+          sources: Mapping[str, Any] | None) -> str:
+    pa_, ta = shape.get("pair_agreement") or {}, shape.get("thumb_agreement") or {}
+    rows = [
+        ("comparisons (pairs), of which training", f"{shape.get('n_pairs', '—')} ({shape.get('n_pairs_train', '—')})"),
+        ("thumbs up / down", f"{shape.get('n_up', '—')} / {shape.get('n_down', '—')}"),
+        ("share of thumbs up", _num(shape.get("up_share"), "{:.1%}")),
+        ("distinct prompts", shape.get("n_prompts", "—")),
+        ("estimated pair flip rate (noise)", _num(pa_.get("flip_rate"), "{:.1%}")),
+        ("estimated thumb flip rate (noise)", _num(ta.get("flip_rate"), "{:.1%}")),
+        ("preferred answer is the longer one", _num(shape.get("chosen_longer_share"), "{:.1%}")),
+        ("time range", f"{shape.get('first_ts', '—')} → {shape.get('last_ts', '—')}"),
+        ("snapshot", snapshot.get("snapshot_id", "—")),
+        ("rows trained on", train.get("n_train", "—")),
+    ]
+    for name, cursor in (sources or {}).items():
+        rows.append((f"source {name}", f"read up to {cursor}"))
+    return '<table id="data">' + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"
+
+
+def _hyperparameters(hp: Mapping[str, Any]) -> str:
+    shown = {k: v for k, v in hp.items() if not isinstance(v, Mapping)}
+    return "<p class=small>" + ", ".join(f"{_e(k)}={_e(v)}" for k, v in shown.items()) + "</p>"
+
+
+def _list(items: list[str], ident: str) -> str:
+    def cls(line: str) -> str:
+        return line.split(":", 1)[0] if ":" in line else ""
+    return f'<ul id="{ident}">' + "".join(f'<li class="{_e(cls(i))}">{_e(i)}</li>' for i in items) + "</ul>"
+
+
+def _other_name(report: Mapping[str, Any]) -> str:
+    return report.get("samples_against") or ("champion" if report.get("champion_version") else "reference")
+
+
+def _samples(report: Mapping[str, Any]) -> str:
+    other = _other_name(report)
+    samples = list(report.get("samples") or [])[:MAX_SAMPLES]
+    if not samples:
+        return "<p>This evaluation report holds no generated answers.</p>"
+    rows = "".join(
+        f"<tr><td>{_e(s.get('prompt', ''))}</td><td>{_e(s.get(other, s.get('champion', s.get('reference', ''))))}</td>"
+        f"<td>{_e(s.get('candidate', ''))}</td></tr>" for s in samples)
+    return (f'<table id="samples" class="samples"><tr><th>prompt</th><th>{_e(other)}</th><th>challenger</th></tr>'
+            f"{rows}</table>")
+
+
+# --------------------------------------------------------------------------------------------------
+# Plots
+
+
+def _plots(run: Mapping[str, Any], metrics: Mapping[str, float]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = []
+    margins = [p["reward_margin"] for p in run.get("per_pair", []) if _finite(p.get("reward_margin"))] or [
+        e["reward_margin"] for e in run.get("eval_report", {}).get("examples", []) if _finite(e.get("reward_margin"))]
+    if margins:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        ax.hist(margins, bins=min(30, max(5, len(margins) // 3)), color="#4c78a8")
+        ax.axvline(0, color="black", lw=1)
+        ax.set(title="Implicit reward margin per held-out pair", xlabel="r(chosen) − r(rejected)", ylabel="pairs")
+        figures.append(("margins", fig))
+    bars = [(name, metrics.get(f"eval_pref_accuracy_{key}"), metrics.get(f"eval_pref_accuracy_{key}_ci_low"),
+             metrics.get(f"eval_pref_accuracy_{key}_ci_high"))
+            for name, key in (("reference", "reference"), ("champion", "champion"), ("challenger", "candidate"))]
+    bars = [b for b in bars if _finite(b[1])]
+    if bars:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        values = [b[1] for b in bars]
+        err = [[v - (lo if _finite(lo) else v) for _, v, lo, _ in bars],
+               [(hi if _finite(hi) else v) - v for _, v, _, hi in bars]]
+        ax.bar([b[0] for b in bars], values, yerr=err, capsize=6, color=["#9ecae9", "#f58518", "#54a24b"][:len(bars)])
+        ax.set(title="Held-out preference accuracy (95% intervals)", ylim=(0, 1), ylabel="accuracy")
+        figures.append(("accuracy", fig))
+    samples = run.get("eval_report", {}).get("samples") or []
+    other = _other_name(run.get("eval_report", {}))
+    if samples:
+        cand = [len(str(s.get("candidate", "")).split()) for s in samples]
+        base = [len(str(s.get(other, "")).split()) for s in samples]
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        ax.scatter(base, cand, color="#e45756")
+        top = max(cand + base + [1])
+        ax.plot([0, top], [0, top], color="gray", lw=1, ls="--")
+        ratio = metrics.get("eval_length_ratio")
+        ax.set(title=f"Answer length drift (ratio {_num(ratio, '{:.2f}')})", xlabel=f"{other} answer (words)",
+               ylabel="challenger answer (words)")
+        figures.append(("length", fig))
+    out = []
+    for name, fig in figures:
+        buffer = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buffer, format="png", dpi=90)
+        plt.close(fig)
+        data = base64.b64encode(buffer.getvalue()).decode()
+        out.append(f'<img id="plot-{name}" alt="{name}" src="data:image/png;base64,{data}">')
+    return out
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }}
+table {{ border-collapse: collapse; margin: .5em 0; }} th, td {{ border: 1px solid #ddd; padding: .3em .6em;
+ text-align: left; vertical-align: top; }} th {{ background: #f6f6f6; }}
+.verdict {{ font-size: 1.3em; padding: .4em .8em; display: inline-block; border-radius: 4px; }}
+.verdict.pass {{ background: #d8f3dc; }} .verdict.fail {{ background: #ffd6d6; }}
+.verdict.unmeasured {{ background: #fff1c2; }}
+li.fail {{ color: #b00020; }} li.pass {{ color: #1b7a35; }} li.unmeasured {{ color: #8a6d00; }}
+li.skip {{ color: #666; }}
+.ci, .small {{ color: #666; font-size: .9em; }} .headline {{ font-size: 1.1em; }}
+.plots img {{ margin: .3em; border: 1px solid #eee; }}
+.samples td {{ width: 33%; white-space: pre-wrap; font-size: .9em; }}
+</style></head>
+<body>
+{body}
+</body></html>
+"""
+
+
+# --------------------------------------------------------------------------------------------------
+# Which run, which champion: `alignloop review`
+
+
+def build_review(settings, *, version: int | None = None, run: str | None = None) -> Path:
+    """Write the review page of a registered version (its run folder is fetched from MLflow when this
+    machine does not have it) or of a local run folder (default: the latest), and log it to the
+    version's MLflow run when there is one. Returns the page's path."""
+    from pipeline.errors import DataError, TerminalError
+    from pipeline.gate import champion_of, decide, input_from_report
+    from pipeline.registry import CHAMPION, describe
+    from pipeline.registry.fetch import download_run_files, log_run_file
+
+    uri, target = settings.tracking_uri, settings.target
+    rows = describe(uri, target)
+    row = None
+    if version is not None:
+        row = next((r for r in rows if r["version"] == version), None)
+        if row is None:
+            raise TerminalError(f"{target!r} has no version {version}; list them with `alignloop versions`")
+        folder = row["tags"].get("alignloop.run_folder") or f"version-{version}"
+        run_dir = settings.runs_dir / folder
+        if not (run_dir / "eval_report.json").is_file():
+            names = [f"{n}.json" for n in ("snapshot", "plan", "shape", "train", "eval_report", "gate")]
+            download_run_files(uri, row["run_id"], names + ["per_pair_scores.jsonl"], run_dir)
+    else:
+        from pipeline.stages import latest_run
+
+        run_dir = latest_run(settings, run).run_dir
+        registered = run_dir / "registered.json"
+        if registered.is_file():
+            number = json.loads(registered.read_text()).get("version")
+            row = next((r for r in rows if r["version"] == number), None)
+    if not (run_dir / "eval_report.json").is_file():
+        raise DataError(f"{run_dir} has no eval_report.json: evaluate the candidate first (alignloop evaluate)")
+    report = json.loads((run_dir / "eval_report.json").read_text())
+    against = report.get("champion_version")
+    champion = next((r for r in rows if against not in (None, "") and r["version"] == int(against)), None)
+    if not (run_dir / "gate.json").is_file():
+        if row is not None and "alignloop.gate.verdict" in row["tags"]:
+            gate = {"verdict": row["tags"]["alignloop.gate.verdict"],
+                    "reasons": row["tags"].get("alignloop.gate.reasons", "").splitlines()}
+        else:  # not registered yet: the gate as it would decide now
+            current = next((r for r in rows if CHAMPION in r["aliases"]), None)
+            gate = decide(input_from_report(report, champion_of(current)), settings.promotion).to_dict()
+        (run_dir / "gate.json").write_text(json.dumps(gate, indent=2) + "\n")
+    sources = None
+    if row is not None and row["tags"].get("alignloop.cursors"):
+        sources = json.loads(row["tags"]["alignloop.cursors"])
+    path = write_review_page(run_dir, target=target, champion=champion, sources=sources,
+                             version=None if row is None else row["version"])
+    if row is not None and row.get("run_id"):
+        log_run_file(uri, row["run_id"], path)
+    return path

@@ -1,0 +1,78 @@
+"""The review page: rendered by headless Chromium (Debian's chromium package, which .ci/run installs),
+the screenshot is not blank and the numbers a reviewer decides from are in the page's DOM."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import PromotionSettings
+from pipeline.gate import Champion, decide, input_from_report
+from pipeline.report import MAX_SAMPLES, write_review_page
+from tests.unit.eval_reports import eval_report
+from tests.unit.test_register_stage import PLAN
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert found, "headless Chromium is missing: apt-get install -y chromium (.ci/run installs it)"
+    return found
+
+
+def _run_dir(tmp_path: Path) -> Path:
+    run_dir = tmp_path / "20261030T100000-abcdef12"
+    run_dir.mkdir()
+    report = eval_report(delta=(0.047, 0.012, 0.081), champion_version=3, champion_delta=(0.031, 0.004, 0.058),
+                         samples=25)
+    report["samples"][0]["candidate"] = "Paris <b>is</b> the capital & a fine city."
+    gate = decide(input_from_report(report, Champion(3, "set-a")), PromotionSettings())
+    files = {"plan": PLAN, "eval_report": report, "gate": gate.to_dict(),
+             "snapshot": {"snapshot_id": "snap-0042"}, "train": {"n_train": 412}}
+    for stem, obj in files.items():
+        (run_dir / f"{stem}.json").write_text(json.dumps(obj))
+    with (run_dir / "per_pair_scores.jsonl").open("w") as f:
+        for i in range(120):
+            f.write(json.dumps({"index": i, "reward_margin": (i % 17 - 5) / 10}) + "\n")
+    return run_dir
+
+
+def test_the_page_holds_the_verdict_intervals_data_method_and_twenty_escaped_samples(tmp_path):
+    run_dir = _run_dir(tmp_path)
+    path = write_review_page(run_dir, target="helpdesk", champion={"version": 3}, sources={"prod": "2026-10-30"},
+                             version=4)
+    page = path.read_text()
+    assert path == run_dir / "review.html"
+    assert 'id="verdict">Gate verdict: <b>PASS</b>' in page
+    assert "gain over the champion (version 3): <b>+0.031 <span class=ci>[+0.004, +0.058]</span></b>" in page
+    assert "+0.047 <span class=ci>[+0.012, +0.081]</span>" in page  # the gain over the reference, too
+    assert "candidate − champion (version 3) preference accuracy" in page
+    assert "412 training pairs ≥ planning.min_pairs (32)" in page and "2026-10-01T12:00:00 → 2026-10-30T09:00:00" in page
+    assert page.count('<img id="plot-') == 3 and "data:image/png;base64," in page
+    assert page.count("Question number") == MAX_SAMPLES == 20  # 25 samples in the report
+    assert "Paris &lt;b&gt;is&lt;/b&gt; the capital &amp; a fine city." in page  # answers are text, not markup
+    assert "src=\"http" not in page and "<link" not in page and "<script" not in page  # self-contained
+
+
+@pytest.mark.slow
+def test_headless_chromium_renders_a_non_blank_page_with_the_key_numbers_in_the_dom(tmp_path):
+    from PIL import Image, ImageStat
+
+    browser = _chromium()
+    page = write_review_page(_run_dir(tmp_path), target="helpdesk", champion={"version": 3}, version=4)
+    shot = tmp_path / "review.png"
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+              f"--user-data-dir={tmp_path / 'profile'}"]
+    done = subprocess.run([*common, f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert shot.is_file(), done.stderr[-1500:]
+    image = Image.open(shot).convert("L")
+    assert image.size == (1200, 1600)
+    assert ImageStat.Stat(image).var[0] > 200  # a blank or failed render is one flat colour
+    dom = subprocess.run([*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert 'id="verdict">Gate verdict: <b>PASS</b>' in dom
+    assert "+0.031" in dom and "[+0.004, +0.058]" in dom and "Kind answer 19" in dom
+    assert dom.count('<img id="plot-') == 3
