@@ -40,11 +40,12 @@ class Window:
     """Rows of `table` whose `cursor_column` lies in the half-open interval [start, end).
 
     `start=None` means from the beginning; `end=None` means up to now. `columns` lists the source
-    columns to read (all of them when empty).
+    columns to read (all of them when empty). `cursor_column=None`: the source has no cursor; read
+    every row (start and end are then None).
     """
 
     table: str
-    cursor_column: str
+    cursor_column: str | None
     start: datetime | None = None
     end: datetime | None = None
     columns: tuple[str, ...] = field(default_factory=tuple)
