@@ -15,11 +15,12 @@ from pydantic import BaseModel, ValidationError
 from pipeline.errors import ConfigError
 from pipeline.shapes.base import LogShape, ResolvedInput, ShapeInput
 from pipeline.shapes.events import EVENTS
+from pipeline.shapes.message_trees import MESSAGE_TREES
 from pipeline.shapes.preference import PREFERENCE
 from pipeline.shapes.transcripts import TRANSCRIPTS
 from pipeline.shapes.unpaired import UNPAIRED
 
-SHAPES: dict[str, LogShape] = {s.name: s for s in (EVENTS, PREFERENCE, UNPAIRED, TRANSCRIPTS)}
+SHAPES: dict[str, LogShape] = {s.name: s for s in (EVENTS, PREFERENCE, UNPAIRED, TRANSCRIPTS, MESSAGE_TREES)}
 
 __all__ = ["SHAPES", "LogShape", "ResolvedInput", "ShapeInput", "resolve_mapping", "shape_options",
            "sql_params"]
