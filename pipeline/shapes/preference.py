@@ -33,16 +33,22 @@ LANDING = pa.schema([
 
 
 def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.RecordBatch:
+    return landing_rows(values, n, "chosen", "rejected")
+
+
+def landing_rows(values: dict[str, list[Any]], n: int, better: str, worse: str) -> pa.RecordBatch:
+    """Landing rows for a prompt with a preferred (`better` column) and another (`worse`) answer;
+    problems name the columns as the source's shape calls them."""
     prompt = [as_conversation(v) for v in values["prompt"]]
-    chosen = [as_text(v) for v in values["chosen"]]
-    rejected = [as_text(v) for v in values["rejected"]]
+    chosen = [as_text(v) for v in values[better]]
+    rejected = [as_text(v) for v in values[worse]]
     ts, observed, ts_problem = timestamps(values, n)
     # Without ids, the same judgement by two people (or at two times) stays two rows.
     key, key_problem = keys(values, n, prompt, chosen, rejected, column(values, "user_id", n),
                             column(values, "annotator", n), [str(v) for v in column(values, "ts", n)])
     problems = [
-        first_problem(kp, tp, conversation_problem(p), answer_problem(c, "chosen"), answer_problem(r, "rejected"),
-                      "chosen and rejected are identical" if c is not None and c == r else None)
+        first_problem(kp, tp, conversation_problem(p), answer_problem(c, better), answer_problem(r, worse),
+                      f"{better} and {worse} are identical" if c is not None and c == r else None)
         for kp, tp, p, c, r in zip(key_problem, ts_problem, prompt, chosen, rejected, strict=True)
     ]
     return batch({
