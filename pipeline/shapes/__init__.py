@@ -16,6 +16,7 @@ from pipeline.errors import ConfigError
 from pipeline.shapes.base import LogShape, ResolvedInput, ShapeInput
 from pipeline.shapes.corrections import CORRECTIONS
 from pipeline.shapes.events import EVENTS
+from pipeline.shapes.langfuse import LANGFUSE
 from pipeline.shapes.message_trees import MESSAGE_TREES
 from pipeline.shapes.preference import PREFERENCE
 from pipeline.shapes.ratings import RATINGS
@@ -23,7 +24,7 @@ from pipeline.shapes.transcripts import TRANSCRIPTS
 from pipeline.shapes.unpaired import UNPAIRED
 
 SHAPES: dict[str, LogShape] = {
-    s.name: s for s in (EVENTS, PREFERENCE, UNPAIRED, TRANSCRIPTS, MESSAGE_TREES, RATINGS, CORRECTIONS)
+    s.name: s for s in (EVENTS, PREFERENCE, UNPAIRED, TRANSCRIPTS, MESSAGE_TREES, RATINGS, CORRECTIONS, LANGFUSE)
 }
 
 __all__ = ["SHAPES", "LogShape", "ResolvedInput", "ShapeInput", "resolve_mapping", "shape_options",
