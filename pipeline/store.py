@@ -15,7 +15,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from connectors.base import Connector, ConnectorError, Window
 from pipeline.errors import TerminalError, TransientError
@@ -151,7 +150,7 @@ class FeedbackStore:
                     continue
                 n_read += batch.num_rows
                 batch = inp.to_canonical(batch)  # the shape's per-batch step: mapping, parsing, keys
-                batch_high = pc.max(batch.column(inp.spec.cursor)).as_py() if inp.cursor_column else None
+                batch_high = inp.cursor_high(batch)
                 if batch_high is not None:
                     batch_high = _naive_utc(batch_high)
                     high = batch_high if high is None or batch_high > high else high

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 
@@ -86,6 +87,16 @@ class ResolvedInput:
     def read_columns(self) -> tuple[str, ...]:
         """Source columns to ask the connector for; empty means all (shapes with optional columns)."""
         return tuple(self.source_columns.values()) if self.spec.optional is None else ()
+
+    def cursor_high(self, landed: pa.RecordBatch) -> Any:
+        """The largest cursor value of a landed batch, or None. For prepared shapes only observed,
+        parseable times count: a row whose time was missing or broken never moves the cursor."""
+        if self.cursor_column is None:
+            return None
+        if self.prepare is None:
+            return pc.max(landed.column(self.spec.cursor)).as_py()
+        observed = pc.filter(landed.column("ts"), landed.column("ts_observed"))
+        return pc.max(observed).as_py() if len(observed) else None
 
     def to_canonical(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """One batch of source rows as landing rows. A missing required column raises KeyError(name)."""

@@ -75,3 +75,11 @@ def test_flat_export_without_text_column_names_the_mapping(tmp_path, shape_run):
     wh = write_table(tmp_path / "wh.duckdb", "message_trees", rows)
     with pytest.raises(TerminalError, match=r"no column 'text'.*mapping\.rows"):
         shape_run.ingest(wh, "message_trees")
+
+
+def test_a_mapped_created_date_is_the_cursor(tmp_path, shape_run):
+    from datetime import datetime
+
+    wh = write_table(tmp_path / "wh.duckdb", "message_trees", fixture_rows("oasst_messages.jsonl"))
+    shape_run.ingest(wh, "message_trees", mapping={"rows": {"created_date": "created_date"}})
+    assert shape_run.store.cursor_position("src", "rows") == datetime(2023, 2, 2, 10, 2)

@@ -92,3 +92,14 @@ def test_unknown_shape_option_is_a_config_error_naming_the_field():
 
     with pytest.raises(ConfigError, match=r"sources\[s\]\.shape_options\.margin: not a setting of the 'preference'"):
         SourceSettings(name="s", shape="preference", shape_options={"margin": 1})
+
+
+def test_a_row_without_a_time_never_moves_the_cursor(tmp_path, shape_run):
+    rows = [{**r, "ts": datetime.fromisoformat(r["ts"]).replace(tzinfo=None)} for r in fixture_rows("preference.jsonl")[:2]]
+    rows.append({**rows[0], "id": "p-null-ts", "ts": None, "question": "Late?"})
+    wh = write_table(tmp_path / "wh.duckdb", "prefs", rows)
+    mapping = {"rows": {**MAPPING["rows"], "ts": "ts"}}
+    result = shape_run.ingest(wh, "preference", mapping=mapping)
+    assert shape_run.reasons() == {"ts is missing": 1} and result.pairs_added == 2
+    # The NULL time landed as the load time (unobserved); the cursor stays at the newest observed time.
+    assert shape_run.store.cursor_position("src", "rows") == datetime(2026, 10, 1, 13, 0)
