@@ -57,13 +57,13 @@ def test_each_format_lands_exactly_the_rows_of_the_table(tmp_path, small_warehou
 def test_loaded_file_is_not_read_again_and_a_new_file_is_even_with_older_rows(tmp_path, small_warehouse):
     tables = warehouse_tables(small_warehouse)
     write_file(tables["generations"], tmp_path / "generations" / "day1.jsonl")
-    write_file(tables["feedback_events"].slice(0, 3), tmp_path / "feedback_events" / "day1.jsonl")
+    write_file(tables["feedback_events"].slice(2), tmp_path / "feedback_events" / "day1.jsonl")
     src, conn = _files_source(str(tmp_path / "{table}" / "*.jsonl"))
     with FeedbackStore(tmp_path / "store.duckdb") as store:
         first = store.ingest(src, conn)
         again = store.ingest(src, conn)
         # A late export: its rows are older than the newest row already loaded.
-        write_file(tables["feedback_events"].slice(3), tmp_path / "feedback_events" / "day0-late.jsonl")
+        write_file(tables["feedback_events"].slice(0, 2), tmp_path / "feedback_events" / "day0-late.jsonl")
         late = store.ingest(src, conn)
         loaded = store.con.execute("SELECT input, file FROM loaded_files ORDER BY ALL").fetchall()
         totals = store.counts()
