@@ -32,6 +32,14 @@ class DuckDBConnector:
         path = self.settings.path
         if not path.is_file():
             raise ConnectorTerminalError(f"duckdb: file {path} does not exist; set options.path to the warehouse file")
+        with open(path, "rb") as f:
+            header = f.read(12)
+        if header[8:12] != b"DUCK":  # every DuckDB file carries this magic after an 8-byte checksum
+            suffix = "".join(path.suffixes) or "no extension"
+            raise ConnectorTerminalError(
+                f"duckdb: {path} is not a DuckDB database file ({suffix}); for JSONL, JSON, CSV or Parquet files "
+                f"use `connector: files` with options.path"
+            )
         try:
             return duckdb.connect(str(path), read_only=True)
         except duckdb.IOException as e:

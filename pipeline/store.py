@@ -63,6 +63,7 @@ class FeedbackStore:
             raise TransientError(f"feedback store {self.path}: cannot open ({e}); is another run using it?") from None
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute(sql_text("store_schema.sql"))
+        self.con.execute(sql_text("store_loaded_files.sql"))
         for shape in SHAPES.values():
             self.con.execute(sql_text(shape.raw_tables_sql))
 
@@ -81,6 +82,13 @@ class FeedbackStore:
             "SELECT position FROM cursors WHERE source = ? AND input = ?", [source, input_name]
         ).fetchone()
         return row[0] if row else None
+
+    def loaded_files(self, source: str, input_name: str) -> frozenset[tuple[str, str]]:
+        """(path, content hash) of the files already landed for one input of a file source."""
+        rows = self.con.execute(
+            "SELECT file, file_hash FROM loaded_files WHERE source = ? AND input = ?", [source, input_name]
+        ).fetchall()
+        return frozenset((f, h) for f, h in rows)
 
     def ingest(self, source: Any, connector: Connector, *, lookback: timedelta = timedelta(0)) -> IngestResult:
         """Read what is new in `source` (a SourceSettings) through `connector` and merge it, atomically.
@@ -137,17 +145,23 @@ class FeedbackStore:
     ) -> tuple[int, datetime | None]:
         """Copy one input's new rows into its landing table; return (rows read, largest cursor value)."""
         position = self.cursor_position(source, inp.spec.name)
+        # File sources are incremental by file: whole files not yet landed are read, whatever their cursor values.
+        by_file = getattr(connector, "incremental", None) == "files"
         window = Window(
             table=inp.table,
             cursor_column=inp.cursor_column,
-            start=None if position is None or inp.cursor_column is None else position - lookback,
+            start=None if position is None or by_file or inp.cursor_column is None else position - lookback,
             columns=inp.read_columns,
+            loaded_files=self.loaded_files(source, inp.spec.name) if by_file else frozenset(),
         )
         n_read, high = 0, None
+        files: set[tuple[str, str]] = set()
         try:
             for batch in connector.read(window):
                 if batch.num_rows == 0:
                     continue
+                if by_file:
+                    files.update(zip(batch.column("_file").to_pylist(), batch.column("_file_hash").to_pylist(), strict=True))
                 n_read += batch.num_rows
                 batch = inp.to_canonical(batch)  # the shape's per-batch step: mapping, parsing, keys
                 batch_high = inp.cursor_high(batch)
@@ -163,6 +177,11 @@ class FeedbackStore:
                     )
                 finally:
                     self.con.unregister("landing_batch")
+            if files:
+                self.con.executemany(
+                    "INSERT OR IGNORE INTO loaded_files VALUES (?, ?, ?, ?, ?, ?)",
+                    [[source, inp.spec.name, f, h, batch_id, _utcnow()] for f, h in sorted(files)],
+                )
         except ConnectorError as e:
             kind = TransientError if e.transient else TerminalError
             raise kind(f"{where}, input {inp.spec.name} (table {inp.table}): {e}") from None
