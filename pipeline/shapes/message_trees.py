@@ -49,8 +49,9 @@ def emoji_votes(emojis: Any) -> tuple[int, int, str | None]:
             emojis = json.loads(emojis) if emojis.strip() else {}
         except ValueError:
             return 0, 0, f"emojis {emojis[:40]!r} is not a JSON object"
-    if isinstance(emojis, list):
-        emojis = {e.get("name"): e.get("count") for e in emojis if isinstance(e, dict)}
+    if isinstance(emojis, list):  # [{name, count}], or an Arrow map's [(emoji, count)]
+        emojis = dict(e for e in emojis if isinstance(e, tuple) and len(e) == 2) | {
+            e.get("name"): e.get("count") for e in emojis if isinstance(e, dict)}
     if not isinstance(emojis, dict):
         return 0, 0, f"emojis {str(emojis)[:40]!r} is not a map of emoji to count"
     counts = []

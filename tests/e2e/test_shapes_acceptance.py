@@ -63,11 +63,7 @@ def test_transcripts_jsonl_gz_every_row_is_a_pair_or_quarantined(tmp_path):
     path = tmp_path / "hh.jsonl.gz"
     with gzip.open(path, "wt") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
-    db = tmp_path / "warehouse.duckdb"
-    con = duckdb.connect(str(db))
-    con.execute("CREATE TABLE transcripts AS SELECT * FROM read_json(?)", [str(path)])
-    con.close()
-    plan, store = run_cli(tmp_path, {"name": "hh", "connector": "duckdb", "options": {"path": str(db)},
+    plan, store = run_cli(tmp_path, {"name": "hh", "connector": "files", "options": {"path": str(path)},
                                      "shape": "transcripts"})
     try:
         assert plan["shape"]["n_pairs"] == usable and plan["shape"]["n_unpaired"] == 0
@@ -85,11 +81,8 @@ def test_transcripts_jsonl_gz_every_row_is_a_pair_or_quarantined(tmp_path):
 
 
 def test_message_tree_export_every_message_is_used_or_quarantined(tmp_path):
-    db = tmp_path / "warehouse.duckdb"
-    con = duckdb.connect(str(db))
-    con.execute("CREATE TABLE message_trees AS SELECT * FROM read_json(?)", [str(FIXTURES / "oasst_messages.jsonl")])
-    con.close()
-    plan, store = run_cli(tmp_path, {"name": "oasst", "connector": "duckdb", "options": {"path": str(db)},
+    export = FIXTURES / "oasst_messages.jsonl"
+    plan, store = run_cli(tmp_path, {"name": "oasst", "connector": "files", "options": {"path": str(export)},
                                      "shape": "message_trees"})
     try:
         messages = fixture_rows("oasst_messages.jsonl")
@@ -104,3 +97,27 @@ def test_message_tree_export_every_message_is_used_or_quarantined(tmp_path):
         assert {t for row in answers.fetchall() for t in row} <= texts
     finally:
         store.close()
+
+
+def _tree_ids(node: dict) -> set[str]:
+    return {node["message_id"]} | {i for child in node.get("replies") or [] for i in _tree_ids(child)}
+
+
+def test_nested_tree_export_every_message_is_used_or_quarantined_and_a_rerun_adds_nothing(tmp_path):
+    export = FIXTURES / "oasst_trees.jsonl"
+    plan, store = run_cli(tmp_path, {"name": "oasst", "connector": "files", "options": {"path": str(export)},
+                                     "shape": "message_trees"})
+    try:
+        ids = {i for tree in fixture_rows("oasst_trees.jsonl") for i in _tree_ids(tree["prompt"])}
+        assert (plan["shape"]["n_pairs"], plan["shape"]["n_unpaired"]) == (3, 3)
+        quarantined = {json.loads(p)["message_id"] for (p,) in store.execute("SELECT payload FROM quarantine").fetchall()}
+        assert quarantined == ids - {"m1", "a1", "a2", "a3", "m2", "a4"} == {"a9", "a5", "m3"}
+        before = store.execute("SELECT (SELECT count(*) FROM pairs), (SELECT count(*) FROM unpaired), "
+                               "(SELECT count(*) FROM quarantine)").fetchone()
+    finally:
+        store.close()
+    result = CliRunner().invoke(app, ["ingest", "--config", str(tmp_path / "alignloop.yaml")])
+    assert result.exit_code == 0, result.output
+    with duckdb.connect(str(tmp_path / "feedback.duckdb"), read_only=True) as again:
+        assert again.execute("SELECT (SELECT count(*) FROM pairs), (SELECT count(*) FROM unpaired), "
+                             "(SELECT count(*) FROM quarantine)").fetchone() == before

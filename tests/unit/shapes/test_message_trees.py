@@ -26,6 +26,7 @@ def test_net_votes_count_only_plus_and_minus_one():
     assert emoji_votes({"+1": 3, "-1": 1, "_skip_reply": 5, "red_flag": 2}) == (3, 1, None)
     assert emoji_votes('{"-1": 2}') == (0, 2, None)
     assert emoji_votes([{"name": "+1", "count": 4}]) == (4, 0, None)
+    assert emoji_votes([("+1", 2), ("-1", 5)]) == (2, 5, None)  # an Arrow map
     assert emoji_votes(None) == (0, 0, None)
     assert emoji_votes({"+1": "many"})[2] == "emojis['+1'] 'many' is not a count"
 
