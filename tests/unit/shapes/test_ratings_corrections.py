@@ -53,6 +53,16 @@ def test_bad_ratings_settings_name_the_field(options, message):
         SourceSettings(name="r", shape="ratings", shape_options=options)
 
 
+@pytest.mark.parametrize(("shape", "options", "message"), [
+    ("langfuse", {"up_threshold": 0, "down_threshold": 0}, r"shape_options\.up_threshold: must be above down_threshold"),
+    ("langfuse", {"score_name": ["x"]}, r"shape_options\.score_name: not a setting of the 'langfuse' shape"),
+    ("transcripts", {"margin": 1}, r"shape_options\.margin: not a setting of the 'transcripts' shape \(its settings: no"),
+])
+def test_other_shapes_settings_are_checked_by_name(shape, options, message):
+    with pytest.raises(ConfigError, match=r"sources\[s\]\." + message):
+        SourceSettings(name="s", shape=shape, shape_options=options)
+
+
 def test_corrected_answer_is_preferred_over_the_original(tmp_path, shape_run):
     wh = write_table(tmp_path / "wh.duckdb", "corrections", fixture_rows("corrections.jsonl"))
     result = shape_run.ingest(wh, "corrections", mapping={"rows": {"user_id": "editor"}})
