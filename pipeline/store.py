@@ -152,7 +152,7 @@ class FeedbackStore:
             cursor_column=inp.source_columns[inp.spec.cursor],
             start=None if position is None or by_file else position - lookback,
             columns=tuple(inp.source_columns.values()),
-            loaded_files=self.loaded_files(source, inp.spec.name) if by_file else frozenset(),
+            loaded_files=self.loaded_files(source, inp.spec.name) if by_file else None,
         )
         n_read, high = 0, None
         files: set[tuple[str, str]] = set()
