@@ -24,8 +24,8 @@ class DataFrameSettings(BaseModel):
     batch_size: int = Field(50_000, ge=1, description="Rows per Arrow record batch.")
     # Given in Python (pipeline.ingest.ingest_frame), never in YAML; kept out of reprs and dumps.
     tables: dict[str, Any] = Field(
-        default_factory=dict, exclude=True, repr=False,
-        description="Data per table name: Polars/pandas frames, Arrow tables, or callables yielding batches.",
+        default={}, exclude=True, repr=False,
+        description="Python only (pipeline.ingest_frame): data per table name, as frames, Arrow tables or callables.",
     )
 
 
