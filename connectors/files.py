@@ -27,7 +27,6 @@ from connectors.base import ConnectorError, ConnectorTerminalError, ConnectorTra
 
 FILE_COLUMNS = ("_file", "_file_hash", "_row_hash")
 
-_READERS = {"jsonl": "read_json", "json": "read_json", "csv": "read_csv", "parquet": "read_parquet"}
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv",
              ".parquet": "parquet", ".pq": "parquet"}
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -230,8 +229,7 @@ def _load_httpfs(con: duckdb.DuckDBPyConnection) -> None:
     found = sorted(root.rglob("httpfs.duckdb_extension"))
     if not found:
         raise ConnectorTerminalError(f"files: no httpfs.duckdb_extension inside {root}; reinstall duckdb-extension-httpfs")
-    con.install_extension(str(found[0]))
-    con.load_extension("httpfs")
+    con.load_extension(str(found[0]))  # straight from the wheel: nothing is copied into ~/.duckdb
 
 
 def _source_sql(fmt: str) -> str:
@@ -240,7 +238,9 @@ def _source_sql(fmt: str) -> str:
         return "read_json($path, format = 'newline_delimited')"
     if fmt == "json":
         return "read_json($path, format = 'auto')"
-    return f"{_READERS[fmt]}($path)"
+    if fmt == "csv":
+        return "read_csv($path, header = true)"  # exports name their columns; never guess a header away
+    return "read_parquet($path)"
 
 
 def _first_line(e: Exception) -> str:
