@@ -42,8 +42,9 @@ class Window:
     `start=None` means from the beginning; `end=None` means up to now. `columns` lists the source
     columns to read (all of them when empty). `cursor_column=None`: the source has no cursor; read
     every row (start and end are then None). `loaded_files` holds the (path, content hash) pairs
-    already landed, for connectors that read files (`incremental = "files"`): they skip those files
-    and tag their rows with `_file` and `_file_hash`, which the core records with the rows.
+    already landed, for connectors that read files (`incremental = "files"`); when it is given they
+    skip those files and tag their rows with `_file` and `_file_hash`, which the core records with
+    the rows.
     """
 
     table: str
@@ -51,7 +52,7 @@ class Window:
     start: datetime | None = None
     end: datetime | None = None
     columns: tuple[str, ...] = field(default_factory=tuple)
-    loaded_files: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    loaded_files: frozenset[tuple[str, str]] | None = None
 
 
 @runtime_checkable

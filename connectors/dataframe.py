@@ -8,7 +8,7 @@ so it reads no rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -22,6 +22,11 @@ class DataFrameSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     batch_size: int = Field(50_000, ge=1, description="Rows per Arrow record batch.")
+    # Given in Python (pipeline.ingest.ingest_frame), never in YAML; kept out of reprs and dumps.
+    tables: dict[str, Any] = Field(
+        default={}, exclude=True, repr=False,
+        description="Python only (pipeline.ingest_frame): data per table name, as frames, Arrow tables or callables.",
+    )
 
 
 def as_batch_reader(data: Any, what: str = "data") -> pa.RecordBatchReader:
@@ -83,9 +88,9 @@ class DataFrameConnector:
 
     Settings: ClassVar[type[BaseModel]] = DataFrameSettings
 
-    def __init__(self, settings: DataFrameSettings, tables: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, settings: DataFrameSettings) -> None:
         self.settings = settings
-        self.tables: dict[str, Any] = dict(tables or {})
+        self.tables: dict[str, Any] = dict(settings.tables)
 
     def check(self) -> None:
         for name, data in self.tables.items():

@@ -5,7 +5,8 @@ in it is replaced by the table a shape input reads, so one source can hold sever
 (`exports/{table}/*.csv`). Files need no cursor column to be incremental: every batch carries the
 file's path and content hash (`_file`, `_file_hash`) and each row's content hash (`_row_hash`); the
 core records which (path, hash) pairs it has landed and passes them back in `Window.loaded_files`,
-so a file already loaded is not read again and a new or changed file is. Map a shape's key column
+so a file already loaded is not read again and a new or changed file is. (A window without
+`loaded_files` reads every file and returns just the columns it asks for.) Map a shape's key column
 to `_row_hash` when the files have no natural key: re-reading a file then never duplicates a row.
 """
 
@@ -26,7 +27,6 @@ from connectors.base import ConnectorError, ConnectorTerminalError, ConnectorTra
 
 FILE_COLUMNS = ("_file", "_file_hash", "_row_hash")
 
-_READERS = {"jsonl": "read_json", "json": "read_json", "csv": "read_csv", "parquet": "read_parquet"}
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv",
              ".parquet": "parquet", ".pq": "parquet"}
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -148,11 +148,12 @@ class FilesConnector:
 
     def read(self, window: Window) -> Iterator[pa.RecordBatch]:
         files = self.list_files(window.table)
+        tracking = window.loaded_files is not None
         con = self._connect()
         try:
             for name in files:
-                digest = self.file_hash(con, name)
-                if (name, digest) in window.loaded_files:
+                digest = self.file_hash(con, name) if tracking or "_file_hash" in window.columns else ""
+                if tracking and (name, digest) in window.loaded_files:
                     continue
                 yield from self._read_file(con, name, digest, window)
         finally:
@@ -163,33 +164,44 @@ class FilesConnector:
     ) -> Iterator[pa.RecordBatch]:
         fmt = _file_format(name, self.settings.format)
         source = _source_sql(fmt)
-        params: dict[str, object] = {"path": name, "file": name, "file_hash": digest}
+        params: dict[str, object] = {"path": name}
         try:
             present = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}", {"path": name}).fetchall()]
         except duckdb.Error as e:
             raise self._read_error(e, name, fmt) from None
-        wanted = [c for c in window.columns if c not in FILE_COLUMNS] or present
-        missing = [c for c in wanted if c not in present]
+        wanted = list(window.columns) or present
+        if window.loaded_files is not None:  # the core is tracking files: tag every row with its file
+            wanted += [c for c in ("_file", "_file_hash") if c not in wanted]
+        missing = [c for c in (*wanted, window.cursor_column) if c not in present and c not in FILE_COLUMNS]
         if missing:
             raise ConnectorTerminalError(
                 f"files: {name} has no column {missing[0]!r} (columns: {', '.join(present)}); "
                 f"check the column names in the source's mapping"
             )
+        expressions = {
+            "_file": "$file", "_file_hash": "$file_hash",
+            # Over every column of the row, so the same row in a re-read file gets the same key.
+            "_row_hash": "md5(CAST(to_json(t) AS VARCHAR))",
+        }
+        selected = []
+        for c in wanted:
+            if c in present:
+                selected.append(f"t.{quote_identifier(c)}")
+            else:
+                selected.append(f"{expressions[c]} AS {c}")
+                if c == "_file":
+                    params["file"] = name
+                elif c == "_file_hash":
+                    params["file_hash"] = digest
+        cursor = quote_identifier(window.cursor_column)
         where = ["TRUE"]
-        cursor = window.cursor_column if window.cursor_column in present else None
-        if cursor is not None and window.start is not None:
-            where.append(f"{quote_identifier(cursor)} >= $start")
+        if window.start is not None:
+            where.append(f"{cursor} >= $start")
             params["start"] = window.start
-        if cursor is not None and window.end is not None:
-            where.append(f"{quote_identifier(cursor)} < $end")
+        if window.end is not None:
+            where.append(f"{cursor} < $end")
             params["end"] = window.end
-        cols = ", ".join(f"t.{quote_identifier(c)}" for c in wanted)
-        # The row hash covers every column of the row, so the same row in a re-read file gets the same key.
-        sql = (
-            f"SELECT {cols}, $file AS _file, $file_hash AS _file_hash, md5(CAST(to_json(t) AS VARCHAR)) AS _row_hash "
-            f"FROM {source} AS t WHERE {' AND '.join(where)}"
-            + (f" ORDER BY {quote_identifier(cursor)}" if cursor else "")
-        )
+        sql = f"SELECT {', '.join(selected)} FROM {source} AS t WHERE {' AND '.join(where)} ORDER BY t.{cursor}"
         try:
             reader = con.execute(sql, params).fetch_record_batch(self.settings.batch_size)
             yield from reader
@@ -217,8 +229,7 @@ def _load_httpfs(con: duckdb.DuckDBPyConnection) -> None:
     found = sorted(root.rglob("httpfs.duckdb_extension"))
     if not found:
         raise ConnectorTerminalError(f"files: no httpfs.duckdb_extension inside {root}; reinstall duckdb-extension-httpfs")
-    con.install_extension(str(found[0]))
-    con.load_extension("httpfs")
+    con.load_extension(str(found[0]))  # straight from the wheel: nothing is copied into ~/.duckdb
 
 
 def _source_sql(fmt: str) -> str:
@@ -227,7 +238,9 @@ def _source_sql(fmt: str) -> str:
         return "read_json($path, format = 'newline_delimited')"
     if fmt == "json":
         return "read_json($path, format = 'auto')"
-    return f"{_READERS[fmt]}($path)"
+    if fmt == "csv":
+        return "read_csv($path, header = true)"  # exports name their columns; never guess a header away
+    return "read_parquet($path)"
 
 
 def _first_line(e: Exception) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -54,7 +55,7 @@ class IcebergConnector:
         try:
             return sql_catalog(self.settings.catalog_name, **props)
         except Exception as e:  # sqlalchemy's errors carry the URL; say what failed without it
-            raise _catalog_error(e) from None
+            raise _catalog_error(e, props["uri"]) from None
 
     def check(self) -> None:
         self._catalog()
@@ -84,10 +85,16 @@ class IcebergConnector:
         yield from read_window(reader, reader.schema, window, self.settings.batch_size, f"iceberg: table {window.table!r}")
 
 
-def _catalog_error(e: Exception) -> Exception:
-    name = type(e).__name__
-    if "OperationalError" in name or isinstance(e, OSError):
-        return ConnectorTransientError(f"iceberg: cannot reach the catalog database ({name}); check options.catalog_uri")
+_TRANSIENT = ("connection refused", "could not connect", "timed out", "timeout", "temporarily", "too many connections")
+
+
+def _catalog_error(e: Exception, uri: str) -> Exception:
+    """One line for a catalog that cannot be opened, with no part of its URI (it may hold a password)."""
+    reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    for secret in {uri, urlsplit(uri).password or uri}:
+        reason = reason.replace(secret, "***")
+    if any(marker in reason.lower() for marker in _TRANSIENT):
+        return ConnectorTransientError(f"iceberg: cannot reach the catalog database ({reason}); check options.catalog_uri")
     return ConnectorTerminalError(
-        f"iceberg: cannot open the catalog ({name}); check options.catalog_uri and options.warehouse"
+        f"iceberg: cannot open the catalog ({reason}); check options.catalog_uri and options.warehouse"
     )

@@ -106,7 +106,7 @@ def _tables_by_name(source: SourceSettings, data: Any) -> dict[str, Any]:
 def _ingest(store: FeedbackStore, source: SourceSettings, data: Any, lookback: timedelta) -> IngestResult:
     if source.shape not in SHAPES:
         raise ConfigError(f"ingest_frame: unknown shape {source.shape!r} (known: {', '.join(SHAPES)})")
-    connector = DataFrameConnector(DataFrameSettings(), _tables_by_name(source, data))
+    connector = DataFrameConnector(DataFrameSettings(tables=_tables_by_name(source, data)))
     try:
         connector.check()
     except ConnectorError as e:

@@ -152,7 +152,7 @@ class FeedbackStore:
             cursor_column=inp.cursor_column,
             start=None if position is None or by_file or inp.cursor_column is None else position - lookback,
             columns=inp.read_columns,
-            loaded_files=self.loaded_files(source, inp.spec.name) if by_file else frozenset(),
+            loaded_files=self.loaded_files(source, inp.spec.name) if by_file else None,
         )
         n_read, high = 0, None
         files: set[tuple[str, str]] = set()

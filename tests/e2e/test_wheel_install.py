@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,9 @@ def test_built_wheel_installs_and_runs_the_tiny_demo_from_another_folder(tmp_pat
     dist = tmp_path / "dist"
     _run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(REPO)], cwd=tmp_path)
     (wheel,) = dist.glob("alignloop-*.whl")
+    # Every SQL file of the checkout ships (a new sql/ subfolder must be listed in pyproject's packages).
+    shipped = {n.removeprefix("pipeline/sql/") for n in zipfile.ZipFile(wheel).namelist() if n.startswith("pipeline/sql/")}
+    assert {str(p.relative_to(REPO / "sql")) for p in (REPO / "sql").rglob("*.sql")} <= shipped
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     python = venv / "bin" / "python"

@@ -122,17 +122,22 @@ def test_failed_ingest_records_no_file_as_loaded(tmp_path, small_warehouse):
 def test_reads_bounded_batches_and_the_same_window_gives_the_same_rows(tmp_path, small_warehouse):
     path = write_file(warehouse_tables(small_warehouse)["feedback_events"], tmp_path / "fb.jsonl.gz")
     conn = FilesConnector(FilesSettings(path=str(path), batch_size=2))
-    window = Window(table="feedback_events", cursor_column="ts", columns=("event_id", "ts"))
+    # As the core reads it: tracking files (none loaded yet), and the row hash asked for as a column.
+    window = Window(table="feedback_events", cursor_column="ts", columns=("event_id", "ts", "_row_hash"),
+                    loaded_files=frozenset())
     batches = list(conn.read(window))
     assert [b.num_rows for b in batches] == [2, 2, 1]
     rows = pa.Table.from_batches(batches)
-    assert rows.column_names == ["event_id", "ts", "_file", "_file_hash", "_row_hash"]
+    assert rows.column_names == ["event_id", "ts", "_row_hash", "_file", "_file_hash"]
     assert rows.column("event_id").to_pylist() == ["f1", "f2", "f3", "f4", "f5"]
     assert rows.column("_file").unique().to_pylist() == [str(path)]
     assert len(set(rows.column("_row_hash").to_pylist())) == 5
     assert pa.Table.from_batches(conn.read(window)).equals(rows)
     at = datetime(2026, 10, 1, 12, 11)
     assert sum(b.num_rows for b in conn.read(Window("feedback_events", "ts", start=at, end=at))) == 0
+    # Without file tracking, only the declared columns come back.
+    plain = pa.Table.from_batches(conn.read(Window("feedback_events", "ts", columns=("ts", "event_id"))))
+    assert plain.column_names == ["ts", "event_id"] and plain.num_rows == 5
     skip = Window("feedback_events", "ts", loaded_files=frozenset({(str(path), rows.column("_file_hash")[0].as_py())}))
     assert list(conn.read(skip)) == []
 
