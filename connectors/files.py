@@ -169,10 +169,11 @@ class FilesConnector:
             present = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}", {"path": name}).fetchall()]
         except duckdb.Error as e:
             raise self._read_error(e, name, fmt) from None
-        wanted = list(window.columns) or present
+        wanted = list(window.columns) or list(present)  # a copy: the file tags below must not join `present`
         if window.loaded_files is not None:  # the core is tracking files: tag every row with its file
             wanted += [c for c in ("_file", "_file_hash") if c not in wanted]
-        missing = [c for c in (*wanted, window.cursor_column) if c not in present and c not in FILE_COLUMNS]
+        cursor_columns = [window.cursor_column] if window.cursor_column else []
+        missing = [c for c in (*wanted, *cursor_columns) if c not in present and c not in FILE_COLUMNS]
         if missing:
             raise ConnectorTerminalError(
                 f"files: {name} has no column {missing[0]!r} (columns: {', '.join(present)}); "
@@ -193,7 +194,7 @@ class FilesConnector:
                     params["file"] = name
                 elif c == "_file_hash":
                     params["file_hash"] = digest
-        cursor = quote_identifier(window.cursor_column)
+        cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
         where = ["TRUE"]
         if window.start is not None:
             where.append(f"{cursor} >= $start")
@@ -201,7 +202,9 @@ class FilesConnector:
         if window.end is not None:
             where.append(f"{cursor} < $end")
             params["end"] = window.end
-        sql = f"SELECT {', '.join(selected)} FROM {source} AS t WHERE {' AND '.join(where)} ORDER BY t.{cursor}"
+        sql = f"SELECT {', '.join(selected)} FROM {source} AS t WHERE {' AND '.join(where)}"
+        if cursor:  # without a cursor, rows come in file order
+            sql += f" ORDER BY t.{cursor}"
         try:
             reader = con.execute(sql, params).fetch_record_batch(self.settings.batch_size)
             yield from reader
