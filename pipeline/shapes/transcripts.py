@@ -7,9 +7,9 @@ the last assistant turn, or whose final answer is empty, are quarantined with th
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 
 from pipeline.shapes.base import (
@@ -19,14 +19,10 @@ from pipeline.shapes.base import (
     as_text,
     batch,
     column,
-    conversation_problem,
     first_problem,
     keys,
     timestamps,
 )
-
-_SPEAKER = re.compile(r"(?:^|\n\n)(Human|Assistant):")
-_ROLE = {"Human": "user", "Assistant": "assistant"}
 
 LANDING = pa.schema([
     ("id", pa.string()), ("ts", pa.timestamp("us")), ("ts_observed", pa.bool_()), ("user_id", pa.string()),
@@ -35,39 +31,75 @@ LANDING = pa.schema([
 ])
 
 
-def parse_dialogue(text: str | None, side: str) -> tuple[list[dict[str, str]] | None, str | None]:
-    """(turns, problem): a transcript split at its "\\n\\nHuman:" / "\\n\\nAssistant:" markers."""
-    if text is None:
-        return None, f"{side} is missing"
-    marks = list(_SPEAKER.finditer(text))
-    if not marks or text[: marks[0].start()].strip():
-        return None, f"{side} is not a dialogue of 'Human:' and 'Assistant:' turns"
-    turns = []
-    for i, m in enumerate(marks):
-        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
-        turns.append({"role": _ROLE[m.group(1)], "content": text[m.end(): end].strip()})
-    return turns, None
+_SEP, _ROLE = "\x1f", "\x1e"  # turn and role separators while splitting; rows holding them are refused
+
+
+def _turns(side: str) -> pl.Expr:
+    """A dialogue as [text before the first turn, "role\x1econtent", ...], contents stripped."""
+    text = pl.col(side)
+    return (
+        pl.when(text.str.starts_with("Human:") | text.str.starts_with("Assistant:"))
+        .then(pl.lit("\n\n") + text).otherwise(text)
+        .str.replace_all("\n\nHuman:", _SEP + "user" + _ROLE, literal=True)
+        .str.replace_all("\n\nAssistant:", _SEP + "assistant" + _ROLE, literal=True)
+        .str.split(_SEP)
+        .list.eval(pl.element().str.replace(_ROLE + r"\s+", _ROLE).str.strip_chars_end())
+    )
+
+
+def _side_problem(side: str) -> pl.Expr:
+    return (
+        pl.when(pl.col(side).is_null()).then(pl.lit(f"{side} is missing"))
+        .when(pl.col(side).str.contains(_SEP, literal=True) | pl.col(side).str.contains(_ROLE, literal=True))
+        .then(pl.lit(f"{side} holds the control character U+001E or U+001F"))
+        .when((pl.col(f"{side}_t").list.len() < 2) | (pl.col(f"{side}_t").list.first().str.strip_chars() != ""))
+        .then(pl.lit(f"{side} is not a dialogue of 'Human:' and 'Assistant:' turns"))
+        .when(~pl.col(f"{side}_t").list.last().str.starts_with("assistant" + _ROLE))
+        .then(pl.lit(f"{side} does not end with an Assistant turn"))
+    )
+
+
+def split_frame(chosen: list[str | None], rejected: list[str | None]) -> pl.DataFrame:
+    """Per row: the shared history as a JSON list of turns, both final answers, and the problem (or
+    null). Vectorised: the dialogues are cut at their turn markers with Polars string expressions."""
+    df = pl.DataFrame({"chosen": chosen, "rejected": rejected}, schema={"chosen": pl.String, "rejected": pl.String})
+    df = df.with_columns(chosen_t=_turns("chosen"), rejected_t=_turns("rejected"))
+    df = df.with_columns(
+        c_hist=pl.col("chosen_t").list.slice(1, pl.col("chosen_t").list.len() - 2),
+        r_hist=pl.col("rejected_t").list.slice(1, pl.col("rejected_t").list.len() - 2),
+        c_answer=pl.col("chosen_t").list.last().str.split_exact(_ROLE, 1).struct.field("field_1"),
+        r_answer=pl.col("rejected_t").list.last().str.split_exact(_ROLE, 1).struct.field("field_1"),
+    ).with_columns(
+        turns=pl.col("c_hist").list.eval(
+            pl.element().str.split_exact(_ROLE, 1).struct.rename_fields(["role", "content"])),
+    )
+    problem = pl.coalesce(_side_problem("chosen"), _side_problem("rejected"))
+    shared = (
+        pl.when(pl.col("c_hist") != pl.col("r_hist"))
+        .then(pl.lit("chosen and rejected do not share the history up to the last assistant turn"))
+        .when(pl.col("c_answer") == "").then(pl.lit("chosen's final answer is empty"))
+        .when(pl.col("r_answer") == "").then(pl.lit("rejected's final answer is empty"))
+        .when(pl.col("c_answer") == pl.col("r_answer")).then(pl.lit("chosen and rejected final answers are identical"))
+        .when(pl.col("c_hist").list.len() == 0).then(pl.lit("shared history has no turns"))
+        .when(pl.col("turns").list.eval(pl.element().struct.field("content") == "").list.any())
+        .then(pl.lit("shared history has a turn with no text"))
+        .when(pl.col("turns").list.last().struct.field("role") != "user")
+        .then(pl.lit("shared history must end with the user's turn"))
+    )
+    return df.select(
+        prompt=pl.when(pl.col("c_hist").list.len() > 0).then(
+            pl.lit("[") + pl.col("turns").list.eval(pl.element().struct.json_encode()).list.join(", ") + pl.lit("]")),
+        chosen=pl.col("c_answer"),
+        rejected=pl.col("r_answer"),
+        problem=pl.coalesce(problem, shared),
+    )
 
 
 def split_pair(chosen: str | None, rejected: str | None) -> tuple[list | None, str | None, str | None, str | None]:
-    """(prompt turns, chosen answer, rejected answer, problem) for one row; nothing is guessed."""
-    c_turns, c_problem = parse_dialogue(chosen, "chosen")
-    r_turns, r_problem = parse_dialogue(rejected, "rejected")
-    if c_problem or r_problem:
-        return None, None, None, c_problem or r_problem
-    for side, turns in (("chosen", c_turns), ("rejected", r_turns)):
-        if turns[-1]["role"] != "assistant":
-            return None, None, None, f"{side} does not end with an Assistant turn"
-    if c_turns[:-1] != r_turns[:-1]:
-        return None, None, None, "chosen and rejected do not share the history up to the last assistant turn"
-    prompt, c_answer, r_answer = c_turns[:-1], c_turns[-1]["content"], r_turns[-1]["content"]
-    if not c_answer:
-        return prompt, c_answer, r_answer, "chosen's final answer is empty"
-    if not r_answer:
-        return prompt, c_answer, r_answer, "rejected's final answer is empty"
-    if c_answer == r_answer:
-        return prompt, c_answer, r_answer, "chosen and rejected final answers are identical"
-    return prompt, c_answer, r_answer, None
+    """(shared history turns, chosen answer, rejected answer, problem) for one row."""
+    row = split_frame([chosen], [rejected]).row(0, named=True)
+    prompt = None if row["prompt"] is None else json.loads(row["prompt"])
+    return prompt, row["chosen"], row["rejected"], row["problem"]
 
 
 def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.RecordBatch:
@@ -76,21 +108,15 @@ def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.Reco
     ts, observed, ts_problem = timestamps(values, n)
     key, key_problem = keys(values, n, chosen_raw, rejected_raw, column(values, "user_id", n),
                             [str(v) for v in column(values, "ts", n)])
-    prompts, chosen, rejected, problems = [], [], [], []
-    for c, r, kp, tp in zip(chosen_raw, rejected_raw, key_problem, ts_problem, strict=True):
-        prompt, c_answer, r_answer, problem = split_pair(c, r)
-        prompt_json = None if prompt is None else json.dumps(prompt, ensure_ascii=False)
-        if problem is None and prompt_json is not None:
-            problem = conversation_problem(prompt_json, "shared history")
-        prompts.append(prompt_json)
-        chosen.append(c_answer)
-        rejected.append(r_answer)
-        problems.append(first_problem(kp, tp, problem))
+    split = split_frame(chosen_raw, rejected_raw)
+    problems = [first_problem(kp, tp, sp) for kp, tp, sp in
+                zip(key_problem, ts_problem, split.get_column("problem").to_list(), strict=True)]
     return batch({
         "id": key, "ts": ts, "ts_observed": observed,
         "user_id": [as_text(v) for v in column(values, "user_id", n)],
         "model_version": [as_text(v) for v in column(values, "model_version", n)],
-        "prompt": prompts, "chosen": chosen, "rejected": rejected,
+        "prompt": split.get_column("prompt").to_list(), "chosen": split.get_column("chosen").to_list(),
+        "rejected": split.get_column("rejected").to_list(),
         "chosen_raw": chosen_raw, "rejected_raw": rejected_raw, "prep_problem": problems,
     }, LANDING)
 
