@@ -117,7 +117,11 @@ def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.Reco
         "model_version": [as_text(v) for v in column(values, "model_version", n)],
         "prompt": split.get_column("prompt").to_list(), "chosen": split.get_column("chosen").to_list(),
         "rejected": split.get_column("rejected").to_list(),
-        "chosen_raw": chosen_raw, "rejected_raw": rejected_raw, "prep_problem": problems,
+        # The whole dialogues are kept only where the split failed (for the quarantine); a usable row's
+        # prompt and answers hold all of it.
+        "chosen_raw": [c if p else None for c, p in zip(chosen_raw, problems, strict=True)],
+        "rejected_raw": [r if p else None for r, p in zip(rejected_raw, problems, strict=True)],
+        "prep_problem": problems,
     }, LANDING)
 
 

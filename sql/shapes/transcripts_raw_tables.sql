@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS raw_transcripts (
     prompt        VARCHAR,           -- JSON list of {role, content}: the shared history
     chosen        VARCHAR,           -- the chosen side's final assistant answer
     rejected      VARCHAR,           -- the rejected side's final assistant answer
-    chosen_raw    VARCHAR,           -- the whole chosen dialogue, as the source wrote it
+    chosen_raw    VARCHAR,           -- the whole chosen dialogue as written; kept only when prep_problem is set
     rejected_raw  VARCHAR,
     prep_problem  VARCHAR,           -- why the row cannot be used (NULL = usable)
     batch_id      BIGINT NOT NULL,
