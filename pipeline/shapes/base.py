@@ -154,7 +154,8 @@ def normal_role(role: Any) -> Any:
 
 def as_conversation(value: Any) -> str | None:
     """A prompt as a JSON list of {role, content}: plain text becomes one user turn; a messages list
-    (Arrow list of structs, or a JSON string of one) keeps its turns with their roles normalised."""
+    (Arrow list of structs, a JSON string of one, or {"messages": [...]}) keeps its turns with their
+    roles normalised. Anything else gives None."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -168,6 +169,10 @@ def as_conversation(value: Any) -> str | None:
                 value = parsed
         if isinstance(value, str):
             return json.dumps([{"role": "user", "content": value}], ensure_ascii=False)
+    if isinstance(value, dict):  # {"messages": [...]}, as chat APIs take them
+        value = value.get("messages")
+        if not isinstance(value, list):
+            return None
     if isinstance(value, list):
         turns = []
         for m in value:
@@ -178,7 +183,7 @@ def as_conversation(value: Any) -> str | None:
             content = m.get("content", m.get("value", m.get("text")))
             turns.append({"role": normal_role(role), "content": as_text(content)})
         return json.dumps(turns, ensure_ascii=False)
-    return json.dumps([{"role": "user", "content": as_text(value)}], ensure_ascii=False)
+    return None  # a number or another structure is not a prompt; the caller names the problem
 
 
 def parse_ts(value: Any) -> tuple[datetime | None, str | None]:
@@ -228,11 +233,11 @@ def batch(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict(columns, schema=schema)
 
 
-def conversation_problem(prompt_json: str | None, name: str = "prompt") -> str | None:
+def conversation_problem(prompt_json: str | None, name: str = "prompt", raw: Any = None) -> str | None:
     """Why a prompt (JSON list of turns) cannot be used, or None: every turn needs a known role and
-    text, and the last turn must be the user's."""
+    text, and the last turn must be the user's. `raw` is the value the source held."""
     if prompt_json is None:
-        return f"{name} is missing"
+        return f"{name} is missing" if raw is None else f"{name} is neither text nor a messages list"
     turns = json.loads(prompt_json)
     if not turns:
         return f"{name} has no turns"

@@ -47,9 +47,9 @@ def landing_rows(values: dict[str, list[Any]], n: int, better: str, worse: str) 
     key, key_problem = keys(values, n, prompt, chosen, rejected, column(values, "user_id", n),
                             column(values, "annotator", n), [str(v) for v in column(values, "ts", n)])
     problems = [
-        first_problem(kp, tp, conversation_problem(p), answer_problem(c, better), answer_problem(r, worse),
+        first_problem(kp, tp, conversation_problem(p, raw=rp), answer_problem(c, better), answer_problem(r, worse),
                       f"{better} and {worse} are identical" if c is not None and c == r else None)
-        for kp, tp, p, c, r in zip(key_problem, ts_problem, prompt, chosen, rejected, strict=True)
+        for kp, tp, p, rp, c, r in zip(key_problem, ts_problem, prompt, values["prompt"], chosen, rejected, strict=True)
     ]
     return batch({
         "id": key, "ts": ts, "ts_observed": observed,

@@ -64,8 +64,9 @@ def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.Reco
     key, key_problem = keys(values, n, prompt, completion, raw_labels, column(values, "user_id", n),
                             [str(v) for v in column(values, "ts", n)])
     problems = [
-        first_problem(kp, tp, conversation_problem(p), answer_problem(c, "completion"), lp)
-        for kp, tp, p, c, (_, lp) in zip(key_problem, ts_problem, prompt, completion, labels, strict=True)
+        first_problem(kp, tp, conversation_problem(p, raw=rp), answer_problem(c, "completion"), lp)
+        for kp, tp, p, rp, c, (_, lp) in zip(key_problem, ts_problem, prompt, values["prompt"], completion, labels,
+                                             strict=True)
     ]
     return batch({
         "id": key, "ts": ts, "ts_observed": observed,

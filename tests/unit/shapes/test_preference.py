@@ -103,3 +103,14 @@ def test_a_row_without_a_time_never_moves_the_cursor(tmp_path, shape_run):
     assert shape_run.reasons() == {"ts is missing": 1} and result.pairs_added == 2
     # The NULL time landed as the load time (unobserved); the cursor stays at the newest observed time.
     assert shape_run.store.cursor_position("src", "rows") == datetime(2026, 10, 1, 13, 0)
+
+
+def test_prompt_spellings_and_a_prompt_that_is_neither_text_nor_messages():
+    from pipeline.shapes.base import as_conversation, conversation_problem
+
+    assert as_conversation({"messages": [{"role": "human", "content": "Hi"}]}) == '[{"role": "user", "content": "Hi"}]'
+    assert as_conversation('[{"from": "human", "value": "Hi"}]') == '[{"role": "user", "content": "Hi"}]'
+    assert as_conversation("[not json") == '[{"role": "user", "content": "[not json"}]'
+    assert as_conversation(42) is None and as_conversation({"text": "Hi"}) is None
+    assert conversation_problem(None, raw=42) == "prompt is neither text nor a messages list"
+    assert conversation_problem(None) == "prompt is missing"
