@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
+from pipeline.conversions import derived_counts
 from pipeline.schema import is_holdout, prompt_key
 from pipeline.shape import noise, reward_model
 from pipeline.shape.noise import NoiseEstimate
@@ -66,6 +67,8 @@ class DataShape:
     truncation: Truncation | None
     first_ts: str | None
     last_ts: str | None
+    # Rows conversions would derive when the snapshot is read (pipeline/conversions.py), and what they cannot use.
+    derived: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_down(self) -> int:
@@ -186,6 +189,7 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, 
                                                                       count_tokens),
         first_ts=first_ts.isoformat() if first_ts else None,
         last_ts=last_ts.isoformat() if last_ts else None,
+        derived=asdict(derived_counts(unpaired, pairs)),
     )
 
 
