@@ -165,13 +165,15 @@ def _print_plan(planned: Any) -> None:
     for reason in p.reasons:
         out.print(f"  • {reason}", highlight=False)
     table = Table("measure", "value", title="data shape")
-    pa_, ta = s["pair_agreement"], s["thumb_agreement"]
+    pn, tn = s.get("pair_noise") or {}, s.get("thumb_noise") or {}
     rows = [
         ("pairs (train)", f"{s['n_pairs']} ({s['n_pairs_train']})"),
         ("thumbs up / down (train)", f"{s['n_up']} / {s['n_down']} ({s['n_unpaired_train']})"),
         ("distinct prompts", str(s["n_prompts"])),
-        ("pair flip rate (est.)", _fmt_share(pa_["flip_rate"])),
-        ("thumb flip rate (est.)", _fmt_share(ta["flip_rate"])),
+        ("pair flip rate (est.)", _fmt_noise(pn)),
+        ("thumb flip rate (est.)", _fmt_noise(tn)),
+        ("pairs from thumbs (train)",
+         f"{s.get('pairs_from_thumbs_train', 0)} on {s.get('pairable_prompts_train', 0)} prompts"),
         ("chosen answer is longer", _fmt_share(s["chosen_longer_share"])),
         ("time range", f"{s['first_ts']} → {s['last_ts']}"),
     ]
@@ -182,6 +184,26 @@ def _print_plan(planned: Any) -> None:
 
 def _fmt_share(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def _fmt_noise(n: dict[str, Any]) -> str:
+    if not n or n.get("flip_rate") is None:
+        return "— (no signal with enough evidence)"
+    return f"{_fmt_share(n['flip_rate'])} [{_fmt_share(n['low'])}–{_fmt_share(n['high'])}] {n['signal']}, n={n['support']}"
+
+
+@bench_app.command("methods")
+@_friendly
+def bench_methods(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Two small regimes, two seeds, a few steps (a smoke run).")] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where methods.json and methods.png go.")] = Path("bench-results"),
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes training in parallel.")] = 2,
+) -> None:
+    """DPO, IPO, robust DPO and KTO on synthetic feedback with a known truth, beside the planner's choice."""
+    from benchmarks.methods_cli import bench_methods as run_bench
+
+    run_bench(out_dir, quick=quick, as_json=as_json, workers=workers, console=console, out=out)
 
 
 @app.command()

@@ -117,6 +117,13 @@ class PlanningSettings(_Settings):
     rlhf_compute_budget: float = Field(
         0.0, ge=0.0, description="Compute you allow, in multiples of a DPO run; RLHF costs about 3."
     )
+    budget_minutes: float | None = Field(
+        None, gt=0, description="Training time allowed per run; caps the steps the planner scales with the data."
+    )
+    seconds_per_step: float = Field(
+        4.0, gt=0, description="Expected seconds per training step on your hardware, to turn budget_minutes into steps "
+        "(about 4 for a LoRA step of SmolLM2-135M on 2 CPU cores)."
+    )
 
 
 class TrainingSettings(_Settings):
