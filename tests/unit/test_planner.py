@@ -18,6 +18,31 @@ from pipeline.shape import DataShape, NoiseEstimate, measure_shape
 TS = datetime(2026, 10, 1)
 
 
+def pairs_table(n: int, flip_rate: float = 0.0, n_prompts: int = 50, seed: int = 0) -> pa.Table:
+    """Pairs of a good and a bad answer over n_prompts prompts (repeated when n > n_prompts); used by other tests."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        good, bad = f"good answer {i % n_prompts}", f"bad answer {i % n_prompts}"
+        if rng.random() < flip_rate:
+            good, bad = bad, good
+        rows.append({"event_id": f"p{i}", "source": "s", "ts": TS, "user_id": None, "model_version": "v",
+                     "prompt": [{"role": "user", "content": f"question {i % n_prompts}"}],
+                     "chosen": good, "rejected": bad})
+    return pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA)
+
+
+def thumbs_table(n_up: int, n_down: int, n_prompts: int = 50) -> pa.Table:
+    rows = [{"event_id": f"u{i}", "source": "s", "ts": TS, "user_id": None, "model_version": "v",
+             "prompt": [{"role": "user", "content": f"question {i % n_prompts}"}],
+             "completion": f"answer {i}", "label": i < n_up} for i in range(n_up + n_down)]
+    return pa.Table.from_pylist(rows, schema=UNPAIRED_SCHEMA)
+
+
+EMPTY_PAIRS = pairs_table(0)
+EMPTY_THUMBS = thumbs_table(0, 0)
+
+
 def noise(rate: float, signal: str = "reward_model", support: int = 500, enough: bool = True) -> NoiseEstimate:
     return NoiseEstimate(signal, rate, max(rate - 0.03, 0.0), rate + 0.03, support, "pairs", enough)
 
@@ -168,4 +193,3 @@ def test_noisy_pairs_never_compared_twice_are_planned_as_noisy():
 def test_plan_json_round_trips_the_shape():
     s = shape(600, flip=noise(0.2))
     assert DataShape.from_dict(s.to_dict()) == s
-    assert pa.Table.from_pylist([], schema=PAIRS_SCHEMA).num_rows == 0
