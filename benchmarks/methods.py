@@ -386,3 +386,27 @@ def default_workers() -> int:
 
 __all__ = ["ARMS", "REGIMES", "Budget", "arm_of", "markdown_table", "plan_for", "public_json", "run", "save",
            "train_regime"]
+
+
+# ---------------------------------------------------------------------------------- noise calibration
+CALIBRATION = ((2000, (0.0, 0.05, 0.10, 0.15, 0.25, 0.40)), (400, (0.10, 0.25)))
+
+
+def noise_calibration(seeds: tuple[int, ...] = (1, 2)) -> list[dict[str, Any]]:
+    """The reward-model flip-rate estimate on synthetic pairs with known flips (no comparison repeated)."""
+    from pipeline.shape.reward_model import estimate_from_table
+    from benchmarks.regimes import synthetic_pairs
+
+    rows = []
+    for n, rates in CALIBRATION:
+        for rate in rates:
+            for seed in seeds:
+                pairs, flipped = synthetic_pairs(n, rate, seed)
+                started = time.perf_counter()
+                est = estimate_from_table(pairs)
+                truth = flipped / n
+                rows.append({"pairs": n, "injected": rate, "true_share": round(truth, 4), "seed": seed,
+                             "estimate": est.flip_rate, "low": est.low, "high": est.high, "acted_on": est.enough,
+                             "covered": est.flip_rate is not None and est.low <= truth <= est.high,
+                             "detail": est.detail, "seconds": round(time.perf_counter() - started, 1)})
+    return rows

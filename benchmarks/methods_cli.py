@@ -30,3 +30,22 @@ def bench_methods(out_dir: Path, *, quick: bool, as_json: bool, workers: int, co
               f"({100 * result['planner_ok_share']:.0f}%); {result['seconds']:.0f} s")
     out.print(f"saved {json_path} and {png_path}")
     return result
+
+
+def bench_noise(*, as_json: bool, out) -> list[dict]:
+    """Run the noise calibration; print a table or the JSON."""
+    from rich.table import Table
+
+    rows = methods.noise_calibration()
+    if as_json:
+        print(json.dumps({"calibration": rows}, indent=2))
+        return rows
+    table = Table("pairs", "injected", "true share", "estimate [95% interval]", "covered", "acted on", "s",
+                  title="reward-model flip-rate estimate, no comparison repeated")
+    for r in rows:
+        est = "no estimate" if r["estimate"] is None else \
+            f"{100 * r['estimate']:.1f}% [{100 * r['low']:.1f}–{100 * r['high']:.1f}]"
+        table.add_row(str(r["pairs"]), f"{100 * r['injected']:.0f}%", f"{100 * r['true_share']:.1f}%", est,
+                      "yes" if r["covered"] else "no", "yes" if r["acted_on"] else "no", f"{r['seconds']:.0f}")
+    out.print(table)
+    return rows

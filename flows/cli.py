@@ -206,6 +206,15 @@ def bench_methods(
     run_bench(out_dir, quick=quick, as_json=as_json, workers=workers, console=console, out=out)
 
 
+@bench_app.command("noise")
+@_friendly
+def bench_noise(as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False) -> None:
+    """Calibrate the reward-model noise estimate on synthetic pairs with known flip rates."""
+    from benchmarks.methods_cli import bench_noise as run_bench
+
+    run_bench(as_json=as_json, out=out)
+
+
 @app.command()
 @_friendly
 def train(config: ConfigOpt = Path("alignloop.yaml"), run: RunOpt = None) -> None:
