@@ -10,11 +10,17 @@ seeds' spread, counts as a tie.
 
 Arms: dpo, ipo, robust_dpo (label_smoothing = the shape's estimated flip rate) train on the pairs
 plus the pairs built from thumbs; kto trains on the thumbs plus every pair as an up and a down answer.
+Each arm draws its batches from a random sample of those rows a quarter larger than it can see in
+its steps. The losses are TRL's (DPOTrainer's sigmoid, ipo and robust; KTOTrainer's kto with its
+detached KL baseline from mismatched answers) in a compact full-weight loop: on a model this small
+the Trainer's own setup would cost far more than the training, and TRL's trainers themselves are
+exercised by the training tests.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import statistics
@@ -34,7 +40,7 @@ TIE_POINTS = 0.02
 class Budget:
     """Equal compute for every arm: steps, and sequences per step (a pair is two sequences)."""
 
-    steps: int = 60
+    steps: int = 40
     pairs_per_step: int = 8
     learning_rate: float = 1e-3
     max_length: int = 48
@@ -77,7 +83,7 @@ def arm_of(plan) -> str:
 
 
 # ---------------------------------------------------------------------------------------- training
-def _training_rows(regime: Regime, seed: int) -> tuple[list[dict], list[dict]]:
+def _training_rows(regime: Regime, seed: int, budget: Budget) -> tuple[list[dict], list[dict]]:
     """(pairs incl. pairs from thumbs, unpaired incl. pairs as up/down) in TRL's conversational format."""
     from pipeline.conversions import pairs_from_thumbs
 
@@ -95,8 +101,11 @@ def _training_rows(regime: Regime, seed: int) -> tuple[list[dict], list[dict]]:
                 {"prompt": r["prompt"], "completion": said(r["rejected"]), "label": False}]
     rng = random.Random(seed)
     rng.shuffle(pref)
-    rng.shuffle(unp)   # KTO's sampler never shuffles
-    return pref, unp
+    rng.shuffle(unp)
+    # Each arm draws steps x pairs_per_step pairs (twice as many unpaired rows); a sample a quarter
+    # larger than that is all it could see, and keeps tokenising and reference scoring cheap.
+    return pref[: math.ceil(1.25 * budget.steps * budget.pairs_per_step)], \
+        unp[: math.ceil(2.5 * budget.steps * budget.pairs_per_step)]
 
 
 def _encode_all(tokenizer, prompts, answers, max_length: int):
@@ -163,7 +172,7 @@ def train_regime(base_dir: str, regime: Regime, seed: int, budget: Budget, smoot
 
     torch.set_num_threads(1)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    pref, unp = _training_rows(regime, seed)
+    pref, unp = _training_rows(regime, seed, budget)
     held = heldout_pairs(budget.heldout, seed)
     said = [r["prompt"] for r in pref]
     pc = _encode_all(tokenizer, said, [r["chosen"][0]["content"] for r in pref], budget.max_length)
