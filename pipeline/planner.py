@@ -9,7 +9,9 @@ each is `alignloop bench methods` (BENCHMARKS.md "Methods"):
                         one prompt), so neither kind of feedback is thrown away.
 - pairs              -> DPO while the estimated flip rate stays under planning.noise_threshold; above
                         it, the noise-robust variant the benchmark supports (NOISY_PAIRS_LOSS).
-- thumbs only        -> KTO, weighted so up and down count alike.
+- thumbs only        -> IPO on the pairs the thumbs make (an up and a down answer to one prompt): on the
+                        benchmark it beat KTO in every thumbs regime. KTO, weighted so up and down
+                        count alike, when the thumbs make too few pairs.
 """
 
 from __future__ import annotations
@@ -197,6 +199,20 @@ def rule_pairs(f: Facts) -> Decision | None:
                     (f"{f.shape.n_pairs_train} training pairs >= min_pairs {f.planning.min_pairs}", *d.reasons, *left_out))
 
 
+def rule_thumbs_as_pairs(f: Facts) -> Decision | None:
+    """Thumbs only, with enough pairs built from them (up vs down answers to one prompt): IPO on those pairs.
+
+    The benchmark's thumbs regimes (1:5, 1:1, 5:1) all put IPO on pairs from thumbs 3-7 points above
+    KTO on the thumbs themselves; its squared loss stops at a fixed margin, where DPO keeps pushing
+    pairs whose two answers the thumbs barely tell apart."""
+    if f.shape.n_pairs_train or f.thumb_pairs < f.planning.min_pairs:
+        return None
+    return Decision("ipo", "pairs+thumb_pairs", "ipo", reasons=(
+        f"no pairs, but {f.thumb_pairs} pairs built from thumbs on {f.shape.pairable_prompts_train} prompts with an "
+        f"up and a down answer >= min_pairs {f.planning.min_pairs}",
+        "IPO on pairs from thumbs: beat KTO on the thumbs by 3-7 points in every thumbs regime of bench methods",))
+
+
 def rule_thumbs(f: Facts) -> Decision | None:
     """Thumbs only (or too few pairs): KTO learns from unpaired up/down answers."""
     if not f.thumbs_ok:
@@ -204,7 +220,8 @@ def rule_thumbs(f: Facts) -> Decision | None:
     return Decision("kto", "thumbs", reasons=(
         f"{f.shape.n_pairs_train} training pairs < min_pairs {f.planning.min_pairs}, "
         f"but {f.shape.n_unpaired_train} training thumbs ({f.shape.n_up_train} up, {f.shape.n_down_train} down)",
-        "KTO: learns from unpaired thumbs up/down (bench methods: thumbs regimes)",))
+        f"KTO: learns from unpaired thumbs up/down; they make only {f.thumb_pairs} pairs "
+        f"(IPO on pairs from thumbs needs min_pairs {f.planning.min_pairs})",))
 
 
 def rule_thumb_pairs(f: Facts) -> Decision | None:
@@ -217,8 +234,8 @@ def rule_thumb_pairs(f: Facts) -> Decision | None:
         f"{f.planning.min_pairs}", *base.reasons))
 
 
-RULES: tuple[Rule, ...] = (rule_rlhf, rule_forced, rule_too_little, rule_mixed, rule_pairs, rule_thumbs,
-                           rule_thumb_pairs)
+RULES: tuple[Rule, ...] = (rule_rlhf, rule_forced, rule_too_little, rule_mixed, rule_pairs, rule_thumbs_as_pairs,
+                           rule_thumbs, rule_thumb_pairs)
 
 
 def _noise_reason(f: Facts) -> str:
