@@ -72,10 +72,12 @@ def train_candidate(plan: Plan, split: Split, base_dir: Path, run_dir: Path, *, 
     if plan.method in ("dpo", "ipo"):
         from trl import DPOConfig, DPOTrainer
 
-        if not split.train_pairs:
+        rows = split.train_pairs + _pairs_from_thumbs(hp, split)
+        if not rows:
             raise DataError("no training pairs in the snapshot; DPO/IPO need comparisons")
-        dataset = preference_dataset(split.train_pairs)
-        args = DPOConfig(loss_type=list(hp["loss_type"]), beta=hp["beta"], **sequence, **common)
+        dataset = preference_dataset(rows)
+        extra = {"label_smoothing": float(hp["label_smoothing"])} if hp.get("label_smoothing") else {}
+        args = DPOConfig(loss_type=list(hp["loss_type"]), beta=hp["beta"], **extra, **sequence, **common)
         trainer = DPOTrainer(model=load_causal_lm(base_dir, device=device), ref_model=None, args=args,
                              train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config,
                              callbacks=callbacks)
@@ -113,6 +115,20 @@ def train_candidate(plan: Plan, split: Split, base_dir: Path, run_dir: Path, *, 
     return TrainResult(model_dir=out, kind="lora" if peft_config else "full", method=plan.method,
                        n_train=len(dataset), runtime_s=runtime, device=device,
                        history=[{**h, "phase": "reward_model"} for h in reward_history] + history)
+
+
+def _pairs_from_thumbs(hp: dict[str, Any], split: Split) -> list[dict[str, Any]]:
+    """The pairs the plan's train_on adds: up vs down answers to one prompt, from the training thumbs."""
+    if hp.get("train_on") != "pairs+thumb_pairs" or not split.train_unpaired:
+        return []
+    import pyarrow as pa
+
+    from pipeline.conversions import pairs_from_thumbs
+    from pipeline.schema import UNPAIRED_SCHEMA
+
+    table = pa.Table.from_pylist([{k: r.get(k) for k in UNPAIRED_SCHEMA.names} for r in split.train_unpaired],
+                                 schema=UNPAIRED_SCHEMA)
+    return pairs_from_thumbs(table).to_pylist()
 
 
 def _lora_config(hp: dict[str, Any], task_type: str):
