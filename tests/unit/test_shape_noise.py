@@ -95,7 +95,7 @@ def test_too_few_repeats_are_reported_but_not_acted_on():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("rate,seed", [(0.05, 1), (0.15, 2), (0.25, 1), (0.4, 2)])
+@pytest.mark.parametrize("rate,seed", [(0.05, 1), (0.25, 1), (0.4, 2)])
 def test_reward_model_recovers_injected_flips_without_any_repeated_comparison(rate, seed):
     pairs, flipped = synthetic_pairs(2000, rate, seed)
     shape = measure_shape(empty_thumbs(), pairs, 0.2)
