@@ -85,7 +85,10 @@ class DataShape:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["noise_signals"] = [asdict(s) for s in self.noise_signals]
-        return {**d, "n_down": self.n_down, "n_down_train": self.n_down_train}
+        # The earlier keys, for readers of older plan.json files (the review page reads flip_rate there).
+        legacy = {"pair_agreement": {"flip_rate": self.pair_flip_rate},
+                  "thumb_agreement": {"flip_rate": None if self.thumb_noise is None else self.thumb_noise.flip_rate}}
+        return {**d, "n_down": self.n_down, "n_down_train": self.n_down_train, **legacy}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataShape:
