@@ -26,6 +26,7 @@ from rich.table import Table
 from flows import progress
 from pipeline.config import Settings, load_settings
 from pipeline.errors import AlignloopError, ConfigError
+from pipeline import secrets
 from pipeline.offline import set_offline_defaults
 
 set_offline_defaults()
@@ -53,7 +54,7 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except AlignloopError as e:
             # escape: messages name fields like sources[prod], which rich would take for markup
-            console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(secrets.redact(str(e)))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2 if isinstance(e, ConfigError) else 1) from None
 
     return wrapper
@@ -121,6 +122,7 @@ def _quiet_libraries() -> None:
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every stage's details.")] = False) -> None:
     """alignloop: production feedback in, an evaluated and registered model out."""
+    secrets.install()
     _quiet_libraries()
     if verbose:
         logging.getLogger("pipeline").setLevel(logging.INFO)
@@ -165,13 +167,15 @@ def _print_plan(planned: Any) -> None:
     for reason in p.reasons:
         out.print(f"  • {reason}", highlight=False)
     table = Table("measure", "value", title="data shape")
-    pa_, ta = s["pair_agreement"], s["thumb_agreement"]
+    pn, tn = s.get("pair_noise") or {}, s.get("thumb_noise") or {}
     rows = [
         ("pairs (train)", f"{s['n_pairs']} ({s['n_pairs_train']})"),
         ("thumbs up / down (train)", f"{s['n_up']} / {s['n_down']} ({s['n_unpaired_train']})"),
         ("distinct prompts", str(s["n_prompts"])),
-        ("pair flip rate (est.)", _fmt_share(pa_["flip_rate"])),
-        ("thumb flip rate (est.)", _fmt_share(ta["flip_rate"])),
+        ("pair flip rate (est.)", _fmt_noise(pn)),
+        ("thumb flip rate (est.)", _fmt_noise(tn)),
+        ("pairs from thumbs (train)",
+         f"{s.get('pairs_from_thumbs_train', 0)} on {s.get('pairable_prompts_train', 0)} prompts"),
         ("chosen answer is longer", _fmt_share(s["chosen_longer_share"])),
         ("time range", f"{s['first_ts']} → {s['last_ts']}"),
     ]
@@ -182,6 +186,35 @@ def _print_plan(planned: Any) -> None:
 
 def _fmt_share(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def _fmt_noise(n: dict[str, Any]) -> str:
+    if not n or n.get("flip_rate") is None:
+        return "— (no signal with enough evidence)"
+    return f"{_fmt_share(n['flip_rate'])} [{_fmt_share(n['low'])}–{_fmt_share(n['high'])}] {n['signal']}, n={n['support']}"
+
+
+@bench_app.command("methods")
+@_friendly
+def bench_methods(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Two small regimes, two seeds, a few steps (a smoke run).")] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where methods.json and methods.png go.")] = Path("bench-results"),
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes training in parallel.")] = 2,
+) -> None:
+    """DPO, IPO, robust DPO and KTO on synthetic feedback with a known truth, beside the planner's choice."""
+    from benchmarks.methods_cli import bench_methods as run_bench
+
+    run_bench(out_dir, quick=quick, as_json=as_json, workers=workers, console=console, out=out)
+
+
+@bench_app.command("noise")
+@_friendly
+def bench_noise(as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False) -> None:
+    """Calibrate the reward-model noise estimate on synthetic pairs with known flip rates."""
+    from benchmarks.methods_cli import bench_noise as run_bench
+
+    run_bench(as_json=as_json, out=out)
 
 
 @app.command()
@@ -307,7 +340,7 @@ def _print_summary(outcome: Any, seconds: float, settings: Settings) -> None:
         reg = outcome.registered
         again = " (already registered: this run's model was logged before)" if reg.get("reused") else ""
         table.add_row("registered", f"{reg['name']} version {reg['version']} @ {', '.join(reg['aliases'])}{again}")
-        table.add_row("mlflow", settings.tracking_uri)
+        table.add_row("mlflow", settings.shown_tracking_uri)
     else:
         table.add_row("registered", "nothing (no training this run)")
     table.add_row("time", f"{seconds:.0f}s")
@@ -402,6 +435,16 @@ def review(config: ConfigOpt = Path("alignloop.yaml"),
     from flows.registry_cli import review as do_review
 
     do_review(_settings(config), version, run, out)
+
+
+# ------------------------------------------------------------------------------------------ connectors
+def _register_connector_commands() -> None:
+    from flows import connectors_cli
+
+    connectors_cli.register(connectors_app, _friendly)
+
+
+_register_connector_commands()
 
 
 if __name__ == "__main__":

@@ -1,16 +1,23 @@
 """Choose the alignment method from the data's shape and the budget: a pure function with reasons.
 
-- pairs, clean       -> DPO: one offline loop on pairs; strong, but it fits label noise too.
-- pairs, noisy       -> IPO: its squared loss bounds the margin it chases, so flipped pairs hurt less.
-- thumbs only        -> KTO: learns from unpaired up/down, weighting losses more than gains.
-- RLHF               -> only when asked for and affordable: reward model + online RL costs about 3x
-                        DPO's compute and can reward-hack.
+Each rule below reads alone and either decides or passes; they are tried in order. The evidence for
+each is `alignloop bench methods` (BENCHMARKS.md "Methods"):
 - too little data    -> skip, and say what is missing.
+- asked for RLHF     -> only when affordable: reward model + online RL costs about 3x DPO's compute.
+- a method asked for -> that method, if the data can feed it.
+- pairs and thumbs   -> DPO on the pairs plus pairs built from the thumbs (an up and a down answer to
+                        one prompt), so neither kind of feedback is thrown away.
+- pairs              -> DPO while the estimated flip rate stays under planning.noise_threshold; above
+                        it, the noise-robust variant the benchmark supports (NOISY_PAIRS_LOSS).
+- thumbs only        -> IPO on the pairs the thumbs make (an up and a down answer to one prompt): on the
+                        benchmark it beat KTO in every thumbs regime. KTO, weighted so up and down
+                        count alike, when the thumbs make too few pairs.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -25,6 +32,24 @@ DEFAULT_BETA = {"dpo": 0.1, "ipo": 0.5, "kto": 0.1, "rlhf": 0.05}
 DEFAULT_LR = {"lora": 2e-4, "full": 5e-6}
 # KTO paper: keep desirable_weight*n_desirable / (undesirable_weight*n_undesirable) in [1, 4/3].
 KTO_TARGET_RATIO = 1.0
+# What noisy pairs get: "robust" (DPO whose label_smoothing is the estimated flip rate, cDPO) or "ipo".
+NOISY_PAIRS_LOSS: Literal["robust", "ipo"] = "robust"
+# label_smoothing at 0.5 would cancel the loss; the robust loss also grows unstable close to it.
+MAX_LABEL_SMOOTHING = 0.4
+# Data-size scaling of steps: passes over the training rows, and the bounds on the result.
+EPOCHS = 2.0
+MIN_STEPS, MAX_STEPS = 10, 400
+# Rows at which the default beta applies; fewer rows keep the model nearer the base (beta up to 2x).
+BETA_REFERENCE_ROWS = 1000
+
+# Which rows training reads (hyperparameters["train_on"]).
+TRAIN_ON = {
+    "pairs": "the pairs",
+    "pairs+thumb_pairs": "the pairs plus pairs built from thumbs (an up and a down answer to one prompt)",
+    "thumbs": "the thumbs",
+    "thumbs+unpaired_pairs": "the thumbs plus each pair as one up and one down answer",
+    "unpaired_pairs": "each pair as one up and one down answer",
+}
 
 
 @dataclass(frozen=True)
@@ -40,109 +65,289 @@ class Plan:
         return d
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What a rule decided: the method, its loss, the rows it trains on, and why."""
+
+    method: Method
+    train_on: str = "pairs"
+    loss: str | None = None              # DPO's loss_type: sigmoid | robust | ipo
+    label_smoothing: float = 0.0
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The numbers every rule reads, worked out once."""
+
+    shape: DataShape
+    training: TrainingSettings
+    planning: PlanningSettings
+
+    @property
+    def thumb_pairs(self) -> int:
+        return self.shape.pairs_from_thumbs_train
+
+    @property
+    def pairs_ok(self) -> bool:
+        return self.shape.n_pairs_train >= self.planning.min_pairs
+
+    @property
+    def pairs_with_thumb_pairs_ok(self) -> bool:
+        return self.shape.n_pairs_train + self.thumb_pairs >= self.planning.min_pairs
+
+    @property
+    def minority(self) -> float | None:
+        s = self.shape
+        return None if not s.n_unpaired_train else min(s.n_up_train, s.n_down_train) / s.n_unpaired_train
+
+    @property
+    def thumbs_ok(self) -> bool:
+        return (self.shape.n_unpaired_train >= self.planning.min_unpaired
+                and (self.minority or 0.0) >= self.planning.min_minority_share)
+
+    @property
+    def flip(self) -> float | None:
+        return self.shape.pair_flip_rate
+
+    @property
+    def noisy(self) -> bool:
+        return self.flip is not None and self.flip >= self.planning.noise_threshold
+
+
 def _pct(x: float | None) -> str:
     return "unknown" if x is None else f"{100 * x:.1f}%"
 
 
+# ------------------------------------------------------------------------------------------- rules
+Rule = Callable[[Facts], Decision | None]
+
+
+def rule_too_little(f: Facts) -> Decision | None:
+    """Skip when neither pairs (with those built from thumbs) nor thumbs are enough to train on."""
+    if f.pairs_ok or f.pairs_with_thumb_pairs_ok or f.thumbs_ok:
+        return None
+    return Decision("skip", reasons=(
+        f"skip: too little data to train — {f.shape.n_pairs_train} training pairs and {f.thumb_pairs} pairs from "
+        f"thumbs (need {f.planning.min_pairs}), {f.shape.n_unpaired_train} training thumbs (need "
+        f"{f.planning.min_unpaired}, with at least {_pct(f.planning.min_minority_share)} of the rarer label; "
+        f"have {_pct(f.minority)})",))
+
+
+def rule_rlhf(f: Facts) -> Decision | None:
+    """RLHF only when asked for, with pairs for its reward model, and affordable."""
+    if f.training.method != "rlhf":
+        return None
+    if not f.pairs_ok:
+        return Decision("skip", reasons=(f"skip: RLHF's reward model needs {f.planning.min_pairs} training pairs; "
+                                         f"there are {f.shape.n_pairs_train}",))
+    budget = f.planning.rlhf_compute_budget
+    if budget >= RLHF_COST_VS_DPO:
+        return Decision("rlhf", reasons=(
+            f"RLHF asked for and affordable: rlhf_compute_budget {budget:g} >= {RLHF_COST_VS_DPO:g}x DPO; "
+            "watch the reward model for reward hacking",))
+    fallback = rule_pairs(f)
+    return Decision(fallback.method, fallback.train_on, fallback.loss, fallback.label_smoothing, (
+        f"RLHF asked for but not affordable: it costs about {RLHF_COST_VS_DPO:g}x DPO and "
+        f"planning.rlhf_compute_budget is {budget:g}; raise it to {RLHF_COST_VS_DPO:g} to allow RLHF",
+        *fallback.reasons))
+
+
+def rule_forced(f: Facts) -> Decision | None:
+    """training.method set to dpo, ipo or kto: that method, when the data can feed it."""
+    method = f.training.method
+    if method not in ("dpo", "ipo", "kto"):
+        return None
+    said = f"training.method set to {method}"
+    if method == "kto":
+        if not (f.thumbs_ok or f.pairs_ok):
+            return Decision("skip", reasons=(said, f"skip: KTO needs {f.planning.min_unpaired} thumbs with both labels, "
+                                                   f"or {f.planning.min_pairs} pairs to unpair"))
+        train_on = ("thumbs+unpaired_pairs" if f.shape.n_pairs_train else "thumbs") if f.thumbs_ok else "unpaired_pairs"
+        return Decision("kto", train_on, reasons=(said, f"KTO trains on {TRAIN_ON[train_on]}"))
+    if not f.pairs_with_thumb_pairs_ok:
+        return Decision("skip", reasons=(said, f"skip: {method.upper()} needs {f.planning.min_pairs} training pairs "
+                                               f"(pairs from thumbs included); there are "
+                                               f"{f.shape.n_pairs_train + f.thumb_pairs}"))
+    train_on = "pairs+thumb_pairs" if f.thumb_pairs else "pairs"
+    loss = "ipo" if method == "ipo" else "sigmoid"
+    return Decision(method, train_on, loss, reasons=(said, _noise_reason(f), f"trains on {TRAIN_ON[train_on]}"))
+
+
+def rule_mixed(f: Facts) -> Decision | None:
+    """Pairs and thumbs both: DPO on the pairs plus the pairs the thumbs give, so neither is dropped."""
+    if not (f.shape.n_pairs_train and f.thumb_pairs and f.pairs_with_thumb_pairs_ok):
+        return None
+    base = _pairs_decision(f)
+    return Decision(base.method, "pairs+thumb_pairs", base.loss, base.label_smoothing, (
+        f"{f.shape.n_pairs_train} training pairs and {f.thumb_pairs} pairs built from thumbs on "
+        f"{f.shape.pairable_prompts_train} prompts with an up and a down answer: trained on together "
+        "(bench methods: 'mixed')",
+        *base.reasons))
+
+
+def rule_pairs(f: Facts) -> Decision | None:
+    """Pairs enough to train on: DPO, or its noise-robust variant when the pairs are noisy."""
+    if not f.pairs_ok:
+        return None
+    d = _pairs_decision(f)
+    left_out = ()
+    if f.shape.n_unpaired_train:
+        left_out = (f"{f.shape.n_unpaired_train} thumbs left out: no prompt has both an up and a down answer, so they "
+                    "make no pairs",)
+    return Decision(d.method, "pairs", d.loss, d.label_smoothing,
+                    (f"{f.shape.n_pairs_train} training pairs >= min_pairs {f.planning.min_pairs}", *d.reasons, *left_out))
+
+
+def rule_thumbs_as_pairs(f: Facts) -> Decision | None:
+    """Thumbs only, with enough pairs built from them (up vs down answers to one prompt): IPO on those pairs.
+
+    The benchmark's thumbs regimes (1:5, 1:1, 5:1) all put IPO on pairs from thumbs 3-7 points above
+    KTO on the thumbs themselves; its squared loss stops at a fixed margin, where DPO keeps pushing
+    pairs whose two answers the thumbs barely tell apart."""
+    if f.shape.n_pairs_train or f.thumb_pairs < f.planning.min_pairs:
+        return None
+    return Decision("ipo", "pairs+thumb_pairs", "ipo", reasons=(
+        f"no pairs, but {f.thumb_pairs} pairs built from thumbs on {f.shape.pairable_prompts_train} prompts with an "
+        f"up and a down answer >= min_pairs {f.planning.min_pairs}",
+        "IPO on pairs from thumbs: beat KTO on the thumbs by 3-7 points in every thumbs regime of bench methods",))
+
+
+def rule_thumbs(f: Facts) -> Decision | None:
+    """Thumbs only (or too few pairs): KTO learns from unpaired up/down answers."""
+    if not f.thumbs_ok:
+        return None
+    return Decision("kto", "thumbs", reasons=(
+        f"{f.shape.n_pairs_train} training pairs < min_pairs {f.planning.min_pairs}, "
+        f"but {f.shape.n_unpaired_train} training thumbs ({f.shape.n_up_train} up, {f.shape.n_down_train} down)",
+        f"KTO: learns from unpaired thumbs up/down; they make only {f.thumb_pairs} pairs "
+        f"(IPO on pairs from thumbs needs min_pairs {f.planning.min_pairs})",))
+
+
+def rule_thumb_pairs(f: Facts) -> Decision | None:
+    """Thumbs too one-sided or too few for KTO, but enough pairs built from them: DPO on those."""
+    if not f.pairs_with_thumb_pairs_ok:
+        return None
+    base = _pairs_decision(f)
+    return Decision(base.method, "pairs+thumb_pairs", base.loss, base.label_smoothing, (
+        f"{f.thumb_pairs} pairs built from thumbs (plus {f.shape.n_pairs_train} pairs) >= min_pairs "
+        f"{f.planning.min_pairs}", *base.reasons))
+
+
+RULES: tuple[Rule, ...] = (rule_rlhf, rule_forced, rule_too_little, rule_mixed, rule_pairs, rule_thumbs_as_pairs,
+                           rule_thumbs, rule_thumb_pairs)
+
+
+def _noise_reason(f: Facts) -> str:
+    noise = f.shape.pair_noise
+    if noise is None:
+        tried = [s for s in f.shape.noise_signals if s.signal not in ("contradictory_thumbs", "annotator_thumbs")]
+        why = "; ".join(s.describe() for s in tried) or "no signal measured"
+        return f"pair label noise unknown (no signal rests on enough evidence: {why}), assumed low"
+    side = ">=" if f.noisy else "<"
+    return (f"estimated pair flip rate {_pct(noise.flip_rate)} (95% interval {_pct(noise.low)}–{_pct(noise.high)}, "
+            f"{noise.signal}, from {noise.support} {noise.unit}) {side} noise_threshold {_pct(f.planning.noise_threshold)}")
+
+
+def _pairs_decision(f: Facts) -> Decision:
+    """DPO on clean (or unknown-noise) pairs; the noise-robust loss on noisy ones."""
+    if not f.noisy:
+        return Decision("dpo", loss="sigmoid", reasons=(_noise_reason(f), "DPO: pairs, one offline loop, no reward model"))
+    if NOISY_PAIRS_LOSS == "ipo":
+        return Decision("ipo", loss="ipo", reasons=(
+            _noise_reason(f), "IPO: its squared loss stops at a fixed margin, so flipped pairs pull less than in DPO"))
+    smoothing = round(min(f.flip or 0.0, MAX_LABEL_SMOOTHING), 4)
+    return Decision("dpo", loss="robust", label_smoothing=smoothing, reasons=(
+        _noise_reason(f),
+        f"robust DPO (cDPO): label_smoothing {smoothing} tells the loss that share of labels is wrong, so flipped "
+        "pairs are expected instead of fitted (bench methods: beat IPO on noisy pairs)"))
+
+
 def choose_method(shape: DataShape, training: TrainingSettings, planning: PlanningSettings) -> Plan:
     """The Plan for this data: method, hyperparameters and the reasons, in the order they applied."""
-    reasons: list[str] = []
-    pairs_ok = shape.n_pairs_train >= planning.min_pairs
-    minority = None if shape.up_share is None else min(shape.up_share, 1 - shape.up_share)
-    thumbs_ok = shape.n_unpaired_train >= planning.min_unpaired and (minority or 0) >= planning.min_minority_share
-    flip = shape.pair_agreement.flip_rate
-    noisy = flip is not None and flip >= planning.noise_threshold
-
-    def noise_reason() -> str:
-        if flip is None:
-            return "pair label noise unknown (no pair was judged twice), assumed low"
-        side = ">=" if noisy else "<"
-        return (f"estimated pair flip rate {_pct(flip)} {side} noise_threshold {_pct(planning.noise_threshold)} "
-                f"(from {shape.pair_agreement.repeated_votes} votes on repeated pairs)")
-
-    def pairs_method() -> Method:
-        reasons.append(noise_reason())
-        if noisy:
-            reasons.append("IPO: its squared loss stops at a fixed margin, so flipped pairs pull less than in DPO")
-            return "ipo"
-        reasons.append("DPO: clean pairs, one offline loop, no reward model")
-        return "dpo"
-
-    def thin() -> Plan:
-        reasons.append(
-            f"skip: too little data to train — {shape.n_pairs_train} training pairs (need {planning.min_pairs}) "
-            f"and {shape.n_unpaired_train} training thumbs (need {planning.min_unpaired}, with at least "
-            f"{_pct(planning.min_minority_share)} of the rarer label; have {_pct(minority)})"
-        )
+    facts = Facts(shape, training, planning)
+    # The first rule that decides wins; rule_too_little decides whenever no later rule could.
+    decision = next(d for d in (rule(facts) for rule in RULES) if d is not None)
+    reasons = list(decision.reasons)
+    if decision.method == "skip":
         return Plan("skip", {}, tuple(reasons), shape.to_dict())
-
-    requested = training.method
-    if requested == "auto":
-        if pairs_ok:
-            reasons.append(f"{shape.n_pairs_train} training pairs >= min_pairs {planning.min_pairs}")
-            method = pairs_method()
-            if shape.n_unpaired:
-                reasons.append(f"{shape.n_unpaired} thumbs rows left out: pairs carry the stronger signal")
-        elif thumbs_ok:
-            reasons.append(
-                f"{shape.n_pairs_train} training pairs < min_pairs {planning.min_pairs}, but "
-                f"{shape.n_unpaired_train} training thumbs with {_pct(shape.up_share)} up"
-            )
-            reasons.append("KTO: learns from unpaired thumbs up/down")
-            method = "kto"
-        else:
-            return thin()
-    elif requested == "rlhf":
-        if not pairs_ok:
-            return thin()
-        budget = planning.rlhf_compute_budget
-        if budget >= RLHF_COST_VS_DPO:
-            reasons.append(
-                f"RLHF asked for and affordable: rlhf_compute_budget {budget:g} >= {RLHF_COST_VS_DPO:g}x DPO; "
-                "watch the reward model for reward hacking"
-            )
-            method = "rlhf"
-        else:
-            reasons.append(
-                f"RLHF asked for but not affordable: it costs about {RLHF_COST_VS_DPO:g}x DPO and "
-                f"planning.rlhf_compute_budget is {budget:g}; raise it to {RLHF_COST_VS_DPO:g} to allow RLHF"
-            )
-            method = pairs_method()
-    else:
-        method = requested
-        reasons.append(f"training.method set to {requested}")
-        if method in ("dpo", "ipo") and not pairs_ok:
-            return thin()
-        if method == "kto" and not (thumbs_ok or pairs_ok):
-            return thin()
-        if method in ("dpo", "ipo"):
-            reasons.append(noise_reason())
-
-    return Plan(method, _hyperparameters(method, shape, training, reasons), tuple(reasons), shape.to_dict())
+    hp = _hyperparameters(decision, facts, reasons)
+    return Plan(decision.method, hp, tuple(reasons), shape.to_dict())
 
 
-def _hyperparameters(method: Method, shape: DataShape, training: TrainingSettings, reasons: list[str]) -> dict[str, Any]:
+# --------------------------------------------------------------------------------- hyperparameters
+def training_rows(d: Decision, f: Facts) -> int:
+    """How many rows the trainer will see, for scaling steps and beta."""
+    s = f.shape
+    return {
+        "pairs": s.n_pairs_train,
+        "pairs+thumb_pairs": s.n_pairs_train + f.thumb_pairs,
+        "thumbs": s.n_unpaired_train,
+        "thumbs+unpaired_pairs": s.n_unpaired_train + 2 * s.n_pairs_train,
+        "unpaired_pairs": 2 * s.n_pairs_train,
+    }[d.train_on]
+
+
+def _scaled_steps(rows: int, batch: int, f: Facts, reasons: list[str]) -> int:
+    """Steps for EPOCHS passes over the rows, within [MIN_STEPS, MAX_STEPS] and the time budget."""
+    if "max_steps" in f.training.model_fields_set:
+        return f.training.max_steps
+    steps = min(max(math.ceil(EPOCHS * rows / batch), MIN_STEPS), MAX_STEPS)
+    why = f"{steps} steps: about {EPOCHS:g} passes over {rows} rows at {batch} a step (bounded to {MIN_STEPS}–{MAX_STEPS})"
+    budget = f.planning.budget_minutes
+    if budget is not None:
+        affordable = max(1, int(budget * 60 / f.planning.seconds_per_step))
+        if affordable < steps:
+            steps = affordable
+            why = (f"{steps} steps: planning.budget_minutes {budget:g} at about {f.planning.seconds_per_step:g} s a "
+                   f"step (fewer than the {EPOCHS:g} passes over {rows} rows it would take)")
+    reasons.append(why)
+    return steps
+
+
+def _scaled_batch(rows: int, f: Facts) -> int:
+    if "per_device_batch_size" in f.training.model_fields_set:
+        return f.training.per_device_batch_size
+    return 2 if rows < 64 else 8 if rows >= 4000 else f.training.per_device_batch_size
+
+
+def _scaled_beta(method: Method, rows: int, f: Facts, reasons: list[str]) -> float:
+    if f.training.beta is not None:
+        return f.training.beta
+    factor = min(max(math.sqrt(BETA_REFERENCE_ROWS / max(rows, 1)), 1.0), 2.0)
+    beta = round(DEFAULT_BETA[method] * factor, 4)
+    if factor > 1.0:
+        reasons.append(f"beta {beta}: {rows} rows is little evidence, so the model is kept nearer the base "
+                       f"(default {DEFAULT_BETA[method]} at {BETA_REFERENCE_ROWS}+ rows)")
+    return beta
+
+
+def _hyperparameters(d: Decision, f: Facts, reasons: list[str]) -> dict[str, Any]:
+    training = f.training
     lora = training.lora.enabled
+    rows = training_rows(d, f)
+    batch = _scaled_batch(rows, f)
     hp: dict[str, Any] = {
-        "max_steps": training.max_steps,
         "learning_rate": training.learning_rate or DEFAULT_LR["lora" if lora else "full"],
-        "beta": training.beta or DEFAULT_BETA[method],
-        "per_device_batch_size": training.per_device_batch_size,
+        "per_device_batch_size": batch,
         "gradient_accumulation_steps": training.gradient_accumulation_steps,
         "max_length": training.max_length,
         "seed": training.seed,
         "lora": training.lora.model_dump(mode="json") if lora else None,
+        "train_on": d.train_on,
     }
-    if method == "dpo":
-        hp["loss_type"] = ["sigmoid"]
-    elif method == "ipo":
-        hp["loss_type"] = ["ipo"]
-        if training.beta is None:
+    hp["max_steps"] = _scaled_steps(rows, batch * training.gradient_accumulation_steps, f, reasons)
+    hp["beta"] = _scaled_beta(d.method, rows, f, reasons)
+    if d.method in ("dpo", "ipo"):
+        hp["loss_type"] = [d.loss or ("ipo" if d.method == "ipo" else "sigmoid")]
+        if d.loss == "robust":
+            hp["label_smoothing"] = d.label_smoothing
+        if d.method == "ipo" and training.beta is None:
             reasons.append(f"IPO tau {hp['beta']}: a target log-ratio margin of 1/(2 tau) = {1 / (2 * hp['beta']):g}")
-    elif method == "rlhf":
+    elif d.method == "rlhf":
         # Reward model first (as many steps as the policy gets), then RLOO: each prompt gets
         # num_generations sampled answers, each scored by the reward model against its siblings.
-        hp["reward_steps"] = training.max_steps
+        hp["reward_steps"] = hp["max_steps"]
         hp["reward_learning_rate"] = hp["learning_rate"]
         hp["num_generations"] = 2
         hp["max_completion_length"] = 64
@@ -151,25 +356,40 @@ def _hyperparameters(method: Method, shape: DataShape, training: TrainingSetting
             hp["per_device_batch_size"] += 1
             reasons.append("RLOO samples answers in pairs: batch size rounded up to an even number")
         reasons.append(f"RLHF KL coefficient beta {hp['beta']}: keeps the policy near the base against reward hacking")
-    elif method == "kto":
+    elif d.method == "kto":
         hp["loss_type"] = "kto"
-        if training.per_device_batch_size < 2:
+        if hp["per_device_batch_size"] < 2:
             hp["per_device_batch_size"] = 2
             reasons.append("KTO's KL term needs at least 2 rows per device batch: batch size raised to 2")
-        n_desirable, n_undesirable = _kto_counts(shape)
-        hp["undesirable_weight"] = 1.0
-        # Rounded up: rounding down could leave the ratio just under 1, outside the advised range.
-        weight = KTO_TARGET_RATIO * n_undesirable / max(n_desirable, 1)
-        hp["desirable_weight"] = math.ceil(weight * 10_000) / 10_000 if n_undesirable else 1.0
+        n_desirable, n_undesirable = kto_counts(d.train_on, f.shape)
+        hp["desirable_weight"], hp["undesirable_weight"] = kto_weights(n_desirable, n_undesirable)
+        ratio = hp["desirable_weight"] * n_desirable / max(hp["undesirable_weight"] * n_undesirable, 1e-9)
         reasons.append(
-            f"KTO weights: desirable {hp['desirable_weight']} x {n_desirable} up vs undesirable 1.0 x "
-            f"{n_undesirable} down: weighted totals 1:1, inside the advised 1 to 4/3"
-        )
+            f"KTO weights: desirable {hp['desirable_weight']} x {n_desirable} up vs undesirable "
+            f"{hp['undesirable_weight']} x {n_undesirable} down (training rows): weighted ratio {ratio:.3f}, inside "
+            "the advised 1 to 4/3")
     return hp
 
 
-def _kto_counts(shape: DataShape) -> tuple[int, int]:
-    """Desirable/undesirable counts KTO will see: thumbs, or pairs unpaired when there are no thumbs."""
-    if shape.n_unpaired:
-        return shape.n_up, shape.n_down
-    return shape.n_pairs, shape.n_pairs
+def kto_counts(train_on: str, shape: DataShape) -> tuple[int, int]:
+    """Desirable/undesirable training rows KTO will see."""
+    up, down = shape.n_up_train, shape.n_down_train
+    if train_on == "thumbs":
+        return up, down
+    if train_on == "thumbs+unpaired_pairs":
+        return up + shape.n_pairs_train, down + shape.n_pairs_train
+    return shape.n_pairs_train, shape.n_pairs_train
+
+
+def kto_weights(n_desirable: int, n_undesirable: int) -> tuple[float, float]:
+    """(desirable_weight, undesirable_weight) putting desirable*n_d / (undesirable*n_u) in [1, 4/3].
+
+    The rarer side is weighted up (never a weight below 1, so no signal is scaled away); rounding is
+    upward on the desirable side so the ratio cannot fall just under 1."""
+    if not n_desirable or not n_undesirable:
+        return 1.0, 1.0
+    if n_desirable >= n_undesirable:
+        # Too many ups: weight the downs up until the ratio is at most 4/3, aiming at 1.
+        undesirable = math.floor(KTO_TARGET_RATIO * n_desirable / n_undesirable * 10_000) / 10_000
+        return 1.0, max(undesirable, 1.0)
+    return math.ceil(KTO_TARGET_RATIO * n_undesirable / n_desirable * 10_000) / 10_000, 1.0

@@ -100,7 +100,8 @@ def plan(settings: Settings) -> PlannedRun:
     snapshot, unpaired, pairs = _read_snapshot(settings)
     if snapshot.n_pairs + snapshot.n_unpaired == 0:
         log.warning("the feedback store %s is empty; run `alignloop ingest` first", settings.store_path)
-    shape = measure_shape(unpaired, pairs, settings.evaluation.holdout_fraction)
+    shape = measure_shape(unpaired, pairs, settings.evaluation.holdout_fraction,
+                          max_length=settings.training.max_length)
     the_plan = choose_method(shape, settings.training, settings.planning)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     run_dir = settings.runs_dir / f"{stamp}-{snapshot.snapshot_id[:8]}"

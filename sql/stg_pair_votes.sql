@@ -3,5 +3,6 @@
 -- parameters: none
 SELECT md5(to_json(prompt)::VARCHAR) || ':' || md5(least(chosen, rejected)) || ':'
            || md5(greatest(chosen, rejected)) AS item_key,
-       chosen = least(chosen, rejected) AS positive
+       chosen = least(chosen, rejected) AS positive,
+       user_id
 FROM pairs_in

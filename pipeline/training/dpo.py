@@ -68,6 +68,20 @@ def dpo_trainer_class():
     return AlignloopDPOTrainer
 
 
+def pairs_from_training_thumbs(hp: dict, split) -> list[dict]:
+    """The pairs the plan's train_on adds: an up and a down answer to one prompt, from the training thumbs."""
+    if hp.get("train_on") != "pairs+thumb_pairs" or not split.train_unpaired:
+        return []
+    import pyarrow as pa
+
+    from pipeline.conversions import pairs_from_thumbs
+    from pipeline.schema import UNPAIRED_SCHEMA
+
+    table = pa.Table.from_pylist([{k: r.get(k) for k in UNPAIRED_SCHEMA.names} for r in split.train_unpaired],
+                                 schema=UNPAIRED_SCHEMA)
+    return pairs_from_thumbs(table).to_pylist()
+
+
 def build_dpo(ctx: BuildContext) -> Built:
     """DPO (loss sigmoid), IPO (loss ipo) or robust DPO (loss robust, label_smoothing = flip rate)."""
     from datasets import Dataset
@@ -75,10 +89,11 @@ def build_dpo(ctx: BuildContext) -> Built:
     from trl import DPOConfig
 
     hp = ctx.hp
-    if not ctx.split.train_pairs:
+    pairs = ctx.split.train_pairs + pairs_from_training_thumbs(hp, ctx.split)
+    if not pairs:
         raise DataError("no training pairs in the snapshot; DPO/IPO need comparisons")
     fingerprint = tokenizer_fingerprint(ctx.base_dir)
-    tokenized = tokenize_pairs(ctx.tokenizer, ctx.split.train_pairs, fingerprint, ctx.cache_dir)
+    tokenized = tokenize_pairs(ctx.tokenizer, pairs, fingerprint, ctx.cache_dir)
     fitted = fit_rows(tokenized, hp.get("max_length"), ctx.max_length_cap)
     batch = hp["per_device_batch_size"]
     order = training_order([row_length(r) for r in fitted.rows], ctx.rows_per_run, batch, hp["seed"])

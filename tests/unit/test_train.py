@@ -36,7 +36,8 @@ def _plan(unpaired, pairs, **training) -> Plan:
     [
         ("pairs", {}, "dpo", "lora"),
         ("pairs", {"method": "ipo"}, "ipo", "lora"),
-        ("thumbs", {}, "kto", "lora"),
+        ("thumbs", {"method": "kto"}, "kto", "lora"),
+        ("thumbs", {}, "ipo", "lora"),   # thumbs that make pairs: IPO on pairs from thumbs
         ("pairs", {"lora": LoraSettings(enabled=False)}, "dpo", "full"),
         ("pairs", {"method": "rlhf"}, "rlhf", "lora"),
     ],

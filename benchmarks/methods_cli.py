@@ -1,0 +1,51 @@
+"""`alignloop bench methods`: the command around benchmarks/methods.py (table, plot, JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import methods
+
+
+def bench_methods(out_dir: Path, *, quick: bool, as_json: bool, workers: int, console, out) -> dict:
+    """Run the benchmark, save methods.json and methods.png under out_dir, print a table or the JSON."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    with Progress(TextColumn("bench methods"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("train", total=None)
+        result = methods.run(out_dir, quick=quick, workers=workers,
+                             progress=lambda done, total: bar.update(task, completed=done, total=total))
+    json_path, png_path = methods.save(result, out_dir)
+    if as_json:
+        print(json.dumps(methods.public_json(result), indent=2))
+        return result
+    table = Table(*methods.TABLE_HEADER, title="held-out accuracy vs the hidden rule (mean ± sd over seeds; * best)")
+    for row in methods.table_rows(result):
+        table.add_row(*row)
+    out.print(table)
+    out.print(f"planner tied or best in {result['planner_ok']} of {result['n_regimes']} regimes "
+              f"({100 * result['planner_ok_share']:.0f}%); {result['seconds']:.0f} s")
+    out.print(f"saved {json_path} and {png_path}")
+    return result
+
+
+def bench_noise(*, as_json: bool, out) -> list[dict]:
+    """Run the noise calibration; print a table or the JSON."""
+    from rich.table import Table
+
+    rows = methods.noise_calibration()
+    if as_json:
+        print(json.dumps({"calibration": rows}, indent=2))
+        return rows
+    table = Table("pairs", "injected", "true share", "estimate [95% interval]", "covered", "acted on", "s",
+                  title="reward-model flip-rate estimate, no comparison repeated")
+    for r in rows:
+        est = "no estimate" if r["estimate"] is None else \
+            f"{100 * r['estimate']:.1f}% [{100 * r['low']:.1f}–{100 * r['high']:.1f}]"
+        table.add_row(str(r["pairs"]), f"{100 * r['injected']:.0f}%", f"{100 * r['true_share']:.1f}%", est,
+                      "yes" if r["covered"] else "no", "yes" if r["acted_on"] else "no", f"{r['seconds']:.0f}")
+    out.print(table)
+    return rows

@@ -1,0 +1,258 @@
+"""Measure a snapshot's data shape: what kind of feedback it holds, how much, how balanced, how noisy.
+
+The planner decides from these numbers alone, so every number here is one a reviewer can check.
+Noise comes from every signal the votes carry (pipeline/shape/noise.py), and, when none of them rests
+on enough items, from a cheap cross-fitted reward model (pipeline/shape/reward_model.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from pipeline.conversions import derived_counts
+from pipeline.schema import is_holdout, prompt_key
+from pipeline.shape import noise, reward_model
+from pipeline.shape.noise import NoiseEstimate
+from pipeline.sqlfiles import sql_text
+
+# Chat-template tokens around each message when no tokenizer is at hand (ChatML: <|im_start|>role\n ... <|im_end|>\n).
+APPROX_TOKENS_PER_MESSAGE = 4
+APPROX_CHARS_PER_TOKEN = 4.0
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """What a given max_length would do to the training rows (TRL drops a row whose prompt alone fills it)."""
+
+    max_length: int
+    counted_with: str            # "tokenizer" or "approximate (4 characters a token)"
+    rows: int
+    prompt_too_long: int         # rows TRL would drop: the prompt alone reaches max_length
+    truncated: int               # rows kept, but prompt + answer cut at max_length
+    p50_tokens: int
+    p95_tokens: int
+    max_tokens: int
+
+    @property
+    def dropped_share(self) -> float:
+        return self.prompt_too_long / self.rows if self.rows else 0.0
+
+
+@dataclass(frozen=True)
+class DataShape:
+    n_unpaired: int
+    n_up: int
+    n_pairs: int
+    n_unpaired_train: int
+    n_up_train: int
+    n_pairs_train: int
+    n_prompts: int
+    up_share: float | None
+    pairable_prompts_train: int          # training prompts with an up and a down answer
+    pairs_from_thumbs_train: int         # up x down answer pairs those prompts give
+    pair_noise: NoiseEstimate | None     # the estimate a plan may rest on (None: no signal has enough support)
+    thumb_noise: NoiseEstimate | None
+    noise_signals: tuple[NoiseEstimate, ...]   # every signal measured, with or without enough support
+    chosen_longer_share: float | None    # length bias: how often the preferred answer is the longer one
+    up_mean_chars: float | None
+    down_mean_chars: float | None
+    truncation: Truncation | None
+    first_ts: str | None
+    last_ts: str | None
+    # Rows conversions would derive when the snapshot is read (pipeline/conversions.py), and what they cannot use.
+    derived: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_down(self) -> int:
+        return self.n_unpaired - self.n_up
+
+    @property
+    def n_down_train(self) -> int:
+        return self.n_unpaired_train - self.n_up_train
+
+    @property
+    def pair_flip_rate(self) -> float | None:
+        return None if self.pair_noise is None else self.pair_noise.flip_rate
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["noise_signals"] = [asdict(s) for s in self.noise_signals]
+        # The earlier keys, for readers of older plan.json files (the review page reads flip_rate there).
+        legacy = {"pair_agreement": {"flip_rate": self.pair_flip_rate},
+                  "thumb_agreement": {"flip_rate": None if self.thumb_noise is None else self.thumb_noise.flip_rate}}
+        return {**d, "n_down": self.n_down, "n_down_train": self.n_down_train, **legacy}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataShape:
+        """Rebuild a shape from to_dict() output (a plan.json), e.g. to re-plan with other settings."""
+        fields = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        for key in ("pair_noise", "thumb_noise"):
+            fields[key] = NoiseEstimate(**d[key]) if d.get(key) else None
+        fields["noise_signals"] = tuple(NoiseEstimate(**s) for s in d.get("noise_signals", []))
+        fields["truncation"] = Truncation(**d["truncation"]) if d.get("truncation") else None
+        return cls(**fields)
+
+
+def _items(con: duckdb.DuckDBPyConnection, votes_sql: str, mart_sql: str) -> np.ndarray:
+    con.execute(f"CREATE OR REPLACE TEMP VIEW votes_in AS {sql_text(votes_sql)}")
+    return np.array(con.execute(f"SELECT n, k FROM ({sql_text(mart_sql)})").fetchall(), dtype=float).reshape(-1, 2)
+
+
+def measure_noise(con: duckdb.DuckDBPyConnection, pairs: pa.Table, use_model: bool = True
+                  ) -> tuple[tuple[NoiseEstimate, ...], NoiseEstimate | None, NoiseEstimate | None]:
+    """Every noise signal of the registered `unpaired_in`/`pairs_in`, and the one each kind of data rests on."""
+    pair_signals = [
+        noise.from_repeated_items("repeated_pairs", _items(con, "stg_pair_votes.sql", "mart_repeated_items.sql"),
+                                  "pairs judged two or more times (in either order)"),
+        noise.from_repeated_items("annotator_pairs", _items(con, "stg_pair_votes.sql", "mart_annotator_items.sql"),
+                                  "pairs judged by two or more people"),
+        noise.from_triads(np.array(con.execute(
+            f"SELECT triads, cyclic FROM ({sql_text('mart_pair_triads.sql')})").fetchall(), dtype=float)),
+    ]
+    thumb_signals = [
+        noise.from_repeated_items("contradictory_thumbs",
+                                  _items(con, "stg_thumb_votes.sql", "mart_repeated_items.sql"),
+                                  "answers thumbed two or more times"),
+        noise.from_repeated_items("annotator_thumbs", _items(con, "stg_thumb_votes.sql", "mart_annotator_items.sql"),
+                                  "answers thumbed by two or more people"),
+    ]
+    pair_noise = _narrowest(pair_signals)
+    if pair_noise is None and use_model and pairs.num_rows:
+        # No vote-based signal rests on enough items: ask a cheap reward model where it confidently disagrees.
+        model = reward_model.estimate_from_table(pairs)
+        pair_signals.append(model)
+        pair_noise = model if model.enough else None
+    return tuple(pair_signals + thumb_signals), pair_noise, _narrowest(thumb_signals)
+
+
+def _narrowest(signals: list[NoiseEstimate]) -> NoiseEstimate | None:
+    """The supported estimate with the tightest interval (most evidence per point of uncertainty)."""
+    usable = [s for s in signals if s.enough and s.flip_rate is not None]
+    return min(usable, key=lambda s: (s.high - s.low, -s.support)) if usable else None
+
+
+def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, *, max_length: int | None = None,
+                  count_tokens: Callable[[str], int] | None = None, model_noise: bool = True) -> DataShape:
+    """Counts, balance, pairability, noise, length bias and truncation of canonical (unpaired, pairs) tables.
+
+    count_tokens counts one text's tokens (a tokenizer's); without it lengths are approximated from
+    characters, and the shape says so. model_noise=False skips the reward-model noise estimate.
+    """
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads=1")
+        con.register("unpaired_in", unpaired)
+        con.register("pairs_in", pairs)
+        n_up = con.execute("SELECT count(*) FILTER (WHERE label) FROM unpaired_in").fetchone()[0]
+        n_prompts, first_ts, last_ts = con.execute(
+            "SELECT count(DISTINCT to_json(prompt)::VARCHAR), min(ts), max(ts) FROM "
+            "(SELECT prompt, ts FROM unpaired_in UNION ALL SELECT prompt, ts FROM pairs_in)"
+        ).fetchone()
+        chosen_longer = con.execute(
+            "SELECT avg(CASE WHEN length(chosen) > length(rejected) THEN 1.0 ELSE 0.0 END) FROM pairs_in"
+        ).fetchone()[0]
+        up_chars, down_chars = con.execute(
+            "SELECT avg(length(completion)) FILTER (WHERE label), avg(length(completion)) FILTER (WHERE NOT label) "
+            "FROM unpaired_in"
+        ).fetchone()
+        signals, pair_noise, thumb_noise = measure_noise(con, pairs, use_model=model_noise)
+    finally:
+        con.close()
+    train_unpaired = [r for r in unpaired.select(["prompt", "completion", "label"]).to_pylist()
+                      if not is_holdout(r["prompt"], holdout_fraction)]
+    train_pairs = [r for r in pairs.select(["prompt", "chosen", "rejected"]).to_pylist()
+                   if not is_holdout(r["prompt"], holdout_fraction)]
+    pairable, from_thumbs = pairable_prompts(train_unpaired)
+    return DataShape(
+        n_unpaired=unpaired.num_rows,
+        n_up=int(n_up),
+        n_pairs=pairs.num_rows,
+        n_unpaired_train=len(train_unpaired),
+        n_up_train=sum(bool(r["label"]) for r in train_unpaired),
+        n_pairs_train=len(train_pairs),
+        n_prompts=int(n_prompts),
+        up_share=(n_up / unpaired.num_rows) if unpaired.num_rows else None,
+        pairable_prompts_train=pairable,
+        pairs_from_thumbs_train=from_thumbs,
+        pair_noise=pair_noise,
+        thumb_noise=thumb_noise,
+        noise_signals=signals,
+        chosen_longer_share=None if chosen_longer is None else float(chosen_longer),
+        up_mean_chars=None if up_chars is None else float(up_chars),
+        down_mean_chars=None if down_chars is None else float(down_chars),
+        truncation=None if max_length is None else measure_truncation(train_unpaired, train_pairs, max_length,
+                                                                      count_tokens),
+        first_ts=first_ts.isoformat() if first_ts else None,
+        last_ts=last_ts.isoformat() if last_ts else None,
+        derived=asdict(derived_counts(unpaired, pairs)),
+    )
+
+
+def pairable_prompts(rows: list[dict[str, Any]]) -> tuple[int, int]:
+    """(prompts with an up and a down answer, up x down pairs they give). An answer's label is its
+    majority thumb; answers with tied thumbs take no side."""
+    tally: dict[tuple[str, str], int] = {}
+    for r in rows:
+        key = (prompt_key(r["prompt"]), r["completion"])
+        tally[key] = tally.get(key, 0) + (1 if r["label"] else -1)
+    sides: dict[str, list[int]] = {}
+    for (prompt, _), score in tally.items():
+        if score:
+            sides.setdefault(prompt, [0, 0])[0 if score > 0 else 1] += 1
+    both = [(up, down) for up, down in sides.values() if up and down]
+    return len(both), sum(up * down for up, down in both)
+
+
+def approximate_tokens(text: str) -> int:
+    return math.ceil(len(text) / APPROX_CHARS_PER_TOKEN)
+
+
+def measure_truncation(train_unpaired: list[dict[str, Any]], train_pairs: list[dict[str, Any]], max_length: int,
+                       count_tokens: Callable[[str], int] | None = None) -> Truncation:
+    """How many training rows a max_length would drop (prompt alone too long) or cut (prompt + answer)."""
+    count = count_tokens or approximate_tokens
+
+    def prompt_tokens(prompt: list[dict[str, str]]) -> int:
+        return sum(count(m["content"]) + APPROX_TOKENS_PER_MESSAGE for m in prompt) + APPROX_TOKENS_PER_MESSAGE
+
+    cache: dict[str, int] = {}
+    rows: list[tuple[int, int]] = []   # (prompt tokens, prompt + longest answer tokens)
+    for r in train_unpaired + train_pairs:
+        key = json.dumps(r["prompt"], ensure_ascii=False)
+        if key not in cache:
+            cache[key] = prompt_tokens(r["prompt"])
+        answers = [r["completion"]] if "completion" in r else [r["chosen"], r["rejected"]]
+        p = cache[key]
+        rows.append((p, p + max(count(a) for a in answers) + APPROX_TOKENS_PER_MESSAGE))
+    totals = np.array([t for _, t in rows]) if rows else np.zeros(1)
+    return Truncation(
+        max_length=max_length,
+        counted_with="tokenizer" if count_tokens else f"approximate ({APPROX_CHARS_PER_TOKEN:g} characters a token)",
+        rows=len(rows),
+        prompt_too_long=sum(p >= max_length for p, _ in rows),
+        truncated=sum(p < max_length < t for p, t in rows),
+        p50_tokens=int(np.percentile(totals, 50)),
+        p95_tokens=int(np.percentile(totals, 95)),
+        max_tokens=int(totals.max()),
+    )
+
+
+def tokenizer_counter(model_dir) -> Callable[[str], int] | None:
+    """A token counter from a model folder's tokenizer.json (the `tokenizers` library, no torch), or None."""
+    from pathlib import Path
+
+    path = Path(model_dir) / "tokenizer.json"
+    if not path.is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(path))
+    return lambda text: len(tok.encode(text, add_special_tokens=False).ids)

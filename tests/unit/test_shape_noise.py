@@ -1,0 +1,134 @@
+"""Label noise from every signal the feedback carries, each with its interval and the count behind it."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+
+import pyarrow as pa
+import pytest
+
+from benchmarks.regimes import empty_pairs, empty_thumbs, synthetic_pairs, synthetic_thumbs
+from pipeline.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
+from pipeline.shape import measure_shape
+from pipeline.shape.noise import flip_from_cycles, flip_from_disagreement
+from pipeline.shape.reward_model import estimate_from_table
+
+TS = datetime(2026, 10, 1)
+
+
+def _pair(i: int, prompt: str, chosen: str, rejected: str, user: str | None = None) -> dict:
+    return {"event_id": f"p{i}", "source": "s", "ts": TS, "user_id": user, "model_version": "v",
+            "prompt": [{"role": "user", "content": prompt}], "chosen": chosen, "rejected": rejected}
+
+
+def _signal(shape, name):
+    return next(s for s in shape.noise_signals if s.signal == name)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.05, 0.2, 0.4])
+def test_flip_formulas_invert_their_disagreement_rates(p):
+    assert flip_from_disagreement(2 * p * (1 - p)) == pytest.approx(p)
+    assert flip_from_cycles(p * (1 - p)) == pytest.approx(p)
+
+
+def test_repeated_pairs_judged_by_different_people_recover_the_flip_rate():
+    rng, rows, rate = random.Random(3), [], 0.2
+    for item in range(300):
+        for vote in range(3):   # three people judge each pair, in random presentation order
+            good, bad = f"good {item}", f"bad {item}"
+            if rng.random() < rate:
+                good, bad = bad, good
+            rows.append(_pair(len(rows), f"q{item}", good, bad, user=f"u{vote}"))
+    shape = measure_shape(empty_thumbs(), pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA), 0.2, model_noise=False)
+    for name in ("repeated_pairs", "annotator_pairs"):
+        s = _signal(shape, name)
+        assert s.support == 300 and s.enough
+        assert s.low <= rate <= s.high and s.high - s.low < 0.1
+    assert shape.pair_noise is not None and shape.pair_noise.flip_rate == pytest.approx(rate, abs=0.05)
+
+
+def test_one_persons_repeats_are_not_agreement_between_people():
+    rows = [_pair(i, f"q{i % 40}", f"a{i % 40}", f"b{i % 40}", user="same") for i in range(80)]
+    shape = measure_shape(empty_thumbs(), pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA), 0.2, model_noise=False)
+    assert _signal(shape, "repeated_pairs").support == 40
+    assert _signal(shape, "annotator_pairs").support == 0
+
+
+def test_intransitive_triads_estimate_noise_without_any_repeat():
+    rng, rows, rate, flipped = random.Random(5), [], 0.15, 0
+    for prompt in range(600):
+        answers = [f"answer {prompt} rank {k}" for k in range(3)]   # rank 0 is best
+        for a, b in ((0, 1), (1, 2), (0, 2)):
+            good, bad = answers[a], answers[b]
+            if rng.random() < rate:
+                good, bad, flipped = bad, good, flipped + 1
+            rows.append(_pair(len(rows), f"q{prompt}", good, bad))
+    shape = measure_shape(empty_thumbs(), pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA), 0.2, model_noise=False)
+    triads = _signal(shape, "intransitive_triads")
+    assert _signal(shape, "repeated_pairs").support == 0
+    assert triads.support == 600 and triads.low <= flipped / len(rows) <= triads.high
+    assert shape.pair_noise.signal == "intransitive_triads"
+
+
+def test_contradictory_thumbs_measure_thumb_noise():
+    rng, rows, rate = random.Random(7), [], 0.1
+    for answer in range(200):
+        truth = answer % 2 == 0
+        for vote in range(2):
+            label = truth if rng.random() >= rate else not truth
+            rows.append({"event_id": f"t{len(rows)}", "source": "s", "ts": TS, "user_id": f"u{vote}",
+                         "model_version": "v", "prompt": [{"role": "user", "content": f"q{answer}"}],
+                         "completion": f"answer {answer}", "label": label})
+    shape = measure_shape(pa.Table.from_pylist(rows, schema=UNPAIRED_SCHEMA), empty_pairs(), 0.2)
+    s = shape.thumb_noise
+    assert s is not None and s.support == 200 and s.low <= rate <= s.high
+    assert shape.pair_noise is None
+
+
+def test_too_few_repeats_are_reported_but_not_acted_on():
+    rows = [_pair(i, f"q{i % 10}", f"a{i % 10}", f"b{i % 10}") for i in range(20)]
+    shape = measure_shape(empty_thumbs(), pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA), 0.2)
+    s = _signal(shape, "repeated_pairs")
+    assert s.support == 10 and not s.enough and s.flip_rate == 0.0
+    assert shape.pair_noise is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rate,seed", [(0.05, 1), (0.25, 1), (0.4, 2)])
+def test_reward_model_recovers_injected_flips_without_any_repeated_comparison(rate, seed):
+    pairs, flipped = synthetic_pairs(2000, rate, seed)
+    shape = measure_shape(empty_thumbs(), pairs, 0.2)
+    assert _signal(shape, "repeated_pairs").support == 0 and _signal(shape, "intransitive_triads").support == 0
+    est = shape.pair_noise
+    assert est is not None and est.signal == "reward_model" and est.support == 2000
+    truth = flipped / 2000
+    assert est.low <= truth <= est.high
+    assert est.high - est.low < 0.15   # an interval that says something
+
+
+def test_reward_model_says_when_the_words_carry_no_signal():
+    rng = random.Random(0)
+    pairs, _ = synthetic_pairs(300, 0.0, 4)
+    rows = pairs.to_pylist()
+    for r in rows:   # labels unrelated to the answers' words
+        if rng.random() < 0.5:
+            r["chosen"], r["rejected"] = r["rejected"], r["chosen"]
+    est = estimate_from_table(pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA))
+    assert est.flip_rate is None and not est.enough and "no signal" in est.detail
+
+
+def test_pairable_prompts_and_truncation_are_measured():
+    thumbs = synthetic_thumbs(30, 4, 0.5, seed=1)
+    shape = measure_shape(thumbs, empty_pairs(), holdout_fraction=0.0, max_length=12)
+    by_prompt: dict[str, list[bool]] = {}
+    for r in thumbs.to_pylist():
+        by_prompt.setdefault(r["prompt"][0]["content"], []).append(r["label"])
+    both = [v for v in by_prompt.values() if any(v) and not all(v)]
+    assert shape.pairable_prompts_train == len(both) > 0
+    assert shape.pairs_from_thumbs_train == sum(sum(v) * (len(v) - sum(v)) for v in both)
+    t = shape.truncation
+    assert t.rows == 120 and t.counted_with.startswith("approximate")
+    assert t.prompt_too_long + t.truncated == 120   # every row is longer than 12 approximate tokens
+    counted = measure_shape(thumbs, empty_pairs(), 0.0, max_length=12, count_tokens=lambda s: 1).truncation
+    assert counted.counted_with == "tokenizer" and counted.prompt_too_long == 0
