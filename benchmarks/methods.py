@@ -112,9 +112,9 @@ def _encode_all(tokenizer, prompts, answers, max_length: int):
     """Right-padded ids, attention and answer masks for (prompt, answer) rows, as evaluation encodes them."""
     import torch
 
-    from pipeline.evaluate import _encode
+    from pipeline.evaluation.scoring import encode_answer
 
-    enc = [_encode(tokenizer, p, a, max_length) for p, a in zip(prompts, answers, strict=True)]
+    enc = [encode_answer(tokenizer, p, a, max_length)[0] for p, a in zip(prompts, answers, strict=True)]
     width = max(len(ids) for ids, _ in enc)
     ids = torch.full((len(enc), width), tokenizer.pad_token_id, dtype=torch.long)
     attn = torch.zeros((len(enc), width), dtype=torch.long)
