@@ -169,7 +169,7 @@ class FilesConnector:
             present = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}", {"path": name}).fetchall()]
         except duckdb.Error as e:
             raise self._read_error(e, name, fmt) from None
-        wanted = list(window.columns) or present
+        wanted = list(window.columns or present)
         if window.loaded_files is not None:  # the core is tracking files: tag every row with its file
             wanted += [c for c in ("_file", "_file_hash") if c not in wanted]
         missing = [c for c in (*wanted, window.cursor_column) if c not in present and c not in FILE_COLUMNS]
@@ -201,7 +201,11 @@ class FilesConnector:
         if window.end is not None:
             where.append(f"{cursor} < $end")
             params["end"] = window.end
-        sql = f"SELECT {', '.join(selected)} FROM {source} AS t WHERE {' AND '.join(where)} ORDER BY t.{cursor}"
+        sql = f"SELECT {', '.join(selected)} FROM {source} AS t WHERE {' AND '.join(where)}"
+        if window.loaded_files is None:
+            # A plain window is sorted by its cursor. When the core tracks files it reads them whole and
+            # needs no order: rows stream in file order, so memory stays flat however large a file is.
+            sql += f" ORDER BY t.{cursor}"
         try:
             reader = con.execute(sql, params).fetch_record_batch(self.settings.batch_size)
             yield from reader
