@@ -42,7 +42,14 @@ def read_window(data: Any, schema: pa.Schema, window: Window, batch_size: int, n
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("window_source", data)
-        result = con.execute(f"SELECT {cols} FROM window_source WHERE {' AND '.join(where)} ORDER BY {cursor}", params)
-        yield from result.fetch_record_batch(batch_size)
+        try:
+            sql = f"SELECT {cols} FROM window_source WHERE {' AND '.join(where)} ORDER BY {cursor}"
+            yield from con.execute(sql, params).fetch_record_batch(batch_size)
+        except duckdb.Error as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ConnectorTerminalError(
+                f"{name}: cannot read the window on {window.cursor_column!r} ({first}); "
+                f"check that the cursor column holds timestamps"
+            ) from None
     finally:
         con.close()

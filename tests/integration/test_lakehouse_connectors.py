@@ -109,6 +109,9 @@ def test_lakehouse_window_contract(tmp_path, small_warehouse, kind):
     assert rows.column_names == ["event_id", "ts", "kind"]
     assert rows.column("event_id").to_pylist() == ["f2", "f3", "f4"]  # half-open: 11 <= minute < 14
     assert pa.Table.from_batches(conn.read(window)).equals(rows)
+    without_cursor = pa.Table.from_batches(conn.read(Window(table, "ts", start=start, end=end, columns=("kind",))))
+    assert without_cursor.column_names == ["kind"] and without_cursor.column("kind").to_pylist() == [
+        "thumb", "comparison", "thumb"]
     assert sum(b.num_rows for b in conn.read(Window(table, "ts", start=start, end=start))) == 0
     with pytest.raises(ConnectorTerminalError, match=r"has no column 'score'.*mapping"):
         list(conn.read(Window(table, "ts", columns=("event_id", "score"))))
@@ -121,3 +124,12 @@ def test_lakehouse_sources_that_are_not_there_get_one_line(tmp_path, small_wareh
     _, settings, _ = _iceberg(tmp_path, small_warehouse)
     with pytest.raises(ConnectorTerminalError, match=r"no table 'fb.nope' in catalog 'default'; set the input's table"):
         list(IcebergConnector(settings).read(Window("fb.nope", "ts")))
+
+
+def test_a_cursor_that_is_not_a_timestamp_is_one_line(tmp_path):
+    from deltalake import write_deltalake
+
+    write_deltalake(str(tmp_path / "t"), pa.table({"id": ["a"], "ts": [[1, 2]]}))
+    window = Window("t", "ts", start=T0, columns=("id", "ts"))
+    with pytest.raises(ConnectorTerminalError, match=r"^delta: table 't': cannot read the window on 'ts' \(.*\); check"):
+        list(DeltaConnector(DeltaSettings(path=str(tmp_path / "t"))).read(window))
