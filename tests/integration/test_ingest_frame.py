@@ -84,3 +84,14 @@ def test_bad_data_gets_one_line(tmp_path, small_warehouse):
         ingest_frame(tmp_path / "s.duckdb", "prod", {"generations": tables["generations"], "feedback": short})
     with FeedbackStore(tmp_path / "s.duckdb") as store:
         assert store.counts()["raw_events_generations"] == 0  # the failed ingest committed nothing
+
+
+def test_a_callable_with_nothing_to_give_lands_nothing_and_a_wrong_one_is_one_line(tmp_path, small_warehouse):
+    tables = warehouse_tables(small_warehouse)
+    empty = ingest_frame(tmp_path / "s.duckdb", "prod", {"generations": lambda: iter(()), "feedback": lambda: []})
+    assert sum(empty.rows_read.values()) == 0
+    with pytest.raises(TerminalError, match=r"callable for table 'feedback_events' yielded a dict; yield pyarrow"):
+        ingest_frame(tmp_path / "s.duckdb", "prod",
+                     {"generations": tables["generations"], "feedback": lambda: iter([{"event_id": "x"}])})
+    with pytest.raises(TerminalError, match=r"callable for table 'feedback_events' returned a int; return an iterable"):
+        ingest_frame(tmp_path / "s.duckdb", "prod", {"generations": tables["generations"], "feedback": lambda: 3})
