@@ -18,7 +18,7 @@ from connectors.base import ConnectorTerminalError, Window, quote_identifier
 
 def check_columns(name: str, present: list[str], window: Window) -> None:
     """A ConnectorTerminalError naming the first window column (or the cursor) the data lacks."""
-    for column in (*window.columns, window.cursor_column):
+    for column in (*window.columns, *([window.cursor_column] if window.cursor_column else [])):
         if column not in present:
             raise ConnectorTerminalError(
                 f"{name} has no column {column!r} (columns: {', '.join(present)}); "
@@ -27,9 +27,9 @@ def check_columns(name: str, present: list[str], window: Window) -> None:
 
 
 def read_window(data: Any, schema: pa.Schema, window: Window, batch_size: int, name: str) -> Iterator[pa.RecordBatch]:
-    """Rows of `data` (a RecordBatchReader or a pyarrow dataset) in the window, ordered by its cursor."""
+    """Rows of `data` (a RecordBatchReader or a pyarrow dataset) in the window, ordered by its cursor (if any)."""
     check_columns(name, schema.names, window)
-    cursor = quote_identifier(window.cursor_column)
+    cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
     where, params = ["TRUE"], {}
     if window.start is not None:
         where.append(f"{cursor} >= $start")
@@ -43,7 +43,8 @@ def read_window(data: Any, schema: pa.Schema, window: Window, batch_size: int, n
         con.execute("SET TimeZone = 'UTC'")
         con.register("window_source", data)
         try:
-            sql = f"SELECT {cols} FROM window_source WHERE {' AND '.join(where)} ORDER BY {cursor}"
+            order = f" ORDER BY {cursor}" if cursor else ""  # without a cursor, rows come in source order
+            sql = f"SELECT {cols} FROM window_source WHERE {' AND '.join(where)}{order}"
             yield from con.execute(sql, params).fetch_record_batch(batch_size)
         except duckdb.Error as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]

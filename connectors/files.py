@@ -172,7 +172,8 @@ class FilesConnector:
         wanted = list(window.columns or present)
         if window.loaded_files is not None:  # the core is tracking files: tag every row with its file
             wanted += [c for c in ("_file", "_file_hash") if c not in wanted]
-        missing = [c for c in (*wanted, window.cursor_column) if c not in present and c not in FILE_COLUMNS]
+        cursor_columns = [window.cursor_column] if window.cursor_column else []  # a source may have no cursor
+        missing = [c for c in (*wanted, *cursor_columns) if c not in present and c not in FILE_COLUMNS]
         if missing:
             raise ConnectorTerminalError(
                 f"files: {name} has no column {missing[0]!r} (columns: {', '.join(present)}); "
@@ -193,7 +194,7 @@ class FilesConnector:
                     params["file"] = name
                 elif c == "_file_hash":
                     params["file_hash"] = digest
-        cursor = quote_identifier(window.cursor_column)
+        cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
         where = ["TRUE"]
         if window.start is not None:
             where.append(f"{cursor} >= $start")
@@ -202,7 +203,7 @@ class FilesConnector:
             where.append(f"{cursor} < $end")
             params["end"] = window.end
         sql = f"SELECT {', '.join(selected)} FROM {source} AS t WHERE {' AND '.join(where)}"
-        if window.loaded_files is None:
+        if cursor and window.loaded_files is None:
             # A plain window is sorted by its cursor. When the core tracks files it reads them whole and
             # needs no order: rows stream in file order, so memory stays flat however large a file is.
             sql += f" ORDER BY t.{cursor}"

@@ -81,7 +81,8 @@ class IcebergConnector:
         if window.end is not None:
             row_filter = And(row_filter, LessThan(window.cursor_column, window.end.isoformat()))
         # The cursor is read even when not asked for: the window is ordered by it.
-        fields = tuple(dict.fromkeys((*window.columns, window.cursor_column))) if window.columns else ("*",)
+        cursor = (window.cursor_column,) if window.cursor_column else ()
+        fields = tuple(dict.fromkeys((*window.columns, *cursor))) if window.columns else ("*",)
         reader = table.scan(row_filter=row_filter, selected_fields=fields).to_arrow_batch_reader()
         yield from read_window(reader, reader.schema, window, self.settings.batch_size, f"iceberg: table {window.table!r}")
 

@@ -113,6 +113,8 @@ def test_lakehouse_window_contract(tmp_path, small_warehouse, kind):
     assert without_cursor.column_names == ["kind"] and without_cursor.column("kind").to_pylist() == [
         "thumb", "comparison", "thumb"]
     assert sum(b.num_rows for b in conn.read(Window(table, "ts", start=start, end=start))) == 0
+    no_cursor = pa.Table.from_batches(conn.read(Window(table, None, columns=("event_id",))))
+    assert sorted(no_cursor.column("event_id").to_pylist()) == ["f1", "f2", "f3", "f4", "f5"]
     with pytest.raises(ConnectorTerminalError, match=r"has no column 'score'.*mapping"):
         list(conn.read(Window(table, "ts", columns=("event_id", "score"))))
 
