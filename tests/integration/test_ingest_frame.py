@@ -1,0 +1,86 @@
+"""ingest_frame: Polars, pandas, Arrow or a callable of batches land exactly as a table connector's rows."""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from pipeline import stages
+from pipeline.config import settings_from_dict
+from pipeline.errors import ConfigError, TerminalError
+from pipeline.ingest import ingest_frame
+from pipeline.store import FeedbackStore
+from tests.integration.landing import ingest_from_warehouse, store_contents, warehouse_tables
+
+
+def _as(kind: str, table: pa.Table):
+    if kind == "polars":
+        return pl.from_arrow(table)
+    if kind == "pandas":
+        return table.to_pandas()
+    if kind == "callable":
+        return lambda: iter(table.to_batches(max_chunksize=2))
+    return table
+
+
+@pytest.mark.parametrize("kind", ["arrow", "polars", "pandas", "callable"])
+def test_frame_lands_exactly_what_the_table_connector_lands(tmp_path, small_warehouse, kind):
+    tables = warehouse_tables(small_warehouse)
+    data = {"generations": _as(kind, tables["generations"]), "feedback": _as(kind, tables["feedback_events"])}
+    result = ingest_frame(tmp_path / "store.duckdb", "prod", data)
+    with FeedbackStore(tmp_path / "store.duckdb") as store, FeedbackStore(tmp_path / "ref.duckdb") as ref:
+        reference = ingest_from_warehouse(ref, small_warehouse)
+        assert store_contents(store) == store_contents(ref)
+    assert (result.rows_read, result.unpaired_added, result.pairs_added, result.quarantined) == (
+        reference.rows_read, reference.unpaired_added, reference.pairs_added, reference.quarantined)
+
+
+def test_frame_source_from_the_config_is_cursored_and_idempotent(tmp_path, small_warehouse):
+    tables = warehouse_tables(small_warehouse)
+    feedback = tables["feedback_events"].rename_columns(
+        ["id" if c == "event_id" else c for c in tables["feedback_events"].column_names])
+    settings = settings_from_dict({
+        "target": "t", "base_model": {"tiny": True},
+        "sources": [{"name": "app", "connector": "dataframe", "mapping": {"feedback": {"event_id": "id"}}}],
+    }, base_dir=tmp_path)
+    data = {"generations": tables["generations"], "feedback": feedback}
+    first = ingest_frame(settings, "app", data)
+    again = ingest_frame(settings, "app", data)
+    # The config alone has no frames: `alignloop ingest` reads nothing from the source and fails nothing.
+    [from_config] = stages.ingest(settings)
+    assert (first.unpaired_added, first.pairs_added) == (2, 1)
+    assert (again.unpaired_added, again.pairs_added, sum(again.raw_added.values())) == (0, 0, 0)
+    assert sum(from_config.rows_read.values()) == 0
+    with FeedbackStore(settings.store_path) as store:
+        assert store.source_cursors() == {"app.feedback": "2026-10-01T12:14:00", "app.generations": "2026-10-01T12:02:00"}
+
+
+def test_callable_is_called_per_read_and_streamed_in_its_batches(tmp_path, small_warehouse):
+    tables = warehouse_tables(small_warehouse)
+    calls = []
+
+    def feedback_batches():
+        calls.append(1)
+        yield from tables["feedback_events"].to_batches(max_chunksize=1)
+
+    data = {"generations": tables["generations"], "feedback": feedback_batches}
+    first = ingest_frame(tmp_path / "s.duckdb", "prod", data)
+    ingest_frame(tmp_path / "s.duckdb", "prod", data)
+    assert first.rows_read["feedback"] == 5
+    assert len(calls) == 2
+
+
+def test_bad_data_gets_one_line(tmp_path, small_warehouse):
+    tables = warehouse_tables(small_warehouse)
+    with pytest.raises(ConfigError, match=r"shape has inputs generations, feedback; pass data as a mapping"):
+        ingest_frame(tmp_path / "s.duckdb", "prod", tables["generations"])
+    with pytest.raises(ConfigError, match=r"'feedback_events' is not an input of the 'events' shape"):
+        ingest_frame(tmp_path / "s.duckdb", "prod", {"generations": tables["generations"], "feedback_events": 1})
+    with pytest.raises(TerminalError, match=r"dataframe: table 'feedback_events' is a list; pass a Polars or pandas"):
+        ingest_frame(tmp_path / "s.duckdb", "prod", {"generations": tables["generations"], "feedback": [1, 2]})
+    short = tables["feedback_events"].drop_columns(["kind"])
+    with pytest.raises(TerminalError, match=r"has no column 'kind'.*mapping"):
+        ingest_frame(tmp_path / "s.duckdb", "prod", {"generations": tables["generations"], "feedback": short})
+    with FeedbackStore(tmp_path / "s.duckdb") as store:
+        assert store.counts()["raw_events_generations"] == 0  # the failed ingest committed nothing
