@@ -94,8 +94,10 @@ class _AdbcSource:
         """The window's SELECT (identifiers quoted, bounds as `?` parameters) and its parameters."""
         relation = self.settings.query and self._query_for(window.table)
         source = f"({relation}) AS q" if relation else self.quote(window.table)
-        cursor = self.quote(window.cursor_column)
         cols = ", ".join(self.quote(c) for c in window.columns) if window.columns else "*"
+        if not window.cursor_column:  # no cursor: the whole source (the core skips landed rows by key)
+            return f"SELECT {cols} FROM {source}", []
+        cursor = self.quote(window.cursor_column)
         where, params = [], []
         if window.start is not None:
             where.append(f"{cursor} >= ?")

@@ -175,18 +175,22 @@ class AttachedDatabase:
         return query
 
     def _select(self, window: Window, what: str, relation: str) -> tuple[str, dict[str, Any]]:
-        cursor = quote_identifier(window.cursor_column)
+        # No cursor column: the source is read whole (the core skips rows already landed by key).
+        cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
         where, params = ["TRUE"], {}
-        if window.start is not None:
+        if cursor is None:
+            pass
+        elif window.start is not None:
             where.append(f"{cursor} >= $start")
             params["start"] = window.start
-        if window.end is not None:
+        if cursor is not None and window.end is not None:
             where.append(f"{cursor} < $end")
             params["end"] = window.end
         if what == "count":
             return f"SELECT count(*) FROM {relation} WHERE {' AND '.join(where)}", params
         cols = ", ".join(quote_identifier(c) for c in window.columns) if window.columns else "*"
-        return f"SELECT {cols} FROM {relation} WHERE {' AND '.join(where)} ORDER BY {cursor}", params
+        order = f" ORDER BY {cursor}" if cursor else ""
+        return f"SELECT {cols} FROM {relation} WHERE {' AND '.join(where)}{order}", params
 
     def _run(self, con: duckdb.DuckDBPyConnection, target: Target, window: Window, what: str) -> Any:
         relation, called = self._relation(con, target, window.table)
@@ -212,9 +216,9 @@ class AttachedDatabase:
             have = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}", params).fetchall()]
         except duckdb.Error:
             return ConnectorTerminalError(f"{target.kind}: {called}: {scrub(str(error).splitlines()[0], target)}")
-        wanted = [window.cursor_column, *window.columns]
+        wanted = [c for c in (window.cursor_column, *window.columns) if c]
         missing = [c for c in dict.fromkeys(wanted) if c not in have]
-        role = "the cursor column" if window.cursor_column in missing else "a mapped column"
+        role = "the cursor column" if window.cursor_column and window.cursor_column in missing else "a mapped column"
         return ConnectorTerminalError(
             f"{target.kind}: {called} has no column {', '.join(repr(m) for m in missing)} ({role}; it has "
             f"{', '.join(have)}); map the source's columns to the shape's in the config, or read a view that has them"
