@@ -50,6 +50,6 @@ class SQLiteConnector(AttachedDatabase):
         with path.open("rb") as f:
             if f.read(16) != b"SQLite format 3\x00" and path.stat().st_size > 0:
                 raise ConnectorTerminalError(
-                    f"sqlite: {path.name} is not an SQLite database file; point options.path at one (a JSONL, CSV "
-                    f"or Parquet file is read by the files connector)")
+                    f"sqlite: {path.name} is not an SQLite database file; for JSONL, JSON, CSV or Parquet files use "
+                    f"`connector: files` with options.path")
         return Target("sqlite", str(path), path.name, ())
