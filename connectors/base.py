@@ -40,14 +40,15 @@ class Window:
     """Rows of `table` whose `cursor_column` lies in the half-open interval [start, end).
 
     `start=None` means from the beginning; `end=None` means up to now. `columns` lists the source
-    columns to read (all of them when empty). `loaded_files` holds the (path, content hash) pairs
+    columns to read (all of them when empty). `cursor_column=None`: the source has no cursor; read
+    every row (start and end are then None). `loaded_files` holds the (path, content hash) pairs
     already landed, for connectors that read files (`incremental = "files"`); when it is given they
     skip those files and tag their rows with `_file` and `_file_hash`, which the core records with
     the rows.
     """
 
     table: str
-    cursor_column: str
+    cursor_column: str | None
     start: datetime | None = None
     end: datetime | None = None
     columns: tuple[str, ...] = field(default_factory=tuple)

@@ -51,7 +51,7 @@ class DuckDBConnector:
 
     def read(self, window: Window) -> Iterator[pa.RecordBatch]:
         cols = ", ".join(quote_identifier(c) for c in window.columns) if window.columns else "*"
-        cursor = quote_identifier(window.cursor_column)
+        cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
         where, params = ["TRUE"], []
         if window.start is not None:
             where.append(f"{cursor} >= ?")
@@ -61,7 +61,7 @@ class DuckDBConnector:
             params.append(window.end)
         sql = (
             f"SELECT {cols} FROM {quote_identifier(window.table)} "
-            f"WHERE {' AND '.join(where)} ORDER BY {cursor}"
+            f"WHERE {' AND '.join(where)}" + (f" ORDER BY {cursor}" if cursor else "")
         )
         con = self._connect()
         try:

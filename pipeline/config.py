@@ -43,11 +43,23 @@ class SourceSettings(_Settings):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Unique id; part of every row's event_id.")
     connector: str = Field("duckdb", description="Entry-point name of the connector (e.g. duckdb).")
     options: dict[str, Any] = Field(default_factory=dict, description="The connector's own settings.")
-    shape: Literal["events"] = Field("events", description="How raw rows become canonical rows.")
+    shape: Literal[
+        "events", "preference", "unpaired", "transcripts", "message_trees", "ratings", "corrections", "langfuse"
+    ] = Field("events", description="How raw rows become canonical rows (README 'Log shapes').")
     mapping: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Per shape input (e.g. generations, feedback): 'table' and canonical->source column names.",
     )
+    shape_options: dict[str, Any] = Field(
+        default_factory=dict, description="The shape's own settings (e.g. ratings thresholds); see README 'Log shapes'."
+    )
+
+    @model_validator(mode="after")
+    def _valid_shape_options(self) -> SourceSettings:
+        from pipeline.shapes import shape_options  # raises ConfigError naming sources[name].shape_options.<field>
+
+        shape_options(self.shape, self.shape_options, f"sources[{self.name}]")
+        return self
 
     # Options are the connector's to type (its Settings make dsn/password SecretStr); here they may still
     # hold secrets, so whatever shows or stores a SourceSettings (repr, model_dump, flow parameters)
@@ -195,7 +207,8 @@ class Settings(_Settings):
     def config_hash(self) -> str:
         """A short hash of the settings that shape a model (sources' secrets excluded)."""
         relevant = self.model_dump(mode="json", include={"base_model", "planning", "training", "evaluation"})
-        relevant["sources"] = [{"name": s.name, "shape": s.shape, "mapping": s.mapping} for s in self.sources]
+        relevant["sources"] = [{"name": s.name, "shape": s.shape, "mapping": s.mapping, "shape_options": s.shape_options}
+                              for s in self.sources]
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -236,6 +249,8 @@ def _expand_env(value: Any, where: str, expanded: list[str] | None = None) -> An
             if name not in os.environ:
                 raise ConfigError(f"{where}: environment variable {name} is not set; export it or write the value")
             expanded.append(os.environ[name])
+            if secrets.is_secret_name(name):  # ${PW}, ${DB_PASSWORD}, ${API_TOKEN}: masked wherever shown
+                secrets.remember(os.environ[name])
             return os.environ[name]
 
         return _ENV_REF.sub(repl, value)

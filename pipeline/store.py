@@ -15,12 +15,11 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from connectors.base import Connector, ConnectorError, Window
 from pipeline.errors import TerminalError, TransientError
 from pipeline.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
-from pipeline.shapes import SHAPES, ResolvedInput, resolve_mapping
+from pipeline.shapes import SHAPES, ResolvedInput, resolve_mapping, sql_params
 from pipeline.sqlfiles import sql_text
 
 log = logging.getLogger(__name__)
@@ -98,7 +97,8 @@ class FeedbackStore:
         landed are skipped by key, so overlapping windows are harmless.
         """
         where = f"source {source.name!r}"
-        inputs = resolve_mapping(source.shape, source.mapping, f"sources[{source.name}]")
+        inputs = resolve_mapping(source.shape, source.mapping, f"sources[{source.name}]",
+                                 getattr(source, "shape_options", None))
         shape = SHAPES[source.shape]
         started = _utcnow()
         con = self.con
@@ -122,7 +122,7 @@ class FeedbackStore:
                     )
                 position = self.cursor_position(source.name, inp.spec.name)
                 cursors[inp.spec.name] = position.isoformat() if position else ""
-            counts = self._shape(shape, source.name, batch_id)
+            counts = self._shape(shape, source.name, batch_id, sql_params(source))
             con.execute(
                 "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [batch_id, source.name, started, _utcnow(), sum(rows_read.values()), sum(raw_added.values()),
@@ -149,9 +149,9 @@ class FeedbackStore:
         by_file = getattr(connector, "incremental", None) == "files"
         window = Window(
             table=inp.table,
-            cursor_column=inp.source_columns[inp.spec.cursor],
-            start=None if position is None or by_file else position - lookback,
-            columns=tuple(inp.source_columns.values()),
+            cursor_column=inp.cursor_column,
+            start=None if position is None or by_file or inp.cursor_column is None else position - lookback,
+            columns=inp.read_columns,
             loaded_files=self.loaded_files(source, inp.spec.name) if by_file else None,
         )
         n_read, high = 0, None
@@ -162,11 +162,9 @@ class FeedbackStore:
                     continue
                 if by_file:
                     files.update(zip(batch.column("_file").to_pylist(), batch.column("_file_hash").to_pylist(), strict=True))
-                batch = pa.RecordBatch.from_arrays(
-                    [batch.column(inp.source_columns[c]) for c in inp.spec.columns], names=list(inp.spec.columns)
-                )
                 n_read += batch.num_rows
-                batch_high = pc.max(batch.column(inp.spec.cursor)).as_py()
+                batch = inp.to_canonical(batch)  # the shape's per-batch step: mapping, parsing, keys
+                batch_high = inp.cursor_high(batch)
                 if batch_high is not None:
                     batch_high = _naive_utc(batch_high)
                     high = batch_high if high is None or batch_high > high else high
@@ -199,11 +197,12 @@ class FeedbackStore:
             ) from None
         return n_read, high
 
-    def _shape(self, shape: Any, source: str, batch_id: int) -> dict[str, int]:
+    def _shape(self, shape: Any, source: str, batch_id: int, params: dict[str, Any] | None = None) -> dict[str, int]:
         """Turn landed rows not yet judged into canonical rows or quarantine; count each outcome."""
         con = self.con
         classified = f"{shape.name}_classified"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {classified} AS {sql_text(shape.classify_sql)}", {"source": source})
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {classified} AS {sql_text(shape.classify_sql)}",
+                    params or {"source": source})
         try:
             now = _utcnow()
             counts = {}
