@@ -135,3 +135,16 @@ def test_a_cursor_that_is_not_a_timestamp_is_one_line(tmp_path):
     window = Window("t", "ts", start=T0, columns=("id", "ts"))
     with pytest.raises(ConnectorTerminalError, match=r"^delta: table 't': cannot read the window on 'ts' \(.*\); check"):
         list(DeltaConnector(DeltaSettings(path=str(tmp_path / "t"))).read(window))
+
+
+def test_a_catalog_path_that_holds_no_catalog_is_one_line_and_stays_untouched(tmp_path):
+    import sqlite3
+
+    empty = tmp_path / "not_a_catalog.db"
+    sqlite3.connect(empty).close()
+    conn = IcebergConnector(IcebergSettings(catalog_uri=f"sqlite:///{empty}"))
+    with pytest.raises(ConnectorTerminalError, match=r"^iceberg: cannot open the catalog \(.*\); check options.catalog_uri"):
+        conn.check()
+    with pytest.raises(ConnectorTerminalError, match=r"^iceberg: cannot open the catalog"):
+        list(conn.read(Window("fb.t", "ts")))
+    assert sqlite3.connect(empty).execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
