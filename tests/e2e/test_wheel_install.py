@@ -25,7 +25,9 @@ def _run(args: list[str], cwd: Path, timeout: int = 1800) -> str:
 
 def test_built_wheel_installs_and_runs_the_tiny_demo_from_another_folder(tmp_path):
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(REPO)], cwd=tmp_path)
+    # sdist first, then the wheel from the sdist in isolation: the sdist must carry sql/ too, and no
+    # stale build/ folder of the checkout can leak into the wheel.
+    _run([sys.executable, "-m", "build", "--outdir", str(dist), str(REPO)], cwd=tmp_path)
     (wheel,) = dist.glob("alignloop-*.whl")
     # Every SQL file of the checkout ships (a new sql/ subfolder must be listed in pyproject's packages).
     shipped = {n.removeprefix("pipeline/sql/") for n in zipfile.ZipFile(wheel).namelist() if n.startswith("pipeline/sql/")}
