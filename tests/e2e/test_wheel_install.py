@@ -40,7 +40,8 @@ def test_built_wheel_installs_and_runs_the_tiny_demo_from_another_folder(tmp_pat
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    where = _run([str(python), "-c", "import pipeline.sqlfiles as s; print(s.sql_root())"], cwd=elsewhere).strip()
+    probe = "import pipeline.sqlfiles as s; print(s.sql_root().joinpath('store_schema.sql'))"
+    where = _run([str(python), "-c", probe], cwd=elsewhere).strip()
     assert where.startswith(str(venv)), f"SQL read from {where}, not from the installed package"
     out = _run([str(venv / "bin" / "alignloop"), "demo", "--tiny", "--workdir", "demo"], cwd=elsewhere)
     assert "challenger" in out, out[-2000:]
