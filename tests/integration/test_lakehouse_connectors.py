@@ -148,3 +148,14 @@ def test_a_catalog_path_that_holds_no_catalog_is_one_line_and_stays_untouched(tm
     with pytest.raises(ConnectorTerminalError, match=r"^iceberg: cannot open the catalog"):
         list(conn.read(Window("fb.t", "ts")))
     assert sqlite3.connect(empty).execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+
+
+def test_delta_version_reads_the_table_as_it_was(tmp_path, small_warehouse):
+    from deltalake import write_deltalake
+
+    lake, tables = _delta(tmp_path, small_warehouse)
+    write_deltalake(str(lake / "feedback_events"), _later_rows(tables)["feedback_events"], mode="append")
+    window = Window("feedback_events", "ts", columns=("event_id",))
+    ids = {v: [i for b in DeltaConnector(DeltaSettings(path=f"{lake}/{{table}}", version=v)).read(window)
+               for i in b.column("event_id").to_pylist()] for v in (0, 1)}
+    assert ids == {0: ["f1", "f2", "f3", "f4", "f5"], 1: ["f1", "f2", "f3", "f4", "f5", "f7"]}
