@@ -249,6 +249,8 @@ def _expand_env(value: Any, where: str, expanded: list[str] | None = None) -> An
             if name not in os.environ:
                 raise ConfigError(f"{where}: environment variable {name} is not set; export it or write the value")
             expanded.append(os.environ[name])
+            if secrets.is_secret_name(name):  # ${PW}, ${DB_PASSWORD}, ${API_TOKEN}: masked wherever shown
+                secrets.remember(os.environ[name])
             return os.environ[name]
 
         return _ENV_REF.sub(repl, value)

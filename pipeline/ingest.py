@@ -79,7 +79,8 @@ def _new_source(name: str, shape: str, mapping: Mapping[str, Mapping[str, str]] 
 
 def _tables_by_name(source: SourceSettings, data: Any) -> dict[str, Any]:
     """The data keyed by the table each shape input reads (what the connector's windows name)."""
-    inputs = resolve_mapping(source.shape, source.mapping, f"sources[{source.name}]")
+    inputs = resolve_mapping(source.shape, source.mapping, f"sources[{source.name}]",
+                             getattr(source, "shape_options", None))
     if not isinstance(data, Mapping):
         if len(inputs) != 1:
             names = ", ".join(i.spec.name for i in inputs)

@@ -135,6 +135,11 @@ def test_reads_bounded_batches_and_the_same_window_gives_the_same_rows(tmp_path,
     assert pa.Table.from_batches(conn.read(window)).equals(rows)
     at = datetime(2026, 10, 1, 12, 11)
     assert sum(b.num_rows for b in conn.read(Window("feedback_events", "ts", start=at, end=at))) == 0
+    every = pa.Table.from_batches(conn.read(Window("feedback_events", "ts", loaded_files=frozenset())))
+    assert every.column_names == [*warehouse_tables(small_warehouse)["feedback_events"].column_names, "_file", "_file_hash"]
+    # A source without a cursor (shapes with no time column) reads every row, in file order.
+    no_cursor = pa.Table.from_batches(conn.read(Window("feedback_events", None, columns=("event_id",))))
+    assert no_cursor.column("event_id").to_pylist() == ["f1", "f2", "f3", "f4", "f5"]
     # Without file tracking, only the declared columns come back.
     plain = pa.Table.from_batches(conn.read(Window("feedback_events", "ts", columns=("ts", "event_id"))))
     assert plain.column_names == ["ts", "event_id"] and plain.num_rows == 5
