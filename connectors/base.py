@@ -40,14 +40,19 @@ class Window:
     """Rows of `table` whose `cursor_column` lies in the half-open interval [start, end).
 
     `start=None` means from the beginning; `end=None` means up to now. `columns` lists the source
-    columns to read (all of them when empty).
+    columns to read (all of them when empty). `cursor_column=None`: the source has no cursor; read
+    every row (start and end are then None). `loaded_files` holds the (path, content hash) pairs
+    already landed, for connectors that read files (`incremental = "files"`); when it is given they
+    skip those files and tag their rows with `_file` and `_file_hash`, which the core records with
+    the rows.
     """
 
     table: str
-    cursor_column: str
+    cursor_column: str | None
     start: datetime | None = None
     end: datetime | None = None
     columns: tuple[str, ...] = field(default_factory=tuple)
+    loaded_files: frozenset[tuple[str, str]] | None = None
 
 
 @runtime_checkable
@@ -75,13 +80,46 @@ def quote_identifier(name: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
 
 
+@dataclass(frozen=True)
+class ConnectorInfo:
+    """One registered connector: where it comes from and, when it cannot be loaded, why."""
+
+    name: str
+    package: str          # the distribution that registers it ("?" when unknown)
+    target: str           # "module:Class"
+    error: str | None = None
+
+
+def _entry_points() -> list[Any]:
+    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+
+
 def available_connectors() -> dict[str, Any]:
-    """Connector names registered under the entry-point group, mapped to their entry points."""
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    """Connector names registered under the entry-point group, mapped to their entry points.
+
+    Listing never imports a connector, so a broken plugin cannot hide the others.
+    """
+    return {ep.name: ep for ep in _entry_points()}
+
+
+def _package_of(ep: Any) -> str:
+    dist = getattr(ep, "dist", None)
+    return getattr(dist, "name", None) or "?"
+
+
+def _check_connector_class(name: str, obj: Any) -> type[Connector]:
+    settings = getattr(obj, "Settings", None)
+    missing = [m for m in ("check", "read") if not callable(getattr(obj, m, None))]
+    if not isinstance(obj, type) or not (isinstance(settings, type) and issubclass(settings, BaseModel)) or missing:
+        raise ConnectorTerminalError(
+            f"connector {name!r} is not a connector class: it needs a pydantic `Settings` class and "
+            f"check()/read() methods (see connectors/base.py)"
+        )
+    return obj
 
 
 def load_connector(name: str) -> type[Connector]:
-    """The connector class registered as `name`."""
+    """The connector class registered as `name`; a plugin that fails to import is named in the error."""
     found = available_connectors()
     if name not in found:
         known = ", ".join(sorted(found)) or "none installed"
@@ -89,4 +127,26 @@ def load_connector(name: str) -> type[Connector]:
             f"unknown connector {name!r} (available: {known}); "
             f"a connector is registered under the entry-point group {ENTRY_POINT_GROUP!r}"
         )
-    return found[name].load()
+    ep = found[name]
+    try:
+        obj = ep.load()
+    except Exception as e:  # a plugin's import error is its own; report it by name, keep ours running
+        first = (str(e).splitlines() or [""])[0]
+        raise ConnectorTerminalError(
+            f"connector {name!r} from package {_package_of(ep)} ({ep.value}) failed to load: "
+            f"{type(e).__name__}: {first}; fix or reinstall that package, or uninstall it"
+        ) from None
+    return _check_connector_class(name, obj)
+
+
+def connector_infos() -> list[ConnectorInfo]:
+    """Every registered connector, each loaded on its own: broken ones carry their error."""
+    infos = []
+    for ep in _entry_points():
+        try:
+            load_connector(ep.name)
+            error = None
+        except ConnectorTerminalError as e:
+            error = str(e)
+        infos.append(ConnectorInfo(ep.name, _package_of(ep), ep.value, error))
+    return infos

@@ -32,6 +32,14 @@ class DuckDBConnector:
         path = self.settings.path
         if not path.is_file():
             raise ConnectorTerminalError(f"duckdb: file {path} does not exist; set options.path to the warehouse file")
+        with open(path, "rb") as f:
+            header = f.read(12)
+        if header[8:12] != b"DUCK":  # every DuckDB file carries this magic after an 8-byte checksum
+            suffix = "".join(path.suffixes) or "no extension"
+            raise ConnectorTerminalError(
+                f"duckdb: {path} is not a DuckDB database file ({suffix}); for JSONL, JSON, CSV or Parquet files "
+                f"use `connector: files` with options.path"
+            )
         try:
             return duckdb.connect(str(path), read_only=True)
         except duckdb.IOException as e:
@@ -43,7 +51,7 @@ class DuckDBConnector:
 
     def read(self, window: Window) -> Iterator[pa.RecordBatch]:
         cols = ", ".join(quote_identifier(c) for c in window.columns) if window.columns else "*"
-        cursor = quote_identifier(window.cursor_column)
+        cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
         where, params = ["TRUE"], []
         if window.start is not None:
             where.append(f"{cursor} >= ?")
@@ -53,7 +61,7 @@ class DuckDBConnector:
             params.append(window.end)
         sql = (
             f"SELECT {cols} FROM {quote_identifier(window.table)} "
-            f"WHERE {' AND '.join(where)} ORDER BY {cursor}"
+            f"WHERE {' AND '.join(where)}" + (f" ORDER BY {cursor}" if cursor else "")
         )
         con = self._connect()
         try:

@@ -26,6 +26,7 @@ from rich.table import Table
 from flows import progress
 from pipeline.config import Settings, load_settings
 from pipeline.errors import AlignloopError, ConfigError
+from pipeline import secrets
 from pipeline.offline import set_offline_defaults
 
 set_offline_defaults()
@@ -53,7 +54,7 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except AlignloopError as e:
             # escape: messages name fields like sources[prod], which rich would take for markup
-            console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(secrets.redact(str(e)))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2 if isinstance(e, ConfigError) else 1) from None
 
     return wrapper
@@ -121,6 +122,7 @@ def _quiet_libraries() -> None:
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every stage's details.")] = False) -> None:
     """alignloop: production feedback in, an evaluated and registered model out."""
+    secrets.install()
     _quiet_libraries()
     if verbose:
         logging.getLogger("pipeline").setLevel(logging.INFO)
@@ -266,7 +268,7 @@ def _print_summary(outcome: Any, seconds: float, settings: Settings) -> None:
         table.add_row("implicit reward", f"accuracy {m['eval_reward_accuracy']:.3f}, margin {m['eval_reward_margin']:.4f}")
         reg = outcome.registered
         table.add_row("registered", f"{reg['name']} version {reg['version']} @ {', '.join(reg['aliases'])}")
-        table.add_row("mlflow", settings.tracking_uri)
+        table.add_row("mlflow", settings.shown_tracking_uri)
     else:
         table.add_row("registered", "nothing (no training this run)")
     table.add_row("time", f"{seconds:.0f}s")
@@ -332,6 +334,16 @@ def rollback(config: ConfigOpt = Path("alignloop.yaml")) -> None:
     settings = _settings(config)
     v = do_rollback(settings.tracking_uri, settings.target)
     out.print(f"{v.name} version {v.version} is champion again")
+
+
+# ------------------------------------------------------------------------------------------ connectors
+def _register_connector_commands() -> None:
+    from flows import connectors_cli
+
+    connectors_cli.register(connectors_app, _friendly)
+
+
+_register_connector_commands()
 
 
 if __name__ == "__main__":

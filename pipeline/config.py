@@ -15,8 +15,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
+from pipeline import secrets
 from pipeline.errors import ConfigError
 
 ENV_PREFIX = "ALIGNLOOP__"
@@ -33,11 +43,34 @@ class SourceSettings(_Settings):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Unique id; part of every row's event_id.")
     connector: str = Field("duckdb", description="Entry-point name of the connector (e.g. duckdb).")
     options: dict[str, Any] = Field(default_factory=dict, description="The connector's own settings.")
-    shape: Literal["events"] = Field("events", description="How raw rows become canonical rows.")
+    shape: Literal[
+        "events", "preference", "unpaired", "transcripts", "message_trees", "ratings", "corrections", "langfuse"
+    ] = Field("events", description="How raw rows become canonical rows (README 'Log shapes').")
     mapping: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Per shape input (e.g. generations, feedback): 'table' and canonical->source column names.",
     )
+    shape_options: dict[str, Any] = Field(
+        default_factory=dict, description="The shape's own settings (e.g. ratings thresholds); see README 'Log shapes'."
+    )
+
+    @model_validator(mode="after")
+    def _valid_shape_options(self) -> SourceSettings:
+        from pipeline.shapes import shape_options  # raises ConfigError naming sources[name].shape_options.<field>
+
+        shape_options(self.shape, self.shape_options, f"sources[{self.name}]")
+        return self
+
+    # Options are the connector's to type (its Settings make dsn/password SecretStr); here they may still
+    # hold secrets, so whatever shows or stores a SourceSettings (repr, model_dump, flow parameters)
+    # sees them masked.
+    @field_serializer("options")
+    def _masked_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        return masked_options(options)
+
+    def __repr_args__(self):
+        for name, value in super().__repr_args__():
+            yield name, (masked_options(value) if name == "options" else value)
 
 
 class BaseModelSettings(_Settings):
@@ -108,7 +141,9 @@ class EvaluationSettings(_Settings):
 
 
 class MlflowSettings(_Settings):
-    tracking_uri: str | None = Field(None, description="Default sqlite:///<workdir>/mlflow.db.")
+    tracking_uri: SecretStr | None = Field(
+        None, description="Default sqlite:///<workdir>/mlflow.db. May embed a password (use ${ENV}); never shown."
+    )
     experiment: str | None = Field(None, description="Default: the target name.")
 
 
@@ -149,7 +184,21 @@ class Settings(_Settings):
 
     @property
     def tracking_uri(self) -> str:
-        return self.mlflow.tracking_uri or f"sqlite:///{(self.workdir / 'mlflow.db').resolve()}"
+        if self.mlflow.tracking_uri is not None:
+            return self.mlflow.tracking_uri.get_secret_value()
+        return f"sqlite:///{(self.workdir / 'mlflow.db').resolve()}"
+
+    @property
+    def shown_tracking_uri(self) -> str:
+        """The tracking URI as it may be printed (password and tokens masked)."""
+        return secrets.redact_url(self.tracking_uri)
+
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold: secret-named options, passwords in URLs, secret fields."""
+        found = [self.mlflow.tracking_uri.get_secret_value()] if self.mlflow.tracking_uri else []
+        for source in self.sources:
+            found += _option_secrets(source.options)
+        return [v for v in found if v]
 
     @property
     def experiment_name(self) -> str:
@@ -158,23 +207,57 @@ class Settings(_Settings):
     def config_hash(self) -> str:
         """A short hash of the settings that shape a model (sources' secrets excluded)."""
         relevant = self.model_dump(mode="json", include={"base_model", "planning", "training", "evaluation"})
-        relevant["sources"] = [{"name": s.name, "shape": s.shape, "mapping": s.mapping} for s in self.sources]
+        relevant["sources"] = [{"name": s.name, "shape": s.shape, "mapping": s.mapping, "shape_options": s.shape_options}
+                              for s in self.sources]
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _expand_env(value: Any, where: str) -> Any:
+def masked_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Connector options with secret-named values replaced and passwords inside URLs masked."""
+    def mask(key: str, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: mask(str(k), v) for k, v in value.items()}
+        if value is None:
+            return None
+        if secrets.is_secret_name(key) or isinstance(value, SecretStr):
+            return "**********"
+        return secrets.redact(value) if isinstance(value, str) else value
+
+    return {k: mask(str(k), v) for k, v in options.items()}
+
+
+def _option_secrets(options: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    for key, value in options.items():
+        if isinstance(value, dict):
+            found += _option_secrets(value)
+        elif isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, str):
+            if secrets.is_secret_name(str(key)):
+                found.append(value)
+            found.append(secrets.url_password(value) or "")
+    return found
+
+
+def _expand_env(value: Any, where: str, expanded: list[str] | None = None) -> Any:
+    """Replace ${NAME} by the environment's value; the values used are appended to `expanded`."""
+    expanded = [] if expanded is None else expanded
     if isinstance(value, str):
         def repl(m: re.Match[str]) -> str:
             name = m.group(1)
             if name not in os.environ:
                 raise ConfigError(f"{where}: environment variable {name} is not set; export it or write the value")
+            expanded.append(os.environ[name])
+            if secrets.is_secret_name(name):  # ${PW}, ${DB_PASSWORD}, ${API_TOKEN}: masked wherever shown
+                secrets.remember(os.environ[name])
             return os.environ[name]
 
         return _ENV_REF.sub(repl, value)
     if isinstance(value, dict):
-        return {k: _expand_env(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return {k: _expand_env(v, f"{where}.{k}" if where else str(k), expanded) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env(v, f"{where}.{i}") for i, v in enumerate(value)]
+        return [_expand_env(v, f"{where}.{i}", expanded) for i, v in enumerate(value)]
     return value
 
 
@@ -193,7 +276,11 @@ def _apply_env_overrides(raw: dict[str, Any], environ: dict[str, str]) -> dict[s
 
 
 def describe_validation_error(error: ValidationError, origin: str = "", prefix: str = "") -> str:
-    """One line naming the first bad field (as `prefix` + its path) and the fix; `origin` says where."""
+    """One line naming the first bad field (as `prefix` + its path) and the fix; `origin` says where.
+
+    The bad value is echoed only when it cannot be a secret: never for secret-named fields or
+    SecretStr inputs, and never with a remembered secret or a secret-shaped part left in it.
+    """
     first = error.errors()[0]
     field = prefix + (".".join(str(p) for p in first["loc"]) or "(top level)")
     where = f"{origin}: " if origin else ""
@@ -204,7 +291,9 @@ def describe_validation_error(error: ValidationError, origin: str = "", prefix: 
     if first["type"] == "missing":
         return f"{where}{field}: required setting is missing; add it"
     got = first.get("input")
-    shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+    secret_field = any(secrets.is_secret_name(str(p)) for p in first["loc"])
+    hidden = isinstance(got, (dict, list, SecretStr)) or secret_field
+    shown = "" if hidden else f" (got {secrets.redact(repr(got))})"
     msg = first["msg"].removeprefix("Value error, ")
     more = f" [+{len(error.errors()) - 1} more]" if len(error.errors()) > 1 else ""
     return f"{where}{field}: {msg}{shown}{more}"
@@ -214,11 +303,14 @@ def settings_from_dict(raw: dict[str, Any], *, base_dir: Path, origin: str = "co
     """Validate a raw mapping; relative paths resolve against base_dir."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: expected a mapping of settings at the top level")
-    raw = _apply_env_overrides(_expand_env(dict(raw), ""), dict(os.environ))
+    expanded: list[str] = []
+    raw = _apply_env_overrides(_expand_env(dict(raw), "", expanded), dict(os.environ))
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(describe_validation_error(e, origin)) from None
+        # A value that came from ${ENV} is where secrets come from: never echo it back.
+        raise ConfigError(secrets.redact(describe_validation_error(e, origin), extra=expanded)) from None
+    secrets.remember(*settings.secret_values())
     return _resolve_paths(settings, base_dir)
 
 

@@ -8,12 +8,13 @@ rate p, two votes disagree with probability d = 2p(1-p), hence p = (1 - sqrt(1 -
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from pipeline.conversions import derived_counts
 from pipeline.schema import is_holdout
 from pipeline.sqlfiles import sql_text
 
@@ -49,6 +50,8 @@ class DataShape:
     chosen_longer_share: float | None   # length bias: how often the preferred answer is the longer one
     first_ts: str | None
     last_ts: str | None
+    # Rows conversions would derive when the snapshot is read (pipeline/conversions.py), and what they cannot use.
+    derived: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_down(self) -> int:
@@ -94,6 +97,7 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float) 
         chosen_longer_share=None if chosen_longer is None else float(chosen_longer),
         first_ts=first_ts.isoformat() if first_ts else None,
         last_ts=last_ts.isoformat() if last_ts else None,
+        derived=asdict(derived_counts(unpaired, pairs)),
     )
 
 

@@ -15,12 +15,11 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from connectors.base import Connector, ConnectorError, Window
 from pipeline.errors import TerminalError, TransientError
 from pipeline.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
-from pipeline.shapes import SHAPES, ResolvedInput, resolve_mapping
+from pipeline.shapes import SHAPES, ResolvedInput, resolve_mapping, sql_params
 from pipeline.sqlfiles import sql_text
 
 log = logging.getLogger(__name__)
@@ -64,6 +63,7 @@ class FeedbackStore:
             raise TransientError(f"feedback store {self.path}: cannot open ({e}); is another run using it?") from None
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute(sql_text("store_schema.sql"))
+        self.con.execute(sql_text("store_loaded_files.sql"))
         for shape in SHAPES.values():
             self.con.execute(sql_text(shape.raw_tables_sql))
 
@@ -83,6 +83,13 @@ class FeedbackStore:
         ).fetchone()
         return row[0] if row else None
 
+    def loaded_files(self, source: str, input_name: str) -> frozenset[tuple[str, str]]:
+        """(path, content hash) of the files already landed for one input of a file source."""
+        rows = self.con.execute(
+            "SELECT file, file_hash FROM loaded_files WHERE source = ? AND input = ?", [source, input_name]
+        ).fetchall()
+        return frozenset((f, h) for f, h in rows)
+
     def ingest(self, source: Any, connector: Connector, *, lookback: timedelta = timedelta(0)) -> IngestResult:
         """Read what is new in `source` (a SourceSettings) through `connector` and merge it, atomically.
 
@@ -90,7 +97,8 @@ class FeedbackStore:
         landed are skipped by key, so overlapping windows are harmless.
         """
         where = f"source {source.name!r}"
-        inputs = resolve_mapping(source.shape, source.mapping, f"sources[{source.name}]")
+        inputs = resolve_mapping(source.shape, source.mapping, f"sources[{source.name}]",
+                                 getattr(source, "shape_options", None))
         shape = SHAPES[source.shape]
         started = _utcnow()
         con = self.con
@@ -114,7 +122,7 @@ class FeedbackStore:
                     )
                 position = self.cursor_position(source.name, inp.spec.name)
                 cursors[inp.spec.name] = position.isoformat() if position else ""
-            counts = self._shape(shape, source.name, batch_id)
+            counts = self._shape(shape, source.name, batch_id, sql_params(source))
             con.execute(
                 "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [batch_id, source.name, started, _utcnow(), sum(rows_read.values()), sum(raw_added.values()),
@@ -137,22 +145,26 @@ class FeedbackStore:
     ) -> tuple[int, datetime | None]:
         """Copy one input's new rows into its landing table; return (rows read, largest cursor value)."""
         position = self.cursor_position(source, inp.spec.name)
+        # File sources are incremental by file: whole files not yet landed are read, whatever their cursor values.
+        by_file = getattr(connector, "incremental", None) == "files"
         window = Window(
             table=inp.table,
-            cursor_column=inp.source_columns[inp.spec.cursor],
-            start=None if position is None else position - lookback,
-            columns=tuple(inp.source_columns.values()),
+            cursor_column=inp.cursor_column,
+            start=None if position is None or by_file or inp.cursor_column is None else position - lookback,
+            columns=inp.read_columns,
+            loaded_files=self.loaded_files(source, inp.spec.name) if by_file else None,
         )
         n_read, high = 0, None
+        files: set[tuple[str, str]] = set()
         try:
             for batch in connector.read(window):
                 if batch.num_rows == 0:
                     continue
-                batch = pa.RecordBatch.from_arrays(
-                    [batch.column(inp.source_columns[c]) for c in inp.spec.columns], names=list(inp.spec.columns)
-                )
+                if by_file:
+                    files.update(zip(batch.column("_file").to_pylist(), batch.column("_file_hash").to_pylist(), strict=True))
                 n_read += batch.num_rows
-                batch_high = pc.max(batch.column(inp.spec.cursor)).as_py()
+                batch = inp.to_canonical(batch)  # the shape's per-batch step: mapping, parsing, keys
+                batch_high = inp.cursor_high(batch)
                 if batch_high is not None:
                     batch_high = _naive_utc(batch_high)
                     high = batch_high if high is None or batch_high > high else high
@@ -165,6 +177,11 @@ class FeedbackStore:
                     )
                 finally:
                     self.con.unregister("landing_batch")
+            if files:
+                self.con.executemany(
+                    "INSERT OR IGNORE INTO loaded_files VALUES (?, ?, ?, ?, ?, ?)",
+                    [[source, inp.spec.name, f, h, batch_id, _utcnow()] for f, h in sorted(files)],
+                )
         except ConnectorError as e:
             kind = TransientError if e.transient else TerminalError
             raise kind(f"{where}, input {inp.spec.name} (table {inp.table}): {e}") from None
@@ -180,11 +197,12 @@ class FeedbackStore:
             ) from None
         return n_read, high
 
-    def _shape(self, shape: Any, source: str, batch_id: int) -> dict[str, int]:
+    def _shape(self, shape: Any, source: str, batch_id: int, params: dict[str, Any] | None = None) -> dict[str, int]:
         """Turn landed rows not yet judged into canonical rows or quarantine; count each outcome."""
         con = self.con
         classified = f"{shape.name}_classified"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {classified} AS {sql_text(shape.classify_sql)}", {"source": source})
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {classified} AS {sql_text(shape.classify_sql)}",
+                    params or {"source": source})
         try:
             now = _utcnow()
             counts = {}

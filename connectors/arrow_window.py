@@ -1,0 +1,56 @@
+"""Cut a window out of Arrow data: the shared reading step of the dataframe, delta and iceberg connectors.
+
+DuckDB scans the Arrow stream or dataset (pushing the cursor filter and column list into a dataset
+scan), orders by the cursor and hands back bounded record batches, spilling to disk rather than
+holding a large table in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from connectors.base import ConnectorTerminalError, Window, quote_identifier
+
+
+def check_columns(name: str, present: list[str], window: Window) -> None:
+    """A ConnectorTerminalError naming the first window column (or the cursor) the data lacks."""
+    for column in (*window.columns, *([window.cursor_column] if window.cursor_column else [])):
+        if column not in present:
+            raise ConnectorTerminalError(
+                f"{name} has no column {column!r} (columns: {', '.join(present)}); "
+                f"check the column names in the source's mapping"
+            )
+
+
+def read_window(data: Any, schema: pa.Schema, window: Window, batch_size: int, name: str) -> Iterator[pa.RecordBatch]:
+    """Rows of `data` (a RecordBatchReader or a pyarrow dataset) in the window, ordered by its cursor (if any)."""
+    check_columns(name, schema.names, window)
+    cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
+    where, params = ["TRUE"], {}
+    if window.start is not None:
+        where.append(f"{cursor} >= $start")
+        params["start"] = window.start
+    if window.end is not None:
+        where.append(f"{cursor} < $end")
+        params["end"] = window.end
+    cols = ", ".join(quote_identifier(c) for c in window.columns) if window.columns else "*"
+    con = duckdb.connect(config={"threads": 1})
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("window_source", data)
+        try:
+            order = f" ORDER BY {cursor}" if cursor else ""  # without a cursor, rows come in source order
+            sql = f"SELECT {cols} FROM window_source WHERE {' AND '.join(where)}{order}"
+            yield from con.execute(sql, params).fetch_record_batch(batch_size)
+        except duckdb.Error as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ConnectorTerminalError(
+                f"{name}: cannot read the window on {window.cursor_column!r} ({first}); "
+                f"check that the cursor column holds timestamps"
+            ) from None
+    finally:
+        con.close()

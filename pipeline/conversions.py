@@ -1,0 +1,80 @@
+"""Rows derived from a snapshot when it is read, never stored as if observed.
+
+Pairs from thumbs (an up- and a down-rated answer to the same prompt), thumbs from pairs (chosen up,
+rejected down). Rankings become pairs where they are read (the `message_trees` shape), since a
+ranking states each of those comparisons. Derived rows carry `derived_from` ('thumbs' or 'pairs'),
+and `derived_counts` says how many each conversion gives and what it could not use, so nothing
+is dropped without a count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from pipeline.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
+from pipeline.sqlfiles import sql_text
+
+DERIVED_PAIRS_SCHEMA = PAIRS_SCHEMA.append(pa.field("derived_from", pa.string()))
+DERIVED_UNPAIRED_SCHEMA = UNPAIRED_SCHEMA.append(pa.field("derived_from", pa.string()))
+
+
+@dataclass(frozen=True)
+class DerivedCounts:
+    pairs_from_thumbs: int          # up-answer x down-answer per prompt
+    thumbs_from_pairs: int          # two per stored pair
+    thumbed_answers: int            # distinct (prompt, answer) with thumbs
+    tied_answers: int               # as many ups as downs: no label, so in no derived pair
+    answers_without_opposite: int   # labelled, but no answer to the same prompt has the other label
+
+
+def _connect(unpaired: pa.Table, pairs: pa.Table) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET threads = 1")
+    con.register("unpaired_in", unpaired)
+    con.register("pairs_in", pairs)
+    con.execute(f"CREATE TEMP VIEW answer_labels AS {sql_text('derived_answer_labels.sql')}")
+    return con
+
+
+def pairs_from_thumbs(unpaired: pa.Table) -> pa.Table:
+    """Every majority-up answer to a prompt preferred over every majority-down answer to it."""
+    con = _connect(unpaired, pa.Table.from_pylist([], PAIRS_SCHEMA))
+    try:
+        table = con.execute(f"{sql_text('derived_pairs_from_thumbs.sql')} ORDER BY ts, event_id").to_arrow_table()
+    finally:
+        con.close()
+    return table.select(DERIVED_PAIRS_SCHEMA.names).cast(DERIVED_PAIRS_SCHEMA)
+
+
+def thumbs_from_pairs(pairs: pa.Table) -> pa.Table:
+    """A pair's chosen answer as a thumbs-up and its rejected answer as a thumbs-down."""
+    con = _connect(pa.Table.from_pylist([], UNPAIRED_SCHEMA), pairs)
+    try:
+        table = con.execute(f"{sql_text('derived_thumbs_from_pairs.sql')} ORDER BY ts, event_id").to_arrow_table()
+    finally:
+        con.close()
+    return table.select(DERIVED_UNPAIRED_SCHEMA.names).cast(DERIVED_UNPAIRED_SCHEMA)
+
+
+def derived_counts(unpaired: pa.Table, pairs: pa.Table) -> DerivedCounts:
+    """How many rows each conversion would give, computed without building them."""
+    con = _connect(unpaired, pairs)
+    try:
+        row = con.execute(
+            """
+            WITH per_prompt AS (
+                SELECT prompt_key, count(*) FILTER (WHERE label) AS n_up, count(*) FILTER (WHERE NOT label) AS n_down,
+                       count(*) AS n_answers, count(*) FILTER (WHERE label IS NULL) AS n_tied
+                FROM answer_labels GROUP BY prompt_key)
+            SELECT coalesce(sum(n_up * n_down), 0), coalesce(sum(n_answers), 0), coalesce(sum(n_tied), 0),
+                   coalesce(sum(CASE WHEN n_up = 0 OR n_down = 0 THEN n_up + n_down ELSE 0 END), 0)
+            FROM per_prompt
+            """
+        ).fetchone()
+    finally:
+        con.close()
+    return DerivedCounts(pairs_from_thumbs=int(row[0]), thumbs_from_pairs=2 * pairs.num_rows,
+                         thumbed_answers=int(row[1]), tied_answers=int(row[2]), answers_without_opposite=int(row[3]))

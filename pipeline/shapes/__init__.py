@@ -1,0 +1,88 @@
+"""Log shapes: what a source's raw rows mean and how they become canonical rows.
+
+A shape names the inputs it needs, the landing tables they go to, a per-batch `prepare` step and the
+SQL files (sql/shapes/<shape>_*.sql) that turn landed rows into canonical unpaired rows, pairs and
+quarantine. A source's `mapping` renames its columns to the shape's names, per input, and its
+`shape_options` holds the shape's own settings (thresholds, margins), validated here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from pipeline.errors import ConfigError
+from pipeline.shapes.base import LogShape, ResolvedInput, ShapeInput
+from pipeline.shapes.corrections import CORRECTIONS
+from pipeline.shapes.events import EVENTS
+from pipeline.shapes.langfuse import LANGFUSE
+from pipeline.shapes.message_trees import MESSAGE_TREES
+from pipeline.shapes.preference import PREFERENCE
+from pipeline.shapes.ratings import RATINGS
+from pipeline.shapes.transcripts import TRANSCRIPTS
+from pipeline.shapes.unpaired import UNPAIRED
+
+SHAPES: dict[str, LogShape] = {
+    s.name: s for s in (EVENTS, PREFERENCE, UNPAIRED, TRANSCRIPTS, MESSAGE_TREES, RATINGS, CORRECTIONS, LANGFUSE)
+}
+
+__all__ = ["SHAPES", "LogShape", "ResolvedInput", "ShapeInput", "resolve_mapping", "shape_options",
+           "sql_params"]
+
+
+def shape_options(shape_name: str, options: dict[str, Any] | None, where: str) -> BaseModel:
+    """A source's shape_options validated against its shape; errors name the field and the fix."""
+    if shape_name not in SHAPES:
+        raise ConfigError(f"{where}.shape: unknown shape {shape_name!r} (known: {', '.join(SHAPES)})")
+    model = SHAPES[shape_name].options
+    try:
+        return model.model_validate(options or {})
+    except ValidationError as e:
+        first = e.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        if first["type"] == "extra_forbidden":
+            known = ", ".join(model.model_fields) or "none"
+            msg = f"not a setting of the {shape_name!r} shape (its settings: {known})"
+        else:
+            msg = first["msg"].removeprefix("Value error, ")
+            if not isinstance(first.get("input"), (dict, list)):
+                msg += f" (got {first.get('input')!r})"
+        raise ConfigError(f"{where}.shape_options.{name}: {msg}") from None
+
+
+def sql_params(source: Any) -> dict[str, Any]:
+    """The named parameters a source's classify SQL binds: $source plus the shape's SQL options."""
+    shape = SHAPES[source.shape]
+    options = shape_options(source.shape, getattr(source, "shape_options", None), f"sources[{source.name}]")
+    return {"source": source.name, **{k: getattr(options, k) for k in shape.sql_options}}
+
+
+def resolve_mapping(
+    shape_name: str, mapping: dict[str, dict[str, str]], where: str, options: dict[str, Any] | None = None
+) -> list[ResolvedInput]:
+    """Check a source's mapping (and shape options) against its shape; mistakes are ConfigErrors."""
+    validated = shape_options(shape_name, options, where)
+    shape = SHAPES[shape_name]
+    known_inputs = {i.name for i in shape.inputs}
+    for name in mapping:
+        if name not in known_inputs:
+            raise ConfigError(
+                f"{where}.mapping.{name}: the {shape_name!r} shape has no input {name!r} "
+                f"(inputs: {', '.join(sorted(known_inputs))})"
+            )
+    resolved = []
+    for spec in shape.inputs:
+        given = dict(mapping.get(spec.name, {}))
+        table = given.pop("table", spec.default_table)
+        for column in given:
+            if column not in spec.columns:
+                raise ConfigError(
+                    f"{where}.mapping.{spec.name}.{column}: not a column of the {shape_name!r} shape's "
+                    f"{spec.name} input (columns: {', '.join(spec.columns)}, plus 'table')"
+                )
+        resolved.append(ResolvedInput(
+            spec, table, {c: given.get(c, c) for c in spec.columns}, explicit=frozenset(given),
+            prepare=shape.prepare, options=validated,
+        ))
+    return resolved

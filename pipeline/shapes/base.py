@@ -1,0 +1,270 @@
+"""What a log shape is, and the per-batch helpers shapes share when they land a source's rows.
+
+A shape names its inputs (a source table each, with a key and an optional cursor), the landing
+table each input goes to, a `prepare` step that turns one Arrow batch of source rows into landing
+rows (renaming mapped columns, parsing text, computing content keys), and the SQL files that turn
+landed rows into canonical unpaired rows, pairs and quarantine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict
+
+
+class NoShapeOptions(BaseModel):
+    """A shape without settings of its own: any key under shape_options is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class ShapeInput:
+    name: str                   # e.g. "feedback"; the key under a source's mapping
+    default_table: str          # the source table read when the mapping names none
+    raw_table: str              # landing table in the store
+    key: str                    # natural key within a source (idempotent merge)
+    cursor: str                 # incremental column (half-open windows on it)
+    columns: tuple[str, ...]    # canonical column names the shape reads
+    # Columns a source may lack. None: every column is required and the cursor is always used (the
+    # `events` shape). Otherwise the input reads all source columns, and reads incrementally only
+    # when the mapping names the cursor column; without it every run re-reads the source and rows
+    # already landed are skipped by key.
+    optional: tuple[str, ...] | None = None
+
+
+Prepare = Callable[["ResolvedInput", dict[str, list[Any]], int], pa.RecordBatch]
+
+
+@dataclass(frozen=True)
+class LogShape:
+    name: str
+    raw_tables_sql: str         # DDL of the landing tables
+    classify_sql: str           # builds temp table <name>_classified with a `problem` column
+    unpaired_sql: str
+    pairs_sql: str
+    quarantine_sql: str
+    inputs: tuple[ShapeInput, ...]
+    # Turns the mapped source columns of one batch (canonical name -> Python values; absent
+    # optional columns are missing from the dict) into a batch of landing-table rows.
+    prepare: Prepare | None = None
+    options: type[BaseModel] = NoShapeOptions
+    # Names of the validated options bound as SQL parameters (besides $source) in classify_sql.
+    sql_options: tuple[str, ...] = ()
+    doc: str = ""
+
+    def input(self, name: str) -> ShapeInput:
+        return next(i for i in self.inputs if i.name == name)
+
+
+@dataclass(frozen=True)
+class ResolvedInput:
+    """One input of one source: which source table and columns feed which canonical columns."""
+
+    spec: ShapeInput
+    table: str
+    source_columns: dict[str, str]  # canonical name -> source column name
+    explicit: frozenset[str] = frozenset()   # canonical names the mapping named
+    prepare: Prepare | None = None
+    options: BaseModel = field(default_factory=NoShapeOptions)
+
+    @property
+    def cursor_column(self) -> str | None:
+        """The source column windows are taken on, or None: read everything every run."""
+        if self.spec.optional is None or self.spec.cursor in self.explicit:
+            return self.source_columns[self.spec.cursor]
+        return None
+
+    @property
+    def read_columns(self) -> tuple[str, ...]:
+        """Source columns to ask the connector for; empty means all (shapes with optional columns)."""
+        return tuple(self.source_columns.values()) if self.spec.optional is None else ()
+
+    def cursor_high(self, landed: pa.RecordBatch) -> Any:
+        """The largest cursor value of a landed batch, or None. For prepared shapes only observed,
+        parseable times count: a row whose time was missing or broken never moves the cursor."""
+        if self.cursor_column is None:
+            return None
+        if self.prepare is None:
+            return pc.max(landed.column(self.spec.cursor)).as_py()
+        observed = pc.filter(landed.column("ts"), landed.column("ts_observed"))
+        return pc.max(observed).as_py() if len(observed) else None
+
+    def to_canonical(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """One batch of source rows as landing rows. A missing required column raises KeyError(name)."""
+        if self.prepare is None:
+            return pa.RecordBatch.from_arrays(
+                [batch.column(self.source_columns[c]) for c in self.spec.columns], names=list(self.spec.columns)
+            )
+        present = set(batch.schema.names)
+        values: dict[str, list[Any]] = {}
+        for canonical, source_name in self.source_columns.items():
+            if source_name in present:
+                values[canonical] = batch.column(source_name).to_pylist()
+            elif canonical not in (self.spec.optional or ()) or canonical in self.explicit:
+                raise KeyError(source_name)
+        return self.prepare(self, values, batch.num_rows)
+
+
+# ------------------------------------------------------------------------------ per-row helpers
+def load_time() -> datetime:
+    """The timestamp given to rows whose source has no timestamp column: when they were landed.
+    Landing tables keep `ts_observed = false` beside it, so it is never taken for an observed time."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def content_key(*parts: Any) -> str:
+    """A stable key from row content, for sources without an id: the same content, the same key."""
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def as_text(value: Any) -> str | None:
+    """A text field as a string; numbers and structures are written as JSON, never dropped."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def as_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+_ROLES = {
+    "user": "user", "human": "user", "prompter": "user",
+    "assistant": "assistant", "gpt": "assistant", "bot": "assistant", "model": "assistant", "ai": "assistant",
+    "system": "system",
+}
+
+
+def normal_role(role: Any) -> Any:
+    """The canonical role for the spellings exports use (human/prompter -> user, gpt/bot -> assistant);
+    anything else is returned as it is and rejected by the shape's SQL."""
+    return _ROLES.get(role.strip().lower(), role) if isinstance(role, str) else role
+
+
+def as_conversation(value: Any) -> str | None:
+    """A prompt as a JSON list of {role, content}: plain text becomes one user turn; a messages list
+    (Arrow list of structs, a JSON string of one, or {"messages": [...]}) keeps its turns with their
+    roles normalised. Anything else gives None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            try:
+                parsed = json.loads(stripped)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, list) and parsed and all(isinstance(m, dict) for m in parsed):
+                value = parsed
+        if isinstance(value, str):
+            return json.dumps([{"role": "user", "content": value}], ensure_ascii=False)
+    if isinstance(value, dict):  # {"messages": [...]}, as chat APIs take them
+        value = value.get("messages")
+        if not isinstance(value, list):
+            return None
+    if isinstance(value, list):
+        turns = []
+        for m in value:
+            if not isinstance(m, dict):
+                turns.append({"role": None, "content": as_text(m)})
+                continue
+            role = m.get("role", m.get("from"))
+            content = m.get("content", m.get("value", m.get("text")))
+            turns.append({"role": normal_role(role), "content": as_text(content)})
+        return json.dumps(turns, ensure_ascii=False)
+    return None  # a number or another structure is not a prompt; the caller names the problem
+
+
+def parse_ts(value: Any) -> tuple[datetime | None, str | None]:
+    """(naive UTC timestamp, problem): datetimes, ISO-8601 strings and epoch seconds are accepted."""
+    if value is None:
+        return None, "ts is missing"
+    if isinstance(value, datetime):
+        return (value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value), None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(float(value), UTC).replace(tzinfo=None), None
+        except (OverflowError, OSError, ValueError):
+            return None, f"ts {value!r} is not a timestamp"
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None, f"ts {value[:40]!r} is not an ISO-8601 timestamp"
+        return (parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed), None
+    return None, f"ts {str(value)[:40]!r} is not a timestamp"
+
+
+def timestamps(values: dict[str, list[Any]], n: int, column: str = "ts") -> tuple[list, list[bool], list]:
+    """(ts, ts_observed, problem) per row. A source without the column gets the load time, marked
+    unobserved; a NULL or unparseable value in a column that exists is a problem, never replaced."""
+    if column not in values:
+        now = load_time()
+        return [now] * n, [False] * n, [None] * n
+    ts, problems = [], []
+    for v in values[column]:
+        t, p = parse_ts(v)
+        ts.append(t if t is not None else load_time())
+        problems.append(p)
+    return ts, [p is None for p in problems], problems
+
+
+def first_problem(*problems: str | None) -> str | None:
+    return next((p for p in problems if p), None)
+
+
+def column(values: dict[str, list[Any]], name: str, n: int) -> list[Any]:
+    """A mapped column's values, or n NULLs when an optional column is absent."""
+    return values.get(name, [None] * n)
+
+
+def batch(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pydict(columns, schema=schema)
+
+
+def conversation_problem(prompt_json: str | None, name: str = "prompt", raw: Any = None) -> str | None:
+    """Why a prompt (JSON list of turns) cannot be used, or None: every turn needs a known role and
+    text, and the last turn must be the user's. `raw` is the value the source held."""
+    if prompt_json is None:
+        return f"{name} is missing" if raw is None else f"{name} is neither text nor a messages list"
+    turns = json.loads(prompt_json)
+    if not turns:
+        return f"{name} has no turns"
+    for i, t in enumerate(turns):
+        if t.get("role") not in ("system", "user", "assistant"):
+            return f"{name} turn {i} has no role system, user or assistant (got {t.get('role')!r})"
+        if t.get("content") is None or not str(t["content"]).strip():
+            return f"{name} turn {i} has no text"
+    if turns[-1]["role"] != "user":
+        return f"{name} must end with the user's turn"
+    return None
+
+
+def answer_problem(text: str | None, name: str) -> str | None:
+    if text is None:
+        return f"{name} is missing"
+    if not text.strip():
+        return f"{name} is empty"
+    return None
+
+
+def keys(values: dict[str, list[Any]], n: int, *content: list[Any], column: str = "id") -> tuple[list[str], list]:
+    """(key, problem) per row: the source's id when the source has one, else a content hash. A NULL id
+    in an id column that exists is a problem (the content hash stands in as the landing key)."""
+    hashed = [content_key(*parts) for parts in zip(*content, strict=True)] if content else [None] * n
+    if column not in values:
+        return hashed, [None] * n
+    ids = [as_id(v) for v in values[column]]
+    return ([i if i is not None else h for i, h in zip(ids, hashed, strict=True)],
+            [None if i is not None else f"{column} is missing" for i in ids])

@@ -1,0 +1,28 @@
+"""The `events` shape: generations and feedback events (thumbs, comparisons) joined by request id."""
+
+from __future__ import annotations
+
+from pipeline.shapes.base import LogShape, ShapeInput
+
+EVENTS = LogShape(
+    name="events",
+    raw_tables_sql="shapes/events_raw_tables.sql",
+    classify_sql="shapes/events_classified.sql",
+    unpaired_sql="shapes/events_unpaired.sql",
+    pairs_sql="shapes/events_pairs.sql",
+    quarantine_sql="shapes/events_quarantine.sql",
+    inputs=(
+        # Generations land first so that feedback read in the same run finds them.
+        ShapeInput(
+            name="generations", default_table="generations", raw_table="raw_events_generations",
+            key="request_id", cursor="ts",
+            columns=("request_id", "ts", "user_id", "model_version", "messages", "response"),
+        ),
+        ShapeInput(
+            name="feedback", default_table="feedback_events", raw_table="raw_events_feedback",
+            key="event_id", cursor="ts",
+            columns=("event_id", "request_id", "ts", "user_id", "kind", "value", "other_request_id"),
+        ),
+    ),
+    doc="generations + feedback events (thumb / comparison) joined by request id",
+)

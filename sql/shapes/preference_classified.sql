@@ -1,0 +1,12 @@
+-- purpose: judge every not-yet-canonical `preference` row of one source: usable or broken
+-- grain: one row per (source, id) in raw_preference that is in neither pairs nor quarantine yet
+-- parameters: $source (VARCHAR)
+-- problem: NULL = usable; anything else = quarantined with that reason (set when the row landed).
+SELECT r.*, md5(r.source || ':' || r.id) AS canonical_id,
+       from_json(r.prompt, '[{"role": "VARCHAR", "content": "VARCHAR"}]') AS prompt_turns,
+       r.prep_problem AS problem
+FROM raw_preference AS r
+WHERE r.source = $source
+  AND md5(r.source || ':' || r.id) NOT IN (
+      SELECT event_id FROM pairs WHERE source = $source
+      UNION ALL SELECT event_id FROM quarantine WHERE source = $source)

@@ -1,0 +1,10 @@
+-- purpose: usable `preference` rows -> canonical pairs (prompt, chosen, rejected)
+-- grain: one row per usable raw_preference row
+-- parameters: none (reads the temp table preference_classified)
+-- user_id: the hashed user, else the hashed annotator (the person whose judgement this is)
+SELECT canonical_id AS event_id, source, ts,
+       CASE WHEN user_id IS NOT NULL THEN sha256(user_id)
+            WHEN annotator IS NOT NULL THEN sha256('annotator:' || annotator) END AS user_id,
+       model_version, prompt_turns AS prompt, chosen, rejected
+FROM preference_classified
+WHERE problem IS NULL

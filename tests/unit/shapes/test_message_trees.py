@@ -1,0 +1,94 @@
+"""The `message_trees` shape: ranked siblings -> pairs, net emoji votes -> thumbs, every message accounted for."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.shapes.message_trees import emoji_votes
+from tests.unit.shapes.conftest import fixture_rows, write_table
+
+Q = {"role": "user", "content": "What is a good name for a cat?"}
+# Messages of oasst_messages.jsonl that end in no canonical row, and why.
+UNUSED = {
+    "a9": "text is empty",
+    "a5": 'no preference signal: no differently ranked sibling and no net "+1"/"-1" vote',
+    "m3": "no reply below it carries a rank or a net vote",
+    "m4": "deleted in the export",
+    "a6": "an earlier message in its thread cannot be used",
+    "a7": "an earlier message in its thread cannot be used",
+    "a8": "no path to a root message: parent gone or one of its ancestors is not in the source",
+}
+
+
+def test_net_votes_count_only_plus_and_minus_one():
+    assert emoji_votes({"+1": 3, "-1": 1, "_skip_reply": 5, "red_flag": 2}) == (3, 1, None)
+    assert emoji_votes('{"-1": 2}') == (0, 2, None)
+    assert emoji_votes([{"name": "+1", "count": 4}]) == (4, 0, None)
+    assert emoji_votes([("+1", 2), ("-1", 5)]) == (2, 5, None)  # an Arrow map
+    assert emoji_votes(None) == (0, 0, None)
+    assert emoji_votes({"+1": "many"})[2] == "emojis['+1'] 'many' is not a count"
+
+
+def _check_t1(shape_run):
+    pairs = shape_run.rows("SELECT prompt, chosen, rejected FROM pairs ORDER BY chosen, rejected")
+    # Every better-ranked vs worse-ranked sibling: rank 0 > 1 > 2 (a9, rank 3, has no text).
+    assert pairs == [([Q], "Dog.", "Cat."), ([Q], "Whiskers.", "Cat."), ([Q], "Whiskers.", "Dog.")]
+    thumbs = shape_run.rows("SELECT len(prompt), completion, label FROM unpaired ORDER BY completion")
+    # a2's 1-1 tie gives none; a4 answers the thread m1 > a3 > m2.
+    assert thumbs == [(3, "Because it is one.", True), (1, "Cat.", False), (1, "Whiskers.", True)]
+
+
+def test_flat_export_gives_pairs_thumbs_and_a_reason_for_every_other_message(tmp_path, shape_run):
+    rows = fixture_rows("oasst_messages.jsonl")
+    wh = write_table(tmp_path / "wh.duckdb", "message_trees", rows)
+    result = shape_run.ingest(wh, "message_trees")
+    _check_t1(shape_run)
+    quarantined = {json.loads(p)["message_id"]: r for r, p in shape_run.rows("SELECT reason, payload FROM quarantine")}
+    assert quarantined == UNUSED
+    assert (result.rows_read, result.pairs_added, result.unpaired_added, result.quarantined) == (
+        {"rows": 13}, 3, 3, 7)
+    # Observed times come from created_date.
+    assert shape_run.rows("SELECT count(*) FROM raw_message_trees WHERE NOT ts_observed") == [(0,)]
+    # A second run over the same export adds nothing.
+    again = shape_run.ingest(wh, "message_trees")
+    assert (again.pairs_added, again.unpaired_added, again.quarantined) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("as_json_text", [False, True])
+def test_nested_export_gives_the_same_rows_as_the_flat_one(tmp_path, shape_run, as_json_text):
+    trees = fixture_rows("oasst_trees.jsonl")
+    if as_json_text:
+        trees = [{**t, "prompt": json.dumps(t["prompt"])} for t in trees]
+    wh = write_table(tmp_path / "wh.duckdb", "message_trees", trees)
+    result = shape_run.ingest(wh, "message_trees")
+    _check_t1(shape_run)
+    assert result.rows_read == {"rows": 2} and result.raw_added == {"rows": 9}
+    assert {r for (r,) in shape_run.rows("SELECT reason FROM quarantine")} == {UNUSED["a9"], UNUSED["a5"], UNUSED["m3"]}
+    assert result.quarantined == 3
+
+
+def test_flat_export_without_text_column_names_the_mapping(tmp_path, shape_run):
+    from pipeline.errors import TerminalError
+
+    rows = [{k: v for k, v in r.items() if k != "text"} for r in fixture_rows("oasst_messages.jsonl")]
+    wh = write_table(tmp_path / "wh.duckdb", "message_trees", rows)
+    with pytest.raises(TerminalError, match=r"no column 'text'.*mapping\.rows"):
+        shape_run.ingest(wh, "message_trees")
+
+
+def test_a_mapped_created_date_is_the_cursor(tmp_path, shape_run):
+    from datetime import datetime
+
+    wh = write_table(tmp_path / "wh.duckdb", "message_trees", fixture_rows("oasst_messages.jsonl"))
+    shape_run.ingest(wh, "message_trees", mapping={"rows": {"created_date": "created_date"}})
+    assert shape_run.store.cursor_position("src", "rows") == datetime(2023, 2, 2, 10, 2)
+
+
+def test_a_reply_that_failed_review_is_quarantined_and_gives_no_pair(tmp_path, shape_run):
+    rows = [{**r, "review_result": r["message_id"] != "a2"} for r in fixture_rows("oasst_messages.jsonl")]
+    wh = write_table(tmp_path / "wh.duckdb", "message_trees", rows)
+    shape_run.ingest(wh, "message_trees")
+    assert shape_run.rows("SELECT chosen, rejected FROM pairs") == [("Whiskers.", "Cat.")]
+    assert "failed review in the export (review_result false)" in shape_run.reasons()

@@ -1,0 +1,24 @@
+"""The README's "Log shapes" configs are valid: every shape has one, and each passes config and mapping checks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from pipeline.config import settings_from_dict
+from pipeline.shapes import SHAPES, resolve_mapping
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def test_readme_has_a_valid_config_for_every_shape(tmp_path):
+    text = README.read_text()
+    section = text[text.index("## Log shapes"):]
+    section = section[: section.index("\n## ", 3)]
+    raw = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    settings = settings_from_dict({"target": "t", **raw, "base_model": {"tiny": True}}, base_dir=tmp_path)
+    for source in settings.sources:
+        resolve_mapping(source.shape, source.mapping, source.name, source.shape_options)
+    assert {s.shape for s in settings.sources} == set(SHAPES) - {"events"}
