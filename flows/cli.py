@@ -273,6 +273,17 @@ def _print_summary(outcome: Any, seconds: float, settings: Settings) -> None:
     out.print(table)
 
 
+@app.command()
+@_friendly
+def quarantine(config: ConfigOpt = Path("alignloop.yaml"),
+               source: Annotated[str | None, typer.Option("--source", help="Only this source.")] = None,
+               examples: Annotated[int, typer.Option(help="Examples shown per reason.")] = 2) -> None:
+    """Show what ingest set aside: counts by reason, with examples."""
+    from flows.quarantine import show_quarantine
+
+    show_quarantine(config, source, examples, out)
+
+
 # ------------------------------------------------------------------------------------------ demo
 @app.command()
 @_friendly

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +38,48 @@ class SourceSettings(_Settings):
     mapping: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Per shape input (e.g. generations, feedback): 'table' and canonical->source column names.",
+    )
+    cursor: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per shape input, the source column read incrementally (default: the column mapped to the "
+        "input's cursor, e.g. ts). A timestamp (with or without time zone), ISO-8601 text or an increasing integer.",
+    )
+
+
+class IngestSettings(_Settings):
+    """How `alignloop ingest` loads sources: what counts as late, future, bad or too much (pipeline/store.py)."""
+
+    lookback: timedelta = Field(
+        timedelta(days=1), description="Re-read rows this far below each timestamp cursor, so late rows are not lost "
+        "(rows already stored are skipped by key). ISO-8601 duration or seconds, e.g. P1D."
+    )
+    future_skew: timedelta = Field(
+        timedelta(minutes=5), description="Rows stamped later than now plus this are quarantined as future rows, and "
+        "no cursor moves past now plus this."
+    )
+    max_bad_share: float = Field(
+        0.2, ge=0.0, le=1.0, description="A run whose newly read rows are bad (quarantined) above this share fails "
+        "and merges nothing."
+    )
+    max_text_chars: int = Field(
+        100_000, ge=1, description="Longest text value (a message list, an answer) accepted; longer rows are quarantined."
+    )
+    pending_timeout: timedelta = Field(
+        timedelta(days=7), description="Feedback whose generation has not arrived after this long is quarantined."
+    )
+    scrub_pii: bool = Field(
+        True, description="Replace e-mail addresses, phone numbers, card numbers (Luhn-valid) and IP addresses in "
+        "text with [EMAIL], [PHONE], [CARD], [IP] before anything is stored."
+    )
+    max_rows_per_user: int | None = Field(
+        None, ge=1, description="Most canonical rows one user may contribute; later rows are quarantined (none: no cap)."
+    )
+    threads: int | None = Field(
+        None, ge=1, description="DuckDB threads for ingest (default: DuckDB's choice). 1 is faster on a busy 2-core machine."
+    )
+    memory_limit: str | None = Field(
+        None, pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$", description="DuckDB memory limit for ingest, e.g. 2GB; "
+        "beyond it work spills to disk."
     )
 
 
@@ -124,6 +167,7 @@ class Settings(_Settings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
     @field_validator("sources")
     @classmethod

@@ -20,6 +20,8 @@ class ShapeInput:
     key: str                    # natural key within a source (idempotent merge)
     cursor: str                 # incremental column (half-open windows on it)
     columns: tuple[str, ...]    # canonical column names the shape reads
+    text_columns: tuple[str, ...] = ()        # free text: PII-scrubbed, size-limited, must not be blank
+    user_columns: tuple[str, ...] = ("user_id",)  # hashed with the store's salt when landed
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ EVENTS = LogShape(
             name="generations", default_table="generations", raw_table="raw_events_generations",
             key="request_id", cursor="ts",
             columns=("request_id", "ts", "user_id", "model_version", "messages", "response"),
+            text_columns=("messages", "response"),
         ),
         ShapeInput(
             name="feedback", default_table="feedback_events", raw_table="raw_events_feedback",

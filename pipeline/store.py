@@ -1,13 +1,16 @@
 """The feedback store: one DuckDB file holding landed source rows, canonical rows and their state.
 
-Each ingest of a source is one transaction: its raw rows, the canonical rows shaped from them, the
+Each ingest of a source is one transaction: its landed rows, the canonical rows shaped from them, the
 quarantined rows and the advanced cursors commit together or not at all, so a re-run after a crash
 or a re-run of the same window adds nothing twice. Snapshots freeze what a training run saw.
+What keeps each load trustworthy (late rows, future rows, bad rows, duplicates, PII) is in
+pipeline/loading/ and the README's "Loading guarantees".
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,15 +18,36 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from connectors.base import Connector, ConnectorError, Window
-from pipeline.errors import TerminalError, TransientError
+from connectors.base import Connector
+from pipeline.config import IngestSettings
+from pipeline.errors import ConfigError, DataError, TerminalError, TransientError
+from pipeline.loading.cursors import INTEGER, TEXT, CursorPosition, parse_iso
+from pipeline.loading.landing import Landing, LandedInput, land
+from pipeline.loading.sqlbind import bind
+from pipeline.pii import register_card_udf
 from pipeline.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
-from pipeline.shapes import SHAPES, ResolvedInput, resolve_mapping
+from pipeline.shapes import SHAPES, resolve_mapping
 from pipeline.sqlfiles import sql_text
 
 log = logging.getLogger(__name__)
+
+CANONICAL = ("unpaired", "pairs")
+# Normalised text for duplicate detection: case and runs of whitespace do not make a row new.
+_NORM = "lower(regexp_replace(trim({x}), '\\s+', ' ', 'g'))"
+_KEYS = {
+    "unpaired": (
+        f"md5({_NORM.format(x='to_json(prompt)::VARCHAR')} || chr(31) || {_NORM.format(x='completion')}) AS item_key, "
+        "md5(coalesce(user_id, '') || chr(31) || item_key || chr(31) || label::VARCHAR) AS dup_key"
+    ),
+    "pairs": (
+        f"md5({_NORM.format(x='to_json(prompt)::VARCHAR')} || chr(31) || least({_NORM.format(x='chosen')}, "
+        f"{_NORM.format(x='rejected')}) || chr(31) || greatest({_NORM.format(x='chosen')}, "
+        f"{_NORM.format(x='rejected')})) AS item_key, "
+        f"md5(coalesce(user_id, '') || chr(31) || {_NORM.format(x='to_json(prompt)::VARCHAR')} || chr(31) || "
+        f"{_NORM.format(x='chosen')} || chr(31) || {_NORM.format(x='rejected')}) AS dup_key"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -37,6 +61,9 @@ class IngestResult:
     quarantined: int
     pending: int
     cursors: dict[str, str] = field(default_factory=dict)
+    duplicates: int = 0      # rows already stored, or repeating a stored row (re-reads, look-back, double clicks)
+    conflicts: int = 0       # differing versions of one key recorded in the `conflicts` table
+    replaced: int = 0        # stored or quarantined versions replaced by a newer version
 
 
 @dataclass(frozen=True)
@@ -52,6 +79,20 @@ def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def check_store_is_not_a_source(store_path: Path, sources: Any) -> None:
+    """Refuse a store that is one of the files a source reads: ingest would write into its own input."""
+    target = Path(store_path).resolve()
+    for source in sources:
+        for key in ("path", "paths"):
+            value = source.options.get(key)
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, str) and "://" not in item and Path(item).resolve() == target:
+                    raise ConfigError(
+                        f"store: {target} is the file sources[{source.name}].options.{key} reads; "
+                        "point store at a separate file (default <workdir>/feedback.duckdb)"
+                    )
+
+
 class FeedbackStore:
     """The store behind one DuckDB file. Use as a context manager, or call close()."""
 
@@ -62,10 +103,13 @@ class FeedbackStore:
             self.con = duckdb.connect(str(self.path))
         except duckdb.IOException as e:
             raise TransientError(f"feedback store {self.path}: cannot open ({e}); is another run using it?") from None
+        # Every timestamp the store writes or compares is UTC, whatever the machine's zone.
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute(sql_text("store_schema.sql"))
         for shape in SHAPES.values():
             self.con.execute(sql_text(shape.raw_tables_sql))
+        self.con.execute("INSERT OR IGNORE INTO store_meta VALUES ('user_salt', ?)", [secrets.token_hex(16)])
+        register_card_udf(self.con)
 
     def __enter__(self) -> FeedbackStore:
         return self
@@ -76,135 +120,243 @@ class FeedbackStore:
     def close(self) -> None:
         self.con.close()
 
-    # ------------------------------------------------------------------ ingest
-    def cursor_position(self, source: str, input_name: str) -> datetime | None:
-        row = self.con.execute(
-            "SELECT position FROM cursors WHERE source = ? AND input = ?", [source, input_name]
-        ).fetchone()
-        return row[0] if row else None
+    @property
+    def user_salt(self) -> str:
+        """The per-installation salt user ids are hashed with (created once, kept in the store)."""
+        return self.con.execute("SELECT value FROM store_meta WHERE key = 'user_salt'").fetchone()[0]
 
-    def ingest(self, source: Any, connector: Connector, *, lookback: timedelta = timedelta(0)) -> IngestResult:
+    # ------------------------------------------------------------------ ingest
+    def cursor_position(self, source: str, input_name: str) -> CursorPosition | None:
+        row = self.con.execute(
+            "SELECT position, kind FROM cursors WHERE source = ? AND input = ?", [source, input_name]
+        ).fetchone()
+        return CursorPosition(*row) if row else None
+
+    def ingest(self, source: Any, connector: Connector, *, lookback: timedelta | None = None,
+               settings: IngestSettings | None = None, now: datetime | None = None) -> IngestResult:
         """Read what is new in `source` (a SourceSettings) through `connector` and merge it, atomically.
 
-        Each input is read from its cursor (minus `lookback`, for late rows) onwards; rows already
-        landed are skipped by key, so overlapping windows are harmless.
+        Each input is read from its cursor minus the look-back (late rows), capped at now plus the
+        future skew; rows already landed are skipped by key and content, bad rows are quarantined.
         """
-        where = f"source {source.name!r}"
+        settings = settings or IngestSettings()
+        if lookback is not None:
+            settings = settings.model_copy(update={"lookback": lookback})
+        now = now or _utcnow()
         inputs = resolve_mapping(source.shape, source.mapping, f"sources[{source.name}]")
+        cursor_cols = dict(getattr(source, "cursor", {}) or {})
+        for name in cursor_cols:
+            if name not in {i.spec.name for i in inputs}:
+                raise ConfigError(f"sources[{source.name}].cursor.{name}: the {source.shape!r} shape has no input "
+                                  f"{name!r} (inputs: {', '.join(i.spec.name for i in inputs)})")
         shape = SHAPES[source.shape]
         started = _utcnow()
         con = self.con
+        if settings.threads:
+            con.execute(f"SET threads = {int(settings.threads)}")
+        if settings.memory_limit:
+            con.execute("SET memory_limit = ?", [settings.memory_limit])
+        salt = self.user_salt
         con.begin()
         try:
             batch_id = con.execute("SELECT nextval('batch_ids')").fetchone()[0]
-            rows_read: dict[str, int] = {}
-            raw_added: dict[str, int] = {}
-            cursors: dict[str, str] = {}
+            landed: dict[str, LandedInput] = {}
             for inp in inputs:
-                n_read, high = self._land(source.name, inp, connector, batch_id, lookback, where)
-                rows_read[inp.spec.name] = n_read
-                raw_added[inp.spec.name] = con.execute(
-                    f"SELECT count(*) FROM {inp.spec.raw_table} WHERE source = ? AND batch_id = ?",
-                    [source.name, batch_id],
-                ).fetchone()[0]
-                if high is not None:
-                    con.execute(
-                        "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?, ?)",
-                        [source.name, inp.spec.name, high, batch_id, _utcnow()],
-                    )
-                position = self.cursor_position(source.name, inp.spec.name)
-                cursors[inp.spec.name] = position.isoformat() if position else ""
-            counts = self._shape(shape, source.name, batch_id)
+                name = inp.spec.name
+                explicit = name in cursor_cols
+                job = Landing(
+                    source=source.name, inp=inp, batch_id=batch_id, now=now, settings=settings, salt=salt,
+                    cursor_column=cursor_cols.get(name, inp.source_columns[inp.spec.cursor]),
+                    cursor_setting=(f"sources[{source.name}].cursor.{name}" if explicit else
+                                    f"sources[{source.name}].mapping.{name}.{inp.spec.cursor} (the cursor column)"),
+                    position=self.cursor_position(source.name, name),
+                )
+                landed[name] = result = land(con, job, connector)
+                if result.position is not None:
+                    self._advance(source.name, name, job.position, result.position, batch_id)
+                if result.replaced_keys and inp.spec is shape.inputs[-1]:
+                    self._forget_canonical(source.name, result.replaced_keys)
+            counts = self._shape(shape, source.name, batch_id, now, settings)
+            landed_bad = sum(r.quarantined for r in landed.values())
+            new_rows = sum(r.added + r.quarantined for r in landed.values())
+            self._check_bad_share(source.name, batch_id, landed_bad + counts["judged_bad"], new_rows, settings)
+            rows_read = {k: r.rows_read for k, r in landed.items()}
+            raw_added = {k: r.added for k, r in landed.items()}
+            quarantined = landed_bad + counts["quarantined"]
             con.execute(
                 "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [batch_id, source.name, started, _utcnow(), sum(rows_read.values()), sum(raw_added.values()),
-                 counts["unpaired"], counts["pairs"], counts["quarantined"], counts["pending"]],
+                 counts["unpaired"], counts["pairs"], quarantined, counts["pending"]],
             )
             con.commit()
         except BaseException:
             con.rollback()
             raise
+        cursors = {}
+        for inp in inputs:
+            position = self.cursor_position(source.name, inp.spec.name)
+            cursors[inp.spec.name] = position.value if position else ""
         result = IngestResult(
             source=source.name, batch_id=batch_id, rows_read=rows_read, raw_added=raw_added,
-            unpaired_added=counts["unpaired"], pairs_added=counts["pairs"],
-            quarantined=counts["quarantined"], pending=counts["pending"], cursors=cursors,
+            unpaired_added=counts["unpaired"], pairs_added=counts["pairs"], quarantined=quarantined,
+            pending=counts["pending"], cursors=cursors,
+            duplicates=sum(r.duplicates for r in landed.values()) + counts["duplicates"],
+            conflicts=sum(r.conflicts for r in landed.values()),
+            replaced=sum(r.replaced for r in landed.values()),
         )
         log.info("ingested %s: %s", source.name, result)
         return result
 
-    def _land(
-        self, source: str, inp: ResolvedInput, connector: Connector, batch_id: int, lookback: timedelta, where: str
-    ) -> tuple[int, datetime | None]:
-        """Copy one input's new rows into its landing table; return (rows read, largest cursor value)."""
-        position = self.cursor_position(source, inp.spec.name)
-        window = Window(
-            table=inp.table,
-            cursor_column=inp.source_columns[inp.spec.cursor],
-            start=None if position is None else position - lookback,
-            columns=tuple(inp.source_columns.values()),
-        )
-        n_read, high = 0, None
-        try:
-            for batch in connector.read(window):
-                if batch.num_rows == 0:
-                    continue
-                batch = pa.RecordBatch.from_arrays(
-                    [batch.column(inp.source_columns[c]) for c in inp.spec.columns], names=list(inp.spec.columns)
-                )
-                n_read += batch.num_rows
-                batch_high = pc.max(batch.column(inp.spec.cursor)).as_py()
-                if batch_high is not None:
-                    batch_high = _naive_utc(batch_high)
-                    high = batch_high if high is None or batch_high > high else high
-                self.con.register("landing_batch", batch)
-                try:
-                    self.con.execute(
-                        f"INSERT OR IGNORE INTO {inp.spec.raw_table} BY NAME "
-                        "SELECT ? AS source, ? AS batch_id, * FROM landing_batch",
-                        [source, batch_id],
-                    )
-                finally:
-                    self.con.unregister("landing_batch")
-        except ConnectorError as e:
-            kind = TransientError if e.transient else TerminalError
-            raise kind(f"{where}, input {inp.spec.name} (table {inp.table}): {e}") from None
-        except KeyError as e:
-            raise TerminalError(
-                f"{where}, input {inp.spec.name}: the connector returned no column {e}; "
-                f"check mapping.{inp.spec.name} in the config"
-            ) from None
-        except (duckdb.ConversionException, duckdb.ConstraintException, duckdb.InvalidInputException) as e:
-            raise TerminalError(
-                f"{where}, input {inp.spec.name} (table {inp.table}): rows do not fit the "
-                f"{inp.spec.name} columns ({str(e).splitlines()[0]}); check the column types and mapping"
-            ) from None
-        return n_read, high
+    def _advance(self, source: str, name: str, old: CursorPosition | None, new: CursorPosition, batch_id: int) -> None:
+        """Move a cursor forward (never back: a look-back read may end below the stored position)."""
+        if old is not None and _order(old) >= _order(new):
+            return
+        self.con.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?, ?, ?)",
+                         [source, name, new.value, new.kind, batch_id, _utcnow()])
 
-    def _shape(self, shape: Any, source: str, batch_id: int) -> dict[str, int]:
-        """Turn landed rows not yet judged into canonical rows or quarantine; count each outcome."""
+    def _forget_canonical(self, source: str, keys: tuple[str, ...]) -> None:
+        """Rows fixed upstream: drop what the old version became, so the new one is judged afresh."""
+        self.con.execute("CREATE OR REPLACE TEMP TABLE replaced_ids AS SELECT md5(? || ':' || k) AS event_id "
+                         "FROM unnest(?::VARCHAR[]) AS t(k)", [source, list(keys)])
+        for table in (*CANONICAL, "quarantine"):
+            self.con.execute(f"DELETE FROM {table} WHERE source = ? AND event_id IN (SELECT event_id FROM replaced_ids)",
+                             [source])
+        self.con.execute("DROP TABLE replaced_ids")
+
+    def _check_bad_share(self, source: str, batch_id: int, bad: int, total: int, settings: IngestSettings) -> None:
+        if total == 0 or bad / total <= settings.max_bad_share:
+            return
+        top = self.con.execute(
+            "SELECT reason, count(*) AS n FROM quarantine WHERE source = ? AND batch_id = ? "
+            "GROUP BY reason ORDER BY n DESC, reason LIMIT 3", [source, batch_id]).fetchall()
+        reasons = "; ".join(f"{n} × {reason}" for reason, n in top)
+        raise DataError(
+            f"source {source!r}: {bad} of {total} new rows ({bad / total:.0%}) are bad, above "
+            f"ingest.max_bad_share = {settings.max_bad_share:g}; nothing was merged ({reasons}). "
+            "Fix the source, or raise ingest.max_bad_share to load the good rows and quarantine the rest"
+        )
+
+    def _shape(self, shape: Any, source: str, batch_id: int, now: datetime, settings: IngestSettings) -> dict[str, int]:
+        """Turn landed rows not yet judged into canonical rows, pending rows or quarantine; count each."""
         con = self.con
         classified = f"{shape.name}_classified"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {classified} AS {sql_text(shape.classify_sql)}", {"source": source})
+        params = {"source": source, "batch_id": batch_id}
+        sql = sql_text(shape.classify_sql)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {classified} AS {sql}", bind(sql, params))
         try:
-            now = _utcnow()
-            counts = {}
-            for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql),
-                               ("quarantine", shape.quarantine_sql)):
-                stamp = "quarantined_at" if table == "quarantine" else "ingested_at"
+            counts: dict[str, int] = {}
+            for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql)):
                 before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 con.execute(
-                    f"INSERT OR IGNORE INTO {table} BY NAME "
-                    f"SELECT *, ? AS batch_id, ? AS {stamp} FROM ({sql_text(sql)})",
-                    [batch_id, now],
+                    f"INSERT INTO {table} BY NAME SELECT *, $batch_id AS batch_id, $now AS ingested_at, {_KEYS[table]} "
+                    f"FROM ({sql_text(sql)}) WHERE event_id NOT IN (SELECT event_id FROM {table} WHERE source = $source)",
+                    {"batch_id": batch_id, "now": now, "source": source},
                 )
                 counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
-            counts["quarantined"] = counts.pop("quarantine")
-            counts["pending"] = con.execute(
-                f"SELECT count(*) FROM {classified} WHERE starts_with(problem, 'pending:')"
-            ).fetchone()[0]
+            counts["judged_bad"] = self._quarantine_rows(
+                f"SELECT *, NULL AS input, NULL AS key, NULL::TIMESTAMP AS ts FROM ({sql_text(shape.quarantine_sql)})",
+                batch_id, now, source)
+            counts["pending"], timed_out = self._track_pending(shape, classified, source, batch_id, now, settings)
+            duplicates = self._remove_duplicates(batch_id, now)
+            capped = self._apply_user_cap(batch_id, now, settings.max_rows_per_user)
+            counts["unpaired"] -= duplicates["unpaired"] + capped["unpaired"]
+            counts["pairs"] -= duplicates["pairs"] + capped["pairs"]
+            counts["duplicates"] = sum(duplicates.values())
+            counts["quarantined"] = counts["judged_bad"] + timed_out + counts["duplicates"] + sum(capped.values())
         finally:
             con.execute(f"DROP TABLE IF EXISTS {classified}")
         return counts
+
+    def _quarantine_rows(self, select_sql: str, batch_id: int, now: datetime, source: str) -> int:
+        """Insert (event_id, source, reason, payload, input, key, ts) rows not quarantined yet; count them."""
+        before = self.con.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+        self.con.execute(
+            f"INSERT INTO quarantine BY NAME SELECT *, $batch_id AS batch_id, $now AS quarantined_at FROM ({select_sql}) "
+            "WHERE event_id NOT IN (SELECT event_id FROM quarantine WHERE source = $source)",
+            {"batch_id": batch_id, "now": now, "source": source},
+        )
+        return self.con.execute("SELECT count(*) FROM quarantine").fetchone()[0] - before
+
+    def _track_pending(self, shape: Any, classified: str, source: str, batch_id: int, now: datetime,
+                       settings: IngestSettings) -> tuple[int, int]:
+        """Remember feedback still waiting for its generation; quarantine what waited past the timeout."""
+        con = self.con
+        inp = shape.inputs[-1]
+        key = f'"{inp.key}"'
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE still_pending AS "
+            f"SELECT c.{key} AS key, c.canonical_id, coalesce(p.since, $now) AS since, c.problem AS reason, "
+            f"to_json(c) AS payload FROM {classified} AS c "
+            f"LEFT JOIN pending AS p ON p.source = $source AND p.input = $input AND p.key = c.{key} "
+            "WHERE starts_with(c.problem, 'pending:')",
+            {"now": now, "source": source, "input": inp.name},
+        )
+        con.execute(f"DELETE FROM pending WHERE source = $source AND input = $input AND key IN "
+                    f"(SELECT {key} FROM {classified})", {"source": source, "input": inp.name})
+        days = settings.pending_timeout / timedelta(days=1)
+        timed_out = self._timeout_pending(source, inp.name, batch_id, now, now - settings.pending_timeout,
+                                          f"no generation after {days:g} days")
+        con.execute(
+            "INSERT INTO pending SELECT $source, $input, key, since, reason FROM still_pending "
+            "WHERE canonical_id NOT IN (SELECT event_id FROM quarantine WHERE source = $source)",
+            {"source": source, "input": inp.name},
+        )
+        n = con.execute("SELECT count(*) FROM pending WHERE source = ?", [source]).fetchone()[0]
+        con.execute("DROP TABLE still_pending")
+        return n, timed_out
+
+    def _timeout_pending(self, source: str, input_name: str, batch_id: int, now: datetime, cutoff: datetime,
+                         reason: str) -> int:
+        before = self.con.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+        self.con.execute(
+            "INSERT INTO quarantine BY NAME SELECT canonical_id AS event_id, $source AS source, $reason AS reason, "
+            "payload, $batch_id AS batch_id, $now AS quarantined_at, $input AS input, key "
+            "FROM still_pending WHERE since < $cutoff "
+            "AND canonical_id NOT IN (SELECT event_id FROM quarantine WHERE source = $source)",
+            {"source": source, "reason": reason, "batch_id": batch_id, "now": now, "input": input_name,
+             "cutoff": cutoff},
+        )
+        return self.con.execute("SELECT count(*) FROM quarantine").fetchone()[0] - before
+
+    def _move_to_quarantine(self, table: str, ids_sql: str, reason_sql: str, params: dict[str, Any],
+                            batch_id: int, now: datetime) -> int:
+        """Move canonical rows (selected by `ids_sql`: event_id, reason columns) to quarantine."""
+        con = self.con
+        con.execute(f"CREATE OR REPLACE TEMP TABLE moving AS {ids_sql}", params)
+        n = con.execute("SELECT count(*) FROM moving").fetchone()[0]
+        if n:
+            con.execute(
+                f"INSERT INTO quarantine BY NAME SELECT t.event_id, t.source, {reason_sql} AS reason, "
+                "to_json(t) AS payload, $batch_id AS batch_id, $now AS quarantined_at, t.ts "
+                f"FROM {table} AS t JOIN moving AS m ON m.event_id = t.event_id",
+                {"batch_id": batch_id, "now": now},
+            )
+            con.execute(f"DELETE FROM {table} WHERE batch_id = ? AND event_id IN (SELECT event_id FROM moving)",
+                        [batch_id])
+        con.execute("DROP TABLE moving")
+        return n
+
+    def _remove_duplicates(self, batch_id: int, now: datetime) -> dict[str, int]:
+        removed = {}
+        for table in CANONICAL:
+            removed[table] = self._move_to_quarantine(
+                table, sql_text("store/canonical_duplicates.sql").replace("__TABLE__", table),
+                "'duplicate of ' || m.first_id || ' (same user, prompt, answers and label after case/whitespace "
+                "normalisation)'", {"batch_id": batch_id}, batch_id, now)
+        return removed
+
+    def _apply_user_cap(self, batch_id: int, now: datetime, cap: int | None) -> dict[str, int]:
+        if cap is None:
+            return dict.fromkeys(CANONICAL, 0)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE over_cap AS {sql_text('store/canonical_user_cap.sql')}",
+                         {"batch_id": batch_id, "cap": cap})
+        capped = {}
+        for table in CANONICAL:
+            capped[table] = self._move_to_quarantine(
+                table, f"SELECT event_id FROM over_cap WHERE tbl = '{table}'",
+                f"'user over ingest.max_rows_per_user ({cap} rows)'", {}, batch_id, now)
+        self.con.execute("DROP TABLE over_cap")
+        return capped
 
     # ------------------------------------------------------------------ reading
     def counts(self) -> dict[str, int]:
@@ -213,10 +365,28 @@ class FeedbackStore:
             for t in ("unpaired", "pairs", "quarantine", "raw_events_generations", "raw_events_feedback")
         }
 
-    def quarantine_reasons(self) -> list[tuple[str, int]]:
+    def quarantine_reasons(self, source: str | None = None) -> list[tuple[str, int]]:
         return self.con.execute(
-            "SELECT reason, count(*) AS n FROM quarantine GROUP BY reason ORDER BY n DESC, reason"
+            "SELECT reason, count(*) AS n FROM quarantine WHERE $source IS NULL OR source = $source "
+            "GROUP BY reason ORDER BY n DESC, reason", {"source": source}
         ).fetchall()
+
+    def quarantine_examples(self, reason: str, source: str | None = None, limit: int = 3) -> list[tuple[str, str]]:
+        """(source, payload) of a few quarantined rows with this reason, newest first."""
+        return self.con.execute(
+            "SELECT source, payload::VARCHAR FROM quarantine WHERE reason = $reason AND ($source IS NULL OR "
+            "source = $source) ORDER BY quarantined_at DESC, event_id LIMIT $limit",
+            {"reason": reason, "source": source, "limit": limit},
+        ).fetchall()
+
+    def conflict_counts(self, source: str | None = None) -> list[tuple[str, int]]:
+        return self.con.execute(
+            "SELECT outcome, count(*) FROM conflicts WHERE $source IS NULL OR source = $source "
+            "GROUP BY outcome ORDER BY outcome", {"source": source}).fetchall()
+
+    def contradictions(self) -> dict[str, int]:
+        """Per source: items that got opposite judgements (kept; the evidence of label noise)."""
+        return dict(self.con.execute(sql_text("store/contradictions.sql")).fetchall())
 
     def snapshot(self) -> Snapshot:
         """Freeze the canonical rows as they are now. The id is a hash of their event ids, so the
@@ -257,10 +427,12 @@ class FeedbackStore:
 
     def source_cursors(self) -> dict[str, str]:
         rows = self.con.execute("SELECT source, input, position FROM cursors ORDER BY source, input").fetchall()
-        return {f"{s}.{i}": p.isoformat() for s, i, p in rows}
+        return {f"{s}.{i}": p for s, i, p in rows}
 
 
-def _naive_utc(value: Any) -> datetime:
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value
+def _order(position: CursorPosition) -> Any:
+    if position.kind == INTEGER:
+        return int(position.value)
+    if position.kind == TEXT:
+        return parse_iso(position.value)
+    return datetime.fromisoformat(position.value)
