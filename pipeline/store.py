@@ -341,7 +341,7 @@ class FeedbackStore:
         for table in CANONICAL:
             removed[table] = self._move_to_quarantine(
                 table, sql_text("store/canonical_duplicates.sql").replace("__TABLE__", table),
-                "'duplicate of ' || m.first_id || ' (same user, prompt, answers and label after case/whitespace "
+                "'duplicate of an earlier row (same user, prompt, answers and label after case/whitespace "
                 "normalisation)'", {"batch_id": batch_id}, batch_id, now)
         return removed
 

@@ -196,14 +196,17 @@ def _connector_error(job: Landing, e: BaseException) -> BaseException:
     text = str(e)
     if not e.transient and (f'"{job.cursor_column}"' in text or f"'{job.cursor_column}'" in text):
         if job.cursor_column not in job.inp.source_columns.values():
-            return ConfigError(f"{job.cursor_setting}: {text}; name an existing column as the cursor")
+            return ConfigError(f"{job.cursor_setting}: table {job.inp.table} has no column {job.cursor_column!r}; "
+                               "name an existing column as the cursor")
     kind = TransientError if e.transient else TerminalError
     return kind(f"{job.where}: {text}")
 
 
 def _check_cursor(job: Landing, first: pa.RecordBatch) -> str:
     column = first.column(job.cursor_column)
-    sample = next((v for v in column.to_pylist() if v is not None), None) if column.null_count < len(column) else None
+    sample = None
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        sample = next((v for v in column.to_pylist() if v is not None), None)
     kind = cursor_kind(column.type, sample, job.cursor_setting)
     if job.position is not None and job.position.kind != kind:
         raise ConfigError(

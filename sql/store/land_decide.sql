@@ -15,12 +15,14 @@ repeated AS (
 dup_ranked AS (
     SELECT _row,
            row_number() OVER (PARTITION BY _key ORDER BY _ts DESC, _hash) AS _rank,
-           first_value(_hash) OVER (PARTITION BY _key ORDER BY _ts DESC, _hash) AS _winner_hash
+           first_value(_hash) OVER (PARTITION BY _key ORDER BY _ts DESC, _hash) AS _winner_hash,
+           row_number() OVER (PARTITION BY _key, _hash ORDER BY _row) AS _copy
     FROM good
     WHERE _key IN (SELECT _key FROM repeated)
 ),
 ranked AS (
-    SELECT good.*, coalesce(d._rank, 1) AS _rank, coalesce(d._winner_hash, good._hash) AS _winner_hash
+    SELECT good.*, coalesce(d._rank, 1) AS _rank, coalesce(d._winner_hash, good._hash) AS _winner_hash,
+           coalesce(d._copy, 1) AS _copy
     FROM good LEFT JOIN dup_ranked AS d ON d._row = good._row
 ),
 stored AS (
@@ -29,7 +31,7 @@ stored AS (
     WHERE source = $source
 )
 SELECT ranked.*, stored._stored_hash, stored._stored_ts,
-       CASE WHEN _rank > 1 AND ranked._hash = _winner_hash THEN 'batch_duplicate'
+       CASE WHEN _rank > 1 AND (ranked._hash = _winner_hash OR _copy > 1) THEN 'batch_duplicate'
             WHEN _rank > 1 THEN 'batch_conflict'
             WHEN stored._stored_hash IS NULL THEN 'new'
             WHEN stored._stored_hash = ranked._hash THEN 'same'
