@@ -33,20 +33,23 @@ from pipeline.sqlfiles import sql_text
 log = logging.getLogger(__name__)
 
 CANONICAL = ("unpaired", "pairs")
-# Normalised text for duplicate detection: case and runs of whitespace do not make a row new.
-_NORM = "lower(regexp_replace(trim({x}), '\\s+', ' ', 'g'))"
+# Normalised text for duplicate detection: case and runs of whitespace do not make a row new. Only
+# runs and non-space whitespace are replaced: replacing every single space cost 9x more.
+_NORM = "lower(trim(regexp_replace({x}, '\\s{{2,}}|[\\t\\n\\r\\f\\v]', ' ', 'g')))"
+# Each canonical table: the normalised columns (computed once), then the keys built from them.
+_NORMALISED = {
+    "unpaired": ("n_prompt, n_completion", f"{_NORM.format(x='to_json(prompt)::VARCHAR')} AS n_prompt, "
+                 f"{_NORM.format(x='completion')} AS n_completion"),
+    "pairs": ("n_prompt, n_chosen, n_rejected", f"{_NORM.format(x='to_json(prompt)::VARCHAR')} AS n_prompt, "
+              f"{_NORM.format(x='chosen')} AS n_chosen, {_NORM.format(x='rejected')} AS n_rejected"),
+}
 _KEYS = {
-    "unpaired": (
-        f"md5({_NORM.format(x='to_json(prompt)::VARCHAR')} || chr(31) || {_NORM.format(x='completion')}) AS item_key, "
-        "md5(coalesce(user_id, '') || chr(31) || item_key || chr(31) || label::VARCHAR) AS dup_key"
-    ),
-    "pairs": (
-        f"md5({_NORM.format(x='to_json(prompt)::VARCHAR')} || chr(31) || least({_NORM.format(x='chosen')}, "
-        f"{_NORM.format(x='rejected')}) || chr(31) || greatest({_NORM.format(x='chosen')}, "
-        f"{_NORM.format(x='rejected')})) AS item_key, "
-        f"md5(coalesce(user_id, '') || chr(31) || {_NORM.format(x='to_json(prompt)::VARCHAR')} || chr(31) || "
-        f"{_NORM.format(x='chosen')} || chr(31) || {_NORM.format(x='rejected')}) AS dup_key"
-    ),
+    "unpaired": ("md5(n_prompt || chr(31) || n_completion) AS item_key, "
+                 "md5(coalesce(user_id, '') || chr(31) || n_prompt || chr(31) || n_completion || chr(31) "
+                 "|| label::VARCHAR) AS dup_key"),
+    "pairs": ("md5(n_prompt || chr(31) || least(n_chosen, n_rejected) || chr(31) || greatest(n_chosen, n_rejected)) "
+              "AS item_key, md5(coalesce(user_id, '') || chr(31) || n_prompt || chr(31) || n_chosen || chr(31) "
+              "|| n_rejected) AS dup_key"),
 }
 
 
@@ -247,9 +250,11 @@ class FeedbackStore:
             counts: dict[str, int] = {}
             for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql)):
                 before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                normalised_cols, normalised = _NORMALISED[table]
                 con.execute(
-                    f"INSERT INTO {table} BY NAME SELECT *, $batch_id AS batch_id, $now AS ingested_at, {_KEYS[table]} "
-                    f"FROM ({sql_text(sql)}) WHERE event_id NOT IN (SELECT event_id FROM {table} WHERE source = $source)",
+                    f"INSERT INTO {table} BY NAME SELECT * EXCLUDE ({normalised_cols}), $batch_id AS batch_id, "
+                    f"$now AS ingested_at, {_KEYS[table]} FROM (SELECT *, {normalised} FROM ({sql_text(sql)}) "
+                    f"WHERE event_id NOT IN (SELECT event_id FROM {table} WHERE source = $source))",
                     {"batch_id": batch_id, "now": now, "source": source},
                 )
                 counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before

@@ -16,16 +16,22 @@ wanted AS (
     SELECT request_id AS id FROM fresh WHERE request_id IS NOT NULL
     UNION SELECT other_request_id FROM fresh WHERE other_request_id IS NOT NULL
 ),
-gens AS (
-    SELECT g.*,
-           CASE WHEN json_valid(g.messages) AND json_type(g.messages) = 'ARRAY'
-                THEN from_json(g.messages, '[{"role": "VARCHAR", "content": "VARCHAR"}]') END AS prompt
-    FROM raw_events_generations AS g
-    WHERE g.source = $source AND g.request_id IN (SELECT id FROM wanted)
+gens AS MATERIALIZED (
+    -- Each generation's turns are checked once here (one pass), not once per feedback row naming it.
+    SELECT *, coalesce(list_bool_and(list_transform(prompt, m ->
+                  coalesce(m.role IN ('system', 'user', 'assistant'), false) AND m.content IS NOT NULL
+                  AND NOT regexp_full_match(m.content, '[\s\p{Z}]*'))), false) AS turns_ok
+    FROM (
+        SELECT g.*,
+               CASE WHEN json_valid(g.messages) AND json_type(g.messages) = 'ARRAY'
+                    THEN from_json(g.messages, '[{"role": "VARCHAR", "content": "VARCHAR"}]') END AS prompt
+        FROM raw_events_generations AS g
+        WHERE g.source = $source AND g.request_id IN (SELECT id FROM wanted)
+    )
 ),
 joined AS (
     SELECT fresh.*,
-           a.request_id AS a_found, a.prompt AS a_prompt, a.response AS a_response,
+           a.request_id AS a_found, a.prompt AS a_prompt, a.turns_ok AS a_turns_ok, a.response AS a_response,
            a.model_version AS a_model_version, a.messages AS a_messages,
            b.request_id AS b_found, b.response AS b_response, b.model_version AS b_model_version,
            b.messages AS b_messages
@@ -48,17 +54,18 @@ SELECT *,
             THEN 'pending: generation ' || other_request_id || ' not ingested yet'
         WHEN a_prompt IS NULL OR len(a_prompt) = 0
             THEN 'messages is not a JSON list of {role, content} turns'
-        -- coalesce: a turn without a role reads as NULL, which must fail the check, not skip it
-        WHEN NOT coalesce(list_bool_and(list_transform(
-                 a_prompt, m -> coalesce(m.role IN ('system', 'user', 'assistant'), false))), false)
-            THEN 'a message turn has no role, or one other than system, user, assistant'
-        WHEN NOT coalesce(list_bool_and(list_transform(a_prompt, m -> m.content IS NOT NULL)), false)
-            THEN 'a message turn has no content'
-        WHEN list_bool_or(list_transform(a_prompt, m -> regexp_full_match(m.content, '[\s\p{Z}]*')))
-            THEN 'a message turn is blank (whitespace only)'
+        WHEN NOT a_turns_ok THEN CASE
+            -- coalesce: a turn without a role reads as NULL, which must fail the check, not skip it
+            WHEN NOT coalesce(list_bool_and(list_transform(
+                     a_prompt, m -> coalesce(m.role IN ('system', 'user', 'assistant'), false))), false)
+                THEN 'a message turn has no role, or one other than system, user, assistant'
+            WHEN NOT coalesce(list_bool_and(list_transform(a_prompt, m -> m.content IS NOT NULL)), false)
+                THEN 'a message turn has no content'
+            ELSE 'a message turn is blank (whitespace only)' END
         WHEN a_prompt[-1].role <> 'user' THEN 'messages must end with the user''s turn'
-        WHEN a_response IS NULL OR trim(a_response) = '' THEN 'response is empty'
-        WHEN kind = 'comparison' AND (b_response IS NULL OR trim(b_response) = '') THEN 'response is empty'
+        WHEN a_response IS NULL OR regexp_full_match(a_response, '\s*') THEN 'response is empty'
+        WHEN kind = 'comparison' AND (b_response IS NULL OR regexp_full_match(b_response, '\s*'))
+            THEN 'response is empty'
         WHEN kind = 'comparison' AND a_messages IS DISTINCT FROM b_messages
             THEN 'compared generations answer different messages'
         WHEN kind = 'comparison' AND a_response = b_response THEN 'compared responses are identical'
