@@ -22,6 +22,7 @@ import pyarrow as pa
 from connectors.base import Connector
 from pipeline.config import IngestSettings
 from pipeline.errors import ConfigError, DataError, TerminalError, TransientError
+from pipeline.loading import canonical
 from pipeline.loading.cursors import INTEGER, TEXT, CursorPosition, parse_iso
 from pipeline.loading.landing import Landing, LandedInput, land
 from pipeline.loading.sqlbind import bind
@@ -31,27 +32,6 @@ from pipeline.shapes import SHAPES, resolve_mapping
 from pipeline.sqlfiles import sql_text
 
 log = logging.getLogger(__name__)
-
-CANONICAL = ("unpaired", "pairs")
-# Normalised text for duplicate detection: case and runs of whitespace do not make a row new. Only
-# runs and non-space whitespace are replaced: replacing every single space cost 9x more.
-_NORM = "lower(trim(regexp_replace({x}, '\\s{{2,}}|[\\t\\n\\r\\f\\v]', ' ', 'g')))"
-# Each canonical table: the normalised columns (computed once), then the keys built from them.
-_NORMALISED = {
-    "unpaired": ("n_prompt, n_completion", f"{_NORM.format(x='to_json(prompt)::VARCHAR')} AS n_prompt, "
-                 f"{_NORM.format(x='completion')} AS n_completion"),
-    "pairs": ("n_prompt, n_chosen, n_rejected", f"{_NORM.format(x='to_json(prompt)::VARCHAR')} AS n_prompt, "
-              f"{_NORM.format(x='chosen')} AS n_chosen, {_NORM.format(x='rejected')} AS n_rejected"),
-}
-_KEYS = {
-    "unpaired": ("md5(n_prompt || chr(31) || n_completion) AS item_key, "
-                 "md5(coalesce(user_id, '') || chr(31) || n_prompt || chr(31) || n_completion || chr(31) "
-                 "|| label::VARCHAR) AS dup_key"),
-    "pairs": ("md5(n_prompt || chr(31) || least(n_chosen, n_rejected) || chr(31) || greatest(n_chosen, n_rejected)) "
-              "AS item_key, md5(coalesce(user_id, '') || chr(31) || n_prompt || chr(31) || n_chosen || chr(31) "
-              "|| n_rejected) AS dup_key"),
-}
-
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -221,7 +201,7 @@ class FeedbackStore:
         """Rows fixed upstream: drop what the old version became, so the new one is judged afresh."""
         self.con.execute("CREATE OR REPLACE TEMP TABLE replaced_ids AS SELECT md5(? || ':' || k) AS event_id "
                          "FROM unnest(?::VARCHAR[]) AS t(k)", [source, list(keys)])
-        for table in (*CANONICAL, "quarantine"):
+        for table in (*canonical.CANONICAL, "quarantine"):
             self.con.execute(f"DELETE FROM {table} WHERE source = ? AND event_id IN (SELECT event_id FROM replaced_ids)",
                              [source])
         self.con.execute("DROP TABLE replaced_ids")
@@ -250,20 +230,20 @@ class FeedbackStore:
             counts: dict[str, int] = {}
             for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql)):
                 before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                normalised_cols, normalised = _NORMALISED[table]
+                normalised_cols, normalised = canonical.NORMALISED[table]
                 con.execute(
                     f"INSERT INTO {table} BY NAME SELECT * EXCLUDE ({normalised_cols}), $batch_id AS batch_id, "
-                    f"$now AS ingested_at, {_KEYS[table]} FROM (SELECT *, {normalised} FROM ({sql_text(sql)}) "
+                    f"$now AS ingested_at, {canonical.KEYS[table]} FROM (SELECT *, {normalised} FROM ({sql_text(sql)}) "
                     f"WHERE event_id NOT IN (SELECT event_id FROM {table} WHERE source = $source))",
                     {"batch_id": batch_id, "now": now, "source": source},
                 )
                 counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
-            counts["judged_bad"] = self._quarantine_rows(
+            counts["judged_bad"] = canonical.quarantine_rows(con,
                 f"SELECT *, NULL AS input, NULL AS key, NULL::TIMESTAMP AS ts FROM ({sql_text(shape.quarantine_sql)})",
                 batch_id, now, source)
-            counts["pending"], timed_out = self._track_pending(shape, classified, source, batch_id, now, settings)
-            duplicates = self._remove_duplicates(batch_id, now)
-            capped = self._apply_user_cap(batch_id, now, settings.max_rows_per_user)
+            counts["pending"], timed_out = canonical.track_pending(con, shape, classified, source, batch_id, now, settings)
+            duplicates = canonical.remove_duplicates(con, batch_id, now)
+            capped = canonical.apply_user_cap(con, batch_id, now, settings.max_rows_per_user)
             counts["unpaired"] -= duplicates["unpaired"] + capped["unpaired"]
             counts["pairs"] -= duplicates["pairs"] + capped["pairs"]
             counts["duplicates"] = sum(duplicates.values())
@@ -271,97 +251,6 @@ class FeedbackStore:
         finally:
             con.execute(f"DROP TABLE IF EXISTS {classified}")
         return counts
-
-    def _quarantine_rows(self, select_sql: str, batch_id: int, now: datetime, source: str) -> int:
-        """Insert (event_id, source, reason, payload, input, key, ts) rows not quarantined yet; count them."""
-        before = self.con.execute("SELECT count(*) FROM quarantine").fetchone()[0]
-        self.con.execute(
-            f"INSERT INTO quarantine BY NAME SELECT *, $batch_id AS batch_id, $now AS quarantined_at FROM ({select_sql}) "
-            "WHERE event_id NOT IN (SELECT event_id FROM quarantine WHERE source = $source)",
-            {"batch_id": batch_id, "now": now, "source": source},
-        )
-        return self.con.execute("SELECT count(*) FROM quarantine").fetchone()[0] - before
-
-    def _track_pending(self, shape: Any, classified: str, source: str, batch_id: int, now: datetime,
-                       settings: IngestSettings) -> tuple[int, int]:
-        """Remember feedback still waiting for its generation; quarantine what waited past the timeout."""
-        con = self.con
-        inp = shape.inputs[-1]
-        key = f'"{inp.key}"'
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE still_pending AS "
-            f"SELECT c.{key} AS key, c.canonical_id, coalesce(p.since, $now) AS since, c.problem AS reason, "
-            f"to_json(c) AS payload FROM {classified} AS c "
-            f"LEFT JOIN pending AS p ON p.source = $source AND p.input = $input AND p.key = c.{key} "
-            "WHERE starts_with(c.problem, 'pending:')",
-            {"now": now, "source": source, "input": inp.name},
-        )
-        con.execute(f"DELETE FROM pending WHERE source = $source AND input = $input AND key IN "
-                    f"(SELECT {key} FROM {classified})", {"source": source, "input": inp.name})
-        days = settings.pending_timeout / timedelta(days=1)
-        timed_out = self._timeout_pending(source, inp.name, batch_id, now, now - settings.pending_timeout,
-                                          f"no generation after {days:g} days")
-        con.execute(
-            "INSERT INTO pending SELECT $source, $input, key, since, reason FROM still_pending "
-            "WHERE canonical_id NOT IN (SELECT event_id FROM quarantine WHERE source = $source)",
-            {"source": source, "input": inp.name},
-        )
-        n = con.execute("SELECT count(*) FROM pending WHERE source = ?", [source]).fetchone()[0]
-        con.execute("DROP TABLE still_pending")
-        return n, timed_out
-
-    def _timeout_pending(self, source: str, input_name: str, batch_id: int, now: datetime, cutoff: datetime,
-                         reason: str) -> int:
-        before = self.con.execute("SELECT count(*) FROM quarantine").fetchone()[0]
-        self.con.execute(
-            "INSERT INTO quarantine BY NAME SELECT canonical_id AS event_id, $source AS source, $reason AS reason, "
-            "payload, $batch_id AS batch_id, $now AS quarantined_at, $input AS input, key "
-            "FROM still_pending WHERE since < $cutoff "
-            "AND canonical_id NOT IN (SELECT event_id FROM quarantine WHERE source = $source)",
-            {"source": source, "reason": reason, "batch_id": batch_id, "now": now, "input": input_name,
-             "cutoff": cutoff},
-        )
-        return self.con.execute("SELECT count(*) FROM quarantine").fetchone()[0] - before
-
-    def _move_to_quarantine(self, table: str, ids_sql: str, reason_sql: str, params: dict[str, Any],
-                            batch_id: int, now: datetime) -> int:
-        """Move canonical rows (selected by `ids_sql`: event_id, reason columns) to quarantine."""
-        con = self.con
-        con.execute(f"CREATE OR REPLACE TEMP TABLE moving AS {ids_sql}", params)
-        n = con.execute("SELECT count(*) FROM moving").fetchone()[0]
-        if n:
-            con.execute(
-                f"INSERT INTO quarantine BY NAME SELECT t.event_id, t.source, {reason_sql} AS reason, "
-                "to_json(t) AS payload, $batch_id AS batch_id, $now AS quarantined_at, t.ts "
-                f"FROM {table} AS t JOIN moving AS m ON m.event_id = t.event_id",
-                {"batch_id": batch_id, "now": now},
-            )
-            con.execute(f"DELETE FROM {table} WHERE batch_id = ? AND event_id IN (SELECT event_id FROM moving)",
-                        [batch_id])
-        con.execute("DROP TABLE moving")
-        return n
-
-    def _remove_duplicates(self, batch_id: int, now: datetime) -> dict[str, int]:
-        removed = {}
-        for table in CANONICAL:
-            removed[table] = self._move_to_quarantine(
-                table, sql_text("store/canonical_duplicates.sql").replace("__TABLE__", table),
-                "'duplicate of an earlier row (same user, prompt, answers and label after case/whitespace "
-                "normalisation)'", {"batch_id": batch_id}, batch_id, now)
-        return removed
-
-    def _apply_user_cap(self, batch_id: int, now: datetime, cap: int | None) -> dict[str, int]:
-        if cap is None:
-            return dict.fromkeys(CANONICAL, 0)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE over_cap AS {sql_text('store/canonical_user_cap.sql')}",
-                         {"batch_id": batch_id, "cap": cap})
-        capped = {}
-        for table in CANONICAL:
-            capped[table] = self._move_to_quarantine(
-                table, f"SELECT event_id FROM over_cap WHERE tbl = '{table}'",
-                f"'user over ingest.max_rows_per_user ({cap} rows)'", {}, batch_id, now)
-        self.con.execute("DROP TABLE over_cap")
-        return capped
 
     # ------------------------------------------------------------------ reading
     def counts(self) -> dict[str, int]:
