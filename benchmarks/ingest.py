@@ -44,7 +44,7 @@ def plan_sizes(rows: int) -> dict[str, int]:
 def write_warehouse(path: Path, rows: int) -> dict[str, int]:
     sizes = plan_sizes(rows)
     path.unlink(missing_ok=True)
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config={"enable_progress_bar": False})
     try:
         con.execute("CREATE TABLE generations (request_id VARCHAR, ts TIMESTAMP, user_id VARCHAR, "
                     "model_version VARCHAR, messages VARCHAR, response VARCHAR)")
@@ -67,7 +67,7 @@ def _append(con: duckdb.DuckDBPyConnection, sizes: dict[str, int], gen_lo: int, 
 def append_one_percent(path: Path, sizes: dict[str, int]) -> int:
     """Newer generations and feedback on them: 1 % of the warehouse's rows."""
     n_gen, n_fb = max(1, sizes["n_gen"] // 100), max(1, sizes["n_fb"] // 100)
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config={"enable_progress_bar": False})
     try:
         _append(con, sizes, sizes["n_gen"], sizes["n_gen"] + n_gen, sizes["n_fb"], sizes["n_fb"] + n_fb)
     finally:
@@ -94,6 +94,7 @@ def run_alignloop(work: Path, threads: int | None, out: Path) -> dict[str, Any]:
     with FeedbackStore(work / "feedback.duckdb") as store:
         result = store.ingest(src, conn, settings=settings)
         t1 = time.perf_counter()
+        ingest_peak = _peak_rss()
         snapshot = store.snapshot()
         unpaired, pairs = store.read_snapshot(snapshot)
         measure_shape(unpaired, pairs, 0.2)
@@ -114,7 +115,7 @@ def run_alignloop(work: Path, threads: int | None, out: Path) -> dict[str, Any]:
         t5 = time.perf_counter()
     return {
         "seconds": t2 - t0, "ingest_seconds": t1 - t0, "snapshot_profile_seconds": t2 - t1,
-        "peak_rss_bytes": peak, "quarantined": result.quarantined,
+        "peak_rss_bytes": peak, "ingest_peak_rss_bytes": ingest_peak, "quarantined": result.quarantined,
         "incremental_rows_appended": appended, "incremental_seconds": t4 - t3,
         "incremental_rows_added": incremental.unpaired_added + incremental.pairs_added,
         "nothing_new_seconds": t5 - t4, "nothing_new_added": nothing.unpaired_added + nothing.pairs_added,
@@ -186,7 +187,7 @@ def run_raw_duckdb(work: Path, salt: str, threads: int | None, out: Path) -> dic
     from pipeline.pii import register_card_udf, scrub_sql
 
     t0 = time.perf_counter()
-    con = duckdb.connect(str(work / "raw.duckdb"))
+    con = duckdb.connect(str(work / "raw.duckdb"), config={"enable_progress_bar": False})
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     register_card_udf(con)
@@ -257,7 +258,7 @@ def bench_ingest(rows: int, workdir: Path | None = None, threads: int | None = 1
         "rows": rows, "generations": sizes["n_gen"], "feedback_events": sizes["n_fb"], "threads": threads,
         "seconds": round(ours["seconds"], 3), "rows_per_s": round(rows / ours["seconds"]),
         "peak_rss_bytes": ours["peak_rss_bytes"],
-        "ingest_seconds": round(ours["ingest_seconds"], 3),
+        "ingest_seconds": round(ours["ingest_seconds"], 3), "ingest_peak_rss_bytes": ours["ingest_peak_rss_bytes"],
         "snapshot_profile_seconds": round(ours["snapshot_profile_seconds"], 3),
         "pandas_seconds": round(pandas_run["seconds"], 3), "pandas_peak_rss_bytes": pandas_run["peak_rss_bytes"],
         "raw_duckdb_seconds": round(raw_run["seconds"], 3), "raw_duckdb_peak_rss_bytes": raw_run["peak_rss_bytes"],

@@ -83,7 +83,7 @@ class FeedbackStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.con = duckdb.connect(str(self.path))
+            self.con = duckdb.connect(str(self.path), config={"enable_progress_bar": False})
         except duckdb.IOException as e:
             raise TransientError(f"feedback store {self.path}: cannot open ({e}); is another run using it?") from None
         # Every timestamp the store writes or compares is UTC, whatever the machine's zone.
