@@ -44,8 +44,9 @@ def plan_sizes(rows: int) -> dict[str, int]:
 def write_warehouse(path: Path, rows: int) -> dict[str, int]:
     sizes = plan_sizes(rows)
     path.unlink(missing_ok=True)
-    con = duckdb.connect(str(path), config={"enable_progress_bar": False})
+    con = duckdb.connect(str(path))
     try:
+        con.execute("SET enable_progress_bar = false")
         con.execute("CREATE TABLE generations (request_id VARCHAR, ts TIMESTAMP, user_id VARCHAR, "
                     "model_version VARCHAR, messages VARCHAR, response VARCHAR)")
         con.execute("CREATE TABLE feedback_events (event_id VARCHAR, request_id VARCHAR, ts TIMESTAMP, "
@@ -67,8 +68,9 @@ def _append(con: duckdb.DuckDBPyConnection, sizes: dict[str, int], gen_lo: int, 
 def append_one_percent(path: Path, sizes: dict[str, int]) -> int:
     """Newer generations and feedback on them: 1 % of the warehouse's rows."""
     n_gen, n_fb = max(1, sizes["n_gen"] // 100), max(1, sizes["n_fb"] // 100)
-    con = duckdb.connect(str(path), config={"enable_progress_bar": False})
+    con = duckdb.connect(str(path))
     try:
+        con.execute("SET enable_progress_bar = false")
         _append(con, sizes, sizes["n_gen"], sizes["n_gen"] + n_gen, sizes["n_fb"], sizes["n_fb"] + n_fb)
     finally:
         con.close()
@@ -187,7 +189,8 @@ def run_raw_duckdb(work: Path, salt: str, threads: int | None, out: Path) -> dic
     from pipeline.pii import register_card_udf, scrub_sql
 
     t0 = time.perf_counter()
-    con = duckdb.connect(str(work / "raw.duckdb"), config={"enable_progress_bar": False})
+    con = duckdb.connect(str(work / "raw.duckdb"))
+    con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     register_card_udf(con)

@@ -83,11 +83,12 @@ class FeedbackStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.con = duckdb.connect(str(self.path), config={"enable_progress_bar": False})
+            self.con = duckdb.connect(str(self.path))
         except duckdb.IOException as e:
             raise TransientError(f"feedback store {self.path}: cannot open ({e}); is another run using it?") from None
         # Every timestamp the store writes or compares is UTC, whatever the machine's zone.
         self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET enable_progress_bar = false")
         self.con.execute(sql_text("store_schema.sql"))
         for shape in SHAPES.values():
             self.con.execute(sql_text(shape.raw_tables_sql))
