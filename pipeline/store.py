@@ -89,11 +89,24 @@ class FeedbackStore:
         # Every timestamp the store writes or compares is UTC, whatever the machine's zone.
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET enable_progress_bar = false")
+        self._refuse_old_layout()
         self.con.execute(sql_text("store_schema.sql"))
         for shape in SHAPES.values():
             self.con.execute(sql_text(shape.raw_tables_sql))
         self.con.execute("INSERT OR IGNORE INTO store_meta VALUES ('user_salt', ?)", [secrets.token_hex(16)])
         register_card_udf(self.con)
+
+    def _refuse_old_layout(self) -> None:
+        """Stores from before per-kind cursors and content hashes cannot be read safely: say so."""
+        old = self.con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'cursors' AND column_name = 'position' "
+            "AND data_type = 'TIMESTAMP'").fetchone()[0]
+        if old:
+            self.con.close()
+            raise TerminalError(
+                f"feedback store {self.path} was written by an earlier alignloop (timestamp-only cursors); "
+                "move it aside and run `alignloop ingest` again: the sources are re-read from the start"
+            )
 
     def __enter__(self) -> FeedbackStore:
         return self

@@ -33,7 +33,7 @@ stored AS (
 SELECT ranked.*, stored._stored_hash, stored._stored_ts,
        CASE WHEN _rank > 1 AND (ranked._hash = _winner_hash OR _copy > 1) THEN 'batch_duplicate'
             WHEN _rank > 1 THEN 'batch_conflict'
-            WHEN stored._stored_hash IS NULL THEN 'new'
+            WHEN stored._key IS NULL THEN 'new'
             WHEN stored._stored_hash = ranked._hash THEN 'same'
             WHEN ranked._ts > stored._stored_ts THEN 'replace'
             ELSE 'stale'

@@ -293,3 +293,15 @@ def test_store_pointing_at_a_source_file_is_refused_before_writing(tmp_path):
     with pytest.raises(ConfigError, match=r"store: .* is the file sources\[prod\].options.path reads"):
         stages.ingest(settings)
     assert wh.read_bytes() == before
+
+
+def test_store_of_an_earlier_layout_is_refused_with_the_fix(tmp_path):
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE cursors (source VARCHAR, input VARCHAR, position TIMESTAMP, batch_id BIGINT, "
+                "updated_at TIMESTAMP)")
+    con.close()
+    from pipeline.errors import TerminalError
+
+    with pytest.raises(TerminalError, match="earlier alignloop .* move it aside"):
+        FeedbackStore(path)
