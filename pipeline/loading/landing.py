@@ -109,6 +109,11 @@ def land(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector) -> 
 
     con.execute(_fill(sql_text("store/land_decide.sql"), **names), {"source": job.source})
     decided = dict(con.execute("SELECT _decision, count(*) FROM land_decided GROUP BY ALL").fetchall())
+    # Staged rows that are landed: good ones not decided otherwise (most rows never enter land_decided).
+    con.execute("CREATE OR REPLACE TEMP VIEW land_kept AS SELECT s.* FROM land_stage AS s WHERE s._problem IS NULL "
+                "AND s._row NOT IN (SELECT _row FROM land_decided WHERE _decision NOT IN ('new', 'replace'))")
+    n_new = _count(con, "SELECT count(*) FROM land_stage WHERE _problem IS NULL", {}) - sum(decided.values()) \
+        + decided.get("new", 0)
     conflicts = decided.get("batch_conflict", 0) + decided.get("stale", 0) + decided.get("replace", 0)
     if conflicts:
         sql = _fill(sql_text("store/land_conflicts.sql"), **names)
@@ -121,23 +126,23 @@ def land(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector) -> 
             f"DELETE FROM {spec.raw_table} WHERE source = $source AND {_q(spec.key)} IN "
             "(SELECT _key FROM land_decided WHERE _decision = 'replace')", {"source": job.source})
     # A good row whose key sits in quarantine from an older, broken version replaces that version.
-    fixed = _count(con, "SELECT count(*) FROM quarantine q WHERE source = $source AND input = $input AND "
-                   "EXISTS (SELECT 1 FROM land_decided d WHERE d._key = q.key AND d._decision IN ('new', 'replace') "
-                   "AND (q.ts IS NULL OR q.ts <= d._ts))", {"source": job.source, "input": spec.name})
+    fixed_where = ("source = $source AND input = $input AND EXISTS (SELECT 1 FROM land_kept AS k "
+                   "WHERE k._key = q.key AND (q.ts IS NULL OR q.ts <= k._ts))")
+    params = {"source": job.source, "input": spec.name}
+    fixed = _count(con, f"SELECT count(*) FROM quarantine AS q WHERE {fixed_where}", params)
     if fixed:
-        con.execute("DELETE FROM quarantine q WHERE source = $source AND input = $input AND "
-                    "EXISTS (SELECT 1 FROM land_decided d WHERE d._key = q.key AND d._decision IN ('new', 'replace') "
-                    "AND (q.ts IS NULL OR q.ts <= d._ts))", {"source": job.source, "input": spec.name})
+        con.execute(f"DELETE FROM quarantine AS q WHERE {fixed_where}", params)
     cols = ", ".join(f"{_q('_ts') if c == spec.cursor else _q(c)} AS {_q(c)}" for c in spec.columns)
     con.execute(
         f"INSERT INTO {spec.raw_table} BY NAME SELECT $source AS source, $batch_id AS batch_id, {cols}, "
-        "_hash AS row_hash FROM land_decided WHERE _decision IN ('new', 'replace')",
+        "_hash AS row_hash FROM land_kept",
         {"source": job.source, "batch_id": job.batch_id},
     )
+    con.execute("DROP VIEW IF EXISTS land_kept")
     con.execute("DROP TABLE IF EXISTS land_decided")
     con.execute("DROP TABLE IF EXISTS land_stage")
     return LandedInput(
-        rows_read=rows_read, added=decided.get("new", 0) + decided.get("replace", 0),
+        rows_read=rows_read, added=n_new + decided.get("replace", 0),
         replaced=decided.get("replace", 0) + fixed, quarantined=quarantined,
         duplicates=decided.get("same", 0) + decided.get("batch_duplicate", 0), conflicts=conflicts,
         position=position, replaced_keys=replaced_keys,
