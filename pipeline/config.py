@@ -78,8 +78,9 @@ class IngestSettings(_Settings):
         None, ge=1, description="DuckDB threads for ingest (default: DuckDB's choice). 1 is faster on a busy 2-core machine."
     )
     memory_limit: str | None = Field(
-        None, pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$", description="DuckDB memory limit for ingest, e.g. 2GB; "
-        "beyond it work spills to disk."
+        "2GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$", description="DuckDB memory limit for ingest; beyond it "
+        "work spills to disk, so a large first load stays within it. Raise it on a machine with memory to spare; "
+        "null: DuckDB's default (80% of RAM)."
     )
 
 

@@ -32,9 +32,9 @@ gens AS MATERIALIZED (
 joined AS (
     SELECT fresh.*,
            a.request_id AS a_found, a.prompt AS a_prompt, a.turns_ok AS a_turns_ok, a.response AS a_response,
-           a.model_version AS a_model_version, a.messages AS a_messages,
+           a.model_version AS a_model_version, hash(a.messages) AS a_messages_hash,
            b.request_id AS b_found, b.response AS b_response, b.model_version AS b_model_version,
-           b.messages AS b_messages
+           hash(b.messages) AS b_messages_hash
     FROM fresh
     LEFT JOIN gens AS a ON a.request_id = fresh.request_id
     LEFT JOIN gens AS b ON b.request_id = fresh.other_request_id
@@ -66,7 +66,7 @@ SELECT *,
         WHEN a_response IS NULL OR regexp_full_match(a_response, '\s*') THEN 'response is empty'
         WHEN kind = 'comparison' AND (b_response IS NULL OR regexp_full_match(b_response, '\s*'))
             THEN 'response is empty'
-        WHEN kind = 'comparison' AND a_messages IS DISTINCT FROM b_messages
+        WHEN kind = 'comparison' AND a_messages_hash IS DISTINCT FROM b_messages_hash
             THEN 'compared generations answer different messages'
         WHEN kind = 'comparison' AND a_response = b_response THEN 'compared responses are identical'
     END AS problem
