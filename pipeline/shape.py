@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pipeline.schema import is_holdout
+from pipeline.schema import holdout_flags
 from pipeline.sqlfiles import sql_text
 
 
@@ -98,4 +98,4 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float) 
 
 
 def _count_train(table: pa.Table, holdout_fraction: float) -> int:
-    return sum(not is_holdout(p, holdout_fraction) for p in table.column("prompt").to_pylist())
+    return sum(not h for h in holdout_flags(table.column("prompt"), holdout_fraction))

@@ -39,3 +39,16 @@ def test_ingest_imports_neither_torch_nor_datasets():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "[]"
+
+
+def test_holdout_flags_match_is_holdout_for_every_prompt():
+    import pyarrow as pa
+
+    from pipeline.schema import CONVERSATION, holdout_flags, is_holdout
+
+    prompts = [[{"role": "user", "content": f"question {i} é/\"\\\n\x1f"}] for i in range(200)]
+    prompts += [[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}], []]
+    column = pa.chunked_array([pa.array(prompts[:100], type=CONVERSATION), pa.array(prompts[100:], type=CONVERSATION)])
+    flags = holdout_flags(column, 0.3)
+    assert flags == [is_holdout(p, 0.3) for p in prompts]
+    assert 0 < sum(flags) < len(prompts)
