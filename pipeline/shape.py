@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.conversions import derived_counts
-from pipeline.schema import is_holdout
+from pipeline.schema import holdout_flags
 from pipeline.sqlfiles import sql_text
 
 
@@ -102,4 +102,4 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float) 
 
 
 def _count_train(table: pa.Table, holdout_fraction: float) -> int:
-    return sum(not is_holdout(p, holdout_fraction) for p in table.column("prompt").to_pylist())
+    return sum(not h for h in holdout_flags(table.column("prompt"), holdout_fraction))

@@ -17,6 +17,7 @@ EVENTS = LogShape(
             name="generations", default_table="generations", raw_table="raw_events_generations",
             key="request_id", cursor="ts",
             columns=("request_id", "ts", "user_id", "model_version", "messages", "response"),
+            text_columns=("messages", "response"),
         ),
         ShapeInput(
             name="feedback", default_table="feedback_events", raw_table="raw_events_feedback",
@@ -25,4 +26,5 @@ EVENTS = LogShape(
         ),
     ),
     doc="generations + feedback events (thumb / comparison) joined by request id",
+    pending_input="feedback",
 )

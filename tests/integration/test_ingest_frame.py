@@ -30,7 +30,7 @@ def test_frame_lands_exactly_what_the_table_connector_lands(tmp_path, small_ware
     data = {"generations": _as(kind, tables["generations"]), "feedback": _as(kind, tables["feedback_events"])}
     result = ingest_frame(tmp_path / "store.duckdb", "prod", data)
     with FeedbackStore(tmp_path / "store.duckdb") as store, FeedbackStore(tmp_path / "ref.duckdb") as ref:
-        reference = ingest_from_warehouse(ref, small_warehouse)
+        reference = ingest_from_warehouse(ref, small_warehouse, salt_of=store)
         assert store_contents(store) == store_contents(ref)
     assert (result.rows_read, result.unpaired_added, result.pairs_added, result.quarantined) == (
         reference.rows_read, reference.unpaired_added, reference.pairs_added, reference.quarantined)
@@ -103,10 +103,11 @@ def test_a_single_table_shape_takes_one_frame_and_matches_the_files_connector(tm
     from tests.integration.files_fixtures import write_file
 
     rows = pl.DataFrame({
-        "question": ["What is 2 + 2?", "Capital of France?", "Capital of France?"],
-        "better": ["4.", "Paris.", "Paris."],
-        "worse": ["5.", "Lyon.", "Paris."],          # the last pair is unusable: its answers are identical
-    })
+        "question": ["What is 2 + 2?", "Capital of France?", "Largest planet?", "Capital of Italy?",
+                     "Capital of France?"],
+        "better": ["4.", "Paris.", "Jupiter.", "Rome.", "Paris."],
+        "worse": ["5.", "Lyon.", "Mars.", "Milan.", "Paris."],   # the last pair is unusable: identical answers
+    })  # one bad row in five: at, not above, the default ingest.max_bad_share
     mapping = {"rows": {"prompt": "question", "chosen": "better", "rejected": "worse"}}
     first = ingest_frame(tmp_path / "frame.duckdb", "labelled", rows, shape="preference", mapping=mapping)
     again = ingest_frame(tmp_path / "frame.duckdb", "labelled", rows, shape="preference", mapping=mapping)
@@ -119,5 +120,5 @@ def test_a_single_table_shape_takes_one_frame_and_matches_the_files_connector(tm
         assert via_frame.con.execute(query).fetchall() == via_files.con.execute(query).fetchall()
         assert via_frame.quarantine_reasons() == via_files.quarantine_reasons() == [
             ("chosen and rejected are identical", 1)]
-    assert (first.pairs_added, first.quarantined) == (2, 1)
+    assert (first.pairs_added, first.quarantined) == (4, 1)
     assert (again.pairs_added, again.quarantined) == (0, 0)

@@ -58,13 +58,13 @@ def test_delta_tables_land_the_rows_of_the_source_and_then_only_new_rows(tmp_pat
     src = SourceSettings(name="prod", connector="delta", options={"path": f"{lake}/{{table}}"})
     conn = DeltaConnector(DeltaSettings(path=f"{lake}/{{table}}"))
     with FeedbackStore(tmp_path / "store.duckdb") as store:
-        first = store.ingest(src, conn)
+        first = store.ingest(src, conn, lookback=timedelta(0))
         with FeedbackStore(tmp_path / "reference.duckdb") as ref:
-            ingest_from_warehouse(ref, small_warehouse)
+            ingest_from_warehouse(ref, small_warehouse, salt_of=store)
             assert store_contents(store) == store_contents(ref)
         for name, rows in _later_rows(tables).items():
             write_deltalake(str(lake / name), rows, mode="append")
-        second = store.ingest(src, conn)
+        second = store.ingest(src, conn, lookback=timedelta(0))
     assert first.rows_read == {"generations": 3, "feedback": 5}
     # The window starts at the cursor (inclusive): the newest row already landed is read again and ignored.
     assert second.rows_read == {"generations": 2, "feedback": 2}
@@ -80,13 +80,13 @@ def test_iceberg_tables_land_the_rows_of_the_source_and_then_only_new_rows(tmp_p
     )
     conn = IcebergConnector(settings)
     with FeedbackStore(tmp_path / "store.duckdb") as store:
-        first = store.ingest(src, conn)
+        first = store.ingest(src, conn, lookback=timedelta(0))
         with FeedbackStore(tmp_path / "reference.duckdb") as ref:
-            ingest_from_warehouse(ref, small_warehouse)
+            ingest_from_warehouse(ref, small_warehouse, salt_of=store)
             assert store_contents(store) == store_contents(ref)
         for name, rows in _later_rows(tables).items():
             catalog.load_table(f"fb.{name}").append(rows)
-        second = store.ingest(src, conn)
+        second = store.ingest(src, conn, lookback=timedelta(0))
     assert first.rows_read == {"generations": 3, "feedback": 5}
     assert second.rows_read == {"generations": 2, "feedback": 2}
     assert second.raw_added == {"generations": 1, "feedback": 1}
