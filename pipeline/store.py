@@ -173,7 +173,11 @@ class FeedbackStore:
                     self._advance(source.name, name, job.position, result.position, batch_id)
                 if result.replaced_keys and inp.spec is shape.inputs[-1]:
                     self._forget_canonical(source.name, result.replaced_keys)
-            counts = self._shape(shape, source.name, batch_id, now, settings)
+            if any(r.added or r.replaced for r in landed.values()) or con.execute(
+                    "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
+                counts = self._shape(shape, source.name, batch_id, now, settings)
+            else:  # nothing landed and nothing waiting: no feedback to judge
+                counts = dict.fromkeys(("unpaired", "pairs", "judged_bad", "pending", "duplicates", "quarantined"), 0)
             landed_bad = sum(r.quarantined for r in landed.values())
             new_rows = sum(r.added + r.quarantined for r in landed.values())
             self._check_bad_share(source.name, batch_id, landed_bad + counts["judged_bad"], new_rows, settings)
