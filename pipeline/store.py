@@ -193,7 +193,11 @@ class FeedbackStore:
                 if result.replaced_keys and inp.spec is shape.inputs[-1]:
                     replaced = result.replaced_keys
                     self._forget_canonical(source.name, replaced)
-            counts = self._shape(shape, source, batch_id, now, settings, replaced)
+            if any(r.added or r.replaced for r in landed.values()) or con.execute(
+                    "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
+                counts = self._shape(shape, source, batch_id, now, settings, replaced)
+            else:  # nothing landed and nothing waiting (in any shape): nothing to judge
+                counts = dict.fromkeys(("unpaired", "pairs", "judged_bad", "pending", "duplicates", "quarantined"), 0)
             landed_bad = sum(r.quarantined for r in landed.values())
             # What counts as bad: rows failing the landing checks, plus rows the shape found malformed.
             # A prepared shape marks those as they land; what its SQL leaves unused besides (a tree
