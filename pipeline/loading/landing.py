@@ -16,8 +16,8 @@ read are recorded with the rows.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -28,8 +28,9 @@ from pipeline.config import IngestSettings
 from pipeline.errors import ConfigError, TerminalError, TransientError
 from pipeline.loading.sqlbind import bind
 from pipeline.loading.cursors import INTEGER, TEXT, TIMESTAMP, CursorPosition, cursor_kind
+from pipeline.loading.prepared import as_source_position, prepared_view
 from pipeline.pii import scrub_sql
-from pipeline.shapes import ResolvedInput, ShapeInput
+from pipeline.shapes import ResolvedInput
 from pipeline.sqlfiles import sql_text
 
 CONTROL_CHARS = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
@@ -93,7 +94,7 @@ def land(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector) -> 
     kind = _check_cursor(job, raw_first) if job.cursor_column is not None else None
     source_kind, source_job = kind, job
     if job.inp.prepare is not None:
-        job, kind = _prepared_view(job, first.schema), TIMESTAMP
+        job, kind = prepared_view(job, first.schema), TIMESTAMP
     spec = job.inp.spec
     reader = pa.RecordBatchReader.from_batches(first.schema, batches)
     stage_sql, params = _stage_sql(job, first.schema, kind, cap)
@@ -115,8 +116,8 @@ def land(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector) -> 
     rows_read, position = _read_position(con, job, kind, cap)
     if source_job.inp.prepare is not None:
         rows_read = read["rows"]   # source rows (a nested export gives several landing rows per row)
-        position = None if source_kind is None else _as_source_position(position, source_kind, raw_first,
-                                                                         source_job.cursor_column)
+        position = None if source_kind is None else as_source_position(position, source_kind, raw_first,
+                                                                        source_job.cursor_column)
     names = dict(RAW_TABLE=spec.raw_table, KEY=_q(spec.key), TS=_q(spec.cursor),
                  PAYLOAD=_payload(spec.columns, ""), STORED_PAYLOAD=_payload(spec.columns, "r."))
     base = {"source": job.source, "input": spec.name, "batch_id": job.batch_id, "now": job.now}
@@ -244,31 +245,6 @@ def _open_read(job: Landing, connector: Connector) -> tuple[
             raise
 
     return first, staged_first, guarded(), errors, read
-
-
-def _prepared_view(job: Landing, schema: pa.Schema) -> Landing:
-    """The landing job of a prepared shape as seen by the checks: its columns are the landing rows'
-    columns (already mapped), its timestamp is their `ts`, and only observed times are a cursor."""
-    spec = job.inp.spec
-    names = tuple(schema.names)
-    view = ShapeInput(name=spec.name, default_table=spec.default_table, raw_table=spec.raw_table, key=spec.key,
-                      cursor="ts", columns=names, text_columns=spec.text_columns, user_columns=spec.user_columns)
-    inp = ResolvedInput(view, job.inp.table, {c: c for c in names})
-    return replace(job, inp=inp, cursor_column="ts" if job.cursor_column is not None else None)
-
-
-def _as_source_position(position: CursorPosition | None, kind: str, raw: pa.RecordBatch, column: str | None
-                        ) -> CursorPosition | None:
-    """A prepared shape's cursor (the largest observed UTC time) in the form its source column compares with."""
-    if position is None or column is None:
-        return None
-    high = datetime.fromisoformat(position.value)
-    if kind == INTEGER:  # epoch seconds, as the shapes read integer times
-        return CursorPosition(str(int(high.replace(tzinfo=UTC).timestamp())), kind)
-    if kind == TEXT:  # written with the separator the source uses, so text bounds compare as times do
-        sample = next((v for v in raw.column(column).to_pylist() if v is not None), "")
-        return CursorPosition(high.isoformat(sep="T" if "T" in str(sample) else " "), kind)
-    return CursorPosition(position.value, kind)
 
 
 def _connector_error(job: Landing, e: BaseException) -> BaseException:
