@@ -33,6 +33,8 @@ class LogShape:
     pairs_sql: str
     quarantine_sql: str
     inputs: tuple[ShapeInput, ...]
+    # keys of the last input resting on replaced rows of an earlier input (reads temp table replaced_keys)
+    dependents_sql: str | None = None
 
     def input(self, name: str) -> ShapeInput:
         return next(i for i in self.inputs if i.name == name)
@@ -45,6 +47,7 @@ EVENTS = LogShape(
     unpaired_sql="shapes/events_unpaired.sql",
     pairs_sql="shapes/events_pairs.sql",
     quarantine_sql="shapes/events_quarantine.sql",
+    dependents_sql="shapes/events_dependents.sql",
     inputs=(
         # Generations land first so that feedback read in the same run finds them.
         ShapeInput(

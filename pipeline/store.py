@@ -173,6 +173,8 @@ class FeedbackStore:
                     self._advance(source.name, name, job.position, result.position, batch_id)
                 if result.replaced_keys and inp.spec is shape.inputs[-1]:
                     self._forget_canonical(source.name, result.replaced_keys)
+                elif result.replaced_keys:
+                    self._rejudge_dependents(shape, source.name, result.replaced_keys, now)
             if any(r.added or r.replaced for r in landed.values()) or con.execute(
                     "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
                 counts = self._shape(shape, source.name, batch_id, now, settings)
@@ -223,6 +225,24 @@ class FeedbackStore:
             self.con.execute(f"DELETE FROM {table} WHERE source = ? AND event_id IN (SELECT event_id FROM replaced_ids)",
                              [source])
         self.con.execute("DROP TABLE replaced_ids")
+
+    def _rejudge_dependents(self, shape: Any, source: str, keys: tuple[str, ...], now: datetime) -> None:
+        """Rows fixed upstream in an earlier input (a generation): what rests on them is judged again."""
+        dependents_sql = getattr(shape, "dependents_sql", None)
+        if dependents_sql is None:
+            return
+        con = self.con
+        con.execute("CREATE OR REPLACE TEMP TABLE replaced_keys AS SELECT unnest(?::VARCHAR[]) AS key", [list(keys)])
+        dependents = [k for (k,) in con.execute(sql_text(dependents_sql), {"source": source}).fetchall()]
+        con.execute("DROP TABLE replaced_keys")
+        if not dependents:
+            return
+        self._forget_canonical(source, tuple(dependents))
+        last = shape.inputs[-1].name
+        con.execute("DELETE FROM pending WHERE source = ? AND input = ? AND key IN (SELECT unnest(?::VARCHAR[]))",
+                    [source, last, dependents])
+        con.execute("INSERT INTO pending SELECT ?, ?, unnest(?::VARCHAR[]), ?, 'pending: its generation was replaced'",
+                    [source, last, dependents, now])
 
     def _check_bad_share(self, source: str, batch_id: int, bad: int, total: int, settings: IngestSettings) -> None:
         if total == 0 or bad / total <= settings.max_bad_share:
