@@ -193,6 +193,8 @@ class FeedbackStore:
                 if result.replaced_keys and inp.spec is shape.inputs[-1]:
                     replaced = result.replaced_keys
                     self._forget_canonical(source.name, replaced)
+                elif result.replaced_keys:
+                    self._rejudge_dependents(shape, source.name, result.replaced_keys, now)
             if any(r.added or r.replaced for r in landed.values()) or con.execute(
                     "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
                 counts = self._shape(shape, source, batch_id, now, settings, replaced)
@@ -248,17 +250,18 @@ class FeedbackStore:
                              [source])
         self.con.execute("DROP TABLE replaced_ids")
 
-    def _forget_derived(self, classified: str, source: str, keys: tuple[str, ...]) -> None:
-        """Shapes whose rows pair two source rows (trees, ratings) name them a_id and b_id: what a replaced
-        row took part in is judged afresh too."""
-        cols = {r[0] for r in self.con.execute(f"DESCRIBE {classified}").fetchall()}
-        if not {"a_id", "b_id"} <= cols:
+    def _rejudge_dependents(self, shape: Any, source: str, keys: tuple[str, ...], now: datetime) -> None:
+        """Rows fixed upstream in an earlier input (a generation, a Langfuse trace): what rests on them is
+        judged again."""
+        dependents = canonical.dependents(self.con, shape, source, keys)
+        if not dependents:
             return
-        for table in (*canonical.CANONICAL, "quarantine"):
-            self.con.execute(
-                f"DELETE FROM {table} WHERE source = $source AND event_id IN (SELECT event_id FROM {classified} "
-                "WHERE a_id IN (SELECT unnest($keys::VARCHAR[])) OR b_id IN (SELECT unnest($keys::VARCHAR[])))",
-                {"source": source, "keys": list(keys)})
+        self._forget_canonical(source, dependents)
+        last = shape.inputs[-1].name
+        self.con.execute("DELETE FROM pending WHERE source = ? AND input = ? AND key IN (SELECT unnest(?::VARCHAR[]))",
+                         [source, last, list(dependents)])
+        self.con.execute("INSERT INTO pending SELECT ?, ?, unnest(?::VARCHAR[]), ?, ?",
+                         [source, last, list(dependents), now, f"pending: its {shape.awaits} was replaced"])
 
     def _check_bad_share(self, source: str, batch_id: int, bad: int, total: int, settings: IngestSettings) -> None:
         if total == 0 or bad / total <= settings.max_bad_share:
@@ -284,7 +287,7 @@ class FeedbackStore:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {classified} AS {sql}", bind(sql, params))
         try:
             if replaced:
-                self._forget_derived(classified, source, replaced)
+                canonical.forget_derived(con, classified, source, replaced)
             counts: dict[str, int] = {}
             for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql)):
                 before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]

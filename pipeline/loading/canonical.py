@@ -129,3 +129,26 @@ def apply_user_cap(con: duckdb.DuckDBPyConnection, batch_id: int, now: datetime,
             f"'user over ingest.max_rows_per_user ({cap} rows)'", {}, batch_id, now)
     con.execute("DROP TABLE over_cap")
     return capped
+
+
+def forget_derived(con: duckdb.DuckDBPyConnection, classified: str, source: str, keys: tuple[str, ...]) -> None:
+    """Shapes whose rows pair two source rows (trees, ratings) name them a_id and b_id: what a replaced
+    row took part in is judged afresh too."""
+    cols = {r[0] for r in con.execute(f"DESCRIBE {classified}").fetchall()}
+    if not {"a_id", "b_id"} <= cols:
+        return
+    for table in (*CANONICAL, "quarantine"):
+        con.execute(
+            f"DELETE FROM {table} WHERE source = $source AND event_id IN (SELECT event_id FROM {classified} "
+            "WHERE a_id IN (SELECT unnest($keys::VARCHAR[])) OR b_id IN (SELECT unnest($keys::VARCHAR[])))",
+            {"source": source, "keys": list(keys)})
+
+
+def dependents(con: duckdb.DuckDBPyConnection, shape: Any, source: str, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """Keys of the shape's last input resting on replaced rows of an earlier input (none without dependents_sql)."""
+    if shape.dependents_sql is None:
+        return ()
+    con.execute("CREATE OR REPLACE TEMP TABLE replaced_keys AS SELECT unnest(?::VARCHAR[]) AS key", [list(keys)])
+    found = tuple(k for (k,) in con.execute(sql_text(shape.dependents_sql), {"source": source}).fetchall())
+    con.execute("DROP TABLE replaced_keys")
+    return found

@@ -69,6 +69,8 @@ class LogShape:
     # classified table), and what they wait for; None: nothing in this shape waits.
     pending_input: str | None = None
     awaits: str = "generation"
+    # Keys of the last input resting on replaced rows of an earlier input (reads temp table replaced_keys).
+    dependents_sql: str | None = None
 
     def input(self, name: str) -> ShapeInput:
         return next(i for i in self.inputs if i.name == name)

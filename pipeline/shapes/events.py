@@ -11,6 +11,7 @@ EVENTS = LogShape(
     unpaired_sql="shapes/events_unpaired.sql",
     pairs_sql="shapes/events_pairs.sql",
     quarantine_sql="shapes/events_quarantine.sql",
+    dependents_sql="shapes/events_dependents.sql",
     inputs=(
         # Generations land first so that feedback read in the same run finds them.
         ShapeInput(

@@ -194,6 +194,7 @@ LANGFUSE = LogShape(
     unpaired_sql="shapes/langfuse_unpaired.sql",
     pairs_sql="shapes/langfuse_pairs.sql",
     quarantine_sql="shapes/langfuse_quarantine.sql",
+    dependents_sql="shapes/langfuse_dependents.sql",
     inputs=(
         # Traces and observations land first so that scores read in the same run find them.
         ShapeInput(

@@ -305,3 +305,24 @@ def test_store_of_an_earlier_layout_is_refused_with_the_fix(tmp_path):
 
     with pytest.raises(TerminalError, match="earlier alignloop .* move it aside"):
         FeedbackStore(path)
+
+
+def test_generation_fixed_upstream_brings_back_the_feedback_it_had_broken(tmp_path):
+    broken = json.dumps([{"content": "Capital of France?"}])
+    wh = warehouse(tmp_path / "wh.duckdb",
+                   [("r1", at(0), "u1", "v1", broken, "Paris."), good_gen("r2", 1, "Capital of Spain?", "Madird.")],
+                   [("f1", "r1", at(5), "u1", "thumb", "up", None), ("f2", "r2", at(6), "u2", "thumb", "up", None)])
+    src, conn = source(wh)
+    with FeedbackStore(tmp_path / "s.duckdb") as store:
+        store.ingest(src, conn, settings=IngestSettings(max_bad_share=0.5))
+        assert reasons(store) == {"a message turn has no role, or one other than system, user, assistant": 1}
+        con = duckdb.connect(str(wh))
+        con.execute("UPDATE generations SET messages = ?, ts = ts + INTERVAL 1 HOUR WHERE request_id = 'r1'",
+                    [chat("Capital of France?")])
+        con.execute("UPDATE generations SET response = 'Madrid.', ts = ts + INTERVAL 1 HOUR WHERE request_id = 'r2'")
+        con.close()
+        store.ingest(src, conn)
+        rows = sorted(store.con.execute("SELECT completion, label FROM unpaired").fetchall())
+        assert reasons(store) == {}
+        assert rows == [("Madrid.", True), ("Paris.", True)]
+        assert store.con.execute("SELECT count(*) FROM pending").fetchone()[0] == 0

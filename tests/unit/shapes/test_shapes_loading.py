@@ -117,3 +117,19 @@ def test_a_langfuse_score_whose_trace_never_comes_times_out_with_its_reason(tmp_
     later = shape_run.store.ingest(source, conn, settings=settings, now=now + timedelta(days=8))
     assert (first.pending, later.pending) == (1, 0)
     assert shape_run.reasons()["no trace or observation after 7 days"] == 1
+
+
+def test_a_langfuse_trace_fixed_upstream_sends_its_scores_back_to_be_judged(tmp_path, shape_run):
+    wh = tmp_path / "wh.duckdb"
+    traces = fixture_rows("langfuse_traces.jsonl")
+    write_table(wh, "traces", traces)
+    write_table(wh, "observations", fixture_rows("langfuse_observations.jsonl"))
+    write_table(wh, "scores", fixture_rows("langfuse_scores.jsonl"))
+    mapping = {"traces": {"timestamp": "timestamp"}}
+    shape_run.ingest(wh, "langfuse", mapping=mapping)
+    query = "SELECT completion FROM unpaired WHERE prompt[-1].content = 'What is 2 + 2?'"
+    assert shape_run.rows(query) == [("5",)]
+    write_table(wh, "traces", [t if t["id"] != "t2" else {**t, "output": "4", "timestamp": "2026-10-01 11:00:00"}
+                               for t in traces])
+    result = shape_run.ingest(wh, "langfuse", mapping=mapping)
+    assert result.replaced == 1 and shape_run.rows(query) == [("4",)]
