@@ -54,6 +54,8 @@ def _config(workdir: Path, connector: str, dsn: str) -> Path:
         "base_model": {"tiny": True},
         "training": {"max_steps": 4, "max_length": 96, "method": "dpo"},
         "evaluation": {"max_examples": 8},
+        # No look-back: the test checks that the next run starts at the cursor (the default re-reads a day).
+        "ingest": {"lookback": 0},
     }))
     return config
 
