@@ -242,7 +242,8 @@ class FeedbackStore:
                          [source, name, new.value, new.kind, batch_id, _utcnow()])
 
     def _forget_canonical(self, source: str, keys: tuple[str, ...]) -> None:
-        """Rows fixed upstream: drop what the old version became, so the new one is judged afresh."""
+        """Rows fixed upstream: drop what the old version became, so the new one is judged afresh. Canonical
+        ids are md5(source:key) in every shape but trees and ratings pairs (see canonical.forget_derived)."""
         self.con.execute("CREATE OR REPLACE TEMP TABLE replaced_ids AS SELECT md5(? || ':' || k) AS event_id "
                          "FROM unnest(?::VARCHAR[]) AS t(k)", [source, list(keys)])
         for table in (*canonical.CANONICAL, "quarantine"):
