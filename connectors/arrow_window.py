@@ -27,7 +27,7 @@ def check_columns(name: str, present: list[str], window: Window) -> None:
 
 
 def read_window(data: Any, schema: pa.Schema, window: Window, batch_size: int, name: str) -> Iterator[pa.RecordBatch]:
-    """Rows of `data` (a RecordBatchReader or a pyarrow dataset) in the window, ordered by its cursor."""
+    """Rows of `data` (a RecordBatchReader or a pyarrow dataset) in the window, ordered by its cursor (if any)."""
     check_columns(name, schema.names, window)
     cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
     where, params = ["TRUE"], {}
@@ -42,8 +42,15 @@ def read_window(data: Any, schema: pa.Schema, window: Window, batch_size: int, n
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("window_source", data)
-        order = f" ORDER BY {cursor}" if cursor else ""  # without a cursor, rows come in source order
-        result = con.execute(f"SELECT {cols} FROM window_source WHERE {' AND '.join(where)}{order}", params)
-        yield from result.fetch_record_batch(batch_size)
+        try:
+            order = f" ORDER BY {cursor}" if cursor else ""  # without a cursor, rows come in source order
+            sql = f"SELECT {cols} FROM window_source WHERE {' AND '.join(where)}{order}"
+            yield from con.execute(sql, params).fetch_record_batch(batch_size)
+        except duckdb.Error as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ConnectorTerminalError(
+                f"{name}: cannot read the window on {window.cursor_column!r} ({first}); "
+                f"check that the cursor column holds timestamps"
+            ) from None
     finally:
         con.close()

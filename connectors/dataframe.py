@@ -29,10 +29,11 @@ class DataFrameSettings(BaseModel):
     )
 
 
-def as_batch_reader(data: Any, what: str = "data") -> pa.RecordBatchReader:
+def as_batch_reader(data: Any, what: str = "data") -> pa.RecordBatchReader | None:
     """An Arrow stream over a Polars/pandas frame, an Arrow table or batch, or a callable yielding batches.
 
-    A callable is called anew each time, so reading the same window twice gives the same rows.
+    A callable is called anew each time, so reading the same window twice gives the same rows; one
+    that yields nothing gives None.
     """
     if callable(data) and not hasattr(data, "__arrow_c_stream__"):
         produced = data()
@@ -56,31 +57,44 @@ def as_batch_reader(data: Any, what: str = "data") -> pa.RecordBatchReader:
     )
 
 
-def _reader_from_batches(batches: Iterable[Any], what: str) -> pa.RecordBatchReader:
-    """Stream a callable's batches without holding them all; the first batch fixes the schema."""
-    iterator = iter(batches)
-    first = next(iterator, None)
-    if first is None:
-        raise ConnectorTerminalError(f"dataframe: the callable for {what} yielded no batch; yield at least one")
-    if isinstance(first, pa.Table):
-        first = first.combine_chunks().to_batches()[0] if first.num_rows else pa.RecordBatch.from_pylist([], first.schema)
-    if not isinstance(first, pa.RecordBatch):
+def _reader_from_batches(produced: Any, what: str) -> pa.RecordBatchReader | None:
+    """Stream a callable's batches without holding them all; the first batch fixes the schema.
+
+    None when the callable yields nothing (no rows this time).
+    """
+    if not isinstance(produced, Iterable):
         raise ConnectorTerminalError(
-            f"dataframe: the callable for {what} yielded a {type(first).__name__}; yield pyarrow RecordBatches"
+            f"dataframe: the callable for {what} returned a {type(produced).__name__}; "
+            f"return an iterable of pyarrow RecordBatches"
         )
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for item in produced:
+            if isinstance(item, pa.Table):
+                yield from item.to_batches()
+            elif isinstance(item, pa.RecordBatch):
+                yield item
+            else:
+                raise ConnectorTerminalError(
+                    f"dataframe: the callable for {what} yielded a {type(item).__name__}; yield pyarrow RecordBatches"
+                )
+
+    stream = batches()
+    first = next(stream, None)
+    if first is None:
+        return None
     schema = first.schema
 
-    def rest() -> Iterator[pa.RecordBatch]:
+    def checked() -> Iterator[pa.RecordBatch]:
         yield first
-        for batch in iterator:
-            if not isinstance(batch, pa.RecordBatch) or batch.schema != schema:
+        for batch in stream:
+            if batch.schema != schema:
                 raise ConnectorTerminalError(
-                    f"dataframe: the callable for {what} yielded a batch that is not a RecordBatch with the first "
-                    f"batch's schema; yield batches of one schema"
+                    f"dataframe: the callable for {what} yielded batches of different schemas; yield one schema"
                 )
             yield batch
 
-    return pa.RecordBatchReader.from_batches(schema, rest())
+    return pa.RecordBatchReader.from_batches(schema, checked())
 
 
 class DataFrameConnector:
@@ -106,4 +120,6 @@ class DataFrameConnector:
                 )
             return
         reader = as_batch_reader(self.tables[window.table], f"table {window.table!r}")
+        if reader is None:
+            return
         yield from read_window(reader, reader.schema, window, self.settings.batch_size, f"dataframe: table {window.table!r}")

@@ -169,10 +169,10 @@ class FilesConnector:
             present = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}", {"path": name}).fetchall()]
         except duckdb.Error as e:
             raise self._read_error(e, name, fmt) from None
-        wanted = list(window.columns) or list(present)  # a copy: the file tags below must not join `present`
+        wanted = list(window.columns or present)
         if window.loaded_files is not None:  # the core is tracking files: tag every row with its file
             wanted += [c for c in ("_file", "_file_hash") if c not in wanted]
-        cursor_columns = [window.cursor_column] if window.cursor_column else []
+        cursor_columns = [window.cursor_column] if window.cursor_column else []  # a source may have no cursor
         missing = [c for c in (*wanted, *cursor_columns) if c not in present and c not in FILE_COLUMNS]
         if missing:
             raise ConnectorTerminalError(
@@ -203,7 +203,9 @@ class FilesConnector:
             where.append(f"{cursor} < $end")
             params["end"] = window.end
         sql = f"SELECT {', '.join(selected)} FROM {source} AS t WHERE {' AND '.join(where)}"
-        if cursor:  # without a cursor, rows come in file order
+        if cursor and window.loaded_files is None:
+            # A plain window is sorted by its cursor. When the core tracks files it reads them whole and
+            # needs no order: rows stream in file order, so memory stays flat however large a file is.
             sql += f" ORDER BY t.{cursor}"
         try:
             reader = con.execute(sql, params).fetch_record_batch(self.settings.batch_size)

@@ -49,7 +49,8 @@ class IcebergConnector:
 
     def _catalog(self) -> Any:
         sql_catalog = _pyiceberg()
-        props = {"uri": self.settings.catalog_uri.get_secret_value()}
+        # Read-only: never create the catalog's own tables in a database that lacks them.
+        props = {"uri": self.settings.catalog_uri.get_secret_value(), "init_catalog_tables": "false"}
         if self.settings.warehouse:
             props["warehouse"] = self.settings.warehouse
         try:
@@ -58,7 +59,11 @@ class IcebergConnector:
             raise _catalog_error(e, props["uri"]) from None
 
     def check(self) -> None:
-        self._catalog()
+        catalog = self._catalog()
+        try:
+            catalog.list_namespaces()
+        except Exception as e:  # the database opened but holds no catalog, or cannot be read
+            raise _catalog_error(e, self.settings.catalog_uri.get_secret_value()) from None
 
     def read(self, window: Window) -> Iterator[pa.RecordBatch]:
         from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
@@ -72,6 +77,8 @@ class IcebergConnector:
                 f"iceberg: no table {window.table!r} in catalog {self.settings.catalog_name!r}; "
                 f"set the input's table to 'namespace.table'"
             ) from None
+        except Exception as e:  # the catalog database itself failed (sqlalchemy errors)
+            raise _catalog_error(e, self.settings.catalog_uri.get_secret_value()) from None
         present = [f.name for f in table.schema().fields]
         check_columns(f"iceberg: table {window.table!r}", present, window)
         # Pushed down so whole data files outside the window are skipped; read_window filters exactly.
@@ -80,7 +87,9 @@ class IcebergConnector:
             row_filter = And(row_filter, GreaterThanOrEqual(window.cursor_column, window.start.isoformat()))
         if window.end is not None:
             row_filter = And(row_filter, LessThan(window.cursor_column, window.end.isoformat()))
-        fields = tuple(window.columns) if window.columns else ("*",)
+        # The cursor is read even when not asked for: the window is ordered by it.
+        cursor = (window.cursor_column,) if window.cursor_column else ()
+        fields = tuple(dict.fromkeys((*window.columns, *cursor))) if window.columns else ("*",)
         reader = table.scan(row_filter=row_filter, selected_fields=fields).to_arrow_batch_reader()
         yield from read_window(reader, reader.schema, window, self.settings.batch_size, f"iceberg: table {window.table!r}")
 

@@ -375,6 +375,36 @@ def bench_train(
         out.print(result_table(result))
 
 
+@app.command()
+@_friendly
+def quarantine(config: ConfigOpt = Path("alignloop.yaml"),
+               source: Annotated[str | None, typer.Option("--source", help="Only this source.")] = None,
+               examples: Annotated[int, typer.Option(help="Examples shown per reason.")] = 2) -> None:
+    """Show what ingest set aside: counts by reason, with examples."""
+    from flows.quarantine import show_quarantine
+
+    show_quarantine(config, source, examples, out)
+
+
+@bench_app.command("ingest")
+@_friendly
+def bench_ingest(
+    rows: Annotated[int, typer.Option("--rows", min=10, help="Source rows in the generated warehouse.")] = 1_000_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    workdir: Annotated[Path | None, typer.Option(help="Keep the warehouse and stores here (default: temp).")] = None,
+    threads: Annotated[int, typer.Option(help="DuckDB threads for all three runs (0: DuckDB's default).")] = 1,
+) -> None:
+    """Time ingest (load + normalise + snapshot + shape profile) beside pandas and raw DuckDB."""
+    from benchmarks.ingest import bench_ingest as run_bench, print_table
+
+    with console.status(f"ingest benchmark, {rows:,} rows"):
+        result = run_bench(rows, workdir, threads or None)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        print_table(result, out)
+
+
 # ------------------------------------------------------------------------------------------ demo
 @app.command()
 @_friendly

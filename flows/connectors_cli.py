@@ -76,14 +76,15 @@ def _count(connector: Any, window: Window) -> int:
     """Rows in the window: the connector's own count() when it has one, else a streamed count."""
     if callable(getattr(connector, "count", None)):
         return int(connector.count(window))
-    only_cursor = Window(window.table, window.cursor_column, window.start, window.end, (window.cursor_column,))
-    return sum(batch.num_rows for batch in connector.read(only_cursor))
+    narrow = (window.cursor_column,) if window.cursor_column else window.columns
+    return sum(batch.num_rows for batch in connector.read(
+        Window(window.table, window.cursor_column, window.start, window.end, narrow)))
 
 
 def check_source(config: Path, source_name: str) -> bool:
     """Connect, look for every mapped column, count new rows; print one line per finding."""
     from pipeline.config import load_settings
-    from pipeline.shapes import SHAPES, resolve_mapping
+    from pipeline.shapes import SHAPES
     from pipeline.stages import build_connector
 
     settings = load_settings(config)
@@ -106,31 +107,55 @@ def check_source(config: Path, source_name: str) -> bool:
     say(True, f"connect ({source.connector})")
     positions = _cursor_positions(settings.store_path, source.name)
     shape = SHAPES[source.shape]
-    for inp in resolve_mapping(source.shape, source.mapping, f"sources[{source.name}]"):
-        cursor_col = inp.source_columns[inp.spec.cursor]
-        empty = Window(inp.table, cursor_col, columns=tuple(inp.source_columns.values()))
+    for inp in _inputs(source):
+        cursor_col = inp.cursor_column
         try:
-            # Reading a window that starts after it ends touches no rows but binds every column.
-            from datetime import datetime
-
-            far = datetime(9999, 1, 1)
-            list(connector.read(Window(empty.table, empty.cursor_column, far, far, empty.columns)))
+            found = _columns_of(connector, inp)
         except ConnectorError as e:
             ok = False
             say(False, f"{inp.spec.name}: table {inp.table}: {e}")
             continue
+        required = {c: s for c, s in inp.source_columns.items()
+                    if inp.spec.optional is None or c not in inp.spec.optional or c in inp.explicit}
+        missing = [f"{s} (for {c})" for c, s in required.items() if found is not None and s not in found]
+        if missing:
+            ok = False
+            say(False, f"{inp.spec.name}: table {inp.table} lacks {', '.join(missing)}; map them in "
+                       f"sources[{source.name}].mapping.{inp.spec.name}")
+            continue
         say(True, f"{inp.spec.name}: table {inp.table} has the {shape.name} columns "
-                  f"({', '.join(inp.source_columns.values())})")
-        position = positions.get(inp.spec.name)
+                  f"({', '.join(required.values())})")
+        position = positions.get(inp.spec.name) if cursor_col else None
         try:
             new = _count(connector, Window(inp.table, cursor_col, position, None, ()))
         except ConnectorError as e:
             ok = False
             say(False, f"{inp.spec.name}: counting new rows: {e}")
             continue
-        since = f"since cursor {position.isoformat()}" if position else "(nothing ingested yet)"
+        since = (f"since cursor {position.isoformat()}" if position else
+                 "(no cursor column: every run reads them all)" if not cursor_col else "(nothing ingested yet)")
         say(True, f"{inp.spec.name}: {new} row(s) to read {since}")
     return ok
+
+
+def _inputs(source: Any) -> list[Any]:
+    from pipeline.shapes import resolve_mapping
+
+    return resolve_mapping(source.shape, source.mapping, f"sources[{source.name}]",
+                           getattr(source, "shape_options", None))
+
+
+def _columns_of(connector: Any, inp: Any) -> set[str] | None:
+    """The source columns the input's table offers, from its first batch (None when it is empty:
+    a column-listing read binds the named columns, so a missing one has failed already)."""
+    window = Window(inp.table, inp.cursor_column, columns=inp.read_columns)
+    reader = connector.read(window)
+    try:
+        for batch in reader:
+            return set(batch.schema.names)
+        return None
+    finally:
+        reader.close()
 
 
 # ------------------------------------------------------------------------------------------ new

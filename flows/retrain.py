@@ -2,6 +2,10 @@
 
 Tasks are thin wrappers over pipeline.stages; policy sits on their decorators: the I/O stages
 retry on TransientError only. Run in-process: `python -m flows.retrain alignloop.yaml`.
+
+Prefect stores a flow run's parameters in its database. Deployments pass the config path
+(`retrain_from_config`); when Settings are passed, Prefect stores their JSON dump, in which every
+secret is masked (SecretStr fields, secret-named connector options), so no password reaches it.
 """
 
 from __future__ import annotations

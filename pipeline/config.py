@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,6 +54,12 @@ class SourceSettings(_Settings):
     shape_options: dict[str, Any] = Field(
         default_factory=dict, description="The shape's own settings (e.g. ratings thresholds); see README 'Log shapes'."
     )
+    cursor: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per shape input, the source column read incrementally (default: the column mapped to the "
+        "input's cursor, e.g. ts). A timestamp (with or without time zone), ISO-8601 text or an increasing integer. "
+        "The `events` shape only: the others read by the column mapped as their time.",
+    )
 
     @model_validator(mode="after")
     def _valid_shape_options(self) -> SourceSettings:
@@ -71,6 +78,44 @@ class SourceSettings(_Settings):
     def __repr_args__(self):
         for name, value in super().__repr_args__():
             yield name, (masked_options(value) if name == "options" else value)
+
+
+class IngestSettings(_Settings):
+    """How `alignloop ingest` loads sources: what counts as late, future, bad or too much (pipeline/store.py)."""
+
+    lookback: timedelta = Field(
+        timedelta(days=1), description="Re-read rows this far below each timestamp cursor, so late rows are not lost "
+        "(rows already stored are skipped by key). ISO-8601 duration or seconds, e.g. P1D."
+    )
+    future_skew: timedelta = Field(
+        timedelta(minutes=5), description="Rows stamped later than now plus this are quarantined as future rows, and "
+        "no cursor moves past now plus this."
+    )
+    max_bad_share: float = Field(
+        0.2, ge=0.0, le=1.0, description="A run whose newly read rows are bad (quarantined) above this share fails "
+        "and merges nothing."
+    )
+    max_text_chars: int = Field(
+        100_000, ge=1, description="Longest text value (a message list, an answer) accepted; longer rows are quarantined."
+    )
+    pending_timeout: timedelta = Field(
+        timedelta(days=7), description="Feedback whose generation has not arrived after this long is quarantined."
+    )
+    scrub_pii: bool = Field(
+        True, description="Replace e-mail addresses, phone numbers, card numbers (Luhn-valid) and IP addresses in "
+        "text with [EMAIL], [PHONE], [CARD], [IP] before anything is stored."
+    )
+    max_rows_per_user: int | None = Field(
+        None, ge=1, description="Most canonical rows one user may contribute; later rows are quarantined (none: no cap)."
+    )
+    threads: int | None = Field(
+        None, ge=1, description="DuckDB threads for ingest (default: DuckDB's choice). 1 is faster on a busy 2-core machine."
+    )
+    memory_limit: str | None = Field(
+        "2GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$", description="DuckDB memory limit for ingest; beyond it "
+        "work spills to disk, so a large first load stays within it. Raise it on a machine with memory to spare; "
+        "null: DuckDB's default (80% of RAM)."
+    )
 
 
 class BaseModelSettings(_Settings):
@@ -252,6 +297,7 @@ class Settings(_Settings):
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
     @field_validator("sources")
     @classmethod
@@ -346,6 +392,8 @@ def _expand_env(value: Any, where: str, expanded: list[str] | None = None) -> An
             if name not in os.environ:
                 raise ConfigError(f"{where}: environment variable {name} is not set; export it or write the value")
             expanded.append(os.environ[name])
+            if secrets.is_secret_name(name):  # ${PW}, ${DB_PASSWORD}, ${API_TOKEN}: masked wherever shown
+                secrets.remember(os.environ[name])
             return os.environ[name]
 
         return _ENV_REF.sub(repl, value)

@@ -17,7 +17,7 @@ from typing import Any
 
 from connectors.base import ConnectorError
 from connectors.dataframe import DataFrameConnector, DataFrameSettings
-from pipeline.config import Settings, SourceSettings
+from pipeline.config import IngestSettings, Settings, SourceSettings
 from pipeline.errors import ConfigError, TerminalError, TransientError
 from pipeline.shapes import SHAPES, resolve_mapping
 from pipeline.store import FeedbackStore, IngestResult
@@ -30,7 +30,7 @@ def ingest_frame(
     *,
     shape: str = "events",
     mapping: Mapping[str, Mapping[str, str]] | None = None,
-    lookback: timedelta = timedelta(0),
+    lookback: timedelta | None = None,
 ) -> IngestResult:
     """Land `data` as the rows of `source` in the feedback store, atomically; return what was added.
 
@@ -43,11 +43,12 @@ def ingest_frame(
              memory). For a shape with several inputs, a mapping {input name: data}, e.g.
              {"generations": ..., "feedback": ...}.
     mapping: canonical -> your column names per input, as in a source's `mapping` in the config.
+    lookback: how far below the cursor to read again (default: the config's ingest.lookback, else a day).
     """
     if isinstance(target, Settings):
         resolved = _source_in_settings(target, source)
         with FeedbackStore(target.store_path) as store:
-            return _ingest(store, resolved, data, lookback)
+            return _ingest(store, resolved, data, lookback, target.ingest)
     resolved = source if isinstance(source, SourceSettings) else _new_source(source, shape, mapping)
     if isinstance(target, FeedbackStore):
         return _ingest(target, resolved, data, lookback)
@@ -79,7 +80,8 @@ def _new_source(name: str, shape: str, mapping: Mapping[str, Mapping[str, str]] 
 
 def _tables_by_name(source: SourceSettings, data: Any) -> dict[str, Any]:
     """The data keyed by the table each shape input reads (what the connector's windows name)."""
-    inputs = resolve_mapping(source.shape, source.mapping, f"sources[{source.name}]")
+    inputs = resolve_mapping(source.shape, source.mapping, f"sources[{source.name}]",
+                             getattr(source, "shape_options", None))
     if not isinstance(data, Mapping):
         if len(inputs) != 1:
             names = ", ".join(i.spec.name for i in inputs)
@@ -103,7 +105,8 @@ def _tables_by_name(source: SourceSettings, data: Any) -> dict[str, Any]:
     return {by_input[k]: v for k, v in data.items()}
 
 
-def _ingest(store: FeedbackStore, source: SourceSettings, data: Any, lookback: timedelta) -> IngestResult:
+def _ingest(store: FeedbackStore, source: SourceSettings, data: Any, lookback: timedelta | None,
+            settings: IngestSettings | None = None) -> IngestResult:
     if source.shape not in SHAPES:
         raise ConfigError(f"ingest_frame: unknown shape {source.shape!r} (known: {', '.join(SHAPES)})")
     connector = DataFrameConnector(DataFrameSettings(tables=_tables_by_name(source, data)))
@@ -111,4 +114,4 @@ def _ingest(store: FeedbackStore, source: SourceSettings, data: Any, lookback: t
         connector.check()
     except ConnectorError as e:
         raise (TransientError if e.transient else TerminalError)(f"source {source.name!r}: {e}") from None
-    return store.ingest(source, connector, lookback=lookback)
+    return store.ingest(source, connector, lookback=lookback, settings=settings)

@@ -36,3 +36,19 @@ def prompt_key(prompt: list[dict[str, str]]) -> str:
 def is_holdout(prompt: list[dict[str, str]], holdout_fraction: float) -> bool:
     """True when this prompt belongs to the held-out split; the same prompt always lands on the same side."""
     return int(prompt_key(prompt)[:8], 16) / 0x1_0000_0000 < holdout_fraction
+
+
+
+
+def holdout_flags(prompts: pa.ChunkedArray | pa.Array, holdout_fraction: float) -> list[bool]:
+    """`is_holdout` for a whole column of conversations, without building a dict per turn."""
+    out: list[bool] = []
+    for chunk in prompts.chunks if isinstance(prompts, pa.ChunkedArray) else [prompts]:
+        offsets = chunk.offsets.to_pylist()
+        turns = chunk.values
+        roles, contents = turns.field("role").to_pylist(), turns.field("content").to_pylist()
+        for i in range(len(chunk)):
+            lo, hi = offsets[i], offsets[i + 1]
+            canonical = json.dumps([[roles[j], contents[j]] for j in range(lo, hi)], ensure_ascii=False)
+            out.append(int(hashlib.sha256(canonical.encode()).hexdigest()[:8], 16) / 0x1_0000_0000 < holdout_fraction)
+    return out

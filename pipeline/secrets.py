@@ -14,7 +14,7 @@ import threading
 import warnings
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 MASK = "***"
 
@@ -59,10 +59,12 @@ def remember(*values: Any) -> None:
             text = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
             if len(text) < 3:  # masking "a" or "12" everywhere would garble every line, and guards nothing
                 continue
-            _known.add(text)
             pw = url_password(text)
-            if pw and len(pw) >= 3:
-                _known.add(pw)
+            # A URL's password is its secret; the rest (host, database) stays readable in messages.
+            if pw:
+                _known.update(v for v in (pw, unquote(pw)) if len(v) >= 3)
+            else:
+                _known.add(text)
 
 
 def forget_all() -> None:
@@ -107,17 +109,23 @@ class _RedactingRecordFactory:
         return record
 
 
-_installed = False
+_factory_installed = False
 
 
 def install() -> None:
-    """Redact every log record and every warning this process emits from now on (idempotent)."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
-    logging.setLogRecordFactory(_RedactingRecordFactory(logging.getLogRecordFactory()))
+    """Redact every log record and every warning this process emits from now on (idempotent).
+
+    Log records are redacted where they are made, so every handler (Prefect's API logger included)
+    sees the masked text; warnings are redacted by wrapping whatever `warnings.showwarning` is now.
+    """
+    global _factory_installed
+    with _lock:
+        if not _factory_installed:
+            logging.setLogRecordFactory(_RedactingRecordFactory(logging.getLogRecordFactory()))
+            _factory_installed = True
     shown = warnings.showwarning
+    if getattr(shown, "_alignloop_redacting", False):
+        return
 
     def showwarning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
                     line: str | None = None) -> None:
@@ -126,4 +134,5 @@ def install() -> None:
             message = text  # formatwarning() only needs str(message)
         shown(message, category, filename, lineno, file, line)
 
+    showwarning._alignloop_redacting = True  # type: ignore[attr-defined]
     warnings.showwarning = showwarning

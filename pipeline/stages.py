@@ -13,16 +13,19 @@ import subprocess
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.base import ConnectorError, load_connector
 from pipeline.config import Settings, describe_validation_error
-from pipeline.datasets import Split, holdout_eval_pairs, split_snapshot
 from pipeline.errors import ConfigError, DataError, TerminalError, TransientError
 from pipeline.evaluation.results import EvalReport
 from pipeline.planner import Plan, choose_method
 from pipeline.shape import measure_shape
-from pipeline.store import FeedbackStore, IngestResult, Snapshot
+from pipeline.store import FeedbackStore, IngestResult, Snapshot, check_store_is_not_a_source
+
+if TYPE_CHECKING:  # training-side modules import torch and datasets: `alignloop ingest` must not pay for them
+    from pipeline.datasets import Split
+    from pipeline.evaluate import EvalReport
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,8 @@ def build_connector(source) -> Any:
 def ingest(settings: Settings) -> list[IngestResult]:
     """Bring every source's new rows into the store (one atomic batch per source)."""
     results = []
+    # Before anything is opened for writing: a store that is a source's own file would corrupt it.
+    check_store_is_not_a_source(settings.store_path, settings.sources)
     with FeedbackStore(settings.store_path) as store:
         for source in settings.sources:
             connector = build_connector(source)
@@ -76,7 +81,7 @@ def ingest(settings: Settings) -> list[IngestResult]:
             except ConnectorError as e:
                 kind = TransientError if e.transient else TerminalError
                 raise kind(f"source {source.name!r}: {e}") from None
-            results.append(store.ingest(source, connector))
+            results.append(store.ingest(source, connector, settings=settings.ingest))
     return results
 
 
@@ -90,6 +95,8 @@ def _read_snapshot(settings: Settings, snapshot_id: str | None = None) -> tuple[
 
 
 def _load_split(settings: Settings, snapshot_id: str) -> Split:
+    from pipeline.datasets import split_snapshot
+
     _, unpaired, pairs = _read_snapshot(settings, snapshot_id)
     return split_snapshot(unpaired, pairs, settings.evaluation.holdout_fraction,
                           settings.training.max_train_examples)

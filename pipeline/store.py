@@ -1,13 +1,16 @@
 """The feedback store: one DuckDB file holding landed source rows, canonical rows and their state.
 
-Each ingest of a source is one transaction: its raw rows, the canonical rows shaped from them, the
+Each ingest of a source is one transaction: its landed rows, the canonical rows shaped from them, the
 quarantined rows and the advanced cursors commit together or not at all, so a re-run after a crash
 or a re-run of the same window adds nothing twice. Snapshots freeze what a training run saw.
+What keeps each load trustworthy (late rows, future rows, bad rows, duplicates, PII) is in
+pipeline/loading/ and the README's "Loading guarantees".
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,14 +19,19 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from connectors.base import Connector, ConnectorError, Window
-from pipeline.errors import TerminalError, TransientError
+from connectors.base import Connector
+from pipeline.config import IngestSettings
+from pipeline.errors import ConfigError, DataError, TerminalError, TransientError
+from pipeline.loading import canonical
+from pipeline.loading.cursors import INTEGER, TEXT, CursorPosition, parse_iso
+from pipeline.loading.landing import Landing, LandedInput, land
+from pipeline.loading.sqlbind import bind
+from pipeline.pii import register_card_udf
 from pipeline.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
-from pipeline.shapes import SHAPES, ResolvedInput, resolve_mapping, sql_params
+from pipeline.shapes import SHAPES, resolve_mapping, sql_params
 from pipeline.sqlfiles import sql_text
 
 log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -36,6 +44,9 @@ class IngestResult:
     quarantined: int
     pending: int
     cursors: dict[str, str] = field(default_factory=dict)
+    duplicates: int = 0      # rows already stored, or repeating a stored row (re-reads, look-back, double clicks)
+    conflicts: int = 0       # differing versions of one key recorded in the `conflicts` table
+    replaced: int = 0        # stored or quarantined versions replaced by a newer version
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,20 @@ def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def check_store_is_not_a_source(store_path: Path, sources: Any) -> None:
+    """Refuse a store that is one of the files a source reads: ingest would write into its own input."""
+    target = Path(store_path).resolve()
+    for source in sources:
+        for key in ("path", "paths"):
+            value = source.options.get(key)
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, str) and "://" not in item and Path(item).resolve() == target:
+                    raise ConfigError(
+                        f"store: {target} is the file sources[{source.name}].options.{key} reads; "
+                        "point store at a separate file (default <workdir>/feedback.duckdb)"
+                    )
+
+
 class FeedbackStore:
     """The store behind one DuckDB file. Use as a context manager, or call close()."""
 
@@ -61,11 +86,28 @@ class FeedbackStore:
             self.con = duckdb.connect(str(self.path))
         except duckdb.IOException as e:
             raise TransientError(f"feedback store {self.path}: cannot open ({e}); is another run using it?") from None
+        # Every timestamp the store writes or compares is UTC, whatever the machine's zone.
         self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET enable_progress_bar = false")
+        self._refuse_old_layout()
         self.con.execute(sql_text("store_schema.sql"))
         self.con.execute(sql_text("store_loaded_files.sql"))
         for shape in SHAPES.values():
             self.con.execute(sql_text(shape.raw_tables_sql))
+        self.con.execute("INSERT OR IGNORE INTO store_meta VALUES ('user_salt', ?)", [secrets.token_hex(16)])
+        register_card_udf(self.con)
+
+    def _refuse_old_layout(self) -> None:
+        """Stores from before per-kind cursors and content hashes cannot be read safely: say so."""
+        old = self.con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'cursors' AND column_name = 'position' "
+            "AND data_type = 'TIMESTAMP'").fetchone()[0]
+        if old:
+            self.con.close()
+            raise TerminalError(
+                f"feedback store {self.path} was written by an earlier alignloop (timestamp-only cursors); "
+                "move it aside and run `alignloop ingest` again: the sources are re-read from the start"
+            )
 
     def __enter__(self) -> FeedbackStore:
         return self
@@ -76,12 +118,10 @@ class FeedbackStore:
     def close(self) -> None:
         self.con.close()
 
-    # ------------------------------------------------------------------ ingest
-    def cursor_position(self, source: str, input_name: str) -> datetime | None:
-        row = self.con.execute(
-            "SELECT position FROM cursors WHERE source = ? AND input = ?", [source, input_name]
-        ).fetchone()
-        return row[0] if row else None
+    @property
+    def user_salt(self) -> str:
+        """The per-installation salt user ids are hashed with (created once, kept in the store)."""
+        return self.con.execute("SELECT value FROM store_meta WHERE key = 'user_salt'").fetchone()[0]
 
     def loaded_files(self, source: str, input_name: str) -> frozenset[tuple[str, str]]:
         """(path, content hash) of the files already landed for one input of a file source."""
@@ -90,136 +130,192 @@ class FeedbackStore:
         ).fetchall()
         return frozenset((f, h) for f, h in rows)
 
-    def ingest(self, source: Any, connector: Connector, *, lookback: timedelta = timedelta(0)) -> IngestResult:
+    # ------------------------------------------------------------------ ingest
+    def cursor_position(self, source: str, input_name: str) -> CursorPosition | None:
+        row = self.con.execute(
+            "SELECT position, kind FROM cursors WHERE source = ? AND input = ?", [source, input_name]
+        ).fetchone()
+        return CursorPosition(*row) if row else None
+
+    def ingest(self, source: Any, connector: Connector, *, lookback: timedelta | None = None,
+               settings: IngestSettings | None = None, now: datetime | None = None) -> IngestResult:
         """Read what is new in `source` (a SourceSettings) through `connector` and merge it, atomically.
 
-        Each input is read from its cursor (minus `lookback`, for late rows) onwards; rows already
-        landed are skipped by key, so overlapping windows are harmless.
+        Each input is read from its cursor minus the look-back (late rows), capped at now plus the
+        future skew; rows already landed are skipped by key and content, bad rows are quarantined.
         """
-        where = f"source {source.name!r}"
+        settings = settings or IngestSettings()
+        if lookback is not None:
+            settings = settings.model_copy(update={"lookback": lookback})
+        now = now or _utcnow()
         inputs = resolve_mapping(source.shape, source.mapping, f"sources[{source.name}]",
                                  getattr(source, "shape_options", None))
+        cursor_cols = dict(getattr(source, "cursor", {}) or {})
+        for name in cursor_cols:
+            if name not in {i.spec.name for i in inputs}:
+                raise ConfigError(f"sources[{source.name}].cursor.{name}: the {source.shape!r} shape has no input "
+                                  f"{name!r} (inputs: {', '.join(i.spec.name for i in inputs)})")
+            if inputs[0].prepare is not None:  # its rows' times are what the shape parses from the mapped column
+                raise ConfigError(f"sources[{source.name}].cursor.{name}: the {source.shape!r} shape reads by the "
+                                  f"column mapped as its time; map it under mapping.{name} instead")
+        # File sources are incremental by file: files not yet landed are read whole, whatever their times.
+        by_file = getattr(connector, "incremental", None) == "files"
         shape = SHAPES[source.shape]
         started = _utcnow()
         con = self.con
+        if settings.threads:
+            con.execute(f"SET threads = {int(settings.threads)}")
+        if settings.memory_limit:
+            con.execute("SET memory_limit = ?", [settings.memory_limit])
+        salt = self.user_salt
         con.begin()
         try:
             batch_id = con.execute("SELECT nextval('batch_ids')").fetchone()[0]
-            rows_read: dict[str, int] = {}
-            raw_added: dict[str, int] = {}
-            cursors: dict[str, str] = {}
+            landed: dict[str, LandedInput] = {}
+            replaced: tuple[str, ...] = ()
             for inp in inputs:
-                n_read, high = self._land(source.name, inp, connector, batch_id, lookback, where)
-                rows_read[inp.spec.name] = n_read
-                raw_added[inp.spec.name] = con.execute(
-                    f"SELECT count(*) FROM {inp.spec.raw_table} WHERE source = ? AND batch_id = ?",
-                    [source.name, batch_id],
-                ).fetchone()[0]
-                if high is not None:
-                    con.execute(
-                        "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?, ?)",
-                        [source.name, inp.spec.name, high, batch_id, _utcnow()],
-                    )
-                position = self.cursor_position(source.name, inp.spec.name)
-                cursors[inp.spec.name] = position.isoformat() if position else ""
-            counts = self._shape(shape, source.name, batch_id, sql_params(source))
+                name = inp.spec.name
+                explicit = name in cursor_cols
+                job = Landing(
+                    source=source.name, inp=inp, batch_id=batch_id, now=now, settings=settings, salt=salt,
+                    cursor_column=cursor_cols.get(name, inp.cursor_column),
+                    cursor_setting=(f"sources[{source.name}].cursor.{name}" if explicit else
+                                    f"sources[{source.name}].mapping.{name}.{inp.spec.cursor} (the cursor column)"),
+                    position=self.cursor_position(source.name, name),
+                    loaded_files=self.loaded_files(source.name, name) if by_file else None,
+                )
+                landed[name] = result = land(con, job, connector)
+                if result.position is not None:
+                    self._advance(source.name, name, job.position, result.position, batch_id)
+                if result.files:
+                    con.executemany("INSERT OR IGNORE INTO loaded_files VALUES (?, ?, ?, ?, ?, ?)",
+                                    [[source.name, name, f, h, batch_id, _utcnow()] for f, h in sorted(result.files)])
+                if result.replaced_keys and inp.spec is shape.inputs[-1]:
+                    replaced = result.replaced_keys
+                    self._forget_canonical(source.name, replaced)
+                elif result.replaced_keys:
+                    self._rejudge_dependents(shape, source.name, result.replaced_keys, now)
+            if any(r.added or r.replaced for r in landed.values()) or con.execute(
+                    "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
+                counts = self._shape(shape, source, batch_id, now, settings, replaced)
+            else:  # nothing landed and nothing waiting (in any shape): nothing to judge
+                counts = dict.fromkeys(("unpaired", "pairs", "judged_bad", "pending", "duplicates", "quarantined"), 0)
+            landed_bad = sum(r.quarantined for r in landed.values())
+            # What counts as bad: rows failing the landing checks, plus rows the shape found malformed.
+            # A prepared shape marks those as they land; what its SQL leaves unused besides (a tree
+            # message without a rank or vote, a rating between the thresholds) is no sign of bad data.
+            judged_bad = counts["judged_bad"] if shape.prepare is None else sum(r.shape_bad for r in landed.values())
+            new_rows = sum(r.added + r.quarantined for r in landed.values())
+            self._check_bad_share(source.name, batch_id, landed_bad + judged_bad, new_rows, settings)
+            rows_read = {k: r.rows_read for k, r in landed.items()}
+            raw_added = {k: r.added for k, r in landed.items()}
+            quarantined = landed_bad + counts["quarantined"]
             con.execute(
                 "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [batch_id, source.name, started, _utcnow(), sum(rows_read.values()), sum(raw_added.values()),
-                 counts["unpaired"], counts["pairs"], counts["quarantined"], counts["pending"]],
+                 counts["unpaired"], counts["pairs"], quarantined, counts["pending"]],
             )
             con.commit()
         except BaseException:
             con.rollback()
             raise
+        cursors = {}
+        for inp in inputs:
+            position = self.cursor_position(source.name, inp.spec.name)
+            cursors[inp.spec.name] = position.value if position else ""
         result = IngestResult(
             source=source.name, batch_id=batch_id, rows_read=rows_read, raw_added=raw_added,
-            unpaired_added=counts["unpaired"], pairs_added=counts["pairs"],
-            quarantined=counts["quarantined"], pending=counts["pending"], cursors=cursors,
+            unpaired_added=counts["unpaired"], pairs_added=counts["pairs"], quarantined=quarantined,
+            pending=counts["pending"], cursors=cursors,
+            duplicates=sum(r.duplicates for r in landed.values()) + counts["duplicates"],
+            conflicts=sum(r.conflicts for r in landed.values()),
+            replaced=sum(r.replaced for r in landed.values()),
         )
         log.info("ingested %s: %s", source.name, result)
         return result
 
-    def _land(
-        self, source: str, inp: ResolvedInput, connector: Connector, batch_id: int, lookback: timedelta, where: str
-    ) -> tuple[int, datetime | None]:
-        """Copy one input's new rows into its landing table; return (rows read, largest cursor value)."""
-        position = self.cursor_position(source, inp.spec.name)
-        # File sources are incremental by file: whole files not yet landed are read, whatever their cursor values.
-        by_file = getattr(connector, "incremental", None) == "files"
-        window = Window(
-            table=inp.table,
-            cursor_column=inp.cursor_column,
-            start=None if position is None or by_file or inp.cursor_column is None else position - lookback,
-            columns=inp.read_columns,
-            loaded_files=self.loaded_files(source, inp.spec.name) if by_file else None,
-        )
-        n_read, high = 0, None
-        files: set[tuple[str, str]] = set()
-        try:
-            for batch in connector.read(window):
-                if batch.num_rows == 0:
-                    continue
-                if by_file:
-                    files.update(zip(batch.column("_file").to_pylist(), batch.column("_file_hash").to_pylist(), strict=True))
-                n_read += batch.num_rows
-                batch = inp.to_canonical(batch)  # the shape's per-batch step: mapping, parsing, keys
-                batch_high = inp.cursor_high(batch)
-                if batch_high is not None:
-                    batch_high = _naive_utc(batch_high)
-                    high = batch_high if high is None or batch_high > high else high
-                self.con.register("landing_batch", batch)
-                try:
-                    self.con.execute(
-                        f"INSERT OR IGNORE INTO {inp.spec.raw_table} BY NAME "
-                        "SELECT ? AS source, ? AS batch_id, * FROM landing_batch",
-                        [source, batch_id],
-                    )
-                finally:
-                    self.con.unregister("landing_batch")
-            if files:
-                self.con.executemany(
-                    "INSERT OR IGNORE INTO loaded_files VALUES (?, ?, ?, ?, ?, ?)",
-                    [[source, inp.spec.name, f, h, batch_id, _utcnow()] for f, h in sorted(files)],
-                )
-        except ConnectorError as e:
-            kind = TransientError if e.transient else TerminalError
-            raise kind(f"{where}, input {inp.spec.name} (table {inp.table}): {e}") from None
-        except KeyError as e:
-            raise TerminalError(
-                f"{where}, input {inp.spec.name}: the connector returned no column {e}; "
-                f"check mapping.{inp.spec.name} in the config"
-            ) from None
-        except (duckdb.ConversionException, duckdb.ConstraintException, duckdb.InvalidInputException) as e:
-            raise TerminalError(
-                f"{where}, input {inp.spec.name} (table {inp.table}): rows do not fit the "
-                f"{inp.spec.name} columns ({str(e).splitlines()[0]}); check the column types and mapping"
-            ) from None
-        return n_read, high
+    def _advance(self, source: str, name: str, old: CursorPosition | None, new: CursorPosition, batch_id: int) -> None:
+        """Move a cursor forward (never back: a look-back read may end below the stored position)."""
+        if old is not None and _order(old) >= _order(new):
+            return
+        self.con.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?, ?, ?)",
+                         [source, name, new.value, new.kind, batch_id, _utcnow()])
 
-    def _shape(self, shape: Any, source: str, batch_id: int, params: dict[str, Any] | None = None) -> dict[str, int]:
-        """Turn landed rows not yet judged into canonical rows or quarantine; count each outcome."""
+    def _forget_canonical(self, source: str, keys: tuple[str, ...]) -> None:
+        """Rows fixed upstream: drop what the old version became, so the new one is judged afresh. Canonical
+        ids are md5(source:key) in every shape but trees and ratings pairs (see canonical.forget_derived)."""
+        self.con.execute("CREATE OR REPLACE TEMP TABLE replaced_ids AS SELECT md5(? || ':' || k) AS event_id "
+                         "FROM unnest(?::VARCHAR[]) AS t(k)", [source, list(keys)])
+        for table in (*canonical.CANONICAL, "quarantine"):
+            self.con.execute(f"DELETE FROM {table} WHERE source = ? AND event_id IN (SELECT event_id FROM replaced_ids)",
+                             [source])
+        self.con.execute("DROP TABLE replaced_ids")
+
+    def _rejudge_dependents(self, shape: Any, source: str, keys: tuple[str, ...], now: datetime) -> None:
+        """Rows fixed upstream in an earlier input (a generation, a Langfuse trace): what rests on them is
+        judged again."""
+        dependents = canonical.dependents(self.con, shape, source, keys)
+        if not dependents:
+            return
+        self._forget_canonical(source, dependents)
+        last = shape.inputs[-1].name
+        self.con.execute("DELETE FROM pending WHERE source = ? AND input = ? AND key IN (SELECT unnest(?::VARCHAR[]))",
+                         [source, last, list(dependents)])
+        self.con.execute("INSERT INTO pending SELECT ?, ?, unnest(?::VARCHAR[]), ?, ?",
+                         [source, last, list(dependents), now, f"pending: its {shape.awaits} was replaced"])
+
+    def _check_bad_share(self, source: str, batch_id: int, bad: int, total: int, settings: IngestSettings) -> None:
+        if total == 0 or bad / total <= settings.max_bad_share:
+            return
+        top = self.con.execute(
+            "SELECT reason, count(*) AS n FROM quarantine WHERE source = ? AND batch_id = ? "
+            "GROUP BY reason ORDER BY n DESC, reason LIMIT 3", [source, batch_id]).fetchall()
+        reasons = "; ".join(f"{n} × {reason}" for reason, n in top)
+        raise DataError(
+            f"source {source!r}: {bad} of {total} new rows ({bad / total:.0%}) are bad, above "
+            f"ingest.max_bad_share = {settings.max_bad_share:g}; nothing was merged ({reasons}). "
+            "Fix the source, or raise ingest.max_bad_share to load the good rows and quarantine the rest"
+        )
+
+    def _shape(self, shape: Any, src: Any, batch_id: int, now: datetime, settings: IngestSettings,
+               replaced: tuple[str, ...] = ()) -> dict[str, int]:
+        """Turn landed rows not yet judged into canonical rows, pending rows or quarantine; count each."""
         con = self.con
+        source = src.name
         classified = f"{shape.name}_classified"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {classified} AS {sql_text(shape.classify_sql)}",
-                    params or {"source": source})
+        params = {**sql_params(src), "batch_id": batch_id}
+        sql = sql_text(shape.classify_sql)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {classified} AS {sql}", bind(sql, params))
         try:
-            now = _utcnow()
-            counts = {}
-            for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql),
-                               ("quarantine", shape.quarantine_sql)):
-                stamp = "quarantined_at" if table == "quarantine" else "ingested_at"
+            if replaced:
+                canonical.forget_derived(con, classified, source, replaced)
+            counts: dict[str, int] = {}
+            for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql)):
                 before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                normalised_cols, normalised = canonical.NORMALISED[table]
                 con.execute(
-                    f"INSERT OR IGNORE INTO {table} BY NAME "
-                    f"SELECT *, ? AS batch_id, ? AS {stamp} FROM ({sql_text(sql)})",
-                    [batch_id, now],
+                    f"INSERT INTO {table} BY NAME SELECT * EXCLUDE ({normalised_cols}), $batch_id AS batch_id, "
+                    f"$now AS ingested_at, {canonical.KEYS[table]} FROM (SELECT *, {normalised} FROM ({sql_text(sql)}) "
+                    # Shapes that judge a source's whole history again (trees, ratings) meet rows already
+                    # stored or moved to quarantine (duplicates, caps): neither comes back.
+                    f"WHERE event_id NOT IN (SELECT event_id FROM {table} WHERE source = $source "
+                    "UNION ALL SELECT event_id FROM quarantine WHERE source = $source))",
+                    {"batch_id": batch_id, "now": now, "source": source},
                 )
                 counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
-            counts["quarantined"] = counts.pop("quarantine")
-            counts["pending"] = con.execute(
-                f"SELECT count(*) FROM {classified} WHERE starts_with(problem, 'pending:')"
-            ).fetchone()[0]
+            counts["judged_bad"] = canonical.quarantine_rows(con,
+                f"SELECT *, NULL AS input, NULL AS key, NULL::TIMESTAMP AS ts FROM ({sql_text(shape.quarantine_sql)})",
+                batch_id, now, source)
+            counts["pending"], timed_out = 0, 0
+            if shape.pending_input is not None:  # only events and langfuse rows wait for rows of another input
+                counts["pending"], timed_out = canonical.track_pending(con, shape, classified, source, batch_id, now,
+                                                                       settings)
+            duplicates = canonical.remove_duplicates(con, batch_id, now)
+            capped = canonical.apply_user_cap(con, batch_id, now, settings.max_rows_per_user)
+            counts["unpaired"] -= duplicates["unpaired"] + capped["unpaired"]
+            counts["pairs"] -= duplicates["pairs"] + capped["pairs"]
+            counts["duplicates"] = sum(duplicates.values())
+            counts["quarantined"] = counts["judged_bad"] + timed_out + counts["duplicates"] + sum(capped.values())
         finally:
             con.execute(f"DROP TABLE IF EXISTS {classified}")
         return counts
@@ -231,10 +327,28 @@ class FeedbackStore:
             for t in ("unpaired", "pairs", "quarantine", "raw_events_generations", "raw_events_feedback")
         }
 
-    def quarantine_reasons(self) -> list[tuple[str, int]]:
+    def quarantine_reasons(self, source: str | None = None) -> list[tuple[str, int]]:
         return self.con.execute(
-            "SELECT reason, count(*) AS n FROM quarantine GROUP BY reason ORDER BY n DESC, reason"
+            "SELECT reason, count(*) AS n FROM quarantine WHERE $source IS NULL OR source = $source "
+            "GROUP BY reason ORDER BY n DESC, reason", {"source": source}
         ).fetchall()
+
+    def quarantine_examples(self, reason: str, source: str | None = None, limit: int = 3) -> list[tuple[str, str]]:
+        """(source, payload) of a few quarantined rows with this reason, newest first."""
+        return self.con.execute(
+            "SELECT source, payload::VARCHAR FROM quarantine WHERE reason = $reason AND ($source IS NULL OR "
+            "source = $source) ORDER BY quarantined_at DESC, event_id LIMIT $limit",
+            {"reason": reason, "source": source, "limit": limit},
+        ).fetchall()
+
+    def conflict_counts(self, source: str | None = None) -> list[tuple[str, int]]:
+        return self.con.execute(
+            "SELECT outcome, count(*) FROM conflicts WHERE $source IS NULL OR source = $source "
+            "GROUP BY outcome ORDER BY outcome", {"source": source}).fetchall()
+
+    def contradictions(self) -> dict[str, int]:
+        """Per source: items that got opposite judgements (kept; the evidence of label noise)."""
+        return dict(self.con.execute(sql_text("store/contradictions.sql")).fetchall())
 
     def snapshot(self) -> Snapshot:
         """Freeze the canonical rows as they are now. The id is a hash of their event ids, so the
@@ -275,10 +389,12 @@ class FeedbackStore:
 
     def source_cursors(self) -> dict[str, str]:
         rows = self.con.execute("SELECT source, input, position FROM cursors ORDER BY source, input").fetchall()
-        return {f"{s}.{i}": p.isoformat() for s, i, p in rows}
+        return {f"{s}.{i}": p for s, i, p in rows}
 
 
-def _naive_utc(value: Any) -> datetime:
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value
+def _order(position: CursorPosition) -> Any:
+    if position.kind == INTEGER:
+        return int(position.value)
+    if position.kind == TEXT:
+        return parse_iso(position.value)
+    return datetime.fromisoformat(position.value)

@@ -1,25 +1,31 @@
 -- purpose: create the feedback store's tables (idempotent; run on every open)
--- grain: unpaired/pairs: one row per canonical feedback event (event_id); raw_*: one row per source
---        row; cursors: one row per (source, input); ingest_log: one row per ingest batch;
---        snapshots: one row per frozen view of the canonical rows
+-- grain: unpaired/pairs: one row per canonical feedback event (event_id); quarantine: one row per
+--        rejected source row or canonical row; cursors: one row per (source, input); pending: one
+--        row per feedback row waiting for its generation; conflicts: one row per differing duplicate
+--        of a key; ingest_log: one row per ingest batch; snapshots: one row per frozen view;
+--        store_meta: one row per installation setting (the user-id salt)
 -- parameters: none
+-- Uniqueness of event_id is kept by the loader (anti-joins), not by indexes: a keyed insert cost
+-- more than all the other work of a load together.
 CREATE SEQUENCE IF NOT EXISTS batch_ids START 1;
 
 CREATE TABLE IF NOT EXISTS unpaired (
-    event_id      VARCHAR PRIMARY KEY,   -- md5(source || ':' || source event id): stable across re-runs
+    event_id      VARCHAR NOT NULL,      -- md5(source || ':' || source event id): stable across re-runs
     source        VARCHAR NOT NULL,
-    ts            TIMESTAMP NOT NULL,
-    user_id       VARCHAR,               -- sha256 of the source's user id
+    ts            TIMESTAMP NOT NULL,    -- UTC
+    user_id       VARCHAR,               -- sha256(installation salt || the source's user id)
     model_version VARCHAR,
     prompt        STRUCT(role VARCHAR, content VARCHAR)[] NOT NULL,
     completion    VARCHAR NOT NULL,
     label         BOOLEAN NOT NULL,      -- true = thumbs up
     batch_id      BIGINT NOT NULL,
-    ingested_at   TIMESTAMP NOT NULL
+    ingested_at   TIMESTAMP NOT NULL,
+    item_key      VARCHAR,               -- normalised prompt + answer: repeated votes on one item
+    dup_key       VARCHAR                -- item + label + user: the same vote twice
 );
 
 CREATE TABLE IF NOT EXISTS pairs (
-    event_id      VARCHAR PRIMARY KEY,
+    event_id      VARCHAR NOT NULL,
     source        VARCHAR NOT NULL,
     ts            TIMESTAMP NOT NULL,
     user_id       VARCHAR,
@@ -28,25 +34,49 @@ CREATE TABLE IF NOT EXISTS pairs (
     chosen        VARCHAR NOT NULL,
     rejected      VARCHAR NOT NULL,
     batch_id      BIGINT NOT NULL,
-    ingested_at   TIMESTAMP NOT NULL
+    ingested_at   TIMESTAMP NOT NULL,
+    item_key      VARCHAR,               -- normalised prompt + both answers, whichever won
+    dup_key       VARCHAR                -- normalised prompt + chosen + rejected + user
 );
 
 CREATE TABLE IF NOT EXISTS quarantine (
-    event_id       VARCHAR PRIMARY KEY,
+    event_id       VARCHAR NOT NULL,     -- canonical id, or md5(source:input:key) for a rejected source row
     source         VARCHAR NOT NULL,
     reason         VARCHAR NOT NULL,
-    payload        JSON,
-    batch_id       BIGINT NOT NULL,
-    quarantined_at TIMESTAMP NOT NULL
+    payload        JSON,                 -- the row as read (after PII scrubbing and user-id hashing)
+    batch_id       BIGINT NOT NULL,      -- the run that quarantined it
+    quarantined_at TIMESTAMP NOT NULL,
+    input          VARCHAR,              -- the shape input it was read from (NULL: a canonical row)
+    key            VARCHAR,              -- its key in that input
+    ts             TIMESTAMP             -- its timestamp (UTC), when it had a usable one
 );
 
 CREATE TABLE IF NOT EXISTS cursors (
     source     VARCHAR NOT NULL,
     input      VARCHAR NOT NULL,
-    position   TIMESTAMP NOT NULL,     -- the largest cursor value read so far
+    position   VARCHAR NOT NULL,     -- the largest cursor value read so far (capped at now + skew)
+    kind       VARCHAR NOT NULL,     -- timestamp | timestamptz | text | integer
     batch_id   BIGINT NOT NULL,
     updated_at TIMESTAMP NOT NULL,
     PRIMARY KEY (source, input)
+);
+
+CREATE TABLE IF NOT EXISTS pending (
+    source   VARCHAR NOT NULL,
+    input    VARCHAR NOT NULL,
+    key      VARCHAR NOT NULL,
+    since    TIMESTAMP NOT NULL,     -- when it was first judged pending
+    reason   VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS conflicts (
+    source    VARCHAR NOT NULL,
+    input     VARCHAR NOT NULL,
+    key       VARCHAR NOT NULL,
+    outcome   VARCHAR NOT NULL,      -- 'kept stored' (older or same-time version ignored) | 'replaced' (newer won)
+    payload   JSON,                  -- the version that lost
+    batch_id  BIGINT NOT NULL,
+    seen_at   TIMESTAMP NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS ingest_log (
@@ -68,4 +98,9 @@ CREATE TABLE IF NOT EXISTS snapshots (
     high_water_batch BIGINT NOT NULL,      -- rows with batch_id <= this belong to the snapshot
     n_unpaired       BIGINT NOT NULL,
     n_pairs          BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS store_meta (
+    key   VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
 );

@@ -39,6 +39,11 @@ class ShapeInput:
     # when the mapping names the cursor column; without it every run re-reads the source and rows
     # already landed are skipped by key.
     optional: tuple[str, ...] | None = None
+    # Landing-table columns (for a prepared shape, the columns its `prepare` returns) holding free
+    # text: PII-scrubbed, size-limited and refused when blank at landing.
+    text_columns: tuple[str, ...] = ()
+    # Landing-table columns naming a person: hashed with the store's per-installation salt at landing.
+    user_columns: tuple[str, ...] = ("user_id",)
 
 
 Prepare = Callable[["ResolvedInput", dict[str, list[Any]], int], pa.RecordBatch]
@@ -60,6 +65,12 @@ class LogShape:
     # Names of the validated options bound as SQL parameters (besides $source) in classify_sql.
     sql_options: tuple[str, ...] = ()
     doc: str = ""
+    # The input whose rows may wait for rows of another input (its `key` is a column of the
+    # classified table), and what they wait for; None: nothing in this shape waits.
+    pending_input: str | None = None
+    awaits: str = "generation"
+    # Keys of the last input resting on replaced rows of an earlier input (reads temp table replaced_keys).
+    dependents_sql: str | None = None
 
     def input(self, name: str) -> ShapeInput:
         return next(i for i in self.inputs if i.name == name)
@@ -106,12 +117,35 @@ class ResolvedInput:
             )
         present = set(batch.schema.names)
         values: dict[str, list[Any]] = {}
+        not_utf8: list[str | None] = [None] * batch.num_rows
         for canonical, source_name in self.source_columns.items():
             if source_name in present:
                 values[canonical] = batch.column(source_name).to_pylist()
+                if pa.types.is_binary(batch.schema.field(source_name).type) or \
+                        pa.types.is_large_binary(batch.schema.field(source_name).type):
+                    values[canonical] = _decoded(values[canonical], canonical, not_utf8)
             elif canonical not in (self.spec.optional or ()) or canonical in self.explicit:
                 raise KeyError(source_name)
-        return self.prepare(self, values, batch.num_rows)
+        landed = self.prepare(self, values, batch.num_rows)
+        if any(not_utf8) and "prep_problem" in landed.schema.names and landed.num_rows == batch.num_rows:
+            # Bytes that are not UTF-8 are kept as escapes, and the row is quarantined saying so.
+            problems = [p or q for p, q in zip(not_utf8, landed.column("prep_problem").to_pylist(), strict=True)]
+            i = landed.schema.get_field_index("prep_problem")
+            landed = landed.set_column(i, "prep_problem", pa.array(problems, pa.string()))
+        return landed
+
+
+def _decoded(values: list[Any], name: str, problems: list[str | None]) -> list[Any]:
+    out = []
+    for i, v in enumerate(values):
+        if isinstance(v, bytes):
+            try:
+                v = v.decode()
+            except UnicodeDecodeError:
+                v = v.decode(errors="backslashreplace")
+                problems[i] = problems[i] or f"{name} is not valid UTF-8"
+        out.append(v)
+    return out
 
 
 # ------------------------------------------------------------------------------ per-row helpers

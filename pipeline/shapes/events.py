@@ -11,12 +11,14 @@ EVENTS = LogShape(
     unpaired_sql="shapes/events_unpaired.sql",
     pairs_sql="shapes/events_pairs.sql",
     quarantine_sql="shapes/events_quarantine.sql",
+    dependents_sql="shapes/events_dependents.sql",
     inputs=(
         # Generations land first so that feedback read in the same run finds them.
         ShapeInput(
             name="generations", default_table="generations", raw_table="raw_events_generations",
             key="request_id", cursor="ts",
             columns=("request_id", "ts", "user_id", "model_version", "messages", "response"),
+            text_columns=("messages", "response"),
         ),
         ShapeInput(
             name="feedback", default_table="feedback_events", raw_table="raw_events_feedback",
@@ -25,4 +27,5 @@ EVENTS = LogShape(
         ),
     ),
     doc="generations + feedback events (thumb / comparison) joined by request id",
+    pending_input="feedback",
 )

@@ -194,27 +194,32 @@ LANGFUSE = LogShape(
     unpaired_sql="shapes/langfuse_unpaired.sql",
     pairs_sql="shapes/langfuse_pairs.sql",
     quarantine_sql="shapes/langfuse_quarantine.sql",
+    dependents_sql="shapes/langfuse_dependents.sql",
     inputs=(
         # Traces and observations land first so that scores read in the same run find them.
         ShapeInput(
             name="traces", default_table="traces", raw_table="raw_langfuse_traces", key="id", cursor="timestamp",
             columns=("id", "timestamp", "user_id", "version", "input", "output"),
             optional=("timestamp", "user_id", "version"),
+            text_columns=("prompt", "completion", "input_raw", "output_raw"),
         ),
         ShapeInput(
             name="observations", default_table="observations", raw_table="raw_langfuse_observations", key="id",
             cursor="start_time",
             columns=("id", "trace_id", "start_time", "provided_model_name", "input", "output"),
             optional=("start_time", "provided_model_name"),
+            text_columns=("prompt", "completion", "input_raw", "output_raw"),
         ),
         ShapeInput(
             name="scores", default_table="scores", raw_table="raw_langfuse_scores", key="id", cursor="timestamp",
             columns=("id", "timestamp", "trace_id", "observation_id", "name", "value", "string_value", "data_type",
                      "author_user_id"),
             optional=("id", "timestamp", "observation_id", "string_value", "data_type", "author_user_id"),
+            user_columns=("author_user_id",),
         ),
     ),
     prepare=prepare,
     options=LangfuseOptions,
+    pending_input="scores", awaits="trace or observation",
     doc="Langfuse export: traces + observations + scores (name, value, data_type) joined by trace/observation id",
 )

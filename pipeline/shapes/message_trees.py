@@ -150,6 +150,7 @@ MESSAGE_TREES = LogShape(
                      "deleted", "review_result", "model_name", "message_tree_id", "prompt"),
             optional=("message_id", "parent_id", "role", "text", "rank", "emojis", "created_date", "user_id",
                       "deleted", "review_result", "model_name", "message_tree_id", "prompt"),
+            text_columns=("text",),
         ),
     ),
     prepare=prepare,

@@ -72,6 +72,7 @@ PREFERENCE = LogShape(
             name="rows", default_table="preference", raw_table="raw_preference", key="id", cursor="ts",
             columns=("id", "ts", "user_id", "annotator", "model_version", "prompt", "chosen", "rejected"),
             optional=("id", "ts", "user_id", "annotator", "model_version"),
+            text_columns=("prompt", "chosen", "rejected"), user_columns=("user_id", "annotator"),
         ),
     ),
     prepare=prepare,

@@ -137,6 +137,7 @@ TRANSCRIPTS = LogShape(
             name="rows", default_table="transcripts", raw_table="raw_transcripts", key="id", cursor="ts",
             columns=("id", "ts", "user_id", "model_version", "chosen", "rejected"),
             optional=("id", "ts", "user_id", "model_version"),
+            text_columns=("prompt", "chosen", "rejected", "chosen_raw", "rejected_raw"),
         ),
     ),
     prepare=prepare,

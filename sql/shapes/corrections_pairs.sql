@@ -2,7 +2,7 @@
 -- grain: one row per usable correction (landed in raw_preference under its source)
 -- parameters: none (reads the temp table corrections_classified, built by preference_classified.sql)
 -- user_id: the hashed editor
-SELECT canonical_id AS event_id, source, ts, sha256(user_id) AS user_id, model_version,
+SELECT canonical_id AS event_id, source, ts, user_id, model_version,
        prompt_turns AS prompt, chosen, rejected
 FROM corrections_classified
 WHERE problem IS NULL

@@ -1,7 +1,7 @@
 -- purpose: usable thumbs events -> canonical unpaired rows (prompt, completion, label)
 -- grain: one row per thumb event
 -- parameters: none (reads the temp table events_classified built from events_classified.sql)
-SELECT canonical_id AS event_id, source, ts, sha256(user_id) AS user_id, a_model_version AS model_version,
+SELECT canonical_id AS event_id, source, ts, user_id, a_model_version AS model_version,
        a_prompt AS prompt, a_response AS completion, value = 'up' AS label
 FROM events_classified
 WHERE problem IS NULL AND kind = 'thumb'

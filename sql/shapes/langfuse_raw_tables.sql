@@ -2,6 +2,7 @@
 -- grain: raw_langfuse_traces: one row per (source, trace id); raw_langfuse_observations: one row per
 --        (source, observation id); raw_langfuse_scores: one row per (source, score id)
 -- parameters: none
+-- Keys are kept unique by the loader (pipeline/loading/landing.py), not by indexes.
 CREATE TABLE IF NOT EXISTS raw_langfuse_traces (
     source         VARCHAR NOT NULL,
     id             VARCHAR NOT NULL,
@@ -16,7 +17,7 @@ CREATE TABLE IF NOT EXISTS raw_langfuse_traces (
     output_raw     VARCHAR,
     target_problem VARCHAR,           -- why a score on this trace cannot be used (NULL = usable)
     batch_id       BIGINT NOT NULL,
-    PRIMARY KEY (source, id)
+    row_hash       UBIGINT            -- hash of the content columns: tells a re-read from a changed row
 );
 
 CREATE TABLE IF NOT EXISTS raw_langfuse_observations (
@@ -33,7 +34,7 @@ CREATE TABLE IF NOT EXISTS raw_langfuse_observations (
     output_raw     VARCHAR,
     target_problem VARCHAR,
     batch_id       BIGINT NOT NULL,
-    PRIMARY KEY (source, id)
+    row_hash       UBIGINT            -- hash of the content columns: tells a re-read from a changed row
 );
 
 CREATE TABLE IF NOT EXISTS raw_langfuse_scores (
@@ -50,5 +51,5 @@ CREATE TABLE IF NOT EXISTS raw_langfuse_scores (
     label          BOOLEAN,           -- the thumb the score gives (NULL when prep_problem says why not)
     prep_problem   VARCHAR,
     batch_id       BIGINT NOT NULL,
-    PRIMARY KEY (source, id)
+    row_hash       UBIGINT            -- hash of the content columns: tells a re-read from a changed row
 );

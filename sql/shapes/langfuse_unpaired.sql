@@ -2,7 +2,7 @@
 -- grain: one row per usable score
 -- parameters: none (reads the temp table langfuse_classified)
 -- user_id: the score's author, else the trace's user (end-user feedback carries none of its own)
-SELECT canonical_id AS event_id, source, ts, sha256(coalesce(author_user_id, trace_user_id)) AS user_id,
+SELECT canonical_id AS event_id, source, ts, coalesce(author_user_id, trace_user_id) AS user_id,
        model_version, prompt, completion, label
 FROM langfuse_classified
 WHERE problem IS NULL

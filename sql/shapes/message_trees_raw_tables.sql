@@ -1,6 +1,7 @@
 -- purpose: landing table of the `message_trees` log shape: one row per message of a flat or nested export
 -- grain: one row per (source, message_id)
 -- parameters: none
+-- Keys are kept unique by the loader (pipeline/loading/landing.py), not by indexes.
 CREATE TABLE IF NOT EXISTS raw_message_trees (
     source        VARCHAR NOT NULL,
     message_id    VARCHAR NOT NULL,
@@ -18,5 +19,5 @@ CREATE TABLE IF NOT EXISTS raw_message_trees (
     model_name    VARCHAR,
     prep_problem  VARCHAR,           -- why the message itself cannot be used (NULL = usable)
     batch_id      BIGINT NOT NULL,
-    PRIMARY KEY (source, message_id)
+    row_hash      UBIGINT            -- hash of the content columns: tells a re-read from a changed row
 );

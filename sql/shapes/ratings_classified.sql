@@ -9,7 +9,7 @@ WITH rated AS (
     WHERE r.source = $source AND r.prep_problem IS NULL
 ),
 thumb_rows AS (
-    SELECT 'thumb' AS kind, md5(source || ':' || id) AS event_id, ts, sha256(user_id) AS user_id, model_version,
+    SELECT 'thumb' AS kind, md5(source || ':' || id) AS event_id, ts, user_id, model_version,
            prompt_turns AS prompt, completion, score >= $up_threshold AS label,
            NULL::VARCHAR AS chosen, NULL::VARCHAR AS rejected, id AS a_id, NULL::VARCHAR AS b_id
     FROM rated
@@ -18,7 +18,7 @@ thumb_rows AS (
 pair_rows AS (
     SELECT 'pair' AS kind, md5(hi.source || ':pair:' || hi.id || '>' || lo.id) AS event_id,
            greatest(hi.ts, lo.ts) AS ts,
-           CASE WHEN hi.user_id IS NOT DISTINCT FROM lo.user_id THEN sha256(hi.user_id) END AS user_id,
+           CASE WHEN hi.user_id IS NOT DISTINCT FROM lo.user_id THEN hi.user_id END AS user_id,
            CASE WHEN hi.model_version IS NOT DISTINCT FROM lo.model_version THEN hi.model_version
                 ELSE concat_ws(' vs ', hi.model_version, lo.model_version) END AS model_version,
            hi.prompt_turns AS prompt, NULL::VARCHAR AS completion, NULL::BOOLEAN AS label,

@@ -1,7 +1,7 @@
 -- purpose: usable `transcripts` rows -> canonical pairs (shared history, chosen answer, rejected answer)
 -- grain: one row per usable raw_transcripts row
 -- parameters: none (reads the temp table transcripts_classified)
-SELECT canonical_id AS event_id, source, ts, sha256(user_id) AS user_id, model_version,
+SELECT canonical_id AS event_id, source, ts, user_id, model_version,
        prompt_turns AS prompt, chosen, rejected
 FROM transcripts_classified
 WHERE problem IS NULL

@@ -1,6 +1,7 @@
 -- purpose: landing table of the `transcripts` log shape: both dialogues as given, and their split
 -- grain: one row per (source, id); id is the source's id, or a hash of both dialogues when it has none
 -- parameters: none
+-- Keys are kept unique by the loader (pipeline/loading/landing.py), not by indexes.
 CREATE TABLE IF NOT EXISTS raw_transcripts (
     source        VARCHAR NOT NULL,
     id            VARCHAR NOT NULL,
@@ -15,5 +16,5 @@ CREATE TABLE IF NOT EXISTS raw_transcripts (
     rejected_raw  VARCHAR,
     prep_problem  VARCHAR,           -- why the row cannot be used (NULL = usable)
     batch_id      BIGINT NOT NULL,
-    PRIMARY KEY (source, id)
+    row_hash      UBIGINT            -- hash of the content columns: tells a re-read from a changed row
 );

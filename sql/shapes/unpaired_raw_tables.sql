@@ -1,6 +1,7 @@
 -- purpose: landing table of the `unpaired` log shape (source rows after mapping and per-row checks)
 -- grain: one row per (source, id); id is the source's id, or a content hash when it has none
 -- parameters: none
+-- Keys are kept unique by the loader (pipeline/loading/landing.py), not by indexes.
 CREATE TABLE IF NOT EXISTS raw_unpaired (
     source        VARCHAR NOT NULL,
     id            VARCHAR NOT NULL,
@@ -14,5 +15,5 @@ CREATE TABLE IF NOT EXISTS raw_unpaired (
     label_raw     VARCHAR,           -- the label as the source wrote it
     prep_problem  VARCHAR,           -- why the row cannot be used (NULL = usable)
     batch_id      BIGINT NOT NULL,
-    PRIMARY KEY (source, id)
+    row_hash      UBIGINT            -- hash of the content columns: tells a re-read from a changed row
 );

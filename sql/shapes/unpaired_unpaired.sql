@@ -1,7 +1,7 @@
 -- purpose: usable `unpaired` rows -> canonical unpaired rows (prompt, completion, label)
 -- grain: one row per usable raw_unpaired row
 -- parameters: none (reads the temp table unpaired_classified)
-SELECT canonical_id AS event_id, source, ts, sha256(user_id) AS user_id, model_version,
+SELECT canonical_id AS event_id, source, ts, user_id, model_version,
        prompt_turns AS prompt, completion, label
 FROM unpaired_classified
 WHERE problem IS NULL

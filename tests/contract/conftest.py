@@ -15,15 +15,17 @@ def _with_providers() -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "connector_name" in metafunc.fixturenames:
-        metafunc.parametrize("connector_name", _with_providers())
+        # Session scope: each connector's source is seeded once and only read by the tests.
+        metafunc.parametrize("connector_name", _with_providers(), scope="session")
 
 
-@pytest.fixture
-def seeded(connector_name: str, tmp_path: Path):
+@pytest.fixture(scope="session")
+def seeded(connector_name: str, tmp_path_factory: pytest.TempPathFactory):
     """(connector class, ContractSource) with the contract rows in a fresh real source."""
     from connectors.base import load_connector
 
     provider = find_provider(connector_name)
+    tmp_path: Path = tmp_path_factory.mktemp(f"contract-{connector_name}")
     with provider.seeded_source(tmp_path, list(CONTRACT_ROWS)) as source:
         assert isinstance(source, ContractSource), f"{connector_name}: seeded_source must yield a ContractSource"
         yield load_connector(connector_name), source

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _run(args: list[str], cwd: Path, timeout: int = 900) -> str:
+def _run(args: list[str], cwd: Path, timeout: int = 1800) -> str:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -25,7 +25,9 @@ def _run(args: list[str], cwd: Path, timeout: int = 900) -> str:
 
 def test_built_wheel_installs_and_runs_the_tiny_demo_from_another_folder(tmp_path):
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(REPO)], cwd=tmp_path)
+    # sdist first, then the wheel from the sdist in isolation: the sdist must carry sql/ too, and no
+    # stale build/ folder of the checkout can leak into the wheel.
+    _run([sys.executable, "-m", "build", "--outdir", str(dist), str(REPO)], cwd=tmp_path)
     (wheel,) = dist.glob("alignloop-*.whl")
     # Every SQL file of the checkout ships (a new sql/ subfolder must be listed in pyproject's packages).
     shipped = {n.removeprefix("pipeline/sql/") for n in zipfile.ZipFile(wheel).namelist() if n.startswith("pipeline/sql/")}
@@ -38,7 +40,8 @@ def test_built_wheel_installs_and_runs_the_tiny_demo_from_another_folder(tmp_pat
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    where = _run([str(python), "-c", "import pipeline.sqlfiles as s; print(s.sql_root())"], cwd=elsewhere).strip()
+    probe = "import pipeline.sqlfiles as s; print(s.sql_root().joinpath('store_schema.sql'))"
+    where = _run([str(python), "-c", probe], cwd=elsewhere).strip()
     assert where.startswith(str(venv)), f"SQL read from {where}, not from the installed package"
     out = _run([str(venv / "bin" / "alignloop"), "demo", "--tiny", "--workdir", "demo"], cwd=elsewhere)
     assert "challenger" in out, out[-2000:]

@@ -36,7 +36,13 @@ def store_contents(store: FeedbackStore) -> dict[str, list[tuple]]:
     return {name: store.con.execute(sql).fetchall() for name, sql in queries.items()}
 
 
-def ingest_from_warehouse(store: FeedbackStore, warehouse: Path, name: str = "prod"):
-    """Land a DuckDB warehouse through the duckdb connector: the reference the other connectors must match."""
+def ingest_from_warehouse(store: FeedbackStore, warehouse: Path, name: str = "prod",
+                          salt_of: FeedbackStore | str | None = None):
+    """Land a DuckDB warehouse through the duckdb connector: the reference the other connectors must match.
+    `salt_of`: the store compared with (or its salt), whose user-id salt this store takes first, so that
+    hashed user ids match."""
+    if salt_of is not None:
+        salt = salt_of if isinstance(salt_of, str) else salt_of.user_salt
+        store.con.execute("UPDATE store_meta SET value = ? WHERE key = 'user_salt'", [salt])
     source = SourceSettings(name=name, connector="duckdb", options={"path": str(warehouse)})
     return store.ingest(source, DuckDBConnector(DuckDBSettings(path=warehouse)))

@@ -14,7 +14,7 @@ from connectors.base import ConnectorTerminalError, Window
 from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
 from connectors.files import FilesConnector, FilesSettings
 from pipeline import stages
-from pipeline.config import SourceSettings, settings_from_dict
+from pipeline.config import IngestSettings, SourceSettings, settings_from_dict
 from pipeline.errors import TerminalError
 from pipeline.store import FeedbackStore
 from tests.conftest import chat
@@ -46,8 +46,9 @@ def test_each_format_lands_exactly_the_rows_of_the_table(tmp_path, small_warehou
     [result] = stages.ingest(settings)
     with FeedbackStore(settings.store_path) as store:
         via_files = store_contents(store)
+        salt = store.user_salt
     with FeedbackStore(tmp_path / "reference.duckdb") as store:
-        ingest_from_warehouse(store, small_warehouse)
+        ingest_from_warehouse(store, small_warehouse, salt_of=salt)
         via_table = store_contents(store)
     assert via_files == via_table
     assert result.rows_read == {"generations": 3, "feedback": 5}
@@ -87,11 +88,13 @@ def test_changed_file_is_reread_and_rows_keyed_by_content_hash_never_duplicate(t
         mapping={"feedback": {"event_id": "_row_hash"}},
     )
     conn = FilesConnector(FilesSettings(path=str(tmp_path / "{table}.*")))
+    # One of the two appended rows is bad (a thumb value): no share of bad rows stops this test.
+    settings = IngestSettings(max_bad_share=1.0)
     with FeedbackStore(tmp_path / "store.duckdb") as store:
-        first = store.ingest(src, conn)
+        first = store.ingest(src, conn, settings=settings)
         write_file(feedback, tmp_path / "feedback_events.csv")  # the same file, two rows appended
-        second = store.ingest(src, conn)
-        third = store.ingest(src, conn)
+        second = store.ingest(src, conn, settings=settings)
+        third = store.ingest(src, conn, settings=settings)
         keys = store.con.execute("SELECT count(DISTINCT event_id), count(*) FROM raw_events_feedback").fetchone()
         files = store.con.execute("SELECT count(*) FROM loaded_files WHERE input = 'feedback'").fetchone()[0]
     assert first.raw_added["feedback"] == 3
@@ -135,6 +138,11 @@ def test_reads_bounded_batches_and_the_same_window_gives_the_same_rows(tmp_path,
     assert pa.Table.from_batches(conn.read(window)).equals(rows)
     at = datetime(2026, 10, 1, 12, 11)
     assert sum(b.num_rows for b in conn.read(Window("feedback_events", "ts", start=at, end=at))) == 0
+    every = pa.Table.from_batches(conn.read(Window("feedback_events", "ts", loaded_files=frozenset())))
+    assert every.column_names == [*warehouse_tables(small_warehouse)["feedback_events"].column_names, "_file", "_file_hash"]
+    # A source without a cursor (shapes with no time column) reads every row, in file order.
+    no_cursor = pa.Table.from_batches(conn.read(Window("feedback_events", None, columns=("event_id",))))
+    assert no_cursor.column("event_id").to_pylist() == ["f1", "f2", "f3", "f4", "f5"]
     # Without file tracking, only the declared columns come back.
     plain = pa.Table.from_batches(conn.read(Window("feedback_events", "ts", columns=("ts", "event_id"))))
     assert plain.column_names == ["ts", "event_id"] and plain.num_rows == 5

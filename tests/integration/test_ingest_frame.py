@@ -30,7 +30,7 @@ def test_frame_lands_exactly_what_the_table_connector_lands(tmp_path, small_ware
     data = {"generations": _as(kind, tables["generations"]), "feedback": _as(kind, tables["feedback_events"])}
     result = ingest_frame(tmp_path / "store.duckdb", "prod", data)
     with FeedbackStore(tmp_path / "store.duckdb") as store, FeedbackStore(tmp_path / "ref.duckdb") as ref:
-        reference = ingest_from_warehouse(ref, small_warehouse)
+        reference = ingest_from_warehouse(ref, small_warehouse, salt_of=store)
         assert store_contents(store) == store_contents(ref)
     assert (result.rows_read, result.unpaired_added, result.pairs_added, result.quarantined) == (
         reference.rows_read, reference.unpaired_added, reference.pairs_added, reference.quarantined)
@@ -84,3 +84,41 @@ def test_bad_data_gets_one_line(tmp_path, small_warehouse):
         ingest_frame(tmp_path / "s.duckdb", "prod", {"generations": tables["generations"], "feedback": short})
     with FeedbackStore(tmp_path / "s.duckdb") as store:
         assert store.counts()["raw_events_generations"] == 0  # the failed ingest committed nothing
+
+
+def test_a_callable_with_nothing_to_give_lands_nothing_and_a_wrong_one_is_one_line(tmp_path, small_warehouse):
+    tables = warehouse_tables(small_warehouse)
+    empty = ingest_frame(tmp_path / "s.duckdb", "prod", {"generations": lambda: iter(()), "feedback": lambda: []})
+    assert sum(empty.rows_read.values()) == 0
+    with pytest.raises(TerminalError, match=r"callable for table 'feedback_events' yielded a dict; yield pyarrow"):
+        ingest_frame(tmp_path / "s.duckdb", "prod",
+                     {"generations": tables["generations"], "feedback": lambda: iter([{"event_id": "x"}])})
+    with pytest.raises(TerminalError, match=r"callable for table 'feedback_events' returned a int; return an iterable"):
+        ingest_frame(tmp_path / "s.duckdb", "prod", {"generations": tables["generations"], "feedback": lambda: 3})
+
+
+def test_a_single_table_shape_takes_one_frame_and_matches_the_files_connector(tmp_path):
+    from connectors.files import FilesConnector, FilesSettings
+    from pipeline.config import SourceSettings
+    from tests.integration.files_fixtures import write_file
+
+    rows = pl.DataFrame({
+        "question": ["What is 2 + 2?", "Capital of France?", "Largest planet?", "Capital of Italy?",
+                     "Capital of France?"],
+        "better": ["4.", "Paris.", "Jupiter.", "Rome.", "Paris."],
+        "worse": ["5.", "Lyon.", "Mars.", "Milan.", "Paris."],   # the last pair is unusable: identical answers
+    })  # one bad row in five: at, not above, the default ingest.max_bad_share
+    mapping = {"rows": {"prompt": "question", "chosen": "better", "rejected": "worse"}}
+    first = ingest_frame(tmp_path / "frame.duckdb", "labelled", rows, shape="preference", mapping=mapping)
+    again = ingest_frame(tmp_path / "frame.duckdb", "labelled", rows, shape="preference", mapping=mapping)
+    path = write_file(rows.to_arrow(), tmp_path / "prefs.parquet")
+    src = SourceSettings(name="labelled", connector="files", options={"path": str(path)}, shape="preference",
+                         mapping=mapping)
+    with FeedbackStore(tmp_path / "files.duckdb") as via_files, FeedbackStore(tmp_path / "frame.duckdb") as via_frame:
+        via_files.ingest(src, FilesConnector(FilesSettings(path=str(path))))
+        query = "SELECT event_id, prompt, chosen, rejected FROM pairs ORDER BY event_id"
+        assert via_frame.con.execute(query).fetchall() == via_files.con.execute(query).fetchall()
+        assert via_frame.quarantine_reasons() == via_files.quarantine_reasons() == [
+            ("chosen and rejected are identical", 1)]
+    assert (first.pairs_added, first.quarantined) == (4, 1)
+    assert (again.pairs_added, again.quarantined) == (0, 0)

@@ -58,13 +58,13 @@ def test_delta_tables_land_the_rows_of_the_source_and_then_only_new_rows(tmp_pat
     src = SourceSettings(name="prod", connector="delta", options={"path": f"{lake}/{{table}}"})
     conn = DeltaConnector(DeltaSettings(path=f"{lake}/{{table}}"))
     with FeedbackStore(tmp_path / "store.duckdb") as store:
-        first = store.ingest(src, conn)
+        first = store.ingest(src, conn, lookback=timedelta(0))
         with FeedbackStore(tmp_path / "reference.duckdb") as ref:
-            ingest_from_warehouse(ref, small_warehouse)
+            ingest_from_warehouse(ref, small_warehouse, salt_of=store)
             assert store_contents(store) == store_contents(ref)
         for name, rows in _later_rows(tables).items():
             write_deltalake(str(lake / name), rows, mode="append")
-        second = store.ingest(src, conn)
+        second = store.ingest(src, conn, lookback=timedelta(0))
     assert first.rows_read == {"generations": 3, "feedback": 5}
     # The window starts at the cursor (inclusive): the newest row already landed is read again and ignored.
     assert second.rows_read == {"generations": 2, "feedback": 2}
@@ -80,13 +80,13 @@ def test_iceberg_tables_land_the_rows_of_the_source_and_then_only_new_rows(tmp_p
     )
     conn = IcebergConnector(settings)
     with FeedbackStore(tmp_path / "store.duckdb") as store:
-        first = store.ingest(src, conn)
+        first = store.ingest(src, conn, lookback=timedelta(0))
         with FeedbackStore(tmp_path / "reference.duckdb") as ref:
-            ingest_from_warehouse(ref, small_warehouse)
+            ingest_from_warehouse(ref, small_warehouse, salt_of=store)
             assert store_contents(store) == store_contents(ref)
         for name, rows in _later_rows(tables).items():
             catalog.load_table(f"fb.{name}").append(rows)
-        second = store.ingest(src, conn)
+        second = store.ingest(src, conn, lookback=timedelta(0))
     assert first.rows_read == {"generations": 3, "feedback": 5}
     assert second.rows_read == {"generations": 2, "feedback": 2}
     assert second.raw_added == {"generations": 1, "feedback": 1}
@@ -109,7 +109,12 @@ def test_lakehouse_window_contract(tmp_path, small_warehouse, kind):
     assert rows.column_names == ["event_id", "ts", "kind"]
     assert rows.column("event_id").to_pylist() == ["f2", "f3", "f4"]  # half-open: 11 <= minute < 14
     assert pa.Table.from_batches(conn.read(window)).equals(rows)
+    without_cursor = pa.Table.from_batches(conn.read(Window(table, "ts", start=start, end=end, columns=("kind",))))
+    assert without_cursor.column_names == ["kind"] and without_cursor.column("kind").to_pylist() == [
+        "thumb", "comparison", "thumb"]
     assert sum(b.num_rows for b in conn.read(Window(table, "ts", start=start, end=start))) == 0
+    no_cursor = pa.Table.from_batches(conn.read(Window(table, None, columns=("event_id",))))
+    assert sorted(no_cursor.column("event_id").to_pylist()) == ["f1", "f2", "f3", "f4", "f5"]
     with pytest.raises(ConnectorTerminalError, match=r"has no column 'score'.*mapping"):
         list(conn.read(Window(table, "ts", columns=("event_id", "score"))))
 
@@ -121,3 +126,36 @@ def test_lakehouse_sources_that_are_not_there_get_one_line(tmp_path, small_wareh
     _, settings, _ = _iceberg(tmp_path, small_warehouse)
     with pytest.raises(ConnectorTerminalError, match=r"no table 'fb.nope' in catalog 'default'; set the input's table"):
         list(IcebergConnector(settings).read(Window("fb.nope", "ts")))
+
+
+def test_a_cursor_that_is_not_a_timestamp_is_one_line(tmp_path):
+    from deltalake import write_deltalake
+
+    write_deltalake(str(tmp_path / "t"), pa.table({"id": ["a"], "ts": [[1, 2]]}))
+    window = Window("t", "ts", start=T0, columns=("id", "ts"))
+    with pytest.raises(ConnectorTerminalError, match=r"^delta: table 't': cannot read the window on 'ts' \(.*\); check"):
+        list(DeltaConnector(DeltaSettings(path=str(tmp_path / "t"))).read(window))
+
+
+def test_a_catalog_path_that_holds_no_catalog_is_one_line_and_stays_untouched(tmp_path):
+    import sqlite3
+
+    empty = tmp_path / "not_a_catalog.db"
+    sqlite3.connect(empty).close()
+    conn = IcebergConnector(IcebergSettings(catalog_uri=f"sqlite:///{empty}"))
+    with pytest.raises(ConnectorTerminalError, match=r"^iceberg: cannot open the catalog \(.*\); check options.catalog_uri"):
+        conn.check()
+    with pytest.raises(ConnectorTerminalError, match=r"^iceberg: cannot open the catalog"):
+        list(conn.read(Window("fb.t", "ts")))
+    assert sqlite3.connect(empty).execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+
+
+def test_delta_version_reads_the_table_as_it_was(tmp_path, small_warehouse):
+    from deltalake import write_deltalake
+
+    lake, tables = _delta(tmp_path, small_warehouse)
+    write_deltalake(str(lake / "feedback_events"), _later_rows(tables)["feedback_events"], mode="append")
+    window = Window("feedback_events", "ts", columns=("event_id",))
+    ids = {v: [i for b in DeltaConnector(DeltaSettings(path=f"{lake}/{{table}}", version=v)).read(window)
+               for i in b.column("event_id").to_pylist()] for v in (0, 1)}
+    assert ids == {0: ["f1", "f2", "f3", "f4", "f5"], 1: ["f1", "f2", "f3", "f4", "f5", "f7"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import duckdb
@@ -86,15 +87,24 @@ def test_cursor_advances_only_with_committed_rows(tmp_path, small_warehouse):
         assert store.counts()["unpaired"] == 2
 
 
-def test_event_ids_are_stable_and_user_ids_hashed(tmp_path, small_warehouse):
+def test_event_ids_are_stable_and_user_ids_hashed_with_a_per_store_salt(tmp_path, small_warehouse):
     src, conn = _source(small_warehouse)
-    ids = []
+    ids, users, salts = [], [], []
     for name in ("a.duckdb", "b.duckdb"):
         with FeedbackStore(tmp_path / name) as store:
             store.ingest(src, conn)
-            ids.append(store.con.execute("SELECT event_id, user_id FROM unpaired ORDER BY event_id").fetchall())
+            rows = store.con.execute("SELECT event_id, user_id FROM unpaired ORDER BY event_id").fetchall()
+            ids.append([e for e, _ in rows])
+            users.append([u for _, u in rows])
+            salts.append(store.user_salt)
+        with FeedbackStore(tmp_path / name) as store:
+            assert store.user_salt == salts[-1]  # created once, kept
     assert ids[0] == ids[1]
-    assert all(len(u) == 64 and u not in ("u1", "u2") for _, u in ids[0])
+    expected = [hashlib.sha256((salts[0] + u).encode()).hexdigest() for u in ("u1", "u2")]
+    assert sorted(users[0]) == sorted(expected)
+    # an unsalted hash of the user id (a dictionary attack away from the id) is not what is stored
+    assert hashlib.sha256(b"u1").hexdigest() not in users[0]
+    assert users[0] != users[1]
 
 
 def test_mapping_renames_source_columns(tmp_path):

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
-from pipeline.config import SourceSettings
+from pipeline.config import IngestSettings, SourceSettings
 from pipeline.store import FeedbackStore, IngestResult
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "shapes"
@@ -40,9 +40,12 @@ class ShapeRun:
         self.tmp_path = tmp_path
         self.store = FeedbackStore(tmp_path / "store.duckdb")
 
-    def ingest(self, warehouse: Path, shape: str, name: str = "src", **kw: Any) -> IngestResult:
+    def ingest(self, warehouse: Path, shape: str, name: str = "src", settings: IngestSettings | None = None,
+               **kw: Any) -> IngestResult:
         source = SourceSettings(name=name, connector="duckdb", options={"path": str(warehouse)}, shape=shape, **kw)
-        return self.store.ingest(source, DuckDBConnector(DuckDBSettings(path=warehouse)))
+        # The fixtures are mostly broken rows on purpose: no share of bad rows stops these runs.
+        settings = settings or IngestSettings(max_bad_share=1.0)
+        return self.store.ingest(source, DuckDBConnector(DuckDBSettings(path=warehouse)), settings=settings)
 
     def rows(self, sql: str, *params: Any) -> list[tuple]:
         return self.store.con.execute(sql, list(params)).fetchall()

@@ -83,7 +83,7 @@ def test_a_mapped_created_date_is_the_cursor(tmp_path, shape_run):
 
     wh = write_table(tmp_path / "wh.duckdb", "message_trees", fixture_rows("oasst_messages.jsonl"))
     shape_run.ingest(wh, "message_trees", mapping={"rows": {"created_date": "created_date"}})
-    assert shape_run.store.cursor_position("src", "rows") == datetime(2023, 2, 2, 10, 2)
+    assert datetime.fromisoformat(shape_run.store.cursor_position("src", "rows").value) == datetime(2023, 2, 2, 10, 2)
 
 
 def test_a_reply_that_failed_review_is_quarantined_and_gives_no_pair(tmp_path, shape_run):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
+from pipeline.config import IngestSettings
 from pipeline.errors import ConfigError
 from tests.unit.shapes.conftest import ShapeRun, fixture_rows, write_table
 
@@ -69,11 +70,15 @@ def test_rerun_adds_nothing_and_a_mapped_ts_reads_incrementally(tmp_path, shape_
     rows = [{**r, "ts": datetime.fromisoformat(r["ts"]).replace(tzinfo=None)} for r in fixture_rows("preference.jsonl")[:2]]
     wh = write_table(tmp_path / "wh.duckdb", "prefs", rows)
     mapping = {"rows": {**MAPPING["rows"], "ts": "ts"}}
-    first = shape_run.ingest(wh, "preference", mapping=mapping)
-    again = shape_run.ingest(wh, "preference", mapping=mapping)
+    no_lookback = IngestSettings(max_bad_share=1.0, lookback=timedelta(0))
+    first = shape_run.ingest(wh, "preference", mapping=mapping, settings=no_lookback)
+    again = shape_run.ingest(wh, "preference", mapping=mapping, settings=no_lookback)
     # Windows start at the cursor (inclusive): only the newest row is read again, and it is not added.
     assert first.pairs_added == 2 and again.rows_read == {"rows": 1} and again.raw_added == {"rows": 0}
     assert again.pairs_added == 0
+    # With the default look-back (a day) both rows are read again, and neither is added twice.
+    late = shape_run.ingest(wh, "preference", mapping=mapping)
+    assert late.rows_read == {"rows": 2} and late.raw_added == {"rows": 0} and late.duplicates == 2
     # Without the ts mapping there is no cursor: the whole table is read, nothing is added twice.
     full = shape_run.ingest(wh, "preference", mapping=MAPPING)
     assert full.rows_read == {"rows": 2} and full.raw_added == {"rows": 0} and full.pairs_added == 0
@@ -102,7 +107,7 @@ def test_a_row_without_a_time_never_moves_the_cursor(tmp_path, shape_run):
     result = shape_run.ingest(wh, "preference", mapping=mapping)
     assert shape_run.reasons() == {"ts is missing": 1} and result.pairs_added == 2
     # The NULL time landed as the load time (unobserved); the cursor stays at the newest observed time.
-    assert shape_run.store.cursor_position("src", "rows") == datetime(2026, 10, 1, 13, 0)
+    assert datetime.fromisoformat(shape_run.store.cursor_position("src", "rows").value) == datetime(2026, 10, 1, 13, 0)
 
 
 def test_prompt_spellings_and_a_prompt_that_is_neither_text_nor_messages():

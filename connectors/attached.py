@@ -1,0 +1,255 @@
+"""What the PostgreSQL, MySQL/MariaDB and SQLite connectors share: a database attached to DuckDB.
+
+Each read opens an in-memory DuckDB, loads the database's extension from its PyPI wheel
+(duckdb-extension-<name>, no download at run time), attaches the database read-only and streams
+`SELECT <columns> FROM <table> WHERE <cursor> >= ? AND <cursor> < ? ORDER BY <cursor>` as Arrow
+batches. The window filter is pushed down to the server (DuckDB's scanners pass it on); the sort
+runs in DuckDB under `memory_limit` and spills to a temporary folder, so memory stays bounded
+whatever the table's size. Why DuckDB and not ADBC is in connectors/postgres.py.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from connectors.base import ConnectorError, ConnectorTerminalError, ConnectorTransientError, Window, quote_identifier
+
+_engine_lock = threading.Lock()
+
+
+@cache
+def extension_file(name: str) -> str:
+    """The extension binary shipped by the duckdb-extension-<name> wheel."""
+    try:
+        module = importlib.import_module(f"duckdb_extension_{name}")
+    except ImportError:
+        raise ConnectorTerminalError(
+            f"{name}: the DuckDB extension is not installed; pip install duckdb-extension-{name}=={duckdb.__version__}"
+        ) from None
+    root = Path(module.__file__).parent
+    found = sorted(root.rglob(f"v{duckdb.__version__}/{name}.duckdb_extension")) or sorted(
+        root.rglob(f"{name}.duckdb_extension"))
+    if not found:
+        raise ConnectorTerminalError(f"{name}: no {name}.duckdb_extension in {root}; reinstall duckdb-extension-{name}")
+    return str(found[0])
+
+
+_loaded: set[str] = set()
+
+
+@cache
+def _engine() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB per process: loading an extension costs ~0.6 s, so it is loaded once and
+    every read works in a cursor of it, with its own uniquely named attachment."""
+    con = duckdb.connect(config={"threads": 1})
+    con.execute("SET temp_directory = ?", [tempfile.gettempdir()])
+    return con
+
+
+def _session(kind: str, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    engine = _engine()
+    with _engine_lock:
+        if kind not in _loaded:
+            engine.execute(f"INSTALL {sql_literal(extension_file(kind))}")  # copies the wheel's file; no download
+            engine.execute(f"LOAD {kind}")
+            _loaded.add(kind)
+        engine.execute("SET memory_limit = ?", [memory_limit])
+    con = engine.cursor()
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def sql_literal(text: str) -> str:
+    """A string literal for the few statements DuckDB cannot bind (ATTACH takes no parameters)."""
+    if "\x00" in text:
+        raise ConnectorTerminalError("a connection string cannot contain a NUL character")
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Target:
+    """How one connector reaches its database. `describe` and `secrets` keep messages secret-free."""
+
+    kind: str                  # extension name: postgres | mysql | sqlite
+    attach: str                # the string ATTACH takes (may hold a password)
+    describe: str              # shown in messages: host, port, database, user; never a password
+    secrets: tuple[str, ...]   # values that must never appear in a message
+    query_function: str | None = None   # postgres_query / mysql_query: a query runs on the server
+
+
+def scrub(text: str, target: Target) -> str:
+    """`text` with every secret of the target masked, as one line."""
+    for secret in sorted((s for s in target.secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return " ".join(text.split())
+
+
+class AttachedDatabase:
+    """The body shared by the database connectors; subclasses give `target()` and `classify()`."""
+
+    settings: Any
+
+    # ------------------------------------------------------------------ subclass hooks
+    def target(self) -> Target:
+        raise NotImplementedError
+
+    def classify(self, message: str) -> tuple[bool, str] | None:
+        """(transient, what to do) for a connection error's text, or None when not recognised."""
+        return None
+
+    # ------------------------------------------------------------------ connection
+    def _open(self) -> tuple[duckdb.DuckDBPyConnection, Target]:
+        target = self.target()
+        self.alias = f"src_{uuid.uuid4().hex[:12]}"
+        try:
+            con = _session(target.kind, self.settings.memory_limit)
+        except duckdb.Error as e:
+            raise ConnectorTerminalError(f"{target.kind}: {str(e).splitlines()[0]}") from None
+        try:
+            con.execute(f"ATTACH {sql_literal(target.attach)} AS {self.alias} (TYPE {target.kind}, READ_ONLY)")
+        except duckdb.Error as e:
+            con.close()
+            raise self._connect_error(e, target) from None
+        return con, target
+
+    def _close(self, con: duckdb.DuckDBPyConnection) -> None:
+        try:
+            con.execute("USE memory")
+            con.execute(f"DETACH {self.alias}")
+        except duckdb.Error:
+            pass
+        con.close()
+
+    def _connect_error(self, error: Exception, target: Target) -> ConnectorError:
+        text = scrub(str(error), target)
+        # The driver's own reason is the part after the connection string it echoes back.
+        reason = re.split(r"(?:FATAL|ERROR):\s+|\": ", text)[-1].strip()
+        verdict = self.classify(text)
+        transient, fix = verdict if verdict else (False, "check options.dsn")
+        cls = ConnectorTransientError if transient else ConnectorTerminalError
+        return cls(f"{target.kind}: cannot connect to {target.describe}: {reason}; {fix}")
+
+    def check(self) -> None:
+        con, _ = self._open()
+        self._close(con)
+
+    # ------------------------------------------------------------------ reading
+    def _relation(self, con: duckdb.DuckDBPyConnection, target: Target, table: str) -> tuple[str, str]:
+        """(FROM clause, what to call it in messages) for a window's table, or the query that replaces it."""
+        query = self._query_for(table)
+        if query is None:
+            return f"{self.alias}.{quote_identifier(table)}", f"table {table}"
+        if target.query_function:
+            # The query text is bound, not spliced: it runs on the server, in the server's dialect.
+            return f"{target.query_function}('{self.alias}', $query)", "options.query"
+        con.execute(f"USE {self.alias}")
+        view = f"query_{self.alias}"
+        con.sql(query).create_view(view)  # DuckDB dialect over the attached database
+        return view, "options.query"
+
+    def _query_for(self, table: str) -> str | None:
+        query = self.settings.query
+        if query is None:
+            return None
+        if isinstance(query, dict):
+            return query.get(table)
+        served = getattr(self, "_query_table", None)
+        if served is not None and served != table:
+            raise ConnectorTerminalError(
+                f"options.query is one SELECT but the source reads both {served!r} and {table!r}; give query "
+                f"as a mapping of table name to SELECT, one per table the mapping names"
+            )
+        self._query_table = table
+        return query
+
+    def _select(self, window: Window, what: str, relation: str) -> tuple[str, dict[str, Any]]:
+        # No cursor column: the source is read whole (the core skips rows already landed by key).
+        cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
+        where, params = ["TRUE"], {}
+        if cursor is None:
+            pass
+        elif window.start is not None:
+            where.append(f"{cursor} >= $start")
+            params["start"] = window.start
+        if cursor is not None and window.end is not None:
+            where.append(f"{cursor} < $end")
+            params["end"] = window.end
+        if what == "count":
+            return f"SELECT count(*) FROM {relation} WHERE {' AND '.join(where)}", params
+        cols = ", ".join(quote_identifier(c) for c in window.columns) if window.columns else "*"
+        order = f" ORDER BY {cursor}" if cursor else ""
+        return f"SELECT {cols} FROM {relation} WHERE {' AND '.join(where)}{order}", params
+
+    def _run(self, con: duckdb.DuckDBPyConnection, target: Target, window: Window, what: str) -> Any:
+        relation, called = self._relation(con, target, window.table)
+        sql, params = self._select(window, what, relation)
+        if "$query" in relation:
+            params["query"] = self._query_for(window.table)
+        try:
+            return con.execute(sql, params)
+        except duckdb.CatalogException:
+            raise ConnectorTerminalError(
+                f"{target.kind}: {target.describe}: table {window.table} does not exist (or is not visible to "
+                f"this user); check the table name in the source's mapping"
+            ) from None
+        except duckdb.BinderException as e:
+            raise self._column_error(con, relation, called, window, target, e) from None
+        except duckdb.Error as e:
+            raise self._read_error(e, target, called) from None
+
+    def _column_error(self, con: Any, relation: str, called: str, window: Window, target: Target,
+                      error: Exception) -> ConnectorError:
+        params = {"query": self._query_for(window.table)} if "$query" in relation else {}
+        try:
+            have = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}", params).fetchall()]
+        except duckdb.Error:
+            return ConnectorTerminalError(f"{target.kind}: {called}: {scrub(str(error).splitlines()[0], target)}")
+        wanted = [c for c in (window.cursor_column, *window.columns) if c]
+        missing = [c for c in dict.fromkeys(wanted) if c not in have]
+        role = "the cursor column" if window.cursor_column and window.cursor_column in missing else "a mapped column"
+        return ConnectorTerminalError(
+            f"{target.kind}: {called} has no column {', '.join(repr(m) for m in missing)} ({role}; it has "
+            f"{', '.join(have)}); map the source's columns to the shape's in the config, or read a view that has them"
+        )
+
+    def _read_error(self, error: Exception, target: Target, called: str) -> ConnectorError:
+        text = scrub(str(error), target)
+        verdict = self.classify(text)
+        if isinstance(error, (duckdb.IOException, duckdb.ConnectionException)) and verdict is None:
+            verdict = (True, "the connection broke while reading; it is retried")
+        transient, fix = verdict if verdict else (False, "check the source's options and mapping")
+        first = text.split("LINE 1:")[0].strip()
+        cls = ConnectorTransientError if transient else ConnectorTerminalError
+        return cls(f"{target.kind}: {called}: {first}; {fix}")
+
+    def read(self, window: Window) -> Iterator[pa.RecordBatch]:
+        con, target = self._open()
+        try:
+            result = self._run(con, target, window, "rows")
+            try:
+                reader = result.to_arrow_reader(self.settings.batch_size)
+                yield from reader
+            except duckdb.Error as e:
+                raise self._read_error(e, target, f"table {window.table}") from None
+        finally:
+            self._close(con)
+
+    def count(self, window: Window) -> int:
+        """Rows in the window, counted where they live."""
+        con, target = self._open()
+        try:
+            return int(self._run(con, target, window, "count").fetchone()[0])
+        finally:
+            self._close(con)

@@ -1,0 +1,78 @@
+"""Read feedback tables from MySQL or MariaDB through DuckDB's mysql extension (no ADBC driver exists
+for them on PyPI; the extension streams, with the window's filter and order pushed to the server).
+
+The dsn is `mysql://user:${PW}@host:3306/database` (SecretStr, never shown); see connectors/attached.py.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from connectors.attached import AttachedDatabase, Target
+from connectors.base import ConnectorTerminalError
+
+_TERMINAL = {
+    "access denied": "check the user and password (options.dsn / options.password) and the user's grants",
+    "unknown database": "check the database in options.dsn",
+    "command denied": "grant this user SELECT on the tables",
+}
+_TRANSIENT = {
+    "can't connect": "is the server running on that host and port? it is retried",
+    "connection refused": "is the server running on that host and port? it is retried",
+    "unknown mysql server host": "check the host in options.dsn (or DNS); it is retried",
+    "lost connection": "the connection broke; it is retried",
+    "gone away": "the connection broke; it is retried",
+    "too many connections": "the server is busy; it is retried",
+    "timed out": "the server did not answer in time; it is retried",
+}
+
+
+class MySQLSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dsn: SecretStr = Field(description="mysql://user:${PW}@host:3306/database (MariaDB too). Never shown.")
+    password: SecretStr | None = Field(None, description="Password, when the dsn has none (use ${ENV}). Never shown.")
+    query: str | dict[str, str] | None = Field(
+        None, description="A SELECT (server dialect) read instead of the mapping's table; a mapping table->SELECT "
+                          "when the shape reads several tables.")
+    batch_size: int = Field(50_000, ge=1, description="Rows per Arrow record batch.")
+    memory_limit: str = Field("512MB", description="DuckDB memory cap while sorting a window (spills beyond).")
+
+
+class MySQLConnector(AttachedDatabase):
+    """Reads a window of a MySQL/MariaDB table (or of a query) ordered by its cursor column."""
+
+    Settings: ClassVar[type[BaseModel]] = MySQLSettings
+
+    def __init__(self, settings: MySQLSettings) -> None:
+        self.settings = settings
+
+    def classify(self, message: str) -> tuple[bool, str] | None:
+        low = message.lower()
+        for table, transient in ((_TERMINAL, False), (_TRANSIENT, True)):
+            for words, fix in table.items():
+                if words in low:
+                    return transient, fix
+        return None
+
+    def target(self) -> Target:
+        dsn = self.settings.dsn.get_secret_value().strip()
+        parts = urlsplit(dsn)
+        if parts.scheme not in ("mysql", "mariadb"):
+            raise ConnectorTerminalError("mysql: options.dsn must look like mysql://user:${PW}@host:3306/database")
+        try:
+            port = parts.port or 3306
+        except ValueError:
+            raise ConnectorTerminalError("mysql: options.dsn has a port that is not a number") from None
+        user = unquote(parts.username or "") or "root"
+        password = self.settings.password.get_secret_value() if self.settings.password else None
+        secrets = [dsn, *(p for p in (parts.password, unquote(parts.password or ""), password) if p)]
+        netloc = parts.netloc
+        if password is not None:
+            netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{netloc.rsplit('@', 1)[-1]}"
+        attach = urlunsplit(("mysql", netloc, parts.path, parts.query, ""))
+        describe = f"{parts.hostname or 'localhost'}:{port}/{parts.path[1:]} as {user}"
+        return Target("mysql", attach, describe, (*secrets, attach), "mysql_query")

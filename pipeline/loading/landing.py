@@ -1,0 +1,385 @@
+"""Land one input of a source: read its window, check every row, and merge the good rows by key.
+
+One pass over the connector's batches fills a staging table whose `_problem` column holds the first
+failed check (missing key or timestamp, unparseable, infinite or future timestamp, invalid UTF-8,
+control characters, blank or oversized text). Bad rows go to quarantine with the reason and what
+was read; good rows are compared with the landing table by key and content hash (sql/store/).
+Text is PII-scrubbed and user ids are hashed inside that same pass, before anything is stored.
+
+A shape with a per-batch `prepare` step (every shape but `events`) has each batch turned into its
+landing rows first (`ResolvedInput.to_canonical`); the checks then run on those rows, and a row the
+shape has already judged unusable (its `prep_problem`) lands as it is, so the shape quarantines it
+with its own reason. File sources are read by file: files already landed are skipped, and the files
+read are recorded with the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from connectors.base import Connector, ConnectorError, Window, quote_identifier
+from pipeline.config import IngestSettings
+from pipeline.errors import ConfigError, TerminalError, TransientError
+from pipeline.loading.sqlbind import bind
+from pipeline.loading.cursors import INTEGER, TEXT, TIMESTAMP, CursorPosition, cursor_kind
+from pipeline.loading.prepared import as_source_position, prepared_view
+from pipeline.pii import scrub_sql
+from pipeline.shapes import ResolvedInput
+from pipeline.sqlfiles import sql_text
+
+CONTROL_CHARS = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
+BLANK = r"[\s\p{Z}]*"
+READER = "landing_reader"
+# Columns in which a prepared shape says why a landed row cannot be used (it quarantines those itself).
+SHAPE_PROBLEMS = ("prep_problem", "target_problem")
+
+
+@dataclass(frozen=True)
+class LandedInput:
+    rows_read: int
+    added: int          # rows new to the landing table (new keys and newer versions)
+    replaced: int       # stored or quarantined versions a newer version replaced
+    quarantined: int    # bad rows newly sent to quarantine
+    duplicates: int     # rows identical to one already stored or read (re-reads, look-back)
+    conflicts: int      # differing versions of one key that lost (recorded in `conflicts`)
+    position: CursorPosition | None  # the new cursor (None: nothing usable read)
+    replaced_keys: tuple[str, ...] = ()
+    files: frozenset[tuple[str, str]] = frozenset()  # (path, content hash) of the files read
+    shape_bad: int = 0  # landed rows a prepared shape found unusable (it quarantines them itself)
+
+
+@dataclass(frozen=True)
+class Landing:
+    """Everything one input's landing needs to know."""
+
+    source: str
+    inp: ResolvedInput
+    batch_id: int
+    now: datetime
+    settings: IngestSettings
+    salt: str
+    cursor_column: str | None  # source column (None: the source is read whole every run)
+    cursor_setting: str     # config path naming it, for errors
+    position: CursorPosition | None
+    # File sources: the (path, content hash) pairs already landed; None: not read by file.
+    loaded_files: frozenset[tuple[str, str]] | None = None
+
+    @property
+    def where(self) -> str:
+        return f"source {self.source!r}, input {self.inp.spec.name} (table {self.inp.table})"
+
+
+def _q(name: str) -> str:
+    return quote_identifier(name)
+
+
+def _fill(sql: str, **names: str) -> str:
+    """Put shape-defined identifiers and column lists into a sql/store template."""
+    for token, value in names.items():
+        sql = sql.replace(f"__{token}__", value)
+    return sql
+
+
+def land(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector) -> LandedInput:
+    cap = job.now + job.settings.future_skew
+    raw_first, first, batches, errors, read = _open_read(job, connector)
+    if first is None:
+        return LandedInput(0, 0, 0, 0, 0, 0, None)
+    kind = _check_cursor(job, raw_first) if job.cursor_column is not None else None
+    source_kind, source_job = kind, job
+    if job.inp.prepare is not None:
+        job, kind = prepared_view(job, first.schema), TIMESTAMP
+    spec = job.inp.spec
+    reader = pa.RecordBatchReader.from_batches(first.schema, batches)
+    stage_sql, params = _stage_sql(job, first.schema, kind, cap)
+    con.register(READER, reader)
+    try:
+        con.execute(stage_sql, bind(stage_sql, params))
+    except duckdb.Error as e:
+        if errors:
+            raise _connector_error(job, errors[0]) from None
+        raise TerminalError(
+            f"{job.where}: rows do not fit the {spec.name} columns ({str(e).splitlines()[0]}); "
+            f"check the column types and sources[{job.source}].mapping.{spec.name}"
+        ) from None
+    finally:
+        con.unregister(READER)
+    if errors:
+        raise _connector_error(job, errors[0])
+
+    rows_read, position = _read_position(con, job, kind, cap)
+    if source_job.inp.prepare is not None:
+        rows_read = read["rows"]   # source rows (a nested export gives several landing rows per row)
+        position = None if source_kind is None else as_source_position(position, source_kind, raw_first,
+                                                                        source_job.cursor_column)
+    names = dict(RAW_TABLE=spec.raw_table, KEY=_q(spec.key), TS=_q(spec.cursor),
+                 PAYLOAD=_payload(spec.columns, ""), STORED_PAYLOAD=_payload(spec.columns, "r."))
+    base = {"source": job.source, "input": spec.name, "batch_id": job.batch_id, "now": job.now}
+    before_q = _count(con, "SELECT count(*) FROM quarantine WHERE source = ?", [job.source])
+    sql = _fill(sql_text("store/land_quarantine.sql"), **names)
+    con.execute(sql, bind(sql, base))
+    quarantined = _count(con, "SELECT count(*) FROM quarantine WHERE source = ?", [job.source]) - before_q
+
+    con.execute(_fill(sql_text("store/land_decide.sql"), **names), {"source": job.source})
+    decided = dict(con.execute("SELECT _decision, count(*) FROM land_decided GROUP BY ALL").fetchall())
+    # Staged rows that are landed: good ones not decided otherwise (most rows never enter land_decided).
+    con.execute("CREATE OR REPLACE TEMP VIEW land_kept AS SELECT s.* FROM land_stage AS s WHERE s._problem IS NULL "
+                "AND s._row NOT IN (SELECT _row FROM land_decided WHERE _decision NOT IN ('new', 'replace'))")
+    n_new = _count(con, "SELECT count(*) FROM land_stage WHERE _problem IS NULL", {}) - sum(decided.values()) \
+        + decided.get("new", 0)
+    conflicts = decided.get("batch_conflict", 0) + decided.get("stale", 0) + decided.get("replace", 0)
+    if conflicts:
+        sql = _fill(sql_text("store/land_conflicts.sql"), **names)
+        con.execute(sql, bind(sql, base))
+    replaced_keys: tuple[str, ...] = ()
+    if decided.get("replace"):
+        replaced_keys = tuple(k for (k,) in con.execute(
+            "SELECT _key FROM land_decided WHERE _decision = 'replace'").fetchall())
+        con.execute(
+            f"DELETE FROM {spec.raw_table} WHERE source = $source AND {_q(spec.key)} IN "
+            "(SELECT _key FROM land_decided WHERE _decision = 'replace')", {"source": job.source})
+    # A good row whose key sits in quarantine from an older, broken version replaces that version.
+    fixed_where = ("source = $source AND input = $input AND EXISTS (SELECT 1 FROM land_kept AS k "
+                   "WHERE k._key = q.key AND (q.ts IS NULL OR q.ts <= k._ts))")
+    params = {"source": job.source, "input": spec.name}
+    fixed = _count(con, f"SELECT count(*) FROM quarantine AS q WHERE {fixed_where}", params)
+    if fixed:
+        con.execute(f"DELETE FROM quarantine AS q WHERE {fixed_where}", params)
+    problems = [p for p in SHAPE_PROBLEMS if p in spec.columns]
+    shape_bad = _count(con, f"SELECT count(*) FROM land_kept WHERE {' OR '.join(f'{p} IS NOT NULL' for p in problems)}",
+                       {}) if problems else 0
+    cols = ", ".join(f"{_q('_ts') if c == spec.cursor else _q(c)} AS {_q(c)}" for c in spec.columns)
+    con.execute(
+        f"INSERT INTO {spec.raw_table} BY NAME SELECT $source AS source, $batch_id AS batch_id, {cols}, "
+        "_hash AS row_hash FROM land_kept",
+        {"source": job.source, "batch_id": job.batch_id},
+    )
+    con.execute("DROP VIEW IF EXISTS land_kept")
+    con.execute("DROP TABLE IF EXISTS land_decided")
+    con.execute("DROP TABLE IF EXISTS land_stage")
+    return LandedInput(
+        rows_read=rows_read, added=n_new + decided.get("replace", 0),
+        replaced=decided.get("replace", 0) + fixed, quarantined=quarantined,
+        duplicates=decided.get("same", 0) + decided.get("batch_duplicate", 0), conflicts=conflicts,
+        position=position, replaced_keys=replaced_keys, files=frozenset(read["files"]),
+        shape_bad=shape_bad,
+    )
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str, params: Any) -> int:
+    return con.execute(sql, params).fetchone()[0]
+
+
+def _payload(columns: tuple[str, ...], prefix: str) -> str:
+    return "struct_pack(" + ", ".join(f"{_q(c)} := {prefix}{_q(c)}" for c in columns) + ")"
+
+
+# ------------------------------------------------------------------------------------------ reading
+def _open_read(job: Landing, connector: Connector) -> tuple[
+        pa.RecordBatch | None, pa.RecordBatch | None, Iterator[pa.RecordBatch], list, dict[str, Any]]:
+    """Start the connector's read; return its first non-empty batch as read and as staged, an iterator
+    over all staged batches, and what the read saw (`rows`, `files`, filled in while DuckDB pulls).
+
+    Errors raised while DuckDB pulls later batches are kept in `errors` so they surface as themselves.
+    """
+    inp = job.inp
+    prepared = inp.prepare is not None
+    if prepared:  # the shape's columns may be absent (optional): read them all, as the shape decides
+        columns = tuple(dict.fromkeys([*inp.read_columns, *([job.cursor_column] if job.cursor_column else [])])) \
+            if inp.read_columns else ()
+    else:
+        columns = tuple(dict.fromkeys([*inp.source_columns.values(), job.cursor_column]))
+    by_file = job.loaded_files is not None
+    start = job.position.window_start(job.settings.lookback) \
+        if job.position and job.cursor_column and not by_file else None
+    window = Window(table=inp.table, cursor_column=job.cursor_column, start=start, columns=columns,
+                    loaded_files=job.loaded_files)
+    errors: list[BaseException] = []
+    read: dict[str, Any] = {"rows": 0, "files": set()}
+    try:
+        it = iter(connector.read(window))
+        first = next((b for b in it if b.num_rows), None)
+    except ConnectorError as e:
+        raise _connector_error(job, e) from None
+    if first is None:
+        return None, None, iter(()), errors, read
+    needed = ([job.cursor_column] if job.cursor_column else []) if prepared else columns
+    missing = [c for c in needed if c not in first.schema.names]
+    if missing:
+        if missing == [job.cursor_column] and job.cursor_column not in inp.source_columns.values():
+            raise ConfigError(f"{job.cursor_setting}: the connector returned no column {missing[0]!r}; "
+                              "name an existing column as the cursor")
+        raise TerminalError(f"{job.where}: the connector returned no column {missing[0]!r}; "
+                            f"check sources[{job.source}].mapping.{inp.spec.name} in the config")
+    names = list(first.schema.names)
+
+    def stage(batch: pa.RecordBatch) -> pa.RecordBatch:
+        read["rows"] += batch.num_rows
+        if by_file:
+            read["files"].update(zip(batch.column("_file").to_pylist(), batch.column("_file_hash").to_pylist(),
+                                     strict=True))
+        if not prepared:
+            return batch.select(names)
+        try:
+            return inp.to_canonical(batch)  # the shape's per-batch step: mapping, parsing, keys
+        except KeyError as e:
+            raise TerminalError(f"{job.where}: the connector returned no column {e}; "
+                                f"check sources[{job.source}].mapping.{inp.spec.name} in the config") from None
+
+    staged_first = stage(first)
+
+    def guarded() -> Iterator[pa.RecordBatch]:
+        try:
+            yield staged_first
+            for batch in it:
+                if batch.num_rows:
+                    yield stage(batch)
+        except BaseException as e:  # noqa: B036 - re-raised by land() after DuckDB gives up
+            errors.append(e)
+            raise
+
+    return first, staged_first, guarded(), errors, read
+
+
+def _connector_error(job: Landing, e: BaseException) -> BaseException:
+    if not isinstance(e, ConnectorError):
+        return e
+    text = str(e)
+    if not e.transient and (f'"{job.cursor_column}"' in text or f"'{job.cursor_column}'" in text):
+        if job.cursor_column not in job.inp.source_columns.values():
+            return ConfigError(f"{job.cursor_setting}: table {job.inp.table} has no column {job.cursor_column!r}; "
+                               "name an existing column as the cursor")
+    kind = TransientError if e.transient else TerminalError
+    return kind(f"{job.where}: {text}")
+
+
+def _check_cursor(job: Landing, first: pa.RecordBatch) -> str:
+    column = first.column(job.cursor_column)
+    sample = None
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        sample = next((v for v in column.to_pylist() if v is not None), None)
+    kind = cursor_kind(column.type, sample, job.cursor_setting)
+    if job.position is not None and job.position.kind != kind:
+        raise ConfigError(
+            f"{job.cursor_setting}: the cursor column was read as {job.position.kind} before and is {kind} now; "
+            "keep the cursor column's type, or start a new store"
+        )
+    return kind
+
+
+# ------------------------------------------------------------------------------------------ staging
+def _ts_expr(col: str, arrow_type: pa.DataType, setting: str) -> str:
+    """A DuckDB expression giving the column as a naive UTC TIMESTAMP (NULL when unparseable)."""
+    if pa.types.is_timestamp(arrow_type):
+        return f"timezone('UTC', {col})" if arrow_type.tz else f"CAST({col} AS TIMESTAMP)"
+    if pa.types.is_date(arrow_type):
+        return f"CAST({col} AS TIMESTAMP)"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        # The store's session is UTC, so text without an offset is read as UTC; with one, converted.
+        return f"timezone('UTC', try_cast({col} AS TIMESTAMPTZ))"
+    raise ConfigError(
+        f"{setting}: a column of type {arrow_type} is not a timestamp; map a timestamp or ISO-8601 text column"
+    )
+
+
+def _stage_sql(job: Landing, schema: pa.Schema, kind: str, cap: datetime) -> tuple[str, dict[str, Any]]:
+    spec, inp = job.inp.spec, job.inp
+    text_cols = set(getattr(spec, "text_columns", ()))
+    user_cols = set(getattr(spec, "user_columns", ("user_id",)))
+    src = {c: _q(inp.source_columns[c]) for c in spec.columns}
+    ts_setting = f"sources[{job.source}].mapping.{spec.name}.{spec.cursor}"
+    inner: list[str] = []
+    # A row its shape already judged unusable lands as it is: the shape quarantines it with its reason.
+    checks: list[str] = [f"WHEN {_q(p)} IS NOT NULL THEN NULL" for p in SHAPE_PROBLEMS if p in schema.names]
+    checks.append(f"WHEN _key IS NULL THEN '{spec.key} is missing'")
+    outer: list[str] = []
+    for c in spec.columns:
+        atype = schema.field(inp.source_columns[c]).type
+        qc = _q(c)
+        if c == spec.key:
+            inner.append(f"CAST({src[c]} AS VARCHAR) AS _key")
+            outer.append(f"_key AS {qc}")
+            continue
+        if c == spec.cursor:
+            inner.append(f"{_ts_expr(src[c], atype, ts_setting)} AS _ts")
+            inner.append(f"CAST({src[c]} AS VARCHAR) AS _ts_raw")
+            checks += [f"WHEN _ts_raw IS NULL THEN '{c} is missing'",
+                       f"WHEN _ts IS NULL THEN '{c} is not a timestamp'",
+                       f"WHEN NOT isfinite(_ts) THEN '{c} is infinite'",
+                       f"WHEN _ts > $cap THEN '{c} is in the future (later than now + ingest.future_skew)'"]
+            outer.append(f"_ts_raw AS {qc}")
+            continue
+        if pa.types.is_binary(atype) or pa.types.is_large_binary(atype):
+            inner.append(f"try(decode({src[c]})) AS {qc}")
+            inner.append(f"{src[c]} AS {_q(c + '__bytes')}")
+            checks.append(f"WHEN {qc} IS NULL AND {_q(c + '__bytes')} IS NOT NULL THEN '{c} is not valid UTF-8'")
+        else:
+            inner.append(f"{src[c]} AS {qc}")
+        is_text = pa.types.is_string(atype) or pa.types.is_large_string(atype) or pa.types.is_binary(atype) \
+            or pa.types.is_large_binary(atype)
+        if is_text:
+            checks.append(f"WHEN regexp_matches({qc}, '{CONTROL_CHARS}') THEN '{c} contains control characters'")
+        if c in text_cols:
+            checks += [f"WHEN regexp_full_match({qc}, '{BLANK}') THEN '{c} is blank (whitespace only)'",
+                       f"WHEN length({qc}) > $max_chars THEN '{c} is longer than ingest.max_text_chars "
+                       f"({job.settings.max_text_chars})'"]
+        if pa.types.is_binary(atype) or pa.types.is_large_binary(atype):
+            # keep what was read: the bytes, shown as text with escapes, where they are not UTF-8
+            outer.append(f"coalesce({qc}, CAST({_q(c + '__bytes')} AS VARCHAR)) AS {qc}")
+        elif c in user_cols:
+            outer.append(f"CASE WHEN {qc} IS NOT NULL THEN sha256($salt || CAST({qc} AS VARCHAR)) END AS {qc}")
+        elif c in text_cols and job.settings.scrub_pii:
+            outer.append(f"{scrub_sql(qc)} AS {qc}")
+        else:
+            outer.append(qc)
+    # The cursor: the timestamp itself, or a column of its own (an id, ISO text, another timestamp).
+    cur_src = _q(job.cursor_column) if job.cursor_column else ""
+    if job.cursor_column is None:  # read whole every run: no cursor
+        cursor, cursor_raw = "NULL::TIMESTAMP", "NULL::VARCHAR"
+    elif "ts_observed" in schema.names:  # a prepared shape: a load time stands in for a missing time
+        cursor, cursor_raw = "CASE WHEN ts_observed THEN _ts END", "_ts_raw"
+    elif job.cursor_column == inp.source_columns[spec.cursor]:
+        cursor, cursor_raw = "_ts", "_ts_raw"
+    elif kind == INTEGER:
+        cursor, cursor_raw = f"CAST({cur_src} AS BIGINT)", f"CAST({cur_src} AS VARCHAR)"
+    elif kind == TEXT:
+        cursor, cursor_raw = f"timezone('UTC', try_cast({cur_src} AS TIMESTAMPTZ))", f"CAST({cur_src} AS VARCHAR)"
+    else:
+        cursor = _ts_expr(cur_src, schema.field(job.cursor_column).type, job.cursor_setting)
+        cursor_raw = f"CAST({cur_src} AS VARCHAR)"
+    inner += [f"{cursor} AS _cur", f"{cursor_raw} AS _cur_raw"]
+    content = [_q(c) for c in spec.columns if c not in (spec.key, spec.cursor)]
+    sql = (
+        "CREATE OR REPLACE TEMP TABLE land_stage AS "
+        f"SELECT {', '.join(outer)}, _key, _ts, _cur, _cur_raw, _problem, _row, "
+        f"hash({', '.join(content) or '_key'}) AS _hash "
+        f"FROM (SELECT *, CASE {' '.join(checks)} END AS _problem, row_number() OVER () AS _row "
+        f"FROM (SELECT {', '.join(inner)} FROM {READER}))"
+    )
+    params = {"cap": cap, "max_chars": job.settings.max_text_chars}
+    if any("$salt" in o for o in outer):
+        params["salt"] = job.salt
+    return sql, params
+
+
+def _read_position(con: duckdb.DuckDBPyConnection, job: Landing, kind: str, cap: datetime
+                   ) -> tuple[int, CursorPosition | None]:
+    """Rows read, and the new cursor: the largest value read, never past now + future_skew."""
+    if kind == INTEGER:
+        n, high = con.execute("SELECT count(*), max(_cur) FROM land_stage").fetchone()
+        return n, None if high is None else CursorPosition(str(high), kind)
+    if kind == TEXT:
+        n, high = con.execute(
+            "SELECT count(*), arg_max(_cur_raw, _cur) FILTER (WHERE isfinite(_cur) AND _cur <= $cap) FROM land_stage",
+            {"cap": cap}).fetchone()
+        return n, None if high is None else CursorPosition(high, kind)
+    n, high = con.execute(
+        "SELECT count(*), max(_cur) FILTER (WHERE isfinite(_cur) AND _cur <= $cap) FROM land_stage", {"cap": cap}
+    ).fetchone()
+    return n, None if high is None else CursorPosition(high.isoformat(), kind)
