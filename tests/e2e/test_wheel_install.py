@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(args: list[str], cwd: Path, timeout: int = 1800) -> str:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    # A fresh Prefect home beside the run; its ephemeral API server may start slowly on a busy machine.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": "", "PREFECT_HOME": str(cwd / "prefect-home"),
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
