@@ -75,11 +75,19 @@ class {cls}:
         con = self._connect()
         try:
             try:
-                rows = con.execute(sql, params)
-            except sqlite3.OperationalError as e:  # no such table / no such column
+                # SQLite reads an unknown "column" as a string: name the missing columns ourselves.
+                have = [d[0] for d in con.execute(f"SELECT * FROM {{quote_identifier(window.table)}} LIMIT 0").description]
+            except sqlite3.OperationalError as e:  # no such table
                 raise ConnectorTerminalError(
-                    f"{name}: {{window.table}}: {{e}}; check the table and column names in the source's mapping"
+                    f"{name}: {{window.table}}: {{e}}; check the table name in the source's mapping"
                 ) from None
+            missing = [c for c in (window.cursor_column, *window.columns) if c and c not in have]
+            if missing:
+                raise ConnectorTerminalError(
+                    f"{name}: table {{window.table}} has no column {{', '.join(missing)}} (it has {{', '.join(have)}}); "
+                    f"check the column names in the source's mapping"
+                )
+            rows = con.execute(sql, params)
             names = [d[0] for d in rows.description]
             while chunk := rows.fetchmany(self.settings.batch_size):
                 data = {{n: [r[i] for r in chunk] for i, n in enumerate(names)}}
