@@ -1,7 +1,8 @@
 """What the PostgreSQL, MySQL/MariaDB and SQLite connectors share: a database attached to DuckDB.
 
-Each read opens an in-memory DuckDB, loads the database's extension from its PyPI wheel
-(duckdb-extension-<name>, no download at run time), attaches the database read-only and streams
+One in-memory DuckDB per process loads the database's extension from its PyPI wheel
+(duckdb-extension-<name>, no download at run time); each read attaches the database read-only
+under its own name and streams
 `SELECT <columns> FROM <table> WHERE <cursor> >= ? AND <cursor> < ? ORDER BY <cursor>` as Arrow
 batches. The window filter is pushed down to the server (DuckDB's scanners pass it on); the sort
 runs in DuckDB under `memory_limit` and spills to a temporary folder, so memory stays bounded
