@@ -122,6 +122,9 @@ def test_a_scaffolded_plugin_package_installs_is_listed_and_passes_the_contract(
     written = scaffold("acme_feed", tmp_path)
     package = tmp_path / "alignloop-acme-feed"
     assert package / "pyproject.toml" in written
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--line-length", "125", str(package)],
+                          capture_output=True, text=True, timeout=120)
+    assert lint.returncode == 0, lint.stdout  # what `new` writes is clean code to build on
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(site), str(package)], check=True, capture_output=True, timeout=300)
