@@ -18,7 +18,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import progress
-from pipeline import stages
+from pipeline import secrets, stages
 from pipeline.config import Settings, load_settings
 from pipeline.errors import TransientError
 
@@ -86,6 +86,9 @@ def already_registered_task(settings: Settings, planned):
 @flow(name="retrain", validate_parameters=False)
 def retrain(settings: Settings, force: bool = False) -> RetrainOutcome:
     """One scheduled retraining: skips when the data is too thin or unchanged since the last version."""
+    # Deployments start here, not in the CLI: mask secrets in every log line and warning of the run.
+    secrets.install()
+    secrets.remember(*settings.secret_values())
     ingested = [asdict(r) for r in ingest_task(settings)]
     planned = plan_task(settings)
     if planned.plan.method == "skip":
