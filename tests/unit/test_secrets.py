@@ -158,3 +158,11 @@ def test_urls_without_passwords_and_env_references_are_fine(tmp_path, monkeypatc
     settings = settings_from_dict(raw, base_dir=tmp_path)
     assert settings.sources[1].options["password"] == "from-env-123"
     assert "from-env-123" not in repr(settings)
+
+
+def test_secret_names():
+    for name in ("password", "PG_PW", "PW", "db_password", "dsn", "session_token", "secret_access_key", "API_TOKEN",
+                 "private_key", "credentials"):
+        assert secrets.is_secret_name(name), name
+    for name in ("path", "batch_size", "max_tokens", "access_key_id", "query", "endpoint", "table"):
+        assert not secrets.is_secret_name(name), name
