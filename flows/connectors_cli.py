@@ -86,14 +86,13 @@ def check_source(config: Path, source_name: str) -> bool:
     """Connect, look for every mapped column, count new rows; print one line per finding."""
     from pipeline.config import load_settings
     from pipeline.shapes import SHAPES
-    from pipeline.stages import build_connector
 
     settings = load_settings(config)
     by_name = {s.name: s for s in settings.sources}
     if source_name not in by_name:
         raise ConfigError(f"{config}: no source named {source_name!r} (sources: {', '.join(by_name)})")
     source = by_name[source_name]
-    connector = build_connector(source)
+    connector = _build_connector(source)
     ok = True
 
     def say(good: bool, text: str) -> None:
@@ -146,6 +145,22 @@ def check_source(config: Path, source_name: str) -> bool:
         else:
             say(True, f"{inp.spec.name}: {new} row(s) to read (nothing ingested yet)")
     return ok
+
+
+def _build_connector(source: Any) -> Any:
+    """As pipeline.stages.build_connector, without importing the training stack (stages imports torch)."""
+    from pydantic import ValidationError
+
+    from pipeline.config import describe_validation_error
+
+    try:
+        cls = load_connector(source.connector)
+    except ConnectorError as e:
+        raise ConfigError(f"sources[{source.name}].connector: {e}") from None
+    try:
+        return cls(cls.Settings.model_validate(source.options))
+    except ValidationError as e:
+        raise ConfigError(describe_validation_error(e, prefix=f"sources[{source.name}].options.")) from None
 
 
 def _inputs(source: Any) -> list[Any]:
