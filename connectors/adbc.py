@@ -68,7 +68,8 @@ class _AdbcSource:
             return importlib.import_module(f"{self.driver_module}.dbapi")
         except ImportError:
             raise ConnectorTerminalError(
-                f"{self.name}: its ADBC driver is not installed; pip install {self.driver_module.replace('_', '-')}"
+                f"{self.name}: its ADBC driver is not installed; pip install 'alignloop[warehouses]' "
+                f"(or {self.driver_module.replace('_', '-')})"
             ) from None
 
     def _connect(self) -> Any:

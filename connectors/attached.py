@@ -1,7 +1,8 @@
 """What the PostgreSQL, MySQL/MariaDB and SQLite connectors share: a database attached to DuckDB.
 
-Each read opens an in-memory DuckDB, loads the database's extension from its PyPI wheel
-(duckdb-extension-<name>, no download at run time), attaches the database read-only and streams
+One in-memory DuckDB per process loads the database's extension from its PyPI wheel
+(duckdb-extension-<name>, no download at run time); each read attaches the database read-only
+under its own name and streams
 `SELECT <columns> FROM <table> WHERE <cursor> >= ? AND <cursor> < ? ORDER BY <cursor>` as Arrow
 batches. The window filter is pushed down to the server (DuckDB's scanners pass it on); the sort
 runs in DuckDB under `memory_limit` and spills to a temporary folder, so memory stays bounded
@@ -193,7 +194,11 @@ class AttachedDatabase:
         return f"SELECT {cols} FROM {relation} WHERE {' AND '.join(where)}{order}", params
 
     def _run(self, con: duckdb.DuckDBPyConnection, target: Target, window: Window, what: str) -> Any:
-        relation, called = self._relation(con, target, window.table)
+        try:
+            relation, called = self._relation(con, target, window.table)
+        except duckdb.Error as e:  # a query in DuckDB SQL that does not parse or bind
+            raise ConnectorTerminalError(
+                f"{target.kind}: options.query: {scrub(str(e).splitlines()[0], target)}; fix the SELECT") from None
         sql, params = self._select(window, what, relation)
         if "$query" in relation:
             params["query"] = self._query_for(window.table)
@@ -226,7 +231,9 @@ class AttachedDatabase:
 
     def _read_error(self, error: Exception, target: Target, called: str) -> ConnectorError:
         text = scrub(str(error), target)
-        verdict = self.classify(text)
+        # The server refused to prepare the SELECT: a query or a name to fix, not a broken connection.
+        verdict = (False, "fix options.query or the mapping") if "failed to prepare" in text.lower() else None
+        verdict = verdict or self.classify(text)
         if isinstance(error, (duckdb.IOException, duckdb.ConnectionException)) and verdict is None:
             verdict = (True, "the connection broke while reading; it is retried")
         transient, fix = verdict if verdict else (False, "check the source's options and mapping")

@@ -61,33 +61,43 @@ class {cls}:
             con.close()
 
     def read(self, window: Window) -> Iterator[pa.RecordBatch]:
-        cursor = quote_identifier(window.cursor_column)
         columns = ", ".join(quote_identifier(c) for c in window.columns) if window.columns else "*"
-        where, params = ["1 = 1"], []
-        if window.start is not None:
-            where.append(f"{{cursor}} >= ?")
-            params.append(window.start.isoformat(sep=" "))
-        if window.end is not None:
-            where.append(f"{{cursor}} < ?")
-            params.append(window.end.isoformat(sep=" "))
-        sql = (f"SELECT {{columns}} FROM {{quote_identifier(window.table)}} "
-               f"WHERE {{' AND '.join(where)}} ORDER BY {{cursor}}")
+        sql = f"SELECT {{columns}} FROM {{quote_identifier(window.table)}}"
+        params: list[Any] = []
+        if window.cursor_column:  # None: no cursor, read the whole source (the core skips landed rows)
+            cursor = quote_identifier(window.cursor_column)
+            where = ["1 = 1"]
+            if window.start is not None:
+                where.append(f"{{cursor}} >= ?")
+                params.append(window.start.isoformat(sep=" "))
+            if window.end is not None:
+                where.append(f"{{cursor}} < ?")
+                params.append(window.end.isoformat(sep=" "))
+            sql += f" WHERE {{' AND '.join(where)}} ORDER BY {{cursor}}"
         con = self._connect()
         try:
-            try:
-                rows = con.execute(sql, params)
-            except sqlite3.OperationalError as e:  # no such table / no such column
+            # The table's columns and declared types. SQLite reads an unknown "column" as a string, so
+            # missing columns are named here, not left to the query.
+            declared = {{row[1]: str(row[2]).upper() for row in
+                        con.execute(f"PRAGMA table_info({{quote_identifier(window.table)}})")}}
+            if not declared:
                 raise ConnectorTerminalError(
-                    f"{name}: {{window.table}}: {{e}}; check the table and column names in the source's mapping"
-                ) from None
+                    f"{name}: no such table {{window.table}}; check the table name in the source's mapping")
+            have = list(declared)
+            times = {{c for c, kind in declared.items() if kind in ("TIMESTAMP", "DATETIME")}}
+            missing = [c for c in (window.cursor_column, *window.columns) if c and c not in have]
+            if missing:
+                raise ConnectorTerminalError(
+                    f"{name}: table {{window.table}} has no column {{', '.join(missing)}} (it has {{', '.join(have)}}); "
+                    f"check the column names in the source's mapping"
+                )
+            rows = con.execute(sql, params)
             names = [d[0] for d in rows.description]
             while chunk := rows.fetchmany(self.settings.batch_size):
                 data = {{n: [r[i] for r in chunk] for i, n in enumerate(names)}}
-                # SQLite keeps timestamps as text: hand the cursor column over as real timestamps.
-                if window.cursor_column in data:
-                    data[window.cursor_column] = [
-                        None if v is None else datetime.fromisoformat(v) for v in data[window.cursor_column]
-                    ]
+                # SQLite keeps timestamps as text: hand TIMESTAMP/DATETIME columns over as timestamps.
+                for column in times & data.keys():
+                    data[column] = [None if v is None else datetime.fromisoformat(v) for v in data[column]]
                 yield pa.RecordBatch.from_pydict(data)
         finally:
             con.close()
@@ -113,7 +123,7 @@ from tests.contract.framework import ContractRow, ContractSource
 def seeded_source(tmp_path: Path, rows: list[ContractRow]) -> Iterator[ContractSource]:
     path = tmp_path / "{name}.sqlite"
     con = sqlite3.connect(path)
-    con.execute("CREATE TABLE contract_rows (id TEXT, ts TEXT, body TEXT)")
+    con.execute("CREATE TABLE contract_rows (id TEXT, ts TIMESTAMP, body TEXT)")
     con.executemany("INSERT INTO contract_rows VALUES (?, ?, ?)",
                     [(r.id, r.ts.isoformat(sep=" "), r.body) for r in rows])
     con.commit()

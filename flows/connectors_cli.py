@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keyword
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -85,14 +86,13 @@ def check_source(config: Path, source_name: str) -> bool:
     """Connect, look for every mapped column, count new rows; print one line per finding."""
     from pipeline.config import load_settings
     from pipeline.shapes import SHAPES
-    from pipeline.stages import build_connector
 
     settings = load_settings(config)
     by_name = {s.name: s for s in settings.sources}
     if source_name not in by_name:
         raise ConfigError(f"{config}: no source named {source_name!r} (sources: {', '.join(by_name)})")
     source = by_name[source_name]
-    connector = build_connector(source)
+    connector = _build_connector(source)
     ok = True
 
     def say(good: bool, text: str) -> None:
@@ -123,19 +123,44 @@ def check_source(config: Path, source_name: str) -> bool:
             say(False, f"{inp.spec.name}: table {inp.table} lacks {', '.join(missing)}; map them in "
                        f"sources[{source.name}].mapping.{inp.spec.name}")
             continue
-        say(True, f"{inp.spec.name}: table {inp.table} has the {shape.name} columns "
-                  f"({', '.join(required.values())})")
+        if found is None:
+            say(True, f"{inp.spec.name}: table {inp.table} is reachable but empty (columns checked on the first rows)")
+        else:
+            say(True, f"{inp.spec.name}: table {inp.table} has the {shape.name} columns "
+                      f"({', '.join(required.values())})")
         position = positions.get(inp.spec.name) if cursor_col else None
+        # Rows at the cursor itself are landed already; timestamps are kept to the microsecond.
+        after = position + timedelta(microseconds=1) if position else None
         try:
-            new = _count(connector, Window(inp.table, cursor_col, position, None, ()))
+            new = _count(connector, Window(inp.table, cursor_col, after, None, ()))
         except ConnectorError as e:
             ok = False
             say(False, f"{inp.spec.name}: counting new rows: {e}")
             continue
-        since = (f"since cursor {position.isoformat()}" if position else
-                 "(no cursor column: every run reads them all)" if not cursor_col else "(nothing ingested yet)")
-        say(True, f"{inp.spec.name}: {new} row(s) to read {since}")
+        if not cursor_col:
+            say(True, f"{inp.spec.name}: {new} row(s); no cursor column is mapped, so every run reads them all "
+                      f"and skips those already landed")
+        elif position:
+            say(True, f"{inp.spec.name}: {new} new row(s) after the cursor {position.isoformat()}")
+        else:
+            say(True, f"{inp.spec.name}: {new} row(s) to read (nothing ingested yet)")
     return ok
+
+
+def _build_connector(source: Any) -> Any:
+    """As pipeline.stages.build_connector, without importing the training stack (stages imports torch)."""
+    from pydantic import ValidationError
+
+    from pipeline.config import describe_validation_error
+
+    try:
+        cls = load_connector(source.connector)
+    except ConnectorError as e:
+        raise ConfigError(f"sources[{source.name}].connector: {e}") from None
+    try:
+        return cls(cls.Settings.model_validate(source.options))
+    except ValidationError as e:
+        raise ConfigError(describe_validation_error(e, prefix=f"sources[{source.name}].options.")) from None
 
 
 def _inputs(source: Any) -> list[Any]:

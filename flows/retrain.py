@@ -19,7 +19,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import progress
-from pipeline import stages
+from pipeline import secrets, stages
 from pipeline.config import Settings, load_settings
 from pipeline.errors import TransientError
 
@@ -95,6 +95,9 @@ def retrain(settings: Settings, force: bool = False) -> RetrainOutcome:
     promotion.lock_wait_s) and then finds this run's version instead of training a copy of it."""
     from pipeline.registry import target_lock
 
+    # Deployments start here, not in the CLI: mask secrets in every log line and warning of the run.
+    secrets.install()
+    secrets.remember(*settings.secret_values())
     with target_lock(settings.tracking_uri, settings.target, wait_s=settings.promotion.lock_wait_s):
         return _retrain(settings, force)
 

@@ -383,6 +383,30 @@ def _option_secrets(options: dict[str, Any]) -> list[str]:
     return found
 
 
+def _written_secret(key: str, value: Any) -> bool:
+    """Whether a config value holds a secret typed into the file rather than a ${ENV} reference."""
+    if not isinstance(value, str) or not value or "${" in value:
+        return False
+    if "://" in value:  # a URL: only its password is secret
+        return bool(secrets.url_password(value))
+    return secrets.is_secret_name(key)
+
+
+def _refuse_written_secrets(raw: dict[str, Any], origin: str) -> None:
+    """Secrets come only from the environment: a config file is copied, committed and shown."""
+    found: list[str] = []
+    if isinstance(raw.get("mlflow"), dict) and _written_secret("tracking_uri", raw["mlflow"].get("tracking_uri")):
+        found.append("mlflow.tracking_uri")
+    for i, source in enumerate(raw.get("sources") or []):
+        options = source.get("options") if isinstance(source, dict) else None
+        if isinstance(options, dict):
+            name = source.get("name", i)
+            found += [f"sources[{name}].options.{k}" for k, v in options.items() if _written_secret(str(k), v)]
+    if found:
+        raise ConfigError(f"{origin}: {found[0]} holds a password or key written in the file; write it as a "
+                          f"${{ENV_VAR}} reference and set the variable in the environment")
+
+
 def _expand_env(value: Any, where: str, expanded: list[str] | None = None) -> Any:
     """Replace ${NAME} by the environment's value; the values used are appended to `expanded`."""
     expanded = [] if expanded is None else expanded
@@ -446,6 +470,7 @@ def settings_from_dict(raw: dict[str, Any], *, base_dir: Path, origin: str = "co
     """Validate a raw mapping; relative paths resolve against base_dir."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: expected a mapping of settings at the top level")
+    _refuse_written_secrets(raw, origin)
     expanded: list[str] = []
     raw = _apply_env_overrides(_expand_env(dict(raw), "", expanded), dict(os.environ))
     try:

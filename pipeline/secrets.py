@@ -20,7 +20,7 @@ MASK = "***"
 
 # Setting names whose values are secret (a `dsn` embeds a password).
 _SECRET_NAME = re.compile(
-    r"(pass(word|wd)?$|^pw$|secret|token|credential|private_key|api_?key|access_key$|^dsn$|^auth|sas$|signature)",
+    r"(pass(word|wd)?$|(^|[_-])pw$|secret|token$|credential|private_key|api_?key|access_key$|^dsn$|^auth|sas$|signature)",
     re.IGNORECASE,
 )
 # scheme://user:password@host  ->  scheme://user:***@host

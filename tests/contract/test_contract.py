@@ -61,6 +61,13 @@ def test_open_ended_window_starts_at_its_start(seeded):
     assert got == _expected(start)  # e, f
 
 
+def test_no_cursor_reads_the_whole_source(seeded):
+    cls, source = seeded
+    window = Window(table=source.table, cursor_column=None, columns=source.columns)
+    got = rows_of(_connector(cls, source.options).read(window), source.columns)
+    assert sorted(got) == sorted(_expected())  # no order is promised without a cursor
+
+
 def test_empty_window_gives_no_rows(seeded):
     cls, source = seeded
     connector = _connector(cls, source.options)

@@ -3,6 +3,7 @@ no secret in any message. (The real services cannot be reached from here; see RE
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 
 import adbc_driver_manager
@@ -121,3 +122,9 @@ def test_settings_never_show_secrets():
         assert PW not in shown
     big = BigQuerySettings(project="p", credentials=KEY)
     assert "BEGIN KEY" not in repr(big) and "BEGIN KEY" not in big.model_dump_json()
+
+
+def test_a_missing_driver_names_the_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "adbc_driver_snowflake.dbapi", None)  # import now raises ImportError
+    with pytest.raises(ConnectorTerminalError, match=r"pip install 'alignloop\[warehouses\]'"):
+        _snowflake().check()

@@ -114,3 +114,26 @@ def test_duckdb_given_a_jsonl_file_says_so_in_one_line(tmp_path):
         DuckDBConnector(DuckDBSettings(path=path)).check()
     text = str(caught.value)
     assert "feedback.jsonl is not a DuckDB database file" in text and "connector: files" in text and "\n" not in text
+
+
+def test_a_query_the_server_cannot_prepare_is_terminal_not_retried(pg_db):
+    from tests.contract.servers import mysql_database
+
+    broken = [_pg(pg_db, query="SELEC nonsense"), _pg(pg_db, query="SELECT * FROM no_such_tab")]
+    with mysql_database() as db:
+        broken.append(MySQLConnector(MySQLSettings(dsn=f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{db}",
+                                                   query="SELECT * FROM no_such_tab")))
+        for connector in broken:
+            with pytest.raises(ConnectorTerminalError) as caught:
+                list(connector.read(Window(table="prefs", cursor_column="ts")))
+            assert "options.query" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_sqlite_query_that_does_not_parse_is_one_terminal_line(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "f.sqlite"
+    sqlite3.connect(path).execute("CREATE TABLE prefs (id TEXT)")
+    with pytest.raises(ConnectorTerminalError) as caught:
+        list(SQLiteConnector(SQLiteSettings(path=path, query="SELEC 1")).read(Window(table="prefs", cursor_column="ts")))
+    assert str(caught.value).startswith("sqlite: options.query: Parser Error: syntax error")

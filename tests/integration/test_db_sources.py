@@ -1,6 +1,6 @@
-"""Acceptance: feedback in a real PostgreSQL and a real MariaDB table, `preference` shape, read through a
-dsn whose password comes from ${PW}: `alignloop run` trains and registers on the tiny model, the next
-run reads only the rows appended since, and the password is in no file the runs write."""
+"""Acceptance: feedback in a real PostgreSQL and a real MariaDB table, `preference` shape, each read
+through a dsn whose password comes from ${ENV}: `alignloop run` trains and registers on the tiny
+model, the next run reads only the rows appended since, and no password is in any file written."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ import yaml
 
 from tests.contract.servers import MYSQL_HOST, MYSQL_PORT, PG_HOST, PG_PORT, mysql_database, postgres_database, writable
 
-pytestmark = pytest.mark.slow
 T0 = datetime(2026, 10, 1, 9, 0)
 TOPICS = ["tea", "rivers", "owls", "bridges", "jazz", "glaciers", "chess", "bread", "comets", "maps", "bees",
           "kites", "salt", "moss", "violins", "deserts", "ferns", "tides", "clocks", "lighthouses"]
@@ -43,14 +42,17 @@ def _seed(con: duckdb.DuckDBPyConnection, rows: list[tuple], create: bool) -> No
     con.executemany("INSERT INTO db.prefs VALUES (?, ?, ?, ?, ?, ?)", rows)
 
 
-def _config(workdir: Path, connector: str, dsn: str) -> Path:
+def _source(connector: str, dsn: str) -> dict:
+    return {"name": f"{connector}_prefs", "connector": connector, "options": {"dsn": dsn}, "shape": "preference",
+            "mapping": {"rows": {"table": "prefs", "ts": "ts", "prompt": "question", "chosen": "good",
+                                 "rejected": "bad"}}}
+
+
+def _config(workdir: Path, sources: list[dict]) -> Path:
     config = workdir / "alignloop.yaml"
     config.write_text(yaml.safe_dump({
-        "target": f"db-{connector}",
-        "sources": [{"name": f"{connector}_prefs", "connector": connector, "options": {"dsn": dsn},
-                     "shape": "preference",
-                     "mapping": {"rows": {"table": "prefs", "ts": "ts", "prompt": "question", "chosen": "good",
-                                          "rejected": "bad"}}}],
+        "target": "db-acceptance",
+        "sources": sources,
         "base_model": {"tiny": True},
         "training": {"max_steps": 4, "max_length": 96, "method": "dpo"},
         "evaluation": {"max_examples": 8},
@@ -60,9 +62,9 @@ def _config(workdir: Path, connector: str, dsn: str) -> Path:
     return config
 
 
-def _alignloop(workdir: Path, password: str, *args: str) -> str:
+def _alignloop(workdir: Path, passwords: dict[str, str], *args: str) -> str:
     """Run the console script as a user would, with its own Prefect home; return everything it printed."""
-    env = {**os.environ, "PW": password, "PREFECT_HOME": str(workdir / "prefect-home"), "HF_HUB_OFFLINE": "1",
+    env = {**os.environ, **passwords, "PREFECT_HOME": str(workdir / "prefect-home"), "HF_HUB_OFFLINE": "1",
            # Prefect starts its own server for the run; on a busy CI machine that takes more than its 20 s.
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
     done = subprocess.run([sys.executable, "-m", "flows.cli", *args, "--config", str(workdir / "alignloop.yaml")],
@@ -73,52 +75,22 @@ def _alignloop(workdir: Path, password: str, *args: str) -> str:
     return printed
 
 
-def _ingest_log(workdir: Path) -> list[tuple[int, int]]:
+def _ingest_log(workdir: Path) -> dict[str, list[tuple[int, int]]]:
+    """(rows read, rows landed) of every ingest batch, per source."""
     con = duckdb.connect(str(workdir / "feedback.duckdb"), read_only=True)
     try:
-        return con.execute("SELECT rows_read, raw_added FROM ingest_log ORDER BY batch_id").fetchall()
+        rows = con.execute("SELECT source, rows_read, raw_added FROM ingest_log ORDER BY batch_id").fetchall()
     finally:
         con.close()
+    out: dict[str, list[tuple[int, int]]] = {}
+    for source, read, added in rows:
+        out.setdefault(source, []).append((read, added))
+    return out
 
 
 def _files_holding(root: Path, secret: str) -> list[str]:
     needle = secret.encode()
     return [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
-
-
-def _acceptance(tmp_path: Path, connector: str, dsn_template: str, seed_url: str, password: str) -> None:
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    _config(workdir, connector, dsn_template)
-    kind = "postgres" if connector == "postgres" else "mysql"
-    with writable(kind, seed_url) as con:
-        _seed(con, preference_rows(0, FIRST), create=True)
-
-    printed = _alignloop(workdir, password, "run")
-    assert "registered" in printed and "version 1" in printed, printed[-2000:]
-    assert _ingest_log(workdir) == [(FIRST, FIRST)]
-
-    with writable(kind, seed_url) as con:
-        _seed(con, preference_rows(FIRST, APPENDED), create=False)
-    _alignloop(workdir, password, "ingest")
-    # The next run starts at the cursor (inclusive): the appended rows plus the one row at the old
-    # high-water mark, which the store already holds and skips by key.
-    assert _ingest_log(workdir)[-1] == (APPENDED + 1, APPENDED)
-
-    leaks = _files_holding(workdir, password)
-    # The grep looks where the run really wrote: MLflow's database holds the run, Prefect's the flow run.
-    assert f"db-{connector}".encode() in (workdir / "mlflow.db").read_bytes()
-    assert _files_holding(workdir / "prefect-home", "retrain")
-    assert not leaks, f"the password is written in {leaks}"
-
-
-def test_postgres_preference_table_runs_end_to_end_reads_only_new_rows_and_leaks_no_password(tmp_path):
-    # Local PostgreSQL trusts every connection, so any password is accepted: what is tested here is
-    # that the one given never lands anywhere. (Wrong credentials are tested in the contract suite.)
-    password = f"pg-{uuid.uuid4().hex}"
-    with postgres_database() as db:
-        _acceptance(tmp_path, "postgres", f"postgresql://postgres:${{PW}}@{PG_HOST}:{PG_PORT}/{db}",
-                    f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{db}", password)
 
 
 @contextmanager
@@ -134,14 +106,48 @@ def mysql_user(db: str, password: str) -> Iterator[str]:
             con.execute(f"CALL mysql_execute('db', 'DROP USER IF EXISTS ''{user}''@''%''')")
 
 
-def test_mariadb_preference_table_runs_end_to_end_reads_only_new_rows_and_leaks_no_password(tmp_path):
-    password = f"my-{uuid.uuid4().hex}"
-    with mysql_database() as db, mysql_user(db, password) as user:
-        _acceptance(tmp_path, "mysql", f"mysql://{user}:${{PW}}@{MYSQL_HOST}:{MYSQL_PORT}/{db}",
-                    f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{db}", password)
+@pytest.mark.slow
+def test_postgres_and_mariadb_tables_run_end_to_end_next_run_reads_only_new_rows_no_password_written(tmp_path):
+    # Both servers feed one run (one Prefect server start, one training): each source is its own
+    # ingest batch and cursor, so each is checked on its own. Local PostgreSQL trusts every
+    # connection, so any password is accepted there; the MariaDB user really needs its password.
+    # (Wrong credentials: the contract suite and test_mariadb_wrong_password_is_terminal_and_secret_free.)
+    passwords = {"PG_PW": f"pg-{uuid.uuid4().hex}", "MY_PW": f"my-{uuid.uuid4().hex}"}
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    with postgres_database() as pg_db, mysql_database() as my_db, mysql_user(my_db, passwords["MY_PW"]) as user:
+        seeds = [("postgres", f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{pg_db}"),
+                 ("mysql", f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{my_db}")]
+        _config(workdir, [
+            _source("postgres", f"postgresql://postgres:${{PG_PW}}@{PG_HOST}:{PG_PORT}/{pg_db}"),
+            _source("mysql", f"mysql://{user}:${{MY_PW}}@{MYSQL_HOST}:{MYSQL_PORT}/{my_db}"),
+        ])
+        for kind, url in seeds:
+            with writable(kind, url) as con:
+                _seed(con, preference_rows(0, FIRST), create=True)
+
+        printed = _alignloop(workdir, passwords, "run")
+        assert "registered" in printed and "version 1" in printed, printed[-2000:]
+        assert _ingest_log(workdir) == {"postgres_prefs": [(FIRST, FIRST)], "mysql_prefs": [(FIRST, FIRST)]}
+
+        for kind, url in seeds:
+            with writable(kind, url) as con:
+                _seed(con, preference_rows(FIRST, APPENDED), create=False)
+        _alignloop(workdir, passwords, "ingest")
+    # The next run starts at the cursor (inclusive): the appended rows plus the one row at the old
+    # high-water mark, which the store already holds and skips by key.
+    log = _ingest_log(workdir)
+    assert log["postgres_prefs"][-1] == log["mysql_prefs"][-1] == (APPENDED + 1, APPENDED)
+
+    # The grep looks where the run really wrote: MLflow's database holds the run, Prefect's the flow run.
+    assert b"db-acceptance" in (workdir / "mlflow.db").read_bytes()
+    assert _files_holding(workdir / "prefect-home", "retrain")
+    for password in passwords.values():
+        leaks = _files_holding(workdir, password)
+        assert not leaks, f"a password is written in {leaks}"
 
 
-def test_mariadb_wrong_password_is_terminal_and_secret_free(tmp_path):
+def test_mariadb_wrong_password_is_terminal_and_secret_free():
     from connectors.base import ConnectorTerminalError
     from connectors.mysql import MySQLConnector, MySQLSettings
 

@@ -89,9 +89,11 @@ def test_duplicate_source_names_are_refused(tmp_path):
         settings_from_dict(raw, base_dir=tmp_path)
 
 
-def test_config_hash_ignores_connector_options_but_not_training(tmp_path):
-    base = {"target": "x", "base_model": {"tiny": True}, "sources": [{"name": "a", "options": {"password": "s1"}}]}
-    other_secret = {**base, "sources": [{"name": "a", "options": {"password": "s2"}}]}
+def test_config_hash_ignores_connector_options_but_not_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("S1", "s1")
+    monkeypatch.setenv("S2", "s2")
+    base = {"target": "x", "base_model": {"tiny": True}, "sources": [{"name": "a", "options": {"password": "${S1}"}}]}
+    other_secret = {**base, "sources": [{"name": "a", "options": {"password": "${S2}"}}]}
     more_steps = {**base, "training": {"max_steps": 99}}
     h = [settings_from_dict(r, base_dir=tmp_path).config_hash() for r in (base, other_secret, more_steps)]
     assert h[0] == h[1] != h[2]

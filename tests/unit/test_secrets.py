@@ -134,3 +134,35 @@ def test_run_summary_prints_the_tracking_uri_without_its_password(tmp_path, monk
         cli._print_summary(outcome, 1.0, settings)
     text = captured.get()
     assert PW not in text and "mlflow:***@mlflow-db" in text
+
+
+@pytest.mark.parametrize(("options", "field"), [
+    ({"dsn": "postgresql://loader:hunter2@db/feedback"}, "sources[prod].options.dsn"),
+    ({"dsn": "postgresql://loader@db/feedback", "password": "hunter2"}, "sources[prod].options.password"),
+])
+def test_a_secret_written_into_the_config_file_is_refused(tmp_path, options, field):
+    raw = {"target": "t", "base_model": {"tiny": True},
+           "sources": [{"name": "prod", "connector": "postgres", "options": options}]}
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict(raw, base_dir=tmp_path)
+    assert str(caught.value).startswith(f"config: {field} holds a password or key written in the file")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_urls_without_passwords_and_env_references_are_fine(tmp_path, monkeypatch):
+    monkeypatch.setenv("PG_PASSWORD", "from-env-123")
+    raw = {"target": "t", "base_model": {"tiny": True}, "mlflow": {"tracking_uri": "http://mlflow:5000"},
+           "sources": [{"name": "a", "connector": "postgres", "options": {"dsn": "postgresql://u@h/db"}},
+                       {"name": "b", "connector": "postgres",
+                        "options": {"dsn": "postgresql://u@h/db", "password": "${PG_PASSWORD}"}}]}
+    settings = settings_from_dict(raw, base_dir=tmp_path)
+    assert settings.sources[1].options["password"] == "from-env-123"
+    assert "from-env-123" not in repr(settings)
+
+
+def test_secret_names():
+    for name in ("password", "PG_PW", "PW", "db_password", "dsn", "session_token", "secret_access_key", "API_TOKEN",
+                 "private_key", "credentials"):
+        assert secrets.is_secret_name(name), name
+    for name in ("path", "batch_size", "max_tokens", "access_key_id", "query", "endpoint", "table"):
+        assert not secrets.is_secret_name(name), name
