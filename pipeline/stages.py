@@ -213,7 +213,7 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None, *, champ
     """
     import time
 
-    from pipeline.datasets import eval_sample_share, majority_pairs
+    from pipeline.datasets import eval_sample_share, holdout_eval_pairs, majority_pairs
     from pipeline.evaluation.candidate import EvalOptions, evaluate_candidate
     from pipeline.evaluation.guards import capability_text
     from pipeline.evaluation.judge import build_judge
