@@ -25,7 +25,6 @@ from pipeline.store import FeedbackStore, IngestResult, Snapshot, check_store_is
 
 if TYPE_CHECKING:  # training-side modules import torch and datasets: `alignloop ingest` must not pay for them
     from pipeline.datasets import Split
-    from pipeline.evaluate import EvalReport
 
 log = logging.getLogger(__name__)
 
