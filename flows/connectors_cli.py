@@ -65,12 +65,26 @@ def _cursor_positions(store_path: Path, source: str) -> dict[str, Any]:
         return {}
     con = duckdb.connect(str(store_path), read_only=True)
     try:
-        rows = con.execute("SELECT input, position FROM cursors WHERE source = ?", [source]).fetchall()
+        rows = con.execute("SELECT input, position, kind FROM cursors WHERE source = ?", [source]).fetchall()
     except duckdb.CatalogException:
         rows = []
     finally:
         con.close()
-    return dict(rows)
+    from pipeline.loading.cursors import CursorPosition
+
+    return {name: CursorPosition(value, kind) for name, value, kind in rows}
+
+
+def _after(position: Any) -> Any:
+    """The first value strictly after a stored cursor, in the type the source column compares with."""
+    from pipeline.loading.cursors import INTEGER, TEXT
+
+    start = position.window_start(timedelta(0))
+    if position.kind == INTEGER:
+        return start + 1
+    if position.kind == TEXT:
+        return start  # text cursors compare as text: rows at the cursor itself are counted too
+    return start + timedelta(microseconds=1)  # timestamps are kept to the microsecond
 
 
 def _count(connector: Any, window: Window) -> int:
@@ -130,7 +144,7 @@ def check_source(config: Path, source_name: str) -> bool:
                       f"({', '.join(required.values())})")
         position = positions.get(inp.spec.name) if cursor_col else None
         # Rows at the cursor itself are landed already; timestamps are kept to the microsecond.
-        after = position + timedelta(microseconds=1) if position else None
+        after = _after(position) if position else None
         try:
             new = _count(connector, Window(inp.table, cursor_col, after, None, ()))
         except ConnectorError as e:
@@ -141,7 +155,7 @@ def check_source(config: Path, source_name: str) -> bool:
             say(True, f"{inp.spec.name}: {new} row(s); no cursor column is mapped, so every run reads them all "
                       f"and skips those already landed")
         elif position:
-            say(True, f"{inp.spec.name}: {new} new row(s) after the cursor {position.isoformat()}")
+            say(True, f"{inp.spec.name}: {new} new row(s) after the cursor {position.value}")
         else:
             say(True, f"{inp.spec.name}: {new} row(s) to read (nothing ingested yet)")
     return ok

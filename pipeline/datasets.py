@@ -12,12 +12,14 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from datasets import Dataset
 
 from pipeline.schema import is_holdout, prompt_key
+
+if TYPE_CHECKING:  # importing `datasets` costs seconds: only the functions that build one load it
+    from datasets import Dataset
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ def _assistant(text: str) -> list[dict[str, str]]:
 
 def preference_dataset(rows: list[dict[str, Any]]) -> Dataset:
     """TRL's conversational preference format: prompt (messages), chosen, rejected (assistant turns)."""
+    from datasets import Dataset
+
     return Dataset.from_list(
         [{"prompt": r["prompt"], "chosen": _assistant(r["chosen"]), "rejected": _assistant(r["rejected"])}
          for r in rows]
@@ -70,6 +74,8 @@ def unpaired_dataset(unpaired_rows: list[dict[str, Any]], pair_rows: list[dict[s
     Thumbs rows are used when there are any; otherwise each pair becomes one desirable and one
     undesirable row. KTO's sampler never shuffles, so the order is randomised here.
     """
+    from datasets import Dataset
+
     if unpaired_rows:
         rows = [{"prompt": r["prompt"], "completion": _assistant(r["completion"]), "label": bool(r["label"])}
                 for r in unpaired_rows]
@@ -84,6 +90,8 @@ def unpaired_dataset(unpaired_rows: list[dict[str, Any]], pair_rows: list[dict[s
 
 def prompt_dataset(rows: list[dict[str, Any]]) -> Dataset:
     """Distinct training prompts, for online RL: the policy writes the answers itself."""
+    from datasets import Dataset
+
     seen: dict[str, list[dict[str, str]]] = {}
     for r in rows:
         seen.setdefault(prompt_key(r["prompt"]), r["prompt"])

@@ -191,6 +191,8 @@ def write_training_rows(settings: Settings, planned: PlannedRun) -> Path:
 
 def _read_training_rows(path: Path) -> Split:
     rows = json.loads(path.read_text())
+    from pipeline.datasets import Split
+
     return Split(rows["unpaired"], rows["pairs"], [], [])
 
 

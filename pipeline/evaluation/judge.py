@@ -131,6 +131,9 @@ def train_reward_judge(pairs: Sequence[EvalPair], base_dir: Path, out_dir: Path,
     trainer = RewardTrainer(model=model, args=args, train_dataset=preference_dataset(rows),
                             processing_class=tokenizer, peft_config=peft)
     log.info("training the judge's reward model on %d pairs for %d steps", len(rows), steps)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout, under the CLI's display
     trainer.train()
     merged = trainer.model.merge_and_unload() if hasattr(trainer.model, "merge_and_unload") else trainer.model
     folder = out_dir / "model"
