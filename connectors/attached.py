@@ -97,6 +97,16 @@ def scrub(text: str, target: Target) -> str:
     return " ".join(text.split())
 
 
+def classify_by_words(message: str, terminal: dict[str, str], transient: dict[str, str]) -> tuple[bool, str] | None:
+    """(transient, what to do) for the first phrase of `terminal`, then of `transient`, found in the message."""
+    low = message.lower()
+    for table, is_transient in ((terminal, False), (transient, True)):
+        for words, fix in table.items():
+            if words in low:
+                return is_transient, fix
+    return None
+
+
 class AttachedDatabase:
     """The body shared by the database connectors; subclasses give `target()` and `classify()`."""
 

@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from connectors.attached import AttachedDatabase, Target
+from connectors.attached import AttachedDatabase, Target, classify_by_words
 from connectors.base import ConnectorTerminalError
 
 _TERMINAL = {
@@ -51,12 +51,7 @@ class MySQLConnector(AttachedDatabase):
         self.settings = settings
 
     def classify(self, message: str) -> tuple[bool, str] | None:
-        low = message.lower()
-        for table, transient in ((_TERMINAL, False), (_TRANSIENT, True)):
-            for words, fix in table.items():
-                if words in low:
-                    return transient, fix
-        return None
+        return classify_by_words(message, _TERMINAL, _TRANSIENT)
 
     def target(self) -> Target:
         dsn = self.settings.dsn.get_secret_value().strip()

@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from connectors.attached import AttachedDatabase, Target
+from connectors.attached import AttachedDatabase, Target, classify_by_words
 from connectors.base import ConnectorTerminalError
 
 # libpq's words for "this will not work until something changes" vs "try again later".
@@ -55,17 +55,6 @@ class PostgresSettings(BaseModel):
     connect_timeout: int = Field(10, ge=1, description="Seconds to wait for the server before a transient error.")
 
 
-def _classify(message: str) -> tuple[bool, str] | None:
-    low = message.lower()
-    for words, fix in _TERMINAL.items():
-        if words in low:
-            return False, fix
-    for words, fix in _TRANSIENT.items():
-        if words in low:
-            return True, fix
-    return None
-
-
 class PostgresConnector(AttachedDatabase):
     """Reads a window of a PostgreSQL table (or of a query) ordered by its cursor column."""
 
@@ -75,7 +64,7 @@ class PostgresConnector(AttachedDatabase):
         self.settings = settings
 
     def classify(self, message: str) -> tuple[bool, str] | None:
-        return _classify(message)
+        return classify_by_words(message, _TERMINAL, _TRANSIENT)
 
     def target(self) -> Target:
         dsn = self.settings.dsn.get_secret_value().strip()
