@@ -106,7 +106,9 @@ def check_source(config: Path, source_name: str) -> bool:
     if source_name not in by_name:
         raise ConfigError(f"{config}: no source named {source_name!r} (sources: {', '.join(by_name)})")
     source = by_name[source_name]
-    connector = _build_connector(source)
+    from pipeline.stages import build_connector  # stages imports no training library at module level
+
+    connector = build_connector(source)
     ok = True
 
     def say(good: bool, text: str) -> None:
@@ -159,22 +161,6 @@ def check_source(config: Path, source_name: str) -> bool:
         else:
             say(True, f"{inp.spec.name}: {new} row(s) to read (nothing ingested yet)")
     return ok
-
-
-def _build_connector(source: Any) -> Any:
-    """As pipeline.stages.build_connector, without importing the training stack (stages imports torch)."""
-    from pydantic import ValidationError
-
-    from pipeline.config import describe_validation_error
-
-    try:
-        cls = load_connector(source.connector)
-    except ConnectorError as e:
-        raise ConfigError(f"sources[{source.name}].connector: {e}") from None
-    try:
-        return cls(cls.Settings.model_validate(source.options))
-    except ValidationError as e:
-        raise ConfigError(describe_validation_error(e, prefix=f"sources[{source.name}].options.")) from None
 
 
 def _inputs(source: Any) -> list[Any]:
