@@ -23,6 +23,7 @@ import torch
 
 from pipeline.datasets import EvalPair
 from pipeline.models import load_causal_lm
+from pipeline.tokenize import fit_to_length
 
 # One sequence ready to score: its token ids and where the scored part starts.
 Encoded = tuple[list[int], int]
@@ -84,13 +85,12 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 def keep_newest(ids: list[int], start: int, max_length: int) -> tuple[Encoded, bool]:
     """Fit prompt + answer into max_length: drop the oldest prompt tokens first (keeping one, so the
-    answer's first token is still predicted), then the end of the answer. Returns (ids, start), truncated."""
-    overflow = len(ids) - max_length
-    if overflow <= 0:
+    answer's first token is still predicted), then the end of the answer. Returns (ids, start), truncated.
+    The rule is training's (pipeline.tokenize.fit_to_length), so both see the same tokens."""
+    drop, keep = fit_to_length(start, len(ids) - start, max_length)
+    if drop == 0 and keep == len(ids) - start:
         return (ids, start), False
-    cut = min(overflow, max(start - 1, 0))
-    ids, start = ids[cut:], start - cut
-    return (ids[:max_length], start), True
+    return (ids[drop:start + keep], start - drop), True
 
 
 def encode_answer(tokenizer, prompt: list[dict[str, str]], answer: str, max_length: int) -> tuple[Encoded, bool]:
