@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.conversions import derived_counts
-from pipeline.schema import is_holdout, prompt_key
+from pipeline.schema import holdout_flags, prompt_key
 from pipeline.shape import noise, reward_model
 from pipeline.shape.noise import NoiseEstimate
 from pipeline.sqlfiles import sql_text
@@ -166,10 +166,8 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, 
         signals, pair_noise, thumb_noise = measure_noise(con, pairs, use_model=model_noise)
     finally:
         con.close()
-    train_unpaired = [r for r in unpaired.select(["prompt", "completion", "label"]).to_pylist()
-                      if not is_holdout(r["prompt"], holdout_fraction)]
-    train_pairs = [r for r in pairs.select(["prompt", "chosen", "rejected"]).to_pylist()
-                   if not is_holdout(r["prompt"], holdout_fraction)]
+    train_unpaired = _train_rows(unpaired, ["prompt", "completion", "label"], holdout_fraction)
+    train_pairs = _train_rows(pairs, ["prompt", "chosen", "rejected"], holdout_fraction)
     pairable, from_thumbs = pairable_prompts(train_unpaired)
     return DataShape(
         n_unpaired=unpaired.num_rows,
@@ -256,3 +254,10 @@ def tokenizer_counter(model_dir) -> Callable[[str], int] | None:
 
     tok = Tokenizer.from_file(str(path))
     return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
+
+
+def _train_rows(table: pa.Table, columns: list[str], holdout_fraction: float) -> list[dict[str, Any]]:
+    """The rows of the training side of the split, hashed from the Arrow buffers (no dict per turn)."""
+    held_out = holdout_flags(table.column("prompt"), holdout_fraction)
+    keep = pa.array([not h for h in held_out], type=pa.bool_())
+    return table.select(columns).filter(keep).to_pylist()
