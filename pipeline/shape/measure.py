@@ -16,9 +16,10 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.conversions import derived_counts
-from pipeline.schema import holdout_flags, prompt_key
+from pipeline.schema import holdout_flags
 from pipeline.shape import noise, reward_model
 from pipeline.shape.noise import NoiseEstimate
 from pipeline.sqlfiles import sql_text
@@ -101,27 +102,32 @@ class DataShape:
         return cls(**fields)
 
 
-def _items(con: duckdb.DuckDBPyConnection, votes_sql: str, mart_sql: str) -> np.ndarray:
-    con.execute(f"CREATE OR REPLACE TEMP VIEW votes_in AS {sql_text(votes_sql)}")
+def _votes(con: duckdb.DuckDBPyConnection, votes_sql: str) -> None:
+    """Materialise one kind of votes once: both marts read them (their item keys hash whole texts)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE votes_in AS {sql_text(votes_sql)}")
+
+
+def _items(con: duckdb.DuckDBPyConnection, mart_sql: str) -> np.ndarray:
     return np.array(con.execute(f"SELECT n, k FROM ({sql_text(mart_sql)})").fetchall(), dtype=float).reshape(-1, 2)
 
 
 def measure_noise(con: duckdb.DuckDBPyConnection, pairs: pa.Table, use_model: bool = True
                   ) -> tuple[tuple[NoiseEstimate, ...], NoiseEstimate | None, NoiseEstimate | None]:
     """Every noise signal of the registered `unpaired_in`/`pairs_in`, and the one each kind of data rests on."""
+    _votes(con, "stg_pair_votes.sql")
     pair_signals = [
-        noise.from_repeated_items("repeated_pairs", _items(con, "stg_pair_votes.sql", "mart_repeated_items.sql"),
+        noise.from_repeated_items("repeated_pairs", _items(con, "mart_repeated_items.sql"),
                                   "pairs judged two or more times (in either order)"),
-        noise.from_repeated_items("annotator_pairs", _items(con, "stg_pair_votes.sql", "mart_annotator_items.sql"),
+        noise.from_repeated_items("annotator_pairs", _items(con, "mart_annotator_items.sql"),
                                   "pairs judged by two or more people"),
         noise.from_triads(np.array(con.execute(
             f"SELECT triads, cyclic FROM ({sql_text('mart_pair_triads.sql')})").fetchall(), dtype=float)),
     ]
+    _votes(con, "stg_thumb_votes.sql")
     thumb_signals = [
-        noise.from_repeated_items("contradictory_thumbs",
-                                  _items(con, "stg_thumb_votes.sql", "mart_repeated_items.sql"),
+        noise.from_repeated_items("contradictory_thumbs", _items(con, "mart_repeated_items.sql"),
                                   "answers thumbed two or more times"),
-        noise.from_repeated_items("annotator_thumbs", _items(con, "stg_thumb_votes.sql", "mart_annotator_items.sql"),
+        noise.from_repeated_items("annotator_thumbs", _items(con, "mart_annotator_items.sql"),
                                   "answers thumbed by two or more people"),
     ]
     pair_noise = _narrowest(pair_signals)
@@ -164,18 +170,20 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, 
             "FROM unpaired_in"
         ).fetchone()
         signals, pair_noise, thumb_noise = measure_noise(con, pairs, use_model=model_noise)
+        train_unpaired = _train_side(unpaired, ["prompt", "completion", "label"], holdout_fraction)
+        train_pairs = _train_side(pairs, ["prompt", "chosen", "rejected"], holdout_fraction)
+        con.register("train_unpaired", train_unpaired)
+        pairable, from_thumbs = pairable_prompts(con)
+        n_up_train = con.execute("SELECT count(*) FILTER (WHERE label) FROM train_unpaired").fetchone()[0]
     finally:
         con.close()
-    train_unpaired = _train_rows(unpaired, ["prompt", "completion", "label"], holdout_fraction)
-    train_pairs = _train_rows(pairs, ["prompt", "chosen", "rejected"], holdout_fraction)
-    pairable, from_thumbs = pairable_prompts(train_unpaired)
     return DataShape(
         n_unpaired=unpaired.num_rows,
         n_up=int(n_up),
         n_pairs=pairs.num_rows,
-        n_unpaired_train=len(train_unpaired),
-        n_up_train=sum(bool(r["label"]) for r in train_unpaired),
-        n_pairs_train=len(train_pairs),
+        n_unpaired_train=train_unpaired.num_rows,
+        n_up_train=int(n_up_train),
+        n_pairs_train=train_pairs.num_rows,
         n_prompts=int(n_prompts),
         up_share=(n_up / unpaired.num_rows) if unpaired.num_rows else None,
         pairable_prompts_train=pairable,
@@ -186,27 +194,30 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, 
         chosen_longer_share=None if chosen_longer is None else float(chosen_longer),
         up_mean_chars=None if up_chars is None else float(up_chars),
         down_mean_chars=None if down_chars is None else float(down_chars),
-        truncation=None if max_length is None else measure_truncation(train_unpaired, train_pairs, max_length,
-                                                                      count_tokens),
+        truncation=None if max_length is None else measure_truncation(train_unpaired.to_pylist(),
+                                                                      train_pairs.to_pylist(), max_length, count_tokens),
         first_ts=first_ts.isoformat() if first_ts else None,
         last_ts=last_ts.isoformat() if last_ts else None,
         derived=asdict(derived_counts(unpaired, pairs)),
     )
 
 
-def pairable_prompts(rows: list[dict[str, Any]]) -> tuple[int, int]:
-    """(prompts with an up and a down answer, up x down pairs they give). An answer's label is its
-    majority thumb; answers with tied thumbs take no side."""
-    tally: dict[tuple[str, str], int] = {}
-    for r in rows:
-        key = (prompt_key(r["prompt"]), r["completion"])
-        tally[key] = tally.get(key, 0) + (1 if r["label"] else -1)
-    sides: dict[str, list[int]] = {}
-    for (prompt, _), score in tally.items():
-        if score:
-            sides.setdefault(prompt, [0, 0])[0 if score > 0 else 1] += 1
-    both = [(up, down) for up, down in sides.values() if up and down]
-    return len(both), sum(up * down for up, down in both)
+def pairable_prompts(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """(prompts with an up and a down answer, up x down pairs they give) among the registered
+    `train_unpaired` rows. An answer's label is its majority thumb; answers with tied thumbs take no side."""
+    both, pairs = con.execute(
+        """
+        WITH answers AS (
+            SELECT prompt, sum(CASE WHEN label THEN 1 ELSE -1 END) AS score
+            FROM train_unpaired GROUP BY prompt, completion
+        ),
+        sides AS (
+            SELECT count(*) FILTER (WHERE score > 0) AS up, count(*) FILTER (WHERE score < 0) AS down
+            FROM answers GROUP BY prompt
+        )
+        SELECT count(*), coalesce(sum(up * down), 0) FROM sides WHERE up > 0 AND down > 0
+        """).fetchone()
+    return int(both), int(pairs)
 
 
 def approximate_tokens(text: str) -> int:
@@ -256,8 +267,7 @@ def tokenizer_counter(model_dir) -> Callable[[str], int] | None:
     return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
 
 
-def _train_rows(table: pa.Table, columns: list[str], holdout_fraction: float) -> list[dict[str, Any]]:
-    """The rows of the training side of the split, hashed from the Arrow buffers (no dict per turn)."""
+def _train_side(table: pa.Table, columns: list[str], holdout_fraction: float) -> pa.Table:
+    """The training side of the split (prompts hashed from the Arrow buffers, rows kept as Arrow)."""
     held_out = holdout_flags(table.column("prompt"), holdout_fraction)
-    keep = pa.array([not h for h in held_out], type=pa.bool_())
-    return table.select(columns).filter(keep).to_pylist()
+    return table.select(columns).filter(pc.invert(pa.array(held_out, type=pa.bool_())))

@@ -25,10 +25,16 @@ import math
 import re
 import zlib
 from collections import Counter
+from dataclasses import replace
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.shape.noise import BOOTSTRAP_ROUNDS, NoiseEstimate
+
+if TYPE_CHECKING:  # scipy is imported where the model is fitted: most profiles never fit it
+    from scipy import sparse
 
 FOLDS = 5
 # The reward model's features: the most frequent words and word pairs (by how many answers hold them).
@@ -57,25 +63,32 @@ def _ngrams(text: str) -> list[str]:
     return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
 
 
-def _features(chosen: list[str], rejected: list[str]) -> np.ndarray:
-    """Counts of the most frequent n-grams, chosen minus rejected (n pairs x <= MAX_FEATURES)."""
+def _features(chosen: list[str], rejected: list[str]) -> sparse.csr_matrix:
+    """Counts of the most frequent n-grams, chosen minus rejected (n pairs x <= MAX_FEATURES), sparse:
+    an answer holds a few dozen of the features, so the fit's products cost that, not the full width."""
+    from scipy import sparse
+
     grams_c, grams_r = [Counter(_ngrams(t)) for t in chosen], [Counter(_ngrams(t)) for t in rejected]
     df: Counter[str] = Counter()
     for g in grams_c + grams_r:
         df.update(g.keys())
     vocab = {g: i for i, (g, _) in enumerate(sorted(df.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FEATURES])}
-    x = np.zeros((len(chosen), len(vocab)), dtype=np.float64)
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
     for row, (gc, gr) in enumerate(zip(grams_c, grams_r, strict=True)):
-        for g, c in gc.items():
-            if g in vocab:
-                x[row, vocab[g]] += c
-        for g, c in gr.items():
-            if g in vocab:
-                x[row, vocab[g]] -= c
-    return x
+        for grams, sign in ((gc, 1.0), (gr, -1.0)):
+            for g, c in grams.items():
+                if g in vocab:
+                    rows.append(row)
+                    cols.append(vocab[g])
+                    vals.append(sign * c)
+    # duplicate (row, col) entries (a gram in both answers) are summed, as the dense += / -= did
+    return sparse.csr_matrix((vals, (rows, cols)), shape=(len(chosen), len(vocab)), dtype=np.float64)
 
 
-def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float | None = None, iterations: int = 300) -> np.ndarray:
+def _fit_logistic(x: np.ndarray | sparse.csr_matrix, y: np.ndarray, l2: float | None = None,
+                  iterations: int = 300) -> np.ndarray:
     """L2-regularised logistic regression without intercept, by accelerated gradient descent."""
     l2 = L2 if l2 is None else l2
     n, d = x.shape
@@ -101,6 +114,7 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float | None = None, iterati
 def out_of_fold_margins(prompts: list[str], chosen: list[str], rejected: list[str], folds: int = FOLDS,
                         seed: int = 0) -> np.ndarray:
     """Margin of chosen over rejected for every pair, each from a model fitted on the other folds."""
+    from scipy import sparse
     from threadpoolctl import threadpool_limits
 
     x = _features(chosen, rejected)
@@ -117,7 +131,7 @@ def out_of_fold_margins(prompts: list[str], chosen: list[str], rejected: list[st
             train, test = fold != f, fold == f
             if not test.any() or not train.any():
                 continue
-            w = _fit_logistic(x[train] * sign[train][:, None], (sign[train] > 0).astype(float))
+            w = _fit_logistic(sparse.diags(sign[train]) @ x[train], (sign[train] > 0).astype(float))
             margins[test] = x[test] @ w
     return margins
 
@@ -187,6 +201,34 @@ def estimate_from_pairs(prompts: list[str], chosen: list[str], rejected: list[st
 
 
 def estimate_from_table(pairs) -> NoiseEstimate:
-    """estimate_from_pairs over a canonical pairs table (prompt conversations flattened to text)."""
+    """estimate_from_pairs over a canonical pairs table (prompt conversations flattened to text).
+
+    A table of more than MAX_PAIRS pairs is sampled before any row becomes a Python object: the
+    MAX_PAIRS with the smallest content hash, in their table order, and the estimate says so."""
+    total = pairs.num_rows
+    if total > MAX_PAIRS:
+        pairs = sample_pairs(pairs, MAX_PAIRS)
     prompts = [json.dumps(p, ensure_ascii=False) for p in pairs.column("prompt").to_pylist()]
-    return estimate_from_pairs(prompts, pairs.column("chosen").to_pylist(), pairs.column("rejected").to_pylist())
+    est = estimate_from_pairs(prompts, pairs.column("chosen").to_pylist(), pairs.column("rejected").to_pylist())
+    if total > MAX_PAIRS:
+        est = replace(est, detail=f"{est.detail}; a hash-chosen sample of {est.support} of {total} pairs")
+    return est
+
+
+def sample_pairs(pairs, n: int):
+    """The n pairs with the smallest md5 of (prompt, chosen, rejected), in table order: the same
+    snapshot always gives the same sample, and no row is turned into Python objects to choose it."""
+    import duckdb
+    import pyarrow as pa
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads = 1")
+        con.register("pairs_in", pairs.select(["prompt", "chosen", "rejected"]).append_column(
+            "row_index", pa.array(range(pairs.num_rows), type=pa.int64())))
+        keep = con.execute(
+            "SELECT row_index FROM pairs_in ORDER BY md5(to_json(prompt)::VARCHAR || chr(31) || chosen || chr(31) "
+            "|| rejected), row_index LIMIT $n", {"n": n}).fetchnumpy()["row_index"]
+    finally:
+        con.close()
+    return pairs.take(np.sort(keep))

@@ -132,3 +132,35 @@ def test_pairable_prompts_and_truncation_are_measured():
     assert t.prompt_too_long + t.truncated == 120   # every row is longer than 12 approximate tokens
     counted = measure_shape(thumbs, empty_pairs(), 0.0, max_length=12, count_tokens=lambda s: 1).truncation
     assert counted.counted_with == "tokenizer" and counted.prompt_too_long == 0
+
+
+def test_reward_model_over_the_cap_fits_a_stated_content_chosen_sample(monkeypatch):
+    from pipeline.shape import reward_model
+
+    monkeypatch.setattr(reward_model, "MAX_PAIRS", 300)
+    pairs, _ = synthetic_pairs(700, 0.1, 3)
+    est = estimate_from_table(pairs)
+    assert est.support == 300 and "sample of 300 of 700 pairs" in est.detail
+    # Chosen by content, not position: the same pairs in another order give the same sample.
+    shuffled = pairs.take(list(reversed(range(pairs.num_rows))))
+    sample = set(reward_model.sample_pairs(pairs, 300).column("chosen").to_pylist())
+    assert sample == set(reward_model.sample_pairs(shuffled, 300).column("chosen").to_pylist())
+    assert sample != set(pairs.slice(0, 300).column("chosen").to_pylist())
+    below = estimate_from_table(pairs.slice(0, 250))
+    assert below.support == 250 and "sample" not in below.detail
+
+
+def test_pairable_prompts_count_majority_thumbs_and_leave_ties_out():
+    rows, i = [], 0
+    # prompt A: answer a1 up twice + down once (up), a2 down, a3 up once + down once (tie);
+    # prompt B: only ups; prompt C: two ups and one down answer -> 2 x 1 pairs
+    for prompt, answer, labels in [("A", "a1", [1, 1, 0]), ("A", "a2", [0]), ("A", "a3", [1, 0]),
+                                   ("B", "b1", [1]), ("B", "b2", [1]),
+                                   ("C", "c1", [1]), ("C", "c2", [1]), ("C", "c3", [0])]:
+        for label in labels:
+            i += 1
+            rows.append({"event_id": f"t{i}", "source": "s", "ts": TS, "user_id": f"u{i}", "model_version": "v",
+                         "prompt": [{"role": "user", "content": prompt}], "completion": answer, "label": bool(label)})
+    shape = measure_shape(pa.Table.from_pylist(rows, schema=UNPAIRED_SCHEMA), empty_pairs(), holdout_fraction=0.0)
+    assert (shape.pairable_prompts_train, shape.pairs_from_thumbs_train) == (2, 1 + 2)
+    assert shape.n_unpaired_train == len(rows) and shape.n_up_train == sum(r["label"] for r in rows)
