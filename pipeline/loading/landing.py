@@ -130,7 +130,7 @@ def land(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector) -> 
     decided = dict(con.execute("SELECT _decision, count(*) FROM land_decided GROUP BY ALL").fetchall())
     # Staged rows that are landed: good ones not decided otherwise (most rows never enter land_decided).
     con.execute("CREATE OR REPLACE TEMP VIEW land_kept AS SELECT s.* FROM land_stage AS s WHERE s._problem IS NULL "
-                "AND s._row NOT IN (SELECT _row FROM land_decided WHERE _decision NOT IN ('new', 'replace'))")
+                "AND s.rowid NOT IN (SELECT _row FROM land_decided WHERE _decision NOT IN ('new', 'replace'))")
     n_new = _count(con, "SELECT count(*) FROM land_stage WHERE _problem IS NULL", {}) - sum(decided.values()) \
         + decided.get("new", 0)
     conflicts = decided.get("batch_conflict", 0) + decided.get("stale", 0) + decided.get("replace", 0)
@@ -357,9 +357,9 @@ def _stage_sql(job: Landing, schema: pa.Schema, kind: str, cap: datetime) -> tup
     content = [_q(c) for c in spec.columns if c not in (spec.key, spec.cursor)]
     sql = (
         "CREATE OR REPLACE TEMP TABLE land_stage AS "
-        f"SELECT {', '.join(outer)}, _key, _ts, _cur, _cur_raw, _problem, _row, "
+        f"SELECT {', '.join(outer)}, _key, _ts, _cur, _cur_raw, _problem, "
         f"hash({', '.join(content) or '_key'}) AS _hash "
-        f"FROM (SELECT *, CASE {' '.join(checks)} END AS _problem, row_number() OVER () AS _row "
+        f"FROM (SELECT *, CASE {' '.join(checks)} END AS _problem "
         f"FROM (SELECT {', '.join(inner)} FROM {READER}))"
     )
     params = {"cap": cap, "max_chars": job.settings.max_text_chars}
