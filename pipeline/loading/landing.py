@@ -29,7 +29,7 @@ from pipeline.errors import ConfigError, TerminalError, TransientError
 from pipeline.loading.sqlbind import bind
 from pipeline.loading.cursors import INTEGER, TEXT, TIMESTAMP, CursorPosition, cursor_kind
 from pipeline.loading.prepared import as_source_position, prepared_view
-from pipeline.pii import scrub_sql
+from pipeline.pii import MAYBE_PII, scrub_sql
 from pipeline.shapes import ResolvedInput
 from pipeline.sqlfiles import sql_text
 
@@ -323,8 +323,15 @@ def _stage_sql(job: Landing, schema: pa.Schema, kind: str, cap: datetime) -> tup
             inner.append(f"{src[c]} AS {qc}")
         is_text = pa.types.is_string(atype) or pa.types.is_large_string(atype) or pa.types.is_binary(atype) \
             or pa.types.is_large_binary(atype)
+        # One scan of a long text finds both control characters and anything the scrubber would look at;
+        # the rare text it flags is then checked and scrubbed pattern by pattern.
+        suspect = c in text_cols and job.settings.scrub_pii and (pa.types.is_string(atype)
+                                                                 or pa.types.is_large_string(atype))
+        if suspect:
+            inner.append(f"regexp_matches({src[c]}, '{CONTROL_CHARS}|{MAYBE_PII}') AS {_q('_suspect_' + c)}")
         if is_text:
-            checks.append(f"WHEN regexp_matches({qc}, '{CONTROL_CHARS}') THEN '{c} contains control characters'")
+            flagged = f"{_q('_suspect_' + c)} AND " if suspect else ""
+            checks.append(f"WHEN {flagged}regexp_matches({qc}, '{CONTROL_CHARS}') THEN '{c} contains control characters'")
         if c in text_cols:
             checks += [f"WHEN regexp_full_match({qc}, '{BLANK}') THEN '{c} is blank (whitespace only)'",
                        f"WHEN length({qc}) > $max_chars THEN '{c} is longer than ingest.max_text_chars "
@@ -335,7 +342,9 @@ def _stage_sql(job: Landing, schema: pa.Schema, kind: str, cap: datetime) -> tup
         elif c in user_cols:
             outer.append(f"CASE WHEN {qc} IS NOT NULL THEN sha256($salt || CAST({qc} AS VARCHAR)) END AS {qc}")
         elif c in text_cols and job.settings.scrub_pii:
-            outer.append(f"{scrub_sql(qc)} AS {qc}")
+            scrubbed = scrub_sql(qc)
+            outer.append(f"CASE WHEN {_q('_suspect_' + c)} THEN {scrubbed} ELSE {qc} END AS {qc}" if suspect
+                         else f"{scrubbed} AS {qc}")
         else:
             outer.append(qc)
     # The cursor: the timestamp itself, or a column of its own (an id, ISO text, another timestamp).
