@@ -236,7 +236,13 @@ def compare_outputs(paths: dict[str, Path]) -> dict[str, int]:
     return counts
 
 
-def bench_ingest(rows: int, workdir: Path | None = None, threads: int | None = 1) -> dict[str, Any]:
+def bench_ingest(rows: int, workdir: Path | None = None, threads: int | None = 1, repeats: int = 1) -> dict[str, Any]:
+    """Run the three implementations `repeats` times on one warehouse; report medians (per-run figures
+    under `runs`). Rounds start with a different implementation each time, so a load that changes
+    during the run does not always fall on the same one."""
+    import shutil
+    import statistics
+
     from pipeline.store import FeedbackStore
 
     tmp = None
@@ -247,35 +253,67 @@ def bench_ingest(rows: int, workdir: Path | None = None, threads: int | None = 1
     work.mkdir(parents=True, exist_ok=True)
     for name in ("feedback.duckdb", "raw.duckdb"):
         (work / name).unlink(missing_ok=True)
+    runs: list[dict[str, dict[str, Any]]] = []
     try:
         sizes = write_warehouse(work / "warehouse.duckdb", rows)
         (work / "sizes.json").write_text(json.dumps(sizes))
+        # alignloop's run appends 1 % to the warehouse: every run starts from this copy.
+        shutil.copyfile(work / "warehouse.duckdb", work / "warehouse.original.duckdb")
         with FeedbackStore(work / "feedback.duckdb") as store:
             (work / "salt").write_text(store.user_salt)
-        pandas_run = _child("pandas", work, threads)
-        raw_run = _child("raw", work, threads)
-        ours = _child("alignloop", work, threads)
+        # ... and from this empty store, whose user-id salt the baselines hash with too.
+        shutil.copyfile(work / "feedback.duckdb", work / "feedback.empty.duckdb")
+        order = ["pandas", "raw", "alignloop"]
+        for r in range(repeats):
+            run: dict[str, dict[str, Any]] = {}
+            for impl in order[r % 3:] + order[:r % 3]:
+                shutil.copyfile(work / "warehouse.original.duckdb", work / "warehouse.duckdb")
+                shutil.copyfile(work / "feedback.empty.duckdb", work / "feedback.duckdb")
+                (work / "raw.duckdb").unlink(missing_ok=True)
+                run[impl] = _child(impl, work, threads)
+            runs.append(run)
         counts = compare_outputs({"alignloop": work / "alignloop.parquet", "pandas": work / "pandas.parquet",
                                   "raw_duckdb": work / "raw.parquet"})
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+    def med(impl: str, key: str) -> float:
+        return statistics.median(run[impl][key] for run in runs)
+
+    ours = {k: med("alignloop", k) for k in ("seconds", "ingest_seconds", "snapshot_profile_seconds",
+                                              "incremental_seconds", "nothing_new_seconds")}
+    last = runs[-1]["alignloop"]
     return {
         "rows": rows, "generations": sizes["n_gen"], "feedback_events": sizes["n_fb"], "threads": threads,
+        "repeats": repeats,
         "seconds": round(ours["seconds"], 3), "rows_per_s": round(rows / ours["seconds"]),
-        "peak_rss_bytes": ours["peak_rss_bytes"],
-        "ingest_seconds": round(ours["ingest_seconds"], 3), "ingest_peak_rss_bytes": ours["ingest_peak_rss_bytes"],
+        "peak_rss_bytes": max(run["alignloop"]["peak_rss_bytes"] for run in runs),
+        "ingest_seconds": round(ours["ingest_seconds"], 3),
+        "ingest_peak_rss_bytes": max(run["alignloop"]["ingest_peak_rss_bytes"] for run in runs),
         "snapshot_profile_seconds": round(ours["snapshot_profile_seconds"], 3),
-        "pandas_seconds": round(pandas_run["seconds"], 3), "pandas_peak_rss_bytes": pandas_run["peak_rss_bytes"],
-        "raw_duckdb_seconds": round(raw_run["seconds"], 3), "raw_duckdb_peak_rss_bytes": raw_run["peak_rss_bytes"],
-        "speedup_vs_pandas": round(pandas_run["seconds"] / ours["seconds"], 3),
-        "raw_duckdb_ratio": round(ours["seconds"] / raw_run["seconds"], 3),
-        "incremental_rows_appended": ours["incremental_rows_appended"],
+        "pandas_seconds": round(med("pandas", "seconds"), 3),
+        "pandas_peak_rss_bytes": max(run["pandas"]["peak_rss_bytes"] for run in runs),
+        "raw_duckdb_seconds": round(med("raw", "seconds"), 3),
+        "raw_duckdb_peak_rss_bytes": max(run["raw"]["peak_rss_bytes"] for run in runs),
+        # ratios of medians, and each run's own ratio (same round, same load) beside them
+        "speedup_vs_pandas": round(med("pandas", "seconds") / ours["seconds"], 3),
+        "raw_duckdb_ratio": round(ours["seconds"] / med("raw", "seconds"), 3),
+        "incremental_rows_appended": last["incremental_rows_appended"],
         "incremental_seconds": round(ours["incremental_seconds"], 3),
-        "incremental_ratio": round(ours["incremental_seconds"] / ours["ingest_seconds"], 4),
+        "incremental_ratio": round(statistics.median(
+            run["alignloop"]["incremental_seconds"] / run["alignloop"]["ingest_seconds"] for run in runs), 4),
         "nothing_new_seconds": round(ours["nothing_new_seconds"], 3),
+        "nothing_new_added": last["nothing_new_added"],
         "canonical_rows": counts["alignloop"], "same_canonical_rows": True,
-        "quarantined": ours["quarantined"],
+        "quarantined": last["quarantined"],
+        "runs": [{"alignloop_seconds": round(run["alignloop"]["seconds"], 3),
+                  "pandas_seconds": round(run["pandas"]["seconds"], 3),
+                  "raw_duckdb_seconds": round(run["raw"]["seconds"], 3),
+                  "speedup_vs_pandas": round(run["pandas"]["seconds"] / run["alignloop"]["seconds"], 3),
+                  "raw_duckdb_ratio": round(run["alignloop"]["seconds"] / run["raw"]["seconds"], 3),
+                  "incremental_seconds": round(run["alignloop"]["incremental_seconds"], 3),
+                  "nothing_new_seconds": round(run["alignloop"]["nothing_new_seconds"], 3)} for run in runs],
     }
 
 
@@ -285,7 +323,7 @@ def print_table(result: dict[str, Any], out: Any) -> None:
     gib = 1024 ** 3
     table = Table("run", "seconds", "rows/s", "peak memory", "vs alignloop",
                   title=f"ingest of {result['rows']:,} source rows ({result['canonical_rows']:,} canonical rows, "
-                        "identical in all three)")
+                        f"identical in all three; medians of {result['repeats']} runs)")
     table.add_row("alignloop (load + normalise + snapshot + profile)", f"{result['seconds']:.2f}",
                   f"{result['rows_per_s']:,}", f"{result['peak_rss_bytes'] / gib:.2f} GiB", "1.00x")
     for name, key in (("pandas script", "pandas"), ("raw DuckDB script", "raw_duckdb")):

@@ -393,12 +393,13 @@ def bench_ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     workdir: Annotated[Path | None, typer.Option(help="Keep the warehouse and stores here (default: temp).")] = None,
     threads: Annotated[int, typer.Option(help="DuckDB threads for all three runs (0: DuckDB's default).")] = 1,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Runs of each implementation (medians).")] = 1,
 ) -> None:
     """Time ingest (load + normalise + snapshot + shape profile) beside pandas and raw DuckDB."""
     from benchmarks.ingest import bench_ingest as run_bench, print_table
 
     with console.status(f"ingest benchmark, {rows:,} rows"):
-        result = run_bench(rows, workdir, threads or None)
+        result = run_bench(rows, workdir, threads or None, repeats)
     if as_json:
         print(json.dumps(result))
     else:
