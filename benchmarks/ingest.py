@@ -82,7 +82,7 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def run_alignloop(work: Path, threads: int | None, out: Path) -> dict[str, Any]:
+def run_alignloop(work: Path, threads: int | None, out: Path, memory_limit: str | None = None) -> dict[str, Any]:
     from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
     from pipeline.config import IngestSettings, SourceSettings
     from pipeline.shape import measure_shape
@@ -91,7 +91,7 @@ def run_alignloop(work: Path, threads: int | None, out: Path) -> dict[str, Any]:
     wh = work / "warehouse.duckdb"
     src = SourceSettings(name=SOURCE, options={"path": str(wh)})
     conn = DuckDBConnector(DuckDBSettings(path=wh))
-    settings = IngestSettings(threads=threads)
+    settings = IngestSettings(threads=threads, memory_limit=memory_limit)
     t0 = time.perf_counter()
     # Ingest is timed from opening the store to closing it: the checkpoint at close is part of it.
     with FeedbackStore(work / "feedback.duckdb") as store:
@@ -188,7 +188,8 @@ def run_pandas(work: Path, salt: str, out: Path) -> dict[str, Any]:
     return {"seconds": seconds, "peak_rss_bytes": _peak_rss()}
 
 
-def run_raw_duckdb(work: Path, salt: str, threads: int | None, out: Path) -> dict[str, Any]:
+def run_raw_duckdb(work: Path, salt: str, threads: int | None, out: Path, memory_limit: str | None = None
+                   ) -> dict[str, Any]:
     from pipeline.pii import register_card_udf, scrub_sql
 
     t0 = time.perf_counter()
@@ -196,6 +197,8 @@ def run_raw_duckdb(work: Path, salt: str, threads: int | None, out: Path) -> dic
     con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
+    if memory_limit:
+        con.execute("SET memory_limit = ?", [memory_limit])
     register_card_udf(con)
     con.execute(f"ATTACH '{work / 'warehouse.duckdb'}' AS wh (READ_ONLY)")
     script = sql_text("bench/ingest_raw_baseline.sql").replace(
@@ -210,9 +213,9 @@ def run_raw_duckdb(work: Path, salt: str, threads: int | None, out: Path) -> dic
 
 
 # ------------------------------------------------------------------------------------------ harness
-def _child(impl: str, work: Path, threads: int | None) -> dict[str, Any]:
+def _child(impl: str, work: Path, threads: int | None, memory_limit: str | None = None) -> dict[str, Any]:
     """Run one implementation in a fresh interpreter; its peak memory is then its own."""
-    cmd = [sys.executable, "-m", "benchmarks.ingest", impl, str(work), str(threads or 0)]
+    cmd = [sys.executable, "-m", "benchmarks.ingest", impl, str(work), str(threads or 0), memory_limit or ""]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
     if proc.returncode != 0:
         raise RuntimeError(f"bench ingest: the {impl} run failed:\n{proc.stderr[-3000:]}")
@@ -236,10 +239,13 @@ def compare_outputs(paths: dict[str, Path]) -> dict[str, int]:
     return counts
 
 
-def bench_ingest(rows: int, workdir: Path | None = None, threads: int | None = 1, repeats: int = 1) -> dict[str, Any]:
+def bench_ingest(rows: int, workdir: Path | None = None, threads: int | None = 1, repeats: int = 1,
+                 memory_limit: str | None = None, baselines: bool = True) -> dict[str, Any]:
     """Run the three implementations `repeats` times on one warehouse; report medians (per-run figures
     under `runs`). Rounds start with a different implementation each time, so a load that changes
-    during the run does not always fall on the same one."""
+    during the run does not always fall on the same one. memory_limit is DuckDB's (alignloop's
+    `ingest.memory_limit`, and the raw script's); baselines=False times alignloop alone (sizes where
+    the pandas script does not fit in memory)."""
     import shutil
     import statistics
 
@@ -263,23 +269,34 @@ def bench_ingest(rows: int, workdir: Path | None = None, threads: int | None = 1
             (work / "salt").write_text(store.user_salt)
         # ... and from this empty store, whose user-id salt the baselines hash with too.
         shutil.copyfile(work / "feedback.duckdb", work / "feedback.empty.duckdb")
-        order = ["pandas", "raw", "alignloop"]
+        order = ["pandas", "raw", "alignloop"] if baselines else ["alignloop"]
         for r in range(repeats):
             run: dict[str, dict[str, Any]] = {}
-            for impl in order[r % 3:] + order[:r % 3]:
+            for impl in order[r % len(order):] + order[:r % len(order)]:
                 shutil.copyfile(work / "warehouse.original.duckdb", work / "warehouse.duckdb")
                 shutil.copyfile(work / "feedback.empty.duckdb", work / "feedback.duckdb")
                 (work / "raw.duckdb").unlink(missing_ok=True)
-                run[impl] = _child(impl, work, threads)
+                run[impl] = _child(impl, work, threads, memory_limit)
             runs.append(run)
-        counts = compare_outputs({"alignloop": work / "alignloop.parquet", "pandas": work / "pandas.parquet",
-                                  "raw_duckdb": work / "raw.parquet"})
+        outputs = {"alignloop": work / "alignloop.parquet"}
+        if baselines:
+            outputs.update(pandas=work / "pandas.parquet", raw_duckdb=work / "raw.parquet")
+        counts = compare_outputs(outputs)
     finally:
         if tmp is not None:
             tmp.cleanup()
 
-    def med(impl: str, key: str) -> float:
-        return statistics.median(run[impl][key] for run in runs)
+    def med(impl: str, key: str) -> float | None:
+        return statistics.median(run[impl][key] for run in runs) if impl in runs[0] else None
+
+    def peak(impl: str, key: str = "peak_rss_bytes") -> int | None:
+        return max(run[impl][key] for run in runs) if impl in runs[0] else None
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else round(a / b, 3)
+
+    def secs(value: float | None) -> float | None:
+        return None if value is None else round(value, 3)
 
     ours = {k: med("alignloop", k) for k in ("seconds", "ingest_seconds", "snapshot_profile_seconds",
                                               "incremental_seconds", "nothing_new_seconds")}
@@ -288,17 +305,16 @@ def bench_ingest(rows: int, workdir: Path | None = None, threads: int | None = 1
         "rows": rows, "generations": sizes["n_gen"], "feedback_events": sizes["n_fb"], "threads": threads,
         "repeats": repeats,
         "seconds": round(ours["seconds"], 3), "rows_per_s": round(rows / ours["seconds"]),
-        "peak_rss_bytes": max(run["alignloop"]["peak_rss_bytes"] for run in runs),
+        "memory_limit": memory_limit,
+        "peak_rss_bytes": peak("alignloop"),
         "ingest_seconds": round(ours["ingest_seconds"], 3),
-        "ingest_peak_rss_bytes": max(run["alignloop"]["ingest_peak_rss_bytes"] for run in runs),
+        "ingest_peak_rss_bytes": peak("alignloop", "ingest_peak_rss_bytes"),
         "snapshot_profile_seconds": round(ours["snapshot_profile_seconds"], 3),
-        "pandas_seconds": round(med("pandas", "seconds"), 3),
-        "pandas_peak_rss_bytes": max(run["pandas"]["peak_rss_bytes"] for run in runs),
-        "raw_duckdb_seconds": round(med("raw", "seconds"), 3),
-        "raw_duckdb_peak_rss_bytes": max(run["raw"]["peak_rss_bytes"] for run in runs),
+        "pandas_seconds": secs(med("pandas", "seconds")), "pandas_peak_rss_bytes": peak("pandas"),
+        "raw_duckdb_seconds": secs(med("raw", "seconds")), "raw_duckdb_peak_rss_bytes": peak("raw"),
         # ratios of medians, and each run's own ratio (same round, same load) beside them
-        "speedup_vs_pandas": round(med("pandas", "seconds") / ours["seconds"], 3),
-        "raw_duckdb_ratio": round(ours["seconds"] / med("raw", "seconds"), 3),
+        "speedup_vs_pandas": ratio(med("pandas", "seconds"), ours["seconds"]),
+        "raw_duckdb_ratio": ratio(ours["seconds"], med("raw", "seconds")),
         "incremental_rows_appended": last["incremental_rows_appended"],
         "incremental_seconds": round(ours["incremental_seconds"], 3),
         "incremental_ratio": round(statistics.median(
@@ -308,10 +324,10 @@ def bench_ingest(rows: int, workdir: Path | None = None, threads: int | None = 1
         "canonical_rows": counts["alignloop"], "same_canonical_rows": True,
         "quarantined": last["quarantined"],
         "runs": [{"alignloop_seconds": round(run["alignloop"]["seconds"], 3),
-                  "pandas_seconds": round(run["pandas"]["seconds"], 3),
-                  "raw_duckdb_seconds": round(run["raw"]["seconds"], 3),
-                  "speedup_vs_pandas": round(run["pandas"]["seconds"] / run["alignloop"]["seconds"], 3),
-                  "raw_duckdb_ratio": round(run["alignloop"]["seconds"] / run["raw"]["seconds"], 3),
+                  "pandas_seconds": secs(run.get("pandas", {}).get("seconds")),
+                  "raw_duckdb_seconds": secs(run.get("raw", {}).get("seconds")),
+                  "speedup_vs_pandas": ratio(run.get("pandas", {}).get("seconds"), run["alignloop"]["seconds"]),
+                  "raw_duckdb_ratio": ratio(run["alignloop"]["seconds"], run.get("raw", {}).get("seconds")),
                   "incremental_seconds": round(run["alignloop"]["incremental_seconds"], 3),
                   "nothing_new_seconds": round(run["alignloop"]["nothing_new_seconds"], 3)} for run in runs],
     }
@@ -328,6 +344,8 @@ def print_table(result: dict[str, Any], out: Any) -> None:
                   f"{result['rows_per_s']:,}", f"{result['peak_rss_bytes'] / gib:.2f} GiB", "1.00x")
     for name, key in (("pandas script", "pandas"), ("raw DuckDB script", "raw_duckdb")):
         secs = result[f"{key}_seconds"]
+        if secs is None:  # baselines not run
+            continue
         table.add_row(name, f"{secs:.2f}", f"{round(result['rows'] / secs):,}",
                       f"{result[f'{key}_peak_rss_bytes'] / gib:.2f} GiB", f"{secs / result['seconds']:.2f}x")
     table.add_row(f"alignloop incremental (+{result['incremental_rows_appended']:,} rows)",
@@ -338,13 +356,14 @@ def print_table(result: dict[str, Any], out: Any) -> None:
 
 def main(argv: list[str]) -> None:
     impl, work, threads = argv[0], Path(argv[1]), int(argv[2]) or None
+    memory_limit = argv[3] if len(argv) > 3 and argv[3] else None
     salt = (work / "salt").read_text()
     if impl == "alignloop":
-        result = run_alignloop(work, threads, work / "alignloop.parquet")
+        result = run_alignloop(work, threads, work / "alignloop.parquet", memory_limit)
     elif impl == "pandas":
         result = run_pandas(work, salt, work / "pandas.parquet")
     else:
-        result = run_raw_duckdb(work, salt, threads, work / "raw.parquet")
+        result = run_raw_duckdb(work, salt, threads, work / "raw.parquet", memory_limit)
     print(json.dumps(result))
 
 

@@ -394,12 +394,14 @@ def bench_ingest(
     workdir: Annotated[Path | None, typer.Option(help="Keep the warehouse and stores here (default: temp).")] = None,
     threads: Annotated[int, typer.Option(help="DuckDB threads for all three runs (0: DuckDB's default).")] = 1,
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Runs of each implementation (medians).")] = 1,
+    memory_limit: Annotated[str | None, typer.Option(help="DuckDB memory limit, e.g. 2GB (ingest.memory_limit).")] = None,
+    baselines: Annotated[bool, typer.Option(help="Also run the pandas and raw DuckDB scripts.")] = True,
 ) -> None:
     """Time ingest (load + normalise + snapshot + shape profile) beside pandas and raw DuckDB."""
     from benchmarks.ingest import bench_ingest as run_bench, print_table
 
     with console.status(f"ingest benchmark, {rows:,} rows"):
-        result = run_bench(rows, workdir, threads or None, repeats)
+        result = run_bench(rows, workdir, threads or None, repeats, memory_limit, baselines)
     if as_json:
         print(json.dumps(result))
     else:

@@ -40,3 +40,11 @@ def test_bench_ingest_runs_all_three_on_one_warehouse_and_checks_their_rows(tmp_
     for key in ("rows", "seconds", "rows_per_s", "peak_rss_bytes", "speedup_vs_pandas", "raw_duckdb_ratio",
                 "incremental_ratio"):
         assert result[key] > 0
+
+
+def test_bench_ingest_without_baselines_times_alignloop_alone_under_a_memory_limit(tmp_path):
+    result = bench_ingest(1000, tmp_path, threads=1, baselines=False, memory_limit="1GB")
+    assert result["canonical_rows"] > 0 and result["memory_limit"] == "1GB"
+    assert result["pandas_seconds"] is None and result["speedup_vs_pandas"] is None
+    assert result["raw_duckdb_ratio"] is None and result["runs"][0]["pandas_seconds"] is None
+    assert not (tmp_path / "pandas.parquet").exists() and not (tmp_path / "raw.duckdb").exists()
