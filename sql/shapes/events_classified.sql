@@ -17,12 +17,14 @@ wanted AS (
     UNION SELECT other_request_id FROM fresh WHERE other_request_id IS NOT NULL
 ),
 gens AS MATERIALIZED (
-    -- Each generation's turns are checked once here (one pass), not once per feedback row naming it.
-    SELECT *, coalesce(list_bool_and(list_transform(prompt, m ->
+    -- Each generation's turns are checked, and its messages hashed, once here (one pass), not once per
+    -- feedback row naming it; only what the judgement reads is kept.
+    SELECT request_id, model_version, response, prompt, messages_hash,
+           coalesce(list_bool_and(list_transform(prompt, m ->
                   coalesce(m.role IN ('system', 'user', 'assistant'), false) AND m.content IS NOT NULL
                   AND NOT regexp_full_match(m.content, '[\s\p{Z}]*'))), false) AS turns_ok
     FROM (
-        SELECT g.*,
+        SELECT g.request_id, g.model_version, g.response, hash(g.messages) AS messages_hash,
                CASE WHEN json_valid(g.messages) AND json_type(g.messages) = 'ARRAY'
                     THEN from_json(g.messages, '[{"role": "VARCHAR", "content": "VARCHAR"}]') END AS prompt
         FROM raw_events_generations AS g
@@ -32,9 +34,9 @@ gens AS MATERIALIZED (
 joined AS (
     SELECT fresh.*,
            a.request_id AS a_found, a.prompt AS a_prompt, a.turns_ok AS a_turns_ok, a.response AS a_response,
-           a.model_version AS a_model_version, hash(a.messages) AS a_messages_hash,
+           a.model_version AS a_model_version, a.messages_hash AS a_messages_hash,
            b.request_id AS b_found, b.response AS b_response, b.model_version AS b_model_version,
-           hash(b.messages) AS b_messages_hash
+           b.messages_hash AS b_messages_hash
     FROM fresh
     LEFT JOIN gens AS a ON a.request_id = fresh.request_id
     LEFT JOIN gens AS b ON b.request_id = fresh.other_request_id
