@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError
-from pipeline.tokenize import TruncationCount, choose_max_length, truncate_pair
+from pipeline.tokenize import TruncationCount, choose_max_length, encode_turns, truncate_pair
 
 log = logging.getLogger(__name__)
 
@@ -36,35 +35,6 @@ def tokenizer_fingerprint(model_dir: Path) -> str:
             h.update(name.encode())
             h.update(path.read_bytes())
     return h.hexdigest()[:16]
-
-
-def _ids(encoded: Any) -> list[int]:
-    # transformers 5 returns a BatchEncoding (dict-like) from apply_chat_template(tokenize=True).
-    if hasattr(encoded, "keys") and "input_ids" in encoded:
-        encoded = encoded["input_ids"]
-    return [int(i) for i in encoded]
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
-
-
-def encode_turns(tokenizer, prompt: list[dict[str, str]], answers: list[str]) -> tuple[list[int], list[list[int]]]:
-    """Prompt ids (with the generation prompt) and each answer's ids, as TRL splits them: the answer
-    starts where prompt and prompt + answer stop agreeing."""
-    if not getattr(tokenizer, "chat_template", None):
-        raise ConfigError(
-            "base_model: its tokenizer has no chat template, so conversations cannot be rendered for training; "
-            "use an instruct/chat model or add a chat_template to its tokenizer_config.json"
-        )
-    prompt_ids = _ids(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True))
-    fulls = [_ids(tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": a}], tokenize=True))
-             for a in answers]
-    start = min([len(prompt_ids)] + [_common_prefix(prompt_ids, f) for f in fulls])
-    return prompt_ids[:start], [f[start:] for f in fulls]
 
 
 def _cached(cache_dir: Path | None, kind: str, key_obj: Any, build):
