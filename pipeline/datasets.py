@@ -16,18 +16,28 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from pipeline.schema import is_holdout, prompt_key
+from pipeline.schema import prompt_key
 
 if TYPE_CHECKING:  # importing `datasets` costs seconds: only the functions that build one load it
     from datasets import Dataset
 
+    from pipeline.store import SnapshotSplit
+
 
 @dataclass(frozen=True)
 class Split:
+    """Rows of each side as dicts, for the stages that work row by row (tokenising, majority votes). Built
+    from what the store's SQL split fetched (Split.from_tables), so it holds at most the capped training
+    rows and the held-out rows, never the whole history."""
     train_unpaired: list[dict[str, Any]]
     train_pairs: list[dict[str, Any]]
     holdout_unpaired: list[dict[str, Any]]
     holdout_pairs: list[dict[str, Any]]
+
+    @classmethod
+    def from_tables(cls, tables: SnapshotSplit) -> Split:
+        return cls(tables.train_unpaired.to_pylist(), tables.train_pairs.to_pylist(),
+                   tables.holdout_unpaired.to_pylist(), tables.holdout_pairs.to_pylist())
 
 
 @dataclass(frozen=True)
@@ -38,20 +48,38 @@ class EvalPair:
     votes: int           # judgements behind this pair (majority side)
 
 
+def split_tables(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float,
+                 max_train_examples: int | None = None) -> SnapshotSplit:
+    """The store's SQL split (sql/store/snapshot_side.sql) over canonical tables in memory: by prompt
+    hash, oldest first, the training sides capped at their newest max_train_examples rows."""
+    import duckdb
+
+    from pipeline.sqlfiles import sql_text
+    from pipeline.store import SnapshotSplit
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads = 1")
+        con.execute(sql_text("holdout_macros.sql"))
+        out = {}
+        for name, table in (("unpaired", unpaired), ("pairs", pairs)):
+            con.register(f"{name}_in", table)
+            sql = (sql_text("store/snapshot_side.sql").replace("__SNAPSHOT_ROWS__", f"SELECT * FROM {name}_in")
+                   .replace("__COLUMNS__", ", ".join(table.schema.names)))
+            for held_out, cap in ((False, max_train_examples), (True, None)):
+                params = {"holdout_fraction": float(holdout_fraction), "holdout": held_out,
+                          "cap": None if cap is None else int(cap)}
+                side = "holdout" if held_out else "train"
+                out[f"{side}_{name}"] = con.execute(sql, params).to_arrow_table().cast(table.schema)
+    finally:
+        con.close()
+    return SnapshotSplit(**out)
+
+
 def split_snapshot(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float,
                    max_train_examples: int | None = None) -> Split:
     """Split canonical rows into train and holdout by prompt hash; keep the newest training rows."""
-    def part(table: pa.Table) -> tuple[list[dict], list[dict]]:
-        train, holdout = [], []
-        for row in table.to_pylist():
-            (holdout if is_holdout(row["prompt"], holdout_fraction) else train).append(row)
-        if max_train_examples is not None:
-            train = train[-max_train_examples:]  # rows come oldest first
-        return train, holdout
-
-    tu, hu = part(unpaired)
-    tp, hp = part(pairs)
-    return Split(tu, tp, hu, hp)
+    return Split.from_tables(split_tables(unpaired, pairs, holdout_fraction, max_train_examples))
 
 
 def _assistant(text: str) -> list[dict[str, str]]:
