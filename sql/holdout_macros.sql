@@ -1,5 +1,6 @@
 -- purpose: the train/holdout split by prompt hash, in SQL: the same membership as pipeline.schema.is_holdout
---          (sha256 of the prompt as Python's json.dumps([[role, content], ...], ensure_ascii=False) writes it)
+--          (sha256 of the prompt as Python's json.dumps([[role, content], ...], ensure_ascii=False) writes it),
+--          and prompts written as Python's json module writes them, so SQL and Python agree byte for byte
 -- grain: scalar macros, created on each connection that splits a snapshot
 -- parameters: none (holdout_position(prompt) < holdout_fraction is the held-out side)
 -- json_py_string(s) is a JSON string literal escaped exactly as Python's json module escapes it with
@@ -14,6 +15,13 @@ CREATE OR REPLACE TEMP MACRO json_py_string(s) AS
 CREATE OR REPLACE TEMP MACRO prompt_json_py(prompt) AS
     '[' || array_to_string(list_transform(prompt,
         lambda m: '[' || json_py_string(m.role) || ', ' || json_py_string(m.content) || ']'), ', ') || ']';
+
+-- The prompt as json.dumps(prompt, ensure_ascii=False) writes the turns as dicts: the text the shape's
+-- reward model reads a prompt as.
+CREATE OR REPLACE TEMP MACRO prompt_json_py_turns(prompt) AS
+    '[' || array_to_string(list_transform(prompt,
+        lambda m: '{"role": ' || json_py_string(m.role) || ', "content": ' || json_py_string(m.content) || '}'),
+        ', ') || ']';
 
 -- Where a prompt falls in [0, 1): the first 32 bits of its hash over 2^32, as is_holdout computes it.
 CREATE OR REPLACE TEMP MACRO holdout_position(prompt) AS

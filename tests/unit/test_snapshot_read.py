@@ -4,6 +4,7 @@ leaves every earlier snapshot as it was."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,10 +37,14 @@ TRICKY = ['say "hi"', "back\\slash", "tab\there", "new\nline", "bell\x07", "\x1f
 def test_sql_holdout_membership_is_is_holdouts_for_any_text(prompts, fraction):
     con = duckdb.connect()
     con.execute(sql_text("holdout_macros.sql"))
-    con.register("t", pa.table({"prompt": pa.array(prompts, type=CONVERSATION)}))
+    table = pa.table({"prompt": pa.array(prompts, type=CONVERSATION)})
+    con.register("t", table)
     got = [r[0] for r in con.execute("SELECT holdout_position(prompt) < ? FROM t", [fraction]).fetchall()]
+    turns = [r[0] for r in con.execute("SELECT prompt_json_py_turns(prompt) FROM t").fetchall()]
     con.close()
     assert got == [is_holdout(p, fraction) for p in prompts]
+    # The reward model's prompt text: the turns as the store's rows read (role, then content).
+    assert turns == [json.dumps(p, ensure_ascii=False) for p in table.column("prompt").to_pylist()]
 
 
 def _random_rows(rng: random.Random, kind: str, n: int, start: int) -> list[dict]:
