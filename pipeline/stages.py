@@ -93,12 +93,15 @@ def _read_snapshot(settings: Settings, snapshot_id: str | None = None) -> tuple[
     return snapshot, unpaired, pairs
 
 
-def _load_split(settings: Settings, snapshot_id: str) -> Split:
-    from pipeline.datasets import split_snapshot
+def _load_split(settings: Settings, snapshot_id: str, *, train: bool = True, holdout: bool = True) -> Split:
+    """The snapshot's train/holdout split, applied in DuckDB with training.max_train_examples: only the
+    capped training rows and the held-out rows are fetched (a side not asked for stays empty)."""
+    from pipeline.datasets import Split
 
-    _, unpaired, pairs = _read_snapshot(settings, snapshot_id)
-    return split_snapshot(unpaired, pairs, settings.evaluation.holdout_fraction,
-                          settings.training.max_train_examples)
+    with FeedbackStore(settings.store_path) as store:
+        tables = store.read_split(store.get_snapshot(snapshot_id), settings.evaluation.holdout_fraction,
+                                  settings.training.max_train_examples, train=train, holdout=holdout)
+    return Split.from_tables(tables)
 
 
 def plan(settings: Settings) -> PlannedRun:
@@ -180,7 +183,7 @@ TRAIN_ROWS_FILE = "train_rows.json"
 def write_training_rows(settings: Settings, planned: PlannedRun) -> Path:
     """The training split as a file in the run folder, for launched processes that must not all open the
     store at once (DuckDB lets one process write it)."""
-    split = _load_split(settings, planned.snapshot.snapshot_id)
+    split = _load_split(settings, planned.snapshot.snapshot_id, holdout=False)
     keep = ("prompt", "chosen", "rejected", "completion", "label")
     rows = {"unpaired": [{k: r[k] for k in keep if k in r} for r in split.train_unpaired],
             "pairs": [{k: r[k] for k in keep if k in r} for r in split.train_pairs]}
@@ -222,7 +225,8 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None, *, champ
 
     started = time.perf_counter()
     ev = settings.evaluation
-    split = _load_split(settings, planned.snapshot.snapshot_id)
+    # The held-out side only, unless the judge is to be fitted on the training pairs.
+    split = _load_split(settings, planned.snapshot.snapshot_id, train=bool(ev.generation_prompts))
     pairs = holdout_eval_pairs(split, ev.max_examples)
     if not pairs:
         raise DataError(

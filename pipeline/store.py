@@ -58,6 +58,15 @@ class Snapshot:
     n_pairs: int
 
 
+@dataclass(frozen=True)
+class SnapshotSplit:
+    """A snapshot's rows split by prompt hash in DuckDB, as Arrow tables in the canonical schemas."""
+    train_unpaired: pa.Table
+    train_pairs: pa.Table
+    holdout_unpaired: pa.Table
+    holdout_pairs: pa.Table
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -92,6 +101,7 @@ class FeedbackStore:
         self._refuse_old_layout()
         self.con.execute(sql_text("store_schema.sql"))
         self.con.execute(sql_text("store_loaded_files.sql"))
+        self.con.execute(sql_text("holdout_macros.sql"))
         for shape in SHAPES.values():
             self.con.execute(sql_text(shape.raw_tables_sql))
         self.con.execute("INSERT OR IGNORE INTO store_meta VALUES ('user_salt', ?)", [secrets.token_hex(16)])
@@ -192,9 +202,9 @@ class FeedbackStore:
                                     [[source.name, name, f, h, batch_id, _utcnow()] for f, h in sorted(result.files)])
                 if result.replaced_keys and inp.spec is shape.inputs[-1]:
                     replaced = result.replaced_keys
-                    self._forget_canonical(source.name, replaced)
+                    self._forget_canonical(source.name, replaced, batch_id)
                 elif result.replaced_keys:
-                    self._rejudge_dependents(shape, source.name, result.replaced_keys, now)
+                    self._rejudge_dependents(shape, source.name, result.replaced_keys, now, batch_id)
             if any(r.added or r.replaced for r in landed.values()) or con.execute(
                     "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
                 counts = self._shape(shape, source, batch_id, now, settings, replaced)
@@ -241,23 +251,26 @@ class FeedbackStore:
         self.con.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?, ?, ?)",
                          [source, name, new.value, new.kind, batch_id, _utcnow()])
 
-    def _forget_canonical(self, source: str, keys: tuple[str, ...]) -> None:
-        """Rows fixed upstream: drop what the old version became, so the new one is judged afresh. Canonical
+    def _forget_canonical(self, source: str, keys: tuple[str, ...], batch_id: int) -> None:
+        """Rows fixed upstream: set aside what the old version became, so the new one is judged afresh.
+        Its canonical rows are superseded, not deleted: earlier snapshots keep reading them. Canonical
         ids are md5(source:key) in every shape but trees and ratings pairs (see canonical.forget_derived)."""
         self.con.execute("CREATE OR REPLACE TEMP TABLE replaced_ids AS SELECT md5(? || ':' || k) AS event_id "
                          "FROM unnest(?::VARCHAR[]) AS t(k)", [source, list(keys)])
-        for table in (*canonical.CANONICAL, "quarantine"):
-            self.con.execute(f"DELETE FROM {table} WHERE source = ? AND event_id IN (SELECT event_id FROM replaced_ids)",
-                             [source])
+        where = "source = $source AND event_id IN (SELECT event_id FROM replaced_ids)"
+        for table in canonical.CANONICAL:
+            canonical.supersede(self.con, table, where, {"source": source}, batch_id)
+        self.con.execute(f"DELETE FROM quarantine WHERE {where}", {"source": source})
         self.con.execute("DROP TABLE replaced_ids")
 
-    def _rejudge_dependents(self, shape: Any, source: str, keys: tuple[str, ...], now: datetime) -> None:
+    def _rejudge_dependents(self, shape: Any, source: str, keys: tuple[str, ...], now: datetime,
+                            batch_id: int) -> None:
         """Rows fixed upstream in an earlier input (a generation, a Langfuse trace): what rests on them is
         judged again."""
         dependents = canonical.dependents(self.con, shape, source, keys)
         if not dependents:
             return
-        self._forget_canonical(source, dependents)
+        self._forget_canonical(source, dependents, batch_id)
         last = shape.inputs[-1].name
         self.con.execute("DELETE FROM pending WHERE source = ? AND input = ? AND key IN (SELECT unnest(?::VARCHAR[]))",
                          [source, last, list(dependents)])
@@ -288,7 +301,7 @@ class FeedbackStore:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {classified} AS {sql}", bind(sql, params))
         try:
             if replaced:
-                canonical.forget_derived(con, classified, source, replaced)
+                canonical.forget_derived(con, classified, source, replaced, batch_id)
             counts: dict[str, int] = {}
             for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql)):
                 before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -352,23 +365,24 @@ class FeedbackStore:
 
     def snapshot(self) -> Snapshot:
         """Freeze the canonical rows as they are now. The id is a hash of their event ids, so the
-        same content always gets the same id."""
+        same content always gets the same id (store/snapshot_identity.sql)."""
         con = self.con
         high = con.execute("SELECT coalesce(max(batch_id), 0) FROM ingest_log").fetchone()[0]
-        snapshot_id, n_unpaired, n_pairs = con.execute(
-            """
-            SELECT md5(coalesce(string_agg(event_id, ',' ORDER BY event_id), '')),
-                   count(*) FILTER (WHERE kind = 'unpaired'), count(*) FILTER (WHERE kind = 'pairs')
-            FROM (SELECT event_id, 'unpaired' AS kind FROM unpaired WHERE batch_id <= $high
-                  UNION ALL SELECT event_id, 'pairs' FROM pairs WHERE batch_id <= $high)
-            """,
-            {"high": high},
-        ).fetchone()
+        snapshot_id, n_unpaired, n_pairs = self.snapshot_identity(high)
         con.execute(
             "INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?, ?)",
             [snapshot_id, _utcnow(), high, n_unpaired, n_pairs],
         )
         return self.get_snapshot(snapshot_id)
+
+    def snapshot_identity(self, high_water_batch: int) -> tuple[str, int, int]:
+        """(id, unpaired rows, pairs) of the snapshot at this high-water batch; the same whenever asked,
+        as later batches never change what a snapshot holds."""
+        sql = (sql_text("store/snapshot_identity.sql")
+               .replace("__UNPAIRED__", _snapshot_rows_sql("unpaired"))
+               .replace("__PAIRS__", _snapshot_rows_sql("pairs")))
+        snapshot_id, n_unpaired, n_pairs = self.con.execute(sql, {"high": high_water_batch}).fetchone()
+        return snapshot_id, n_unpaired, n_pairs
 
     def get_snapshot(self, snapshot_id: str) -> Snapshot:
         row = self.con.execute("SELECT * FROM snapshots WHERE snapshot_id = ?", [snapshot_id]).fetchone()
@@ -377,19 +391,53 @@ class FeedbackStore:
         return Snapshot(*row)
 
     def read_snapshot(self, snapshot: Snapshot) -> tuple[pa.Table, pa.Table]:
-        """The snapshot's (unpaired, pairs) rows in their canonical schemas, oldest first."""
+        """The snapshot's (unpaired, pairs) rows in their canonical schemas, oldest first: the rows as they
+        were when it was taken, whatever was replaced since."""
         tables = []
         for table, schema in (("unpaired", UNPAIRED_SCHEMA), ("pairs", PAIRS_SCHEMA)):
-            cols = ", ".join(schema.names)
-            arrow = self.con.execute(
-                f"SELECT {cols} FROM {table} WHERE batch_id <= ? ORDER BY ts, event_id", [snapshot.high_water_batch]
-            ).to_arrow_table()
+            sql = f"SELECT {', '.join(schema.names)} FROM ({_snapshot_rows_sql(table)}) ORDER BY ts, event_id"
+            arrow = self.con.execute(sql, {"high": snapshot.high_water_batch}).to_arrow_table()
             tables.append(arrow.cast(schema))
         return tables[0], tables[1]
+
+    def read_side(self, snapshot: Snapshot, table: str, *, holdout: bool, holdout_fraction: float,
+                  cap: int | None = None) -> pa.Table:
+        """One side of the snapshot's train/holdout split of `table` (unpaired or pairs), oldest first, with
+        at most `cap` rows (the newest). The split and the cap are applied in DuckDB: only these rows are
+        fetched. The split is pipeline.schema.is_holdout's, row for row."""
+        schema = {"unpaired": UNPAIRED_SCHEMA, "pairs": PAIRS_SCHEMA}[table]
+        sql = (sql_text("store/snapshot_side.sql").replace("__SNAPSHOT_ROWS__", _snapshot_rows_sql(table))
+               .replace("__COLUMNS__", ", ".join(schema.names)))
+        params = {"high": snapshot.high_water_batch, "holdout_fraction": float(holdout_fraction),
+                  "holdout": holdout, "cap": None if cap is None else int(cap)}
+        return self.con.execute(sql, params).to_arrow_table().cast(schema)
+
+    def read_split(self, snapshot: Snapshot, holdout_fraction: float, max_train_examples: int | None = None, *,
+                   train: bool = True, holdout: bool = True) -> SnapshotSplit:
+        """The snapshot split by prompt hash into train and holdout Arrow tables (a side not asked for is
+        empty); each training table keeps its newest max_train_examples rows."""
+        def side(table: str, held_out: bool, wanted: bool, cap: int | None) -> pa.Table:
+            if not wanted:
+                return {"unpaired": UNPAIRED_SCHEMA, "pairs": PAIRS_SCHEMA}[table].empty_table()
+            return self.read_side(snapshot, table, holdout=held_out, holdout_fraction=holdout_fraction, cap=cap)
+
+        return SnapshotSplit(
+            train_unpaired=side("unpaired", False, train, max_train_examples),
+            train_pairs=side("pairs", False, train, max_train_examples),
+            holdout_unpaired=side("unpaired", True, holdout, None),
+            holdout_pairs=side("pairs", True, holdout, None),
+        )
 
     def source_cursors(self) -> dict[str, str]:
         rows = self.con.execute("SELECT source, input, position FROM cursors ORDER BY source, input").fetchall()
         return {f"{s}.{i}": p for s, i, p in rows}
+
+
+def _snapshot_rows_sql(table: str) -> str:
+    """store/snapshot_rows.sql for one canonical table (a constant name, never a setting)."""
+    if table not in canonical.CANONICAL:
+        raise ValueError(f"not a canonical table: {table!r}")
+    return sql_text("store/snapshot_rows.sql").replace("__TABLE__", table)
 
 
 def _order(position: CursorPosition) -> Any:

@@ -3,7 +3,8 @@
 --        rejected source row or canonical row; cursors: one row per (source, input); pending: one
 --        row per feedback row waiting for its generation; conflicts: one row per differing duplicate
 --        of a key; ingest_log: one row per ingest batch; snapshots: one row per frozen view;
---        store_meta: one row per installation setting (the user-id salt)
+--        store_meta: one row per installation setting (the user-id salt); superseded_unpaired/_pairs:
+--        one row per canonical row a newer version replaced (what earlier snapshots still read)
 -- parameters: none
 -- Uniqueness of event_id is kept by the loader (anti-joins), not by indexes: a keyed insert cost
 -- more than all the other work of a load together.
@@ -38,6 +39,14 @@ CREATE TABLE IF NOT EXISTS pairs (
     item_key      VARCHAR,               -- normalised prompt + both answers, whichever won
     dup_key       VARCHAR                -- normalised prompt + chosen + rejected + user
 );
+
+-- Canonical rows replaced by a newer version (a row fixed upstream, a re-judged tree): kept, with the
+-- batch that replaced them, so a snapshot taken before reads them still. Only snapshots read these;
+-- every other reader of the store sees the current rows of unpaired and pairs alone.
+CREATE TABLE IF NOT EXISTS superseded_unpaired AS
+    SELECT *, NULL::BIGINT AS superseded_batch FROM unpaired LIMIT 0;
+CREATE TABLE IF NOT EXISTS superseded_pairs AS
+    SELECT *, NULL::BIGINT AS superseded_batch FROM pairs LIMIT 0;
 
 CREATE TABLE IF NOT EXISTS quarantine (
     event_id       VARCHAR NOT NULL,     -- canonical id, or md5(source:input:key) for a rejected source row

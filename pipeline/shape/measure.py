@@ -7,7 +7,6 @@ on enough items, from a cheap cross-fitted reward model (pipeline/shape/reward_m
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.conversions import derived_counts
-from pipeline.schema import holdout_flags, prompt_key
 from pipeline.shape import noise, reward_model
 from pipeline.shape.noise import NoiseEstimate
 from pipeline.sqlfiles import sql_text
@@ -164,22 +162,26 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, 
             "FROM unpaired_in"
         ).fetchone()
         signals, pair_noise, thumb_noise = measure_noise(con, pairs, use_model=model_noise)
+        # The training side, split in SQL by the store's prompt hash: columns, never a dict per row.
+        con.execute(sql_text("holdout_macros.sql"))
+        train_unpaired = _train_table(con, "unpaired_in", ["prompt", "completion", "label"], holdout_fraction)
+        train_pairs = _train_table(con, "pairs_in", ["prompt", "chosen", "rejected"], holdout_fraction)
+        con.register("train_unpaired", train_unpaired)
+        n_up_train = con.execute("SELECT count(*) FILTER (WHERE label) FROM train_unpaired").fetchone()[0]
+        pairable, from_thumbs = con.execute(sql_text("mart_pairable_prompts.sql")).fetchone()
     finally:
         con.close()
-    train_unpaired = _train_rows(unpaired, ["prompt", "completion", "label"], holdout_fraction)
-    train_pairs = _train_rows(pairs, ["prompt", "chosen", "rejected"], holdout_fraction)
-    pairable, from_thumbs = pairable_prompts(train_unpaired)
     return DataShape(
         n_unpaired=unpaired.num_rows,
         n_up=int(n_up),
         n_pairs=pairs.num_rows,
-        n_unpaired_train=len(train_unpaired),
-        n_up_train=sum(bool(r["label"]) for r in train_unpaired),
-        n_pairs_train=len(train_pairs),
+        n_unpaired_train=train_unpaired.num_rows,
+        n_up_train=int(n_up_train),
+        n_pairs_train=train_pairs.num_rows,
         n_prompts=int(n_prompts),
         up_share=(n_up / unpaired.num_rows) if unpaired.num_rows else None,
-        pairable_prompts_train=pairable,
-        pairs_from_thumbs_train=from_thumbs,
+        pairable_prompts_train=int(pairable),
+        pairs_from_thumbs_train=int(from_thumbs),
         pair_noise=pair_noise,
         thumb_noise=thumb_noise,
         noise_signals=signals,
@@ -194,49 +196,49 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, 
     )
 
 
-def pairable_prompts(rows: list[dict[str, Any]]) -> tuple[int, int]:
-    """(prompts with an up and a down answer, up x down pairs they give). An answer's label is its
-    majority thumb; answers with tied thumbs take no side."""
-    tally: dict[tuple[str, str], int] = {}
-    for r in rows:
-        key = (prompt_key(r["prompt"]), r["completion"])
-        tally[key] = tally.get(key, 0) + (1 if r["label"] else -1)
-    sides: dict[str, list[int]] = {}
-    for (prompt, _), score in tally.items():
-        if score:
-            sides.setdefault(prompt, [0, 0])[0 if score > 0 else 1] += 1
-    both = [(up, down) for up, down in sides.values() if up and down]
-    return len(both), sum(up * down for up, down in both)
-
-
 def approximate_tokens(text: str) -> int:
     return math.ceil(len(text) / APPROX_CHARS_PER_TOKEN)
 
 
-def measure_truncation(train_unpaired: list[dict[str, Any]], train_pairs: list[dict[str, Any]], max_length: int,
+def measure_truncation(train_unpaired: pa.Table, train_pairs: pa.Table, max_length: int,
                        count_tokens: Callable[[str], int] | None = None) -> Truncation:
-    """How many training rows a max_length would drop (prompt alone too long) or cut (prompt + answer)."""
+    """How many training rows a max_length would drop (prompt alone too long) or cut (prompt + answer).
+
+    Reads the tables' columns: each distinct prompt is counted once, each answer once per row."""
     count = count_tokens or approximate_tokens
-
-    def prompt_tokens(prompt: list[dict[str, str]]) -> int:
-        return sum(count(m["content"]) + APPROX_TOKENS_PER_MESSAGE for m in prompt) + APPROX_TOKENS_PER_MESSAGE
-
-    cache: dict[str, int] = {}
-    rows: list[tuple[int, int]] = []   # (prompt tokens, prompt + longest answer tokens)
-    for r in train_unpaired + train_pairs:
-        key = json.dumps(r["prompt"], ensure_ascii=False)
-        if key not in cache:
-            cache[key] = prompt_tokens(r["prompt"])
-        answers = [r["completion"]] if "completion" in r else [r["chosen"], r["rejected"]]
-        p = cache[key]
-        rows.append((p, p + max(count(a) for a in answers) + APPROX_TOKENS_PER_MESSAGE))
-    totals = np.array([t for _, t in rows]) if rows else np.zeros(1)
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads=1")
+        con.register("train_unpaired", train_unpaired.select(["prompt", "completion"]))
+        con.register("train_pairs", train_pairs.select(["prompt", "chosen", "rejected"]))
+        rows = con.execute(
+            "WITH r AS (SELECT prompt, completion AS a, NULL::VARCHAR AS b FROM train_unpaired "
+            "UNION ALL SELECT prompt, chosen, rejected FROM train_pairs), "
+            "k AS (SELECT to_json(prompt)::VARCHAR AS pkey, prompt, a, b FROM r) "
+            "SELECT dense_rank() OVER (ORDER BY pkey) - 1 AS pid, a, b FROM k").to_arrow_table()
+        prompts = con.execute(
+            "SELECT list_transform(any_value(prompt), lambda m: m.content) FROM "
+            "(SELECT prompt, to_json(prompt)::VARCHAR AS pkey FROM train_unpaired "
+            "UNION ALL SELECT prompt, to_json(prompt)::VARCHAR FROM train_pairs) GROUP BY pkey ORDER BY pkey"
+        ).to_arrow_table().column(0).to_pylist()
+    finally:
+        con.close()
+    prompt_tokens = [sum(count(c) + APPROX_TOKENS_PER_MESSAGE for c in contents) + APPROX_TOKENS_PER_MESSAGE
+                     for contents in prompts]
+    heads, totals_list = [], []   # (prompt tokens, prompt + longest answer tokens) per row
+    for pid, a, b in zip(rows.column("pid").to_pylist(), rows.column("a").to_pylist(), rows.column("b").to_pylist(),
+                         strict=True):
+        p = prompt_tokens[pid]
+        heads.append(p)
+        totals_list.append(p + max(count(a), count(b) if b is not None else 0) + APPROX_TOKENS_PER_MESSAGE)
+    heads_arr = np.array(heads, dtype=int)
+    totals = np.array(totals_list) if totals_list else np.zeros(1)
     return Truncation(
         max_length=max_length,
         counted_with="tokenizer" if count_tokens else f"approximate ({APPROX_CHARS_PER_TOKEN:g} characters a token)",
-        rows=len(rows),
-        prompt_too_long=sum(p >= max_length for p, _ in rows),
-        truncated=sum(p < max_length < t for p, t in rows),
+        rows=len(heads),
+        prompt_too_long=int((heads_arr >= max_length).sum()),
+        truncated=int(((heads_arr < max_length) & (max_length < np.array(totals_list, dtype=int))).sum()),
         p50_tokens=int(np.percentile(totals, 50)),
         p95_tokens=int(np.percentile(totals, 95)),
         max_tokens=int(totals.max()),
@@ -256,8 +258,7 @@ def tokenizer_counter(model_dir) -> Callable[[str], int] | None:
     return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
 
 
-def _train_rows(table: pa.Table, columns: list[str], holdout_fraction: float) -> list[dict[str, Any]]:
-    """The rows of the training side of the split, hashed from the Arrow buffers (no dict per turn)."""
-    held_out = holdout_flags(table.column("prompt"), holdout_fraction)
-    keep = pa.array([not h for h in held_out], type=pa.bool_())
-    return table.select(columns).filter(keep).to_pylist()
+def _train_table(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], holdout_fraction: float) -> pa.Table:
+    """The training side of the split of a registered table (sql/holdout_macros.sql: is_holdout's hash), as Arrow."""
+    return con.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE NOT holdout_position(prompt) < ?",
+                       [float(holdout_fraction)]).to_arrow_table()

@@ -20,7 +20,6 @@ the interval is wide. When the model finds no signal at all it says so instead o
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import zlib
@@ -188,5 +187,22 @@ def estimate_from_pairs(prompts: list[str], chosen: list[str], rejected: list[st
 
 def estimate_from_table(pairs) -> NoiseEstimate:
     """estimate_from_pairs over a canonical pairs table (prompt conversations flattened to text)."""
-    prompts = [json.dumps(p, ensure_ascii=False) for p in pairs.column("prompt").to_pylist()]
-    return estimate_from_pairs(prompts, pairs.column("chosen").to_pylist(), pairs.column("rejected").to_pylist())
+    return estimate_from_pairs(prompt_texts(pairs), pairs.column("chosen").to_pylist(),
+                               pairs.column("rejected").to_pylist())
+
+
+def prompt_texts(pairs) -> list[str]:
+    """Each prompt as json.dumps(prompt, ensure_ascii=False) writes it, computed in DuckDB from the Arrow
+    column rather than through a dict per turn (sql/holdout_macros.sql)."""
+    import duckdb
+
+    from pipeline.sqlfiles import sql_text
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads=1")
+        con.execute(sql_text("holdout_macros.sql"))
+        con.register("prompts_in", pairs.select(["prompt"]))
+        return con.execute("SELECT prompt_json_py_turns(prompt) FROM prompts_in").to_arrow_table().column(0).to_pylist()
+    finally:
+        con.close()

@@ -62,3 +62,19 @@ def test_trl_formats_are_conversational():
     labels = unpaired["label"]
     assert sum(labels) == len(split.train_pairs)
     assert labels[: len(labels) // 2] != [True] * (len(labels) // 2)  # shuffled, not all chosen first
+
+
+def test_datasets_from_arrow_tables_hold_the_rows_as_trl_reads_them():
+    from pipeline.datasets import prompt_dataset
+
+    pairs = pairs_table(9, n_prompts=4)
+    pref = preference_dataset(pairs)  # straight from the Arrow table the store's SQL split returns
+    first = pairs.slice(0, 1).to_pylist()[0]
+    assert pref[0] == {"prompt": first["prompt"], "chosen": [{"role": "assistant", "content": first["chosen"]}],
+                       "rejected": [{"role": "assistant", "content": first["rejected"]}]}
+    assert pref.to_list() == preference_dataset(pairs.to_pylist()).to_list()
+    kto = unpaired_dataset(thumbs_table(0, 0), pairs, seed=1)
+    rows = {(r["completion"][0]["content"], r["label"]) for r in kto}
+    assert rows == {(a, True) for a in pairs["chosen"].to_pylist()} | {(a, False) for a in pairs["rejected"].to_pylist()}
+    prompts = prompt_dataset(pairs)["prompt"]
+    assert [prompt_key(p) for p in prompts] == sorted({prompt_key(p) for p in pairs["prompt"].to_pylist()})
