@@ -21,17 +21,23 @@ import pyarrow as pa
 
 from connectors.base import Connector
 from pipeline.config import IngestSettings
+from pipeline.conversions import with_pairs_from_ranks
 from pipeline.errors import ConfigError, DataError, TerminalError, TransientError
 from pipeline.loading import canonical
 from pipeline.loading.cursors import INTEGER, TEXT, CursorPosition, parse_iso
 from pipeline.loading.landing import Landing, LandedInput, land
 from pipeline.loading.sqlbind import bind
 from pipeline.pii import register_card_udf
-from pipeline.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
+from pipeline.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
 from pipeline.shapes import SHAPES, resolve_mapping, sql_params
 from pipeline.sqlfiles import sql_text
 
 log = logging.getLogger(__name__)
+
+# The layout of the store's tables. Bump it when a canonical table changes: a store of another layout
+# is refused with the fix, never half-read. 2: canonical rows carry ts_observed; rankings are stored
+# as ranks (their pairs are derived when a snapshot is read).
+LAYOUT = "2"
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -47,6 +53,7 @@ class IngestResult:
     duplicates: int = 0      # rows already stored, or repeating a stored row (re-reads, look-back, double clicks)
     conflicts: int = 0       # differing versions of one key recorded in the `conflicts` table
     replaced: int = 0        # stored or quarantined versions replaced by a newer version
+    ranks_added: int = 0     # ranked answers stored (their pairs are derived when a snapshot is read)
 
 
 @dataclass(frozen=True)
@@ -95,17 +102,26 @@ class FeedbackStore:
         for shape in SHAPES.values():
             self.con.execute(sql_text(shape.raw_tables_sql))
         self.con.execute("INSERT OR IGNORE INTO store_meta VALUES ('user_salt', ?)", [secrets.token_hex(16)])
+        self.con.execute("INSERT OR IGNORE INTO store_meta VALUES ('layout', ?)", [LAYOUT])
         register_card_udf(self.con)
 
     def _refuse_old_layout(self) -> None:
-        """Stores from before per-kind cursors and content hashes cannot be read safely: say so."""
-        old = self.con.execute(
-            "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'cursors' AND column_name = 'position' "
-            "AND data_type = 'TIMESTAMP'").fetchone()[0]
-        if old:
-            self.con.close()
+        """Stores of another layout (timestamp-only cursors, canonical rows without ts_observed, rankings
+        stored as pairs) cannot be read safely: say so."""
+        con = self.con
+        why = None
+        if con.execute("SELECT count(*) FROM duckdb_columns() WHERE table_name = 'cursors' AND column_name = 'position' "
+                       "AND data_type = 'TIMESTAMP'").fetchone()[0]:
+            why = "timestamp-only cursors"
+        elif con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'unpaired'").fetchone()[0]:
+            has_meta = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'store_meta'").fetchone()[0]
+            row = con.execute("SELECT value FROM store_meta WHERE key = 'layout'").fetchone() if has_meta else None
+            if row is None or row[0] != LAYOUT:
+                why = f"store layout {row[0] if row else 1}, this version reads layout {LAYOUT}"
+        if why:
+            con.close()
             raise TerminalError(
-                f"feedback store {self.path} was written by an earlier alignloop (timestamp-only cursors); "
+                f"feedback store {self.path} was written by an earlier alignloop ({why}); "
                 "move it aside and run `alignloop ingest` again: the sources are re-read from the start"
             )
 
@@ -199,7 +215,8 @@ class FeedbackStore:
                     "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
                 counts = self._shape(shape, source, batch_id, now, settings, replaced)
             else:  # nothing landed and nothing waiting (in any shape): nothing to judge
-                counts = dict.fromkeys(("unpaired", "pairs", "judged_bad", "pending", "duplicates", "quarantined"), 0)
+                counts = dict.fromkeys(("unpaired", "pairs", "ranks", "judged_bad", "pending", "duplicates",
+                                        "quarantined"), 0)
             landed_bad = sum(r.quarantined for r in landed.values())
             # What counts as bad: rows failing the landing checks, plus rows the shape found malformed.
             # A prepared shape marks those as they land; what its SQL leaves unused besides (a tree
@@ -211,9 +228,9 @@ class FeedbackStore:
             raw_added = {k: r.added for k, r in landed.items()}
             quarantined = landed_bad + counts["quarantined"]
             con.execute(
-                "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [batch_id, source.name, started, _utcnow(), sum(rows_read.values()), sum(raw_added.values()),
-                 counts["unpaired"], counts["pairs"], quarantined, counts["pending"]],
+                 counts["unpaired"], counts["pairs"], quarantined, counts["pending"], counts["ranks"]],
             )
             con.commit()
         except BaseException:
@@ -229,7 +246,7 @@ class FeedbackStore:
             pending=counts["pending"], cursors=cursors,
             duplicates=sum(r.duplicates for r in landed.values()) + counts["duplicates"],
             conflicts=sum(r.conflicts for r in landed.values()),
-            replaced=sum(r.replaced for r in landed.values()),
+            replaced=sum(r.replaced for r in landed.values()), ranks_added=counts["ranks"],
         )
         log.info("ingested %s: %s", source.name, result)
         return result
@@ -303,6 +320,7 @@ class FeedbackStore:
                     {"batch_id": batch_id, "now": now, "source": source},
                 )
                 counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
+            counts["ranks"] = 0 if shape.ranks_sql is None else self._insert_ranks(shape, source, batch_id, now)
             counts["judged_bad"] = canonical.quarantine_rows(con,
                 f"SELECT *, NULL AS input, NULL AS key, NULL::TIMESTAMP AS ts FROM ({sql_text(shape.quarantine_sql)})",
                 batch_id, now, source)
@@ -319,6 +337,16 @@ class FeedbackStore:
         finally:
             con.execute(f"DROP TABLE IF EXISTS {classified}")
         return counts
+
+    def _insert_ranks(self, shape: Any, source: str, batch_id: int, now: datetime) -> int:
+        """Store the ranked answers a shape observed, as they are; count the new ones."""
+        before = self.con.execute("SELECT count(*) FROM ranks").fetchone()[0]
+        self.con.execute(
+            f"INSERT INTO ranks BY NAME SELECT *, $batch_id AS batch_id, $now AS ingested_at "
+            f"FROM ({sql_text(shape.ranks_sql)}) WHERE event_id NOT IN (SELECT event_id FROM ranks WHERE source = "
+            "$source UNION ALL SELECT event_id FROM quarantine WHERE source = $source)",
+            {"batch_id": batch_id, "now": now, "source": source})
+        return self.con.execute("SELECT count(*) FROM ranks").fetchone()[0] - before
 
     # ------------------------------------------------------------------ reading
     def counts(self) -> dict[str, int]:
@@ -360,10 +388,13 @@ class FeedbackStore:
             SELECT md5(coalesce(string_agg(event_id, ',' ORDER BY event_id), '')),
                    count(*) FILTER (WHERE kind = 'unpaired'), count(*) FILTER (WHERE kind = 'pairs')
             FROM (SELECT event_id, 'unpaired' AS kind FROM unpaired WHERE batch_id <= $high
-                  UNION ALL SELECT event_id, 'pairs' FROM pairs WHERE batch_id <= $high)
+                  UNION ALL SELECT event_id, 'pairs' FROM pairs WHERE batch_id <= $high
+                  UNION ALL SELECT event_id, 'ranks' FROM ranks WHERE batch_id <= $high)
             """,
             {"high": high},
         ).fetchone()
+        # n_pairs counts the pairs a reader gets: observed ones and those derived from ranks.
+        n_pairs += with_pairs_from_ranks(PAIRS_SCHEMA.empty_table(), self._ranks(high)).num_rows
         con.execute(
             "INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?, ?)",
             [snapshot_id, _utcnow(), high, n_unpaired, n_pairs],
@@ -376,8 +407,14 @@ class FeedbackStore:
             raise TerminalError(f"snapshot {snapshot_id} is not in the store {self.path}; run `alignloop ingest` first")
         return Snapshot(*row)
 
+    def _ranks(self, high_water_batch: int) -> pa.Table:
+        cols = ", ".join(RANKS_SCHEMA.names)
+        return self.con.execute(f"SELECT {cols} FROM ranks WHERE batch_id <= ? ORDER BY ts, event_id",
+                                [high_water_batch]).to_arrow_table().cast(RANKS_SCHEMA)
+
     def read_snapshot(self, snapshot: Snapshot) -> tuple[pa.Table, pa.Table]:
-        """The snapshot's (unpaired, pairs) rows in their canonical schemas, oldest first."""
+        """The snapshot's (unpaired, pairs) rows in their canonical schemas, oldest first. Pairs carry
+        `derived_from`: NULL for observed pairs, 'ranks' for pairs derived from stored ranks."""
         tables = []
         for table, schema in (("unpaired", UNPAIRED_SCHEMA), ("pairs", PAIRS_SCHEMA)):
             cols = ", ".join(schema.names)
@@ -385,7 +422,7 @@ class FeedbackStore:
                 f"SELECT {cols} FROM {table} WHERE batch_id <= ? ORDER BY ts, event_id", [snapshot.high_water_batch]
             ).to_arrow_table()
             tables.append(arrow.cast(schema))
-        return tables[0], tables[1]
+        return tables[0], with_pairs_from_ranks(tables[1], self._ranks(snapshot.high_water_batch))
 
     def source_cursors(self) -> dict[str, str]:
         rows = self.con.execute("SELECT source, input, position FROM cursors ORDER BY source, input").fetchall()

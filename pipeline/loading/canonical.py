@@ -133,7 +133,12 @@ def apply_user_cap(con: duckdb.DuckDBPyConnection, batch_id: int, now: datetime,
 
 def forget_derived(con: duckdb.DuckDBPyConnection, classified: str, source: str, keys: tuple[str, ...]) -> None:
     """Shapes whose rows pair two source rows (trees, ratings) name them a_id and b_id: what a replaced
-    row took part in is judged afresh too."""
+    row took part in is judged afresh too. So are the stored ranks of its group (what its siblings
+    compare with may have changed) and of the group it heads."""
+    con.execute("DELETE FROM ranks WHERE source = $source AND (answer_id IN (SELECT unnest($keys::VARCHAR[])) "
+                "OR group_id IN (SELECT unnest($keys::VARCHAR[])) OR group_id IN (SELECT group_id FROM ranks "
+                "WHERE source = $source AND answer_id IN (SELECT unnest($keys::VARCHAR[]))))",
+                {"source": source, "keys": list(keys)})
     cols = {r[0] for r in con.execute(f"DESCRIBE {classified}").fetchall()}
     if not {"a_id", "b_id"} <= cols:
         return

@@ -71,6 +71,8 @@ class LogShape:
     awaits: str = "generation"
     # Keys of the last input resting on replaced rows of an earlier input (reads temp table replaced_keys).
     dependents_sql: str | None = None
+    # Canonical ranks (answers ranked against each other); None: the shape observes no rankings.
+    ranks_sql: str | None = None
 
     def input(self, name: str) -> ShapeInput:
         return next(i for i in self.inputs if i.name == name)
