@@ -27,6 +27,7 @@ from pipeline.loading import canonical
 from pipeline.loading.cursors import INTEGER, TEXT, CursorPosition, parse_iso
 from pipeline.loading.landing import Landing, LandedInput, land
 from pipeline.loading.sqlbind import bind
+from pipeline.loading.unanswered import track_unanswered
 from pipeline.pii import register_card_udf
 from pipeline.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
 from pipeline.shapes import SHAPES, resolve_mapping, sql_params
@@ -328,6 +329,9 @@ class FeedbackStore:
             if shape.pending_input is not None:  # only events and langfuse rows wait for rows of another input
                 counts["pending"], timed_out = canonical.track_pending(con, shape, classified, source, batch_id, now,
                                                                        settings)
+            if shape.unanswered_sql is not None:  # rows waiting for feedback (Langfuse traces without a score)
+                timed_out += track_unanswered(con, shape, source, batch_id, now, settings)
+                counts["pending"] = con.execute("SELECT count(*) FROM pending WHERE source = ?", [source]).fetchone()[0]
             duplicates = canonical.remove_duplicates(con, batch_id, now)
             capped = canonical.apply_user_cap(con, batch_id, now, settings.max_rows_per_user)
             counts["unpaired"] -= duplicates["unpaired"] + capped["unpaired"]
