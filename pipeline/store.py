@@ -356,7 +356,7 @@ class FeedbackStore:
     def counts(self) -> dict[str, int]:
         return {
             t: self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("unpaired", "pairs", "quarantine", "raw_events_generations", "raw_events_feedback")
+            for t in ("unpaired", "pairs", "ranks", "quarantine", "raw_events_generations", "raw_events_feedback")
         }
 
     def quarantine_reasons(self, source: str | None = None) -> list[tuple[str, int]]:

@@ -124,3 +124,15 @@ def test_a_ranked_reply_fixed_upstream_rejudges_the_ranks_of_its_group(tmp_path,
     assert sorted((c, r) for _, c, r, _ in snapshot_pairs(shape_run)) == pairs_after
     in_quarantine = {json.loads(p)["message_id"] for (p,) in shape_run.rows("SELECT payload FROM quarantine")}
     assert ("a2" in in_quarantine) == ("deleted" in fix)
+
+
+def test_a_rank_that_arrives_later_is_in_the_next_snapshot_and_not_in_the_earlier_one(tmp_path, shape_run):
+    rows = fixture_rows("oasst_messages.jsonl")
+    wh = write_table(tmp_path / "wh.duckdb", "message_trees", [r for r in rows if r["message_id"] != "a3"])
+    shape_run.ingest(wh, "message_trees")
+    earlier = shape_run.store.snapshot()
+    write_table(wh, "message_trees", rows)
+    assert shape_run.ingest(wh, "message_trees").ranks_added == 1
+    later = shape_run.store.snapshot()
+    assert later.snapshot_id != earlier.snapshot_id and (earlier.n_pairs, later.n_pairs) == (1, 3)
+    assert shape_run.store.read_snapshot(earlier)[1].column("chosen").to_pylist() == ["Whiskers."]
