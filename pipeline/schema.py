@@ -1,7 +1,8 @@
 """Canonical Arrow schemas of the feedback store: what every stage after ingest can rely on.
 
 Prompts are conversations (a list of {role, content} turns ending with the user's turn); answers are
-plain strings. Unpaired rows carry a thumbs label; pairs carry the preferred and the other answer.
+plain strings. Unpaired rows carry a thumbs label; pairs carry the preferred and the other answer; ranks carry an
+answer's place among the answers ranked with it.
 """
 
 from __future__ import annotations
@@ -23,8 +24,13 @@ _COMMON = [
     ("prompt", CONVERSATION),
 ]
 
-UNPAIRED_SCHEMA = pa.schema([*_COMMON, ("completion", pa.string()), ("label", pa.bool_())])
-PAIRS_SCHEMA = pa.schema([*_COMMON, ("chosen", pa.string()), ("rejected", pa.string())])
+# ts_observed: false when the source had no time for the row and `ts` is when it was loaded.
+UNPAIRED_SCHEMA = pa.schema([*_COMMON, ("completion", pa.string()), ("label", pa.bool_()), ("ts_observed", pa.bool_())])
+PAIRS_SCHEMA = pa.schema([*_COMMON, ("chosen", pa.string()), ("rejected", pa.string()), ("ts_observed", pa.bool_())])
+# Ranked answers as observed: answers sharing a group_id were ranked against each other (rank 0 is
+# best). Pairs are derived from them when a snapshot is read (pipeline/conversions.py), never stored.
+RANKS_SCHEMA = pa.schema([*_COMMON, ("completion", pa.string()), ("rank", pa.int64()), ("group_id", pa.string()),
+                          ("answer_id", pa.string()), ("ts_observed", pa.bool_())])
 
 
 def prompt_key(prompt: list[dict[str, str]]) -> str:

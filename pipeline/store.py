@@ -21,17 +21,24 @@ import pyarrow as pa
 
 from connectors.base import Connector
 from pipeline.config import IngestSettings
+from pipeline.conversions import with_pairs_from_ranks
 from pipeline.errors import ConfigError, DataError, TerminalError, TransientError
 from pipeline.loading import canonical
 from pipeline.loading.cursors import INTEGER, TEXT, CursorPosition, parse_iso
 from pipeline.loading.landing import Landing, LandedInput, land
 from pipeline.loading.sqlbind import bind
+from pipeline.loading.unanswered import track_unanswered
 from pipeline.pii import register_card_udf
-from pipeline.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
+from pipeline.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
 from pipeline.shapes import SHAPES, resolve_mapping, sql_params
 from pipeline.sqlfiles import sql_text
 
 log = logging.getLogger(__name__)
+
+# The layout of the store's tables. Bump it when a canonical table changes: a store of another layout
+# is refused with the fix, never half-read. 2: canonical rows carry ts_observed; rankings are stored
+# as ranks (their pairs are derived when a snapshot is read).
+LAYOUT = "2"
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -47,6 +54,7 @@ class IngestResult:
     duplicates: int = 0      # rows already stored, or repeating a stored row (re-reads, look-back, double clicks)
     conflicts: int = 0       # differing versions of one key recorded in the `conflicts` table
     replaced: int = 0        # stored or quarantined versions replaced by a newer version
+    ranks_added: int = 0     # ranked answers stored (their pairs are derived when a snapshot is read)
 
 
 @dataclass(frozen=True)
@@ -105,17 +113,26 @@ class FeedbackStore:
         for shape in SHAPES.values():
             self.con.execute(sql_text(shape.raw_tables_sql))
         self.con.execute("INSERT OR IGNORE INTO store_meta VALUES ('user_salt', ?)", [secrets.token_hex(16)])
+        self.con.execute("INSERT OR IGNORE INTO store_meta VALUES ('layout', ?)", [LAYOUT])
         register_card_udf(self.con)
 
     def _refuse_old_layout(self) -> None:
-        """Stores from before per-kind cursors and content hashes cannot be read safely: say so."""
-        old = self.con.execute(
-            "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'cursors' AND column_name = 'position' "
-            "AND data_type = 'TIMESTAMP'").fetchone()[0]
-        if old:
-            self.con.close()
+        """Stores of another layout (timestamp-only cursors, canonical rows without ts_observed, rankings
+        stored as pairs) cannot be read safely: say so."""
+        con = self.con
+        why = None
+        if con.execute("SELECT count(*) FROM duckdb_columns() WHERE table_name = 'cursors' AND column_name = 'position' "
+                       "AND data_type = 'TIMESTAMP'").fetchone()[0]:
+            why = "timestamp-only cursors"
+        elif con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'unpaired'").fetchone()[0]:
+            has_meta = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'store_meta'").fetchone()[0]
+            row = con.execute("SELECT value FROM store_meta WHERE key = 'layout'").fetchone() if has_meta else None
+            if row is None or row[0] != LAYOUT:
+                why = f"store layout {row[0] if row else 1}, this version reads layout {LAYOUT}"
+        if why:
+            con.close()
             raise TerminalError(
-                f"feedback store {self.path} was written by an earlier alignloop (timestamp-only cursors); "
+                f"feedback store {self.path} was written by an earlier alignloop ({why}); "
                 "move it aside and run `alignloop ingest` again: the sources are re-read from the start"
             )
 
@@ -209,7 +226,8 @@ class FeedbackStore:
                     "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
                 counts = self._shape(shape, source, batch_id, now, settings, replaced)
             else:  # nothing landed and nothing waiting (in any shape): nothing to judge
-                counts = dict.fromkeys(("unpaired", "pairs", "judged_bad", "pending", "duplicates", "quarantined"), 0)
+                counts = dict.fromkeys(("unpaired", "pairs", "ranks", "judged_bad", "pending", "duplicates",
+                                        "quarantined"), 0)
             landed_bad = sum(r.quarantined for r in landed.values())
             # What counts as bad: rows failing the landing checks, plus rows the shape found malformed.
             # A prepared shape marks those as they land; what its SQL leaves unused besides (a tree
@@ -221,9 +239,9 @@ class FeedbackStore:
             raw_added = {k: r.added for k, r in landed.items()}
             quarantined = landed_bad + counts["quarantined"]
             con.execute(
-                "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [batch_id, source.name, started, _utcnow(), sum(rows_read.values()), sum(raw_added.values()),
-                 counts["unpaired"], counts["pairs"], quarantined, counts["pending"]],
+                 counts["unpaired"], counts["pairs"], quarantined, counts["pending"], counts["ranks"]],
             )
             con.commit()
         except BaseException:
@@ -239,7 +257,7 @@ class FeedbackStore:
             pending=counts["pending"], cursors=cursors,
             duplicates=sum(r.duplicates for r in landed.values()) + counts["duplicates"],
             conflicts=sum(r.conflicts for r in landed.values()),
-            replaced=sum(r.replaced for r in landed.values()),
+            replaced=sum(r.replaced for r in landed.values()), ranks_added=counts["ranks"],
         )
         log.info("ingested %s: %s", source.name, result)
         return result
@@ -316,6 +334,7 @@ class FeedbackStore:
                     {"batch_id": batch_id, "now": now, "source": source},
                 )
                 counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
+            counts["ranks"] = 0 if shape.ranks_sql is None else self._insert_ranks(shape, source, batch_id, now)
             counts["judged_bad"] = canonical.quarantine_rows(con,
                 f"SELECT *, NULL AS input, NULL AS key, NULL::TIMESTAMP AS ts FROM ({sql_text(shape.quarantine_sql)})",
                 batch_id, now, source)
@@ -323,6 +342,9 @@ class FeedbackStore:
             if shape.pending_input is not None:  # only events and langfuse rows wait for rows of another input
                 counts["pending"], timed_out = canonical.track_pending(con, shape, classified, source, batch_id, now,
                                                                        settings)
+            if shape.unanswered_sql is not None:  # rows waiting for feedback (Langfuse traces without a score)
+                timed_out += track_unanswered(con, shape, source, batch_id, now, settings)
+                counts["pending"] = con.execute("SELECT count(*) FROM pending WHERE source = ?", [source]).fetchone()[0]
             duplicates = canonical.remove_duplicates(con, batch_id, now)
             capped = canonical.apply_user_cap(con, batch_id, now, settings.max_rows_per_user)
             counts["unpaired"] -= duplicates["unpaired"] + capped["unpaired"]
@@ -333,11 +355,21 @@ class FeedbackStore:
             con.execute(f"DROP TABLE IF EXISTS {classified}")
         return counts
 
+    def _insert_ranks(self, shape: Any, source: str, batch_id: int, now: datetime) -> int:
+        """Store the ranked answers a shape observed, as they are; count the new ones."""
+        before = self.con.execute("SELECT count(*) FROM ranks").fetchone()[0]
+        self.con.execute(
+            f"INSERT INTO ranks BY NAME SELECT *, $batch_id AS batch_id, $now AS ingested_at "
+            f"FROM ({sql_text(shape.ranks_sql)}) WHERE event_id NOT IN (SELECT event_id FROM ranks WHERE source = "
+            "$source UNION ALL SELECT event_id FROM quarantine WHERE source = $source)",
+            {"batch_id": batch_id, "now": now, "source": source})
+        return self.con.execute("SELECT count(*) FROM ranks").fetchone()[0] - before
+
     # ------------------------------------------------------------------ reading
     def counts(self) -> dict[str, int]:
         return {
             t: self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("unpaired", "pairs", "quarantine", "raw_events_generations", "raw_events_feedback")
+            for t in ("unpaired", "pairs", "ranks", "quarantine", "raw_events_generations", "raw_events_feedback")
         }
 
     def quarantine_reasons(self, source: str | None = None) -> list[tuple[str, int]]:
@@ -369,6 +401,8 @@ class FeedbackStore:
         con = self.con
         high = con.execute("SELECT coalesce(max(batch_id), 0) FROM ingest_log").fetchone()[0]
         snapshot_id, n_unpaired, n_pairs = self.snapshot_identity(high)
+        # n_pairs counts the pairs a reader gets: observed ones and those derived from ranks.
+        n_pairs += with_pairs_from_ranks(PAIRS_SCHEMA.empty_table(), self._ranks(high)).num_rows
         con.execute(
             "INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?, ?)",
             [snapshot_id, _utcnow(), high, n_unpaired, n_pairs],
@@ -380,7 +414,8 @@ class FeedbackStore:
         as later batches never change what a snapshot holds."""
         sql = (sql_text("store/snapshot_identity.sql")
                .replace("__UNPAIRED__", _snapshot_rows_sql("unpaired"))
-               .replace("__PAIRS__", _snapshot_rows_sql("pairs")))
+               .replace("__PAIRS__", _snapshot_rows_sql("pairs"))
+               .replace("__RANKS__", _snapshot_rows_sql("ranks")))
         snapshot_id, n_unpaired, n_pairs = self.con.execute(sql, {"high": high_water_batch}).fetchone()
         return snapshot_id, n_unpaired, n_pairs
 
@@ -390,15 +425,22 @@ class FeedbackStore:
             raise TerminalError(f"snapshot {snapshot_id} is not in the store {self.path}; run `alignloop ingest` first")
         return Snapshot(*row)
 
+    def _ranks(self, high_water_batch: int) -> pa.Table:
+        """The ranks a snapshot at this high-water batch holds, as they were when it was taken."""
+        cols = ", ".join(RANKS_SCHEMA.names)
+        sql = f"SELECT {cols} FROM ({_snapshot_rows_sql('ranks')}) ORDER BY ts, event_id"
+        return self.con.execute(sql, {"high": high_water_batch}).to_arrow_table().cast(RANKS_SCHEMA)
+
     def read_snapshot(self, snapshot: Snapshot) -> tuple[pa.Table, pa.Table]:
         """The snapshot's (unpaired, pairs) rows in their canonical schemas, oldest first: the rows as they
-        were when it was taken, whatever was replaced since."""
+        were when it was taken, whatever was replaced since. Pairs carry `derived_from`: NULL for observed
+        pairs, 'ranks' for pairs derived from stored ranks."""
         tables = []
         for table, schema in (("unpaired", UNPAIRED_SCHEMA), ("pairs", PAIRS_SCHEMA)):
             sql = f"SELECT {', '.join(schema.names)} FROM ({_snapshot_rows_sql(table)}) ORDER BY ts, event_id"
             arrow = self.con.execute(sql, {"high": snapshot.high_water_batch}).to_arrow_table()
             tables.append(arrow.cast(schema))
-        return tables[0], tables[1]
+        return tables[0], with_pairs_from_ranks(tables[1], self._ranks(snapshot.high_water_batch))
 
     def read_side(self, snapshot: Snapshot, table: str, *, holdout: bool, holdout_fraction: float,
                   cap: int | None = None) -> pa.Table:
@@ -406,7 +448,8 @@ class FeedbackStore:
         at most `cap` rows (the newest). The split and the cap are applied in DuckDB: only these rows are
         fetched. The split is pipeline.schema.is_holdout's, row for row."""
         schema = {"unpaired": UNPAIRED_SCHEMA, "pairs": PAIRS_SCHEMA}[table]
-        sql = (sql_text("store/snapshot_side.sql").replace("__SNAPSHOT_ROWS__", _snapshot_rows_sql(table))
+        rows_sql = _snapshot_pairs_sql() if table == "pairs" else _snapshot_rows_sql(table)
+        sql = (sql_text("store/snapshot_side.sql").replace("__SNAPSHOT_ROWS__", rows_sql)
                .replace("__COLUMNS__", ", ".join(schema.names)))
         params = {"high": snapshot.high_water_batch, "holdout_fraction": float(holdout_fraction),
                   "holdout": holdout, "cap": None if cap is None else int(cap)}
@@ -434,10 +477,18 @@ class FeedbackStore:
 
 
 def _snapshot_rows_sql(table: str) -> str:
-    """store/snapshot_rows.sql for one canonical table (a constant name, never a setting)."""
-    if table not in canonical.CANONICAL:
+    """store/snapshot_rows.sql for one canonical table or ranks (a constant name, never a setting)."""
+    if table not in (*canonical.CANONICAL, "ranks"):
         raise ValueError(f"not a canonical table: {table!r}")
     return sql_text("store/snapshot_rows.sql").replace("__TABLE__", table)
+
+
+def _snapshot_pairs_sql() -> str:
+    """The pairs a snapshot holds as a reader gets them: the observed ones and those derived from its ranks
+    (sql/derived_pairs_from_ranks.sql over the snapshot's ranks), in the canonical pairs columns."""
+    cols = ", ".join(PAIRS_SCHEMA.names)
+    derived = f"WITH ranks_in AS ({_snapshot_rows_sql('ranks')})\n{sql_text('derived_pairs_from_ranks.sql')}"
+    return f"SELECT {cols} FROM ({_snapshot_rows_sql('pairs')})\nUNION ALL\nSELECT {cols} FROM ({derived})"
 
 
 def _order(position: CursorPosition) -> Any:

@@ -133,7 +133,7 @@ def apply_user_cap(con: duckdb.DuckDBPyConnection, batch_id: int, now: datetime,
 
 def supersede(con: duckdb.DuckDBPyConnection, table: str, where_sql: str, params: dict[str, Any],
               batch_id: int) -> None:
-    """Remove the canonical rows of `table` (unpaired or pairs) that `where_sql` selects, keeping those of
+    """Remove the canonical rows of `table` (unpaired, pairs or ranks) that `where_sql` selects, keeping those of
     earlier batches in superseded_<table> with the batch that replaced them: a snapshot taken before
     this batch still reads them (see store/snapshot_rows.sql)."""
     con.execute(f"INSERT INTO superseded_{table} BY NAME SELECT *, $superseded_batch AS superseded_batch "
@@ -145,7 +145,14 @@ def supersede(con: duckdb.DuckDBPyConnection, table: str, where_sql: str, params
 def forget_derived(con: duckdb.DuckDBPyConnection, classified: str, source: str, keys: tuple[str, ...],
                    batch_id: int) -> None:
     """Shapes whose rows pair two source rows (trees, ratings) name them a_id and b_id: what a replaced
-    row took part in is judged afresh too (its canonical rows superseded, its quarantined rows dropped)."""
+    row took part in is judged afresh too (its canonical rows superseded, its quarantined rows dropped). So
+    are the stored ranks of its group (what its siblings compare with may have changed) and of the group it
+    heads; they are superseded too, so an earlier snapshot still derives the pairs it derived."""
+    supersede(con, "ranks",
+              "source = $source AND (answer_id IN (SELECT unnest($keys::VARCHAR[])) "
+              "OR group_id IN (SELECT unnest($keys::VARCHAR[])) OR group_id IN (SELECT group_id FROM ranks "
+              "WHERE source = $source AND answer_id IN (SELECT unnest($keys::VARCHAR[]))))",
+              {"source": source, "keys": list(keys)}, batch_id)
     cols = {r[0] for r in con.execute(f"DESCRIBE {classified}").fetchall()}
     if not {"a_id", "b_id"} <= cols:
         return
