@@ -117,19 +117,49 @@ def preference_dataset(rows: pa.Table | Sequence[dict[str, Any]]) -> Dataset:
                               "rejected": _assistant(t["rejected"])}))
 
 
-def unpaired_dataset(unpaired_rows: pa.Table | Sequence[dict[str, Any]],
-                     pair_rows: pa.Table | Sequence[dict[str, Any]], seed: int) -> Dataset:
-    """TRL's conversational unpaired format (prompt, completion, label), shuffled.
+KTO_INPUTS = ("thumbs", "thumbs+unpaired_pairs", "unpaired_pairs")
 
-    Thumbs rows are used when there are any; otherwise each pair becomes one desirable and one
-    undesirable row (side by side before the shuffle). KTO's sampler never shuffles, so the order is
-    randomised here.
+
+def _check_kto_input(train_on: str) -> None:
+    if train_on not in KTO_INPUTS:
+        raise ValueError(f"hyperparameters.train_on {train_on!r} is not a KTO input; use one of {sorted(KTO_INPUTS)}")
+
+
+def unpaired_training_rows(unpaired_rows: list[dict[str, Any]], pair_rows: list[dict[str, Any]],
+                           train_on: str) -> list[dict[str, Any]]:
+    """The (prompt, completion, label) rows KTO trains on: exactly the rows the plan's train_on names.
+
+    "thumbs": the thumbs; "unpaired_pairs": each pair as one desirable and one undesirable row, and no
+    thumbs; "thumbs+unpaired_pairs": both.
+    """
+    _check_kto_input(train_on)
+    thumbs = [{"prompt": r["prompt"], "completion": r["completion"], "label": bool(r["label"])}
+              for r in unpaired_rows] if train_on != "unpaired_pairs" else []
+    split_pairs = [row for r in pair_rows for row in (
+        {"prompt": r["prompt"], "completion": r["chosen"], "label": True},
+        {"prompt": r["prompt"], "completion": r["rejected"], "label": False},
+    )] if train_on != "thumbs" else []
+    return thumbs + split_pairs
+
+
+def unpaired_dataset(unpaired_rows: pa.Table | Sequence[dict[str, Any]],
+                     pair_rows: pa.Table | Sequence[dict[str, Any]], seed: int,
+                     train_on: str | None = None) -> Dataset:
+    """TRL's conversational unpaired format (prompt, completion, label), shuffled, built from Arrow columns.
+
+    The rows are those `train_on` names (as `unpaired_training_rows`); without it, the thumbs when
+    there are any, else each pair as one desirable and one undesirable row (side by side before the
+    shuffle). KTO's sampler never shuffles, so the order is randomised here.
     """
     thumbs = _columns(unpaired_rows, _THUMB_COLUMNS)
-    if thumbs.num_rows:
-        table = pa.table({"prompt": thumbs["prompt"], "completion": _assistant(thumbs["completion"]),
-                          "label": thumbs["label"]})
-    else:
+    if train_on is None:
+        train_on = "thumbs" if thumbs.num_rows else "unpaired_pairs"
+    _check_kto_input(train_on)
+    parts = []
+    if train_on != "unpaired_pairs":
+        parts.append(pa.table({"prompt": thumbs["prompt"], "completion": _assistant(thumbs["completion"]),
+                               "label": thumbs["label"]}))
+    if train_on != "thumbs":
         pairs = _columns(pair_rows, _PAIR_COLUMNS)
         n = pairs.num_rows
         both = pa.concat_tables([
@@ -138,7 +168,8 @@ def unpaired_dataset(unpaired_rows: pa.Table | Sequence[dict[str, Any]],
             pa.table({"prompt": pairs["prompt"], "completion": _assistant(pairs["rejected"]),
                       "label": pa.repeat(False, n).cast(pa.bool_())}),
         ])
-        table = both.take(np.arange(2 * n).reshape(2, n).T.ravel())  # chosen, rejected, chosen, ...
+        parts.append(both.take(np.arange(2 * n).reshape(2, n).T.ravel()))  # chosen, rejected, chosen, ...
+    table = pa.concat_tables(parts)
     order = list(range(table.num_rows))
     random.Random(seed).shuffle(order)
     return _dataset(table.take(pa.array(order, type=pa.int64())))

@@ -362,23 +362,41 @@ def _hyperparameters(d: Decision, f: Facts, reasons: list[str]) -> dict[str, Any
             hp["per_device_batch_size"] = 2
             reasons.append("KTO's KL term needs at least 2 rows per device batch: batch size raised to 2")
         n_desirable, n_undesirable = kto_counts(d.train_on, f.shape)
-        hp["desirable_weight"], hp["undesirable_weight"] = kto_weights(n_desirable, n_undesirable)
-        ratio = hp["desirable_weight"] * n_desirable / max(hp["undesirable_weight"] * n_undesirable, 1e-9)
+        reads = hp["max_steps"] * hp["per_device_batch_size"] * hp["gradient_accumulation_steps"]
+        read_up, read_down = kto_read_counts(n_desirable, n_undesirable, reads)
+        hp["desirable_weight"], hp["undesirable_weight"] = kto_weights(read_up, read_down)
+        ratio = hp["desirable_weight"] * read_up / max(hp["undesirable_weight"] * read_down, 1e-9)
         reasons.append(
-            f"KTO weights: desirable {hp['desirable_weight']} x {n_desirable} up vs undesirable "
-            f"{hp['undesirable_weight']} x {n_undesirable} down (training rows): weighted ratio {ratio:.3f}, inside "
-            "the advised 1 to 4/3")
+            f"KTO weights: desirable {hp['desirable_weight']} x {read_up} up vs undesirable "
+            f"{hp['undesirable_weight']} x {read_down} down, the rows {hp['max_steps']} steps of "
+            f"{reads // hp['max_steps']} read from {n_desirable} up and {n_undesirable} down training rows "
+            f"({TRAIN_ON[d.train_on]}): weighted ratio {ratio:.3f}, inside the advised 1 to 4/3")
     return hp
 
 
 def kto_counts(train_on: str, shape: DataShape) -> tuple[int, int]:
-    """Desirable/undesirable training rows KTO will see."""
-    up, down = shape.n_up_train, shape.n_down_train
-    if train_on == "thumbs":
-        return up, down
-    if train_on == "thumbs+unpaired_pairs":
-        return up + shape.n_pairs_train, down + shape.n_pairs_train
-    return shape.n_pairs_train, shape.n_pairs_train
+    """Desirable/undesirable training rows KTO trains on: exactly the rows train_on names, nothing else."""
+    up, down, pairs = shape.n_up_train, shape.n_down_train, shape.n_pairs_train
+    counts = {"thumbs": (up, down), "thumbs+unpaired_pairs": (up + pairs, down + pairs),
+              "unpaired_pairs": (pairs, pairs)}
+    if train_on not in counts:
+        raise ValueError(f"hyperparameters.train_on {train_on!r} is not a KTO input; use one of {sorted(counts)}")
+    return counts[train_on]
+
+
+def kto_read_counts(n_desirable: int, n_undesirable: int, reads: int) -> tuple[int, int]:
+    """(desirable, undesirable) rows `reads` row visits read, in KTO's training order.
+
+    That order (pipeline/training/kto.py `kto_order`) spreads each epoch's labels evenly, so its first
+    k rows hold exactly floor(k * n_desirable / n) desirable ones: the counts follow from the numbers
+    alone, and the plan can state the weights TRL will check.
+    """
+    n = n_desirable + n_undesirable
+    if n <= 0 or reads <= 0:
+        return 0, 0
+    epochs, rest = divmod(reads, n)
+    up = epochs * n_desirable + rest * n_desirable // n
+    return up, reads - up
 
 
 def kto_weights(n_desirable: int, n_undesirable: int) -> tuple[float, float]:

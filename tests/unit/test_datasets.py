@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pipeline.datasets import holdout_eval_pairs, preference_dataset, split_snapshot, unpaired_dataset
 from pipeline.schema import is_holdout, prompt_key
 from tests.unit.test_planner import pairs_table, thumbs_table
@@ -78,3 +80,34 @@ def test_datasets_from_arrow_tables_hold_the_rows_as_trl_reads_them():
     assert rows == {(a, True) for a in pairs["chosen"].to_pylist()} | {(a, False) for a in pairs["rejected"].to_pylist()}
     prompts = prompt_dataset(pairs)["prompt"]
     assert [prompt_key(p) for p in prompts] == sorted({prompt_key(p) for p in pairs["prompt"].to_pylist()})
+
+
+def _thumbs_and_pairs():
+    thumbs = [{"prompt": [{"role": "user", "content": f"q{i}"}], "completion": f"thumbed answer {i}", "label": i % 3 == 0}
+              for i in range(9)]
+    pairs = [{"prompt": [{"role": "user", "content": f"p{i}"}], "chosen": f"good {i}", "rejected": f"bad {i}"}
+             for i in range(4)]
+    return thumbs, pairs
+
+
+@pytest.mark.parametrize("train_on,expected", [
+    ("unpaired_pairs", {(f"good {i}", True) for i in range(4)} | {(f"bad {i}", False) for i in range(4)}),
+    ("thumbs", {(f"thumbed answer {i}", i % 3 == 0) for i in range(9)}),
+    ("thumbs+unpaired_pairs", {(f"thumbed answer {i}", i % 3 == 0) for i in range(9)}
+     | {(f"good {i}", True) for i in range(4)} | {(f"bad {i}", False) for i in range(4)}),
+])
+def test_kto_rows_are_exactly_what_train_on_names(train_on, expected):
+    from pipeline.datasets import unpaired_training_rows
+
+    thumbs, pairs = _thumbs_and_pairs()
+    rows = unpaired_training_rows(thumbs, pairs, train_on)
+    assert sorted((r["completion"], r["label"]) for r in rows) == sorted(expected)
+    dataset = unpaired_dataset(thumbs, pairs, seed=0, train_on=train_on)
+    assert sorted((c[0]["content"], lab) for c, lab in zip(dataset["completion"], dataset["label"], strict=True)) \
+        == sorted(expected)
+
+
+def test_kto_rows_refuse_an_unknown_train_on():
+    thumbs, pairs = _thumbs_and_pairs()
+    with pytest.raises(ValueError, match="hyperparameters.train_on 'pairs'"):
+        unpaired_dataset(thumbs, pairs, seed=0, train_on="pairs")
