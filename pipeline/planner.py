@@ -288,6 +288,25 @@ def training_rows(d: Decision, f: Facts) -> int:
     }[d.train_on]
 
 
+def _max_length(f: Facts, hp: dict[str, Any], reasons: list[str]) -> None:
+    """Say what max_length will cut; fix it in the plan when it was chosen from tokenizer-counted lengths, so
+    training uses the length the plan states (with approximate counts, training chooses it from real ones)."""
+    t = f.shape.truncation
+    if t is None:
+        return
+    if t.exact:
+        reasons.append(t.describe())
+        if t.chosen:
+            hp["max_length"] = t.max_length
+            hp["max_length_reason"] = f"{t.choice()} by the plan, counted with the {t.counted_with}"
+        return
+    if t.chosen:
+        reasons.append(f"max_length not fixed by the plan: lengths here are an {t.counted_with}; training chooses it "
+                       f"from the rows' real token lengths (about {t.max_length} by this count)")
+    else:
+        reasons.append(t.describe())
+
+
 def _scaled_steps(rows: int, batch: int, f: Facts, reasons: list[str]) -> int:
     """Steps for EPOCHS passes over the rows, within [MIN_STEPS, MAX_STEPS] and the time budget."""
     if "max_steps" in f.training.model_fields_set:
@@ -336,6 +355,7 @@ def _hyperparameters(d: Decision, f: Facts, reasons: list[str]) -> dict[str, Any
         "lora": training.lora.model_dump(mode="json") if lora else None,
         "train_on": d.train_on,
     }
+    _max_length(f, hp, reasons)
     hp["max_steps"] = _scaled_steps(rows, batch * training.gradient_accumulation_steps, f, reasons)
     hp["beta"] = _scaled_beta(d.method, rows, f, reasons)
     if d.method in ("dpo", "ipo"):

@@ -104,13 +104,29 @@ def _load_split(settings: Settings, snapshot_id: str, *, train: bool = True, hol
     return Split.from_tables(tables)
 
 
+def plan_tokenizer(settings: Settings) -> tuple[Any, str]:
+    """The base model's tokenizer, to count lengths as training will; or None and why it could not be
+    loaded (the plan then approximates lengths from characters and says so)."""
+    from pipeline.models import load_base_tokenizer
+
+    try:
+        tokenizer = load_base_tokenizer(settings.base_model, settings.model_cache_dir)
+    except (ConfigError, OSError, ValueError, ImportError) as e:
+        return None, f"the base model's tokenizer could not be loaded ({e})"
+    if not getattr(tokenizer, "chat_template", None):
+        return None, "the base model's tokenizer has no chat template"
+    return tokenizer, ""
+
+
 def plan(settings: Settings) -> PlannedRun:
     """Snapshot the store, measure its shape, choose the method; write plan.json in a new run folder."""
     snapshot, unpaired, pairs = _read_snapshot(settings)
     if snapshot.n_pairs + snapshot.n_unpaired == 0:
         log.warning("the feedback store %s is empty; run `alignloop ingest` first", settings.store_path)
+    tokenizer, why_not = plan_tokenizer(settings)
     shape = measure_shape(unpaired, pairs, settings.evaluation.holdout_fraction,
-                          max_length=settings.training.max_length)
+                          max_length=settings.training.max_length, max_length_cap=settings.training.max_length_cap,
+                          tokenizer=tokenizer, approximate_because=why_not)
     the_plan = choose_method(shape, settings.training, settings.planning)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     run_dir = settings.runs_dir / f"{stamp}-{snapshot.snapshot_id[:8]}"

@@ -7,8 +7,6 @@ on enough items, from a cheap cross-fitted reward model (pipeline/shape/reward_m
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,31 +16,9 @@ import pyarrow as pa
 
 from pipeline.conversions import derived_counts
 from pipeline.shape import noise, reward_model
+from pipeline.shape.lengths import Truncation, measure_truncation
 from pipeline.shape.noise import NoiseEstimate
 from pipeline.sqlfiles import sql_text
-
-# Chat-template tokens around each message when no tokenizer is at hand (ChatML: <|im_start|>role\n ... <|im_end|>\n).
-APPROX_TOKENS_PER_MESSAGE = 4
-APPROX_CHARS_PER_TOKEN = 4.0
-
-
-@dataclass(frozen=True)
-class Truncation:
-    """What a given max_length would do to the training rows (TRL drops a row whose prompt alone fills it)."""
-
-    max_length: int
-    counted_with: str            # "tokenizer" or "approximate (4 characters a token)"
-    rows: int
-    prompt_too_long: int         # rows TRL would drop: the prompt alone reaches max_length
-    truncated: int               # rows kept, but prompt + answer cut at max_length
-    p50_tokens: int
-    p95_tokens: int
-    max_tokens: int
-
-    @property
-    def dropped_share(self) -> float:
-        return self.prompt_too_long / self.rows if self.rows else 0.0
-
 
 @dataclass(frozen=True)
 class DataShape:
@@ -138,11 +114,14 @@ def _narrowest(signals: list[NoiseEstimate]) -> NoiseEstimate | None:
 
 
 def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, *, max_length: int | None = None,
-                  count_tokens: Callable[[str], int] | None = None, model_noise: bool = True) -> DataShape:
+                  max_length_cap: int | None = None, tokenizer=None, approximate_because: str = "",
+                  model_noise: bool = True) -> DataShape:
     """Counts, balance, pairability, noise, length bias and truncation of canonical (unpaired, pairs) tables.
 
-    count_tokens counts one text's tokens (a tokenizer's); without it lengths are approximated from
-    characters, and the shape says so. model_noise=False skips the reward-model noise estimate.
+    Truncation is measured when a max_length is set, or chosen (up to max_length_cap) from the rows'
+    lengths when only the cap is given. Lengths are counted with `tokenizer` (the base model's, with
+    its chat template); without it they are approximated from characters, and the shape says so,
+    with `approximate_because`. model_noise=False skips the reward-model noise estimate.
     """
     con = duckdb.connect()
     try:
@@ -188,74 +167,13 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, 
         chosen_longer_share=None if chosen_longer is None else float(chosen_longer),
         up_mean_chars=None if up_chars is None else float(up_chars),
         down_mean_chars=None if down_chars is None else float(down_chars),
-        truncation=None if max_length is None else measure_truncation(train_unpaired, train_pairs, max_length,
-                                                                      count_tokens),
+        truncation=None if max_length is None and max_length_cap is None else measure_truncation(
+            train_unpaired, train_pairs, max_length, tokenizer=tokenizer, approximate_because=approximate_because,
+            cap=max_length_cap or 1024),
         first_ts=first_ts.isoformat() if first_ts else None,
         last_ts=last_ts.isoformat() if last_ts else None,
         derived=asdict(derived_counts(unpaired, pairs)),
     )
-
-
-def approximate_tokens(text: str) -> int:
-    return math.ceil(len(text) / APPROX_CHARS_PER_TOKEN)
-
-
-def measure_truncation(train_unpaired: pa.Table, train_pairs: pa.Table, max_length: int,
-                       count_tokens: Callable[[str], int] | None = None) -> Truncation:
-    """How many training rows a max_length would drop (prompt alone too long) or cut (prompt + answer).
-
-    Reads the tables' columns: each distinct prompt is counted once, each answer once per row."""
-    count = count_tokens or approximate_tokens
-    con = duckdb.connect()
-    try:
-        con.execute("SET threads=1")
-        con.register("train_unpaired", train_unpaired.select(["prompt", "completion"]))
-        con.register("train_pairs", train_pairs.select(["prompt", "chosen", "rejected"]))
-        rows = con.execute(
-            "WITH r AS (SELECT prompt, completion AS a, NULL::VARCHAR AS b FROM train_unpaired "
-            "UNION ALL SELECT prompt, chosen, rejected FROM train_pairs), "
-            "k AS (SELECT to_json(prompt)::VARCHAR AS pkey, prompt, a, b FROM r) "
-            "SELECT dense_rank() OVER (ORDER BY pkey) - 1 AS pid, a, b FROM k").to_arrow_table()
-        prompts = con.execute(
-            "SELECT list_transform(any_value(prompt), lambda m: m.content) FROM "
-            "(SELECT prompt, to_json(prompt)::VARCHAR AS pkey FROM train_unpaired "
-            "UNION ALL SELECT prompt, to_json(prompt)::VARCHAR FROM train_pairs) GROUP BY pkey ORDER BY pkey"
-        ).to_arrow_table().column(0).to_pylist()
-    finally:
-        con.close()
-    prompt_tokens = [sum(count(c) + APPROX_TOKENS_PER_MESSAGE for c in contents) + APPROX_TOKENS_PER_MESSAGE
-                     for contents in prompts]
-    heads, totals_list = [], []   # (prompt tokens, prompt + longest answer tokens) per row
-    for pid, a, b in zip(rows.column("pid").to_pylist(), rows.column("a").to_pylist(), rows.column("b").to_pylist(),
-                         strict=True):
-        p = prompt_tokens[pid]
-        heads.append(p)
-        totals_list.append(p + max(count(a), count(b) if b is not None else 0) + APPROX_TOKENS_PER_MESSAGE)
-    heads_arr = np.array(heads, dtype=int)
-    totals = np.array(totals_list) if totals_list else np.zeros(1)
-    return Truncation(
-        max_length=max_length,
-        counted_with="tokenizer" if count_tokens else f"approximate ({APPROX_CHARS_PER_TOKEN:g} characters a token)",
-        rows=len(heads),
-        prompt_too_long=int((heads_arr >= max_length).sum()),
-        truncated=int(((heads_arr < max_length) & (max_length < np.array(totals_list, dtype=int))).sum()),
-        p50_tokens=int(np.percentile(totals, 50)),
-        p95_tokens=int(np.percentile(totals, 95)),
-        max_tokens=int(totals.max()),
-    )
-
-
-def tokenizer_counter(model_dir) -> Callable[[str], int] | None:
-    """A token counter from a model folder's tokenizer.json (the `tokenizers` library, no torch), or None."""
-    from pathlib import Path
-
-    path = Path(model_dir) / "tokenizer.json"
-    if not path.is_file():
-        return None
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(path))
-    return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
 
 
 def _train_table(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], holdout_fraction: float) -> pa.Table:

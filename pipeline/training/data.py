@@ -98,15 +98,17 @@ class FittedRows:
     truncation: TruncationCount
 
 
-def fit_rows(rows: list[dict[str, Any]], max_length: int | None, cap: int) -> FittedRows:
-    """Fit every row to max_length (chosen from the rows' lengths when None); count what was cut."""
+def fit_rows(rows: list[dict[str, Any]], max_length: int | None, cap: int, reason: str | None = None) -> FittedRows:
+    """Fit every row to max_length (chosen from the rows' lengths when None); count what was cut.
+
+    `reason` says where a given max_length came from (the plan's, when it chose one)."""
     lengths = [row_length(r) for r in rows]
     if max_length is None:
         max_length = choose_max_length(lengths, cap=cap)
         longest = max(lengths, default=0)
         reason = (f"max_length {max_length} chosen from the training rows' token lengths "
                   f"(95th percentile, rounded up to 16, capped at max_length_cap {cap}; longest row {longest})")
-    else:
+    elif reason is None:
         reason = f"max_length {max_length} set in training.max_length"
     answer_keys = [k for k in (rows[0] if rows else {}) if k.endswith("_ids") and k != "prompt_ids"]
     count = TruncationCount()

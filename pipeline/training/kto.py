@@ -119,7 +119,7 @@ def build_kto(ctx: BuildContext) -> Built:
     if len(rows) < 2:
         raise DataError("KTO needs at least 2 training rows")
     tokenized = tokenize_unpaired(ctx.tokenizer, rows, tokenizer_fingerprint(ctx.base_dir), ctx.cache_dir)
-    fitted = fit_rows(tokenized, hp.get("max_length"), ctx.max_length_cap)
+    fitted = fit_rows(tokenized, hp.get("max_length"), ctx.max_length_cap, hp.get("max_length_reason"))
     # Not grouped by length: in thumbs data length often follows the label, and a batch of one label
     # would skew KTO's per-batch KL estimate.
     order = kto_order([r["label"] for r in fitted.rows], ctx.rows_per_run, hp["seed"])
