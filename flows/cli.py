@@ -202,11 +202,16 @@ def bench_methods(
     quick: Annotated[bool, typer.Option("--quick", help="Two small regimes, two seeds, a few steps (a smoke run).")] = False,
     out_dir: Annotated[Path, typer.Option("--out", help="Where methods.json and methods.png go.")] = Path("bench-results"),
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes training in parallel.")] = 2,
+    trainer: Annotated[str, typer.Option(
+        "--trainer", help="compact: TRL's losses in a compact loop (every regime); trl: cross-check it against "
+                          "TRL's DPOTrainer/KTOTrainer on three regimes, two seeds.")] = "compact",
 ) -> None:
     """DPO, IPO, robust DPO and KTO on synthetic feedback with a known truth, beside the planner's choice."""
     from benchmarks.methods_cli import bench_methods as run_bench
 
-    run_bench(out_dir, quick=quick, as_json=as_json, workers=workers, console=console, out=out)
+    if trainer not in ("compact", "trl"):
+        raise ConfigError(f"--trainer: {trainer!r} is not one of compact, trl")
+    run_bench(out_dir, quick=quick, as_json=as_json, workers=workers, console=console, out=out, trainer=trainer)
 
 
 @bench_app.command("noise")
