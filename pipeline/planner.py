@@ -394,8 +394,13 @@ def _hyperparameters(d: Decision, f: Facts, reasons: list[str]) -> dict[str, Any
         reasons.append(
             f"KTO weights: desirable {hp['desirable_weight']} x {read_up} up vs undesirable "
             f"{hp['undesirable_weight']} x {read_down} down, the rows {hp['max_steps']} steps of "
-            f"{reads // hp['max_steps']} read from {n_desirable} up and {n_undesirable} down training rows "
+            f"{reads // hp['max_steps']} will read from the {n_desirable} up and {n_undesirable} down training rows "
             f"({TRAIN_ON[d.train_on]}): weighted ratio {ratio:.3f}, inside the advised 1 to 4/3")
+        cap = f.training.max_train_examples
+        if cap is not None and max(f.shape.n_unpaired_train, f.shape.n_pairs_train) > cap:
+            reasons.append(f"training.max_train_examples {cap} keeps only the newest rows of each kind, whose up/down "
+                           "split the plan cannot see: training re-sets the KTO weights from the rows it reads if "
+                           "these fall outside 1 to 4/3, and says so")
     return hp
 
 

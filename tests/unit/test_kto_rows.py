@@ -63,3 +63,10 @@ def test_kto_order_spreads_labels_into_every_batch_and_covers_each_epoch():
     assert sorted(order[:40]) == list(range(40)) and sorted(order[40:]) == list(range(40))
     assert all(any(labels[i] for i in order[k:k + 4]) for k in range(0, 80, 4))
     assert order != kto_order(labels, 80, seed=2)
+
+
+def test_the_plan_says_when_a_row_cap_hides_the_up_down_split_it_weights():
+    capped = choose_method(shape(0, 300, 100), TrainingSettings(max_train_examples=50), PlanningSettings())
+    assert any("max_train_examples 50" in r and "re-sets the KTO weights" in r for r in capped.reasons)
+    uncapped = choose_method(shape(0, 300, 100), TrainingSettings(), PlanningSettings())
+    assert not any("max_train_examples" in r for r in uncapped.reasons)
