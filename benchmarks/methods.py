@@ -10,11 +10,13 @@ seeds' spread, counts as a tie.
 
 Arms: dpo, ipo, robust_dpo (label_smoothing = the shape's estimated flip rate) train on the pairs
 plus the pairs built from thumbs; kto trains on the thumbs plus every pair as an up and a down answer.
-Each arm draws its batches from a random sample of those rows a quarter larger than it can see in
-its steps. The losses are TRL's (DPOTrainer's sigmoid, ipo and robust; KTOTrainer's kto with its
-detached KL baseline from mismatched answers) in a compact full-weight loop: on a model this small
-the Trainer's own setup would cost far more than the training, and TRL's trainers themselves are
-exercised by the training tests.
+Each arm reads its batches from a random sample of those rows a quarter larger than it can see in
+its steps, as TRL's Trainer reads a dataset: seeded shuffled epochs, each row once an epoch (drawing
+with replacement instead cost most arms 2-7 points; see `--trainer trl`). The losses are TRL's
+(DPOTrainer's sigmoid, ipo and robust; KTOTrainer's kto with its detached KL baseline from
+mismatched answers) in a compact full-weight loop: on a model this small the Trainer's own setup
+would cost far more than the training. `--trainer trl` (benchmarks/methods_trl.py) runs TRL's own
+trainers beside it on a subset of the regimes.
 """
 
 from __future__ import annotations
@@ -196,10 +198,11 @@ def train_regime(base_dir: str, regime: Regime, seed: int, budget: Budget, smoot
         model = AutoModelForCausalLM.from_pretrained(base_dir).train()
         opt = torch.optim.AdamW(model.parameters(), lr=budget.learning_rate)
         gen = torch.Generator().manual_seed(seed)
+        read = _epochs(len(unp) if arm == "kto" else len(pref), gen)
         for _ in range(budget.steps):
             if arm == "kto":
                 # As many sequences a step as a pair arm: 2 x pairs_per_step rows (the KL pass is extra, no grad).
-                rows = torch.randint(0, len(unp), (2 * budget.pairs_per_step,), generator=gen)
+                rows = read(2 * budget.pairs_per_step)
                 batch = (uu[0][rows], uu[1][rows], uu[2][rows])
                 with torch.no_grad():
                     shifted = torch.roll(rows, 1)
@@ -207,7 +210,7 @@ def train_regime(base_dir: str, regime: Regime, seed: int, budget: Budget, smoot
                     kl = (_logps(model, *kl_ids) - _logps(ref, *kl_ids)).mean().clamp(min=0)
                 loss = _kto_loss(_logps(model, *batch), ref_u[rows], labels[rows], kl, DEFAULT_BETA["kto"], dw, uw)
             else:
-                rows = torch.randint(0, len(pref), (budget.pairs_per_step,), generator=gen)
+                rows = read(budget.pairs_per_step)
                 average = arm == "ipo"
                 beta = DEFAULT_BETA["ipo" if arm == "ipo" else "dpo"]
                 rc, rr = (ref_c_avg, ref_r_avg) if average else (ref_c, ref_r)
@@ -223,6 +226,22 @@ def train_regime(base_dir: str, regime: Regime, seed: int, budget: Budget, smoot
         out.append({"regime": regime.name, "seed": seed, "arm": arm, "accuracy": accuracy,
                     "final_loss": float(loss.detach()), "seconds": time.perf_counter() - started})
     return out
+
+
+def _epochs(n: int, generator):
+    """A reader of `k` row indices at a time from seeded shuffled epochs of n rows (TRL's Trainer's order)."""
+    import torch
+
+    pending: list[int] = []
+
+    def read(k: int):
+        while len(pending) < k:
+            pending.extend(torch.randperm(n, generator=generator).tolist())
+        batch = pending[:k]
+        del pending[:k]
+        return torch.tensor(batch)
+
+    return read
 
 
 def _mismatch(encoded, rows, answers_from, pad_id: int):

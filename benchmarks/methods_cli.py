@@ -8,10 +8,16 @@ from pathlib import Path
 from benchmarks import methods
 
 
-def bench_methods(out_dir: Path, *, quick: bool, as_json: bool, workers: int, console, out) -> dict:
-    """Run the benchmark, save methods.json and methods.png under out_dir, print a table or the JSON."""
+def bench_methods(out_dir: Path, *, quick: bool, as_json: bool, workers: int, console, out,
+                  trainer: str = "compact") -> dict:
+    """Run the benchmark, save methods.json and methods.png under out_dir, print a table or the JSON.
+
+    trainer "trl": the cross-check of the compact loop against TRL's own trainers (methods_trl.py)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
+
+    if trainer == "trl":
+        return _bench_methods_trl(out_dir, quick=quick, as_json=as_json, workers=workers, console=console, out=out)
 
     with Progress(TextColumn("bench methods"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
@@ -29,6 +35,37 @@ def bench_methods(out_dir: Path, *, quick: bool, as_json: bool, workers: int, co
     out.print(f"planner tied or best in {result['planner_ok']} of {result['n_regimes']} regimes "
               f"({100 * result['planner_ok_share']:.0f}%); {result['seconds']:.0f} s")
     out.print(f"saved {json_path} and {png_path}")
+    return result
+
+
+def _bench_methods_trl(out_dir: Path, *, quick: bool, as_json: bool, workers: int, console, out) -> dict:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from benchmarks import methods_trl
+
+    with Progress(TextColumn("bench methods --trainer trl"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("train", total=None)
+        subset = dict(regimes=methods.QUICK_REGIMES, budget=methods.QUICK_BUDGET) if quick else {}
+        result = methods_trl.run_cross_check(out_dir, workers=workers, **subset,
+                                             progress=lambda done, total: bar.update(task, completed=done, total=total))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "methods_trl.json"
+    json_path.write_text(json.dumps(result, indent=2))
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return result
+    table = Table(*methods_trl.CROSS_CHECK_HEADER,
+                  title="held-out accuracy, compact loop vs TRL's trainers (mean ± sd over seeds; * best)")
+    for row in methods_trl.cross_check_rows(result):
+        table.add_row(*row)
+    out.print(table)
+    for r in result["regimes"]:
+        out.print(f"{r['name']}: ranking compact {' > '.join(r['ranking']['compact'])}; "
+                  f"TRL {' > '.join(r['ranking']['trl'])}; winners agree (within ties): "
+                  f"{'yes' if r['winners_agree'] else 'no'}")
+    out.print(f"trainers: {', '.join(result['trainers'])}; {result['seconds']:.0f} s; saved {json_path}")
     return result
 
 

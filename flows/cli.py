@@ -140,10 +140,11 @@ def ingest(config: ConfigOpt = Path("alignloop.yaml")) -> None:
     settings = _settings(config)
     with console.status("ingesting"):
         results = stages.ingest(settings)
-    table = Table("source", "rows read", "new pairs", "new thumbs", "quarantined", "pending", title="ingest")
+    table = Table("source", "rows read", "new pairs", "new thumbs", "new ranks", "quarantined", "pending",
+                  title="ingest")
     for r in results:
         table.add_row(r.source, str(sum(r.rows_read.values())), str(r.pairs_added), str(r.unpaired_added),
-                      str(r.quarantined), str(r.pending))
+                      str(r.ranks_added), str(r.quarantined), str(r.pending))
     out.print(table)
 
 
@@ -201,11 +202,16 @@ def bench_methods(
     quick: Annotated[bool, typer.Option("--quick", help="Two small regimes, two seeds, a few steps (a smoke run).")] = False,
     out_dir: Annotated[Path, typer.Option("--out", help="Where methods.json and methods.png go.")] = Path("bench-results"),
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes training in parallel.")] = 2,
+    trainer: Annotated[str, typer.Option(
+        "--trainer", help="compact: TRL's losses in a compact loop (every regime); trl: cross-check it against "
+                          "TRL's DPOTrainer/KTOTrainer on three regimes, two seeds.")] = "compact",
 ) -> None:
     """DPO, IPO, robust DPO and KTO on synthetic feedback with a known truth, beside the planner's choice."""
     from benchmarks.methods_cli import bench_methods as run_bench
 
-    run_bench(out_dir, quick=quick, as_json=as_json, workers=workers, console=console, out=out)
+    if trainer not in ("compact", "trl"):
+        raise ConfigError(f"--trainer: {trainer!r} is not one of compact, trl")
+    run_bench(out_dir, quick=quick, as_json=as_json, workers=workers, console=console, out=out, trainer=trainer)
 
 
 @bench_app.command("noise")
@@ -327,7 +333,7 @@ def _print_summary(outcome: Any, seconds: float, settings: Settings) -> None:
     table.add_column(style="bold")
     table.add_column()
     rows_read = sum(sum(r["rows_read"].values()) for r in outcome.ingested)
-    added = sum(r["pairs_added"] + r["unpaired_added"] for r in outcome.ingested)
+    added = sum(r["pairs_added"] + r["unpaired_added"] + r.get("ranks_added", 0) for r in outcome.ingested)
     quarantined = sum(r["quarantined"] for r in outcome.ingested)
     table.add_row("ingested", f"{rows_read} rows read, {added} new feedback rows, {quarantined} quarantined")
     table.add_row("method", outcome.method)

@@ -1,10 +1,10 @@
 """Rows derived from a snapshot when it is read, never stored as if observed.
 
 Pairs from thumbs (an up- and a down-rated answer to the same prompt), thumbs from pairs (chosen up,
-rejected down). Rankings become pairs where they are read (the `message_trees` shape), since a
-ranking states each of those comparisons. Derived rows carry `derived_from` ('thumbs' or 'pairs'),
-and `derived_counts` says how many each conversion gives and what it could not use, so nothing
-is dropped without a count.
+rejected down), and pairs from ranks (every better-ranked answer of a group over every worse-ranked
+one; the store keeps the ranks as observed and `FeedbackStore.read_snapshot` adds these pairs).
+Derived rows carry `derived_from` ('thumbs', 'pairs' or 'ranks'), and `derived_counts` says how
+many each conversion gives and what it could not use, so nothing is dropped without a count.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from pipeline.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
+from pipeline.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
 from pipeline.sqlfiles import sql_text
 
 DERIVED_PAIRS_SCHEMA = PAIRS_SCHEMA.append(pa.field("derived_from", pa.string()))
@@ -28,6 +29,7 @@ class DerivedCounts:
     thumbed_answers: int            # distinct (prompt, answer) with thumbs
     tied_answers: int               # as many ups as downs: no label, so in no derived pair
     answers_without_opposite: int   # labelled, but no answer to the same prompt has the other label
+    pairs_from_ranks: int = 0       # of the snapshot's pairs, those derived from ranks (not observed)
 
 
 def _connect(unpaired: pa.Table, pairs: pa.Table) -> duckdb.DuckDBPyConnection:
@@ -59,6 +61,29 @@ def thumbs_from_pairs(pairs: pa.Table) -> pa.Table:
     return table.select(DERIVED_UNPAIRED_SCHEMA.names).cast(DERIVED_UNPAIRED_SCHEMA)
 
 
+def pairs_from_ranks(ranks: pa.Table) -> pa.Table:
+    """Every better-ranked answer of a group preferred over every worse-ranked answer of it."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads = 1")
+        con.register("ranks_in", ranks.select(RANKS_SCHEMA.names))
+        table = con.execute(f"{sql_text('derived_pairs_from_ranks.sql')} ORDER BY ts, event_id").to_arrow_table()
+    finally:
+        con.close()
+    return table.select(DERIVED_PAIRS_SCHEMA.names).cast(DERIVED_PAIRS_SCHEMA)
+
+
+def with_pairs_from_ranks(pairs: pa.Table, ranks: pa.Table) -> pa.Table:
+    """A snapshot's pairs as read: the observed ones (`derived_from` NULL) and those derived from its
+    ranks ('ranks'), oldest first."""
+    observed = pairs.select(PAIRS_SCHEMA.names).cast(PAIRS_SCHEMA).append_column(
+        pa.field("derived_from", pa.string()), pa.nulls(pairs.num_rows, pa.string()))
+    if ranks.num_rows == 0:
+        return observed.cast(DERIVED_PAIRS_SCHEMA)
+    both = pa.concat_tables([observed.cast(DERIVED_PAIRS_SCHEMA), pairs_from_ranks(ranks)])
+    return both.sort_by([("ts", "ascending"), ("event_id", "ascending")])
+
+
 def derived_counts(unpaired: pa.Table, pairs: pa.Table) -> DerivedCounts:
     """How many rows each conversion would give, computed without building them."""
     con = _connect(unpaired, pairs)
@@ -76,5 +101,9 @@ def derived_counts(unpaired: pa.Table, pairs: pa.Table) -> DerivedCounts:
         ).fetchone()
     finally:
         con.close()
+    from_ranks = 0
+    if "derived_from" in pairs.schema.names:
+        from_ranks = int(pc.sum(pc.equal(pairs.column("derived_from"), "ranks")).as_py() or 0)
     return DerivedCounts(pairs_from_thumbs=int(row[0]), thumbs_from_pairs=2 * pairs.num_rows,
-                         thumbed_answers=int(row[1]), tied_answers=int(row[2]), answers_without_opposite=int(row[3]))
+                         thumbed_answers=int(row[1]), tied_answers=int(row[2]), answers_without_opposite=int(row[3]),
+                         pairs_from_ranks=from_ranks)

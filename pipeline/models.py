@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 COMPLETE_MARKER = ".alignloop-complete.json"
 # Bump when the tiny model's recipe changes, so cached copies are rebuilt.
 TINY_RECIPE_VERSION = 1
+TINY_SOURCE = {"kind": "tiny", "seed": 0, "recipe": TINY_RECIPE_VERSION}
 # Partial folders older than this are leftovers of a killed build, not a build in progress.
 _STALE_PARTIAL_S = 3600
 
@@ -110,25 +111,38 @@ def resolve_base_model(settings: BaseModelSettings, cache_dir: Path) -> Path:
     """Return a local HF model folder for `settings`, converting or building it once into cache_dir."""
     cache_dir = Path(cache_dir)
     if settings.tiny:
-        source = {"kind": "tiny", "seed": 0, "recipe": TINY_RECIPE_VERSION}
-        return _build_atomically(cache_dir / "tiny-llama", source, lambda tmp: build_tiny_model(tmp, seed=0))
+        return _build_atomically(cache_dir / "tiny-llama", TINY_SOURCE, lambda tmp: build_tiny_model(tmp, seed=0))
     if settings.packaged:
-        gguf_path, version = _packaged_gguf(settings.packaged)
-        source = {
-            "kind": "packaged",
-            "name": settings.packaged,
-            "version": version,
-            "file": gguf_path.name,
-            "size": gguf_path.stat().st_size,
-        }
-        return _build_atomically(
-            cache_dir / settings.packaged, source, lambda tmp: _convert_gguf(gguf_path, tmp)
-        )
+        gguf_path, target, source = _packaged_target(settings.packaged, cache_dir)
+        return _build_atomically(target, source, lambda tmp: _convert_gguf(gguf_path, tmp))
     if settings.path is not None:
         return _resolve_path(Path(settings.path).expanduser(), cache_dir)
     if settings.hub_id:
         return _resolve_hub_id(settings.hub_id)
     raise ConfigError("base_model: set exactly one of tiny, packaged, path, hub_id")
+
+
+def load_base_tokenizer(settings: BaseModelSettings, cache_dir: Path) -> PreTrainedTokenizerBase:
+    """The base model's tokenizer, without building or converting the model itself (for planning).
+
+    From the prepared folder when one is there; otherwise from the GGUF file, or the tiny recipe,
+    directly. Raises ConfigError (or OSError/ValueError from transformers) when none can be loaded.
+    """
+    cache_dir = Path(cache_dir)
+    if settings.tiny:
+        return _build_tiny_tokenizer()
+    gguf_path: Path | None = None
+    if settings.packaged:
+        gguf_path, target, source = _packaged_target(settings.packaged, cache_dir)
+    elif settings.path is not None and Path(settings.path).expanduser().is_file():
+        gguf_path, target, source = _gguf_target(Path(settings.path).expanduser(), cache_dir)
+    if gguf_path is not None:
+        if _is_complete(target, source):
+            return load_tokenizer(target)
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    return load_tokenizer(resolve_base_model(settings, cache_dir))   # a folder or a cached hub id: nothing to build
 
 
 def build_tiny_model(folder: Path, seed: int = 0) -> Path:
@@ -305,25 +319,37 @@ def _packaged_gguf(name: str) -> tuple[Path, str]:
     return gguf_path, version
 
 
+def _packaged_target(name: str, cache_dir: Path) -> tuple[Path, Path, dict[str, Any]]:
+    """(GGUF file, converted folder, what the folder is built from) of a packaged model."""
+    gguf_path, version = _packaged_gguf(name)
+    source = {"kind": "packaged", "name": name, "version": version, "file": gguf_path.name,
+              "size": gguf_path.stat().st_size}
+    return gguf_path, cache_dir / name, source
+
+
+def _gguf_target(path: Path, cache_dir: Path) -> tuple[Path, Path, dict[str, Any]]:
+    """(GGUF file, converted folder, what the folder is built from) of base_model.path pointing at a file."""
+    if path.suffix.lower() != ".gguf":
+        raise ConfigError(
+            f"base_model.path: {path} is a file but not a .gguf; point it at a .gguf file or at a "
+            "Hugging Face model folder (one with config.json)"
+        )
+    stat = path.stat()
+    resolved = path.resolve()
+    key = f"{resolved}|{stat.st_size}|{stat.st_mtime_ns}"
+    short = hashlib.sha256(key.encode()).hexdigest()[:10]
+    source = {"kind": "gguf", "path": str(resolved), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return resolved, cache_dir / f"{path.stem}-{short}", source
+
+
 def _resolve_path(path: Path, cache_dir: Path) -> Path:
     if not path.exists():
         raise ConfigError(
             f"base_model.path: {path} does not exist; point it at a Hugging Face model folder or a .gguf file"
         )
     if path.is_file():
-        if path.suffix.lower() != ".gguf":
-            raise ConfigError(
-                f"base_model.path: {path} is a file but not a .gguf; point it at a .gguf file or at a "
-                "Hugging Face model folder (one with config.json)"
-            )
-        stat = path.stat()
-        resolved = path.resolve()
-        key = f"{resolved}|{stat.st_size}|{stat.st_mtime_ns}"
-        short = hashlib.sha256(key.encode()).hexdigest()[:10]
-        source = {"kind": "gguf", "path": str(resolved), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-        return _build_atomically(
-            cache_dir / f"{path.stem}-{short}", source, lambda tmp: _convert_gguf(resolved, tmp)
-        )
+        resolved, target, source = _gguf_target(path, cache_dir)
+        return _build_atomically(target, source, lambda tmp: _convert_gguf(resolved, tmp))
     _require_model_folder(path, "base_model.path")
     _warn_if_untrainable(path)
     return path

@@ -10,8 +10,9 @@ each is `alignloop bench methods` (BENCHMARKS.md "Methods"):
 - pairs              -> DPO while the estimated flip rate stays under planning.noise_threshold; above
                         it, the noise-robust variant the benchmark supports (NOISY_PAIRS_LOSS).
 - thumbs only        -> IPO on the pairs the thumbs make (an up and a down answer to one prompt): on the
-                        benchmark it beat KTO in every thumbs regime. KTO, weighted so up and down
-                        count alike, when the thumbs make too few pairs.
+                        benchmark it had the best mean in every thumbs regime, KTO tied within half a
+                        point. KTO, weighted so up and down count alike, when the thumbs make too few
+                        pairs.
 """
 
 from __future__ import annotations
@@ -202,15 +203,18 @@ def rule_pairs(f: Facts) -> Decision | None:
 def rule_thumbs_as_pairs(f: Facts) -> Decision | None:
     """Thumbs only, with enough pairs built from them (up vs down answers to one prompt): IPO on those pairs.
 
-    The benchmark's thumbs regimes (1:5, 1:1, 5:1) all put IPO on pairs from thumbs 3-7 points above
-    KTO on the thumbs themselves; its squared loss stops at a fixed margin, where DPO keeps pushing
-    pairs whose two answers the thumbs barely tell apart."""
+    The benchmark's thumbs regimes (1:5, 1:1, 5:1) all gave IPO on pairs from thumbs the best mean,
+    with KTO on the thumbs themselves tied (within half a point) and DPO 0.2-2.4 points lower: its
+    squared loss stops at a fixed margin, where DPO keeps pushing pairs whose two answers the thumbs
+    barely tell apart. (An earlier run, whose loop drew batches with replacement, had IPO 3-7 points
+    above KTO; drawing as TRL's Trainer does closed that gap.)"""
     if f.shape.n_pairs_train or f.thumb_pairs < f.planning.min_pairs:
         return None
     return Decision("ipo", "pairs+thumb_pairs", "ipo", reasons=(
         f"no pairs, but {f.thumb_pairs} pairs built from thumbs on {f.shape.pairable_prompts_train} prompts with an "
         f"up and a down answer >= min_pairs {f.planning.min_pairs}",
-        "IPO on pairs from thumbs: beat KTO on the thumbs by 3-7 points in every thumbs regime of bench methods",))
+        "IPO on pairs from thumbs: the best mean in every thumbs regime of bench methods, KTO on the thumbs tied "
+        "(within half a point)",))
 
 
 def rule_thumbs(f: Facts) -> Decision | None:
@@ -260,7 +264,8 @@ def _pairs_decision(f: Facts) -> Decision:
     return Decision("dpo", loss="robust", label_smoothing=smoothing, reasons=(
         _noise_reason(f),
         f"robust DPO (cDPO): label_smoothing {smoothing} tells the loss that share of labels is wrong, so flipped "
-        "pairs are expected instead of fitted (bench methods: beat IPO on noisy pairs)"))
+        "pairs are expected instead of fitted (bench methods: tied or best on noisy pairs, IPO and DPO within 2 "
+        "points)"))
 
 
 def choose_method(shape: DataShape, training: TrainingSettings, planning: PlanningSettings) -> Plan:
@@ -286,6 +291,25 @@ def training_rows(d: Decision, f: Facts) -> int:
         "thumbs+unpaired_pairs": s.n_unpaired_train + 2 * s.n_pairs_train,
         "unpaired_pairs": 2 * s.n_pairs_train,
     }[d.train_on]
+
+
+def _max_length(f: Facts, hp: dict[str, Any], reasons: list[str]) -> None:
+    """Say what max_length will cut; fix it in the plan when it was chosen from tokenizer-counted lengths, so
+    training uses the length the plan states (with approximate counts, training chooses it from real ones)."""
+    t = f.shape.truncation
+    if t is None:
+        return
+    if t.exact:
+        reasons.append(t.describe())
+        if t.chosen:
+            hp["max_length"] = t.max_length
+            hp["max_length_reason"] = f"{t.choice()} by the plan, counted with the {t.counted_with}"
+        return
+    if t.chosen:
+        reasons.append(f"max_length not fixed by the plan: lengths here are an {t.counted_with}; training chooses it "
+                       f"from the rows' real token lengths (about {t.max_length} by this count)")
+    else:
+        reasons.append(t.describe())
 
 
 def _scaled_steps(rows: int, batch: int, f: Facts, reasons: list[str]) -> int:
@@ -336,6 +360,7 @@ def _hyperparameters(d: Decision, f: Facts, reasons: list[str]) -> dict[str, Any
         "lora": training.lora.model_dump(mode="json") if lora else None,
         "train_on": d.train_on,
     }
+    _max_length(f, hp, reasons)
     hp["max_steps"] = _scaled_steps(rows, batch * training.gradient_accumulation_steps, f, reasons)
     hp["beta"] = _scaled_beta(d.method, rows, f, reasons)
     if d.method in ("dpo", "ipo"):
@@ -362,23 +387,46 @@ def _hyperparameters(d: Decision, f: Facts, reasons: list[str]) -> dict[str, Any
             hp["per_device_batch_size"] = 2
             reasons.append("KTO's KL term needs at least 2 rows per device batch: batch size raised to 2")
         n_desirable, n_undesirable = kto_counts(d.train_on, f.shape)
-        hp["desirable_weight"], hp["undesirable_weight"] = kto_weights(n_desirable, n_undesirable)
-        ratio = hp["desirable_weight"] * n_desirable / max(hp["undesirable_weight"] * n_undesirable, 1e-9)
+        reads = hp["max_steps"] * hp["per_device_batch_size"] * hp["gradient_accumulation_steps"]
+        read_up, read_down = kto_read_counts(n_desirable, n_undesirable, reads)
+        hp["desirable_weight"], hp["undesirable_weight"] = kto_weights(read_up, read_down)
+        ratio = hp["desirable_weight"] * read_up / max(hp["undesirable_weight"] * read_down, 1e-9)
         reasons.append(
-            f"KTO weights: desirable {hp['desirable_weight']} x {n_desirable} up vs undesirable "
-            f"{hp['undesirable_weight']} x {n_undesirable} down (training rows): weighted ratio {ratio:.3f}, inside "
-            "the advised 1 to 4/3")
+            f"KTO weights: desirable {hp['desirable_weight']} x {read_up} up vs undesirable "
+            f"{hp['undesirable_weight']} x {read_down} down, the rows {hp['max_steps']} steps of "
+            f"{reads // hp['max_steps']} will read from the {n_desirable} up and {n_undesirable} down training rows "
+            f"({TRAIN_ON[d.train_on]}): weighted ratio {ratio:.3f}, inside the advised 1 to 4/3")
+        cap = f.training.max_train_examples
+        if cap is not None and max(f.shape.n_unpaired_train, f.shape.n_pairs_train) > cap:
+            reasons.append(f"training.max_train_examples {cap} keeps only the newest rows of each kind, whose up/down "
+                           "split the plan cannot see: training re-sets the KTO weights from the rows it reads if "
+                           "these fall outside 1 to 4/3, and says so")
     return hp
 
 
 def kto_counts(train_on: str, shape: DataShape) -> tuple[int, int]:
-    """Desirable/undesirable training rows KTO will see."""
-    up, down = shape.n_up_train, shape.n_down_train
-    if train_on == "thumbs":
-        return up, down
-    if train_on == "thumbs+unpaired_pairs":
-        return up + shape.n_pairs_train, down + shape.n_pairs_train
-    return shape.n_pairs_train, shape.n_pairs_train
+    """Desirable/undesirable training rows KTO trains on: exactly the rows train_on names, nothing else."""
+    up, down, pairs = shape.n_up_train, shape.n_down_train, shape.n_pairs_train
+    counts = {"thumbs": (up, down), "thumbs+unpaired_pairs": (up + pairs, down + pairs),
+              "unpaired_pairs": (pairs, pairs)}
+    if train_on not in counts:
+        raise ValueError(f"hyperparameters.train_on {train_on!r} is not a KTO input; use one of {sorted(counts)}")
+    return counts[train_on]
+
+
+def kto_read_counts(n_desirable: int, n_undesirable: int, reads: int) -> tuple[int, int]:
+    """(desirable, undesirable) rows `reads` row visits read, in KTO's training order.
+
+    That order (pipeline/training/kto.py `kto_order`) spreads each epoch's labels evenly, so its first
+    k rows hold exactly floor(k * n_desirable / n) desirable ones: the counts follow from the numbers
+    alone, and the plan can state the weights TRL will check.
+    """
+    n = n_desirable + n_undesirable
+    if n <= 0 or reads <= 0:
+        return 0, 0
+    epochs, rest = divmod(reads, n)
+    up = epochs * n_desirable + rest * n_desirable // n
+    return up, reads - up
 
 
 def kto_weights(n_desirable: int, n_undesirable: int) -> tuple[float, float]:

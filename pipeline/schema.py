@@ -1,7 +1,8 @@
 """Canonical Arrow schemas of the feedback store: what every stage after ingest can rely on.
 
 Prompts are conversations (a list of {role, content} turns ending with the user's turn); answers are
-plain strings. Unpaired rows carry a thumbs label; pairs carry the preferred and the other answer.
+plain strings. Unpaired rows carry a thumbs label; pairs carry the preferred and the other answer; ranks carry an
+answer's place among the answers ranked with it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import hashlib
 import json
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 CONVERSATION = pa.list_(MESSAGE)
@@ -24,8 +24,13 @@ _COMMON = [
     ("prompt", CONVERSATION),
 ]
 
-UNPAIRED_SCHEMA = pa.schema([*_COMMON, ("completion", pa.string()), ("label", pa.bool_())])
-PAIRS_SCHEMA = pa.schema([*_COMMON, ("chosen", pa.string()), ("rejected", pa.string())])
+# ts_observed: false when the source had no time for the row and `ts` is when it was loaded.
+UNPAIRED_SCHEMA = pa.schema([*_COMMON, ("completion", pa.string()), ("label", pa.bool_()), ("ts_observed", pa.bool_())])
+PAIRS_SCHEMA = pa.schema([*_COMMON, ("chosen", pa.string()), ("rejected", pa.string()), ("ts_observed", pa.bool_())])
+# Ranked answers as observed: answers sharing a group_id were ranked against each other (rank 0 is
+# best). Pairs are derived from them when a snapshot is read (pipeline/conversions.py), never stored.
+RANKS_SCHEMA = pa.schema([*_COMMON, ("completion", pa.string()), ("rank", pa.int64()), ("group_id", pa.string()),
+                          ("answer_id", pa.string()), ("ts_observed", pa.bool_())])
 
 
 def prompt_key(prompt: list[dict[str, str]]) -> str:
@@ -42,32 +47,14 @@ def is_holdout(prompt: list[dict[str, str]], holdout_fraction: float) -> bool:
 
 
 def holdout_flags(prompts: pa.ChunkedArray | pa.Array, holdout_fraction: float) -> list[bool]:
-    """`is_holdout` for a whole column of conversations: the JSON text `prompt_key` hashes is built with
-    Arrow string kernels (no dict or json.dumps per turn); only the sha256 runs per row."""
+    """`is_holdout` for a whole column of conversations, without building a dict per turn."""
     out: list[bool] = []
-    threshold = holdout_fraction * 0x1_0000_0000
     for chunk in prompts.chunks if isinstance(prompts, pa.ChunkedArray) else [prompts]:
+        offsets = chunk.offsets.to_pylist()
         turns = chunk.values
-        role, content = (_json_string(turns.field(f)) for f in ("role", "content"))
-        turn_text = pc.binary_join_element_wise("[", role, ", ", content, "]", "")
-        # offsets index `values` as a whole, so a sliced chunk reads its own turns
-        joined = pc.binary_join(pa.ListArray.from_arrays(chunk.offsets, turn_text), ", ")
-        for text in pc.binary_join_element_wise("[", joined, "]", "").to_pylist():
-            out.append(int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") < threshold)
+        roles, contents = turns.field("role").to_pylist(), turns.field("content").to_pylist()
+        for i in range(len(chunk)):
+            lo, hi = offsets[i], offsets[i + 1]
+            canonical = json.dumps([[roles[j], contents[j]] for j in range(lo, hi)], ensure_ascii=False)
+            out.append(int(hashlib.sha256(canonical.encode()).hexdigest()[:8], 16) / 0x1_0000_0000 < holdout_fraction)
     return out
-
-
-# json.dumps(ensure_ascii=False) escapes exactly these: backslash, quote, and the C0 control characters.
-_JSON_ESCAPES = [("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"),
-                 ("\b", "\\b"), ("\f", "\\f")]
-_OTHER_CONTROLS = [(chr(c), f"\\u{c:04x}") for c in range(0x20) if chr(c) not in "\n\r\t\b\f"]
-
-
-def _json_string(strings: pa.Array) -> pa.Array:
-    """Each string as json.dumps(ensure_ascii=False) writes it (quoted and escaped); null as `null`."""
-    strings = strings.cast(pa.string())
-    if pc.any(pc.match_substring_regex(strings, '[\\x00-\\x1f\\\\"]')).as_py():  # most texts need no escape
-        for char, escaped in _JSON_ESCAPES + _OTHER_CONTROLS:
-            if pc.any(pc.match_substring(strings, char)).as_py():
-                strings = pc.replace_substring(strings, char, escaped)
-    return pc.fill_null(pc.binary_join_element_wise('"', strings, '"', ""), "null")

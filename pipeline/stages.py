@@ -93,12 +93,29 @@ def _read_snapshot(settings: Settings, snapshot_id: str | None = None) -> tuple[
     return snapshot, unpaired, pairs
 
 
-def _load_split(settings: Settings, snapshot_id: str) -> Split:
-    from pipeline.datasets import split_snapshot
+def _load_split(settings: Settings, snapshot_id: str, *, train: bool = True, holdout: bool = True) -> Split:
+    """The snapshot's train/holdout split, applied in DuckDB with training.max_train_examples: only the
+    capped training rows and the held-out rows are fetched (a side not asked for stays empty)."""
+    from pipeline.datasets import Split
 
-    _, unpaired, pairs = _read_snapshot(settings, snapshot_id)
-    return split_snapshot(unpaired, pairs, settings.evaluation.holdout_fraction,
-                          settings.training.max_train_examples)
+    with FeedbackStore(settings.store_path) as store:
+        tables = store.read_split(store.get_snapshot(snapshot_id), settings.evaluation.holdout_fraction,
+                                  settings.training.max_train_examples, train=train, holdout=holdout)
+    return Split.from_tables(tables)
+
+
+def plan_tokenizer(settings: Settings) -> tuple[Any, str]:
+    """The base model's tokenizer, to count lengths as training will; or None and why it could not be
+    loaded (the plan then approximates lengths from characters and says so)."""
+    from pipeline.models import load_base_tokenizer
+
+    try:
+        tokenizer = load_base_tokenizer(settings.base_model, settings.model_cache_dir)
+    except (ConfigError, OSError, ValueError, ImportError) as e:
+        return None, f"the base model's tokenizer could not be loaded ({e})"
+    if not getattr(tokenizer, "chat_template", None):
+        return None, "the base model's tokenizer has no chat template"
+    return tokenizer, ""
 
 
 def plan(settings: Settings) -> PlannedRun:
@@ -106,8 +123,10 @@ def plan(settings: Settings) -> PlannedRun:
     snapshot, unpaired, pairs = _read_snapshot(settings)
     if snapshot.n_pairs + snapshot.n_unpaired == 0:
         log.warning("the feedback store %s is empty; run `alignloop ingest` first", settings.store_path)
+    tokenizer, why_not = plan_tokenizer(settings)
     shape = measure_shape(unpaired, pairs, settings.evaluation.holdout_fraction,
-                          max_length=settings.training.max_length)
+                          max_length=settings.training.max_length, max_length_cap=settings.training.max_length_cap,
+                          tokenizer=tokenizer, approximate_because=why_not)
     the_plan = choose_method(shape, settings.training, settings.planning)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     run_dir = settings.runs_dir / f"{stamp}-{snapshot.snapshot_id[:8]}"
@@ -180,7 +199,7 @@ TRAIN_ROWS_FILE = "train_rows.json"
 def write_training_rows(settings: Settings, planned: PlannedRun) -> Path:
     """The training split as a file in the run folder, for launched processes that must not all open the
     store at once (DuckDB lets one process write it)."""
-    split = _load_split(settings, planned.snapshot.snapshot_id)
+    split = _load_split(settings, planned.snapshot.snapshot_id, holdout=False)
     keep = ("prompt", "chosen", "rejected", "completion", "label")
     rows = {"unpaired": [{k: r[k] for k in keep if k in r} for r in split.train_unpaired],
             "pairs": [{k: r[k] for k in keep if k in r} for r in split.train_pairs]}
@@ -222,7 +241,8 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None, *, champ
 
     started = time.perf_counter()
     ev = settings.evaluation
-    split = _load_split(settings, planned.snapshot.snapshot_id)
+    # The held-out side only, unless the judge is to be fitted on the training pairs.
+    split = _load_split(settings, planned.snapshot.snapshot_id, train=bool(ev.generation_prompts))
     pairs = holdout_eval_pairs(split, ev.max_examples)
     if not pairs:
         raise DataError(

@@ -21,17 +21,24 @@ import pyarrow as pa
 
 from connectors.base import Connector
 from pipeline.config import IngestSettings
+from pipeline.conversions import with_pairs_from_ranks
 from pipeline.errors import ConfigError, DataError, TerminalError, TransientError
 from pipeline.loading import canonical
 from pipeline.loading.cursors import INTEGER, TEXT, CursorPosition, parse_iso
 from pipeline.loading.landing import Landing, LandedInput, land
 from pipeline.loading.sqlbind import bind
+from pipeline.loading.unanswered import track_unanswered
 from pipeline.pii import register_card_udf
-from pipeline.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
+from pipeline.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
 from pipeline.shapes import SHAPES, resolve_mapping, sql_params
 from pipeline.sqlfiles import sql_text
 
 log = logging.getLogger(__name__)
+
+# The layout of the store's tables. Bump it when a canonical table changes: a store of another layout
+# is refused with the fix, never half-read. 2: canonical rows carry ts_observed; rankings are stored
+# as ranks (their pairs are derived when a snapshot is read).
+LAYOUT = "2"
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -47,6 +54,7 @@ class IngestResult:
     duplicates: int = 0      # rows already stored, or repeating a stored row (re-reads, look-back, double clicks)
     conflicts: int = 0       # differing versions of one key recorded in the `conflicts` table
     replaced: int = 0        # stored or quarantined versions replaced by a newer version
+    ranks_added: int = 0     # ranked answers stored (their pairs are derived when a snapshot is read)
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,15 @@ class Snapshot:
     high_water_batch: int
     n_unpaired: int
     n_pairs: int
+
+
+@dataclass(frozen=True)
+class SnapshotSplit:
+    """A snapshot's rows split by prompt hash in DuckDB, as Arrow tables in the canonical schemas."""
+    train_unpaired: pa.Table
+    train_pairs: pa.Table
+    holdout_unpaired: pa.Table
+    holdout_pairs: pa.Table
 
 
 def _utcnow() -> datetime:
@@ -92,20 +109,30 @@ class FeedbackStore:
         self._refuse_old_layout()
         self.con.execute(sql_text("store_schema.sql"))
         self.con.execute(sql_text("store_loaded_files.sql"))
+        self.con.execute(sql_text("holdout_macros.sql"))
         for shape in SHAPES.values():
             self.con.execute(sql_text(shape.raw_tables_sql))
         self.con.execute("INSERT OR IGNORE INTO store_meta VALUES ('user_salt', ?)", [secrets.token_hex(16)])
+        self.con.execute("INSERT OR IGNORE INTO store_meta VALUES ('layout', ?)", [LAYOUT])
         register_card_udf(self.con)
 
     def _refuse_old_layout(self) -> None:
-        """Stores from before per-kind cursors and content hashes cannot be read safely: say so."""
-        old = self.con.execute(
-            "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'cursors' AND column_name = 'position' "
-            "AND data_type = 'TIMESTAMP'").fetchone()[0]
-        if old:
-            self.con.close()
+        """Stores of another layout (timestamp-only cursors, canonical rows without ts_observed, rankings
+        stored as pairs) cannot be read safely: say so."""
+        con = self.con
+        why = None
+        if con.execute("SELECT count(*) FROM duckdb_columns() WHERE table_name = 'cursors' AND column_name = 'position' "
+                       "AND data_type = 'TIMESTAMP'").fetchone()[0]:
+            why = "timestamp-only cursors"
+        elif con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'unpaired'").fetchone()[0]:
+            has_meta = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'store_meta'").fetchone()[0]
+            row = con.execute("SELECT value FROM store_meta WHERE key = 'layout'").fetchone() if has_meta else None
+            if row is None or row[0] != LAYOUT:
+                why = f"store layout {row[0] if row else 1}, this version reads layout {LAYOUT}"
+        if why:
+            con.close()
             raise TerminalError(
-                f"feedback store {self.path} was written by an earlier alignloop (timestamp-only cursors); "
+                f"feedback store {self.path} was written by an earlier alignloop ({why}); "
                 "move it aside and run `alignloop ingest` again: the sources are re-read from the start"
             )
 
@@ -192,14 +219,15 @@ class FeedbackStore:
                                     [[source.name, name, f, h, batch_id, _utcnow()] for f, h in sorted(result.files)])
                 if result.replaced_keys and inp.spec is shape.inputs[-1]:
                     replaced = result.replaced_keys
-                    self._forget_canonical(source.name, replaced)
+                    self._forget_canonical(source.name, replaced, batch_id)
                 elif result.replaced_keys:
-                    self._rejudge_dependents(shape, source.name, result.replaced_keys, now)
+                    self._rejudge_dependents(shape, source.name, result.replaced_keys, now, batch_id)
             if any(r.added or r.replaced for r in landed.values()) or con.execute(
                     "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
                 counts = self._shape(shape, source, batch_id, now, settings, replaced)
             else:  # nothing landed and nothing waiting (in any shape): nothing to judge
-                counts = dict.fromkeys(("unpaired", "pairs", "judged_bad", "pending", "duplicates", "quarantined"), 0)
+                counts = dict.fromkeys(("unpaired", "pairs", "ranks", "judged_bad", "pending", "duplicates",
+                                        "quarantined"), 0)
             landed_bad = sum(r.quarantined for r in landed.values())
             # What counts as bad: rows failing the landing checks, plus rows the shape found malformed.
             # A prepared shape marks those as they land; what its SQL leaves unused besides (a tree
@@ -211,9 +239,9 @@ class FeedbackStore:
             raw_added = {k: r.added for k, r in landed.items()}
             quarantined = landed_bad + counts["quarantined"]
             con.execute(
-                "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [batch_id, source.name, started, _utcnow(), sum(rows_read.values()), sum(raw_added.values()),
-                 counts["unpaired"], counts["pairs"], quarantined, counts["pending"]],
+                 counts["unpaired"], counts["pairs"], quarantined, counts["pending"], counts["ranks"]],
             )
             con.commit()
         except BaseException:
@@ -229,7 +257,7 @@ class FeedbackStore:
             pending=counts["pending"], cursors=cursors,
             duplicates=sum(r.duplicates for r in landed.values()) + counts["duplicates"],
             conflicts=sum(r.conflicts for r in landed.values()),
-            replaced=sum(r.replaced for r in landed.values()),
+            replaced=sum(r.replaced for r in landed.values()), ranks_added=counts["ranks"],
         )
         log.info("ingested %s: %s", source.name, result)
         return result
@@ -241,23 +269,26 @@ class FeedbackStore:
         self.con.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?, ?, ?)",
                          [source, name, new.value, new.kind, batch_id, _utcnow()])
 
-    def _forget_canonical(self, source: str, keys: tuple[str, ...]) -> None:
-        """Rows fixed upstream: drop what the old version became, so the new one is judged afresh. Canonical
+    def _forget_canonical(self, source: str, keys: tuple[str, ...], batch_id: int) -> None:
+        """Rows fixed upstream: set aside what the old version became, so the new one is judged afresh.
+        Its canonical rows are superseded, not deleted: earlier snapshots keep reading them. Canonical
         ids are md5(source:key) in every shape but trees and ratings pairs (see canonical.forget_derived)."""
         self.con.execute("CREATE OR REPLACE TEMP TABLE replaced_ids AS SELECT md5(? || ':' || k) AS event_id "
                          "FROM unnest(?::VARCHAR[]) AS t(k)", [source, list(keys)])
-        for table in (*canonical.CANONICAL, "quarantine"):
-            self.con.execute(f"DELETE FROM {table} WHERE source = ? AND event_id IN (SELECT event_id FROM replaced_ids)",
-                             [source])
+        where = "source = $source AND event_id IN (SELECT event_id FROM replaced_ids)"
+        for table in canonical.CANONICAL:
+            canonical.supersede(self.con, table, where, {"source": source}, batch_id)
+        self.con.execute(f"DELETE FROM quarantine WHERE {where}", {"source": source})
         self.con.execute("DROP TABLE replaced_ids")
 
-    def _rejudge_dependents(self, shape: Any, source: str, keys: tuple[str, ...], now: datetime) -> None:
+    def _rejudge_dependents(self, shape: Any, source: str, keys: tuple[str, ...], now: datetime,
+                            batch_id: int) -> None:
         """Rows fixed upstream in an earlier input (a generation, a Langfuse trace): what rests on them is
         judged again."""
         dependents = canonical.dependents(self.con, shape, source, keys)
         if not dependents:
             return
-        self._forget_canonical(source, dependents)
+        self._forget_canonical(source, dependents, batch_id)
         last = shape.inputs[-1].name
         self.con.execute("DELETE FROM pending WHERE source = ? AND input = ? AND key IN (SELECT unnest(?::VARCHAR[]))",
                          [source, last, list(dependents)])
@@ -288,7 +319,7 @@ class FeedbackStore:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {classified} AS {sql}", bind(sql, params))
         try:
             if replaced:
-                canonical.forget_derived(con, classified, source, replaced)
+                canonical.forget_derived(con, classified, source, replaced, batch_id)
             counts: dict[str, int] = {}
             for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql)):
                 before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -303,6 +334,7 @@ class FeedbackStore:
                     {"batch_id": batch_id, "now": now, "source": source},
                 )
                 counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
+            counts["ranks"] = 0 if shape.ranks_sql is None else self._insert_ranks(shape, source, batch_id, now)
             counts["judged_bad"] = canonical.quarantine_rows(con,
                 f"SELECT *, NULL AS input, NULL AS key, NULL::TIMESTAMP AS ts FROM ({sql_text(shape.quarantine_sql)})",
                 batch_id, now, source)
@@ -310,6 +342,9 @@ class FeedbackStore:
             if shape.pending_input is not None:  # only events and langfuse rows wait for rows of another input
                 counts["pending"], timed_out = canonical.track_pending(con, shape, classified, source, batch_id, now,
                                                                        settings)
+            if shape.unanswered_sql is not None:  # rows waiting for feedback (Langfuse traces without a score)
+                timed_out += track_unanswered(con, shape, source, batch_id, now, settings)
+                counts["pending"] = con.execute("SELECT count(*) FROM pending WHERE source = ?", [source]).fetchone()[0]
             duplicates = canonical.remove_duplicates(con, batch_id, now)
             capped = canonical.apply_user_cap(con, batch_id, now, settings.max_rows_per_user)
             counts["unpaired"] -= duplicates["unpaired"] + capped["unpaired"]
@@ -320,11 +355,21 @@ class FeedbackStore:
             con.execute(f"DROP TABLE IF EXISTS {classified}")
         return counts
 
+    def _insert_ranks(self, shape: Any, source: str, batch_id: int, now: datetime) -> int:
+        """Store the ranked answers a shape observed, as they are; count the new ones."""
+        before = self.con.execute("SELECT count(*) FROM ranks").fetchone()[0]
+        self.con.execute(
+            f"INSERT INTO ranks BY NAME SELECT *, $batch_id AS batch_id, $now AS ingested_at "
+            f"FROM ({sql_text(shape.ranks_sql)}) WHERE event_id NOT IN (SELECT event_id FROM ranks WHERE source = "
+            "$source UNION ALL SELECT event_id FROM quarantine WHERE source = $source)",
+            {"batch_id": batch_id, "now": now, "source": source})
+        return self.con.execute("SELECT count(*) FROM ranks").fetchone()[0] - before
+
     # ------------------------------------------------------------------ reading
     def counts(self) -> dict[str, int]:
         return {
             t: self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("unpaired", "pairs", "quarantine", "raw_events_generations", "raw_events_feedback")
+            for t in ("unpaired", "pairs", "ranks", "quarantine", "raw_events_generations", "raw_events_feedback")
         }
 
     def quarantine_reasons(self, source: str | None = None) -> list[tuple[str, int]]:
@@ -352,23 +397,27 @@ class FeedbackStore:
 
     def snapshot(self) -> Snapshot:
         """Freeze the canonical rows as they are now. The id is a hash of their event ids, so the
-        same content always gets the same id."""
+        same content always gets the same id (store/snapshot_identity.sql)."""
         con = self.con
         high = con.execute("SELECT coalesce(max(batch_id), 0) FROM ingest_log").fetchone()[0]
-        snapshot_id, n_unpaired, n_pairs = con.execute(
-            """
-            SELECT md5(coalesce(string_agg(event_id, ',' ORDER BY event_id), '')),
-                   count(*) FILTER (WHERE kind = 'unpaired'), count(*) FILTER (WHERE kind = 'pairs')
-            FROM (SELECT event_id, 'unpaired' AS kind FROM unpaired WHERE batch_id <= $high
-                  UNION ALL SELECT event_id, 'pairs' FROM pairs WHERE batch_id <= $high)
-            """,
-            {"high": high},
-        ).fetchone()
+        snapshot_id, n_unpaired, n_pairs = self.snapshot_identity(high)
+        # n_pairs counts the pairs a reader gets: observed ones and those derived from ranks.
+        n_pairs += with_pairs_from_ranks(PAIRS_SCHEMA.empty_table(), self._ranks(high)).num_rows
         con.execute(
             "INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?, ?)",
             [snapshot_id, _utcnow(), high, n_unpaired, n_pairs],
         )
         return self.get_snapshot(snapshot_id)
+
+    def snapshot_identity(self, high_water_batch: int) -> tuple[str, int, int]:
+        """(id, unpaired rows, pairs) of the snapshot at this high-water batch; the same whenever asked,
+        as later batches never change what a snapshot holds."""
+        sql = (sql_text("store/snapshot_identity.sql")
+               .replace("__UNPAIRED__", _snapshot_rows_sql("unpaired"))
+               .replace("__PAIRS__", _snapshot_rows_sql("pairs"))
+               .replace("__RANKS__", _snapshot_rows_sql("ranks")))
+        snapshot_id, n_unpaired, n_pairs = self.con.execute(sql, {"high": high_water_batch}).fetchone()
+        return snapshot_id, n_unpaired, n_pairs
 
     def get_snapshot(self, snapshot_id: str) -> Snapshot:
         row = self.con.execute("SELECT * FROM snapshots WHERE snapshot_id = ?", [snapshot_id]).fetchone()
@@ -376,20 +425,70 @@ class FeedbackStore:
             raise TerminalError(f"snapshot {snapshot_id} is not in the store {self.path}; run `alignloop ingest` first")
         return Snapshot(*row)
 
+    def _ranks(self, high_water_batch: int) -> pa.Table:
+        """The ranks a snapshot at this high-water batch holds, as they were when it was taken."""
+        cols = ", ".join(RANKS_SCHEMA.names)
+        sql = f"SELECT {cols} FROM ({_snapshot_rows_sql('ranks')}) ORDER BY ts, event_id"
+        return self.con.execute(sql, {"high": high_water_batch}).to_arrow_table().cast(RANKS_SCHEMA)
+
     def read_snapshot(self, snapshot: Snapshot) -> tuple[pa.Table, pa.Table]:
-        """The snapshot's (unpaired, pairs) rows in their canonical schemas, oldest first."""
+        """The snapshot's (unpaired, pairs) rows in their canonical schemas, oldest first: the rows as they
+        were when it was taken, whatever was replaced since. Pairs carry `derived_from`: NULL for observed
+        pairs, 'ranks' for pairs derived from stored ranks."""
         tables = []
         for table, schema in (("unpaired", UNPAIRED_SCHEMA), ("pairs", PAIRS_SCHEMA)):
-            cols = ", ".join(schema.names)
-            arrow = self.con.execute(
-                f"SELECT {cols} FROM {table} WHERE batch_id <= ? ORDER BY ts, event_id", [snapshot.high_water_batch]
-            ).to_arrow_table()
+            sql = f"SELECT {', '.join(schema.names)} FROM ({_snapshot_rows_sql(table)}) ORDER BY ts, event_id"
+            arrow = self.con.execute(sql, {"high": snapshot.high_water_batch}).to_arrow_table()
             tables.append(arrow.cast(schema))
-        return tables[0], tables[1]
+        return tables[0], with_pairs_from_ranks(tables[1], self._ranks(snapshot.high_water_batch))
+
+    def read_side(self, snapshot: Snapshot, table: str, *, holdout: bool, holdout_fraction: float,
+                  cap: int | None = None) -> pa.Table:
+        """One side of the snapshot's train/holdout split of `table` (unpaired or pairs), oldest first, with
+        at most `cap` rows (the newest). The split and the cap are applied in DuckDB: only these rows are
+        fetched. The split is pipeline.schema.is_holdout's, row for row."""
+        schema = {"unpaired": UNPAIRED_SCHEMA, "pairs": PAIRS_SCHEMA}[table]
+        rows_sql = _snapshot_pairs_sql() if table == "pairs" else _snapshot_rows_sql(table)
+        sql = (sql_text("store/snapshot_side.sql").replace("__SNAPSHOT_ROWS__", rows_sql)
+               .replace("__COLUMNS__", ", ".join(schema.names)))
+        params = {"high": snapshot.high_water_batch, "holdout_fraction": float(holdout_fraction),
+                  "holdout": holdout, "cap": None if cap is None else int(cap)}
+        return self.con.execute(sql, params).to_arrow_table().cast(schema)
+
+    def read_split(self, snapshot: Snapshot, holdout_fraction: float, max_train_examples: int | None = None, *,
+                   train: bool = True, holdout: bool = True) -> SnapshotSplit:
+        """The snapshot split by prompt hash into train and holdout Arrow tables (a side not asked for is
+        empty); each training table keeps its newest max_train_examples rows."""
+        def side(table: str, held_out: bool, wanted: bool, cap: int | None) -> pa.Table:
+            if not wanted:
+                return {"unpaired": UNPAIRED_SCHEMA, "pairs": PAIRS_SCHEMA}[table].empty_table()
+            return self.read_side(snapshot, table, holdout=held_out, holdout_fraction=holdout_fraction, cap=cap)
+
+        return SnapshotSplit(
+            train_unpaired=side("unpaired", False, train, max_train_examples),
+            train_pairs=side("pairs", False, train, max_train_examples),
+            holdout_unpaired=side("unpaired", True, holdout, None),
+            holdout_pairs=side("pairs", True, holdout, None),
+        )
 
     def source_cursors(self) -> dict[str, str]:
         rows = self.con.execute("SELECT source, input, position FROM cursors ORDER BY source, input").fetchall()
         return {f"{s}.{i}": p for s, i, p in rows}
+
+
+def _snapshot_rows_sql(table: str) -> str:
+    """store/snapshot_rows.sql for one canonical table or ranks (a constant name, never a setting)."""
+    if table not in (*canonical.CANONICAL, "ranks"):
+        raise ValueError(f"not a canonical table: {table!r}")
+    return sql_text("store/snapshot_rows.sql").replace("__TABLE__", table)
+
+
+def _snapshot_pairs_sql() -> str:
+    """The pairs a snapshot holds as a reader gets them: the observed ones and those derived from its ranks
+    (sql/derived_pairs_from_ranks.sql over the snapshot's ranks), in the canonical pairs columns."""
+    cols = ", ".join(PAIRS_SCHEMA.names)
+    derived = f"WITH ranks_in AS ({_snapshot_rows_sql('ranks')})\n{sql_text('derived_pairs_from_ranks.sql')}"
+    return f"SELECT {cols} FROM ({_snapshot_rows_sql('pairs')})\nUNION ALL\nSELECT {cols} FROM ({derived})"
 
 
 def _order(position: CursorPosition) -> Any:

@@ -1,9 +1,11 @@
-"""How a prompt and its answer become at most max_length tokens: one rule for training and evaluation.
+"""How a prompt and its answers become token ids of at most max_length: one rule for training and evaluation.
 
-A conversation that does not fit loses its *oldest* prompt tokens first (the newest turns carry the
-question being answered), keeping at least one prompt token; only when the answer alone does not fit
-is the answer's end cut. Training and evaluation both call `fit_to_length`, so a model is scored on
-the same view of a row it was trained on, and no row is ever dropped for its length.
+`encode_turns` renders a prompt and its answers with the model's chat template and splits them where
+TRL does. A conversation that does not fit loses its *oldest* prompt tokens first (the newest turns
+carry the question being answered), keeping at least one prompt token; only when the answer alone does
+not fit is the answer's end cut. A pair's chosen and rejected share one trimmed prompt
+(`truncate_pair`). Training and evaluation both call these, so a model is scored on exactly the tokens
+of a row it was trained on, and no row is ever dropped for its length.
 """
 
 from __future__ import annotations
@@ -11,6 +13,38 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+
+def _ids(encoded: Any) -> list[int]:
+    # transformers 5 returns a BatchEncoding (dict-like) from apply_chat_template(tokenize=True).
+    if hasattr(encoded, "keys") and "input_ids" in encoded:
+        encoded = encoded["input_ids"]
+    return [int(i) for i in encoded]
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def encode_turns(tokenizer, prompt: list[dict[str, str]], answers: list[str]) -> tuple[list[int], list[list[int]]]:
+    """Prompt ids (with the generation prompt) and each answer's ids, as TRL splits them: the answer
+    starts where prompt and prompt + answer stop agreeing."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(
+            "base_model: its tokenizer has no chat template, so conversations cannot be rendered for training; "
+            "use an instruct/chat model or add a chat_template to its tokenizer_config.json"
+        )
+    prompt_ids = _ids(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True))
+    fulls = [_ids(tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": a}], tokenize=True))
+             for a in answers]
+    start = min([len(prompt_ids)] + [_common_prefix(prompt_ids, f) for f in fulls])
+    return prompt_ids[:start], [f[start:] for f in fulls]
 
 
 def fit_to_length(prompt_len: int, answer_len: int, max_length: int) -> tuple[int, int]:

@@ -1,9 +1,11 @@
 -- purpose: create the feedback store's tables (idempotent; run on every open)
--- grain: unpaired/pairs: one row per canonical feedback event (event_id); quarantine: one row per
+-- grain: unpaired/pairs/ranks: one row per canonical feedback event (event_id); quarantine: one row per
 --        rejected source row or canonical row; cursors: one row per (source, input); pending: one
 --        row per feedback row waiting for its generation; conflicts: one row per differing duplicate
 --        of a key; ingest_log: one row per ingest batch; snapshots: one row per frozen view;
---        store_meta: one row per installation setting (the user-id salt)
+--        store_meta: one row per installation setting (the user-id salt, the layout version);
+--        superseded_unpaired/_pairs/_ranks: one row per stored row a newer version replaced (what
+--        earlier snapshots still read)
 -- parameters: none
 -- Uniqueness of event_id is kept by the loader (anti-joins), not by indexes: a keyed insert cost
 -- more than all the other work of a load together.
@@ -21,7 +23,8 @@ CREATE TABLE IF NOT EXISTS unpaired (
     batch_id      BIGINT NOT NULL,
     ingested_at   TIMESTAMP NOT NULL,
     item_key      VARCHAR,               -- normalised prompt + answer: repeated votes on one item
-    dup_key       VARCHAR                -- item + label + user: the same vote twice
+    dup_key       VARCHAR,               -- item + label + user: the same vote twice
+    ts_observed   BOOLEAN NOT NULL       -- false: the source had no time for it; ts is when it was loaded
 );
 
 CREATE TABLE IF NOT EXISTS pairs (
@@ -36,8 +39,37 @@ CREATE TABLE IF NOT EXISTS pairs (
     batch_id      BIGINT NOT NULL,
     ingested_at   TIMESTAMP NOT NULL,
     item_key      VARCHAR,               -- normalised prompt + both answers, whichever won
-    dup_key       VARCHAR                -- normalised prompt + chosen + rejected + user
+    dup_key       VARCHAR,               -- normalised prompt + chosen + rejected + user
+    ts_observed   BOOLEAN NOT NULL       -- false: ts is a load time (for a pair of two rows: either's)
 );
+
+-- Rankings as observed: pairs (every better- vs worse-ranked answer of a group) are derived from them
+-- when a snapshot is read (pipeline/conversions.py), never stored as if observed.
+CREATE TABLE IF NOT EXISTS ranks (
+    event_id      VARCHAR NOT NULL,      -- md5(source || ':rank:' || answer_id)
+    source        VARCHAR NOT NULL,
+    ts            TIMESTAMP NOT NULL,
+    user_id       VARCHAR,
+    model_version VARCHAR,
+    prompt        STRUCT(role VARCHAR, content VARCHAR)[] NOT NULL,
+    completion    VARCHAR NOT NULL,
+    rank          BIGINT NOT NULL,       -- 0 is best; only ranks within one (source, group_id) compare
+    group_id      VARCHAR NOT NULL,      -- the answers ranked against each other (e.g. one prompter message)
+    answer_id     VARCHAR NOT NULL,      -- the answer's id in the source
+    batch_id      BIGINT NOT NULL,
+    ingested_at   TIMESTAMP NOT NULL,
+    ts_observed   BOOLEAN NOT NULL
+);
+
+-- Canonical rows replaced by a newer version (a row fixed upstream, a re-judged tree): kept, with the
+-- batch that replaced them, so a snapshot taken before reads them still. Only snapshots read these;
+-- every other reader of the store sees the current rows of unpaired and pairs alone.
+CREATE TABLE IF NOT EXISTS superseded_unpaired AS
+    SELECT *, NULL::BIGINT AS superseded_batch FROM unpaired LIMIT 0;
+CREATE TABLE IF NOT EXISTS superseded_pairs AS
+    SELECT *, NULL::BIGINT AS superseded_batch FROM pairs LIMIT 0;
+CREATE TABLE IF NOT EXISTS superseded_ranks AS
+    SELECT *, NULL::BIGINT AS superseded_batch FROM ranks LIMIT 0;
 
 CREATE TABLE IF NOT EXISTS quarantine (
     event_id       VARCHAR NOT NULL,     -- canonical id, or md5(source:input:key) for a rejected source row
@@ -89,7 +121,8 @@ CREATE TABLE IF NOT EXISTS ingest_log (
     unpaired_added  BIGINT NOT NULL,
     pairs_added     BIGINT NOT NULL,
     quarantined     BIGINT NOT NULL,
-    pending         BIGINT NOT NULL
+    pending         BIGINT NOT NULL,
+    ranks_added     BIGINT NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS snapshots (

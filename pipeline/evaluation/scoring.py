@@ -1,11 +1,11 @@
 """Teacher-forced log-likelihoods, fast: tokenise once, batch by length, no gradients, cached reference.
 
-A held-out pair is two sequences, prompt + chosen and prompt + rejected; each distinct sequence is
+A held-out pair is two sequences, prompt + chosen and prompt + rejected, tokenised and fitted to
+`max_length` exactly as training fits a pair (pipeline.tokenize: the shared prompt loses its oldest
+tokens for the longer answer, then an answer too long alone loses its end). Each distinct sequence is
 scored once (a prompt's pairs share answers), all answers of a prompt in the same batch, and batches
-are formed longest first so little is padding. Sequences longer than
-`max_length` lose their oldest prompt tokens (the newest turns matter most), then, if the answer alone
-is too long, its end. The reference's scores depend only on the base model and the evaluation set,
-so they are cached on disk per (base model, eval-set hash, max_length).
+are formed longest first so little is padding. The reference's scores depend only on the base model
+and the evaluation set, so they are cached on disk per (base model, eval-set hash, max_length).
 """
 
 from __future__ import annotations
@@ -23,20 +23,22 @@ import torch
 
 from pipeline.datasets import EvalPair
 from pipeline.models import load_causal_lm
-from pipeline.tokenize import fit_to_length
+from pipeline.tokenize import _ids, encode_turns, truncate_pair
 
 # One sequence ready to score: its token ids and where the scored part starts.
 Encoded = tuple[list[int], int]
 # Bump when the way sequences are encoded or scored changes, so cached scores are recomputed.
-SCORING_VERSION = 2
+# 3: a pair's answers share the prompt trimmed for the longer one (training's truncate_pair).
+SCORING_VERSION = 3
 
 
 @dataclass(frozen=True)
 class EncodedPairs:
     """The held-out pairs tokenised once, shared by every model scored on them.
 
-    Pairs of one prompt share answers (four answers make six pairs), so each distinct
-    (prompt, answer) sequence is kept, and scored, once; pairs point at their two sequences.
+    Pairs of one prompt share answers (four answers make six pairs), so each distinct sequence of token
+    ids is kept, and scored, once; pairs point at their two sequences. (An answer to a prompt too long
+    for max_length can differ between its pairs: the prompt is trimmed for each pair's longer answer.)
     """
 
     sequences: list[Encoded]
@@ -69,60 +71,43 @@ class PairScores:
                 zip(self.logp_chosen, self.logp_rejected, self.n_chosen, self.n_rejected, strict=True)]
 
 
-def _ids(encoded: Any) -> list[int]:
-    # transformers 5 returns a BatchEncoding (dict-like) from apply_chat_template(tokenize=True).
-    if hasattr(encoded, "keys") and "input_ids" in encoded:
-        encoded = encoded["input_ids"]
-    return list(encoded)
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
-
-
-def keep_newest(ids: list[int], start: int, max_length: int) -> tuple[Encoded, bool]:
-    """Fit prompt + answer into max_length: drop the oldest prompt tokens first (keeping one, so the
-    answer's first token is still predicted), then the end of the answer. Returns (ids, start), truncated.
-    The rule is training's (pipeline.tokenize.fit_to_length), so both see the same tokens."""
-    drop, keep = fit_to_length(start, len(ids) - start, max_length)
-    if drop == 0 and keep == len(ids) - start:
-        return (ids, start), False
-    return (ids[drop:start + keep], start - drop), True
-
-
 def encode_answer(tokenizer, prompt: list[dict[str, str]], answer: str, max_length: int) -> tuple[Encoded, bool]:
-    """Token ids of prompt + answer (chat template), where the answer starts, and whether it was cut."""
-    prompt_ids = _ids(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True))
-    full_ids = _ids(tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": answer}], tokenize=True))
-    start = len(prompt_ids) if full_ids[: len(prompt_ids)] == prompt_ids else _common_prefix(prompt_ids, full_ids)
-    return keep_newest(full_ids, start, max_length)
+    """Token ids of prompt + one answer (chat template) fitted to max_length, where the answer starts, and
+    whether it was cut: what training feeds the model for an unpaired row."""
+    prompt_ids, (answer_ids,) = encode_turns(tokenizer, prompt, [answer])
+    kept, (kept_answer,) = truncate_pair(prompt_ids, [answer_ids], max_length)
+    cut = len(kept) < len(prompt_ids) or len(kept_answer) < len(answer_ids)
+    return (kept + kept_answer, len(kept)), cut
 
 
 def encode_pairs(tokenizer, pairs: Sequence[EvalPair], max_length: int) -> EncodedPairs:
+    """Each pair as training tokenises and truncates it (pipeline.tokenize: encode_turns, then truncate_pair,
+    which trims the shared prompt for the longer answer); identical sequences are kept once."""
     from pipeline.schema import prompt_key
 
-    index: dict[tuple[str, str], int] = {}
+    index: dict[tuple[str, int, tuple[int, ...]], int] = {}
     groups: dict[str, int] = {}
     sequences: list[Encoded] = []
-    cut: list[bool] = []
     prompt_group: list[int] = []
+    chosen: list[int] = []
+    rejected: list[int] = []
+    truncated = 0
 
-    def sequence(prompt: list[dict[str, str]], answer: str) -> int:
-        key = (prompt_key(prompt), answer)
-        if key not in index:
-            encoded, was_cut = encode_answer(tokenizer, prompt, answer, max_length)
-            index[key] = len(sequences)
-            sequences.append(encoded)
-            cut.append(was_cut)
-            prompt_group.append(groups.setdefault(key[0], len(groups)))
-        return index[key]
+    def sequence(key: str, ids: list[int], start: int) -> int:
+        at = (key, start, tuple(ids))
+        if at not in index:
+            index[at] = len(sequences)
+            sequences.append((ids, start))
+            prompt_group.append(groups.setdefault(key, len(groups)))
+        return index[at]
 
-    chosen = [sequence(p.prompt, p.chosen) for p in pairs]
-    rejected = [sequence(p.prompt, p.rejected) for p in pairs]
-    truncated = sum(cut[c] or cut[r] for c, r in zip(chosen, rejected, strict=True))
+    for p in pairs:
+        key = prompt_key(p.prompt)
+        prompt_ids, answers = encode_turns(tokenizer, p.prompt, [p.chosen, p.rejected])
+        kept, fitted = truncate_pair(prompt_ids, answers, max_length)
+        truncated += len(kept) < len(prompt_ids) or any(len(f) < len(a) for f, a in zip(fitted, answers, strict=True))
+        chosen.append(sequence(key, kept + fitted[0], len(kept)))
+        rejected.append(sequence(key, kept + fitted[1], len(kept)))
     return EncodedPairs(sequences, chosen, rejected, prompt_group, truncated)
 
 

@@ -131,17 +131,37 @@ def apply_user_cap(con: duckdb.DuckDBPyConnection, batch_id: int, now: datetime,
     return capped
 
 
-def forget_derived(con: duckdb.DuckDBPyConnection, classified: str, source: str, keys: tuple[str, ...]) -> None:
+def supersede(con: duckdb.DuckDBPyConnection, table: str, where_sql: str, params: dict[str, Any],
+              batch_id: int) -> None:
+    """Remove the canonical rows of `table` (unpaired, pairs or ranks) that `where_sql` selects, keeping those of
+    earlier batches in superseded_<table> with the batch that replaced them: a snapshot taken before
+    this batch still reads them (see store/snapshot_rows.sql)."""
+    con.execute(f"INSERT INTO superseded_{table} BY NAME SELECT *, $superseded_batch AS superseded_batch "
+                f"FROM {table} WHERE ({where_sql}) AND batch_id < $superseded_batch",
+                {**params, "superseded_batch": batch_id})
+    con.execute(f"DELETE FROM {table} WHERE {where_sql}", params)
+
+
+def forget_derived(con: duckdb.DuckDBPyConnection, classified: str, source: str, keys: tuple[str, ...],
+                   batch_id: int) -> None:
     """Shapes whose rows pair two source rows (trees, ratings) name them a_id and b_id: what a replaced
-    row took part in is judged afresh too."""
+    row took part in is judged afresh too (its canonical rows superseded, its quarantined rows dropped). So
+    are the stored ranks of its group (what its siblings compare with may have changed) and of the group it
+    heads; they are superseded too, so an earlier snapshot still derives the pairs it derived."""
+    supersede(con, "ranks",
+              "source = $source AND (answer_id IN (SELECT unnest($keys::VARCHAR[])) "
+              "OR group_id IN (SELECT unnest($keys::VARCHAR[])) OR group_id IN (SELECT group_id FROM ranks "
+              "WHERE source = $source AND answer_id IN (SELECT unnest($keys::VARCHAR[]))))",
+              {"source": source, "keys": list(keys)}, batch_id)
     cols = {r[0] for r in con.execute(f"DESCRIBE {classified}").fetchall()}
     if not {"a_id", "b_id"} <= cols:
         return
-    for table in (*CANONICAL, "quarantine"):
-        con.execute(
-            f"DELETE FROM {table} WHERE source = $source AND event_id IN (SELECT event_id FROM {classified} "
-            "WHERE a_id IN (SELECT unnest($keys::VARCHAR[])) OR b_id IN (SELECT unnest($keys::VARCHAR[])))",
-            {"source": source, "keys": list(keys)})
+    where = (f"source = $source AND event_id IN (SELECT event_id FROM {classified} "
+             "WHERE a_id IN (SELECT unnest($keys::VARCHAR[])) OR b_id IN (SELECT unnest($keys::VARCHAR[])))")
+    params = {"source": source, "keys": list(keys)}
+    for table in CANONICAL:
+        supersede(con, table, where, params, batch_id)
+    con.execute(f"DELETE FROM quarantine WHERE {where}", params)
 
 
 def dependents(con: duckdb.DuckDBPyConnection, shape: Any, source: str, keys: tuple[str, ...]) -> tuple[str, ...]:

@@ -7,45 +7,18 @@ on enough items, from a cheap cross-fitted reward model (pipeline/shape/reward_m
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.conversions import derived_counts
-from pipeline.schema import holdout_flags
 from pipeline.shape import noise, reward_model
+from pipeline.shape.lengths import Truncation, measure_truncation
 from pipeline.shape.noise import NoiseEstimate
 from pipeline.sqlfiles import sql_text
-
-# Chat-template tokens around each message when no tokenizer is at hand (ChatML: <|im_start|>role\n ... <|im_end|>\n).
-APPROX_TOKENS_PER_MESSAGE = 4
-APPROX_CHARS_PER_TOKEN = 4.0
-
-
-@dataclass(frozen=True)
-class Truncation:
-    """What a given max_length would do to the training rows (TRL drops a row whose prompt alone fills it)."""
-
-    max_length: int
-    counted_with: str            # "tokenizer" or "approximate (4 characters a token)"
-    rows: int
-    prompt_too_long: int         # rows TRL would drop: the prompt alone reaches max_length
-    truncated: int               # rows kept, but prompt + answer cut at max_length
-    p50_tokens: int
-    p95_tokens: int
-    max_tokens: int
-
-    @property
-    def dropped_share(self) -> float:
-        return self.prompt_too_long / self.rows if self.rows else 0.0
-
 
 @dataclass(frozen=True)
 class DataShape:
@@ -146,11 +119,14 @@ def _narrowest(signals: list[NoiseEstimate]) -> NoiseEstimate | None:
 
 
 def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, *, max_length: int | None = None,
-                  count_tokens: Callable[[str], int] | None = None, model_noise: bool = True) -> DataShape:
+                  max_length_cap: int | None = None, tokenizer=None, approximate_because: str = "",
+                  model_noise: bool = True) -> DataShape:
     """Counts, balance, pairability, noise, length bias and truncation of canonical (unpaired, pairs) tables.
 
-    count_tokens counts one text's tokens (a tokenizer's); without it lengths are approximated from
-    characters, and the shape says so. model_noise=False skips the reward-model noise estimate.
+    Truncation is measured when a max_length is set, or chosen (up to max_length_cap) from the rows'
+    lengths when only the cap is given. Lengths are counted with `tokenizer` (the base model's, with
+    its chat template); without it they are approximated from characters, and the shape says so,
+    with `approximate_because`. model_noise=False skips the reward-model noise estimate.
     """
     con = duckdb.connect()
     try:
@@ -170,11 +146,13 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, 
             "FROM unpaired_in"
         ).fetchone()
         signals, pair_noise, thumb_noise = measure_noise(con, pairs, use_model=model_noise)
-        train_unpaired = _train_side(unpaired, ["prompt", "completion", "label"], holdout_fraction)
-        train_pairs = _train_side(pairs, ["prompt", "chosen", "rejected"], holdout_fraction)
+        # The training side, split in SQL by the store's prompt hash: columns, never a dict per row.
+        con.execute(sql_text("holdout_macros.sql"))
+        train_unpaired = _train_table(con, "unpaired_in", ["prompt", "completion", "label"], holdout_fraction)
+        train_pairs = _train_table(con, "pairs_in", ["prompt", "chosen", "rejected"], holdout_fraction)
         con.register("train_unpaired", train_unpaired)
-        pairable, from_thumbs = pairable_prompts(con)
         n_up_train = con.execute("SELECT count(*) FILTER (WHERE label) FROM train_unpaired").fetchone()[0]
+        pairable, from_thumbs = con.execute(sql_text("mart_pairable_prompts.sql")).fetchone()
     finally:
         con.close()
     return DataShape(
@@ -186,88 +164,24 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, 
         n_pairs_train=train_pairs.num_rows,
         n_prompts=int(n_prompts),
         up_share=(n_up / unpaired.num_rows) if unpaired.num_rows else None,
-        pairable_prompts_train=pairable,
-        pairs_from_thumbs_train=from_thumbs,
+        pairable_prompts_train=int(pairable),
+        pairs_from_thumbs_train=int(from_thumbs),
         pair_noise=pair_noise,
         thumb_noise=thumb_noise,
         noise_signals=signals,
         chosen_longer_share=None if chosen_longer is None else float(chosen_longer),
         up_mean_chars=None if up_chars is None else float(up_chars),
         down_mean_chars=None if down_chars is None else float(down_chars),
-        truncation=None if max_length is None else measure_truncation(train_unpaired.to_pylist(),
-                                                                      train_pairs.to_pylist(), max_length, count_tokens),
+        truncation=None if max_length is None and max_length_cap is None else measure_truncation(
+            train_unpaired, train_pairs, max_length, tokenizer=tokenizer, approximate_because=approximate_because,
+            cap=max_length_cap or 1024),
         first_ts=first_ts.isoformat() if first_ts else None,
         last_ts=last_ts.isoformat() if last_ts else None,
         derived=asdict(derived_counts(unpaired, pairs)),
     )
 
 
-def pairable_prompts(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    """(prompts with an up and a down answer, up x down pairs they give) among the registered
-    `train_unpaired` rows. An answer's label is its majority thumb; answers with tied thumbs take no side."""
-    both, pairs = con.execute(
-        """
-        WITH answers AS (
-            SELECT prompt, sum(CASE WHEN label THEN 1 ELSE -1 END) AS score
-            FROM train_unpaired GROUP BY prompt, completion
-        ),
-        sides AS (
-            SELECT count(*) FILTER (WHERE score > 0) AS up, count(*) FILTER (WHERE score < 0) AS down
-            FROM answers GROUP BY prompt
-        )
-        SELECT count(*), coalesce(sum(up * down), 0) FROM sides WHERE up > 0 AND down > 0
-        """).fetchone()
-    return int(both), int(pairs)
-
-
-def approximate_tokens(text: str) -> int:
-    return math.ceil(len(text) / APPROX_CHARS_PER_TOKEN)
-
-
-def measure_truncation(train_unpaired: list[dict[str, Any]], train_pairs: list[dict[str, Any]], max_length: int,
-                       count_tokens: Callable[[str], int] | None = None) -> Truncation:
-    """How many training rows a max_length would drop (prompt alone too long) or cut (prompt + answer)."""
-    count = count_tokens or approximate_tokens
-
-    def prompt_tokens(prompt: list[dict[str, str]]) -> int:
-        return sum(count(m["content"]) + APPROX_TOKENS_PER_MESSAGE for m in prompt) + APPROX_TOKENS_PER_MESSAGE
-
-    cache: dict[str, int] = {}
-    rows: list[tuple[int, int]] = []   # (prompt tokens, prompt + longest answer tokens)
-    for r in train_unpaired + train_pairs:
-        key = json.dumps(r["prompt"], ensure_ascii=False)
-        if key not in cache:
-            cache[key] = prompt_tokens(r["prompt"])
-        answers = [r["completion"]] if "completion" in r else [r["chosen"], r["rejected"]]
-        p = cache[key]
-        rows.append((p, p + max(count(a) for a in answers) + APPROX_TOKENS_PER_MESSAGE))
-    totals = np.array([t for _, t in rows]) if rows else np.zeros(1)
-    return Truncation(
-        max_length=max_length,
-        counted_with="tokenizer" if count_tokens else f"approximate ({APPROX_CHARS_PER_TOKEN:g} characters a token)",
-        rows=len(rows),
-        prompt_too_long=sum(p >= max_length for p, _ in rows),
-        truncated=sum(p < max_length < t for p, t in rows),
-        p50_tokens=int(np.percentile(totals, 50)),
-        p95_tokens=int(np.percentile(totals, 95)),
-        max_tokens=int(totals.max()),
-    )
-
-
-def tokenizer_counter(model_dir) -> Callable[[str], int] | None:
-    """A token counter from a model folder's tokenizer.json (the `tokenizers` library, no torch), or None."""
-    from pathlib import Path
-
-    path = Path(model_dir) / "tokenizer.json"
-    if not path.is_file():
-        return None
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(path))
-    return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
-
-
-def _train_side(table: pa.Table, columns: list[str], holdout_fraction: float) -> pa.Table:
-    """The training side of the split (prompts hashed from the Arrow buffers, rows kept as Arrow)."""
-    held_out = holdout_flags(table.column("prompt"), holdout_fraction)
-    return table.select(columns).filter(pc.invert(pa.array(held_out, type=pa.bool_())))
+def _train_table(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], holdout_fraction: float) -> pa.Table:
+    """The training side of the split of a registered table (sql/holdout_macros.sql: is_holdout's hash), as Arrow."""
+    return con.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE NOT holdout_position(prompt) < ?",
+                       [float(holdout_fraction)]).to_arrow_table()

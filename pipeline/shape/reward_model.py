@@ -20,13 +20,11 @@ the interval is wide. When the model finds no signal at all it says so instead o
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import zlib
 from collections import Counter
 from dataclasses import replace
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -208,8 +206,8 @@ def estimate_from_table(pairs) -> NoiseEstimate:
     total = pairs.num_rows
     if total > MAX_PAIRS:
         pairs = sample_pairs(pairs, MAX_PAIRS)
-    prompts = [json.dumps(p, ensure_ascii=False) for p in pairs.column("prompt").to_pylist()]
-    est = estimate_from_pairs(prompts, pairs.column("chosen").to_pylist(), pairs.column("rejected").to_pylist())
+    est = estimate_from_pairs(prompt_texts(pairs), pairs.column("chosen").to_pylist(),
+                              pairs.column("rejected").to_pylist())
     if total > MAX_PAIRS:
         est = replace(est, detail=f"{est.detail}; a hash-chosen sample of {est.support} of {total} pairs")
     return est
@@ -232,3 +230,20 @@ def sample_pairs(pairs, n: int):
     finally:
         con.close()
     return pairs.take(np.sort(keep))
+
+
+def prompt_texts(pairs) -> list[str]:
+    """Each prompt as json.dumps(prompt, ensure_ascii=False) writes it, computed in DuckDB from the Arrow
+    column rather than through a dict per turn (sql/holdout_macros.sql)."""
+    import duckdb
+
+    from pipeline.sqlfiles import sql_text
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads=1")
+        con.execute(sql_text("holdout_macros.sql"))
+        con.register("prompts_in", pairs.select(["prompt"]))
+        return con.execute("SELECT prompt_json_py_turns(prompt) FROM prompts_in").to_arrow_table().column(0).to_pylist()
+    finally:
+        con.close()

@@ -71,6 +71,11 @@ class LogShape:
     awaits: str = "generation"
     # Keys of the last input resting on replaced rows of an earlier input (reads temp table replaced_keys).
     dependents_sql: str | None = None
+    # Canonical ranks (answers ranked against each other); None: the shape observes no rankings.
+    ranks_sql: str | None = None
+    # Rows of an earlier input still waiting for feedback (input, key, canonical_id, waiting_for, ts,
+    # payload): pending, then quarantined after ingest.pending_timeout. None: nothing is expected.
+    unanswered_sql: str | None = None
 
     def input(self, name: str) -> ShapeInput:
         return next(i for i in self.inputs if i.name == name)

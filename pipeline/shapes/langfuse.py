@@ -7,7 +7,8 @@ data_type, author_user_id`); map camelCase API exports (traceId, dataType, ...) 
 on an observation rates that observation's input and output; a score on a trace rates the trace's.
 BOOLEAN scores are 1 (up) or 0 (down), CATEGORICAL ones a thumbs spelling, NUMERIC ones are compared
 with the thresholds. Each score becomes one thumb or a quarantine row with the reason; a score
-whose trace or observation has not arrived yet waits (pending).
+whose trace or observation has not arrived yet waits (pending), and so does a trace no score names
+yet: past ingest.pending_timeout it is quarantined ("trace without score after N days").
 """
 
 from __future__ import annotations
@@ -195,6 +196,7 @@ LANGFUSE = LogShape(
     pairs_sql="shapes/langfuse_pairs.sql",
     quarantine_sql="shapes/langfuse_quarantine.sql",
     dependents_sql="shapes/langfuse_dependents.sql",
+    unanswered_sql="shapes/langfuse_unanswered.sql",
     inputs=(
         # Traces and observations land first so that scores read in the same run find them.
         ShapeInput(

@@ -3,7 +3,8 @@
 Flat exports have one message a row (message_id, parent_id, role, text, rank, emojis, created_date,
 ...); nested exports have one tree a row, its root under `prompt` with children under `replies`.
 Both land as one row per message. The SQL then walks each thread from its root: sibling assistant
-replies with ranks give every better-ranked vs worse-ranked pair (rank 0 is best), and a reply's
+replies with ranks are stored as ranks (rank 0 is best), from which every better-ranked vs
+worse-ranked pair is derived when a snapshot is read (pipeline/conversions.py), and a reply's
 net emoji vote ("+1" count minus "-1" count) gives a thumb (ties give none; other emoji are
 ignored). Every message that ends in no canonical row is quarantined with the reason.
 """
@@ -141,6 +142,7 @@ MESSAGE_TREES = LogShape(
     classify_sql="shapes/message_trees_classified.sql",
     unpaired_sql="shapes/message_trees_unpaired.sql",
     pairs_sql="shapes/message_trees_pairs.sql",
+    ranks_sql="shapes/message_trees_ranks.sql",
     quarantine_sql="shapes/message_trees_quarantine.sql",
     inputs=(
         ShapeInput(

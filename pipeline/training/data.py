@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError
-from pipeline.tokenize import TruncationCount, choose_max_length, truncate_pair
+from pipeline.tokenize import TruncationCount, choose_max_length, encode_turns, truncate_pair
 
 log = logging.getLogger(__name__)
 
@@ -36,35 +35,6 @@ def tokenizer_fingerprint(model_dir: Path) -> str:
             h.update(name.encode())
             h.update(path.read_bytes())
     return h.hexdigest()[:16]
-
-
-def _ids(encoded: Any) -> list[int]:
-    # transformers 5 returns a BatchEncoding (dict-like) from apply_chat_template(tokenize=True).
-    if hasattr(encoded, "keys") and "input_ids" in encoded:
-        encoded = encoded["input_ids"]
-    return [int(i) for i in encoded]
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
-
-
-def encode_turns(tokenizer, prompt: list[dict[str, str]], answers: list[str]) -> tuple[list[int], list[list[int]]]:
-    """Prompt ids (with the generation prompt) and each answer's ids, as TRL splits them: the answer
-    starts where prompt and prompt + answer stop agreeing."""
-    if not getattr(tokenizer, "chat_template", None):
-        raise ConfigError(
-            "base_model: its tokenizer has no chat template, so conversations cannot be rendered for training; "
-            "use an instruct/chat model or add a chat_template to its tokenizer_config.json"
-        )
-    prompt_ids = _ids(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True))
-    fulls = [_ids(tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": a}], tokenize=True))
-             for a in answers]
-    start = min([len(prompt_ids)] + [_common_prefix(prompt_ids, f) for f in fulls])
-    return prompt_ids[:start], [f[start:] for f in fulls]
 
 
 def _cached(cache_dir: Path | None, kind: str, key_obj: Any, build):
@@ -128,15 +98,17 @@ class FittedRows:
     truncation: TruncationCount
 
 
-def fit_rows(rows: list[dict[str, Any]], max_length: int | None, cap: int) -> FittedRows:
-    """Fit every row to max_length (chosen from the rows' lengths when None); count what was cut."""
+def fit_rows(rows: list[dict[str, Any]], max_length: int | None, cap: int, reason: str | None = None) -> FittedRows:
+    """Fit every row to max_length (chosen from the rows' lengths when None); count what was cut.
+
+    `reason` says where a given max_length came from (the plan's, when it chose one)."""
     lengths = [row_length(r) for r in rows]
     if max_length is None:
         max_length = choose_max_length(lengths, cap=cap)
         longest = max(lengths, default=0)
         reason = (f"max_length {max_length} chosen from the training rows' token lengths "
                   f"(95th percentile, rounded up to 16, capped at max_length_cap {cap}; longest row {longest})")
-    else:
+    elif reason is None:
         reason = f"max_length {max_length} set in training.max_length"
     answer_keys = [k for k in (rows[0] if rows else {}) if k.endswith("_ids") and k != "prompt_ids"]
     count = TruncationCount()

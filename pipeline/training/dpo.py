@@ -94,7 +94,7 @@ def build_dpo(ctx: BuildContext) -> Built:
         raise DataError("no training pairs in the snapshot; DPO/IPO need comparisons")
     fingerprint = tokenizer_fingerprint(ctx.base_dir)
     tokenized = tokenize_pairs(ctx.tokenizer, pairs, fingerprint, ctx.cache_dir)
-    fitted = fit_rows(tokenized, hp.get("max_length"), ctx.max_length_cap)
+    fitted = fit_rows(tokenized, hp.get("max_length"), ctx.max_length_cap, hp.get("max_length_reason"))
     batch = hp["per_device_batch_size"]
     order = training_order([row_length(r) for r in fitted.rows], ctx.rows_per_run, batch, hp["seed"])
     dataset = Dataset.from_list([{**fitted.rows[i], "row": i} for i in order])

@@ -1,4 +1,5 @@
-"""KTO: TRL's KTOTrainer on thumbs rows (or pairs split into an up and a down row).
+"""KTO: TRL's KTOTrainer on the rows the plan's train_on names: thumbs, pairs split into an up and a
+down row, or both.
 
 The desirable/undesirable weights are set from the rows the steps actually read (after the split,
 and with multiplicity when the steps cycle through the rows), so the weighted ratio that the plan
@@ -8,19 +9,19 @@ states is the one TRL checks: desirable_weight * n_up / (undesirable_weight * n_
 from __future__ import annotations
 
 import logging
-import math
+import random
 
+from pipeline.datasets import unpaired_training_rows
 from pipeline.errors import DataError
 from pipeline.models import load_causal_lm
+from pipeline.planner import kto_weights
 from pipeline.training.builders import BuildContext, Built
 from pipeline.training.common import common_args, log_line_callback, lora_config, progress_callback
 from pipeline.training.data import (
     dataset_fingerprint,
     fit_rows,
-    row_length,
     tokenize_unpaired,
     tokenizer_fingerprint,
-    training_order,
 )
 from pipeline.training.fastpath import compact_lm_head
 
@@ -28,19 +29,6 @@ log = logging.getLogger(__name__)
 
 # KTO paper, Eq. 8: desirable_weight * n_desirable / (undesirable_weight * n_undesirable) in [1, 4/3].
 KTO_RATIO_RANGE = (1.0, 4.0 / 3.0)
-
-
-def kto_weights(n_desirable: int, n_undesirable: int, target_ratio: float = 1.0) -> tuple[float, float]:
-    """(desirable_weight, undesirable_weight) giving the weighted ratio `target_ratio` (rounded up, never below 1).
-
-    The scarcer side is weighted up; rounding is upward so the ratio never lands just under 1.
-    """
-    if n_desirable <= 0 or n_undesirable <= 0:
-        return 1.0, 1.0
-    if n_desirable <= n_undesirable:
-        return math.ceil(target_ratio * n_undesirable / n_desirable * 10_000) / 10_000, 1.0
-    # More up than down: weight the downs up, to the largest weight that keeps the ratio >= target.
-    return 1.0, math.floor(n_desirable / (target_ratio * n_undesirable) * 10_000) / 10_000
 
 
 def weighted_ratio(n_desirable: int, n_undesirable: int, desirable_weight: float, undesirable_weight: float) -> float:
@@ -89,14 +77,36 @@ def kto_trainer_class():
 
 
 def _unpaired_rows(ctx: BuildContext) -> list[dict]:
-    """Thumbs rows when there are any; otherwise each pair as one desirable and one undesirable row."""
-    if ctx.split.train_unpaired:
-        return [{"prompt": r["prompt"], "completion": r["completion"], "label": bool(r["label"])}
-                for r in ctx.split.train_unpaired]
-    return [row for r in ctx.split.train_pairs for row in (
-        {"prompt": r["prompt"], "completion": r["chosen"], "label": True},
-        {"prompt": r["prompt"], "completion": r["rejected"], "label": False},
-    )]
+    """The rows the plan's train_on names; plans written before train_on existed read thumbs, else pairs."""
+    train_on = ctx.hp.get("train_on") or ("thumbs" if ctx.split.train_unpaired else "unpaired_pairs")
+    try:
+        return unpaired_training_rows(ctx.split.train_unpaired, ctx.split.train_pairs, train_on)
+    except ValueError as e:
+        raise DataError(f"the plan's {e}; plan again (`alignloop plan`)") from None
+
+
+def kto_order(labels: list[bool], total: int, seed: int) -> list[int]:
+    """Row indices for `total` row visits: seeded epochs whose labels are spread evenly.
+
+    Each epoch shuffles the desirable and the undesirable rows apart, then deals them out so that its
+    first k rows hold floor(k * n_desirable / n) desirable ones. Every batch then mixes both labels
+    (KTO's KL estimate pairs each prompt with another row's answer in the batch), and the rows the
+    steps read follow from the counts alone (`pipeline.planner.kto_read_counts`), as the plan states.
+    """
+    if not labels:
+        return []
+    rng = random.Random(seed)
+    n, n_up = len(labels), sum(labels)
+    order: list[int] = []
+    while len(order) < total:
+        ups = [i for i, label in enumerate(labels) if label]
+        downs = [i for i, label in enumerate(labels) if not label]
+        rng.shuffle(ups)
+        rng.shuffle(downs)
+        for k in range(n):
+            is_up = (k + 1) * n_up // n > k * n_up // n
+            order.append(ups.pop() if is_up else downs.pop())
+    return order[:total]
 
 
 def build_kto(ctx: BuildContext) -> Built:
@@ -109,12 +119,10 @@ def build_kto(ctx: BuildContext) -> Built:
     if len(rows) < 2:
         raise DataError("KTO needs at least 2 training rows")
     tokenized = tokenize_unpaired(ctx.tokenizer, rows, tokenizer_fingerprint(ctx.base_dir), ctx.cache_dir)
-    fitted = fit_rows(tokenized, hp.get("max_length"), ctx.max_length_cap)
-    batch = hp["per_device_batch_size"]
+    fitted = fit_rows(tokenized, hp.get("max_length"), ctx.max_length_cap, hp.get("max_length_reason"))
     # Not grouped by length: in thumbs data length often follows the label, and a batch of one label
     # would skew KTO's per-batch KL estimate.
-    order = training_order([row_length(r) for r in fitted.rows], ctx.rows_per_run, batch, hp["seed"],
-                           group_by_length=False)
+    order = kto_order([r["label"] for r in fitted.rows], ctx.rows_per_run, hp["seed"])
     read = [fitted.rows[i] for i in order]
     n_up = sum(r["label"] for r in read)
     n_down = len(read) - n_up

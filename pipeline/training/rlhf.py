@@ -30,7 +30,7 @@ def build_rlhf(ctx: BuildContext) -> Built:
         raise DataError("no training pairs in the snapshot; RLHF's reward model learns from comparisons")
     # Measured with the same rule as DPO, so the reward model's max_length is chosen and reported alike.
     tokenized = tokenize_pairs(ctx.tokenizer, ctx.split.train_pairs, tokenizer_fingerprint(ctx.base_dir), ctx.cache_dir)
-    fitted = fit_rows(tokenized, hp.get("max_length"), ctx.max_length_cap)
+    fitted = fit_rows(tokenized, hp.get("max_length"), ctx.max_length_cap, hp.get("max_length_reason"))
     reward_model, reward_history = _train_reward_model(ctx, fitted.max_length)
     dataset = prompt_dataset(ctx.split.train_pairs + ctx.split.train_unpaired)
     args = RLOOConfig(beta=hp["beta"], num_generations=hp["num_generations"],

@@ -3,6 +3,6 @@
 -- parameters: none (reads the temp table corrections_classified, built by preference_classified.sql)
 -- user_id: the hashed editor
 SELECT canonical_id AS event_id, source, ts, user_id, model_version,
-       prompt_turns AS prompt, chosen, rejected
+       prompt_turns AS prompt, chosen, rejected, ts_observed
 FROM corrections_classified
 WHERE problem IS NULL

@@ -6,6 +6,7 @@ SELECT canonical_id AS event_id, source, ts, user_id,
             ELSE concat_ws(' vs ', a_model_version, b_model_version) END AS model_version,
        a_prompt AS prompt,
        CASE WHEN value = 'a' THEN a_response ELSE b_response END AS chosen,
-       CASE WHEN value = 'a' THEN b_response ELSE a_response END AS rejected
+       CASE WHEN value = 'a' THEN b_response ELSE a_response END AS rejected,
+       true AS ts_observed  -- the feedback's own time: a required column, never a stand-in
 FROM events_classified
 WHERE problem IS NULL AND kind = 'comparison'

@@ -2,6 +2,6 @@
 -- grain: none (always empty)
 -- parameters: none (reads the temp table langfuse_classified)
 SELECT canonical_id AS event_id, source, ts, NULL::VARCHAR AS user_id, model_version, prompt,
-       completion AS chosen, completion AS rejected
+       completion AS chosen, completion AS rejected, ts_observed
 FROM langfuse_classified
 WHERE false

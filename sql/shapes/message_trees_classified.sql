@@ -1,7 +1,8 @@
--- purpose: walk every thread of one source's message trees: ranked sibling replies -> pairs, net emoji
---          votes -> thumbs, and every message that ends in neither (nor in a used thread) -> a reason
--- grain: one row per outcome: kind 'pair' (better vs worse sibling), 'thumb' (reply with a net vote)
---        or 'message' (an unused message, with its reason in `problem`)
+-- purpose: walk every thread of one source's message trees: ranked sibling replies -> ranks (pairs are
+--          derived from them when a snapshot is read), net emoji votes -> thumbs, and every message
+--          that ends in neither (nor in a used thread) -> a reason
+-- grain: one row per outcome: kind 'rank' (a ranked reply with a differently ranked sibling of another
+--        text), 'thumb' (reply with a net vote) or 'message' (an unused message, with its reason in `problem`)
 -- parameters: $source (VARCHAR)
 WITH RECURSIVE msgs AS (
     SELECT * FROM raw_message_trees WHERE source = $source
@@ -23,27 +24,30 @@ answers AS (  -- usable assistant replies to a usable prompter message
     JOIN msgs AS p ON p.message_id = a.parent_id
     WHERE a.role = 'assistant' AND a.prep_problem IS NULL AND NOT pp.broken AND p.role = 'user'
 ),
-pair_rows AS (
-    SELECT 'pair' AS kind, md5($source || ':pair:' || x.message_id || '>' || y.message_id) AS event_id,
-           greatest(x.ts, y.ts) AS ts, x.prompt, x.text AS chosen, y.text AS rejected,
-           NULL::VARCHAR AS completion, NULL::BOOLEAN AS label,
-           CASE WHEN x.model_name IS NOT DISTINCT FROM y.model_name THEN x.model_name
-                ELSE concat_ws(' vs ', x.model_name, y.model_name) END AS model_version,
-           x.context_ids, x.message_id AS a_id, y.message_id AS b_id
+compared AS (  -- every better-ranked vs worse-ranked sibling (the pairs conversions.pairs_from_ranks derives)
+    SELECT x.message_id AS better, y.message_id AS worse
     FROM answers AS x JOIN answers AS y
       ON x.parent_id = y.parent_id AND x.rank < y.rank AND x.text <> y.text
+),
+rank_rows AS (  -- a ranked reply is stored once, as observed, when its rank states a comparison
+    SELECT 'rank' AS kind, md5($source || ':rank:' || message_id) AS event_id, ts, prompt,
+           NULL::VARCHAR AS chosen, NULL::VARCHAR AS rejected, text AS completion, NULL::BOOLEAN AS label,
+           model_name AS model_version, context_ids, message_id AS a_id, NULL::VARCHAR AS b_id,
+           rank, parent_id AS group_id, ts_observed
+    FROM answers
+    WHERE message_id IN (SELECT better FROM compared UNION SELECT worse FROM compared)
 ),
 thumb_rows AS (
     SELECT 'thumb' AS kind, md5($source || ':thumb:' || message_id) AS event_id, ts, prompt,
            NULL::VARCHAR AS chosen, NULL::VARCHAR AS rejected, text AS completion,
            votes_up > votes_down AS label, model_name AS model_version, context_ids,
-           message_id AS a_id, NULL::VARCHAR AS b_id
+           message_id AS a_id, NULL::VARCHAR AS b_id, ts_observed
     FROM answers
     WHERE votes_up <> votes_down
 ),
 used AS (
     SELECT DISTINCT id FROM (
-        SELECT unnest(list_concat(context_ids, [a_id, b_id])) AS id FROM pair_rows
+        SELECT unnest(list_append(context_ids, a_id)) AS id FROM rank_rows
         UNION ALL SELECT unnest(list_append(context_ids, a_id)) FROM thumb_rows)
     WHERE id IS NOT NULL
 ),
@@ -68,6 +72,6 @@ message_rows AS (
     LEFT JOIN msgs AS parent ON parent.message_id = m.parent_id
     WHERE m.message_id NOT IN (SELECT id FROM used)
 )
-SELECT *, $source AS source, NULL::VARCHAR AS problem FROM pair_rows
+SELECT *, $source AS source, NULL::VARCHAR AS problem FROM rank_rows
 UNION ALL BY NAME SELECT *, $source AS source, NULL::VARCHAR AS problem FROM thumb_rows
 UNION ALL BY NAME SELECT *, $source AS source FROM message_rows

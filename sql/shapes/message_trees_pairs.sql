@@ -1,8 +1,7 @@
--- purpose: ranked sibling replies of message trees -> canonical pairs (better-ranked chosen)
--- grain: one row per (prompter message, better-ranked reply, worse-ranked reply)
+-- purpose: the `message_trees` shape yields no stored pairs: ranked replies are stored as ranks and their
+--          pairs are derived when a snapshot is read (pipeline/conversions.py, pairs_from_ranks)
+-- grain: none (always empty)
 -- parameters: none (reads the temp table message_trees_classified)
--- user_id: NULL (a ranking merges many labellers' judgements; no one person's)
--- ts: the later of the two replies' times (exports carry no time for the ranking itself)
-SELECT event_id, source, ts, NULL::VARCHAR AS user_id, model_version, prompt, chosen, rejected
+SELECT event_id, source, ts, NULL::VARCHAR AS user_id, model_version, prompt, chosen, rejected, ts_observed
 FROM message_trees_classified
-WHERE kind = 'pair'
+WHERE false

@@ -7,6 +7,6 @@
 SELECT canonical_id AS event_id, source, ts,
        CASE WHEN user_id IS NOT NULL THEN user_id
             WHEN annotator IS NOT NULL THEN sha256('annotator:' || annotator) END AS user_id,
-       model_version, prompt_turns AS prompt, chosen, rejected
+       model_version, prompt_turns AS prompt, chosen, rejected, ts_observed
 FROM preference_classified
 WHERE problem IS NULL

@@ -2,6 +2,6 @@
 -- grain: none (always empty)
 -- parameters: none (reads the temp table preference_classified)
 SELECT canonical_id AS event_id, source, ts, NULL::VARCHAR AS user_id, model_version,
-       prompt_turns AS prompt, chosen AS completion, true AS label
+       prompt_turns AS prompt, chosen AS completion, true AS label, ts_observed
 FROM preference_classified
 WHERE false

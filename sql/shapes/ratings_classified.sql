@@ -11,7 +11,7 @@ WITH rated AS (
 thumb_rows AS (
     SELECT 'thumb' AS kind, md5(source || ':' || id) AS event_id, ts, user_id, model_version,
            prompt_turns AS prompt, completion, score >= $up_threshold AS label,
-           NULL::VARCHAR AS chosen, NULL::VARCHAR AS rejected, id AS a_id, NULL::VARCHAR AS b_id
+           NULL::VARCHAR AS chosen, NULL::VARCHAR AS rejected, id AS a_id, NULL::VARCHAR AS b_id, ts_observed
     FROM rated
     WHERE score >= $up_threshold OR score <= $down_threshold
 ),
@@ -22,7 +22,8 @@ pair_rows AS (
            CASE WHEN hi.model_version IS NOT DISTINCT FROM lo.model_version THEN hi.model_version
                 ELSE concat_ws(' vs ', hi.model_version, lo.model_version) END AS model_version,
            hi.prompt_turns AS prompt, NULL::VARCHAR AS completion, NULL::BOOLEAN AS label,
-           hi.completion AS chosen, lo.completion AS rejected, hi.id AS a_id, lo.id AS b_id
+           hi.completion AS chosen, lo.completion AS rejected, hi.id AS a_id, lo.id AS b_id,
+           hi.ts_observed AND lo.ts_observed AS ts_observed
     FROM rated AS hi
     JOIN rated AS lo
       ON hi.prompt = lo.prompt AND hi.score - lo.score >= $pair_margin AND hi.completion <> lo.completion

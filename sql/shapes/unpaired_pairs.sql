@@ -2,6 +2,6 @@
 -- grain: none (always empty)
 -- parameters: none (reads the temp table unpaired_classified)
 SELECT canonical_id AS event_id, source, ts, NULL::VARCHAR AS user_id, model_version,
-       prompt_turns AS prompt, completion AS chosen, completion AS rejected
+       prompt_turns AS prompt, completion AS chosen, completion AS rejected, ts_observed
 FROM unpaired_classified
 WHERE false

@@ -2,6 +2,6 @@
 -- grain: one row per usable raw_unpaired row
 -- parameters: none (reads the temp table unpaired_classified)
 SELECT canonical_id AS event_id, source, ts, user_id, model_version,
-       prompt_turns AS prompt, completion, label
+       prompt_turns AS prompt, completion, label, ts_observed
 FROM unpaired_classified
 WHERE problem IS NULL

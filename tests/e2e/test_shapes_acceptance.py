@@ -76,6 +76,7 @@ def test_transcripts_jsonl_gz_every_row_is_a_pair_or_quarantined(tmp_path):
         assert {(c, r) for _, c, r in got} == expected
         assert all(p[-1]["role"] == "user" and p[0]["content"].startswith("Tell me about") for p, _, _ in got)
         assert plan["shape"]["derived"]["thumbs_from_pairs"] == 2 * usable
+        assert plan["shape"]["derived"]["pairs_from_ranks"] == 0
     finally:
         store.close()
 
@@ -86,17 +87,26 @@ def test_message_tree_export_every_message_is_used_or_quarantined(tmp_path):
                                      "shape": "message_trees"})
     try:
         messages = fixture_rows("oasst_messages.jsonl")
-        # 3 pairs (ranks 0>1>2 of three siblings), 3 thumbs (net votes +3, -2, +1; a 1-1 tie gives none).
-        assert (plan["shape"]["n_pairs"], plan["shape"]["n_unpaired"], plan["shape"]["n_up"]) == (3, 3, 2)
+        # 3 ranks stored as observed (0 > 1 > 2 of three siblings); the plan reads the 3 pairs they give,
+        # counted as derived from ranks, none as observed. 3 thumbs (net votes +3, -2, +1; a 1-1 tie gives none).
+        assert _stored(store) == (3, 0, 3)
+        assert (plan["shape"]["n_pairs"], plan["shape"]["derived"]["pairs_from_ranks"]) == (3, 3)
+        assert (plan["shape"]["n_unpaired"], plan["shape"]["n_up"]) == (3, 2)
         quarantined = {json.loads(p)["message_id"] for (p,) in store.execute("SELECT payload FROM quarantine").fetchall()}
         used = {"m1", "a1", "a2", "a3", "m2", "a4"}   # answers in a pair or thumb, and the turns above them
         assert quarantined == {m["message_id"] for m in messages} - used
         assert len(quarantined) + len(used) == len(messages)
         texts = {m["text"] for m in messages}
-        answers = store.execute("SELECT chosen, rejected FROM pairs UNION ALL SELECT completion, completion FROM unpaired")
-        assert {t for row in answers.fetchall() for t in row} <= texts
+        answers = store.execute("SELECT completion FROM ranks UNION ALL SELECT completion FROM unpaired")
+        assert {t for (t,) in answers.fetchall()} <= texts
     finally:
         store.close()
+
+
+def _stored(store: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
+    """(ranks, pairs, thumbs) stored."""
+    return store.execute("SELECT (SELECT count(*) FROM ranks), (SELECT count(*) FROM pairs), "
+                         "(SELECT count(*) FROM unpaired)").fetchone()
 
 
 def _tree_ids(node: dict) -> set[str]:
@@ -109,15 +119,17 @@ def test_nested_tree_export_every_message_is_used_or_quarantined_and_a_rerun_add
                                      "shape": "message_trees"})
     try:
         ids = {i for tree in fixture_rows("oasst_trees.jsonl") for i in _tree_ids(tree["prompt"])}
-        assert (plan["shape"]["n_pairs"], plan["shape"]["n_unpaired"]) == (3, 3)
+        assert _stored(store) == (3, 0, 3)
+        assert (plan["shape"]["n_pairs"], plan["shape"]["derived"]["pairs_from_ranks"], plan["shape"]["n_unpaired"]) \
+            == (3, 3, 3)
         quarantined = {json.loads(p)["message_id"] for (p,) in store.execute("SELECT payload FROM quarantine").fetchall()}
         assert quarantined == ids - {"m1", "a1", "a2", "a3", "m2", "a4"} == {"a9", "a5", "m3"}
-        before = store.execute("SELECT (SELECT count(*) FROM pairs), (SELECT count(*) FROM unpaired), "
-                               "(SELECT count(*) FROM quarantine)").fetchone()
+        before = store.execute("SELECT (SELECT count(*) FROM ranks), (SELECT count(*) FROM pairs), "
+                               "(SELECT count(*) FROM unpaired), (SELECT count(*) FROM quarantine)").fetchone()
     finally:
         store.close()
     result = CliRunner().invoke(app, ["ingest", "--config", str(tmp_path / "alignloop.yaml")])
     assert result.exit_code == 0, result.output
     with duckdb.connect(str(tmp_path / "feedback.duckdb"), read_only=True) as again:
-        assert again.execute("SELECT (SELECT count(*) FROM pairs), (SELECT count(*) FROM unpaired), "
-                             "(SELECT count(*) FROM quarantine)").fetchone() == before
+        assert again.execute("SELECT (SELECT count(*) FROM ranks), (SELECT count(*) FROM pairs), "
+                             "(SELECT count(*) FROM unpaired), (SELECT count(*) FROM quarantine)").fetchone() == before

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+from datetime import datetime, timedelta
 
 import pyarrow as pa
 
-from pipeline.conversions import derived_counts, pairs_from_thumbs, thumbs_from_pairs
-from pipeline.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
+from pipeline.conversions import (
+    derived_counts,
+    pairs_from_ranks,
+    pairs_from_thumbs,
+    thumbs_from_pairs,
+    with_pairs_from_ranks,
+)
+from pipeline.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
 from pipeline.shape import measure_shape
 
 T = datetime(2026, 10, 1)
@@ -65,3 +72,55 @@ def test_the_shape_profile_shows_the_derived_counts():
     assert shape.to_dict()["derived"]["pairs_from_thumbs"] == 3
     assert shape.to_dict()["derived"]["thumbs_from_pairs"] == 2
     assert shape.n_pairs == 1  # derived rows are counted apart, never added to the observed counts
+
+
+def ranks(*rows: tuple[str, str, str, str, int, int, bool]) -> pa.Table:
+    """(source, group, answer id, answer, rank, minutes after T, ts_observed) per ranked answer."""
+    return pa.Table.from_pylist([
+        {"event_id": f"k{i}", "source": src, "ts": T + timedelta(minutes=m), "user_id": None, "model_version": "v1",
+         "prompt": conv(f"prompt of {group}"), "completion": c, "rank": rank, "group_id": group, "answer_id": aid,
+         "ts_observed": seen} for i, (src, group, aid, c, rank, m, seen) in enumerate(rows)
+    ], RANKS_SCHEMA)
+
+
+RANKS = ranks(
+    ("s", "g1", "a1", "Best.", 0, 1, True), ("s", "g1", "a2", "Good.", 1, 2, True),
+    ("s", "g1", "a3", "Bad.", 2, 3, False),                                      # 0 > 1 > 2: three pairs
+    ("s", "g2", "b1", "Same.", 0, 1, True), ("s", "g2", "b2", "Same.", 1, 2, True),  # one text: no preference
+    ("s", "g2", "b3", "Tied.", 1, 3, True),                                       # b2 = b3 in rank: only b1 > b3
+    ("t", "g1", "c1", "Other source.", 5, 1, True),                                # same group name, other source
+)
+
+
+def test_pairs_from_ranks_prefer_every_better_ranked_answer_of_a_group_over_every_worse_ranked_one():
+    got = pairs_from_ranks(RANKS).to_pylist()
+    assert sorted((r["prompt"][0]["content"], r["chosen"], r["rejected"], r["derived_from"]) for r in got) == [
+        ("prompt of g1", "Best.", "Bad.", "ranks"), ("prompt of g1", "Best.", "Good.", "ranks"),
+        ("prompt of g1", "Good.", "Bad.", "ranks"), ("prompt of g2", "Same.", "Tied.", "ranks")]
+    by_answers = {(r["chosen"], r["rejected"]): r for r in got}
+    # The id such a pair had when rankings were stored as pairs; the later time; observed only if both were.
+    assert by_answers["Best.", "Bad."]["event_id"] == hashlib.md5(b"s:pair:a1>a3").hexdigest()
+    assert (by_answers["Best.", "Good."]["ts"], by_answers["Best.", "Good."]["ts_observed"]) == (
+        T + timedelta(minutes=2), True)
+    assert by_answers["Good.", "Bad."]["ts_observed"] is False
+
+
+def test_a_snapshot_reads_observed_pairs_and_pairs_from_ranks_marked_apart_and_the_profile_counts_them():
+    observed = pairs(("q", "good", "bad"))
+    both = with_pairs_from_ranks(observed, RANKS)
+    assert both.column("derived_from").to_pylist() == [None, "ranks", "ranks", "ranks", "ranks"]  # oldest first
+    assert with_pairs_from_ranks(observed, RANKS.slice(0, 0)).column("derived_from").to_pylist() == [None]
+    assert derived_counts(UNPAIRED, both).pairs_from_ranks == 4
+    shape = measure_shape(UNPAIRED, both, holdout_fraction=0.2)
+    # Pairs a ranking states are trained on like observed ones; the profile says how many came from ranks.
+    assert (shape.n_pairs, shape.to_dict()["derived"]["pairs_from_ranks"]) == (5, 4)
+
+
+def test_derived_pairs_from_thumbs_are_observed_in_time_only_when_both_answers_were():
+    rows = thumbs(("hi", "Hello!", True), ("hi", "Go away.", False)).to_pylist()
+    rows[1]["ts_observed"], rows[0]["ts_observed"] = False, True
+    [pair] = pairs_from_thumbs(pa.Table.from_pylist(rows, UNPAIRED_SCHEMA)).to_pylist()
+    assert pair["ts_observed"] is False
+    rows[1]["ts_observed"] = True
+    [pair] = pairs_from_thumbs(pa.Table.from_pylist(rows, UNPAIRED_SCHEMA)).to_pylist()
+    assert pair["ts_observed"] is True

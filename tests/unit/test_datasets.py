@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pipeline.datasets import holdout_eval_pairs, preference_dataset, split_snapshot, unpaired_dataset
 from pipeline.schema import is_holdout, prompt_key
 from tests.unit.test_planner import pairs_table, thumbs_table
@@ -62,3 +64,50 @@ def test_trl_formats_are_conversational():
     labels = unpaired["label"]
     assert sum(labels) == len(split.train_pairs)
     assert labels[: len(labels) // 2] != [True] * (len(labels) // 2)  # shuffled, not all chosen first
+
+
+def test_datasets_from_arrow_tables_hold_the_rows_as_trl_reads_them():
+    from pipeline.datasets import prompt_dataset
+
+    pairs = pairs_table(9, n_prompts=4)
+    pref = preference_dataset(pairs)  # straight from the Arrow table the store's SQL split returns
+    first = pairs.slice(0, 1).to_pylist()[0]
+    assert pref[0] == {"prompt": first["prompt"], "chosen": [{"role": "assistant", "content": first["chosen"]}],
+                       "rejected": [{"role": "assistant", "content": first["rejected"]}]}
+    assert pref.to_list() == preference_dataset(pairs.to_pylist()).to_list()
+    kto = unpaired_dataset(thumbs_table(0, 0), pairs, seed=1)
+    rows = {(r["completion"][0]["content"], r["label"]) for r in kto}
+    assert rows == {(a, True) for a in pairs["chosen"].to_pylist()} | {(a, False) for a in pairs["rejected"].to_pylist()}
+    prompts = prompt_dataset(pairs)["prompt"]
+    assert [prompt_key(p) for p in prompts] == sorted({prompt_key(p) for p in pairs["prompt"].to_pylist()})
+
+
+def _thumbs_and_pairs():
+    thumbs = [{"prompt": [{"role": "user", "content": f"q{i}"}], "completion": f"thumbed answer {i}", "label": i % 3 == 0}
+              for i in range(9)]
+    pairs = [{"prompt": [{"role": "user", "content": f"p{i}"}], "chosen": f"good {i}", "rejected": f"bad {i}"}
+             for i in range(4)]
+    return thumbs, pairs
+
+
+@pytest.mark.parametrize("train_on,expected", [
+    ("unpaired_pairs", {(f"good {i}", True) for i in range(4)} | {(f"bad {i}", False) for i in range(4)}),
+    ("thumbs", {(f"thumbed answer {i}", i % 3 == 0) for i in range(9)}),
+    ("thumbs+unpaired_pairs", {(f"thumbed answer {i}", i % 3 == 0) for i in range(9)}
+     | {(f"good {i}", True) for i in range(4)} | {(f"bad {i}", False) for i in range(4)}),
+])
+def test_kto_rows_are_exactly_what_train_on_names(train_on, expected):
+    from pipeline.datasets import unpaired_training_rows
+
+    thumbs, pairs = _thumbs_and_pairs()
+    rows = unpaired_training_rows(thumbs, pairs, train_on)
+    assert sorted((r["completion"], r["label"]) for r in rows) == sorted(expected)
+    dataset = unpaired_dataset(thumbs, pairs, seed=0, train_on=train_on)
+    assert sorted((c[0]["content"], lab) for c, lab in zip(dataset["completion"], dataset["label"], strict=True)) \
+        == sorted(expected)
+
+
+def test_kto_rows_refuse_an_unknown_train_on():
+    thumbs, pairs = _thumbs_and_pairs()
+    with pytest.raises(ValueError, match="hyperparameters.train_on 'pairs'"):
+        unpaired_dataset(thumbs, pairs, seed=0, train_on="pairs")

@@ -14,7 +14,7 @@ from pipeline.config import BaseModelSettings
 from pipeline.datasets import EvalPair, eval_set_hash
 from pipeline.evaluation.candidate import EvalOptions, evaluate_candidate
 from pipeline.evaluation.guards import capability_text
-from pipeline.evaluation.scoring import encode_pairs, keep_newest, score_pairs
+from pipeline.evaluation.scoring import encode_answer, encode_pairs, score_pairs
 from pipeline.models import load_causal_lm, load_tokenizer, resolve_base_model
 
 pytestmark = pytest.mark.slow
@@ -77,11 +77,30 @@ def _options(tmp_path: Path, **kw) -> EvalOptions:
     return EvalOptions(**{**base, **kw})
 
 
-def test_truncation_drops_the_oldest_prompt_tokens_first():
-    ids = list(range(10))
-    assert keep_newest(ids, 6, 10) == ((ids, 6), False)
-    assert keep_newest(ids, 6, 7) == ((list(range(3, 10)), 3), True)   # prompt 0..5 loses 0,1,2
-    assert keep_newest(ids, 6, 3) == (([5, 6, 7], 1), True)           # one prompt token kept, answer's end cut
+def test_evaluation_feeds_a_long_pair_the_exact_token_ids_training_feeds(tiny_dir):
+    """A pair whose prompt alone exceeds max_length, with answers of different lengths: training trims the
+    shared prompt for the longer answer (tokenize.truncate_pair), and evaluation must score those same ids,
+    not each answer fitted on its own (which would give the short answer more prompt)."""
+    from pipeline.training.data import fit_rows, tokenize_pairs
+
+    tokenizer = load_tokenizer(tiny_dir)
+    prompt = [{"role": "user", "content": " ".join(f"question {i} please" for i in range(40)) + " what is 2 + 2?"}]
+    row = {"prompt": prompt, "chosen": "Four.", "rejected": "It is four, and " * 6 + "that is all."}
+    max_length = 48
+    trained = fit_rows(tokenize_pairs(tokenizer, [row], "fp"), max_length, cap=1024).rows[0]
+    untrimmed = tokenize_pairs(tokenizer, [row], "fp")[0]
+    assert len(untrimmed["prompt_ids"]) > max_length                       # the prompt alone does not fit
+    assert len(trained["chosen_ids"]) < len(trained["rejected_ids"])      # the answers differ in length
+
+    encoded = encode_pairs(tokenizer, [EvalPair(prompt, row["chosen"], row["rejected"], 1)], max_length)
+    for side, (ids, start) in (("chosen", encoded.chosen[0]), ("rejected", encoded.rejected[0])):
+        assert ids == trained["prompt_ids"] + trained[f"{side}_ids"], side
+        assert start == len(trained["prompt_ids"]), side
+    assert encoded.truncated == 1
+    # One answer alone (a thumbs row) is fitted as training fits an unpaired row.
+    (ids, start), cut = encode_answer(tokenizer, prompt, row["chosen"], max_length)
+    single = fit_rows([{k: untrimmed[k] for k in ("prompt_ids", "chosen_ids")}], max_length, cap=1024).rows[0]
+    assert (ids, start, cut) == (single["prompt_ids"] + single["chosen_ids"], len(single["prompt_ids"]), True)
 
 
 def test_batched_length_sorted_scoring_matches_one_sequence_at_a_time(tiny_dir):

@@ -307,6 +307,24 @@ def test_store_of_an_earlier_layout_is_refused_with_the_fix(tmp_path):
         FeedbackStore(path)
 
 
+def test_store_of_the_layout_before_ranks_and_ts_observed_is_refused_and_a_current_one_reopens(tmp_path):
+    from pipeline.errors import TerminalError
+
+    with FeedbackStore(tmp_path / "new.duckdb"):
+        pass
+    with FeedbackStore(tmp_path / "new.duckdb") as store:  # its own layout opens again
+        assert store.con.execute("SELECT value FROM store_meta WHERE key = 'layout'").fetchone() == ("2",)
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE unpaired (event_id VARCHAR, label BOOLEAN)")
+    con.execute("CREATE TABLE store_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+    con.execute("INSERT INTO store_meta VALUES ('user_salt', 'x')")
+    con.close()
+    with pytest.raises(TerminalError, match=r"earlier alignloop \(store layout 1, this version reads layout 2\); "
+                                            "move it aside"):
+        FeedbackStore(path)
+
+
 def test_generation_fixed_upstream_brings_back_the_feedback_it_had_broken(tmp_path):
     broken = json.dumps([{"content": "Capital of France?"}])
     wh = warehouse(tmp_path / "wh.duckdb",

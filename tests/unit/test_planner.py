@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.regimes import empty_thumbs, synthetic_pairs
 from pipeline.config import PlanningSettings, TrainingSettings
-from pipeline.planner import RULES, choose_method, kto_weights
+from pipeline.planner import RULES, choose_method, kto_read_counts, kto_weights
 from pipeline.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
 from pipeline.shape import DataShape, NoiseEstimate, measure_shape
 
@@ -114,7 +114,9 @@ def test_kto_weights_put_the_weighted_ratio_in_the_advised_range(up, down):
     plan = choose_method(shape(0, up, down), TrainingSettings(), PlanningSettings(min_minority_share=0.0))
     hp = plan.hyperparameters
     assert plan.method == "kto"
-    ratio = hp["desirable_weight"] * up / (hp["undesirable_weight"] * down)
+    # On the rows the steps read (part of an epoch included), which is what TRL checks.
+    read_up, read_down = kto_read_counts(up, down, hp["max_steps"] * hp["per_device_batch_size"])
+    ratio = hp["desirable_weight"] * read_up / (hp["undesirable_weight"] * read_down)
     assert 1.0 <= ratio <= 4 / 3
     assert min(hp["desirable_weight"], hp["undesirable_weight"]) == 1.0
 

@@ -176,6 +176,26 @@ def test_kto_weights_come_from_the_rows_trained_on_and_satisfy_trls_own_check(tm
     _assert_trl_check_agrees(tmp_path, tiny_dir, thumbs, dw, uw, caplog)
 
 
+def test_kto_trains_with_the_weights_the_plan_states(tmp_path, tiny_dir):
+    """The plan's weights come from the rows its steps will read, so training keeps them unchanged."""
+    from pipeline.config import PlanningSettings, TrainingSettings
+    from pipeline.planner import choose_method
+    from tests.unit.test_planner import shape
+
+    thumbs = [{"prompt": [{"role": "user", "content": f"What is {i} plus {i}?"}], "completion": f"It is {2 * i}.",
+               "label": i < 125} for i in range(200)]          # 125 up, 75 down; 3 steps of 4 read 7 up, 5 down
+    plan = choose_method(shape(0, 125, 75), TrainingSettings(max_steps=3, per_device_batch_size=4, max_length=64,
+                                                             lora={"r": 8, "alpha": 16, "dropout": 0.0}),
+                         PlanningSettings())
+    assert plan.method == "kto" and plan.hyperparameters["train_on"] == "thumbs"
+    assert (plan.hyperparameters["desirable_weight"], plan.hyperparameters["undesirable_weight"]) == (1.0, 1.4)
+    result = train_candidate(plan, Split(thumbs, [], [], []), tiny_dir, tmp_path,
+                             options=RunOptions(device="cpu", log_every=0))
+    assert (result.hyperparameters["desirable_weight"], result.hyperparameters["undesirable_weight"]) == (1.0, 1.4)
+    assert any("(7 up, 5 down)" in n for n in result.notes)
+    assert not any("KTO weights set from" in n for n in result.notes)
+
+
 def _assert_trl_check_agrees(tmp_path, tiny_dir, thumbs, dw, uw, caplog):
     """TRL's KTOTrainer, given the same rows, warns about 1:1 weights and not about ours."""
     from datasets import Dataset

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 
 from pipeline.shapes.langfuse import langfuse_completion, langfuse_prompt
@@ -59,3 +61,43 @@ def test_score_names_select_the_feedback_scores_and_a_late_trace_releases_a_pend
     second = shape_run.ingest(wh, "langfuse", shape_options={"score_names": ["user-feedback", "thumbs"]})
     assert (second.unpaired_added, second.pending) == (1, 0)
     assert shape_run.rows("SELECT completion FROM unpaired WHERE model_version = 'v4'") == [("Here now.",)]
+
+
+def test_a_trace_never_scored_waits_then_is_quarantined_and_a_late_score_brings_it_back(tmp_path, shape_run):
+    from datetime import datetime, timedelta
+
+    from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+    from pipeline.config import IngestSettings, SourceSettings
+
+    wh = _warehouse(tmp_path)
+    traces = [*fixture_rows("langfuse_traces.jsonl"), {
+        "id": "t5", "timestamp": "2026-10-01 10:09:00.000000", "name": "chat", "user_id": "erin", "version": "v3",
+        "input": "Unrated?", "output": "Nobody scored me."}]
+    write_table(wh, "traces", traces)
+    src = SourceSettings(name="src", connector="duckdb", options={"path": str(wh)}, shape="langfuse")
+    settings = IngestSettings(max_bad_share=1.0, pending_timeout=timedelta(days=3))
+    now = datetime(2026, 11, 1)
+
+    def ingest(at):
+        return shape_run.store.ingest(src, DuckDBConnector(DuckDBSettings(path=wh)), settings=settings, now=at)
+
+    first = ingest(now)
+    assert first.pending == 2  # s7 waits for its trace t9, and t5 for a score
+    assert shape_run.rows("SELECT input, key FROM pending ORDER BY input") == [("scores", "s7"), ("traces", "t5")]
+    assert ingest(now + timedelta(days=2)).quarantined == 0  # nothing new, not past the timeout: still waiting
+    late = ingest(now + timedelta(days=4))
+    assert (late.pending, late.quarantined) == (0, 2)
+    assert {r: n for r, n in shape_run.reasons().items() if "after" in r} == {
+        "no trace or observation after 3 days": 1, "trace without score after 3 days": 1}
+    [(payload,)] = shape_run.rows("SELECT payload FROM quarantine WHERE reason = 'trace without score after 3 days'")
+    assert json.loads(payload)["output"] == "Nobody scored me."
+    # A score for t5 arrives after all: it is used, and t5 leaves quarantine.
+    write_table(wh, "scores", [*fixture_rows("langfuse_scores.jsonl"), {
+        "id": "s8", "timestamp": "2026-11-05 09:00:00", "trace_id": "t5", "observation_id": None,
+        "name": "user-feedback", "value": 0.0, "string_value": None, "data_type": "NUMERIC", "author_user_id": None}],
+        SCORES)
+    again = ingest(now + timedelta(days=5))
+    assert again.unpaired_added == 1
+    assert shape_run.rows("SELECT completion, label FROM unpaired WHERE completion = 'Nobody scored me.'") == [
+        ("Nobody scored me.", False)]
+    assert "trace without score after 3 days" not in shape_run.reasons()

@@ -129,7 +129,35 @@ def test_a_langfuse_trace_fixed_upstream_sends_its_scores_back_to_be_judged(tmp_
     shape_run.ingest(wh, "langfuse", mapping=mapping)
     query = "SELECT completion FROM unpaired WHERE prompt[-1].content = 'What is 2 + 2?'"
     assert shape_run.rows(query) == [("5",)]
+    before = shape_run.store.snapshot()
+    rows_before = [t.to_pylist() for t in shape_run.store.read_snapshot(before)]
     write_table(wh, "traces", [t if t["id"] != "t2" else {**t, "output": "4", "timestamp": "2026-10-01 11:00:00"}
                                for t in traces])
     result = shape_run.ingest(wh, "langfuse", mapping=mapping)
     assert result.replaced == 1 and shape_run.rows(query) == [("4",)]
+    # The snapshot taken before the fix still reads the answer it held.
+    assert [t.to_pylist() for t in shape_run.store.read_snapshot(before)] == rows_before
+    assert shape_run.store.snapshot().snapshot_id != before.snapshot_id
+
+
+def test_a_tree_reply_fixed_upstream_leaves_the_earlier_snapshot_as_it_was(tmp_path, shape_run):
+    from tests.unit.shapes.conftest import fixture_rows
+
+    rows = fixture_rows("oasst_messages.jsonl")
+    mapping = {"rows": {"created_date": "created_date"}}
+    wh = write_table(tmp_path / "wh.duckdb", "message_trees", rows)
+    shape_run.ingest(wh, "message_trees", mapping=mapping)
+    before = shape_run.store.snapshot()
+    rows_before = [t.to_pylist() for t in shape_run.store.read_snapshot(before)]
+    assert any(r["chosen"] == "Whiskers." for r in rows_before[1])
+    # a1, the best-ranked reply, is fixed upstream: every pair it took part in is judged again.
+    fixed = [{**r, "text": "Mittens.", "created_date": "2023-02-03T10:00:00.000000+00:00"} if r["message_id"] == "a1"
+             else r for r in rows]
+    write_table(wh, "message_trees", fixed)
+    assert shape_run.ingest(wh, "message_trees", mapping=mapping).replaced == 1
+    after = shape_run.store.snapshot()
+    chosen_now = {r["chosen"] for r in shape_run.store.read_snapshot(after)[1].to_pylist()}
+    assert "Mittens." in chosen_now and "Whiskers." not in chosen_now
+    assert [t.to_pylist() for t in shape_run.store.read_snapshot(before)] == rows_before
+    assert shape_run.store.snapshot_identity(before.high_water_batch)[0] == before.snapshot_id != after.snapshot_id
+    assert shape_run.rows("SELECT count(*) FROM pairs WHERE chosen = 'Whiskers.'") == [(0,)]
