@@ -135,6 +135,7 @@ def run_pandas(work: Path, salt: str, out: Path) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
+    con.execute("SET enable_progress_bar = false")
     gens = con.execute("SELECT * FROM generations").df()
     fb = con.execute("SELECT * FROM feedback_events").df()
     con.close()
@@ -225,6 +226,7 @@ def _child(impl: str, work: Path, threads: int | None, memory_limit: str | None 
 def compare_outputs(paths: dict[str, Path]) -> dict[str, int]:
     """Row counts of each output; raises when any two differ in content."""
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # it would print into `--json` output
     counts = {name: con.execute(f"SELECT count(*) FROM '{p}'").fetchone()[0] for name, p in paths.items()}
     names = list(paths)
     ref = names[0]
