@@ -6,7 +6,7 @@ validation pairs with the same paired-bootstrap interval the real evaluation use
 validation gain has the highest lower bound wins (list only settings that fit the demo's time budget);
 none wins when no lower bound is above zero.
 
-    python -m pipeline.demo_tuning --workdir /tmp/demo-tuning 24:0.0003 32:0.0003 32:0.0005
+    python -m pipeline.demo_tuning --workdir /tmp/demo-tuning 24:0.0003 24:0.0006
 """
 
 from __future__ import annotations
