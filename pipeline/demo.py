@@ -275,15 +275,30 @@ GREETINGS = [
 SYSTEM_PROMPT = "You are a friendly, concise assistant."
 
 
-def _answers(fact: _Fact, rng: random.Random) -> dict[Quality, str]:
+# The product's house style puts the short answer first ("Short answer: 121. 11 × 11 = 121."). Users
+# like it, and most good answers are written that way; now and then a wrong answer is too. It is the part
+# of the signal a few LoRA steps can learn and carry to prompts never seen, because it does not depend on
+# the question (whether 11 × 11 is 121 does). A base model does not expect a reply to open this way, so
+# its likelihood leans against the answers users prefer: there is room to gain.
+HOUSE_STYLE = "Short answer: {short}. {statement}."
+HOUSE_STYLE_RATE: dict[Quality, float] = {"good": 0.85, "wrong": 0.1}
+
+
+def _styled(quality: Quality, short: str, statement: str, rng: random.Random) -> str:
     closer = rng.choice(POLITE_CLOSERS)
+    if rng.random() < HOUSE_STYLE_RATE[quality]:
+        return f"{HOUSE_STYLE.format(short=short, statement=statement)} {closer}".strip()
+    return f"{statement}. {closer}".strip()
+
+
+def _answers(fact: _Fact, rng: random.Random) -> dict[Quality, str]:
     # Rude answers are usually right but sometimes wrong too: rudeness, not correctness, sinks them.
     rude_short = fact.correct_short if rng.random() < 0.75 else fact.wrong_short
     statement = fact.correct[0].lower() + fact.correct[1:]  # it continues a sentence
     return {
-        "good": f"{fact.correct}. {closer}".strip(),
+        "good": _styled("good", fact.correct_short, fact.correct, rng),
         "rambling": rng.choice(RAMBLING).format(question=fact.question, statement=statement),
-        "wrong": f"{fact.wrong}. {closer}".strip(),
+        "wrong": _styled("wrong", fact.wrong_short, fact.wrong, rng),
         "rude": rng.choice(RUDE).format(short=rude_short),
     }
 
@@ -476,18 +491,19 @@ def write_demo_config(workdir: str | Path, *, tiny: bool = False) -> Path:
     """Write workdir/alignloop.yaml for the demo warehouse: SmolLM2 on CPU in minutes, or the tiny model."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    # SmolLM2: 24 LoRA steps at 3e-4. These were picked by comparing accuracy on the held-out set, which
-    # flatters them; choose them on validation prompts carved from the training prompts instead with
-    # `python -m pipeline.demo_tuning --workdir /tmp/demo-tuning 24:0.0003 32:0.0003` (cheapest setting
-    # whose validation gain has an interval above zero), never by looking at the held-out pairs.
+    # SmolLM2's steps and learning rate were chosen on validation prompts carved from the training prompts,
+    # never on the held-out pairs: `python -m pipeline.demo_tuning` (BENCHMARKS.md, "Demo settings").
     training = ("  max_steps: 8\n  max_length: 128\n" if tiny
-                else "  max_steps: 24\n  learning_rate: 0.0003\n  max_length: 160\n")
-    # Every held-out pair is scored (about 200 on SmolLM2's demo data, over ~54 prompts): a 64-pair cap
-    # left the gain inside the noise. The judge's reward model gets few steps to keep the demo short; its
-    # held-out accuracy says whether its win rate can be trusted.
+                else "  max_steps: 24\n  learning_rate: 0.0006\n  max_length: 160\n")
+    # Every held-out pair is scored (about 200 on SmolLM2's demo data, over ~55 prompts): a 64-pair cap
+    # left the gain inside the noise. The generation checks the gate reads (judged win rate, KL, length
+    # drift) run on a few prompts with short answers, and the judge's reward model gets few steps: on two
+    # CPU cores they cost more than scoring every pair. The judge's own held-out accuracy says whether
+    # its win rate can be trusted.
     evaluation = ("  generation_prompts: 4\n  max_new_tokens: 16\n  judge:\n    steps: 10\n" if tiny
-                  else "  generation_prompts: 8\n  max_new_tokens: 40\n"
-                       "  judge:\n    steps: 16\n    learning_rate: 0.0005\n    accuracy_pairs: 64\n")
+                  else "  generation_prompts: 4\n  max_new_tokens: 24\n"
+                       "  judge:\n    steps: 12\n    batch_size: 4\n    learning_rate: 0.0005\n"
+                       "    accuracy_pairs: 32\n")
     base_model = "  tiny: true\n" if tiny else "  packaged: smollm2-135m-instruct\n"
     text = (
         "# alignloop demo: the synthetic warehouse beside this file, a local store and MLflow.\n"

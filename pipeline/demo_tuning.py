@@ -2,10 +2,11 @@
 
 Training prompts whose (salted) hash falls below `fraction` become validation prompts; the held-out
 prompts are set aside untouched. Each candidate setting trains on the rest and is scored on the
-validation pairs with the same paired-bootstrap interval the real evaluation uses. The cheapest
-setting whose validation gain has an interval above zero wins.
+validation pairs with the same paired-bootstrap interval the real evaluation uses. The setting whose
+validation gain has the highest lower bound wins (list only settings that fit the demo's time budget);
+none wins when no lower bound is above zero.
 
-    python -m pipeline.demo_tuning --workdir /tmp/demo-tuning 24:0.0003 32:0.0003 32:0.0005
+    python -m pipeline.demo_tuning --workdir /tmp/demo-tuning 24:0.0003 24:0.0006
 """
 
 from __future__ import annotations
@@ -35,19 +36,28 @@ def validation_split(split: Split, fraction: float) -> tuple[Split, list[EvalPai
     return train, majority_pairs(held(split.train_pairs), held(split.train_unpaired))
 
 
+def choose_setting(results: dict[str, tuple[float, float]], max_ppl_rise: float | None) -> str | None:
+    """Of {setting: (lower bound of the validation gain, perplexity rise)}, the setting with the highest
+    lower bound above zero, leaving out those the gate would refuse for a perplexity rise; None if none."""
+    allowed = {k: low for k, (low, rise) in results.items() if max_ppl_rise is None or rise <= max_ppl_rise}
+    best = max(allowed, key=allowed.get, default=None)
+    return best if best is not None and allowed[best] > 0 else None
+
+
 def main(argv: list[str] | None = None) -> None:
     from pipeline import stages
     from pipeline.config import load_settings
     from pipeline.demo import write_demo_config, write_demo_warehouse
     from pipeline.evaluation.candidate import EvalOptions, evaluate_candidate
-    from pipeline.planner import choose_method
+    from pipeline.evaluation.guards import capability_text, ppl_rise
+    from pipeline.planner import Plan, choose_method
     from pipeline.shape import measure_shape
     from pipeline.train import train_candidate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--fraction", type=float, default=0.2, help="share of training prompts used for validation")
-    parser.add_argument("settings", nargs="+", help="max_steps:learning_rate, cheapest first")
+    parser.add_argument("settings", nargs="+", help="max_steps:learning_rate")
     args = parser.parse_args(argv)
 
     write_demo_warehouse(args.workdir / "warehouse.duckdb")
@@ -57,25 +67,34 @@ def main(argv: list[str] | None = None) -> None:
     split = stages._load_split(settings, snapshot.snapshot_id)
     train, validation = validation_split(split, args.fraction)
     base_dir = stages.base_model_dir(settings)
-    shape = measure_shape(unpaired, pairs, settings.evaluation.holdout_fraction)
-    print(f"validation: {len(validation)} pairs; training: {len(train.train_pairs)} pairs")
-    chosen = None
+    shape = measure_shape(unpaired, pairs, settings.evaluation.holdout_fraction,
+                          max_length=settings.training.max_length)
+    n_prompts = len({prompt_key(p.prompt) for p in validation})
+    print(f"validation: {len(validation)} pairs over {n_prompts} prompts; training: {len(train.train_pairs)} pairs "
+          f"and {len(train.train_unpaired)} thumbs (held-out prompts left out of both)", flush=True)
+    results: dict[str, tuple[float, float]] = {}
     for item in args.settings:
         steps, lr = item.split(":")
         training = settings.training.model_copy(
             update={"max_steps": int(steps), "learning_rate": float(lr)})
         plan = choose_method(shape, training, settings.planning)
+        plan = Plan(plan.method, {**plan.hyperparameters, "max_length_cap": training.max_length_cap},
+                    plan.reasons, plan.shape)  # as the train stage completes it
         run_dir = args.workdir / f"tune-{steps}-{lr}"
-        result = train_candidate(plan, train, base_dir, run_dir, device=settings.training.device)
+        result = train_candidate(plan, train, base_dir, run_dir, device=settings.training.device,
+                                 options=stages.run_options(settings))
+        # The reference's validation scores are the same for every setting: scored once, then cached.
+        options = EvalOptions(max_length=result.max_length, generation_prompts=0, ppl_text=capability_text(),
+                              cache_dir=args.workdir / ".cache" / "validation")
         report = evaluate_candidate(result.model_dir, base_dir, validation, beta=float(plan.hyperparameters["beta"]),
-                                    options=EvalOptions(max_length=settings.training.max_length, generation_prompts=0),
-                                    device=settings.training.device)
+                                    options=options, device=settings.training.device)
         d = report.delta
+        rise = ppl_rise(report.ppl_reference, report.ppl_candidate)
         print(f"{item}: validation accuracy {report.pref_accuracy_reference.value:.3f} -> "
               f"{report.pref_accuracy_candidate.value:.3f}, gain {d.value:+.3f} [{d.low:+.3f}, {d.high:+.3f}], "
-              f"train {result.runtime_s:.0f} s")
-        if chosen is None and d.low > 0:
-            chosen = item
+              f"perplexity rise {rise:+.1%}, train {result.runtime_s:.0f} s, scoring {report.seconds:.0f} s", flush=True)
+        results[item] = (d.low, rise)
+    chosen = choose_setting(results, settings.promotion.max_ppl_rise)
     print(f"chosen: {chosen or 'none of them showed a gain on validation'}")
 
 

@@ -145,8 +145,8 @@ def test_every_prompt_has_four_distinct_short_answers_and_good_ones_are_correct(
             checked["capital"] += 1
         else:
             continue
-        assert prompt.answers["good"].startswith(right)
-        assert not prompt.answers["wrong"].startswith(right)
+        assert right in prompt.answers["good"]  # after the short answer, in the house style
+        assert right not in prompt.answers["wrong"]
     assert checked["arithmetic"] > 10 and checked["capital"] > 10
 
 
@@ -254,3 +254,33 @@ def test_timezone_aware_end_is_stored_as_naive_utc(tmp_path):
 def test_bad_arguments_name_the_setting(tmp_path, argument, value):
     with pytest.raises(ConfigError, match=argument):
         write_demo_warehouse(tmp_path / "w.duckdb", **{**SMALL, argument: value})
+
+
+
+def _house_style(answer: str) -> bool:
+    return answer.startswith("Short answer: ")
+
+
+def test_the_house_style_users_prefer_is_on_most_good_answers_to_every_kind_of_question(tmp_path):
+    # The part of the signal a LoRA can carry to unseen prompts: one form, short answer first, mostly on
+    # good answers, so comparisons choose answers in that form far more often than they reject them.
+    prompts = build_prompts(seed=0, n_prompts=300)
+    styled = {q: sum(_house_style(p.answers[q]) for p in prompts) / len(prompts) for q in QUALITY_ORDER}
+    assert styled["good"] > 0.75 and 0.02 < styled["wrong"] < 0.2
+    assert styled["rambling"] == styled["rude"] == 0
+    kinds = {re.sub(r"[\d']|\w+day", "", p.messages[-1]["content"])[:12] for p in prompts
+             if _house_style(p.answers["good"])}
+    assert len(kinds) > 10  # not one question type: the form says nothing about the question
+
+    path = write_demo_warehouse(tmp_path / "w.duckdb", noise_rate=0, malformed_rate=0, n_prompts=60,
+                                n_feedback=2000).path
+    thumbs, comparisons = _labelled(path)
+    chosen_styled = rejected_styled = 0
+    for _, response_a, _, response_b, value in comparisons:
+        chosen, rejected = (response_a, response_b) if value == "a" else (response_b, response_a)
+        chosen_styled += _house_style(chosen)
+        rejected_styled += _house_style(rejected)
+    assert chosen_styled > 5 * rejected_styled > 0
+    up_share = {style: sum(v == "up" for _, r, v in thumbs if _house_style(r) == style)
+                / sum(_house_style(r) == style for _, r, _ in thumbs) for style in (True, False)}
+    assert up_share[True] > 0.8 > 0.3 > up_share[False]
