@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from pipeline import registry, stages
 from pipeline.config import settings_from_dict
 from tests.unit.eval_reports import eval_report
-from tests.unit.test_register_stage import TARGET, _run_folder
+from tests.unit.test_register_stage import TARGET, _run_folder, predict_in_fresh_process
 
 pytestmark = pytest.mark.slow
 
@@ -64,16 +62,7 @@ def test_an_adapter_logged_with_its_base_files_loads_in_a_fresh_process_after_ev
     shutil.rmtree(tmp_path / "models")
     shutil.rmtree(settings.workdir / ".cache", ignore_errors=True)
     assert not base.exists()
-    code = ("import json, mlflow.pyfunc\n"
-            f"m = mlflow.pyfunc.load_model('models:/{TARGET}@challenger', model_config={{'generation': "
-            "{'max_new_tokens': 6}})\n"
-            f"print(json.dumps(m.predict([{prompt!r}])))\n")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
-           "MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [expected]
+    assert predict_in_fresh_process(settings, prompt, tmp_path) == [expected]
     assert version.version == 1
 
     # Evaluation scores a champion from fetch_version_model's folder: the adapter merged onto the shipped base.

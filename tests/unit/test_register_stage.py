@@ -38,6 +38,25 @@ def _settings(tmp_path: Path, **promotion):
                                "promotion": {"lock_wait_s": 30, **promotion}}, base_dir=tmp_path)
 
 
+def fresh_env(settings, home: Path) -> dict[str, str]:
+    """The environment of a new process on a machine without the training caches: MLflow's URI, no hub."""
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "HF_HUB_OFFLINE": "1",
+            "MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
+
+def predict_in_fresh_process(settings, prompt: str, home: Path) -> list:
+    """`models:/<target>@challenger` loaded with mlflow.pyfunc in a new Python process that sees nothing but
+    MLflow (no caches in HOME), answering one prompt with at most 6 new tokens."""
+    code = ("import json, mlflow.pyfunc\n"
+            f"m = mlflow.pyfunc.load_model('models:/{TARGET}@challenger', model_config={{'generation': "
+            "{'max_new_tokens': 6}})\n"
+            f"print(json.dumps(m.predict([{prompt!r}])))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=home, env=fresh_env(settings, home),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def _run_folder(settings, name: str, model_dir: Path, report: dict, kind: str = "full", snapshot: str | None = None):
     run_dir = settings.runs_dir / name
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -130,16 +149,7 @@ def test_a_lora_version_is_logged_merged_loads_in_a_fresh_process_and_serves_aft
     # The training run folder, the merged copy and every model cache are gone; only MLflow remains.
     shutil.rmtree(settings.runs_dir)
     shutil.rmtree(tmp_path / "models", ignore_errors=True)
-    code = ("import json, mlflow.pyfunc\n"
-            f"m = mlflow.pyfunc.load_model('models:/{TARGET}@challenger', model_config={{'generation': "
-            "{'max_new_tokens': 6}})\n"
-            f"print(json.dumps(m.predict([{prompt!r}])))\n")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
-           "MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [expected]
+    assert predict_in_fresh_process(settings, prompt, tmp_path) == [expected]
     assert version.version == 1
 
     # `mlflow models serve` answers the same prompt over HTTP on loopback (with the logged generation
@@ -151,7 +161,7 @@ def test_a_lora_version_is_logged_merged_loads_in_a_fresh_process_and_serves_aft
     server = subprocess.Popen(
         [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", f"models:/{TARGET}@challenger",
          "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=tmp_path, env={**env, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"},
+        cwd=tmp_path, env={**fresh_env(settings, tmp_path), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         body = json.dumps({"inputs": [prompt]}).encode()
