@@ -2,9 +2,11 @@
 
 Training prompts whose (salted) hash falls below `fraction` become validation prompts; the held-out
 prompts are set aside untouched. Each candidate setting trains on the rest and is scored on the
-validation pairs with the same paired-bootstrap interval the real evaluation uses. The setting whose
-validation gain has the highest lower bound wins (list only settings that fit the demo's time budget);
-none wins when no lower bound is above zero.
+validation pairs with the same paired-bootstrap interval the real evaluation uses, and put through the
+promotion gate on validation prompts (perplexity guard, and the judged win rate of its own answers over
+the reference's, with a judge fitted on the remaining training pairs). Of the settings the gate passes
+on validation, the one whose validation gain has the highest lower bound wins (list only settings that
+fit the demo's time budget); none wins when the gate passes none.
 
     python -m pipeline.demo_tuning --workdir /tmp/demo-tuning 24:0.0003 24:0.0006
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 from pathlib import Path
 
 from pipeline.datasets import EvalPair, Split, majority_pairs
@@ -36,10 +39,10 @@ def validation_split(split: Split, fraction: float) -> tuple[Split, list[EvalPai
     return train, majority_pairs(held(split.train_pairs), held(split.train_unpaired))
 
 
-def choose_setting(results: dict[str, tuple[float, float]], max_ppl_rise: float | None) -> str | None:
-    """Of {setting: (lower bound of the validation gain, perplexity rise)}, the setting with the highest
-    lower bound above zero, leaving out those the gate would refuse for a perplexity rise; None if none."""
-    allowed = {k: low for k, (low, rise) in results.items() if max_ppl_rise is None or rise <= max_ppl_rise}
+def choose_setting(results: dict[str, tuple[float, bool]]) -> str | None:
+    """Of {setting: (lower bound of the validation gain, whether the gate passes it on validation)}, the
+    setting with the highest lower bound above zero among those the gate passes; None if none."""
+    allowed = {k: low for k, (low, passed) in results.items() if passed}
     best = max(allowed, key=allowed.get, default=None)
     return best if best is not None and allowed[best] > 0 else None
 
@@ -50,6 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     from pipeline.demo import write_demo_config, write_demo_warehouse
     from pipeline.evaluation.candidate import EvalOptions, evaluate_candidate
     from pipeline.evaluation.guards import capability_text, ppl_rise
+    from pipeline.evaluation.judge import build_judge
+    from pipeline.gate import decide, input_from_report
+    from pipeline.models import pick_device
     from pipeline.planner import Plan, choose_method
     from pipeline.shape import measure_shape
     from pipeline.train import train_candidate
@@ -72,7 +78,13 @@ def main(argv: list[str] | None = None) -> None:
     n_prompts = len({prompt_key(p.prompt) for p in validation})
     print(f"validation: {len(validation)} pairs over {n_prompts} prompts; training: {len(train.train_pairs)} pairs "
           f"and {len(train.train_unpaired)} thumbs (held-out prompts left out of both)", flush=True)
-    results: dict[str, tuple[float, float]] = {}
+    ev = settings.evaluation
+    max_length = settings.training.max_length or settings.training.max_length_cap
+    # The judge of the answers each setting writes is fitted once, on the training pairs that remain.
+    judge = build_judge(ev.judge, majority_pairs(train.train_pairs, train.train_unpaired), base_dir,
+                        args.workdir / "judge", device=pick_device(settings.training.device), max_length=max_length,
+                        batch_size=ev.batch_size, seed=ev.seed, reward_model_dir=args.workdir / "reward_model")
+    results: dict[str, tuple[float, bool]] = {}
     for item in args.settings:
         steps, lr = item.split(":")
         training = settings.training.model_copy(
@@ -84,17 +96,26 @@ def main(argv: list[str] | None = None) -> None:
         result = train_candidate(plan, train, base_dir, run_dir, device=settings.training.device,
                                  options=stages.run_options(settings))
         # The reference's validation scores are the same for every setting: scored once, then cached.
-        options = EvalOptions(max_length=result.max_length, generation_prompts=0, ppl_text=capability_text(),
-                              cache_dir=args.workdir / ".cache" / "validation")
+        options = EvalOptions(max_length=result.max_length, batch_size=ev.batch_size, seed=ev.seed,
+                              generation_prompts=ev.generation_prompts, max_new_tokens=ev.max_new_tokens,
+                              kl_samples=ev.kl_samples, ppl_text=capability_text(),
+                              cache_dir=args.workdir / ".cache" / "validation",
+                              judge_min_accuracy=ev.judge.min_accuracy, judge_accuracy_pairs=ev.judge.accuracy_pairs)
         report = evaluate_candidate(result.model_dir, base_dir, validation, beta=float(plan.hyperparameters["beta"]),
-                                    options=options, device=settings.training.device)
+                                    options=options, device=settings.training.device, judge=judge)
+        report.write(run_dir)
+        verdict = decide(input_from_report(json.loads((run_dir / "eval_report.json").read_text()), None),
+                         settings.promotion)
         d = report.delta
         rise = ppl_rise(report.ppl_reference, report.ppl_candidate)
         print(f"{item}: validation accuracy {report.pref_accuracy_reference.value:.3f} -> "
               f"{report.pref_accuracy_candidate.value:.3f}, gain {d.value:+.3f} [{d.low:+.3f}, {d.high:+.3f}], "
-              f"perplexity rise {rise:+.1%}, train {result.runtime_s:.0f} s, scoring {report.seconds:.0f} s", flush=True)
-        results[item] = (d.low, rise)
-    chosen = choose_setting(results, settings.promotion.max_ppl_rise)
+              f"perplexity rise {rise:+.1%}, train {result.runtime_s:.0f} s, evaluation {report.seconds:.0f} s; "
+              f"gate on validation {verdict.verdict.upper()}", flush=True)
+        for line in verdict.lines:
+            print(f"    {line}", flush=True)
+        results[item] = (d.low, verdict.passed)
+    chosen = choose_setting(results)
     print(f"chosen: {chosen or 'none of them showed a gain on validation'}")
 
 

@@ -64,10 +64,11 @@ def test_demo_settings_are_tuned_on_training_prompts_only():
     assert not train.holdout_pairs and not train.holdout_unpaired
 
 
-def test_demo_tuning_picks_the_highest_validation_lower_bound_the_gate_would_accept():
+def test_demo_tuning_picks_the_highest_validation_lower_bound_the_gate_passes():
     from pipeline.demo_tuning import choose_setting
 
-    results = {"24:0.0003": (0.01, 0.02), "24:0.0006": (0.05, 0.03), "48:0.001": (0.09, 0.25)}
-    assert choose_setting(results, max_ppl_rise=0.10) == "24:0.0006"  # 48:0.001 loses too much ability
-    assert choose_setting(results, max_ppl_rise=None) == "48:0.001"
-    assert choose_setting({"24:0.0003": (-0.01, 0.0), "24:0.0006": (0.0, 0.0)}, max_ppl_rise=0.10) is None
+    results = {"24:0.0003": (0.01, True), "24:0.0006": (0.05, True), "48:0.001": (0.09, False)}
+    assert choose_setting(results) == "24:0.0006"  # 48:0.001 gains most but its own answers fail the gate
+    assert choose_setting({**results, "48:0.001": (0.09, True)}) == "48:0.001"
+    assert choose_setting({"24:0.0003": (-0.01, True), "24:0.0006": (0.0, True)}) is None
+    assert choose_setting({"24:0.0006": (0.05, False)}) is None
