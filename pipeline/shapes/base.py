@@ -52,12 +52,13 @@ Prepare = Callable[["ResolvedInput", dict[str, list[Any]], int], pa.RecordBatch]
 @dataclass(frozen=True)
 class LogShape:
     name: str
-    raw_tables_sql: str         # DDL of the landing tables
-    classify_sql: str           # builds temp table <name>_classified with a `problem` column
-    unpaired_sql: str
-    pairs_sql: str
-    quarantine_sql: str
     inputs: tuple[ShapeInput, ...]
+    # The shape's SQL files; each left unset is sql/shapes/<name>_<part>.sql (see SQL_PARTS).
+    raw_tables_sql: str = ""    # DDL of the landing tables
+    classify_sql: str = ""      # builds temp table <name>_classified with a `problem` column
+    unpaired_sql: str = ""
+    pairs_sql: str = ""
+    quarantine_sql: str = ""
     # Turns the mapped source columns of one batch (canonical name -> Python values; absent
     # optional columns are missing from the dict) into a batch of landing-table rows.
     prepare: Prepare | None = None
@@ -77,8 +78,18 @@ class LogShape:
     # payload): pending, then quarantined after ingest.pending_timeout. None: nothing is expected.
     unanswered_sql: str | None = None
 
+    def __post_init__(self) -> None:
+        for attr, part in SQL_PARTS.items():
+            if not getattr(self, attr):
+                object.__setattr__(self, attr, f"shapes/{self.name}_{part}.sql")
+
     def input(self, name: str) -> ShapeInput:
         return next(i for i in self.inputs if i.name == name)
+
+
+# LogShape's SQL fields and the file each names by default: sql/shapes/<shape name>_<part>.sql.
+SQL_PARTS = {"raw_tables_sql": "raw_tables", "classify_sql": "classified", "unpaired_sql": "unpaired",
+             "pairs_sql": "pairs", "quarantine_sql": "quarantine"}
 
 
 @dataclass(frozen=True)

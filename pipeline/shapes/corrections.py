@@ -22,9 +22,6 @@ CORRECTIONS = LogShape(
     name="corrections",
     raw_tables_sql=PREFERENCE.raw_tables_sql,
     classify_sql=PREFERENCE.classify_sql,
-    unpaired_sql="shapes/corrections_unpaired.sql",
-    pairs_sql="shapes/corrections_pairs.sql",
-    quarantine_sql="shapes/corrections_quarantine.sql",
     inputs=(
         ShapeInput(
             name="rows", default_table="corrections", raw_table="raw_preference", key="id", cursor="ts",

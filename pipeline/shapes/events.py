@@ -6,11 +6,6 @@ from pipeline.shapes.base import LogShape, ShapeInput
 
 EVENTS = LogShape(
     name="events",
-    raw_tables_sql="shapes/events_raw_tables.sql",
-    classify_sql="shapes/events_classified.sql",
-    unpaired_sql="shapes/events_unpaired.sql",
-    pairs_sql="shapes/events_pairs.sql",
-    quarantine_sql="shapes/events_quarantine.sql",
     dependents_sql="shapes/events_dependents.sql",
     inputs=(
         # Generations land first so that feedback read in the same run finds them.

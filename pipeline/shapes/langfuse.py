@@ -190,11 +190,6 @@ def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.Reco
 
 LANGFUSE = LogShape(
     name="langfuse",
-    raw_tables_sql="shapes/langfuse_raw_tables.sql",
-    classify_sql="shapes/langfuse_classified.sql",
-    unpaired_sql="shapes/langfuse_unpaired.sql",
-    pairs_sql="shapes/langfuse_pairs.sql",
-    quarantine_sql="shapes/langfuse_quarantine.sql",
     dependents_sql="shapes/langfuse_dependents.sql",
     unanswered_sql="shapes/langfuse_unanswered.sql",
     inputs=(

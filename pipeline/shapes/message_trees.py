@@ -138,12 +138,7 @@ def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.Reco
 
 MESSAGE_TREES = LogShape(
     name="message_trees",
-    raw_tables_sql="shapes/message_trees_raw_tables.sql",
-    classify_sql="shapes/message_trees_classified.sql",
-    unpaired_sql="shapes/message_trees_unpaired.sql",
-    pairs_sql="shapes/message_trees_pairs.sql",
     ranks_sql="shapes/message_trees_ranks.sql",
-    quarantine_sql="shapes/message_trees_quarantine.sql",
     inputs=(
         ShapeInput(
             name="rows", default_table="message_trees", raw_table="raw_message_trees", key="message_id",

@@ -62,11 +62,6 @@ def landing_rows(values: dict[str, list[Any]], n: int, better: str, worse: str) 
 
 PREFERENCE = LogShape(
     name="preference",
-    raw_tables_sql="shapes/preference_raw_tables.sql",
-    classify_sql="shapes/preference_classified.sql",
-    unpaired_sql="shapes/preference_unpaired.sql",
-    pairs_sql="shapes/preference_pairs.sql",
-    quarantine_sql="shapes/preference_quarantine.sql",
     inputs=(
         ShapeInput(
             name="rows", default_table="preference", raw_table="raw_preference", key="id", cursor="ts",

@@ -106,11 +106,6 @@ def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.Reco
 
 RATINGS = LogShape(
     name="ratings",
-    raw_tables_sql="shapes/ratings_raw_tables.sql",
-    classify_sql="shapes/ratings_classified.sql",
-    unpaired_sql="shapes/ratings_unpaired.sql",
-    pairs_sql="shapes/ratings_pairs.sql",
-    quarantine_sql="shapes/ratings_quarantine.sql",
     inputs=(
         ShapeInput(
             name="rows", default_table="ratings", raw_table="raw_ratings", key="id", cursor="ts",

@@ -127,11 +127,6 @@ def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.Reco
 
 TRANSCRIPTS = LogShape(
     name="transcripts",
-    raw_tables_sql="shapes/transcripts_raw_tables.sql",
-    classify_sql="shapes/transcripts_classified.sql",
-    unpaired_sql="shapes/transcripts_unpaired.sql",
-    pairs_sql="shapes/transcripts_pairs.sql",
-    quarantine_sql="shapes/transcripts_quarantine.sql",
     inputs=(
         ShapeInput(
             name="rows", default_table="transcripts", raw_table="raw_transcripts", key="id", cursor="ts",

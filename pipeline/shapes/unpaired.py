@@ -79,11 +79,6 @@ def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.Reco
 
 UNPAIRED = LogShape(
     name="unpaired",
-    raw_tables_sql="shapes/unpaired_raw_tables.sql",
-    classify_sql="shapes/unpaired_classified.sql",
-    unpaired_sql="shapes/unpaired_unpaired.sql",
-    pairs_sql="shapes/unpaired_pairs.sql",
-    quarantine_sql="shapes/unpaired_quarantine.sql",
     inputs=(
         ShapeInput(
             name="rows", default_table="unpaired", raw_table="raw_unpaired", key="id", cursor="ts",
