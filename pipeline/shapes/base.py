@@ -318,3 +318,27 @@ def keys(values: dict[str, list[Any]], n: int, *content: list[Any], column: str 
     ids = [as_id(v) for v in values[column]]
     return ([i if i is not None else h for i, h in zip(ids, hashed, strict=True)],
             [None if i is not None else f"{column} is missing" for i in ids])
+
+
+def judged_answer_columns(values: dict[str, list[Any]], n: int, judged: list[tuple[Any, str | None]],
+                          raw: list[str | None]) -> dict[str, list[Any]]:
+    """Landing columns of a shape with one answer per row and one judgement of it (a thumbs label, a score):
+    id, ts, ts_observed, user_id, model_version, prompt, completion and prep_problem. `judged` holds each
+    row's (parsed judgement, problem) and `raw` the judgement as the source wrote it (part of the
+    content key); the shape adds its own judgement columns."""
+    prompt = [as_conversation(v) for v in values["prompt"]]
+    completion = [as_text(v) for v in values["completion"]]
+    ts, observed, ts_problem = timestamps(values, n)
+    key, key_problem = keys(values, n, prompt, completion, raw, column(values, "user_id", n),
+                            [str(v) for v in column(values, "ts", n)])
+    problems = [
+        first_problem(kp, tp, conversation_problem(p, raw=rp), answer_problem(c, "completion"), jp)
+        for kp, tp, p, rp, c, (_, jp) in zip(key_problem, ts_problem, prompt, values["prompt"], completion, judged,
+                                             strict=True)
+    ]
+    return {
+        "id": key, "ts": ts, "ts_observed": observed,
+        "user_id": [as_text(v) for v in column(values, "user_id", n)],
+        "model_version": [as_text(v) for v in column(values, "model_version", n)],
+        "prompt": prompt, "completion": completion, "prep_problem": problems,
+    }

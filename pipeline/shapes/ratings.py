@@ -18,15 +18,8 @@ from pipeline.shapes.base import (
     LogShape,
     ResolvedInput,
     ShapeInput,
-    answer_problem,
-    as_conversation,
-    as_text,
     batch,
-    column,
-    conversation_problem,
-    first_problem,
-    keys,
-    timestamps,
+    judged_answer_columns,
 )
 
 
@@ -83,25 +76,10 @@ def parse_score(value: Any, options: RatingsOptions) -> tuple[float | None, str 
 
 def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.RecordBatch:
     options: RatingsOptions = inp.options  # type: ignore[assignment]
-    prompt = [as_conversation(v) for v in values["prompt"]]
-    completion = [as_text(v) for v in values["completion"]]
     scores = [parse_score(v, options) for v in values["score"]]
-    ts, observed, ts_problem = timestamps(values, n)
     raw = [None if v is None else str(v) for v in values["score"]]
-    key, key_problem = keys(values, n, prompt, completion, raw, column(values, "user_id", n),
-                            [str(v) for v in column(values, "ts", n)])
-    problems = [
-        first_problem(kp, tp, conversation_problem(p, raw=rp), answer_problem(c, "completion"), sp)
-        for kp, tp, p, rp, c, (_, sp) in zip(key_problem, ts_problem, prompt, values["prompt"], completion, scores,
-                                             strict=True)
-    ]
-    return batch({
-        "id": key, "ts": ts, "ts_observed": observed,
-        "user_id": [as_text(v) for v in column(values, "user_id", n)],
-        "model_version": [as_text(v) for v in column(values, "model_version", n)],
-        "prompt": prompt, "completion": completion, "score": [s for s, _ in scores], "score_raw": raw,
-        "prep_problem": problems,
-    }, LANDING)
+    return batch({**judged_answer_columns(values, n, scores, raw),
+                  "score": [s for s, _ in scores], "score_raw": raw}, LANDING)
 
 
 RATINGS = LogShape(

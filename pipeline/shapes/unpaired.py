@@ -14,15 +14,9 @@ from pipeline.shapes.base import (
     LogShape,
     ResolvedInput,
     ShapeInput,
-    answer_problem,
-    as_conversation,
     as_text,
     batch,
-    column,
-    conversation_problem,
-    first_problem,
-    keys,
-    timestamps,
+    judged_answer_columns,
 )
 
 UP = {"1", "true", "t", "yes", "y", "up", "thumbs_up", "thumbsup", "thumb_up", "thumbs-up", "+1", "👍",
@@ -56,25 +50,10 @@ def parse_label(value: Any) -> tuple[bool | None, str | None]:
 
 
 def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.RecordBatch:
-    prompt = [as_conversation(v) for v in values["prompt"]]
-    completion = [as_text(v) for v in values["completion"]]
     labels = [parse_label(v) for v in values["label"]]
-    ts, observed, ts_problem = timestamps(values, n)
     raw_labels = [as_text(v) if not isinstance(v, str) else v for v in values["label"]]
-    key, key_problem = keys(values, n, prompt, completion, raw_labels, column(values, "user_id", n),
-                            [str(v) for v in column(values, "ts", n)])
-    problems = [
-        first_problem(kp, tp, conversation_problem(p, raw=rp), answer_problem(c, "completion"), lp)
-        for kp, tp, p, rp, c, (_, lp) in zip(key_problem, ts_problem, prompt, values["prompt"], completion, labels,
-                                             strict=True)
-    ]
-    return batch({
-        "id": key, "ts": ts, "ts_observed": observed,
-        "user_id": [as_text(v) for v in column(values, "user_id", n)],
-        "model_version": [as_text(v) for v in column(values, "model_version", n)],
-        "prompt": prompt, "completion": completion, "label": [label for label, _ in labels],
-        "label_raw": raw_labels, "prep_problem": problems,
-    }, LANDING)
+    return batch({**judged_answer_columns(values, n, labels, raw_labels),
+                  "label": [label for label, _ in labels], "label_raw": raw_labels}, LANDING)
 
 
 UNPAIRED = LogShape(
