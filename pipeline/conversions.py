@@ -43,22 +43,24 @@ def _connect(unpaired: pa.Table, pairs: pa.Table) -> duckdb.DuckDBPyConnection:
 
 def pairs_from_thumbs(unpaired: pa.Table) -> pa.Table:
     """Every majority-up answer to a prompt preferred over every majority-down answer to it."""
-    con = _connect(unpaired, pa.Table.from_pylist([], PAIRS_SCHEMA))
-    try:
-        table = con.execute(f"{sql_text('derived_pairs_from_thumbs.sql')} ORDER BY ts, event_id").to_arrow_table()
-    finally:
-        con.close()
-    return table.select(DERIVED_PAIRS_SCHEMA.names).cast(DERIVED_PAIRS_SCHEMA)
+    return _derive(unpaired, pa.Table.from_pylist([], PAIRS_SCHEMA), "derived_pairs_from_thumbs.sql",
+                   DERIVED_PAIRS_SCHEMA)
 
 
 def thumbs_from_pairs(pairs: pa.Table) -> pa.Table:
     """A pair's chosen answer as a thumbs-up and its rejected answer as a thumbs-down."""
-    con = _connect(pa.Table.from_pylist([], UNPAIRED_SCHEMA), pairs)
+    return _derive(pa.Table.from_pylist([], UNPAIRED_SCHEMA), pairs, "derived_thumbs_from_pairs.sql",
+                   DERIVED_UNPAIRED_SCHEMA)
+
+
+def _derive(unpaired: pa.Table, pairs: pa.Table, sql_name: str, schema: pa.Schema) -> pa.Table:
+    """The rows sql/<sql_name> derives from the given thumbs and pairs, oldest first, in `schema`."""
+    con = _connect(unpaired, pairs)
     try:
-        table = con.execute(f"{sql_text('derived_thumbs_from_pairs.sql')} ORDER BY ts, event_id").to_arrow_table()
+        table = con.execute(f"{sql_text(sql_name)} ORDER BY ts, event_id").to_arrow_table()
     finally:
         con.close()
-    return table.select(DERIVED_UNPAIRED_SCHEMA.names).cast(DERIVED_UNPAIRED_SCHEMA)
+    return table.select(schema.names).cast(schema)
 
 
 def pairs_from_ranks(ranks: pa.Table) -> pa.Table:
