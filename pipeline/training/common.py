@@ -97,6 +97,25 @@ def common_args(hp: dict[str, Any], output_dir: Path, options: RunOptions, progr
     )
 
 
+def policy_trainer(trainer_cls, ctx, hp: dict[str, Any], args, dataset, **extra) -> tuple[Any, str]:
+    """(trainer, "lora" or "full"): TRL's offline preference trainer (DPO, KTO) over the base model, with a
+    LoRA adapter whose initial weights are seeded from hp["seed"] when hp asks for one, no separate
+    reference model, and alignloop's progress callbacks. `extra` goes to the trainer as is."""
+    from transformers import set_seed
+
+    from pipeline.models import load_causal_lm
+
+    peft_config = lora_config(hp, task_type="CAUSAL_LM")
+    model = load_causal_lm(ctx.base_dir, device=ctx.options.device)
+    set_seed(hp["seed"])  # the adapter's initial weights, whatever ran before
+    trainer = trainer_cls(
+        model=model, ref_model=None, args=args,
+        train_dataset=dataset, processing_class=ctx.tokenizer, peft_config=peft_config,
+        callbacks=[progress_callback(ctx.progress), log_line_callback(ctx.options.log_every)], **extra,
+    )
+    return trainer, "lora" if peft_config else "full"
+
+
 def progress_callback(progress: ProgressFn | None):
     from transformers import TrainerCallback
 

@@ -12,9 +12,8 @@ import logging
 from pathlib import Path
 
 from pipeline.errors import DataError
-from pipeline.models import load_causal_lm
 from pipeline.training.builders import BuildContext, Built
-from pipeline.training.common import common_args, log_line_callback, lora_config, progress_callback
+from pipeline.training.common import common_args, policy_trainer
 from pipeline.training.data import (
     dataset_fingerprint,
     fit_rows,
@@ -85,7 +84,6 @@ def pairs_from_training_thumbs(hp: dict, split) -> list[dict]:
 def build_dpo(ctx: BuildContext) -> Built:
     """DPO (loss sigmoid), IPO (loss ipo) or robust DPO (loss robust, label_smoothing = flip rate)."""
     from datasets import Dataset
-    from transformers import set_seed
     from trl import DPOConfig
 
     hp = ctx.hp
@@ -112,19 +110,12 @@ def build_dpo(ctx: BuildContext) -> Built:
     if ctx.cache_dir is not None:
         ref_cache = (ctx.cache_dir / "reference" /
                      f"{model_id}-{fitted.max_length}-{dataset_fingerprint(fitted.rows, [])}.json")
-    peft_config = lora_config(hp, task_type="CAUSAL_LM")
-    model = load_causal_lm(ctx.base_dir, device=ctx.options.device)
-    set_seed(hp["seed"])  # the adapter's initial weights, whatever ran before
-    trainer = dpo_trainer_class()(
-        model=model, ref_model=None, args=args,
-        train_dataset=dataset, processing_class=ctx.tokenizer, peft_config=peft_config,
-        callbacks=[progress_callback(ctx.progress), log_line_callback(ctx.options.log_every)],
-        ref_cache_file=ref_cache, model_id=model_id,
-    )
+    trainer, kind = policy_trainer(dpo_trainer_class(), ctx, hp, args, dataset, ref_cache_file=ref_cache,
+                                   model_id=model_id)
     notes = [fitted.max_length_reason, fitted.truncation.describe(),
              f"batches grouped by length: {computed - real} pad tokens of {computed} computed "
              f"({100 * (computed - real) / max(computed, 1):.1f}%)"]
     return Built(trainer=trainer, n_train=len(fitted.rows), data_fingerprint=dataset_fingerprint(fitted.rows, order),
                  max_length=fitted.max_length, max_length_reason=fitted.max_length_reason,
                  truncation=vars(fitted.truncation), tokens_trained=real, notes=notes,
-                 kind="lora" if peft_config else "full")
+                 kind=kind)

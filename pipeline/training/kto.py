@@ -13,10 +13,9 @@ import random
 
 from pipeline.datasets import unpaired_training_rows
 from pipeline.errors import DataError
-from pipeline.models import load_causal_lm
 from pipeline.planner import kto_weights
 from pipeline.training.builders import BuildContext, Built
-from pipeline.training.common import common_args, log_line_callback, lora_config, progress_callback
+from pipeline.training.common import common_args, policy_trainer
 from pipeline.training.data import (
     dataset_fingerprint,
     fit_rows,
@@ -111,7 +110,6 @@ def kto_order(labels: list[bool], total: int, seed: int) -> list[int]:
 
 def build_kto(ctx: BuildContext) -> Built:
     from datasets import Dataset
-    from transformers import set_seed
     from trl import KTOConfig
 
     hp = dict(ctx.hp)
@@ -144,18 +142,11 @@ def build_kto(ctx: BuildContext) -> Built:
     args = KTOConfig(loss_type=hp["loss_type"], beta=hp["beta"], desirable_weight=dw, undesirable_weight=uw,
                      max_length=fitted.max_length, dataset_num_proc=None,
                      **common_args(hp, ctx.run_dir / "trainer", ctx.options, ctx.progress))
-    peft_config = lora_config(hp, task_type="CAUSAL_LM")
-    model = load_causal_lm(ctx.base_dir, device=ctx.options.device)
-    set_seed(hp["seed"])  # the adapter's initial weights, whatever ran before
-    trainer = kto_trainer_class()(
-        model=model, ref_model=None, args=args,
-        train_dataset=dataset, processing_class=ctx.tokenizer, peft_config=peft_config,
-        callbacks=[progress_callback(ctx.progress), log_line_callback(ctx.options.log_every)],
-    )
+    trainer, kind = policy_trainer(kto_trainer_class(), ctx, hp, args, dataset)
     tokens = sum(len(r["prompt_ids"]) + len(r["completion_ids"]) for r in read)
     return Built(trainer=trainer, n_train=len(fitted.rows), data_fingerprint=dataset_fingerprint(fitted.rows, order),
                  max_length=fitted.max_length, max_length_reason=fitted.max_length_reason,
                  truncation=vars(fitted.truncation), tokens_trained=tokens, notes=notes,
                  hyperparameters={"desirable_weight": dw, "undesirable_weight": uw},
-                 kind="lora" if peft_config else "full")
+                 kind=kind)
 
