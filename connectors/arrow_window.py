@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from connectors.base import ConnectorTerminalError, Window, quote_identifier
+from connectors.base import ConnectorTerminalError, Window, quote_identifier, window_bounds
 
 
 def check_columns(name: str, present: list[str], window: Window) -> None:
@@ -30,13 +30,7 @@ def read_window(data: Any, schema: pa.Schema, window: Window, batch_size: int, n
     """Rows of `data` (a RecordBatchReader or a pyarrow dataset) in the window, ordered by its cursor (if any)."""
     check_columns(name, schema.names, window)
     cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
-    where, params = ["TRUE"], {}
-    if window.start is not None:
-        where.append(f"{cursor} >= $start")
-        params["start"] = window.start
-    if window.end is not None:
-        where.append(f"{cursor} < $end")
-        params["end"] = window.end
+    where, params = window_bounds(window)
     cols = ", ".join(quote_identifier(c) for c in window.columns) if window.columns else "*"
     con = duckdb.connect(config={"threads": 1})
     try:
@@ -44,7 +38,7 @@ def read_window(data: Any, schema: pa.Schema, window: Window, batch_size: int, n
         con.register("window_source", data)
         try:
             order = f" ORDER BY {cursor}" if cursor else ""  # without a cursor, rows come in source order
-            sql = f"SELECT {cols} FROM window_source WHERE {' AND '.join(where)}{order}"
+            sql = f"SELECT {cols} FROM window_source WHERE {where}{order}"
             yield from con.execute(sql, params).fetch_record_batch(batch_size)
         except duckdb.Error as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]

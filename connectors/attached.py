@@ -25,7 +25,14 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from connectors.base import ConnectorError, ConnectorTerminalError, ConnectorTransientError, Window, quote_identifier
+from connectors.base import (
+    ConnectorError,
+    ConnectorTerminalError,
+    ConnectorTransientError,
+    Window,
+    quote_identifier,
+    window_bounds,
+)
 
 _engine_lock = threading.Lock()
 
@@ -188,20 +195,12 @@ class AttachedDatabase:
     def _select(self, window: Window, what: str, relation: str) -> tuple[str, dict[str, Any]]:
         # No cursor column: the source is read whole (the core skips rows already landed by key).
         cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
-        where, params = ["TRUE"], {}
-        if cursor is None:
-            pass
-        elif window.start is not None:
-            where.append(f"{cursor} >= $start")
-            params["start"] = window.start
-        if cursor is not None and window.end is not None:
-            where.append(f"{cursor} < $end")
-            params["end"] = window.end
+        where, params = window_bounds(window)
         if what == "count":
-            return f"SELECT count(*) FROM {relation} WHERE {' AND '.join(where)}", params
+            return f"SELECT count(*) FROM {relation} WHERE {where}", params
         cols = ", ".join(quote_identifier(c) for c in window.columns) if window.columns else "*"
         order = f" ORDER BY {cursor}" if cursor else ""
-        return f"SELECT {cols} FROM {relation} WHERE {' AND '.join(where)}{order}", params
+        return f"SELECT {cols} FROM {relation} WHERE {where}{order}", params
 
     def _run(self, con: duckdb.DuckDBPyConnection, target: Target, window: Window, what: str) -> Any:
         try:

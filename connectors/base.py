@@ -80,6 +80,21 @@ def quote_identifier(name: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
 
 
+def window_bounds(window: Window) -> tuple[str, dict[str, Any]]:
+    """A window's cursor bounds as a DuckDB condition with $start/$end parameters, and those parameters.
+    "TRUE" with none when the window has no cursor column (the source is read whole) or no bounds."""
+    where, params = ["TRUE"], {}
+    if window.cursor_column:
+        cursor = quote_identifier(window.cursor_column)
+        if window.start is not None:
+            where.append(f"{cursor} >= $start")
+            params["start"] = window.start
+        if window.end is not None:
+            where.append(f"{cursor} < $end")
+            params["end"] = window.end
+    return " AND ".join(where), params
+
+
 @dataclass(frozen=True)
 class ConnectorInfo:
     """One registered connector: where it comes from and, when it cannot be loaded, why."""

@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.base import ConnectorTerminalError, ConnectorTransientError, Window, quote_identifier
+from connectors.base import ConnectorTerminalError, ConnectorTransientError, Window, quote_identifier, window_bounds
 
 
 class DuckDBSettings(BaseModel):
@@ -52,17 +52,9 @@ class DuckDBConnector:
     def read(self, window: Window) -> Iterator[pa.RecordBatch]:
         cols = ", ".join(quote_identifier(c) for c in window.columns) if window.columns else "*"
         cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
-        where, params = ["TRUE"], []
-        if window.start is not None:
-            where.append(f"{cursor} >= ?")
-            params.append(window.start)
-        if window.end is not None:
-            where.append(f"{cursor} < ?")
-            params.append(window.end)
-        sql = (
-            f"SELECT {cols} FROM {quote_identifier(window.table)} "
-            f"WHERE {' AND '.join(where)}" + (f" ORDER BY {cursor}" if cursor else "")
-        )
+        where, params = window_bounds(window)
+        order = f" ORDER BY {cursor}" if cursor else ""
+        sql = f"SELECT {cols} FROM {quote_identifier(window.table)} WHERE {where}{order}"
         con = self._connect()
         try:
             try:

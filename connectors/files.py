@@ -23,7 +23,14 @@ import duckdb
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from connectors.base import ConnectorError, ConnectorTerminalError, ConnectorTransientError, Window, quote_identifier
+from connectors.base import (
+    ConnectorError,
+    ConnectorTerminalError,
+    ConnectorTransientError,
+    Window,
+    quote_identifier,
+    window_bounds,
+)
 
 FILE_COLUMNS = ("_file", "_file_hash", "_row_hash")
 
@@ -195,14 +202,9 @@ class FilesConnector:
                 elif c == "_file_hash":
                     params["file_hash"] = digest
         cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
-        where = ["TRUE"]
-        if window.start is not None:
-            where.append(f"{cursor} >= $start")
-            params["start"] = window.start
-        if window.end is not None:
-            where.append(f"{cursor} < $end")
-            params["end"] = window.end
-        sql = f"SELECT {', '.join(selected)} FROM {source} AS t WHERE {' AND '.join(where)}"
+        where, bounds = window_bounds(window)
+        params.update(bounds)
+        sql = f"SELECT {', '.join(selected)} FROM {source} AS t WHERE {where}"
         if cursor and window.loaded_files is None:
             # A plain window is sorted by its cursor. When the core tracks files it reads them whole and
             # needs no order: rows stream in file order, so memory stays flat however large a file is.
