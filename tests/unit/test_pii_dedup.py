@@ -7,12 +7,15 @@ import io
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 from typer.testing import CliRunner
 
 from flows.quarantine import show_quarantine
 
 from pipeline.config import IngestSettings
+from pipeline.loading.canonical import _NORM
 from pipeline.pii import luhn_valid, register_card_udf, scrub_sql, scrub_text
 from pipeline.store import FeedbackStore
 from tests.unit.test_loading import at, chat, source, warehouse
@@ -64,6 +67,23 @@ def test_pii_scrubbing_can_be_turned_off(tmp_path):
     with FeedbackStore(tmp_path / "s.duckdb") as store:
         store.ingest(src, conn, settings=IngestSettings(scrub_pii=False))
         assert store.con.execute("SELECT completion FROM unpaired").fetchone()[0] == "Write to bob@example.org"
+
+
+# Whitespace of every kind (ASCII, Unicode space separators, line separators) beside letters of both cases.
+_SPACES = " \t\n\r\f\v\u00a0\u1680\u2000\u2007\u200a\u202f\u205f\u3000\u2028\u2029\u0085\u180e\ufeff"
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(st.text(alphabet=st.sampled_from(list(_SPACES) + list("aBc.É")), max_size=12)
+                      | st.text(max_size=12), min_size=1, max_size=20))
+def test_duplicate_key_normalisation_is_the_trim_based_one(texts):
+    """Keys stored by earlier versions were built with trim() at both ends; the cheaper form must give
+    the same normalised text for any input, or a duplicate of an older row would look new."""
+    old = "lower(trim(regexp_replace(t, '\\s{2,}|[\\t\\n\\r\\f\\v]', ' ', 'g')))"
+    con = duckdb.connect()
+    rows = con.execute(f"SELECT {_NORM.format(x='t')}, {old} FROM unnest(?::VARCHAR[]) AS u(t)", [texts]).fetchall()
+    con.close()
+    assert [new for new, _ in rows] == [was for _, was in rows]
 
 
 def test_duplicates_removed_contradictions_kept_and_counted(tmp_path):
