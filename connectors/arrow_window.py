@@ -27,9 +27,8 @@ def check_columns(name: str, present: list[str], window: Window) -> None:
 
 
 def read_window(data: Any, schema: pa.Schema, window: Window, batch_size: int, name: str) -> Iterator[pa.RecordBatch]:
-    """Rows of `data` (a RecordBatchReader or a pyarrow dataset) in the window, ordered by its cursor (if any)."""
+    """Rows of `data` (a RecordBatchReader or a pyarrow dataset) in the window (unsorted)."""
     check_columns(name, schema.names, window)
-    cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
     where, params = window_bounds(window)
     cols = ", ".join(quote_identifier(c) for c in window.columns) if window.columns else "*"
     con = duckdb.connect(config={"threads": 1})
@@ -37,8 +36,7 @@ def read_window(data: Any, schema: pa.Schema, window: Window, batch_size: int, n
         con.execute("SET TimeZone = 'UTC'")
         con.register("window_source", data)
         try:
-            order = f" ORDER BY {cursor}" if cursor else ""  # without a cursor, rows come in source order
-            sql = f"SELECT {cols} FROM window_source WHERE {where}{order}"
+            sql = f"SELECT {cols} FROM window_source WHERE {where}"  # unsorted: see Connector.read
             yield from con.execute(sql, params).fetch_record_batch(batch_size)
         except duckdb.Error as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]

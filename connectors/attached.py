@@ -3,10 +3,10 @@
 One in-memory DuckDB per process loads the database's extension from its PyPI wheel
 (duckdb-extension-<name>, no download at run time); each read attaches the database read-only
 under its own name and streams
-`SELECT <columns> FROM <table> WHERE <cursor> >= ? AND <cursor> < ? ORDER BY <cursor>` as Arrow
-batches. The window filter is pushed down to the server (DuckDB's scanners pass it on); the sort
-runs in DuckDB under `memory_limit` and spills to a temporary folder, so memory stays bounded
-whatever the table's size. Why DuckDB and not ADBC is in connectors/postgres.py.
+`SELECT <columns> FROM <table> WHERE <cursor> >= ? AND <cursor> < ?` as Arrow batches, unsorted
+(the core needs no order). The window filter is pushed down to the server (DuckDB's scanners pass
+it on) and rows stream through, so memory stays bounded whatever the table's size. Why DuckDB and
+not ADBC is in connectors/postgres.py.
 """
 
 from __future__ import annotations
@@ -194,13 +194,11 @@ class AttachedDatabase:
 
     def _select(self, window: Window, what: str, relation: str) -> tuple[str, dict[str, Any]]:
         # No cursor column: the source is read whole (the core skips rows already landed by key).
-        cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
         where, params = window_bounds(window)
         if what == "count":
             return f"SELECT count(*) FROM {relation} WHERE {where}", params
         cols = ", ".join(quote_identifier(c) for c in window.columns) if window.columns else "*"
-        order = f" ORDER BY {cursor}" if cursor else ""
-        return f"SELECT {cols} FROM {relation} WHERE {where}{order}", params
+        return f"SELECT {cols} FROM {relation} WHERE {where}", params  # unsorted: see Connector.read
 
     def _run(self, con: duckdb.DuckDBPyConnection, target: Target, window: Window, what: str) -> Any:
         try:

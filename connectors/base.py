@@ -67,7 +67,11 @@ class Connector(Protocol):
         """Raise ConnectorTerminalError (secret-free message) when the source cannot be used."""
 
     def read(self, window: Window) -> Iterator[pa.RecordBatch]:
-        """Yield the rows of the window as Arrow record batches, ordered by the cursor column."""
+        """Yield the rows of the window as Arrow record batches, in any order.
+
+        The core needs no order: it lands a window in one transaction and takes the cursor's new
+        position as the largest value read. Sorting a large window costs the source (or DuckDB) a
+        sort of every row read, in time and memory, for nothing."""
 
 
 def quote_identifier(name: str) -> str:
@@ -82,7 +86,8 @@ def quote_identifier(name: str) -> str:
 
 def window_bounds(window: Window) -> tuple[str, dict[str, Any]]:
     """A window's cursor bounds as a DuckDB condition with $start/$end parameters, and those parameters.
-    "TRUE" with none when the window has no cursor column (the source is read whole) or no bounds."""
+    "TRUE" with none when the window has no cursor column (the source is read whole); a window with a
+    cursor and no bounds keeps every row, NULL cursors too."""
     where, params = ["TRUE"], {}
     if window.cursor_column:
         cursor = quote_identifier(window.cursor_column)
@@ -92,6 +97,8 @@ def window_bounds(window: Window) -> tuple[str, dict[str, Any]]:
         if window.end is not None:
             where.append(f"{cursor} < $end")
             params["end"] = window.end
+        if len(where) == 1:  # unbounded: still name the cursor, so a missing one fails here, not later
+            where.append(f"{cursor} IS NOT DISTINCT FROM {cursor}")
     return " AND ".join(where), params
 
 

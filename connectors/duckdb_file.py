@@ -51,10 +51,8 @@ class DuckDBConnector:
 
     def read(self, window: Window) -> Iterator[pa.RecordBatch]:
         cols = ", ".join(quote_identifier(c) for c in window.columns) if window.columns else "*"
-        cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
         where, params = window_bounds(window)
-        order = f" ORDER BY {cursor}" if cursor else ""
-        sql = f"SELECT {cols} FROM {quote_identifier(window.table)} WHERE {where}{order}"
+        sql = f"SELECT {cols} FROM {quote_identifier(window.table)} WHERE {where}"  # unsorted: see Connector.read
         con = self._connect()
         try:
             try:

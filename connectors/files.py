@@ -201,14 +201,10 @@ class FilesConnector:
                     params["file"] = name
                 elif c == "_file_hash":
                     params["file_hash"] = digest
-        cursor = quote_identifier(window.cursor_column) if window.cursor_column else None
         where, bounds = window_bounds(window)
         params.update(bounds)
+        # Unsorted (see Connector.read): rows stream in file order, so memory stays flat however large a file is.
         sql = f"SELECT {', '.join(selected)} FROM {source} AS t WHERE {where}"
-        if cursor and window.loaded_files is None:
-            # A plain window is sorted by its cursor. When the core tracks files it reads them whole and
-            # needs no order: rows stream in file order, so memory stays flat however large a file is.
-            sql += f" ORDER BY t.{cursor}"
         try:
             reader = con.execute(sql, params).fetch_record_batch(self.settings.batch_size)
             yield from reader

@@ -3,9 +3,9 @@
 Why DuckDB's extension and not ADBC: with the window's bounds bound as parameters, ADBC's PostgreSQL
 driver (1.13) returned a 300,000-row (~170 MB) window as ONE record batch, 504 MB peak RSS: it does
 not stream a parameterised query. This connector streamed the same window in 10,000-row batches with
-the filter pushed down to the server, at 338 MB peak with the ORDER BY under memory_limit=128MB (the
-sort spills to disk beyond it) and 210 MB without a cursor to sort on, against 180 MB for an empty
-window (the process's footprint); time 5.1 s vs ADBC's 5.8 s. Medians of 3 runs on 2 shared cores:
+the filter pushed down to the server, at 338 MB peak when it still sorted the window by its cursor
+(memory_limit=128MB; windows are read unsorted now) and 210 MB for an unsorted read, against 180 MB
+for an empty window (the process's footprint); time 5.1 s vs ADBC's 5.8 s. Medians of 3 runs on 2 shared cores:
 `python benchmarks/connector_streaming.py`. Secrets: the dsn and password are SecretStr; messages
 name host, port, database and user, never the password.
 """
@@ -51,7 +51,7 @@ class PostgresSettings(BaseModel):
         None, description="A SELECT (server dialect) read instead of the mapping's table; a mapping table->SELECT "
                           "when the shape reads several tables.")
     batch_size: int = Field(50_000, ge=1, description="Rows per Arrow record batch.")
-    memory_limit: str = Field("512MB", description="DuckDB memory cap while sorting a window (spills beyond).")
+    memory_limit: str = Field("512MB", description="DuckDB memory cap while reading a window.")
     connect_timeout: int = Field(10, ge=1, description="Seconds to wait for the server before a transient error.")
 
 

@@ -24,7 +24,7 @@ class SQLiteSettings(BaseModel):
         None, description="A SELECT (DuckDB SQL over the file's tables) read instead of the mapping's table; a "
                           "mapping table->SELECT when the shape reads several tables.")
     batch_size: int = Field(50_000, ge=1, description="Rows per Arrow record batch.")
-    memory_limit: str = Field("512MB", description="DuckDB memory cap while sorting a window (spills beyond).")
+    memory_limit: str = Field("512MB", description="DuckDB memory cap while reading a window.")
 
 
 class SQLiteConnector(AttachedDatabase):

@@ -35,7 +35,7 @@ class {cls}Settings(BaseModel):
 
 
 class {cls}:
-    """Reads a window of a table, ordered by its cursor column, in batches."""
+    """Reads a window of a table in batches."""
 
     Settings: ClassVar[type[BaseModel]] = {cls}Settings
 
@@ -73,7 +73,7 @@ class {cls}:
             if window.end is not None:
                 where.append(f"{{cursor}} < ?")
                 params.append(window.end.isoformat(sep=" "))
-            sql += f" WHERE {{' AND '.join(where)}} ORDER BY {{cursor}}"
+            sql += f" WHERE {{' AND '.join(where)}}"  # any order: the core needs none
         con = self._connect()
         try:
             # The table's columns and declared types. SQLite reads an unknown "column" as a string, so
