@@ -106,6 +106,10 @@ class FeedbackStore:
         # Every timestamp the store writes or compares is UTC, whatever the machine's zone.
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET enable_progress_bar = false")
+        # Strings are compressed with FSST, not dictionaries: trying dictionaries on every string column
+        # (ids, keys, texts: few repeats) took a third of an ingest's commit (2.5 s -> 1.8 s at 1M source
+        # rows) for a store 12 % smaller (BENCHMARKS.md, "Ingest").
+        self.con.execute("SET disabled_compression_methods = 'dictionary'")
         self._refuse_old_layout()
         self.con.execute(sql_text("store_schema.sql"))
         self.con.execute(sql_text("store_loaded_files.sql"))

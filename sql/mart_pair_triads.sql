@@ -1,12 +1,11 @@
 -- purpose: triads of answers to one prompt whose three pairs were all compared, and whether the
 --          majority verdicts form a cycle (a > b > c > a): cycles cannot come from one true order
 -- grain: one row per prompt with at least one fully compared triad (triads, cyclic triads)
--- parameters: none
+-- parameters: none; reads votes_in (sql/stg_pair_votes.sql: answers as hashes, a before b in text order)
 WITH votes AS (
-    SELECT md5(to_json(prompt)::VARCHAR) AS prompt_key, least(chosen, rejected) AS a,
-           greatest(chosen, rejected) AS b, chosen = least(chosen, rejected) AS a_wins
-    FROM pairs_in
-    WHERE chosen <> rejected
+    SELECT prompt_key, a_key AS a, b_key AS b, positive AS a_wins
+    FROM votes_in
+    WHERE a_key <> b_key
 ),
 edges AS (  -- one majority verdict per compared pair; ties carry no direction and are dropped
     SELECT prompt_key, a, b, count(*) FILTER (WHERE a_wins) > count(*) FILTER (WHERE NOT a_wins) AS a_wins

@@ -93,6 +93,7 @@ def measure_noise(con: duckdb.DuckDBPyConnection, pairs: pa.Table, use_model: bo
                                   "pairs judged two or more times (in either order)"),
         noise.from_repeated_items("annotator_pairs", _items(con, "mart_annotator_items.sql"),
                                   "pairs judged by two or more people"),
+        # the triads read the pair votes too: before votes_in holds thumbs
         noise.from_triads(np.array(con.execute(
             f"SELECT triads, cyclic FROM ({sql_text('mart_pair_triads.sql')})").fetchall(), dtype=float)),
     ]
