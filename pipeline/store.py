@@ -397,7 +397,9 @@ class FeedbackStore:
 
     def contradictions(self) -> dict[str, int]:
         """Per source: items that got opposite judgements (kept; the evidence of label noise)."""
-        return dict(self.con.execute(sql_text("store/contradictions.sql")).fetchall())
+        sql = (sql_text("store/contradictions.sql").replace("__UNPAIRED__", canonical.item_judgements("unpaired"))
+               .replace("__PAIRS__", canonical.item_judgements("pairs")))
+        return dict(self.con.execute(sql).fetchall())
 
     def snapshot(self) -> Snapshot:
         """Freeze the canonical rows as they are now. The id is a hash of their event ids, so the

@@ -22,8 +22,9 @@ CREATE TABLE IF NOT EXISTS unpaired (
     label         BOOLEAN NOT NULL,      -- true = thumbs up
     batch_id      BIGINT NOT NULL,
     ingested_at   TIMESTAMP NOT NULL,
-    item_key      VARCHAR,               -- normalised prompt + answer: repeated votes on one item
-    dup_key       VARCHAR,               -- item + label + user: the same vote twice
+    -- normalised user + prompt + answer + label: the same vote twice (stores written before this had an
+    -- item_key column too; it is no longer filled: contradictions are counted from the texts)
+    dup_key       VARCHAR,
     ts_observed   BOOLEAN NOT NULL       -- false: the source had no time for it; ts is when it was loaded
 );
 
@@ -38,8 +39,7 @@ CREATE TABLE IF NOT EXISTS pairs (
     rejected      VARCHAR NOT NULL,
     batch_id      BIGINT NOT NULL,
     ingested_at   TIMESTAMP NOT NULL,
-    item_key      VARCHAR,               -- normalised prompt + both answers, whichever won
-    dup_key       VARCHAR,               -- normalised prompt + chosen + rejected + user
+    dup_key       VARCHAR,               -- normalised user + prompt + chosen + rejected
     ts_observed   BOOLEAN NOT NULL       -- false: ts is a load time (for a pair of two rows: either's)
 );
 

@@ -20,7 +20,7 @@ CANONICAL = ("unpaired", "pairs")
 # the whole string, so the trailing run is cut with one anchored regular expression instead (4x cheaper;
 # the same text as trim() gives, tests/unit/test_pii_dedup.py).
 _NORM = "lower(ltrim(regexp_replace(regexp_replace({x}, '\\s{{2,}}|[\\t\\n\\r\\f\\v]', ' ', 'g'), '\\p{{Zs}}+$', '')))"
-# Each canonical table: the normalised columns (computed once), then the keys built from them.
+# Each canonical table: the normalised columns (computed once), then the key built from them.
 NORMALISED = {
     "unpaired": ("n_prompt, n_completion", f"{_NORM.format(x='to_json(prompt)::VARCHAR')} AS n_prompt, "
                  f"{_NORM.format(x='completion')} AS n_completion"),
@@ -28,13 +28,27 @@ NORMALISED = {
               f"{_NORM.format(x='chosen')} AS n_chosen, {_NORM.format(x='rejected')} AS n_rejected"),
 }
 KEYS = {
-    "unpaired": ("md5(n_prompt || chr(31) || n_completion) AS item_key, "
-                 "md5(coalesce(user_id, '') || chr(31) || n_prompt || chr(31) || n_completion || chr(31) "
+    "unpaired": ("md5(coalesce(user_id, '') || chr(31) || n_prompt || chr(31) || n_completion || chr(31) "
                  "|| label::VARCHAR) AS dup_key"),
-    "pairs": ("md5(n_prompt || chr(31) || least(n_chosen, n_rejected) || chr(31) || greatest(n_chosen, n_rejected)) "
-              "AS item_key, md5(coalesce(user_id, '') || chr(31) || n_prompt || chr(31) || n_chosen || chr(31) "
+    "pairs": ("md5(coalesce(user_id, '') || chr(31) || n_prompt || chr(31) || n_chosen || chr(31) "
               "|| n_rejected) AS dup_key"),
 }
+# The item a row judges (one prompt and answer; one prompt and answer pair, whichever won), for counting
+# contradictions. Computed when they are counted (`alignloop quarantine`), not stored: hashing every row's
+# texts again at ingest cost more than the rare count does.
+ITEM_KEYS = {
+    "unpaired": "md5(n_prompt || chr(31) || n_completion)",
+    "pairs": "md5(n_prompt || chr(31) || least(n_chosen, n_rejected) || chr(31) || greatest(n_chosen, n_rejected))",
+}
+
+
+def item_judgements(table: str) -> str:
+    """(source, item_key, judgement) per row of a canonical table: the judgement is the label of a thumb,
+    the chosen answer of a pair (a constant table name, never a setting)."""
+    judgement = {"unpaired": "label", "pairs": "chosen"}[table]
+    _, normalised = NORMALISED[table]
+    return (f"SELECT source, {ITEM_KEYS[table]} AS item_key, {judgement} AS judgement "
+            f"FROM (SELECT source, {judgement}, {normalised} FROM {table})")
 
 
 

@@ -88,11 +88,15 @@ def test_duplicate_key_normalisation_is_the_trim_based_one(texts):
 
 def test_duplicates_removed_contradictions_kept_and_counted(tmp_path):
     gens = [("r1", at(0), "u1", "v1", chat("Capital of France?"), "Paris."),
-            ("r2", at(1), "u2", "v1", chat("capital of  FRANCE?"), "paris. ")]
+            ("r2", at(1), "u2", "v1", chat("capital of  FRANCE?"), "paris. "),
+            ("r3", at(1), "u3", "v1", chat("Best colour?"), "Blue."),
+            ("r4", at(1), "u3", "v1", chat("Best colour?"), "Red.")]
     fbs = [("f1", "r1", at(2), "u1", "thumb", "up", None),
            ("f1b", "r2", at(3), "u1", "thumb", "up", None),    # same user, same vote after normalisation
            ("f2", "r1", at(4), "u2", "thumb", "up", None),     # another user agreeing: kept
-           ("f3", "r1", at(5), "u3", "thumb", "down", None)]   # another user disagreeing: kept, counted
+           ("f3", "r1", at(5), "u3", "thumb", "down", None),   # another user disagreeing: kept, counted
+           ("f4", "r3", at(6), "u1", "comparison", "a", "r4"),  # Blue over Red ...
+           ("f5", "r4", at(7), "u2", "comparison", "a", "r3")]  # ... and Red over Blue: one contradictory pair
     wh = warehouse(tmp_path / "wh.duckdb", gens, fbs)
     src, conn = source(wh)
     with FeedbackStore(tmp_path / "s.duckdb") as store:
@@ -103,7 +107,7 @@ def test_duplicates_removed_contradictions_kept_and_counted(tmp_path):
     assert (kept, result.unpaired_added) == (3, 3)
     assert reasons == {"duplicate of an earlier row (same user, prompt, answers and label after case/whitespace "
                        "normalisation)": 1}
-    assert contradictions == {"prod": 1}
+    assert contradictions == {"prod": 2}
 
 
 def test_per_user_cap_limits_contributed_rows(tmp_path):
