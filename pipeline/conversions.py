@@ -1,10 +1,12 @@
 """Rows derived from a snapshot when it is read, never stored as if observed.
 
 Pairs from thumbs (an up- and a down-rated answer to the same prompt), thumbs from pairs (chosen up,
-rejected down), and pairs from ranks (every better-ranked answer of a group over every worse-ranked
-one; the store keeps the ranks as observed and `FeedbackStore.read_snapshot` adds these pairs).
-Derived rows carry `derived_from` ('thumbs', 'pairs' or 'ranks'), and `derived_counts` says how
-many each conversion gives and what it could not use, so nothing is dropped without a count.
+rejected down), pairs from ranks (every better-ranked answer of a group over every worse-ranked
+one) and pairs from ratings (every answer rated at least the source's margin above another answer to
+the same prompt). The store keeps ranks and rated answers as observed, in its `ranks` table, and
+`FeedbackStore.read_snapshot` adds their pairs. Derived rows carry `derived_from` ('thumbs', 'pairs',
+'ranks' or 'ratings'), and `derived_counts` says how many each conversion gives and what it could
+not use, so nothing is dropped without a count.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class DerivedCounts:
     tied_answers: int               # as many ups as downs: no label, so in no derived pair
     answers_without_opposite: int   # labelled, but no answer to the same prompt has the other label
     pairs_from_ranks: int = 0       # of the snapshot's pairs, those derived from ranks (not observed)
+    pairs_from_ratings: int = 0     # of the snapshot's pairs, those derived from rated answers (not observed)
 
 
 def _connect(unpaired: pa.Table, pairs: pa.Table) -> duckdb.DuckDBPyConnection:
@@ -77,7 +80,7 @@ def pairs_from_ranks(ranks: pa.Table) -> pa.Table:
 
 def with_pairs_from_ranks(pairs: pa.Table, ranks: pa.Table) -> pa.Table:
     """A snapshot's pairs as read: the observed ones (`derived_from` NULL) and those derived from its
-    ranks ('ranks'), oldest first."""
+    ranks ('ranks') and rated answers ('ratings'), oldest first."""
     observed = pairs.select(PAIRS_SCHEMA.names).cast(PAIRS_SCHEMA).append_column(
         pa.field("derived_from", pa.string()), pa.nulls(pairs.num_rows, pa.string()))
     if ranks.num_rows == 0:
@@ -103,9 +106,11 @@ def derived_counts(unpaired: pa.Table, pairs: pa.Table) -> DerivedCounts:
         ).fetchone()
     finally:
         con.close()
-    from_ranks = 0
-    if "derived_from" in pairs.schema.names:
-        from_ranks = int(pc.sum(pc.equal(pairs.column("derived_from"), "ranks")).as_py() or 0)
+    def derived_from(kind: str) -> int:
+        if "derived_from" not in pairs.schema.names:
+            return 0
+        return int(pc.sum(pc.equal(pairs.column("derived_from"), kind)).as_py() or 0)
+
     return DerivedCounts(pairs_from_thumbs=int(row[0]), thumbs_from_pairs=2 * pairs.num_rows,
                          thumbed_answers=int(row[1]), tied_answers=int(row[2]), answers_without_opposite=int(row[3]),
-                         pairs_from_ranks=from_ranks)
+                         pairs_from_ranks=derived_from("ranks"), pairs_from_ratings=derived_from("ratings"))

@@ -29,8 +29,9 @@ UNPAIRED_SCHEMA = pa.schema([*_COMMON, ("completion", pa.string()), ("label", pa
 PAIRS_SCHEMA = pa.schema([*_COMMON, ("chosen", pa.string()), ("rejected", pa.string()), ("ts_observed", pa.bool_())])
 # Ranked answers as observed: answers sharing a group_id were ranked against each other (rank 0 is
 # best). Pairs are derived from them when a snapshot is read (pipeline/conversions.py), never stored.
-RANKS_SCHEMA = pa.schema([*_COMMON, ("completion", pa.string()), ("rank", pa.int64()), ("group_id", pa.string()),
-                          ("answer_id", pa.string()), ("ts_observed", pa.bool_())])
+RANKS_SCHEMA = pa.schema([*_COMMON, ("completion", pa.string()), ("rank", pa.int64()), ("score", pa.float64()),
+                          ("pair_margin", pa.float64()), ("group_id", pa.string()), ("answer_id", pa.string()),
+                          ("ts_observed", pa.bool_())])
 
 
 def prompt_key(prompt: list[dict[str, str]]) -> str:

@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 
 # The layout of the store's tables. Bump it when a canonical table changes: a store of another layout
 # is refused with the fix, never half-read. 2: canonical rows carry ts_observed; rankings are stored
-# as ranks (their pairs are derived when a snapshot is read).
-LAYOUT = "2"
+# as ranks (their pairs are derived when a snapshot is read). 3: rated answers are stored with their
+# scores in ranks (their pairs too are derived when read, not stored as pairs).
+LAYOUT = "3"
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -440,7 +441,7 @@ class FeedbackStore:
     def read_snapshot(self, snapshot: Snapshot) -> tuple[pa.Table, pa.Table]:
         """The snapshot's (unpaired, pairs) rows in their canonical schemas, oldest first: the rows as they
         were when it was taken, whatever was replaced since. Pairs carry `derived_from`: NULL for observed
-        pairs, 'ranks' for pairs derived from stored ranks."""
+        pairs, 'ranks' or 'ratings' for pairs derived from stored ranks or rated answers."""
         tables = []
         for table, schema in (("unpaired", UNPAIRED_SCHEMA), ("pairs", PAIRS_SCHEMA)):
             sql = f"SELECT {', '.join(schema.names)} FROM ({_snapshot_rows_sql(table)}) ORDER BY ts, event_id"

@@ -43,18 +43,21 @@ CREATE TABLE IF NOT EXISTS pairs (
     ts_observed   BOOLEAN NOT NULL       -- false: ts is a load time (for a pair of two rows: either's)
 );
 
--- Rankings as observed: pairs (every better- vs worse-ranked answer of a group) are derived from them
--- when a snapshot is read (pipeline/conversions.py), never stored as if observed.
+-- Rankings and ratings as observed: pairs (every better- vs worse-ranked answer of a group; every
+-- answer rated at least a margin above another) are derived from them when a snapshot is read
+-- (pipeline/conversions.py), never stored as if observed.
 CREATE TABLE IF NOT EXISTS ranks (
-    event_id      VARCHAR NOT NULL,      -- md5(source || ':rank:' || answer_id)
+    event_id      VARCHAR NOT NULL,      -- md5(source || ':rank:' || answer_id); rated: ':score:'
     source        VARCHAR NOT NULL,
     ts            TIMESTAMP NOT NULL,
     user_id       VARCHAR,
     model_version VARCHAR,
     prompt        STRUCT(role VARCHAR, content VARCHAR)[] NOT NULL,
     completion    VARCHAR NOT NULL,
-    rank          BIGINT NOT NULL,       -- 0 is best; only ranks within one (source, group_id) compare
-    group_id      VARCHAR NOT NULL,      -- the answers ranked against each other (e.g. one prompter message)
+    rank          BIGINT,                -- 0 is best; only ranks within one (source, group_id) compare
+    score         DOUBLE,                -- a rated answer's score (rank NULL): higher is better
+    pair_margin   DOUBLE,                -- rated answers give a pair when their scores differ this much
+    group_id      VARCHAR NOT NULL,      -- the answers compared (one prompter message, one rated prompt)
     answer_id     VARCHAR NOT NULL,      -- the answer's id in the source
     batch_id      BIGINT NOT NULL,
     ingested_at   TIMESTAMP NOT NULL,

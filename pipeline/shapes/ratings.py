@@ -1,9 +1,12 @@
 """The `ratings` shape: a star rating (1-5) or a scalar score per answer.
 
 Settings (shape_options): a score at or above `up_threshold` is a thumbs-up, at or below
-`down_threshold` a thumbs-down; two rated answers to the same prompt whose scores differ by at least
-`pair_margin` give a pair (the higher chosen). A usable row that gives neither is quarantined with
-that reason; scores outside [min_score, max_score] when those are set are quarantined too.
+`down_threshold` a thumbs-down. Every usable rated answer is also kept as observed, with its score, in
+the store's `ranks` table: two rated answers to the same prompt whose scores differ by at least
+`pair_margin` give a pair (the higher chosen), derived when a snapshot is read, never stored as if
+observed. Each row keeps the margin it was loaded with, so a snapshot reads the same pairs whatever
+the setting later becomes. Scores missing, not numbers, or outside [min_score, max_score] when those
+are set are quarantined.
 """
 
 from __future__ import annotations
@@ -93,7 +96,8 @@ RATINGS = LogShape(
         ),
     ),
     prepare=prepare,
+    ranks_sql="shapes/ratings_ranks.sql",
     options=RatingsOptions,
     sql_options=("up_threshold", "down_threshold", "pair_margin"),
-    doc="prompt + completion + score (stars or scalar); thresholds give thumbs, a margin gives pairs",
+    doc="prompt + completion + score (stars or scalar); thresholds give thumbs, a margin gives pairs (derived)",
 )

@@ -1,7 +1,9 @@
--- purpose: two rated answers to one prompt, scores at least the margin apart -> canonical pairs
--- grain: one row per (higher-rated row, lower-rated row) of one prompt
+-- purpose: the `ratings` shape yields no stored pairs: rated answers are stored with their scores (ranks
+--          table) and the pairs of answers a margin apart are derived when a snapshot is read
+--          (sql/derived_pairs_from_ranks.sql)
+-- grain: none (always empty)
 -- parameters: none (reads the temp table ratings_classified)
--- ts: the later of the two ratings' times; user_id: the rater when one person rated both, else NULL
-SELECT event_id, source, ts, user_id, model_version, prompt, chosen, rejected, ts_observed
+SELECT event_id, source, ts, user_id, model_version, prompt, completion AS chosen, completion AS rejected,
+       ts_observed
 FROM ratings_classified
-WHERE kind = 'pair'
+WHERE false

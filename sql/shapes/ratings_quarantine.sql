@@ -1,5 +1,6 @@
--- purpose: rated rows that give no thumb and no pair -> quarantine with the reason and the row
--- grain: one row per unused raw_ratings row
+-- purpose: rated rows that cannot be used (no score, not a number, out of range) -> quarantine with the
+--          reason and the row
+-- grain: one row per unusable raw_ratings row
 -- parameters: none (reads the temp table ratings_classified)
 SELECT c.event_id, c.source, c.problem AS reason,
        to_json({'id': r.id, 'ts': r.ts, 'prompt': r.prompt, 'completion': r.completion, 'score': r.score_raw}) AS payload

@@ -307,21 +307,27 @@ def test_store_of_an_earlier_layout_is_refused_with_the_fix(tmp_path):
         FeedbackStore(path)
 
 
-def test_store_of_the_layout_before_ranks_and_ts_observed_is_refused_and_a_current_one_reopens(tmp_path):
+def test_stores_of_earlier_layouts_are_refused_and_a_current_one_reopens(tmp_path):
     from pipeline.errors import TerminalError
 
     with FeedbackStore(tmp_path / "new.duckdb"):
         pass
     with FeedbackStore(tmp_path / "new.duckdb") as store:  # its own layout opens again
-        assert store.con.execute("SELECT value FROM store_meta WHERE key = 'layout'").fetchone() == ("2",)
+        assert store.con.execute("SELECT value FROM store_meta WHERE key = 'layout'").fetchone() == ("3",)
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))
     con.execute("CREATE TABLE unpaired (event_id VARCHAR, label BOOLEAN)")
     con.execute("CREATE TABLE store_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
     con.execute("INSERT INTO store_meta VALUES ('user_salt', 'x')")
     con.close()
-    with pytest.raises(TerminalError, match=r"earlier alignloop \(store layout 1, this version reads layout 2\); "
+    with pytest.raises(TerminalError, match=r"earlier alignloop \(store layout 1, this version reads layout 3\); "
                                             "move it aside"):
+        FeedbackStore(path)
+    # Layout 2 stored the pairs of rated answers as if observed: read with this version, each would count twice.
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO store_meta VALUES ('layout', '2')")
+    con.close()
+    with pytest.raises(TerminalError, match=r"\(store layout 2, this version reads layout 3\); move it aside"):
         FeedbackStore(path)
 
 
