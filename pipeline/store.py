@@ -28,6 +28,7 @@ from pipeline.loading.cursors import INTEGER, TEXT, CursorPosition, parse_iso
 from pipeline.loading.landing import Landing, LandedInput, land
 from pipeline.loading.sqlbind import bind
 from pipeline.loading.unanswered import track_unanswered
+from pipeline.memory import bound_allocator_retention
 from pipeline.pii import register_card_udf
 from pipeline.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
 from pipeline.shapes import SHAPES, resolve_mapping, sql_params
@@ -177,6 +178,7 @@ class FeedbackStore:
         future skew; rows already landed are skipped by key and content, bad rows are quarantined.
         """
         settings = settings or IngestSettings()
+        bound_allocator_retention()
         if lookback is not None:
             settings = settings.model_copy(update={"lookback": lookback})
         now = now or _utcnow()
