@@ -2,7 +2,8 @@
 
 One run generates a warehouse of N source rows (generations and feedback events, 60/40), then times,
 each in a fresh process so peak memory is its own:
-  - alignloop: full load + normalisation (FeedbackStore.ingest) + snapshot + shape profile;
+  - alignloop: full load + normalisation (FeedbackStore.ingest) + snapshot + shape profile (FeedbackStore.measure,
+    as `alignloop plan` runs it);
   - pandas: a straightforward pandas script doing the same normalisation;
   - raw DuckDB: one plain SQL script doing it (sql/bench/ingest_raw_baseline.sql): the floor.
 All three must produce the same canonical rows (checked). Then 1 % more rows are appended and
@@ -85,7 +86,6 @@ def _peak_rss() -> int:
 def run_alignloop(work: Path, threads: int | None, out: Path, memory_limit: str | None = None) -> dict[str, Any]:
     from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
     from pipeline.config import IngestSettings, SourceSettings
-    from pipeline.shape import measure_shape
     from pipeline.store import FeedbackStore
 
     wh = work / "warehouse.duckdb"
@@ -99,12 +99,13 @@ def run_alignloop(work: Path, threads: int | None, out: Path, memory_limit: str 
     t1 = time.perf_counter()
     ingest_peak = _peak_rss()
     with FeedbackStore(work / "feedback.duckdb") as store:
+        # As `alignloop plan` measures it: inside the store's DuckDB, under the same memory limit.
+        if threads:
+            store.con.execute(f"SET threads = {int(threads)}")
         snapshot = store.snapshot()
-        unpaired, pairs = store.read_snapshot(snapshot)
-        measure_shape(unpaired, pairs, 0.2)
+        store.measure(snapshot, 0.2, memory_limit=memory_limit)
         t2 = time.perf_counter()
         peak = _peak_rss()
-        del unpaired, pairs
         store.con.execute(
             f"COPY (SELECT event_id, user_id, prompt, completion, label, NULL::VARCHAR AS chosen, "
             f"NULL::VARCHAR AS rejected FROM unpaired UNION ALL SELECT event_id, user_id, prompt, NULL, NULL, "

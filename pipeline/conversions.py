@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
 from pipeline.sqlfiles import sql_text
@@ -93,24 +92,30 @@ def derived_counts(unpaired: pa.Table, pairs: pa.Table) -> DerivedCounts:
     """How many rows each conversion would give, computed without building them."""
     con = _connect(unpaired, pairs)
     try:
-        row = con.execute(
-            """
-            WITH per_prompt AS (
-                SELECT prompt_key, count(*) FILTER (WHERE label) AS n_up, count(*) FILTER (WHERE NOT label) AS n_down,
-                       count(*) AS n_answers, count(*) FILTER (WHERE label IS NULL) AS n_tied
-                FROM answer_labels GROUP BY prompt_key)
-            SELECT coalesce(sum(n_up * n_down), 0), coalesce(sum(n_answers), 0), coalesce(sum(n_tied), 0),
-                   coalesce(sum(CASE WHEN n_up = 0 OR n_down = 0 THEN n_up + n_down ELSE 0 END), 0)
-            FROM per_prompt
-            """
-        ).fetchone()
+        return derived_counts_of(con)
     finally:
         con.close()
-    def derived_from(kind: str) -> int:
-        if "derived_from" not in pairs.schema.names:
-            return 0
-        return int(pc.sum(pc.equal(pairs.column("derived_from"), kind)).as_py() or 0)
 
-    return DerivedCounts(pairs_from_thumbs=int(row[0]), thumbs_from_pairs=2 * pairs.num_rows,
+
+def derived_counts_of(con: duckdb.DuckDBPyConnection) -> DerivedCounts:
+    """derived_counts of the relations unpaired_in and pairs_in of `con` (pairs may carry derived_from)."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW answer_labels AS {sql_text('derived_answer_labels.sql')}")
+    row = con.execute(
+        """
+        WITH per_prompt AS (
+            SELECT prompt_key, count(*) FILTER (WHERE label) AS n_up, count(*) FILTER (WHERE NOT label) AS n_down,
+                   count(*) AS n_answers, count(*) FILTER (WHERE label IS NULL) AS n_tied
+            FROM answer_labels GROUP BY prompt_key)
+        SELECT coalesce(sum(n_up * n_down), 0), coalesce(sum(n_answers), 0), coalesce(sum(n_tied), 0),
+               coalesce(sum(CASE WHEN n_up = 0 OR n_down = 0 THEN n_up + n_down ELSE 0 END), 0)
+        FROM per_prompt
+        """
+    ).fetchone()
+    pairs_columns = {r[0] for r in con.execute("DESCRIBE pairs_in").fetchall()}
+    n_pairs, from_ranks, from_ratings = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE derived_from = 'ranks'), count(*) FILTER (WHERE derived_from = "
+        "'ratings') FROM pairs_in" if "derived_from" in pairs_columns else "SELECT count(*), 0, 0 FROM pairs_in"
+    ).fetchone()
+    return DerivedCounts(pairs_from_thumbs=int(row[0]), thumbs_from_pairs=2 * int(n_pairs),
                          thumbed_answers=int(row[1]), tied_answers=int(row[2]), answers_without_opposite=int(row[3]),
-                         pairs_from_ranks=derived_from("ranks"), pairs_from_ratings=derived_from("ratings"))
+                         pairs_from_ranks=int(from_ranks), pairs_from_ratings=int(from_ratings))

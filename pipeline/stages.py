@@ -20,7 +20,6 @@ from pipeline.config import Settings, describe_validation_error
 from pipeline.errors import ConfigError, DataError, TerminalError, TransientError
 from pipeline.evaluation.results import EvalReport
 from pipeline.planner import Plan, choose_method
-from pipeline.shape import measure_shape
 from pipeline.store import FeedbackStore, IngestResult, Snapshot, check_store_is_not_a_source
 
 if TYPE_CHECKING:  # training-side modules import torch and datasets: `alignloop ingest` must not pay for them
@@ -120,13 +119,16 @@ def plan_tokenizer(settings: Settings) -> tuple[Any, str]:
 
 def plan(settings: Settings) -> PlannedRun:
     """Snapshot the store, measure its shape, choose the method; write plan.json in a new run folder."""
-    snapshot, unpaired, pairs = _read_snapshot(settings)
-    if snapshot.n_pairs + snapshot.n_unpaired == 0:
-        log.warning("the feedback store %s is empty; run `alignloop ingest` first", settings.store_path)
     tokenizer, why_not = plan_tokenizer(settings)
-    shape = measure_shape(unpaired, pairs, settings.evaluation.holdout_fraction,
-                          max_length=settings.training.max_length, max_length_cap=settings.training.max_length_cap,
-                          tokenizer=tokenizer, approximate_because=why_not)
+    # Measured inside the store's DuckDB: the snapshot's rows never become Arrow tables or Python objects.
+    with FeedbackStore(settings.store_path) as store:
+        snapshot = store.snapshot()
+        if snapshot.n_pairs + snapshot.n_unpaired == 0:
+            log.warning("the feedback store %s is empty; run `alignloop ingest` first", settings.store_path)
+        shape = store.measure(snapshot, settings.evaluation.holdout_fraction, memory_limit=settings.ingest.memory_limit,
+                              max_length=settings.training.max_length,
+                              max_length_cap=settings.training.max_length_cap, tokenizer=tokenizer,
+                              approximate_because=why_not)
     the_plan = choose_method(shape, settings.training, settings.planning)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     run_dir = settings.runs_dir / f"{stamp}-{snapshot.snapshot_id[:8]}"

@@ -451,6 +451,36 @@ class FeedbackStore:
             tables.append(arrow.cast(schema))
         return tables[0], with_pairs_from_ranks(tables[1], self._ranks(snapshot.high_water_batch))
 
+    def measure(self, snapshot: Snapshot, holdout_fraction: float, *, memory_limit: str | None = None,
+                **kw: Any) -> Any:
+        """The snapshot's shape (pipeline.shape.measure_relations), measured inside the store's DuckDB: its rows
+        are copied to temp tables (oldest first, as read_snapshot reads them), never to Arrow or Python, so
+        memory stays within DuckDB's limit (memory_limit, e.g. ingest.memory_limit) whatever the size.
+        Keyword settings as measure_relations (max_length, tokenizer, ...); the result is
+        measure_shape(*read_snapshot(snapshot), ...)'s."""
+        from pipeline.shape.measure import measure_relations
+
+        con = self.con
+        if memory_limit:
+            con.execute("SET memory_limit = ?", [memory_limit])
+        high = str(int(snapshot.high_water_batch))  # an integer from the store: inlined, as temp tables take no $
+        derived = f"WITH ranks_in AS ({_snapshot_rows_sql('ranks')})\n{sql_text('derived_pairs_from_ranks.sql')}"
+        unpaired_cols, pairs_cols = ", ".join(UNPAIRED_SCHEMA.names), ", ".join(PAIRS_SCHEMA.names)
+        tables = {
+            "unpaired_in": f"SELECT {unpaired_cols} FROM ({_snapshot_rows_sql('unpaired')})",
+            "pairs_in": f"SELECT {pairs_cols}, NULL::VARCHAR AS derived_from FROM ({_snapshot_rows_sql('pairs')}) "
+                        f"UNION ALL SELECT {pairs_cols}, derived_from FROM ({derived})",
+        }
+        try:
+            for name, sql in tables.items():
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM ({sql.replace('$high', high)}) "
+                            "ORDER BY ts, event_id")
+            return measure_relations(con, holdout_fraction, **kw)
+        finally:
+            con.execute("DROP VIEW IF EXISTS answer_labels")
+            for name in (*tables, "votes_in"):
+                con.execute(f"DROP TABLE IF EXISTS {name}")
+
     def read_side(self, snapshot: Snapshot, table: str, *, holdout: bool, holdout_fraction: float,
                   cap: int | None = None) -> pa.Table:
         """One side of the snapshot's train/holdout split of `table` (unpaired or pairs), oldest first, with

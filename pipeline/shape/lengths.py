@@ -157,18 +157,24 @@ def token_lengths(tokenizer, rows: Sequence[dict[str, Any]]) -> list[tuple[int, 
     return out
 
 
+def sample_indices(n_rows: int, sample_rows: int, seed: int = 0) -> list[int]:
+    """The rows (thumbs first, then pairs) a tokenizer measures when there are more than sample_rows."""
+    return sorted(random.Random(seed).sample(range(n_rows), sample_rows))
+
+
 def measure_truncation(train_unpaired: pa.Table, train_pairs: pa.Table, max_length: int | None, *,
                        tokenizer=None, approximate_because: str = "", cap: int = 1024,
-                       sample_rows: int = SAMPLE_ROWS, seed: int = 0) -> Truncation:
+                       sample_rows: int = SAMPLE_ROWS, seed: int = 0, sampled_from: int | None = None) -> Truncation:
     """How many training rows a max_length would cut; with max_length None, it is chosen from the lengths
-    as training chooses it (pipeline/tokenize.py `choose_max_length`, capped at `cap`)."""
+    as training chooses it (pipeline/tokenize.py `choose_max_length`, capped at `cap`).
+
+    sampled_from: the tables given are already the seeded sample (sample_indices) of that many rows."""
     n_rows = train_unpaired.num_rows + train_pairs.num_rows
-    sampled_from = None
     if tokenizer is not None:
         indices = None
-        if n_rows > sample_rows:
+        if sampled_from is None and n_rows > sample_rows:
             sampled_from = n_rows
-            indices = sorted(random.Random(seed).sample(range(n_rows), sample_rows))
+            indices = sample_indices(n_rows, sample_rows, seed)
         lengths = token_lengths(tokenizer, _row_dicts(train_unpaired, train_pairs, indices))
         name = Path(str(getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__)).name
         counted_with = f"tokenizer of the base model ({name}) and its chat template"

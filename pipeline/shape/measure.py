@@ -14,8 +14,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from pipeline.conversions import derived_counts
-from pipeline.shape import noise, reward_model
+from pipeline.conversions import derived_counts_of
+from pipeline.shape import lengths, noise, reward_model
 from pipeline.shape.lengths import Truncation, measure_truncation
 from pipeline.shape.noise import NoiseEstimate
 from pipeline.sqlfiles import sql_text
@@ -84,9 +84,9 @@ def _items(con: duckdb.DuckDBPyConnection, mart_sql: str) -> np.ndarray:
     return np.array(con.execute(f"SELECT n, k FROM ({sql_text(mart_sql)})").fetchall(), dtype=float).reshape(-1, 2)
 
 
-def measure_noise(con: duckdb.DuckDBPyConnection, pairs: pa.Table, use_model: bool = True
+def measure_noise(con: duckdb.DuckDBPyConnection, use_model: bool = True
                   ) -> tuple[tuple[NoiseEstimate, ...], NoiseEstimate | None, NoiseEstimate | None]:
-    """Every noise signal of the registered `unpaired_in`/`pairs_in`, and the one each kind of data rests on."""
+    """Every noise signal of the relations `unpaired_in`/`pairs_in`, and the one each kind of data rests on."""
     _votes(con, "stg_pair_votes.sql")
     pair_signals = [
         noise.from_repeated_items("repeated_pairs", _items(con, "mart_repeated_items.sql"),
@@ -105,9 +105,10 @@ def measure_noise(con: duckdb.DuckDBPyConnection, pairs: pa.Table, use_model: bo
                                   "answers thumbed by two or more people"),
     ]
     pair_noise = _narrowest(pair_signals)
-    if pair_noise is None and use_model and pairs.num_rows:
+    if pair_noise is None and use_model and con.execute("SELECT count(*) FROM pairs_in").fetchone()[0]:
         # No vote-based signal rests on enough items: ask a cheap reward model where it confidently disagrees.
-        model = reward_model.estimate_from_table(pairs)
+        model = reward_model.estimate_from_table(
+            con.execute("SELECT prompt, chosen, rejected FROM pairs_in").to_arrow_table())
         pair_signals.append(model)
         pair_noise = model if model.enough else None
     return tuple(pair_signals + thumb_signals), pair_noise, _narrowest(thumb_signals)
@@ -119,52 +120,74 @@ def _narrowest(signals: list[NoiseEstimate]) -> NoiseEstimate | None:
     return min(usable, key=lambda s: (s.high - s.low, -s.support)) if usable else None
 
 
-def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, *, max_length: int | None = None,
-                  max_length_cap: int | None = None, tokenizer=None, approximate_because: str = "",
-                  model_noise: bool = True) -> DataShape:
-    """Counts, balance, pairability, noise, length bias and truncation of canonical (unpaired, pairs) tables.
-
-    Truncation is measured when a max_length is set, or chosen (up to max_length_cap) from the rows'
-    lengths when only the cap is given. Lengths are counted with `tokenizer` (the base model's, with
-    its chat template); without it they are approximated from characters, and the shape says so,
-    with `approximate_because`. model_noise=False skips the reward-model noise estimate.
-    """
+def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, **kw: Any) -> DataShape:
+    """Counts, balance, pairability, noise, length bias and truncation of canonical (unpaired, pairs) tables
+    (keyword settings as measure_relations)."""
     con = duckdb.connect()
     try:
         con.execute("SET threads=1")
         con.register("unpaired_in", unpaired)
         con.register("pairs_in", pairs)
-        n_up = con.execute("SELECT count(*) FILTER (WHERE label) FROM unpaired_in").fetchone()[0]
-        n_prompts, first_ts, last_ts = con.execute(
-            "SELECT count(DISTINCT to_json(prompt)::VARCHAR), min(ts), max(ts) FROM "
-            "(SELECT prompt, ts FROM unpaired_in UNION ALL SELECT prompt, ts FROM pairs_in)"
-        ).fetchone()
-        chosen_longer = con.execute(
-            "SELECT avg(CASE WHEN length(chosen) > length(rejected) THEN 1.0 ELSE 0.0 END) FROM pairs_in"
-        ).fetchone()[0]
-        up_chars, down_chars = con.execute(
-            "SELECT avg(length(completion)) FILTER (WHERE label), avg(length(completion)) FILTER (WHERE NOT label) "
-            "FROM unpaired_in"
-        ).fetchone()
-        signals, pair_noise, thumb_noise = measure_noise(con, pairs, use_model=model_noise)
-        # The training side, split in SQL by the store's prompt hash: columns, never a dict per row.
-        con.execute(sql_text("holdout_macros.sql"))
-        train_unpaired = _train_table(con, "unpaired_in", ["prompt", "completion", "label"], holdout_fraction)
-        train_pairs = _train_table(con, "pairs_in", ["prompt", "chosen", "rejected"], holdout_fraction)
-        con.register("train_unpaired", train_unpaired)
-        n_up_train = con.execute("SELECT count(*) FILTER (WHERE label) FROM train_unpaired").fetchone()[0]
-        pairable, from_thumbs = con.execute(sql_text("mart_pairable_prompts.sql")).fetchone()
+        return measure_relations(con, holdout_fraction, **kw)
     finally:
         con.close()
+
+
+def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *, max_length: int | None = None,
+                      max_length_cap: int | None = None, tokenizer=None, approximate_because: str = "",
+                      model_noise: bool = True) -> DataShape:
+    """The shape of the canonical rows in the relations `unpaired_in` and `pairs_in` of `con` (oldest
+    first; pairs may carry `derived_from`): registered Arrow tables, or a store snapshot's own tables
+    (FeedbackStore.measure), which then never leave DuckDB.
+
+    Truncation is measured when a max_length is set, or chosen (up to max_length_cap) from the rows'
+    lengths when only the cap is given. Lengths are counted with `tokenizer` (the base model's, with
+    its chat template) on a seeded sample of at most lengths.SAMPLE_ROWS training rows, fetched alone;
+    without it they are approximated from characters, and the shape says so, with
+    `approximate_because`. model_noise=False skips the reward-model noise estimate.
+    """
+    n_unpaired, n_up = con.execute("SELECT count(*), count(*) FILTER (WHERE label) FROM unpaired_in").fetchone()
+    n_pairs = con.execute("SELECT count(*) FROM pairs_in").fetchone()[0]
+    n_prompts, first_ts, last_ts = con.execute(
+        "SELECT count(DISTINCT to_json(prompt)::VARCHAR), min(ts), max(ts) FROM "
+        "(SELECT prompt, ts FROM unpaired_in UNION ALL SELECT prompt, ts FROM pairs_in)"
+    ).fetchone()
+    chosen_longer = con.execute(
+        "SELECT avg(CASE WHEN length(chosen) > length(rejected) THEN 1.0 ELSE 0.0 END) FROM pairs_in"
+    ).fetchone()[0]
+    up_chars, down_chars = con.execute(
+        "SELECT avg(length(completion)) FILTER (WHERE label), avg(length(completion)) FILTER (WHERE NOT label) "
+        "FROM unpaired_in"
+    ).fetchone()
+    signals, pair_noise, thumb_noise = measure_noise(con, use_model=model_noise)
+    derived = derived_counts_of(con)
+    # The training side, split in SQL by the store's prompt hash, kept in DuckDB in row order.
+    con.execute(sql_text("holdout_macros.sql"))
+    try:
+        for name, source, columns in (("train_unpaired", "unpaired_in", "prompt, completion, label"),
+                                      ("train_pairs", "pairs_in", "prompt, chosen, rejected")):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {columns} FROM {source} "
+                        "WHERE NOT holdout_position(prompt) < ?", [float(holdout_fraction)])
+        n_unpaired_train, n_up_train = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE label) FROM train_unpaired").fetchone()
+        n_pairs_train = con.execute("SELECT count(*) FROM train_pairs").fetchone()[0]
+        pairable, from_thumbs = con.execute(sql_text("mart_pairable_prompts.sql")).fetchone()
+        truncation = None
+        if max_length is not None or max_length_cap is not None:
+            truncation = _truncation(con, n_unpaired_train, n_pairs_train, max_length, cap=max_length_cap or 1024,
+                                     tokenizer=tokenizer, approximate_because=approximate_because)
+    finally:
+        con.execute("DROP TABLE IF EXISTS train_unpaired")
+        con.execute("DROP TABLE IF EXISTS train_pairs")
     return DataShape(
-        n_unpaired=unpaired.num_rows,
+        n_unpaired=int(n_unpaired),
         n_up=int(n_up),
-        n_pairs=pairs.num_rows,
-        n_unpaired_train=train_unpaired.num_rows,
+        n_pairs=int(n_pairs),
+        n_unpaired_train=int(n_unpaired_train),
         n_up_train=int(n_up_train),
-        n_pairs_train=train_pairs.num_rows,
+        n_pairs_train=int(n_pairs_train),
         n_prompts=int(n_prompts),
-        up_share=(n_up / unpaired.num_rows) if unpaired.num_rows else None,
+        up_share=(n_up / n_unpaired) if n_unpaired else None,
         pairable_prompts_train=int(pairable),
         pairs_from_thumbs_train=int(from_thumbs),
         pair_noise=pair_noise,
@@ -173,16 +196,29 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, 
         chosen_longer_share=None if chosen_longer is None else float(chosen_longer),
         up_mean_chars=None if up_chars is None else float(up_chars),
         down_mean_chars=None if down_chars is None else float(down_chars),
-        truncation=None if max_length is None and max_length_cap is None else measure_truncation(
-            train_unpaired, train_pairs, max_length, tokenizer=tokenizer, approximate_because=approximate_because,
-            cap=max_length_cap or 1024),
+        truncation=truncation,
         first_ts=first_ts.isoformat() if first_ts else None,
         last_ts=last_ts.isoformat() if last_ts else None,
-        derived=asdict(derived_counts(unpaired, pairs)),
+        derived=asdict(derived),
     )
 
 
-def _train_table(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], holdout_fraction: float) -> pa.Table:
-    """The training side of the split of a registered table (sql/holdout_macros.sql: is_holdout's hash), as Arrow."""
-    return con.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE NOT holdout_position(prompt) < ?",
-                       [float(holdout_fraction)]).to_arrow_table()
+def _truncation(con: duckdb.DuckDBPyConnection, n_unpaired: int, n_pairs: int, max_length: int | None, *, cap: int,
+                tokenizer, approximate_because: str) -> Truncation:
+    """measure_truncation over the temp tables train_unpaired and train_pairs. With a tokenizer only the
+    seeded sample it measures is fetched (the same rows measure_truncation would pick from whole tables)."""
+    n_rows = n_unpaired + n_pairs
+    sample_rows = lengths.SAMPLE_ROWS
+    thumbs_sql = "SELECT prompt, completion FROM train_unpaired"
+    pairs_sql = "SELECT prompt, chosen, rejected FROM train_pairs"
+    if tokenizer is None or n_rows <= sample_rows:
+        thumbs, pairs = con.execute(thumbs_sql).to_arrow_table(), con.execute(pairs_sql).to_arrow_table()
+        return measure_truncation(thumbs, pairs, max_length, tokenizer=tokenizer, approximate_because=approximate_because,
+                                  cap=cap, sample_rows=sample_rows)
+    indices = lengths.sample_indices(n_rows, sample_rows)
+    thumbs = con.execute(f"{thumbs_sql} WHERE rowid IN (SELECT unnest(?::BIGINT[])) ORDER BY rowid",
+                         [[i for i in indices if i < n_unpaired]]).to_arrow_table()
+    pairs = con.execute(f"{pairs_sql} WHERE rowid IN (SELECT unnest(?::BIGINT[])) ORDER BY rowid",
+                        [[i - n_unpaired for i in indices if i >= n_unpaired]]).to_arrow_table()
+    return measure_truncation(thumbs, pairs, max_length, tokenizer=tokenizer, cap=cap, sample_rows=sample_rows,
+                              sampled_from=n_rows)

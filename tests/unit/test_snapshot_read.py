@@ -248,3 +248,48 @@ def test_a_snapshot_with_no_replacement_keeps_its_id(tmp_path):
         ids = [r[0] for r in store.con.execute("SELECT event_id FROM unpaired ORDER BY event_id").fetchall()]
         snap = store.snapshot()
     assert snap.snapshot_id == duckdb.sql(f"SELECT md5('{','.join(ids)}')").fetchone()[0]
+
+
+def test_the_store_measures_a_snapshot_inside_duckdb_as_measure_shape_does_from_its_tables(tmp_path, monkeypatch):
+    """`alignloop plan` measures the shape in the store's DuckDB (FeedbackStore.measure): the same profile as
+    measure_shape over the snapshot read as Arrow, derived pairs included, and the same seeded sample of
+    training rows for the tokenizer as measure_truncation draws from the whole training side."""
+    from pipeline.config import BaseModelSettings
+    from pipeline.models import load_base_tokenizer
+    from pipeline.shape import lengths, measure_shape, measure_truncation
+
+    monkeypatch.setattr(lengths, "SAMPLE_ROWS", 40)  # well under the training rows: the sampled fetch is used
+    tokenizer = load_base_tokenizer(BaseModelSettings(tiny=True), tmp_path / "models")
+    with FeedbackStore(tmp_path / "store.duckdb") as store:
+        _fill(store, 5, n_unpaired=300, n_pairs=240)
+        for table in ("unpaired", "pairs"):  # some rows carry a user: the annotator signals see them
+            store.con.execute(f"UPDATE {table} SET user_id = 'u' || (hash(event_id) % 5) WHERE hash(event_id) % 3 = 0")
+        prompt = [{"role": "user", "content": "Rank these"}]
+        ranks = [("r0", 0, None, "g1", "first"), ("r1", 1, None, "g1", "second"), ("r2", 2, None, "g1", "third"),
+                 ("s0", None, 5.0, "g2", "five stars"), ("s1", None, 2.0, "g2", "two stars")]
+        for answer_id, rank, score, group, text in ranks:
+            store.con.execute(
+                "INSERT INTO ranks BY NAME SELECT md5(?) AS event_id, 's' AS source, ?::TIMESTAMP AS ts, "
+                "?::STRUCT(role VARCHAR, content VARCHAR)[] AS prompt, ? AS completion, ?::BIGINT AS rank, "
+                "?::DOUBLE AS score, CASE WHEN ? IS NULL THEN NULL ELSE 1.0 END AS pair_margin, ? AS group_id, "
+                "? AS answer_id, 3 AS batch_id, now()::TIMESTAMP AS ingested_at, true AS ts_observed",
+                [answer_id, T0, prompt, text, rank, score, score, group, answer_id])
+        snap = store.snapshot()
+        unpaired, pairs = store.read_snapshot(snap)
+        assert sorted(pairs.column("derived_from").drop_null().to_pylist()) == ["ranks"] * 3 + ["ratings"]
+        for kw in ({}, {"max_length_cap": 1024}, {"max_length": 24, "tokenizer": tokenizer},
+                   {"max_length_cap": 1024, "tokenizer": tokenizer}):
+            in_store = store.measure(snap, 0.3, **kw)
+            assert in_store == measure_shape(unpaired, pairs, 0.3, **kw), kw
+        assert in_store.derived["pairs_from_ranks"] == 3 and in_store.derived["pairs_from_ratings"] == 1
+        # The sample the store fetched by row is the one measure_truncation draws from whole training tables.
+        train_u, _ = _python_split(unpaired, 0.3, None)
+        train_p, _ = _python_split(pairs, 0.3, None)
+        whole = measure_truncation(pa.Table.from_pylist(train_u, schema=UNPAIRED_SCHEMA),
+                                   pa.Table.from_pylist(train_p, schema=PAIRS_SCHEMA), None, tokenizer=tokenizer,
+                                   sample_rows=40)
+        assert whole.sampled_from == in_store.n_unpaired_train + in_store.n_pairs_train > 40
+        assert in_store.truncation == whole
+        # Nothing is left behind in the store's session.
+        left = store.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+        assert left == []
