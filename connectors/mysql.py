@@ -43,7 +43,7 @@ class MySQLSettings(BaseModel):
 
 
 class MySQLConnector(AttachedDatabase):
-    """Reads a window of a MySQL/MariaDB table (or of a query) ordered by its cursor column."""
+    """Reads a window of a MySQL/MariaDB table (or of a query), unsorted."""
 
     Settings: ClassVar[type[BaseModel]] = MySQLSettings
 

@@ -56,7 +56,7 @@ class PostgresSettings(BaseModel):
 
 
 class PostgresConnector(AttachedDatabase):
-    """Reads a window of a PostgreSQL table (or of a query) ordered by its cursor column."""
+    """Reads a window of a PostgreSQL table (or of a query), unsorted."""
 
     Settings: ClassVar[type[BaseModel]] = PostgresSettings
 

@@ -28,7 +28,7 @@ class SQLiteSettings(BaseModel):
 
 
 class SQLiteConnector(AttachedDatabase):
-    """Reads a window of an SQLite table (or of a query) ordered by its cursor column."""
+    """Reads a window of an SQLite table (or of a query), unsorted."""
 
     Settings: ClassVar[type[BaseModel]] = SQLiteSettings
 
