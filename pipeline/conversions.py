@@ -99,10 +99,10 @@ def derived_counts(unpaired: pa.Table, pairs: pa.Table) -> DerivedCounts:
 
 def derived_counts_of(con: duckdb.DuckDBPyConnection) -> DerivedCounts:
     """derived_counts of the relations unpaired_in and pairs_in of `con` (pairs may carry derived_from)."""
-    con.execute(f"CREATE OR REPLACE TEMP VIEW answer_labels AS {sql_text('derived_answer_labels.sql')}")
     row = con.execute(
-        """
-        WITH per_prompt AS (
+        f"""
+        WITH answer_labels AS ({sql_text('derived_answer_labels.sql')}),
+        per_prompt AS (
             SELECT prompt_key, count(*) FILTER (WHERE label) AS n_up, count(*) FILTER (WHERE NOT label) AS n_down,
                    count(*) AS n_answers, count(*) FILTER (WHERE label IS NULL) AS n_tied
             FROM answer_labels GROUP BY prompt_key)

@@ -464,12 +464,9 @@ class FeedbackStore:
         if memory_limit:
             con.execute("SET memory_limit = ?", [memory_limit])
         high = str(int(snapshot.high_water_batch))  # an integer from the store: inlined, as temp tables take no $
-        derived = f"WITH ranks_in AS ({_snapshot_rows_sql('ranks')})\n{sql_text('derived_pairs_from_ranks.sql')}"
-        unpaired_cols, pairs_cols = ", ".join(UNPAIRED_SCHEMA.names), ", ".join(PAIRS_SCHEMA.names)
         tables = {
-            "unpaired_in": f"SELECT {unpaired_cols} FROM ({_snapshot_rows_sql('unpaired')})",
-            "pairs_in": f"SELECT {pairs_cols}, NULL::VARCHAR AS derived_from FROM ({_snapshot_rows_sql('pairs')}) "
-                        f"UNION ALL SELECT {pairs_cols}, derived_from FROM ({derived})",
+            "unpaired_in": f"SELECT {', '.join(UNPAIRED_SCHEMA.names)} FROM ({_snapshot_rows_sql('unpaired')})",
+            "pairs_in": _snapshot_pairs_sql(with_origin=True),
         }
         try:
             for name, sql in tables.items():
@@ -477,8 +474,7 @@ class FeedbackStore:
                             "ORDER BY ts, event_id")
             return measure_relations(con, holdout_fraction, **kw)
         finally:
-            con.execute("DROP VIEW IF EXISTS answer_labels")
-            for name in (*tables, "votes_in"):
+            for name in tables:
                 con.execute(f"DROP TABLE IF EXISTS {name}")
 
     def read_side(self, snapshot: Snapshot, table: str, *, holdout: bool, holdout_fraction: float,
@@ -522,12 +518,15 @@ def _snapshot_rows_sql(table: str) -> str:
     return sql_text("store/snapshot_rows.sql").replace("__TABLE__", table)
 
 
-def _snapshot_pairs_sql() -> str:
+def _snapshot_pairs_sql(with_origin: bool = False) -> str:
     """The pairs a snapshot holds as a reader gets them: the observed ones and those derived from its ranks
-    (sql/derived_pairs_from_ranks.sql over the snapshot's ranks), in the canonical pairs columns."""
+    (sql/derived_pairs_from_ranks.sql over the snapshot's ranks), in the canonical pairs columns; with_origin
+    adds `derived_from` (NULL for observed pairs)."""
     cols = ", ".join(PAIRS_SCHEMA.names)
+    observed_origin, derived_origin = (", NULL::VARCHAR AS derived_from", ", derived_from") if with_origin else ("", "")
     derived = f"WITH ranks_in AS ({_snapshot_rows_sql('ranks')})\n{sql_text('derived_pairs_from_ranks.sql')}"
-    return f"SELECT {cols} FROM ({_snapshot_rows_sql('pairs')})\nUNION ALL\nSELECT {cols} FROM ({derived})"
+    return (f"SELECT {cols}{observed_origin} FROM ({_snapshot_rows_sql('pairs')})\nUNION ALL\n"
+            f"SELECT {cols}{derived_origin} FROM ({derived})")
 
 
 def _order(position: CursorPosition) -> Any:

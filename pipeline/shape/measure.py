@@ -86,7 +86,8 @@ def _items(con: duckdb.DuckDBPyConnection, mart_sql: str) -> np.ndarray:
 
 def measure_noise(con: duckdb.DuckDBPyConnection, use_model: bool = True
                   ) -> tuple[tuple[NoiseEstimate, ...], NoiseEstimate | None, NoiseEstimate | None]:
-    """Every noise signal of the relations `unpaired_in`/`pairs_in`, and the one each kind of data rests on."""
+    """Every noise signal of the relations `unpaired_in`/`pairs_in`, and the one each kind of data rests on.
+    use_model: fall back on the reward model (for pairs) when no vote-based signal has enough support."""
     _votes(con, "stg_pair_votes.sql")
     pair_signals = [
         noise.from_repeated_items("repeated_pairs", _items(con, "mart_repeated_items.sql"),
@@ -104,8 +105,9 @@ def measure_noise(con: duckdb.DuckDBPyConnection, use_model: bool = True
         noise.from_repeated_items("annotator_thumbs", _items(con, "mart_annotator_items.sql"),
                                   "answers thumbed by two or more people"),
     ]
+    con.execute("DROP TABLE votes_in")
     pair_noise = _narrowest(pair_signals)
-    if pair_noise is None and use_model and con.execute("SELECT count(*) FROM pairs_in").fetchone()[0]:
+    if pair_noise is None and use_model:
         # No vote-based signal rests on enough items: ask a cheap reward model where it confidently disagrees.
         model = reward_model.estimate_from_table(
             con.execute("SELECT prompt, chosen, rejected FROM pairs_in").to_arrow_table())
@@ -159,7 +161,7 @@ def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *
         "SELECT avg(length(completion)) FILTER (WHERE label), avg(length(completion)) FILTER (WHERE NOT label) "
         "FROM unpaired_in"
     ).fetchone()
-    signals, pair_noise, thumb_noise = measure_noise(con, use_model=model_noise)
+    signals, pair_noise, thumb_noise = measure_noise(con, use_model=model_noise and n_pairs > 0)
     derived = derived_counts_of(con)
     # The training side, split in SQL by the store's prompt hash, kept in DuckDB in row order.
     con.execute(sql_text("holdout_macros.sql"))

@@ -1,6 +1,6 @@
 -- purpose: one source's rated answers -> thumbs (by threshold) and rated answers kept with their score
 --          (pairs of answers a margin apart are derived from them when a snapshot is read), and a
---          reason for every row that gives neither
+--          reason for every row that cannot be used
 -- grain: one row per outcome: kind 'thumb' (a rated row past a threshold), 'score' (every usable rated
 --        row, as observed) or 'row' (an unusable row, with its reason in `problem`)
 -- parameters: $source (VARCHAR), $up_threshold, $down_threshold, $pair_margin (DOUBLE)
