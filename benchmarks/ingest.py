@@ -305,7 +305,8 @@ def bench_ingest(rows: int, workdir: Path | None = None, threads: int | None = 1
                                               "incremental_seconds", "nothing_new_seconds")}
     last = runs[-1]["alignloop"]
     return {
-        "rows": rows, "generations": sizes["n_gen"], "feedback_events": sizes["n_fb"], "threads": threads,
+        "rows": rows, "generations": sizes["n_gen"], "feedback_events": sizes["n_fb"],
+        "threads": threads or int(duckdb.connect().execute("SELECT current_setting('threads')").fetchone()[0]),
         "repeats": repeats,
         "seconds": round(ours["seconds"], 3), "rows_per_s": round(rows / ours["seconds"]),
         "memory_limit": memory_limit,

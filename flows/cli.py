@@ -398,7 +398,8 @@ def bench_ingest(
     rows: Annotated[int, typer.Option("--rows", min=10, help="Source rows in the generated warehouse.")] = 1_000_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     workdir: Annotated[Path | None, typer.Option(help="Keep the warehouse and stores here (default: temp).")] = None,
-    threads: Annotated[int, typer.Option(help="DuckDB threads for all three runs (0: DuckDB's default).")] = 1,
+    threads: Annotated[int, typer.Option(
+        help="DuckDB threads for all three runs (0: DuckDB's default, one per core, as `alignloop ingest` runs).")] = 0,
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Runs of each implementation (medians).")] = 1,
     memory_limit: Annotated[str | None, typer.Option(help="DuckDB memory limit, e.g. 2GB (ingest.memory_limit).")] = None,
     baselines: Annotated[bool, typer.Option(help="Also run the pandas and raw DuckDB scripts.")] = True,

@@ -28,6 +28,7 @@ from pipeline.loading.cursors import INTEGER, TEXT, CursorPosition, parse_iso
 from pipeline.loading.landing import Landing, LandedInput, land
 from pipeline.loading.sqlbind import bind
 from pipeline.loading.unanswered import track_unanswered
+from pipeline.loading.writes import one_thread
 from pipeline.memory import bound_allocator_retention
 from pipeline.pii import register_card_udf
 from pipeline.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
@@ -331,15 +332,16 @@ class FeedbackStore:
             for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql)):
                 before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 normalised_cols, normalised = canonical.NORMALISED[table]
-                con.execute(
-                    f"INSERT INTO {table} BY NAME SELECT * EXCLUDE ({normalised_cols}), $batch_id AS batch_id, "
-                    f"$now AS ingested_at, {canonical.KEYS[table]} FROM (SELECT *, {normalised} FROM ({sql_text(sql)}) "
-                    # Shapes that judge a source's whole history again (trees, ratings) meet rows already
-                    # stored or moved to quarantine (duplicates, caps): neither comes back.
-                    f"WHERE event_id NOT IN (SELECT event_id FROM {table} WHERE source = $source "
-                    "UNION ALL SELECT event_id FROM quarantine WHERE source = $source))",
-                    {"batch_id": batch_id, "now": now, "source": source},
-                )
+                with one_thread(con):
+                    con.execute(
+                        f"INSERT INTO {table} BY NAME SELECT * EXCLUDE ({normalised_cols}), $batch_id AS batch_id, "
+                        f"$now AS ingested_at, {canonical.KEYS[table]} FROM (SELECT *, {normalised} FROM ({sql_text(sql)}) "
+                        # Shapes that judge a source's whole history again (trees, ratings) meet rows already
+                        # stored or moved to quarantine (duplicates, caps): neither comes back.
+                        f"WHERE event_id NOT IN (SELECT event_id FROM {table} WHERE source = $source "
+                        "UNION ALL SELECT event_id FROM quarantine WHERE source = $source))",
+                        {"batch_id": batch_id, "now": now, "source": source},
+                    )
                 counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
             counts["ranks"] = 0 if shape.ranks_sql is None else self._insert_ranks(shape, source, batch_id, now)
             counts["judged_bad"] = canonical.quarantine_rows(con,
@@ -365,11 +367,12 @@ class FeedbackStore:
     def _insert_ranks(self, shape: Any, source: str, batch_id: int, now: datetime) -> int:
         """Store the ranked answers a shape observed, as they are; count the new ones."""
         before = self.con.execute("SELECT count(*) FROM ranks").fetchone()[0]
-        self.con.execute(
-            f"INSERT INTO ranks BY NAME SELECT *, $batch_id AS batch_id, $now AS ingested_at "
-            f"FROM ({sql_text(shape.ranks_sql)}) WHERE event_id NOT IN (SELECT event_id FROM ranks WHERE source = "
-            "$source UNION ALL SELECT event_id FROM quarantine WHERE source = $source)",
-            {"batch_id": batch_id, "now": now, "source": source})
+        with one_thread(self.con):
+            self.con.execute(
+                f"INSERT INTO ranks BY NAME SELECT *, $batch_id AS batch_id, $now AS ingested_at "
+                f"FROM ({sql_text(shape.ranks_sql)}) WHERE event_id NOT IN (SELECT event_id FROM ranks WHERE source = "
+                "$source UNION ALL SELECT event_id FROM quarantine WHERE source = $source)",
+                {"batch_id": batch_id, "now": now, "source": source})
         return self.con.execute("SELECT count(*) FROM ranks").fetchone()[0] - before
 
     # ------------------------------------------------------------------ reading

@@ -27,6 +27,7 @@ from connectors.base import Connector, ConnectorError, Window, quote_identifier
 from pipeline.config import IngestSettings
 from pipeline.errors import ConfigError, TerminalError, TransientError
 from pipeline.loading.sqlbind import bind
+from pipeline.loading.writes import one_thread
 from pipeline.loading.cursors import INTEGER, TEXT, TIMESTAMP, CursorPosition, cursor_kind
 from pipeline.loading.prepared import as_source_position, prepared_view
 from pipeline.pii import MAYBE_PII, scrub_sql
@@ -155,11 +156,12 @@ def land(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector) -> 
     shape_bad = _count(con, f"SELECT count(*) FROM land_kept WHERE {' OR '.join(f'{p} IS NOT NULL' for p in problems)}",
                        {}) if problems else 0
     cols = ", ".join(f"{_q('_ts') if c == spec.cursor else _q(c)} AS {_q(c)}" for c in spec.columns)
-    con.execute(
-        f"INSERT INTO {spec.raw_table} BY NAME SELECT $source AS source, $batch_id AS batch_id, {cols}, "
-        "_hash AS row_hash FROM land_kept",
-        {"source": job.source, "batch_id": job.batch_id},
-    )
+    with one_thread(con):
+        con.execute(
+            f"INSERT INTO {spec.raw_table} BY NAME SELECT $source AS source, $batch_id AS batch_id, {cols}, "
+            "_hash AS row_hash FROM land_kept",
+            {"source": job.source, "batch_id": job.batch_id},
+        )
     con.execute("DROP VIEW IF EXISTS land_kept")
     con.execute("DROP TABLE IF EXISTS land_decided")
     con.execute("DROP TABLE IF EXISTS land_stage")

@@ -1,0 +1,30 @@
+"""Bulk inserts into the store's own tables run on one DuckDB thread; everything else keeps them all.
+
+DuckDB scans rows written inside a transaction (the ingest's landed rows, its temporary tables) on
+one thread. Inserting such rows with more threads only moved the compression of the new row groups
+from the commit into the insert, with overhead: at 1M source rows on two cores, the landing and
+canonical inserts took 4.1 s with two threads against 2.3 s with one, the commit 0.9 s against 2.0 s,
+and the whole ingest 8.5 s against 7.8 s (BENCHMARKS.md, "Ingest"). Reading the source, staging
+and measuring keep every thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+
+
+@contextmanager
+def one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run the statements inside on one DuckDB thread, then restore the thread count as it was."""
+    threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+    if threads == 1:
+        yield
+        return
+    con.execute("SET threads = 1")
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {threads}")
