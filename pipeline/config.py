@@ -109,7 +109,8 @@ class IngestSettings(_Settings):
         None, ge=1, description="Most canonical rows one user may contribute; later rows are quarantined (none: no cap)."
     )
     threads: int | None = Field(
-        None, ge=1, description="DuckDB threads for ingest (default: DuckDB's choice). 1 is faster on a busy 2-core machine."
+        None, ge=1, description="DuckDB threads for ingest (default: DuckDB's choice, one per core). Bulk inserts into "
+        "the store run on one thread whatever this is; 1 leaves the other cores to other work."
     )
     memory_limit: str | None = Field(
         "2GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$", description="DuckDB memory limit for ingest; beyond it "

@@ -48,3 +48,19 @@ def test_bench_ingest_without_baselines_times_alignloop_alone_under_a_memory_lim
     assert result["pandas_seconds"] is None and result["speedup_vs_pandas"] is None
     assert result["raw_duckdb_ratio"] is None and result["runs"][0]["pandas_seconds"] is None
     assert not (tmp_path / "pandas.parquet").exists() and not (tmp_path / "raw.duckdb").exists()
+
+
+def test_the_ingest_profile_times_a_first_load_statement_by_statement(tmp_path):
+    from benchmarks.ingest_profile import profile
+
+    result = bench_ingest(1000, tmp_path, threads=1, baselines=False)   # leaves the store after two more runs
+    ingest, measure, log = profile(tmp_path, threads=2)
+    statements = [s for _, s in log]
+    assert ingest > 0 and measure > 0
+    assert "COMMIT" in statements and any(s.startswith("INSERT INTO unpaired") for s in statements)
+    assert any("events_classified" in s for s in statements)
+    # a first load again: the store was restored from its empty copy, the warehouse from its original
+    with FeedbackStore(tmp_path / "feedback.duckdb") as store:
+        counts = store.counts()
+        assert store.con.execute("SELECT count(*) FROM ingest_log").fetchone()[0] == 1
+    assert counts["unpaired"] + counts["pairs"] == result["canonical_rows"]
