@@ -242,13 +242,13 @@ def compare_outputs(paths: dict[str, Path]) -> dict[str, int]:
     return counts
 
 
-def bench_ingest(rows: int, workdir: Path | None = None, threads: int | None = 1, repeats: int = 1,
+def bench_ingest(rows: int, workdir: Path | None = None, threads: int | None = None, repeats: int = 1,
                  memory_limit: str | None = None, baselines: bool = True) -> dict[str, Any]:
     """Run the three implementations `repeats` times on one warehouse; report medians (per-run figures
     under `runs`). Rounds start with a different implementation each time, so a load that changes
     during the run does not always fall on the same one. memory_limit is DuckDB's (alignloop's
-    `ingest.memory_limit`, and the raw script's); baselines=False times alignloop alone (sizes where
-    the pandas script does not fit in memory)."""
+    `ingest.memory_limit`, and the raw script's); threads None is DuckDB's default, as `alignloop ingest`
+    runs; baselines=False times alignloop alone (sizes where the pandas script does not fit in memory)."""
     import shutil
     import statistics
 

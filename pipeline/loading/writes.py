@@ -4,8 +4,8 @@ DuckDB scans rows written inside a transaction (the ingest's landed rows, its te
 one thread. Inserting such rows with more threads only moved the compression of the new row groups
 from the commit into the insert, with overhead: at 1M source rows on two cores, the landing and
 canonical inserts took 4.1 s with two threads against 2.3 s with one, the commit 0.9 s against 2.0 s,
-and the whole ingest 8.5 s against 7.8 s (BENCHMARKS.md, "Ingest"). Reading the source, staging
-and measuring keep every thread.
+and the ingest 8.55 s against 7.91 s (medians of three; BENCHMARKS.md, "Ingest"). Reading the source,
+staging, classifying and measuring keep every thread.
 """
 
 from __future__ import annotations
