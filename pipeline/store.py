@@ -2,12 +2,17 @@
 
 Each ingest of a source is one transaction: its landed rows, the canonical rows shaped from them, the
 quarantined rows and the advanced cursors commit together or not at all, so a re-run after a crash
-or a re-run of the same window adds nothing twice. Snapshots freeze what a training run saw.
+or a re-run of the same window adds nothing twice. What changes nothing stored happens before the
+transaction opens, in temporary tables that DuckDB scans on every thread: reading and checking each
+input's window and, when the read replaces no stored version, judging the rows it lands.
+Snapshots freeze what a training run saw.
 What keeps each load trustworthy (late rows, future rows, bad rows, duplicates, PII) is in
 pipeline/loading/ and the README's "Loading guarantees".
 """
 
 from __future__ import annotations
+
+from contextlib import nullcontext
 
 import logging
 import secrets
@@ -25,7 +30,7 @@ from pipeline.conversions import with_pairs_from_ranks
 from pipeline.errors import ConfigError, DataError, TerminalError, TransientError
 from pipeline.loading import canonical
 from pipeline.loading.cursors import INTEGER, TEXT, CursorPosition, parse_iso
-from pipeline.loading.landing import Landing, LandedInput, land
+from pipeline.loading.landing import Landing, LandedInput, Staged, fixed_in_quarantine, merge, stage
 from pipeline.loading.sqlbind import bind
 from pipeline.loading.unanswered import track_unanswered
 from pipeline.loading.writes import one_thread
@@ -203,58 +208,74 @@ class FeedbackStore:
         if settings.memory_limit:
             con.execute("SET memory_limit = ?", [settings.memory_limit])
         salt = self.user_salt
-        con.begin()
+        jobs = [Landing(
+            source=source.name, inp=inp, now=now, settings=settings, salt=salt,
+            cursor_column=cursor_cols.get(inp.spec.name, inp.cursor_column),
+            cursor_setting=(f"sources[{source.name}].cursor.{inp.spec.name}" if inp.spec.name in cursor_cols else
+                            f"sources[{source.name}].mapping.{inp.spec.name}.{inp.spec.cursor} (the cursor column)"),
+            position=self.cursor_position(source.name, inp.spec.name),
+            loaded_files=self.loaded_files(source.name, inp.spec.name) if by_file else None,
+        ) for inp in inputs]
+        # Every input's window is read, checked and decided before the transaction opens (landing.stage);
+        # where that changes nothing stored, the landed rows are judged before it too (_prejudge).
+        staged: list[Staged | None] = []
+        prejudged = False
         try:
+            for n, job in enumerate(jobs):
+                staged.append(stage(con, job, connector, f"land_stage_{n}"))
             batch_id = con.execute("SELECT nextval('batch_ids')").fetchone()[0]
-            landed: dict[str, LandedInput] = {}
-            replaced: tuple[str, ...] = ()
-            for inp in inputs:
-                name = inp.spec.name
-                explicit = name in cursor_cols
-                job = Landing(
-                    source=source.name, inp=inp, batch_id=batch_id, now=now, settings=settings, salt=salt,
-                    cursor_column=cursor_cols.get(name, inp.cursor_column),
-                    cursor_setting=(f"sources[{source.name}].cursor.{name}" if explicit else
-                                    f"sources[{source.name}].mapping.{name}.{inp.spec.cursor} (the cursor column)"),
-                    position=self.cursor_position(source.name, name),
-                    loaded_files=self.loaded_files(source.name, name) if by_file else None,
+            prejudged = self._prejudge(shape, source, staged, batch_id)
+            con.begin()
+            try:
+                landed: dict[str, LandedInput] = {}
+                replaced: tuple[str, ...] = ()
+                for inp, job, staged_input in zip(inputs, jobs, staged, strict=True):
+                    name = inp.spec.name
+                    landed[name] = result = (
+                        LandedInput(0, 0, 0, 0, 0, 0, None) if staged_input is None
+                        else merge(con, staged_input, batch_id))
+                    if result.position is not None:
+                        self._advance(source.name, name, job.position, result.position, batch_id)
+                    if result.files:
+                        con.executemany("INSERT OR IGNORE INTO loaded_files VALUES (?, ?, ?, ?, ?, ?)",
+                                        [[source.name, name, f, h, batch_id, _utcnow()] for f, h in sorted(result.files)])
+                    if result.replaced_keys and inp.spec is shape.inputs[-1]:
+                        replaced = result.replaced_keys
+                        self._forget_canonical(source.name, replaced, batch_id)
+                    elif result.replaced_keys:
+                        self._rejudge_dependents(shape, source.name, result.replaced_keys, now, batch_id)
+                if any(r.added or r.replaced for r in landed.values()) or con.execute(
+                        "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
+                    counts = self._shape(shape, source, batch_id, now, settings, replaced, prejudged)
+                else:  # nothing landed and nothing waiting (in any shape): nothing to judge
+                    counts = dict.fromkeys(("unpaired", "pairs", "ranks", "judged_bad", "pending", "duplicates",
+                                            "quarantined"), 0)
+                landed_bad = sum(r.quarantined for r in landed.values())
+                # What counts as bad: rows failing the landing checks, plus rows the shape found malformed.
+                # A prepared shape marks those as they land; what its SQL leaves unused besides (a tree
+                # message without a rank or vote, a rating between the thresholds) is no sign of bad data.
+                judged_bad = counts["judged_bad"] if shape.prepare is None else sum(r.shape_bad for r in landed.values())
+                new_rows = sum(r.added + r.quarantined for r in landed.values())
+                self._check_bad_share(source.name, batch_id, landed_bad + judged_bad, new_rows, settings)
+                rows_read = {k: r.rows_read for k, r in landed.items()}
+                raw_added = {k: r.added for k, r in landed.items()}
+                quarantined = landed_bad + counts["quarantined"]
+                con.execute(
+                    "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [batch_id, source.name, started, _utcnow(), sum(rows_read.values()), sum(raw_added.values()),
+                     counts["unpaired"], counts["pairs"], quarantined, counts["pending"], counts["ranks"]],
                 )
-                landed[name] = result = land(con, job, connector)
-                if result.position is not None:
-                    self._advance(source.name, name, job.position, result.position, batch_id)
-                if result.files:
-                    con.executemany("INSERT OR IGNORE INTO loaded_files VALUES (?, ?, ?, ?, ?, ?)",
-                                    [[source.name, name, f, h, batch_id, _utcnow()] for f, h in sorted(result.files)])
-                if result.replaced_keys and inp.spec is shape.inputs[-1]:
-                    replaced = result.replaced_keys
-                    self._forget_canonical(source.name, replaced, batch_id)
-                elif result.replaced_keys:
-                    self._rejudge_dependents(shape, source.name, result.replaced_keys, now, batch_id)
-            if any(r.added or r.replaced for r in landed.values()) or con.execute(
-                    "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
-                counts = self._shape(shape, source, batch_id, now, settings, replaced)
-            else:  # nothing landed and nothing waiting (in any shape): nothing to judge
-                counts = dict.fromkeys(("unpaired", "pairs", "ranks", "judged_bad", "pending", "duplicates",
-                                        "quarantined"), 0)
-            landed_bad = sum(r.quarantined for r in landed.values())
-            # What counts as bad: rows failing the landing checks, plus rows the shape found malformed.
-            # A prepared shape marks those as they land; what its SQL leaves unused besides (a tree
-            # message without a rank or vote, a rating between the thresholds) is no sign of bad data.
-            judged_bad = counts["judged_bad"] if shape.prepare is None else sum(r.shape_bad for r in landed.values())
-            new_rows = sum(r.added + r.quarantined for r in landed.values())
-            self._check_bad_share(source.name, batch_id, landed_bad + judged_bad, new_rows, settings)
-            rows_read = {k: r.rows_read for k, r in landed.items()}
-            raw_added = {k: r.added for k, r in landed.items()}
-            quarantined = landed_bad + counts["quarantined"]
-            con.execute(
-                "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [batch_id, source.name, started, _utcnow(), sum(rows_read.values()), sum(raw_added.values()),
-                 counts["unpaired"], counts["pairs"], quarantined, counts["pending"], counts["ranks"]],
-            )
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+        finally:
+            if prejudged:  # _shape drops it once it ran; not when the transaction failed before
+                con.execute(f"DROP TABLE IF EXISTS {shape.name}_classified")
+            for staged_input in staged:
+                if staged_input is not None:
+                    con.execute(f"DROP TABLE IF EXISTS {staged_input.table}")
+                    con.execute(f"DROP TABLE IF EXISTS {staged_input.decided}")
         cursors = {}
         for inp in inputs:
             position = self.cursor_position(source.name, inp.spec.name)
@@ -269,6 +290,37 @@ class FeedbackStore:
         )
         log.info("ingested %s: %s", source.name, result)
         return result
+
+    def _prejudge(self, shape: Any, src: Any, staged: list[Staged | None], batch_id: int) -> bool:
+        """Judge the rows this read lands before the transaction opens, where landing them changes nothing
+        stored (no replaced version, no quarantined version fixed) and the shape judges landed rows by batch
+        (`events`): its SQL then reads the landing tables with the staged rows added through temporary views
+        of the same names. DuckDB scans what a transaction wrote on one thread only, so judging inside it
+        left every other core idle (BENCHMARKS.md, "Ingest"). True: `<shape>_classified` is built."""
+        con = self.con
+        present = [s for s in staged if s is not None]
+        if shape.prepare is not None or not present:
+            return False
+        if any(s.decisions.get("replace") or fixed_in_quarantine(con, s) for s in present):
+            return False
+        lands = any(con.execute(f"SELECT count(*) FROM ({s.kept})").fetchone()[0] for s in present)
+        if not lands and not con.execute("SELECT count(*) FROM pending WHERE source = ?", [src.name]).fetchone()[0]:
+            return False
+        database = con.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
+        views = []
+        try:
+            for s in present:
+                table = s.job.inp.spec.raw_table
+                views.append(table)
+                con.execute(f'CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM "{database}".main.{table} '
+                            f"UNION ALL BY NAME {s.landed_rows(src.name, batch_id)}")
+            sql = sql_text(shape.classify_sql)
+            params = {**sql_params(src), "batch_id": batch_id}
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {shape.name}_classified AS {sql}", bind(sql, params))
+        finally:
+            for table in views:
+                con.execute(f"DROP VIEW IF EXISTS temp.main.{table}")
+        return True
 
     def _advance(self, source: str, name: str, old: CursorPosition | None, new: CursorPosition, batch_id: int) -> None:
         """Move a cursor forward (never back: a look-back read may end below the stored position)."""
@@ -317,14 +369,16 @@ class FeedbackStore:
         )
 
     def _shape(self, shape: Any, src: Any, batch_id: int, now: datetime, settings: IngestSettings,
-               replaced: tuple[str, ...] = ()) -> dict[str, int]:
-        """Turn landed rows not yet judged into canonical rows, pending rows or quarantine; count each."""
+               replaced: tuple[str, ...] = (), prejudged: bool = False) -> dict[str, int]:
+        """Turn landed rows not yet judged into canonical rows, pending rows or quarantine; count each.
+        prejudged: `<shape>_classified` was built before the transaction (_prejudge)."""
         con = self.con
         source = src.name
         classified = f"{shape.name}_classified"
-        params = {**sql_params(src), "batch_id": batch_id}
-        sql = sql_text(shape.classify_sql)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {classified} AS {sql}", bind(sql, params))
+        if not prejudged:
+            params = {**sql_params(src), "batch_id": batch_id}
+            sql = sql_text(shape.classify_sql)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {classified} AS {sql}", bind(sql, params))
         try:
             if replaced:
                 canonical.forget_derived(con, classified, source, replaced, batch_id)
@@ -332,7 +386,9 @@ class FeedbackStore:
             for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql)):
                 before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 normalised_cols, normalised = canonical.NORMALISED[table]
-                with one_thread(con):
+                # Rows built from what the transaction wrote are read on one thread: insert them with one
+                # too (pipeline/loading/writes.py). Prejudged rows were classified outside it.
+                with one_thread(con) if not prejudged else nullcontext():
                     con.execute(
                         f"INSERT INTO {table} BY NAME SELECT * EXCLUDE ({normalised_cols}), $batch_id AS batch_id, "
                         f"$now AS ingested_at, {canonical.KEYS[table]} FROM (SELECT *, {normalised} FROM ({sql_text(sql)}) "

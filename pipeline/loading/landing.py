@@ -1,10 +1,12 @@
 """Land one input of a source: read its window, check every row, and merge the good rows by key.
 
-One pass over the connector's batches fills a staging table whose `_problem` column holds the first
-failed check (missing key or timestamp, unparseable, infinite or future timestamp, invalid UTF-8,
-control characters, blank or oversized text). Bad rows go to quarantine with the reason and what
-was read; good rows are compared with the landing table by key and content hash (sql/store/).
-Text is PII-scrubbed and user ids are hashed inside that same pass, before anything is stored.
+`stage`, before the ingest's transaction opens, changes nothing stored: one pass over the connector's
+batches fills a staging table whose `_problem` column holds the first failed check (missing key or
+timestamp, unparseable, infinite or future timestamp, invalid UTF-8, control characters, blank or
+oversized text), and the good rows are compared with the landing table by key and content hash
+(sql/store/land_decide.sql). Text is PII-scrubbed and user ids are hashed inside that same pass.
+`merge`, inside the transaction, sends the bad rows to quarantine with the reason and what was read,
+records conflicts, removes replaced versions and inserts the rows that land.
 
 A shape with a per-batch `prepare` step (every shape but `events`) has each batch turned into its
 landing rows first (`ResolvedInput.to_canonical`); the checks then run on those rows, and a row the
@@ -61,7 +63,6 @@ class Landing:
 
     source: str
     inp: ResolvedInput
-    batch_id: int
     now: datetime
     settings: IngestSettings
     salt: str
@@ -87,18 +88,53 @@ def _fill(sql: str, **names: str) -> str:
     return sql
 
 
-def land(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector) -> LandedInput:
+@dataclass(frozen=True)
+class Staged:
+    """One input's window, read and checked into a temporary table, and decided against the landing table."""
+
+    job: Landing        # as the checks see it (a prepared shape's landing rows)
+    table: str          # staged rows: the checks' `_problem`, `_key`, `_ts`, `_hash`
+    decided: str        # the staged rows that need deciding, with their `_decision` (sql/store/land_decide.sql)
+    decisions: dict[str, int]
+    rows_read: int
+    position: CursorPosition | None
+    files: frozenset[tuple[str, str]]
+
+    @property
+    def kept(self) -> str:
+        """The staged rows that land: good ones not decided otherwise (most rows never need deciding)."""
+        return (f"SELECT s.* FROM {self.table} AS s WHERE s._problem IS NULL AND s.rowid NOT IN "
+                f"(SELECT _row FROM {self.decided} WHERE _decision NOT IN ('new', 'replace'))")
+
+    def landed_rows(self, source: str, batch_id: int) -> str:
+        """The kept rows as the landing table will hold them (constants inlined: views take no parameters)."""
+        spec = self.job.inp.spec
+        cols = ", ".join(f"{_q('_ts') if c == spec.cursor else _q(c)} AS {_q(c)}" for c in spec.columns)
+        return (f"SELECT {_literal(source)} AS source, {int(batch_id)}::BIGINT AS batch_id, {cols}, _hash AS row_hash "
+                f"FROM ({self.kept})")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def stage(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector, table: str) -> Staged | None:
+    """Read one input's window through the connector, check every row into `table`, and decide what the good
+    rows do to the landing table (None: nothing read). Nothing in the store is changed.
+
+    The ingest stages every input before its transaction opens: DuckDB scans tables written inside a
+    transaction on one thread only, and the connector's read need not hold the store's write transaction."""
     cap = job.now + job.settings.future_skew
     raw_first, first, batches, errors, read = _open_read(job, connector)
     if first is None:
-        return LandedInput(0, 0, 0, 0, 0, 0, None)
+        return None
     kind = _check_cursor(job, raw_first) if job.cursor_column is not None else None
     source_kind, source_job = kind, job
     if job.inp.prepare is not None:
         job, kind = prepared_view(job, first.schema), TIMESTAMP
     spec = job.inp.spec
     reader = pa.RecordBatchReader.from_batches(first.schema, batches)
-    stage_sql, params = _stage_sql(job, first.schema, kind, cap)
+    stage_sql, params = _stage_sql(job, first.schema, kind, cap, table)
     con.register(READER, reader)
     try:
         con.execute(stage_sql, bind(stage_sql, params))
@@ -114,26 +150,49 @@ def land(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector) -> 
     if errors:
         raise _connector_error(job, errors[0])
 
-    rows_read, position = _read_position(con, job, kind, cap)
+    rows_read, position = _read_position(con, table, kind, cap)
     if source_job.inp.prepare is not None:
         rows_read = read["rows"]   # source rows (a nested export gives several landing rows per row)
         position = None if source_kind is None else as_source_position(position, source_kind, raw_first,
                                                                         source_job.cursor_column)
-    names = dict(RAW_TABLE=spec.raw_table, KEY=_q(spec.key), TS=_q(spec.cursor),
-                 PAYLOAD=_payload(spec.columns, ""), STORED_PAYLOAD=_payload(spec.columns, "r."))
-    base = {"source": job.source, "input": spec.name, "batch_id": job.batch_id, "now": job.now}
+    decided = f"{table}_decided"
+    con.execute(_fill(sql_text("store/land_decide.sql"), **_names(spec, table, decided)), {"source": job.source})
+    decisions = dict(con.execute(f"SELECT _decision, count(*) FROM {decided} GROUP BY ALL").fetchall())
+    return Staged(job=job, table=table, decided=decided, decisions=decisions, rows_read=rows_read,
+                  position=position, files=frozenset(read["files"]))
+
+
+def _names(spec: Any, table: str, decided: str) -> dict[str, str]:
+    return dict(RAW_TABLE=spec.raw_table, KEY=_q(spec.key), TS=_q(spec.cursor), STAGE=table, DECIDED=decided,
+                PAYLOAD=_payload(spec.columns, ""), STORED_PAYLOAD=_payload(spec.columns, "r."))
+
+
+def fixed_in_quarantine(con: duckdb.DuckDBPyConnection, staged: Staged) -> int:
+    """Quarantined rows of older, broken versions that a kept row of this read replaces."""
+    return _count(con, f"SELECT count(*) FROM quarantine AS q WHERE {_fixed_where(staged)}",
+                  {"source": staged.job.source, "input": staged.job.inp.spec.name})
+
+
+def _fixed_where(staged: Staged) -> str:
+    return (f"source = $source AND input = $input AND EXISTS (SELECT 1 FROM ({staged.kept}) AS k "
+            "WHERE k._key = q.key AND (q.ts IS NULL OR q.ts <= k._ts))")
+
+
+def merge(con: duckdb.DuckDBPyConnection, staged: Staged, batch_id: int) -> LandedInput:
+    """Merge staged rows into the input's landing table as batch `batch_id`, inside the ingest's transaction:
+    bad rows to quarantine, conflicts recorded, replaced versions removed, kept rows inserted."""
+    job = staged.job
+    spec = job.inp.spec
+    names = _names(spec, staged.table, staged.decided)
+    base = {"source": job.source, "input": spec.name, "batch_id": batch_id, "now": job.now}
+    decided = staged.decisions
     before_q = _count(con, "SELECT count(*) FROM quarantine WHERE source = ?", [job.source])
     sql = _fill(sql_text("store/land_quarantine.sql"), **names)
     con.execute(sql, bind(sql, base))
     quarantined = _count(con, "SELECT count(*) FROM quarantine WHERE source = ?", [job.source]) - before_q
 
-    con.execute(_fill(sql_text("store/land_decide.sql"), **names), {"source": job.source})
-    decided = dict(con.execute("SELECT _decision, count(*) FROM land_decided GROUP BY ALL").fetchall())
-    # Staged rows that are landed: good ones not decided otherwise (most rows never enter land_decided).
-    con.execute("CREATE OR REPLACE TEMP VIEW land_kept AS SELECT s.* FROM land_stage AS s WHERE s._problem IS NULL "
-                "AND s.rowid NOT IN (SELECT _row FROM land_decided WHERE _decision NOT IN ('new', 'replace'))")
-    n_new = _count(con, "SELECT count(*) FROM land_stage WHERE _problem IS NULL", {}) - sum(decided.values()) \
-        + decided.get("new", 0)
+    n_new = _count(con, f"SELECT count(*) FROM {staged.table} WHERE _problem IS NULL", {}) \
+        - sum(decided.values()) + decided.get("new", 0)
     conflicts = decided.get("batch_conflict", 0) + decided.get("stale", 0) + decided.get("replace", 0)
     if conflicts:
         sql = _fill(sql_text("store/land_conflicts.sql"), **names)
@@ -141,35 +200,26 @@ def land(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector) -> 
     replaced_keys: tuple[str, ...] = ()
     if decided.get("replace"):
         replaced_keys = tuple(k for (k,) in con.execute(
-            "SELECT _key FROM land_decided WHERE _decision = 'replace'").fetchall())
+            f"SELECT _key FROM {staged.decided} WHERE _decision = 'replace'").fetchall())
         con.execute(
             f"DELETE FROM {spec.raw_table} WHERE source = $source AND {_q(spec.key)} IN "
-            "(SELECT _key FROM land_decided WHERE _decision = 'replace')", {"source": job.source})
+            f"(SELECT _key FROM {staged.decided} WHERE _decision = 'replace')", {"source": job.source})
     # A good row whose key sits in quarantine from an older, broken version replaces that version.
-    fixed_where = ("source = $source AND input = $input AND EXISTS (SELECT 1 FROM land_kept AS k "
-                   "WHERE k._key = q.key AND (q.ts IS NULL OR q.ts <= k._ts))")
+    fixed_where = _fixed_where(staged)
     params = {"source": job.source, "input": spec.name}
     fixed = _count(con, f"SELECT count(*) FROM quarantine AS q WHERE {fixed_where}", params)
     if fixed:
         con.execute(f"DELETE FROM quarantine AS q WHERE {fixed_where}", params)
     problems = [p for p in SHAPE_PROBLEMS if p in spec.columns]
-    shape_bad = _count(con, f"SELECT count(*) FROM land_kept WHERE {' OR '.join(f'{p} IS NOT NULL' for p in problems)}",
-                       {}) if problems else 0
-    cols = ", ".join(f"{_q('_ts') if c == spec.cursor else _q(c)} AS {_q(c)}" for c in spec.columns)
+    unusable = " OR ".join(f"{p} IS NOT NULL" for p in problems)
+    shape_bad = _count(con, f"SELECT count(*) FROM ({staged.kept}) WHERE {unusable}", {}) if problems else 0
     with one_thread(con):
-        con.execute(
-            f"INSERT INTO {spec.raw_table} BY NAME SELECT $source AS source, $batch_id AS batch_id, {cols}, "
-            "_hash AS row_hash FROM land_kept",
-            {"source": job.source, "batch_id": job.batch_id},
-        )
-    con.execute("DROP VIEW IF EXISTS land_kept")
-    con.execute("DROP TABLE IF EXISTS land_decided")
-    con.execute("DROP TABLE IF EXISTS land_stage")
+        con.execute(f"INSERT INTO {spec.raw_table} BY NAME {staged.landed_rows(job.source, batch_id)}")
     return LandedInput(
-        rows_read=rows_read, added=n_new + decided.get("replace", 0),
+        rows_read=staged.rows_read, added=n_new + decided.get("replace", 0),
         replaced=decided.get("replace", 0) + fixed, quarantined=quarantined,
         duplicates=decided.get("same", 0) + decided.get("batch_duplicate", 0), conflicts=conflicts,
-        position=position, replaced_keys=replaced_keys, files=frozenset(read["files"]),
+        position=staged.position, replaced_keys=replaced_keys, files=staged.files,
         shape_bad=shape_bad,
     )
 
@@ -242,7 +292,7 @@ def _open_read(job: Landing, connector: Connector) -> tuple[
             for batch in it:
                 if batch.num_rows:
                     yield stage(batch)
-        except BaseException as e:  # noqa: B036 - re-raised by land() after DuckDB gives up
+        except BaseException as e:  # noqa: B036 - re-raised by stage() after DuckDB gives up
             errors.append(e)
             raise
 
@@ -290,7 +340,7 @@ def _ts_expr(col: str, arrow_type: pa.DataType, setting: str) -> str:
     )
 
 
-def _stage_sql(job: Landing, schema: pa.Schema, kind: str, cap: datetime) -> tuple[str, dict[str, Any]]:
+def _stage_sql(job: Landing, schema: pa.Schema, kind: str, cap: datetime, table: str) -> tuple[str, dict[str, Any]]:
     spec, inp = job.inp.spec, job.inp
     text_cols = set(getattr(spec, "text_columns", ()))
     user_cols = set(getattr(spec, "user_columns", ("user_id",)))
@@ -367,7 +417,7 @@ def _stage_sql(job: Landing, schema: pa.Schema, kind: str, cap: datetime) -> tup
     inner += [f"{cursor} AS _cur", f"{cursor_raw} AS _cur_raw"]
     content = [_q(c) for c in spec.columns if c not in (spec.key, spec.cursor)]
     sql = (
-        "CREATE OR REPLACE TEMP TABLE land_stage AS "
+        f"CREATE OR REPLACE TEMP TABLE {table} AS "
         f"SELECT {', '.join(outer)}, _key, _ts, _cur, _cur_raw, _problem, "
         f"hash({', '.join(content) or '_key'}) AS _hash "
         f"FROM (SELECT *, CASE {' '.join(checks)} END AS _problem "
@@ -379,18 +429,18 @@ def _stage_sql(job: Landing, schema: pa.Schema, kind: str, cap: datetime) -> tup
     return sql, params
 
 
-def _read_position(con: duckdb.DuckDBPyConnection, job: Landing, kind: str, cap: datetime
+def _read_position(con: duckdb.DuckDBPyConnection, table: str, kind: str, cap: datetime
                    ) -> tuple[int, CursorPosition | None]:
     """Rows read, and the new cursor: the largest value read, never past now + future_skew."""
     if kind == INTEGER:
-        n, high = con.execute("SELECT count(*), max(_cur) FROM land_stage").fetchone()
+        n, high = con.execute(f"SELECT count(*), max(_cur) FROM {table}").fetchone()
         return n, None if high is None else CursorPosition(str(high), kind)
     if kind == TEXT:
         n, high = con.execute(
-            "SELECT count(*), arg_max(_cur_raw, _cur) FILTER (WHERE isfinite(_cur) AND _cur <= $cap) FROM land_stage",
+            f"SELECT count(*), arg_max(_cur_raw, _cur) FILTER (WHERE isfinite(_cur) AND _cur <= $cap) FROM {table}",
             {"cap": cap}).fetchone()
         return n, None if high is None else CursorPosition(high, kind)
     n, high = con.execute(
-        "SELECT count(*), max(_cur) FILTER (WHERE isfinite(_cur) AND _cur <= $cap) FROM land_stage", {"cap": cap}
+        f"SELECT count(*), max(_cur) FILTER (WHERE isfinite(_cur) AND _cur <= $cap) FROM {table}", {"cap": cap}
     ).fetchone()
     return n, None if high is None else CursorPosition(high.isoformat(), kind)

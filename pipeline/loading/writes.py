@@ -5,7 +5,8 @@ one thread. Inserting such rows with more threads only moved the compression of 
 from the commit into the insert, with overhead: at 1M source rows on two cores, the landing and
 canonical inserts took 4.1 s with two threads against 2.3 s with one, the commit 0.9 s against 2.0 s,
 and the ingest 8.55 s against 7.91 s (medians of three; BENCHMARKS.md, "Ingest"). Reading the source,
-staging, classifying and measuring keep every thread.
+staging, classifying and measuring keep every thread, and so do canonical inserts whose rows were
+judged before the transaction opened (FeedbackStore._prejudge): those read committed tables.
 """
 
 from __future__ import annotations

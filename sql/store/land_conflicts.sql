@@ -10,10 +10,10 @@ SELECT $source AS source, $input AS input, d._key AS key,
        CASE d._decision WHEN 'batch_conflict' THEN 'lost to a newer version in the same read'
                       ELSE 'kept the stored version (this one is not newer)' END AS outcome,
        to_json(__PAYLOAD__) AS payload, $batch_id AS batch_id, $now AS seen_at
-FROM land_decided AS d JOIN (SELECT rowid AS _row, * FROM land_stage) USING (_row)
+FROM __DECIDED__ AS d JOIN (SELECT rowid AS _row, * FROM __STAGE__) USING (_row)
 WHERE d._decision IN ('batch_conflict', 'stale')
 UNION ALL
 SELECT $source, $input, r.__KEY__, 'replaced by a newer version', to_json(__STORED_PAYLOAD__), $batch_id, $now
 FROM __RAW_TABLE__ AS r
 WHERE r.source = $source
-  AND r.__KEY__ IN (SELECT _key FROM land_decided WHERE _decision = 'replace')
+  AND r.__KEY__ IN (SELECT _key FROM __DECIDED__ WHERE _decision = 'replace')

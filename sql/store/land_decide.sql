@@ -5,13 +5,13 @@
 --          read ('batch_duplicate'), a differing version that lost inside this read
 --          ('batch_conflict'), or the winner of its repeated key with no stored version ('new').
 --          Every other good row is new, and is landed without passing through this table.
--- grain: one row per staged row (_row: its rowid in land_stage, i.e. its place in the read) with a
+-- grain: one row per staged row (_row: its rowid in the staged table, i.e. its place in the read) with a
 --        repeated or stored key
 -- parameters: $source (VARCHAR); __RAW_TABLE__, __KEY__ and __TS__ are the input's landing table, key
 --             and timestamp column, filled in from the shape definition (never from config)
-CREATE OR REPLACE TEMP TABLE land_decided AS
+CREATE OR REPLACE TEMP TABLE __DECIDED__ AS
 WITH good AS (
-    SELECT rowid AS _row, _key, _ts, _hash FROM land_stage WHERE _problem IS NULL
+    SELECT rowid AS _row, _key, _ts, _hash FROM __STAGE__ WHERE _problem IS NULL
 ),
 stored AS (
     SELECT __KEY__ AS _key, row_hash AS _stored_hash, __TS__ AS _stored_ts

@@ -11,7 +11,7 @@ SELECT q_id AS event_id, $source AS source, _problem AS reason, payload, $batch_
 FROM (
     SELECT md5($source || ':' || $input || ':' || coalesce(_key, '#' || _hash::VARCHAR)) AS q_id,
            _problem, _key, _ts, to_json(__PAYLOAD__) AS payload
-    FROM land_stage
+    FROM __STAGE__
     WHERE _problem IS NOT NULL
 )
 WHERE q_id NOT IN (SELECT event_id FROM quarantine WHERE source = $source)
