@@ -115,7 +115,8 @@ def move_to_quarantine(con: duckdb.DuckDBPyConnection, table: str, ids_sql: str,
         con.execute(
             f"INSERT INTO quarantine BY NAME SELECT t.event_id, t.source, {reason_sql} AS reason, "
             "to_json(t) AS payload, $batch_id AS batch_id, $now AS quarantined_at, t.ts "
-            f"FROM {table} AS t JOIN moving AS m ON m.event_id = t.event_id",
+            # only this batch's rows move (as the DELETE below): the filter skips older row groups unread
+            f"FROM {table} AS t JOIN moving AS m ON m.event_id = t.event_id WHERE t.batch_id = $batch_id",
             {"batch_id": batch_id, "now": now},
         )
         con.execute(f"DELETE FROM {table} WHERE batch_id = ? AND event_id IN (SELECT event_id FROM moving)",
