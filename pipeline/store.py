@@ -12,10 +12,9 @@ pipeline/loading/ and the README's "Loading guarantees".
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import logging
 import secrets
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
