@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from pipeline.loading.sqlbind import sql_literal
+
 # RE2 and Python `re` (with re.ASCII) read these the same way.
 EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 IPV4 = r"\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\b"
@@ -64,16 +66,13 @@ def scrub_text(text: str | None) -> str | None:
     return text
 
 
-def _literal(pattern: str) -> str:
-    return "'" + pattern.replace("'", "''") + "'"
-
 
 def scrub_sql(expr: str) -> str:
     """A DuckDB expression scrubbing the VARCHAR expression `expr` (needs the card UDF registered)."""
-    inner = f"CASE WHEN regexp_matches({expr}, {_literal(CARD_CANDIDATE)}) THEN {CARD_UDF}({expr}) ELSE {expr} END"
+    inner = f"CASE WHEN regexp_matches({expr}, {sql_literal(CARD_CANDIDATE)}) THEN {CARD_UDF}({expr}) ELSE {expr} END"
     for pattern, placeholder in ((EMAIL, "[EMAIL]"), (IPV4, "[IP]"), (IPV6, "[IP]"), (PHONE, "[PHONE]")):
-        inner = f"regexp_replace({inner}, {_literal(pattern)}, '{placeholder}', 'g')"
-    return f"(CASE WHEN regexp_matches({expr}, {_literal(MAYBE_PII)}) THEN {inner} ELSE {expr} END)"
+        inner = f"regexp_replace({inner}, {sql_literal(pattern)}, '{placeholder}', 'g')"
+    return f"(CASE WHEN regexp_matches({expr}, {sql_literal(MAYBE_PII)}) THEN {inner} ELSE {expr} END)"
 
 
 def register_card_udf(con) -> None:

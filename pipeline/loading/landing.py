@@ -28,7 +28,7 @@ import pyarrow as pa
 from connectors.base import Connector, ConnectorError, Window, quote_identifier
 from pipeline.config import IngestSettings
 from pipeline.errors import ConfigError, TerminalError, TransientError
-from pipeline.loading.sqlbind import bind
+from pipeline.loading.sqlbind import bind, sql_literal
 from pipeline.loading.writes import one_thread
 from pipeline.loading.cursors import INTEGER, TEXT, TIMESTAMP, CursorPosition, cursor_kind
 from pipeline.loading.prepared import as_source_position, prepared_view
@@ -110,12 +110,8 @@ class Staged:
         """The kept rows as the landing table will hold them (constants inlined: views take no parameters)."""
         spec = self.job.inp.spec
         cols = ", ".join(f"{_q('_ts') if c == spec.cursor else _q(c)} AS {_q(c)}" for c in spec.columns)
-        return (f"SELECT {_literal(source)} AS source, {int(batch_id)}::BIGINT AS batch_id, {cols}, _hash AS row_hash "
+        return (f"SELECT {sql_literal(source)} AS source, {int(batch_id)}::BIGINT AS batch_id, {cols}, _hash AS row_hash "
                 f"FROM ({self.kept})")
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def stage(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector, table: str) -> Staged | None:
