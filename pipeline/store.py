@@ -313,9 +313,7 @@ class FeedbackStore:
                 views.append(table)
                 con.execute(f'CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM "{database}".main.{table} '
                             f"UNION ALL BY NAME {s.landed_rows(src.name, batch_id)}")
-            sql = sql_text(shape.classify_sql)
-            params = {**sql_params(src), "batch_id": batch_id}
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {shape.name}_classified AS {sql}", bind(sql, params))
+            self._classify(shape, src, batch_id)
         finally:
             for table in views:
                 con.execute(f"DROP VIEW IF EXISTS temp.main.{table}")
@@ -367,6 +365,12 @@ class FeedbackStore:
             "Fix the source, or raise ingest.max_bad_share to load the good rows and quarantine the rest"
         )
 
+    def _classify(self, shape: Any, src: Any, batch_id: int) -> None:
+        """Build `<shape>_classified`: the shape's judgement of the landed rows of batch `batch_id`."""
+        sql = sql_text(shape.classify_sql)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {shape.name}_classified AS {sql}",
+                         bind(sql, {**sql_params(src), "batch_id": batch_id}))
+
     def _shape(self, shape: Any, src: Any, batch_id: int, now: datetime, settings: IngestSettings,
                replaced: tuple[str, ...] = (), prejudged: bool = False) -> dict[str, int]:
         """Turn landed rows not yet judged into canonical rows, pending rows or quarantine; count each.
@@ -375,9 +379,7 @@ class FeedbackStore:
         source = src.name
         classified = f"{shape.name}_classified"
         if not prejudged:
-            params = {**sql_params(src), "batch_id": batch_id}
-            sql = sql_text(shape.classify_sql)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {classified} AS {sql}", bind(sql, params))
+            self._classify(shape, src, batch_id)
         try:
             if replaced:
                 canonical.forget_derived(con, classified, source, replaced, batch_id)
