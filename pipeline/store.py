@@ -4,7 +4,8 @@ Each ingest of a source is one transaction: its landed rows, the canonical rows 
 quarantined rows and the advanced cursors commit together or not at all, so a re-run after a crash
 or a re-run of the same window adds nothing twice. What changes nothing stored happens before the
 transaction opens, in temporary tables that DuckDB scans on every thread: reading and checking each
-input's window and, when the read replaces no stored version, judging the rows it lands.
+input's window and, when the read replaces no stored version, judging the rows it lands. Such a read's
+canonical rows are then the transaction's first writes, built from committed tables alone.
 Snapshots freeze what a training run saw.
 What keeps each load trustworthy (late rows, future rows, bad rows, duplicates, PII) is in
 pipeline/loading/ and the README's "Loading guarantees".
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +34,7 @@ from pipeline.loading.cursors import INTEGER, TEXT, CursorPosition, parse_iso
 from pipeline.loading.landing import Landing, LandedInput, Staged, fixed_in_quarantine, merge, stage
 from pipeline.loading.sqlbind import bind
 from pipeline.loading.unanswered import track_unanswered
-from pipeline.loading.writes import one_thread
+from pipeline.loading.writes import joins_as_written, one_thread
 from pipeline.memory import bound_allocator_retention
 from pipeline.pii import register_card_udf
 from pipeline.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
@@ -216,7 +218,8 @@ class FeedbackStore:
             loaded_files=self.loaded_files(source.name, inp.spec.name) if by_file else None,
         ) for inp in inputs]
         # Every input's window is read, checked and decided before the transaction opens (landing.stage);
-        # where that changes nothing stored, the landed rows are judged before it too (_prejudge).
+        # where that changes nothing stored, the landed rows are judged before it too (_prejudge), and their
+        # canonical rows are inserted before the landed rows, reading the stored and staged rows as views.
         staged: list[Staged | None] = []
         prejudged = False
         try:
@@ -226,6 +229,10 @@ class FeedbackStore:
             prejudged = self._prejudge(shape, source, staged, batch_id)
             con.begin()
             try:
+                inserted = None
+                if prejudged:  # before the landed rows: the canonical rows then read committed tables only
+                    with self._staged_views(source, [s for s in staged if s is not None], batch_id):
+                        inserted = self._insert_canonical(shape, source.name, batch_id, now, parallel=True)
                 landed: dict[str, LandedInput] = {}
                 replaced: tuple[str, ...] = ()
                 for inp, job, staged_input in zip(inputs, jobs, staged, strict=True):
@@ -243,9 +250,9 @@ class FeedbackStore:
                         self._forget_canonical(source.name, replaced, batch_id)
                     elif result.replaced_keys:
                         self._rejudge_dependents(shape, source.name, result.replaced_keys, now, batch_id)
-                if any(r.added or r.replaced for r in landed.values()) or con.execute(
+                if prejudged or any(r.added or r.replaced for r in landed.values()) or con.execute(
                         "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
-                    counts = self._shape(shape, source, batch_id, now, settings, replaced, prejudged)
+                    counts = self._shape(shape, source, batch_id, now, settings, replaced, prejudged, inserted)
                 else:  # nothing landed and nothing waiting (in any shape): nothing to judge
                     counts = dict.fromkeys(("unpaired", "pairs", "ranks", "judged_bad", "pending", "duplicates",
                                             "quarantined"), 0)
@@ -293,9 +300,9 @@ class FeedbackStore:
     def _prejudge(self, shape: Any, src: Any, staged: list[Staged | None], batch_id: int) -> bool:
         """Judge the rows this read lands before the transaction opens, where landing them changes nothing
         stored (no replaced version, no quarantined version fixed) and the shape judges landed rows by batch
-        (`events`): its SQL then reads the landing tables with the staged rows added through temporary views
-        of the same names. DuckDB scans what a transaction wrote on one thread only, so judging inside it
-        left every other core idle (BENCHMARKS.md, "Ingest"). True: `<shape>_classified` is built."""
+        (`events`): its SQL then reads the landing tables with the staged rows added (_staged_views).
+        DuckDB scans what a transaction wrote on one thread only, so judging inside it left every other core
+        idle (BENCHMARKS.md, "Ingest"). True: `<shape>_classified` is built."""
         con = self.con
         present = [s for s in staged if s is not None]
         if shape.prepare is not None or not present:
@@ -305,6 +312,16 @@ class FeedbackStore:
         lands = any(con.execute(f"SELECT count(*) FROM ({s.kept})").fetchone()[0] for s in present)
         if not lands and not con.execute("SELECT count(*) FROM pending WHERE source = ?", [src.name]).fetchone()[0]:
             return False
+        with self._staged_views(src, present, batch_id):
+            self._classify(shape, src, batch_id)
+        return True
+
+    @contextmanager
+    def _staged_views(self, src: Any, present: list[Staged], batch_id: int) -> Iterator[None]:
+        """Temporary views named as the landing tables: their stored rows with the staged rows that land added,
+        as the tables will hold them once merged. Statements run meanwhile read committed tables only, which
+        DuckDB scans on every thread, and which carry the statistics its join planning needs."""
+        con = self.con
         database = con.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
         views = []
         try:
@@ -313,11 +330,10 @@ class FeedbackStore:
                 views.append(table)
                 con.execute(f'CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM "{database}".main.{table} '
                             f"UNION ALL BY NAME {s.landed_rows(src.name, batch_id)}")
-            self._classify(shape, src, batch_id)
+            yield
         finally:
             for table in views:
                 con.execute(f"DROP VIEW IF EXISTS temp.main.{table}")
-        return True
 
     def _advance(self, source: str, name: str, old: CursorPosition | None, new: CursorPosition, batch_id: int) -> None:
         """Move a cursor forward (never back: a look-back read may end below the stored position)."""
@@ -372,9 +388,11 @@ class FeedbackStore:
                          bind(sql, {**sql_params(src), "batch_id": batch_id}))
 
     def _shape(self, shape: Any, src: Any, batch_id: int, now: datetime, settings: IngestSettings,
-               replaced: tuple[str, ...] = (), prejudged: bool = False) -> dict[str, int]:
+               replaced: tuple[str, ...] = (), prejudged: bool = False,
+               inserted: dict[str, int] | None = None) -> dict[str, int]:
         """Turn landed rows not yet judged into canonical rows, pending rows or quarantine; count each.
-        prejudged: `<shape>_classified` was built before the transaction (_prejudge)."""
+        prejudged: `<shape>_classified` was built before the transaction (_prejudge); inserted: its canonical
+        rows are stored already, these many per table (_insert_canonical, before the landed rows were)."""
         con = self.con
         source = src.name
         classified = f"{shape.name}_classified"
@@ -383,23 +401,7 @@ class FeedbackStore:
         try:
             if replaced:
                 canonical.forget_derived(con, classified, source, replaced, batch_id)
-            counts: dict[str, int] = {}
-            for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql)):
-                before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                normalised_cols, normalised = canonical.NORMALISED[table]
-                # Rows built from what the transaction wrote are read on one thread: insert them with one
-                # too (pipeline/loading/writes.py). Prejudged rows were classified outside it.
-                with one_thread(con) if not prejudged else nullcontext():
-                    con.execute(
-                        f"INSERT INTO {table} BY NAME SELECT * EXCLUDE ({normalised_cols}), $batch_id AS batch_id, "
-                        f"$now AS ingested_at, {canonical.KEYS[table]} FROM (SELECT *, {normalised} FROM ({sql_text(sql)}) "
-                        # Shapes that judge a source's whole history again (trees, ratings) meet rows already
-                        # stored or moved to quarantine (duplicates, caps): neither comes back.
-                        f"WHERE event_id NOT IN (SELECT event_id FROM {table} WHERE source = $source "
-                        "UNION ALL SELECT event_id FROM quarantine WHERE source = $source))",
-                        {"batch_id": batch_id, "now": now, "source": source},
-                    )
-                counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
+            counts = dict(inserted) if inserted is not None else self._insert_canonical(shape, source, batch_id, now)
             counts["ranks"] = 0 if shape.ranks_sql is None else self._insert_ranks(shape, source, batch_id, now)
             counts["judged_bad"] = canonical.quarantine_rows(con,
                 f"SELECT *, NULL AS input, NULL AS key, NULL::TIMESTAMP AS ts FROM ({sql_text(shape.quarantine_sql)})",
@@ -419,6 +421,31 @@ class FeedbackStore:
             counts["quarantined"] = counts["judged_bad"] + timed_out + counts["duplicates"] + sum(capped.values())
         finally:
             con.execute(f"DROP TABLE IF EXISTS {classified}")
+        return counts
+
+    def _insert_canonical(self, shape: Any, source: str, batch_id: int, now: datetime,
+                          parallel: bool = False) -> dict[str, int]:
+        """Store the canonical rows of `<shape>_classified`'s usable rows, with their duplicate keys; count them
+        per table. parallel: every table they read is committed (_staged_views), so DuckDB reads on all threads."""
+        con = self.con
+        counts: dict[str, int] = {}
+        for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql)):
+            before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            normalised_cols, normalised = canonical.NORMALISED[table]
+            # Rows built from what the transaction wrote are read on one thread: insert them with one
+            # too (pipeline/loading/writes.py).
+            with nullcontext() if parallel else one_thread(con), \
+                    joins_as_written(con) if shape.joins_as_written else nullcontext():
+                con.execute(
+                    f"INSERT INTO {table} BY NAME SELECT * EXCLUDE ({normalised_cols}), $batch_id AS batch_id, "
+                    f"$now AS ingested_at, {canonical.KEYS[table]} FROM (SELECT *, {normalised} FROM ({sql_text(sql)}) "
+                    # Shapes that judge a source's whole history again (trees, ratings) meet rows already
+                    # stored or moved to quarantine (duplicates, caps): neither comes back.
+                    f"WHERE event_id NOT IN (SELECT event_id FROM {table} WHERE source = $source "
+                    "UNION ALL SELECT event_id FROM quarantine WHERE source = $source))",
+                    {"batch_id": batch_id, "now": now, "source": source},
+                )
+            counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
         return counts
 
     def _insert_ranks(self, shape: Any, source: str, batch_id: int, now: datetime) -> int:

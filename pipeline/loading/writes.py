@@ -1,4 +1,6 @@
-"""Bulk inserts into the store's own tables run on one DuckDB thread; everything else keeps them all.
+"""How the ingest's bulk inserts run. `one_thread`: inserts into the store's own tables run on one DuckDB
+thread; everything else keeps them all. `joins_as_written`: joins keep the side the SQL puts on the right
+as the hash table.
 
 DuckDB scans rows written inside a transaction (the ingest's landed rows, its temporary tables) on
 one thread. Inserting such rows with more threads only moved the compression of the new row groups
@@ -29,3 +31,25 @@ def one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         yield
     finally:
         con.execute(f"SET threads = {threads}")
+
+
+# DuckDB's optimizers that reorder joins and pick each hash join's build side from estimated row counts.
+JOIN_PLANNERS = ("join_order", "build_side_probe_side")
+
+
+@contextmanager
+def joins_as_written(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run the statements inside with each join as the SQL writes it: the right side is the hash table.
+
+    DuckDB builds the hash table on the side it estimates smaller. Rows staged in this run reach its
+    estimates through filters it cannot see through (the kept rows of a staging table), so it took the
+    generations, texts and all, for the small side of the `events` shape's joins, and held 6M texts in a
+    hash table instead of 2M narrow judged rows (BENCHMARKS.md, "Ingest"). Other optimizers still run."""
+    before = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0]
+    have = [o.strip() for o in before.split(",") if o.strip()]
+    disabled = have + [o for o in JOIN_PLANNERS if o not in have]
+    con.execute("SET disabled_optimizers = ?", [",".join(disabled)])
+    try:
+        yield
+    finally:
+        con.execute("SET disabled_optimizers = ?", [before])

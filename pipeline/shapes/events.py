@@ -23,4 +23,5 @@ EVENTS = LogShape(
     ),
     doc="generations + feedback events (thumb / comparison) joined by request id",
     pending_input="feedback",
+    joins_as_written=True,
 )

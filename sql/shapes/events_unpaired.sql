@@ -1,8 +1,13 @@
 -- purpose: usable thumbs events -> canonical unpaired rows (prompt, completion, label)
 -- grain: one row per thumb event
--- parameters: none (reads the temp table events_classified built from events_classified.sql)
-SELECT canonical_id AS event_id, source, ts, user_id, a_model_version AS model_version,
-       a_prompt AS prompt, a_response AS completion, value = 'up' AS label,
+-- parameters: $source (VARCHAR); reads the temp table events_classified built from events_classified.sql
+-- The judgement carries no texts: the answered generation's are joined here, to the usable rows only.
+-- Joins as written (LogShape.joins_as_written): the right side is the hash table, so that it holds the
+-- narrow judged rows while the generations' texts stream past it.
+SELECT c.canonical_id AS event_id, c.source, c.ts, c.user_id, c.a_model_version AS model_version,
+       from_json(g.messages, '[{"role": "VARCHAR", "content": "VARCHAR"}]') AS prompt, g.response AS completion,
+       c.value = 'up' AS label,
        true AS ts_observed  -- the feedback's own time: a required column, never a stand-in
-FROM events_classified
-WHERE problem IS NULL AND kind = 'thumb'
+FROM (SELECT request_id, messages, response FROM raw_events_generations WHERE source = $source) AS g
+JOIN (SELECT * FROM events_classified WHERE problem IS NULL AND kind = 'thumb') AS c
+  ON c.request_id = g.request_id

@@ -8,7 +8,7 @@ from datetime import datetime
 import duckdb
 import pytest
 
-from pipeline.loading.writes import one_thread
+from pipeline.loading.writes import joins_as_written, one_thread
 
 
 def threads(con: duckdb.DuckDBPyConnection) -> int:
@@ -29,6 +29,21 @@ def test_restored_when_the_statement_fails():
     with pytest.raises(duckdb.CatalogException), one_thread(con):
         con.execute("INSERT INTO no_such_table VALUES (1)")
     assert threads(con) == 2
+
+
+def disabled(con: duckdb.DuckDBPyConnection) -> str:
+    return con.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0]
+
+
+def test_joins_as_written_adds_to_the_disabled_optimizers_and_restores_them_even_on_failure():
+    con = duckdb.connect()
+    con.execute("SET disabled_optimizers = 'top_n'")
+    with joins_as_written(con):
+        assert set(disabled(con).split(",")) == {"top_n", "join_order", "build_side_probe_side"}
+    assert disabled(con) == "top_n"
+    with pytest.raises(duckdb.CatalogException), joins_as_written(con):
+        con.execute("SELECT * FROM no_such_table")
+    assert disabled(con) == "top_n"
 
 
 def test_an_ingest_with_two_threads_stores_what_one_thread_stores_and_keeps_its_setting(tmp_path):
@@ -52,5 +67,6 @@ def test_an_ingest_with_two_threads_stores_what_one_thread_stores_and_keeps_its_
             result = store.ingest(src, conn, settings=IngestSettings(threads=n), now=datetime(2026, 11, 1))
             assert result.unpaired_added > 0 and result.pairs_added > 0 and result.quarantined > 0
             assert threads(store.con) == n
+            assert disabled(store.con) == ""  # the events shape's joins as written: for its inserts only
             contents[n] = store_contents(store)
     assert contents[1] == contents[2]
