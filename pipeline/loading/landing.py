@@ -18,6 +18,7 @@ read are recorded with the rows.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,7 +30,7 @@ from connectors.base import Connector, ConnectorError, Window, quote_identifier
 from pipeline.config import IngestSettings
 from pipeline.errors import ConfigError, TerminalError, TransientError
 from pipeline.loading.sqlbind import bind, sql_literal
-from pipeline.loading.writes import one_thread
+from pipeline.loading.writes import one_thread, spilled
 from pipeline.loading.cursors import INTEGER, TEXT, TIMESTAMP, CursorPosition, cursor_kind
 from pipeline.loading.prepared import as_source_position, prepared_view
 from pipeline.pii import MAYBE_PII, scrub_sql
@@ -209,7 +210,7 @@ def merge(con: duckdb.DuckDBPyConnection, staged: Staged, batch_id: int) -> Land
     problems = [p for p in SHAPE_PROBLEMS if p in spec.columns]
     unusable = " OR ".join(f"{p} IS NOT NULL" for p in problems)
     shape_bad = _count(con, f"SELECT count(*) FROM ({staged.kept}) WHERE {unusable}", {}) if problems else 0
-    with one_thread(con):
+    with nullcontext() if spilled(con) else one_thread(con):
         con.execute(f"INSERT INTO {spec.raw_table} BY NAME {staged.landed_rows(job.source, batch_id)}")
     return LandedInput(
         rows_read=staged.rows_read, added=n_new + decided.get("replace", 0),

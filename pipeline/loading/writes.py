@@ -1,5 +1,6 @@
 """How the ingest's bulk inserts run. `one_thread`: inserts into the store's own tables run on one DuckDB
-thread; everything else keeps them all. `joins_as_written`: joins keep the side the SQL puts on the right
+thread, unless DuckDB has spilled to disk (`spilled`: the landing inserts then read their staged rows back
+on every thread); everything else keeps them all. `joins_as_written`: joins keep the side the SQL puts on the right
 as the hash table.
 
 DuckDB scans rows written inside a transaction (the ingest's landed rows, its temporary tables) on
@@ -31,6 +32,14 @@ def one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         yield
     finally:
         con.execute(f"SET threads = {threads}")
+
+
+def spilled(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether DuckDB keeps part of its data in temporary files: the memory limit was reached. Rows read back
+    from them are read on every thread, whoever wrote them: at 10M source rows under a 1 GB limit, the landing
+    inserts from the spilled staging tables took 7.2 s on two threads against 10.7 s on one, the commit
+    unchanged (BENCHMARKS.md, "Ingest")."""
+    return bool(con.execute("SELECT coalesce(sum(temporary_storage_bytes), 0) > 0 FROM duckdb_memory()").fetchone()[0])
 
 
 # DuckDB's optimizers that reorder joins and pick each hash join's build side from estimated row counts.

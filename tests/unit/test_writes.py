@@ -8,7 +8,7 @@ from datetime import datetime
 import duckdb
 import pytest
 
-from pipeline.loading.writes import joins_as_written, one_thread
+from pipeline.loading.writes import joins_as_written, one_thread, spilled
 
 
 def threads(con: duckdb.DuckDBPyConnection) -> int:
@@ -70,3 +70,51 @@ def test_an_ingest_with_two_threads_stores_what_one_thread_stores_and_keeps_its_
             assert disabled(store.con) == ""  # the events shape's joins as written: for its inserts only
             contents[n] = store_contents(store)
     assert contents[1] == contents[2]
+
+
+def test_spilled_says_whether_duckdb_keeps_data_in_temporary_files(tmp_path):
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))
+    con.execute("CREATE TEMP TABLE small AS SELECT range AS i FROM range(1000)")
+    assert not spilled(con)
+    con.execute("SET memory_limit = '20MB'")
+    con.execute("CREATE TEMP TABLE big AS SELECT range::VARCHAR || repeat('x', 50) AS s FROM range(2000000)")
+    assert spilled(con)
+
+
+def test_landing_inserts_use_one_thread_unless_duckdb_has_spilled_and_store_the_same_rows_either_way(tmp_path):
+    from benchmarks.ingest import SOURCE, write_warehouse
+    from benchmarks.ingest_profile import TimedConnection
+    from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+    from pipeline.config import IngestSettings, SourceSettings
+    from pipeline.store import FeedbackStore
+    from tests.integration.landing import store_contents
+
+    wh = tmp_path / "wh.duckdb"
+    write_warehouse(wh, 3000)
+    src = SourceSettings(name=SOURCE, options={"path": str(wh)})
+    with FeedbackStore(tmp_path / "in-memory.duckdb"):
+        pass
+    shutil.copyfile(tmp_path / "in-memory.duckdb", tmp_path / "spilled.duckdb")  # one user-id salt for both
+    contents, landing_after = {}, {}
+    for name in ("in-memory", "spilled"):
+        log: list[tuple[float, str]] = []
+        with FeedbackStore(tmp_path / f"{name}.duckdb") as store:
+            con = store.con
+            if name == "spilled":  # as a large read under ingest.memory_limit leaves it: part of DuckDB's data on disk
+                con.execute("SET memory_limit = '20MB'")
+                con.execute("CREATE TEMP TABLE big AS SELECT range::VARCHAR || repeat('x', 50) AS s FROM range(2000000)")
+                con.execute("RESET memory_limit")
+            assert spilled(con) == (name == "spilled")
+            store.con = TimedConnection(con, log)
+            result = store.ingest(src, DuckDBConnector(DuckDBSettings(path=wh)), settings=IngestSettings(threads=2),
+                                  now=datetime(2026, 11, 1))
+            store.con = con
+            assert result.unpaired_added > 0 and result.pairs_added > 0
+            assert threads(con) == 2
+            contents[name] = store_contents(store)
+        statements = [s for _, s in log]
+        landing_after[name] = [statements[i - 1] for i, s in enumerate(statements)
+                               if s.startswith("INSERT INTO raw_events_")]
+    assert landing_after["in-memory"] == ["SET threads = 1"] * 2
+    assert len(landing_after["spilled"]) == 2 and "SET threads = 1" not in landing_after["spilled"]
+    assert contents["in-memory"] == contents["spilled"]
