@@ -231,7 +231,7 @@ class FeedbackStore:
             try:
                 inserted = None
                 if prejudged:  # before the landed rows: the canonical rows then read committed tables only
-                    with self._staged_views(source, [s for s in staged if s is not None], batch_id):
+                    with self._staged_views(source, staged, batch_id):
                         inserted = self._insert_canonical(shape, source.name, batch_id, now, parallel=True)
                 landed: dict[str, LandedInput] = {}
                 replaced: tuple[str, ...] = ()
@@ -250,9 +250,9 @@ class FeedbackStore:
                         self._forget_canonical(source.name, replaced, batch_id)
                     elif result.replaced_keys:
                         self._rejudge_dependents(shape, source.name, result.replaced_keys, now, batch_id)
-                if prejudged or any(r.added or r.replaced for r in landed.values()) or con.execute(
+                if inserted is not None or any(r.added or r.replaced for r in landed.values()) or con.execute(
                         "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
-                    counts = self._shape(shape, source, batch_id, now, settings, replaced, prejudged, inserted)
+                    counts = self._shape(shape, source, batch_id, now, settings, replaced, inserted)
                 else:  # nothing landed and nothing waiting (in any shape): nothing to judge
                     counts = dict.fromkeys(("unpaired", "pairs", "ranks", "judged_bad", "pending", "duplicates",
                                             "quarantined"), 0)
@@ -312,12 +312,12 @@ class FeedbackStore:
         lands = any(con.execute(f"SELECT count(*) FROM ({s.kept})").fetchone()[0] for s in present)
         if not lands and not con.execute("SELECT count(*) FROM pending WHERE source = ?", [src.name]).fetchone()[0]:
             return False
-        with self._staged_views(src, present, batch_id):
+        with self._staged_views(src, staged, batch_id):
             self._classify(shape, src, batch_id)
         return True
 
     @contextmanager
-    def _staged_views(self, src: Any, present: list[Staged], batch_id: int) -> Iterator[None]:
+    def _staged_views(self, src: Any, staged: list[Staged | None], batch_id: int) -> Iterator[None]:
         """Temporary views named as the landing tables: their stored rows with the staged rows that land added,
         as the tables will hold them once merged. Statements run meanwhile read committed tables only, which
         DuckDB scans on every thread, and which carry the statistics its join planning needs."""
@@ -325,7 +325,7 @@ class FeedbackStore:
         database = con.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
         views = []
         try:
-            for s in present:
+            for s in (s for s in staged if s is not None):
                 table = s.job.inp.spec.raw_table
                 views.append(table)
                 con.execute(f'CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM "{database}".main.{table} '
@@ -388,15 +388,14 @@ class FeedbackStore:
                          bind(sql, {**sql_params(src), "batch_id": batch_id}))
 
     def _shape(self, shape: Any, src: Any, batch_id: int, now: datetime, settings: IngestSettings,
-               replaced: tuple[str, ...] = (), prejudged: bool = False,
-               inserted: dict[str, int] | None = None) -> dict[str, int]:
+               replaced: tuple[str, ...] = (), inserted: dict[str, int] | None = None) -> dict[str, int]:
         """Turn landed rows not yet judged into canonical rows, pending rows or quarantine; count each.
-        prejudged: `<shape>_classified` was built before the transaction (_prejudge); inserted: its canonical
-        rows are stored already, these many per table (_insert_canonical, before the landed rows were)."""
+        inserted: the rows were judged before the transaction (_prejudge built `<shape>_classified`) and their
+        canonical rows are stored already, these many per table (_insert_canonical, before the landed rows)."""
         con = self.con
         source = src.name
         classified = f"{shape.name}_classified"
-        if not prejudged:
+        if inserted is None:
             self._classify(shape, src, batch_id)
         try:
             if replaced:
