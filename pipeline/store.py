@@ -544,7 +544,7 @@ class FeedbackStore:
         memory stays within DuckDB's limit (memory_limit, e.g. ingest.memory_limit) whatever the size.
         Keyword settings as measure_relations (max_length, tokenizer, ...); the result is
         measure_shape(*read_snapshot(snapshot), ...)'s."""
-        from pipeline.shape.measure import measure_relations
+        from pipeline.shape.measure import POSITION, measure_relations
 
         con = self.con
         if memory_limit:
@@ -554,10 +554,11 @@ class FeedbackStore:
             "unpaired_in": f"SELECT {', '.join(UNPAIRED_SCHEMA.names)} FROM ({_snapshot_rows_sql('unpaired')})",
             "pairs_in": _snapshot_pairs_sql(with_origin=True),
         }
+        con.execute(sql_text("holdout_macros.sql"))
         try:
             for name, sql in tables.items():
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM ({sql.replace('$high', high)}) "
-                            "ORDER BY ts, event_id")
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT *, {POSITION} "
+                            f"FROM ({sql.replace('$high', high)}) ORDER BY ts, event_id")
             return measure_relations(con, holdout_fraction, **kw)
         finally:
             for name in tables:

@@ -20,6 +20,11 @@ from pipeline.shape.lengths import Truncation, measure_truncation
 from pipeline.shape.noise import NoiseEstimate
 from pipeline.sqlfiles import sql_text
 
+# Where a row's prompt falls in the train/holdout split (sql/holdout_macros.sql), computed once per row as the
+# measured relations are copied: a row is held out when _position < holdout_fraction.
+POSITION = "holdout_position(prompt) AS _position"
+
+
 @dataclass(frozen=True)
 class DataShape:
     n_unpaired: int
@@ -128,8 +133,10 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, 
     con = duckdb.connect()
     try:
         con.execute("SET threads=1")
-        con.register("unpaired_in", unpaired)
-        con.register("pairs_in", pairs)
+        con.execute(sql_text("holdout_macros.sql"))
+        for name, table in (("unpaired_in", unpaired), ("pairs_in", pairs)):
+            con.register(f"{name}_arrow", table)
+            con.execute(f"CREATE TEMP TABLE {name} AS SELECT *, {POSITION} FROM {name}_arrow")
         return measure_relations(con, holdout_fraction, **kw)
     finally:
         con.close()
@@ -138,9 +145,10 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, 
 def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *, max_length: int | None = None,
                       max_length_cap: int | None = None, tokenizer=None, approximate_because: str = "",
                       model_noise: bool = True) -> DataShape:
-    """The shape of the canonical rows in the relations `unpaired_in` and `pairs_in` of `con` (oldest
-    first; pairs may carry `derived_from`): registered Arrow tables, or a store snapshot's own tables
-    (FeedbackStore.measure), which then never leave DuckDB.
+    """The shape of the canonical rows in the tables `unpaired_in` and `pairs_in` of `con` (oldest first;
+    pairs may carry `derived_from`), each with its prompts' split position `_position` (POSITION): copies
+    of Arrow tables (measure_shape), or of a store snapshot's rows (FeedbackStore.measure), which then
+    never leave DuckDB.
 
     Truncation is measured when a max_length is set, or chosen (up to max_length_cap) from the rows'
     lengths when only the cap is given. Lengths are counted with `tokenizer` (the base model's, with
@@ -163,13 +171,14 @@ def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *
     ).fetchone()
     signals, pair_noise, thumb_noise = measure_noise(con, use_model=model_noise and n_pairs > 0)
     derived = derived_counts_of(con)
-    # The training side, split in SQL by the store's prompt hash, kept in DuckDB in row order.
-    con.execute(sql_text("holdout_macros.sql"))
+    # The training side: views of the rows whose prompt the split keeps for training, in row order (_row).
+    # Views, not copies: copying their texts cost more than the rest of the split (BENCHMARKS.md, "Ingest").
+    fraction = float(holdout_fraction)  # inlined as text read back as the same double: views take no parameters
     try:
         for name, source, columns in (("train_unpaired", "unpaired_in", "prompt, completion, label"),
                                       ("train_pairs", "pairs_in", "prompt, chosen, rejected")):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {columns} FROM {source} "
-                        "WHERE NOT holdout_position(prompt) < ?", [float(holdout_fraction)])
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT rowid AS _row, {columns} FROM {source} "
+                        f"WHERE NOT _position < '{fraction!r}'::DOUBLE")
         n_unpaired_train, n_up_train = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE label) FROM train_unpaired").fetchone()
         n_pairs_train = con.execute("SELECT count(*) FROM train_pairs").fetchone()[0]
@@ -179,8 +188,8 @@ def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *
             truncation = _truncation(con, n_unpaired_train, n_pairs_train, max_length, cap=max_length_cap or 1024,
                                      tokenizer=tokenizer, approximate_because=approximate_because)
     finally:
-        con.execute("DROP TABLE IF EXISTS train_unpaired")
-        con.execute("DROP TABLE IF EXISTS train_pairs")
+        con.execute("DROP VIEW IF EXISTS train_unpaired")
+        con.execute("DROP VIEW IF EXISTS train_pairs")
     return DataShape(
         n_unpaired=int(n_unpaired),
         n_up=int(n_up),
@@ -207,20 +216,26 @@ def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *
 
 def _truncation(con: duckdb.DuckDBPyConnection, n_unpaired: int, n_pairs: int, max_length: int | None, *, cap: int,
                 tokenizer, approximate_because: str) -> Truncation:
-    """measure_truncation over the temp tables train_unpaired and train_pairs. With a tokenizer only the
-    seeded sample it measures is fetched (the same rows measure_truncation would pick from whole tables)."""
+    """measure_truncation over the views train_unpaired and train_pairs. With a tokenizer only the seeded
+    sample it measures is fetched (the same rows measure_truncation would pick from whole tables): the
+    sample's positions among the training rows are found reading row numbers alone, then their texts."""
     n_rows = n_unpaired + n_pairs
     sample_rows = lengths.SAMPLE_ROWS
     thumbs_sql = "SELECT prompt, completion FROM train_unpaired"
     pairs_sql = "SELECT prompt, chosen, rejected FROM train_pairs"
     if tokenizer is None or n_rows <= sample_rows:
-        thumbs, pairs = con.execute(thumbs_sql).to_arrow_table(), con.execute(pairs_sql).to_arrow_table()
+        thumbs = con.execute(f"{thumbs_sql} ORDER BY _row").to_arrow_table()
+        pairs = con.execute(f"{pairs_sql} ORDER BY _row").to_arrow_table()
         return measure_truncation(thumbs, pairs, max_length, tokenizer=tokenizer, approximate_because=approximate_because,
                                   cap=cap, sample_rows=sample_rows)
     indices = lengths.sample_indices(n_rows, sample_rows)
-    thumbs = con.execute(f"{thumbs_sql} WHERE rowid IN (SELECT unnest(?::BIGINT[])) ORDER BY rowid",
-                         [[i for i in indices if i < n_unpaired]]).to_arrow_table()
-    pairs = con.execute(f"{pairs_sql} WHERE rowid IN (SELECT unnest(?::BIGINT[])) ORDER BY rowid",
-                        [[i - n_unpaired for i in indices if i >= n_unpaired]]).to_arrow_table()
+
+    def sampled(sql: str, view: str, positions: list[int]) -> pa.Table:
+        return con.execute(
+            f"{sql} WHERE _row IN (SELECT _row FROM (SELECT _row, row_number() OVER (ORDER BY _row) - 1 AS i "
+            f"FROM {view}) WHERE i IN (SELECT unnest(?::BIGINT[]))) ORDER BY _row", [positions]).to_arrow_table()
+
+    thumbs = sampled(thumbs_sql, "train_unpaired", [i for i in indices if i < n_unpaired])
+    pairs = sampled(pairs_sql, "train_pairs", [i - n_unpaired for i in indices if i >= n_unpaired])
     return measure_truncation(thumbs, pairs, max_length, tokenizer=tokenizer, cap=cap, sample_rows=sample_rows,
                               sampled_from=n_rows)

@@ -9,7 +9,9 @@
 -- joining millions of texts twice to the feedback spilled to disk and took most of an ingest
 -- (BENCHMARKS.md, "Ingest"). events_unpaired.sql and events_pairs.sql join the texts of the usable
 -- rows afterwards, once each.
-WITH fresh AS (
+-- `fresh` is read three times, and NOT MATERIALIZED: each read then takes only the columns it needs, where a
+-- materialised copy of every column of millions of rows took 2-3 s more at 10M rows (BENCHMARKS.md, "Ingest").
+WITH fresh AS NOT MATERIALIZED (
     SELECT f.*, md5(f.source || ':' || f.event_id) AS canonical_id
     FROM raw_events_feedback AS f
     WHERE f.source = $source

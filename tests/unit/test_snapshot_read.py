@@ -293,3 +293,5 @@ def test_the_store_measures_a_snapshot_inside_duckdb_as_measure_shape_does_from_
         # Nothing is left behind in the store's session.
         left = store.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
         assert left == []
+        views = store.con.execute("SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal").fetchall()
+        assert views == []
