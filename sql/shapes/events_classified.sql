@@ -9,18 +9,22 @@
 -- joining millions of texts twice to the feedback spilled to disk and took most of an ingest
 -- (BENCHMARKS.md, "Ingest"). events_unpaired.sql and events_pairs.sql join the texts of the usable
 -- rows afterwards, once each.
--- `fresh` is read three times, and NOT MATERIALIZED: each read then takes only the columns it needs, where a
--- materialised copy of every column of millions of rows took 2-3 s more at 10M rows (BENCHMARKS.md, "Ingest").
+-- `fresh` is read twice, NOT MATERIALIZED: each read then takes only the columns it needs, where a
+-- materialised copy of every column of millions of rows took 2-3 s more at 10M rows. Its two parts are
+-- disjoint: this batch's rows (found by batch, which skips stored row groups), and earlier rows still
+-- pending (found from the pending keys); one OR of the two made every run test every stored row.
 WITH fresh AS NOT MATERIALIZED (
     SELECT f.*, md5(f.source || ':' || f.event_id) AS canonical_id
     FROM raw_events_feedback AS f
-    WHERE f.source = $source
-      AND (f.batch_id = $batch_id
-           OR f.event_id IN (SELECT key FROM pending WHERE source = $source AND input = 'feedback'))
+    WHERE f.source = $source AND f.batch_id = $batch_id
+    UNION ALL
+    SELECT f.*, md5(f.source || ':' || f.event_id) AS canonical_id
+    FROM raw_events_feedback AS f
+    SEMI JOIN (SELECT key FROM pending WHERE source = $source AND input = 'feedback') AS p ON f.event_id = p.key
+    WHERE f.source = $source AND f.batch_id <> $batch_id
 ),
 wanted AS (
-    SELECT request_id AS id FROM fresh WHERE request_id IS NOT NULL
-    UNION SELECT other_request_id FROM fresh WHERE other_request_id IS NOT NULL
+    SELECT DISTINCT id FROM (SELECT unnest([request_id, other_request_id]) AS id FROM fresh) WHERE id IS NOT NULL
 ),
 gens AS (
     -- Each generation is checked, and its messages and response hashed, once here (one pass), not once
