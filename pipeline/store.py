@@ -544,24 +544,19 @@ class FeedbackStore:
         memory stays within DuckDB's limit (memory_limit, e.g. ingest.memory_limit) whatever the size.
         Keyword settings as measure_relations (max_length, tokenizer, ...); the result is
         measure_shape(*read_snapshot(snapshot), ...)'s."""
-        from pipeline.shape.measure import POSITION, measure_relations
+        from pipeline.shape.measure import copy_measured, measure_relations
 
         con = self.con
         if memory_limit:
             con.execute("SET memory_limit = ?", [memory_limit])
         high = str(int(snapshot.high_water_batch))  # an integer from the store: inlined, as temp tables take no $
-        tables = {
-            "unpaired_in": f"SELECT {', '.join(UNPAIRED_SCHEMA.names)} FROM ({_snapshot_rows_sql('unpaired')})",
-            "pairs_in": _snapshot_pairs_sql(with_origin=True),
-        }
-        con.execute(sql_text("holdout_macros.sql"))
+        unpaired_sql = f"SELECT {', '.join(UNPAIRED_SCHEMA.names)} FROM ({_snapshot_rows_sql('unpaired')})"
         try:
-            for name, sql in tables.items():
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT *, {POSITION} "
-                            f"FROM ({sql.replace('$high', high)}) ORDER BY ts, event_id")
+            copy_measured(con, unpaired_sql.replace("$high", high),
+                          _snapshot_pairs_sql(with_origin=True).replace("$high", high), "ORDER BY ts, event_id")
             return measure_relations(con, holdout_fraction, **kw)
         finally:
-            for name in tables:
+            for name in ("unpaired_in", "pairs_in"):
                 con.execute(f"DROP TABLE IF EXISTS {name}")
 
     def read_side(self, snapshot: Snapshot, table: str, *, holdout: bool, holdout_fraction: float,

@@ -20,10 +20,6 @@ from pipeline.shape.lengths import Truncation, measure_truncation
 from pipeline.shape.noise import NoiseEstimate
 from pipeline.sqlfiles import sql_text
 
-# Where a row's prompt falls in the train/holdout split (sql/holdout_macros.sql), computed once per row as the
-# measured relations are copied: a row is held out when _position < holdout_fraction.
-POSITION = "holdout_position(prompt) AS _position"
-
 
 @dataclass(frozen=True)
 class DataShape:
@@ -133,22 +129,30 @@ def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, 
     con = duckdb.connect()
     try:
         con.execute("SET threads=1")
-        con.execute(sql_text("holdout_macros.sql"))
-        for name, table in (("unpaired_in", unpaired), ("pairs_in", pairs)):
-            con.register(f"{name}_arrow", table)
-            con.execute(f"CREATE TEMP TABLE {name} AS SELECT *, {POSITION} FROM {name}_arrow")
+        con.register("unpaired_arrow", unpaired)
+        con.register("pairs_arrow", pairs)
+        copy_measured(con, "SELECT * FROM unpaired_arrow", "SELECT * FROM pairs_arrow")
         return measure_relations(con, holdout_fraction, **kw)
     finally:
         con.close()
+
+
+def copy_measured(con: duckdb.DuckDBPyConnection, unpaired_sql: str, pairs_sql: str, order_by: str = "") -> None:
+    """Copy the rows to measure into the temp tables `unpaired_in` and `pairs_in` that measure_relations
+    reads, each row with its prompt's place in the train/holdout split, `_position` (sql/holdout_macros.sql;
+    held out when _position < holdout_fraction): computed once per row here, not once per reader."""
+    con.execute(sql_text("holdout_macros.sql"))
+    for name, sql in (("unpaired_in", unpaired_sql), ("pairs_in", pairs_sql)):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT *, holdout_position(prompt) AS _position "
+                    f"FROM ({sql}) {order_by}")
 
 
 def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *, max_length: int | None = None,
                       max_length_cap: int | None = None, tokenizer=None, approximate_because: str = "",
                       model_noise: bool = True) -> DataShape:
     """The shape of the canonical rows in the tables `unpaired_in` and `pairs_in` of `con` (oldest first;
-    pairs may carry `derived_from`), each with its prompts' split position `_position` (POSITION): copies
-    of Arrow tables (measure_shape), or of a store snapshot's rows (FeedbackStore.measure), which then
-    never leave DuckDB.
+    pairs may carry `derived_from`), as copy_measured writes them: from Arrow tables (measure_shape), or
+    from a store snapshot's rows (FeedbackStore.measure), which then never leave DuckDB.
 
     Truncation is measured when a max_length is set, or chosen (up to max_length_cap) from the rows'
     lengths when only the cap is given. Lengths are counted with `tokenizer` (the base model's, with

@@ -14,14 +14,14 @@
 -- disjoint: this batch's rows (found by batch, which skips stored row groups), and earlier rows still
 -- pending (found from the pending keys); one OR of the two made every run test every stored row.
 WITH fresh AS NOT MATERIALIZED (
-    SELECT f.*, md5(f.source || ':' || f.event_id) AS canonical_id
-    FROM raw_events_feedback AS f
-    WHERE f.source = $source AND f.batch_id = $batch_id
-    UNION ALL
-    SELECT f.*, md5(f.source || ':' || f.event_id) AS canonical_id
-    FROM raw_events_feedback AS f
-    SEMI JOIN (SELECT key FROM pending WHERE source = $source AND input = 'feedback') AS p ON f.event_id = p.key
-    WHERE f.source = $source AND f.batch_id <> $batch_id
+    SELECT *, md5(source || ':' || event_id) AS canonical_id
+    FROM (
+        SELECT * FROM raw_events_feedback WHERE source = $source AND batch_id = $batch_id
+        UNION ALL
+        SELECT f.* FROM raw_events_feedback AS f
+        SEMI JOIN (SELECT key FROM pending WHERE source = $source AND input = 'feedback') AS p ON f.event_id = p.key
+        WHERE f.source = $source AND f.batch_id <> $batch_id
+    )
 ),
 wanted AS (
     SELECT DISTINCT id FROM (SELECT unnest([request_id, other_request_id]) AS id FROM fresh) WHERE id IS NOT NULL
