@@ -92,22 +92,42 @@ def derived_counts(unpaired: pa.Table, pairs: pa.Table) -> DerivedCounts:
     """How many rows each conversion would give, computed without building them."""
     con = _connect(unpaired, pairs)
     try:
-        return derived_counts_of(con)
+        return derived_counts_of(con)[0]
     finally:
         con.close()
 
 
-def derived_counts_of(con: duckdb.DuckDBPyConnection) -> DerivedCounts:
-    """derived_counts of the relations unpaired_in and pairs_in of `con` (pairs may carry derived_from)."""
+@dataclass(frozen=True)
+class Pairable:
+    """The training prompts that could give pairs from thumbs."""
+    prompts: int    # prompts with a majority-up and a majority-down answer
+    pairs: int      # the up x down answer pairs they give
+
+
+def derived_counts_of(con: duckdb.DuckDBPyConnection, holdout_fraction: float | None = None
+                      ) -> tuple[DerivedCounts, Pairable | None]:
+    """derived_counts of the relations unpaired_in and pairs_in of `con` (pairs may carry derived_from); with
+    a holdout_fraction (unpaired_in then carries the split's `_position`, pipeline/shape/measure.py), also
+    what the training side's thumbs could pair. One grouping of the answers gives both."""
+    # Each answer's majority label as derived_answer_labels.sql gives it (tests/unit/test_conversions.py checks
+    # that these counts are the rows pairs_from_thumbs builds); `train` is its prompt's side of the split.
+    train = "true" if holdout_fraction is None else f"NOT _position < '{float(holdout_fraction)!r}'::DOUBLE"
     row = con.execute(
         f"""
-        WITH answer_labels AS ({sql_text('derived_answer_labels.sql')}),
+        WITH answers AS (
+            SELECT md5(to_json(prompt)::VARCHAR) AS prompt_key,
+                   CASE WHEN count(*) FILTER (WHERE label) > count(*) FILTER (WHERE NOT label) THEN true
+                        WHEN count(*) FILTER (WHERE label) < count(*) FILTER (WHERE NOT label) THEN false END AS label,
+                   bool_and({train}) AS train
+            FROM unpaired_in GROUP BY prompt_key, completion),
         per_prompt AS (
-            SELECT prompt_key, count(*) FILTER (WHERE label) AS n_up, count(*) FILTER (WHERE NOT label) AS n_down,
-                   count(*) AS n_answers, count(*) FILTER (WHERE label IS NULL) AS n_tied
-            FROM answer_labels GROUP BY prompt_key)
+            SELECT count(*) FILTER (WHERE label) AS n_up, count(*) FILTER (WHERE NOT label) AS n_down,
+                   count(*) AS n_answers, count(*) FILTER (WHERE label IS NULL) AS n_tied, bool_and(train) AS train
+            FROM answers GROUP BY prompt_key)
         SELECT coalesce(sum(n_up * n_down), 0), coalesce(sum(n_answers), 0), coalesce(sum(n_tied), 0),
-               coalesce(sum(CASE WHEN n_up = 0 OR n_down = 0 THEN n_up + n_down ELSE 0 END), 0)
+               coalesce(sum(CASE WHEN n_up = 0 OR n_down = 0 THEN n_up + n_down ELSE 0 END), 0),
+               count(*) FILTER (WHERE train AND n_up > 0 AND n_down > 0),
+               coalesce(sum(n_up * n_down) FILTER (WHERE train), 0)
         FROM per_prompt
         """
     ).fetchone()
@@ -116,6 +136,8 @@ def derived_counts_of(con: duckdb.DuckDBPyConnection) -> DerivedCounts:
         "SELECT count(*), count(*) FILTER (WHERE derived_from = 'ranks'), count(*) FILTER (WHERE derived_from = "
         "'ratings') FROM pairs_in" if "derived_from" in pairs_columns else "SELECT count(*), 0, 0 FROM pairs_in"
     ).fetchone()
-    return DerivedCounts(pairs_from_thumbs=int(row[0]), thumbs_from_pairs=2 * int(n_pairs),
-                         thumbed_answers=int(row[1]), tied_answers=int(row[2]), answers_without_opposite=int(row[3]),
-                         pairs_from_ranks=int(from_ranks), pairs_from_ratings=int(from_ratings))
+    counts = DerivedCounts(pairs_from_thumbs=int(row[0]), thumbs_from_pairs=2 * int(n_pairs),
+                           thumbed_answers=int(row[1]), tied_answers=int(row[2]),
+                           answers_without_opposite=int(row[3]), pairs_from_ranks=int(from_ranks),
+                           pairs_from_ratings=int(from_ratings))
+    return counts, None if holdout_fraction is None else Pairable(prompts=int(row[4]), pairs=int(row[5]))

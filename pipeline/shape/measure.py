@@ -174,7 +174,7 @@ def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *
         "FROM unpaired_in"
     ).fetchone()
     signals, pair_noise, thumb_noise = measure_noise(con, use_model=model_noise and n_pairs > 0)
-    derived = derived_counts_of(con)
+    derived, pairable = derived_counts_of(con, holdout_fraction)
     # The training side: views of the rows whose prompt the split keeps for training, in row order (_row).
     # Views, not copies: copying their texts cost more than the rest of the split (BENCHMARKS.md, "Ingest").
     fraction = float(holdout_fraction)  # inlined as text read back as the same double: views take no parameters
@@ -186,7 +186,6 @@ def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *
         n_unpaired_train, n_up_train = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE label) FROM train_unpaired").fetchone()
         n_pairs_train = con.execute("SELECT count(*) FROM train_pairs").fetchone()[0]
-        pairable, from_thumbs = con.execute(sql_text("mart_pairable_prompts.sql")).fetchone()
         truncation = None
         if max_length is not None or max_length_cap is not None:
             truncation = _truncation(con, n_unpaired_train, n_pairs_train, max_length, cap=max_length_cap or 1024,
@@ -203,8 +202,8 @@ def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *
         n_pairs_train=int(n_pairs_train),
         n_prompts=int(n_prompts),
         up_share=(n_up / n_unpaired) if n_unpaired else None,
-        pairable_prompts_train=int(pairable),
-        pairs_from_thumbs_train=int(from_thumbs),
+        pairable_prompts_train=pairable.prompts,
+        pairs_from_thumbs_train=pairable.pairs,
         pair_noise=pair_noise,
         thumb_noise=thumb_noise,
         noise_signals=signals,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from datetime import datetime, timedelta
 
 import pyarrow as pa
@@ -14,7 +15,7 @@ from pipeline.conversions import (
     thumbs_from_pairs,
     with_pairs_from_ranks,
 )
-from pipeline.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
+from pipeline.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA, is_holdout
 from pipeline.shape import measure_shape
 
 T = datetime(2026, 10, 1)
@@ -66,6 +67,46 @@ def test_counts_say_what_each_conversion_gives_and_what_it_cannot_use():
     # answers: hi x3, sky x1 (tied), tea x1, cat x2
     assert (counts.thumbed_answers, counts.tied_answers, counts.answers_without_opposite) == (7, 1, 1)
 
+
+
+def random_thumbs(seed: int, n: int = 400) -> pa.Table:
+    """Thumbs on 40 prompts x 4 answers with repeats, ties and one-sided prompts."""
+    rng = random.Random(seed)
+    return thumbs(*((f"p{rng.randrange(40)}", f"a{rng.randrange(4)}", rng.random() < 0.5) for _ in range(n)))
+
+
+def test_counts_are_the_rows_the_conversion_builds_and_the_labels_it_uses():
+    # The counts group the answers on their own: a majority rule that drifted from the one
+    # derived_answer_labels.sql applies would count pairs that reading the snapshot never builds.
+    for seed in range(5):
+        table = random_thumbs(seed)
+        counts = derived_counts(table, pairs())
+        built = pairs_from_thumbs(table)
+        assert counts.pairs_from_thumbs == built.num_rows > 0
+        votes: dict[tuple[str, str], int] = {}
+        for r in table.to_pylist():
+            key = (r["prompt"][0]["content"], r["completion"])
+            votes[key] = votes.get(key, 0) + (1 if r["label"] else -1)
+        assert (counts.thumbed_answers, counts.tied_answers) == (len(votes), sum(v == 0 for v in votes.values()))
+
+
+def test_the_profile_counts_pairable_prompts_of_the_training_side_only():
+    table = random_thumbs(7)
+    score: dict[tuple[str, str], int] = {}   # (training prompt, answer) -> ups minus downs
+    for r in table.to_pylist():
+        if not is_holdout(r["prompt"], 0.5):
+            key = (r["prompt"][0]["content"], r["completion"])
+            score[key] = score.get(key, 0) + (1 if r["label"] else -1)
+    sides: dict[str, tuple[int, int]] = {}   # training prompt -> (up answers, down answers)
+    for (prompt, _), v in score.items():
+        up, down = sides.get(prompt, (0, 0))
+        sides[prompt] = (up + (v > 0), down + (v < 0))
+    pairable = sum(1 for up, down in sides.values() if up and down)
+    pairs_given = sum(up * down for up, down in sides.values())
+    shape = measure_shape(table, pairs(), holdout_fraction=0.5)
+    assert (shape.pairable_prompts_train, shape.pairs_from_thumbs_train) == (pairable, pairs_given)
+    # a split that held out nothing would give the whole table's counts: these are fewer
+    assert 0 < pairs_given < shape.derived["pairs_from_thumbs"]
 
 def test_the_shape_profile_shows_the_derived_counts():
     shape = measure_shape(UNPAIRED, pairs(("q", "good", "bad")), holdout_fraction=0.2)
