@@ -104,21 +104,21 @@ class Pairable:
     pairs: int      # the up x down answer pairs they give
 
 
-def derived_counts_of(con: duckdb.DuckDBPyConnection, holdout_fraction: float | None = None
+def derived_counts_of(con: duckdb.DuckDBPyConnection, train: str | None = None
                       ) -> tuple[DerivedCounts, Pairable | None]:
     """derived_counts of the relations unpaired_in and pairs_in of `con` (pairs may carry derived_from); with
-    a holdout_fraction (unpaired_in then carries the split's `_position`, pipeline/shape/measure.py), also
-    what the training side's thumbs could pair. One grouping of the answers gives both."""
+    `train`, the SQL condition on unpaired_in's columns that keeps a row for training (the same for every
+    row of a prompt, as the split is by prompt: pipeline/shape/measure.py), also what the training side's
+    thumbs could pair. One grouping of the answers gives both."""
     # Each answer's majority label as derived_answer_labels.sql gives it (tests/unit/test_conversions.py checks
-    # that these counts are the rows pairs_from_thumbs builds); `train` is its prompt's side of the split.
-    train = "true" if holdout_fraction is None else f"NOT _position < '{float(holdout_fraction)!r}'::DOUBLE"
+    # that these counts are the rows pairs_from_thumbs builds).
     row = con.execute(
         f"""
         WITH answers AS (
             SELECT md5(to_json(prompt)::VARCHAR) AS prompt_key,
                    CASE WHEN count(*) FILTER (WHERE label) > count(*) FILTER (WHERE NOT label) THEN true
                         WHEN count(*) FILTER (WHERE label) < count(*) FILTER (WHERE NOT label) THEN false END AS label,
-                   bool_and({train}) AS train
+                   bool_and({train or 'true'}) AS train
             FROM unpaired_in GROUP BY prompt_key, completion),
         per_prompt AS (
             SELECT count(*) FILTER (WHERE label) AS n_up, count(*) FILTER (WHERE NOT label) AS n_down,
@@ -140,4 +140,4 @@ def derived_counts_of(con: duckdb.DuckDBPyConnection, holdout_fraction: float | 
                            thumbed_answers=int(row[1]), tied_answers=int(row[2]),
                            answers_without_opposite=int(row[3]), pairs_from_ranks=int(from_ranks),
                            pairs_from_ratings=int(from_ratings))
-    return counts, None if holdout_fraction is None else Pairable(prompts=int(row[4]), pairs=int(row[5]))
+    return counts, None if train is None else Pairable(prompts=int(row[4]), pairs=int(row[5]))

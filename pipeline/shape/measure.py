@@ -174,15 +174,17 @@ def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *
         "FROM unpaired_in"
     ).fetchone()
     signals, pair_noise, thumb_noise = measure_noise(con, use_model=model_noise and n_pairs > 0)
-    derived, pairable = derived_counts_of(con, holdout_fraction)
-    # The training side: views of the rows whose prompt the split keeps for training, in row order (_row).
-    # Views, not copies: copying their texts cost more than the rest of the split (BENCHMARKS.md, "Ingest").
-    fraction = float(holdout_fraction)  # inlined as text read back as the same double: views take no parameters
+    # The rows whose prompt the split keeps for training. The fraction is inlined as text read back as the
+    # same double: views take no parameters.
+    train = f"NOT _position < '{float(holdout_fraction)!r}'::DOUBLE"
+    derived, pairable = derived_counts_of(con, train)
+    # The training side: views of those rows, in row order (_row). Views, not copies: copying their texts
+    # cost more than the rest of the split (BENCHMARKS.md, "Ingest").
     try:
         for name, source, columns in (("train_unpaired", "unpaired_in", "prompt, completion, label"),
                                       ("train_pairs", "pairs_in", "prompt, chosen, rejected")):
             con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT rowid AS _row, {columns} FROM {source} "
-                        f"WHERE NOT _position < '{fraction!r}'::DOUBLE")
+                        f"WHERE {train}")
         n_unpaired_train, n_up_train = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE label) FROM train_unpaired").fetchone()
         n_pairs_train = con.execute("SELECT count(*) FROM train_pairs").fetchone()[0]

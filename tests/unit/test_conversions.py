@@ -68,7 +68,6 @@ def test_counts_say_what_each_conversion_gives_and_what_it_cannot_use():
     assert (counts.thumbed_answers, counts.tied_answers, counts.answers_without_opposite) == (7, 1, 1)
 
 
-
 def random_thumbs(seed: int, n: int = 400) -> pa.Table:
     """Thumbs on 40 prompts x 4 answers with repeats, ties and one-sided prompts."""
     rng = random.Random(seed)
@@ -107,6 +106,7 @@ def test_the_profile_counts_pairable_prompts_of_the_training_side_only():
     assert (shape.pairable_prompts_train, shape.pairs_from_thumbs_train) == (pairable, pairs_given)
     # a split that held out nothing would give the whole table's counts: these are fewer
     assert 0 < pairs_given < shape.derived["pairs_from_thumbs"]
+
 
 def test_the_shape_profile_shows_the_derived_counts():
     shape = measure_shape(UNPAIRED, pairs(("q", "good", "bad")), holdout_fraction=0.2)
