@@ -40,6 +40,8 @@ from pipeline.sqlfiles import sql_text
 CONTROL_CHARS = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
 BLANK = r"[\s\p{Z}]*"
 READER = "landing_reader"
+# Arrow data per staging statement (landing._slices).
+SLICE_BYTES = 128 * 1024 * 1024
 # Columns in which a prepared shape says why a landed row cannot be used (it quarantines those itself).
 SHAPE_PROBLEMS = ("prep_problem", "target_problem")
 
@@ -130,11 +132,12 @@ def stage(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector, ta
     if job.inp.prepare is not None:
         job, kind = prepared_view(job, first.schema), TIMESTAMP
     spec = job.inp.spec
-    reader = pa.RecordBatchReader.from_batches(first.schema, batches)
-    stage_sql, params = _stage_sql(job, first.schema, kind, cap, table)
-    con.register(READER, reader)
+    select, params, cursor = _stage_sql(job, first.schema, kind, cap)
     try:
-        con.execute(stage_sql, bind(stage_sql, params))
+        for n, part in enumerate(_slices(batches)):
+            sql = (f"CREATE OR REPLACE TEMP TABLE {table} AS " if n == 0 else f"INSERT INTO {table} ") + select
+            con.register(READER, pa.RecordBatchReader.from_batches(first.schema, part))
+            con.execute(sql, bind(sql, params))
     except duckdb.Error as e:
         if errors:
             raise _connector_error(job, errors[0]) from None
@@ -147,7 +150,7 @@ def stage(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector, ta
     if errors:
         raise _connector_error(job, errors[0])
 
-    rows_read, position = _read_position(con, table, kind, cap)
+    rows_read, position = _read_position(con, table, kind, cap, *cursor)
     if source_job.inp.prepare is not None:
         rows_read = read["rows"]   # source rows (a nested export gives several landing rows per row)
         position = None if source_kind is None else as_source_position(position, source_kind, raw_first,
@@ -337,7 +340,36 @@ def _ts_expr(col: str, arrow_type: pa.DataType, setting: str) -> str:
     )
 
 
-def _stage_sql(job: Landing, schema: pa.Schema, kind: str, cap: datetime, table: str) -> tuple[str, dict[str, Any]]:
+def _slices(batches: Iterator[pa.RecordBatch]) -> Iterator[Iterator[pa.RecordBatch]]:
+    """The read's batches in consecutive slices of about SLICE_BYTES of Arrow data each (at least one batch),
+    each to be staged by a statement of its own. DuckDB keeps the Arrow batches a statement has scanned until
+    that statement ends: staging 6M generations (1.9 GB of Arrow) in one statement held them all, and the
+    process peaked 1.9 GB above DuckDB's memory limit (BENCHMARKS.md, "Ingest"). Each slice must be consumed
+    before the next is asked for."""
+    it = iter(batches)
+    head = next(it, None)
+    while head is not None:
+        following: list[pa.RecordBatch | None] = [None]
+
+        def part(head: pa.RecordBatch = head, following: list[pa.RecordBatch | None] = following
+                 ) -> Iterator[pa.RecordBatch]:
+            size = head.nbytes
+            yield head
+            for batch in it:
+                if size >= SLICE_BYTES:
+                    following[0] = batch
+                    return
+                size += batch.nbytes
+                yield batch
+
+        yield part()
+        head = following[0]
+
+
+def _stage_sql(job: Landing, schema: pa.Schema, kind: str, cap: datetime
+               ) -> tuple[str, dict[str, Any], tuple[str, str]]:
+    """The SELECT over the registered reader that gives the staged rows, its parameters, and the staged
+    columns holding each row's cursor value and its text (_read_position)."""
     spec, inp = job.inp.spec, job.inp
     text_cols = set(getattr(spec, "text_columns", ()))
     user_cols = set(getattr(spec, "user_columns", ("user_id",)))
@@ -402,8 +434,8 @@ def _stage_sql(job: Landing, schema: pa.Schema, kind: str, cap: datetime, table:
         cursor, cursor_raw = "NULL::TIMESTAMP", "NULL::VARCHAR"
     elif "ts_observed" in schema.names:  # a prepared shape: a load time stands in for a missing time
         cursor, cursor_raw = "CASE WHEN ts_observed THEN _ts END", "_ts_raw"
-    elif job.cursor_column == inp.source_columns[spec.cursor]:
-        cursor, cursor_raw = "_ts", "_ts_raw"
+    elif job.cursor_column == inp.source_columns[spec.cursor]:  # staged already, as _ts and its text
+        cursor, cursor_raw = "_ts", _q(spec.cursor)
     elif kind == INTEGER:
         cursor, cursor_raw = f"CAST({cur_src} AS BIGINT)", f"CAST({cur_src} AS VARCHAR)"
     elif kind == TEXT:
@@ -411,11 +443,14 @@ def _stage_sql(job: Landing, schema: pa.Schema, kind: str, cap: datetime, table:
     else:
         cursor = _ts_expr(cur_src, schema.field(job.cursor_column).type, job.cursor_setting)
         cursor_raw = f"CAST({cur_src} AS VARCHAR)"
-    inner += [f"{cursor} AS _cur", f"{cursor_raw} AS _cur_raw"]
+    # A cursor of its own is staged beside the rows; the usual one, the timestamp, is not staged twice (at 10M
+    # source rows the copies took half a gigabyte of the staging tables).
+    own_cursor = cursor != "_ts"
+    if own_cursor:
+        inner += [f"{cursor} AS _cur", f"{cursor_raw} AS _cur_raw"]
     content = [_q(c) for c in spec.columns if c not in (spec.key, spec.cursor)]
     sql = (
-        f"CREATE OR REPLACE TEMP TABLE {table} AS "
-        f"SELECT {', '.join(outer)}, _key, _ts, _cur, _cur_raw, _problem, "
+        f"SELECT {', '.join(outer)}, _key, _ts, {'_cur, _cur_raw, ' if own_cursor else ''}_problem, "
         f"hash({', '.join(content) or '_key'}) AS _hash "
         f"FROM (SELECT *, CASE {' '.join(checks)} END AS _problem "
         f"FROM (SELECT {', '.join(inner)} FROM {READER}))"
@@ -423,21 +458,22 @@ def _stage_sql(job: Landing, schema: pa.Schema, kind: str, cap: datetime, table:
     params = {"cap": cap, "max_chars": job.settings.max_text_chars}
     if any("$salt" in o for o in outer):
         params["salt"] = job.salt
-    return sql, params
+    return sql, params, ("_cur", "_cur_raw") if own_cursor else (cursor, cursor_raw)
 
 
-def _read_position(con: duckdb.DuckDBPyConnection, table: str, kind: str, cap: datetime
+def _read_position(con: duckdb.DuckDBPyConnection, table: str, kind: str, cap: datetime, cur: str, cur_raw: str
                    ) -> tuple[int, CursorPosition | None]:
-    """Rows read, and the new cursor: the largest value read, never past now + future_skew."""
+    """Rows read, and the new cursor: the largest value read, never past now + future_skew. `cur` and
+    `cur_raw` are the staged columns holding each row's cursor value and its text."""
     if kind == INTEGER:
-        n, high = con.execute(f"SELECT count(*), max(_cur) FROM {table}").fetchone()
+        n, high = con.execute(f"SELECT count(*), max({cur}) FROM {table}").fetchone()
         return n, None if high is None else CursorPosition(str(high), kind)
     if kind == TEXT:
         n, high = con.execute(
-            f"SELECT count(*), arg_max(_cur_raw, _cur) FILTER (WHERE isfinite(_cur) AND _cur <= $cap) FROM {table}",
-            {"cap": cap}).fetchone()
+            f"SELECT count(*), arg_max({cur_raw}, {cur}) FILTER (WHERE isfinite({cur}) AND {cur} <= $cap) "
+            f"FROM {table}", {"cap": cap}).fetchone()
         return n, None if high is None else CursorPosition(high, kind)
     n, high = con.execute(
-        f"SELECT count(*), max(_cur) FILTER (WHERE isfinite(_cur) AND _cur <= $cap) FROM {table}", {"cap": cap}
+        f"SELECT count(*), max({cur}) FILTER (WHERE isfinite({cur}) AND {cur} <= $cap) FROM {table}", {"cap": cap}
     ).fetchone()
     return n, None if high is None else CursorPosition(high.isoformat(), kind)

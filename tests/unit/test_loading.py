@@ -350,3 +350,49 @@ def test_generation_fixed_upstream_brings_back_the_feedback_it_had_broken(tmp_pa
         assert reasons(store) == {}
         assert rows == [("Madrid.", True), ("Paris.", True)]
         assert store.con.execute("SELECT count(*) FROM pending").fetchone()[0] == 0
+
+
+# ------------------------------------------------------------------------------- staging in slices
+def test_the_read_is_staged_in_slices_of_bounded_arrow_size_in_order(monkeypatch):
+    import pyarrow as pa
+
+    from pipeline.loading import landing
+
+    batches = [pa.record_batch({"x": pa.array(range(i * 10, i * 10 + 10), pa.int64())}) for i in range(7)]
+    size = batches[0].nbytes  # 80 bytes each
+    monkeypatch.setattr(landing, "SLICE_BYTES", 2 * size + 1)
+    slices = [list(part) for part in landing._slices(iter(batches))]  # each consumed before the next, as staged
+    # A slice takes batches until it holds SLICE_BYTES or more: three batches here, and the rest last.
+    assert [len(s) for s in slices] == [3, 3, 1]
+    assert [b for s in slices for b in s] == batches  # every batch once, in the order read
+    assert list(landing._slices(iter([]))) == []
+
+
+def test_a_read_staged_over_many_statements_lands_what_one_statement_lands(tmp_path, monkeypatch):
+    from pipeline.loading import landing
+
+    gens = [good_gen(f"r{i}", i, f"Question {i}?", f"Answer {i}.") for i in range(12)]
+    gens.insert(9, good_gen("r2", 2, "Question 2?", "Answer 2."))  # a repeat of r2, several batches later
+    gens.append(("r12", at(12), "u1", "v1", chat("Question 12?"), "   "))  # blank: quarantined, in the last batch
+    fbs = [(f"f{i}", f"r{i}", at(i + 30), "u1", "thumb", "up" if i % 2 else "down", None) for i in range(13)]
+
+    def land(name: str, slice_bytes: int | None) -> tuple:
+        if slice_bytes is not None:
+            monkeypatch.setattr(landing, "SLICE_BYTES", slice_bytes)
+        wh = warehouse(tmp_path / f"{name}.duckdb", gens, fbs)
+        src = SourceSettings(name="prod", options={"path": str(wh)})
+        conn = DuckDBConnector(DuckDBSettings(path=wh, batch_size=2))
+        with FeedbackStore(tmp_path / f"{name}-store.duckdb") as store:
+            result = store.ingest(src, conn, now=datetime(2026, 11, 1), settings=IngestSettings(max_bad_share=0.5))
+            rows = sorted(store.con.execute("SELECT event_id, completion, label FROM unpaired").fetchall())
+            return result, rows, reasons(store), store.counts()
+
+    sliced, rows, why, counts = land("sliced", 1)  # one batch of two rows per statement
+    assert sliced.rows_read == {"generations": 14, "feedback": 13}
+    assert sliced.unpaired_added == 12 and len(rows) == 12
+    assert sliced.duplicates == 1  # the repeat of r2, staged by another statement than r2
+    assert why == {"response is blank (whitespace only)": 1}  # r12; its feedback f12 waits for it
+    assert sliced.pending == 1
+    assert counts["raw_events_generations"] == 12
+    whole = land("whole", 1 << 30)
+    assert (whole[1], whole[2], whole[3]) == (rows, why, counts)
