@@ -138,15 +138,18 @@ def stage(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector, ta
             sql = (f"CREATE OR REPLACE TEMP TABLE {table} AS " if n == 0 else f"INSERT INTO {table} ") + select
             con.register(READER, pa.RecordBatchReader.from_batches(first.schema, part))
             con.execute(sql, bind(sql, params))
-    except duckdb.Error as e:
+    except BaseException as e:
+        con.unregister(READER)
+        con.execute(f"DROP TABLE IF EXISTS {table}")  # the slices staged before the one that failed
+        if not isinstance(e, duckdb.Error):
+            raise
         if errors:
             raise _connector_error(job, errors[0]) from None
         raise TerminalError(
             f"{job.where}: rows do not fit the {spec.name} columns ({str(e).splitlines()[0]}); "
             f"check the column types and sources[{job.source}].mapping.{spec.name}"
         ) from None
-    finally:
-        con.unregister(READER)
+    con.unregister(READER)
     if errors:
         raise _connector_error(job, errors[0])
 

@@ -396,3 +396,29 @@ def test_a_read_staged_over_many_statements_lands_what_one_statement_lands(tmp_p
     assert counts["raw_events_generations"] == 12
     whole = land("whole", 1 << 30)
     assert (whole[1], whole[2], whole[3]) == (rows, why, counts)
+
+
+def test_a_read_failing_after_some_slices_were_staged_leaves_nothing_behind(tmp_path, monkeypatch):
+    from connectors.base import ConnectorTransientError
+    from pipeline.errors import TransientError
+    from pipeline.loading import landing
+
+    monkeypatch.setattr(landing, "SLICE_BYTES", 1)
+    wh = warehouse(tmp_path / "wh.duckdb", [good_gen(f"r{i}", i) for i in range(6)], [])
+
+    class DropsOut(DuckDBConnector):
+        def read(self, window):
+            for n, batch in enumerate(super().read(window)):
+                if n == 2:
+                    raise ConnectorTransientError("connection reset by peer")
+                yield batch
+
+    src = SourceSettings(name="prod", options={"path": str(wh)})
+    with FeedbackStore(tmp_path / "s.duckdb") as store:
+        with pytest.raises(TransientError, match="connection reset by peer"):
+            store.ingest(src, DropsOut(DuckDBSettings(path=wh, batch_size=2)))
+        # Two slices were staged before the third failed: their table is gone, and nothing was stored.
+        assert store.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'land_stage%'"
+                                 ).fetchone()[0] == 0
+        assert store.counts()["raw_events_generations"] == 0
+        assert store.cursor_position("prod", "generations") is None
