@@ -366,6 +366,12 @@ def test_the_read_is_staged_in_slices_of_bounded_arrow_size_in_order(monkeypatch
     assert [len(s) for s in slices] == [3, 3, 1]
     assert [b for s in slices for b in s] == batches  # every batch once, in the order read
     assert list(landing._slices(iter([]))) == []
+    # A slice its statement did not read to the end would lose the rest of it: asking for the next one fails.
+    slices_of = landing._slices(iter(batches))
+    first = next(slices_of)
+    next(first)
+    with pytest.raises(RuntimeError, match="not read to its end"):
+        next(slices_of)
 
 
 def test_a_read_staged_over_many_statements_lands_what_one_statement_lands(tmp_path, monkeypatch):
