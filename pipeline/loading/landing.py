@@ -40,8 +40,9 @@ from pipeline.sqlfiles import sql_text
 CONTROL_CHARS = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
 BLANK = r"[\s\p{Z}]*"
 READER = "landing_reader"
-# Arrow data per staging statement (landing._slices).
+# Arrow data per staging statement, and rows per batch handed to DuckDB (landing._slices).
 SLICE_BYTES = 128 * 1024 * 1024
+PIECE_ROWS = 8192
 # Columns in which a prepared shape says why a landed row cannot be used (it quarantines those itself).
 SHAPE_PROBLEMS = ("prep_problem", "target_problem")
 
@@ -134,7 +135,7 @@ def stage(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector, ta
     spec = job.inp.spec
     select, params, cursor = _stage_sql(job, first.schema, kind, cap)
     try:
-        for n, part in enumerate(_slices(batches)):
+        for n, part in enumerate(_slices(_pieces(batches))):
             sql = (f"CREATE OR REPLACE TEMP TABLE {table} AS " if n == 0 else f"INSERT INTO {table} ") + select
             con.register(READER, pa.RecordBatchReader.from_batches(first.schema, part))
             con.execute(sql, bind(sql, params))
@@ -341,6 +342,17 @@ def _ts_expr(col: str, arrow_type: pa.DataType, setting: str) -> str:
     raise ConfigError(
         f"{setting}: a column of type {arrow_type} is not a timestamp; map a timestamp or ISO-8601 text column"
     )
+
+
+def _pieces(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The batches cut into pieces of at most PIECE_ROWS rows (zero-copy). DuckDB scans each Arrow batch on one
+    thread: a window of under 50,000 rows (an incremental run) came as one batch and was staged on one core."""
+    for batch in batches:
+        if batch.num_rows <= PIECE_ROWS:  # empty ones too: the first statement must run to create the table
+            yield batch
+            continue
+        for offset in range(0, batch.num_rows, PIECE_ROWS):
+            yield batch.slice(offset, PIECE_ROWS)
 
 
 def _slices(batches: Iterator[pa.RecordBatch]) -> Iterator[Iterator[pa.RecordBatch]]:

@@ -366,6 +366,12 @@ def test_the_read_is_staged_in_slices_of_bounded_arrow_size_in_order(monkeypatch
     assert [len(s) for s in slices] == [3, 3, 1]
     assert [b for s in slices for b in s] == batches  # every batch once, in the order read
     assert list(landing._slices(iter([]))) == []
+    # Batches reach DuckDB in pieces of at most PIECE_ROWS rows, so a small read is still scanned on every thread.
+    monkeypatch.setattr(landing, "PIECE_ROWS", 4)
+    pieces = list(landing._pieces(iter(batches[:2])))
+    assert [p.num_rows for p in pieces] == [4, 4, 2, 4, 4, 2]
+    assert pa.Table.from_batches(pieces).column("x").to_pylist() == list(range(20))
+    assert [p.num_rows for p in landing._pieces(iter([batches[0].slice(0, 0)]))] == [0]  # still staged: one statement
     # A slice its statement did not read to the end would lose the rest of it: asking for the next one fails.
     slices_of = landing._slices(iter(batches))
     first = next(slices_of)
