@@ -37,7 +37,7 @@ def read_window(data: Any, schema: pa.Schema, window: Window, batch_size: int, n
         con.register("window_source", data)
         try:
             sql = f"SELECT {cols} FROM window_source WHERE {where}"  # unsorted: see Connector.read
-            yield from con.execute(sql, params).fetch_record_batch(batch_size)
+            yield from con.execute(sql, params).to_arrow_reader(batch_size)
         except duckdb.Error as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ConnectorTerminalError(

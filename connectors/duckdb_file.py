@@ -56,7 +56,7 @@ class DuckDBConnector:
         con = self._connect()
         try:
             try:
-                reader = con.execute(sql, params).fetch_record_batch(self.settings.batch_size)
+                reader = con.execute(sql, params).to_arrow_reader(self.settings.batch_size)
             except duckdb.CatalogException as e:
                 raise ConnectorTerminalError(
                     f"duckdb: {self.settings.path.name}: {str(e).splitlines()[0]}; check the table and column "

@@ -206,7 +206,7 @@ class FilesConnector:
         # Unsorted (see Connector.read): rows stream in file order, so memory stays flat however large a file is.
         sql = f"SELECT {', '.join(selected)} FROM {source} AS t WHERE {where}"
         try:
-            reader = con.execute(sql, params).fetch_record_batch(self.settings.batch_size)
+            reader = con.execute(sql, params).to_arrow_reader(self.settings.batch_size)
             yield from reader
         except duckdb.Error as e:
             raise self._read_error(e, name, fmt) from None
