@@ -140,7 +140,6 @@ def stage(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector, ta
             con.register(READER, pa.RecordBatchReader.from_batches(first.schema, part))
             con.execute(sql, bind(sql, params))
     except BaseException as e:
-        con.unregister(READER)
         con.execute(f"DROP TABLE IF EXISTS {table}")  # the slices staged before the one that failed
         if not isinstance(e, duckdb.Error):
             raise
@@ -150,7 +149,8 @@ def stage(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector, ta
             f"{job.where}: rows do not fit the {spec.name} columns ({str(e).splitlines()[0]}); "
             f"check the column types and sources[{job.source}].mapping.{spec.name}"
         ) from None
-    con.unregister(READER)
+    finally:
+        con.unregister(READER)
     if errors:
         raise _connector_error(job, errors[0])
 
