@@ -115,7 +115,7 @@ class IngestSettings(_Settings):
     memory_limit: str | None = Field(
         "2GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$", description="DuckDB memory limit for ingest; beyond it "
         "work spills to disk, so a large first load stays within it (the process peaks about 1 GB above it: 1.9 GB "
-        "at 1GB on a first load of 10M source rows). Raise it on a machine with memory to spare; "
+        "at 1GB on a first load of 10M source rows, BENCHMARKS.md). Raise it on a machine with memory to spare; "
         "null: DuckDB's default (80% of RAM)."
     )
 
