@@ -232,7 +232,7 @@ class FeedbackStore:
                 inserted = None
                 if prejudged:  # before the landed rows: the canonical rows then read committed tables only
                     with self._staged_views(source, staged, batch_id):
-                        inserted = self._insert_canonical(shape, source.name, batch_id, now, parallel=True)
+                        inserted = self._insert_canonical(shape, source.name, batch_id, now, prejudged=True)
                 landed: dict[str, LandedInput] = {}
                 replaced: tuple[str, ...] = ()
                 for inp, job, staged_input in zip(inputs, jobs, staged, strict=True):
@@ -423,25 +423,31 @@ class FeedbackStore:
         return counts
 
     def _insert_canonical(self, shape: Any, source: str, batch_id: int, now: datetime,
-                          parallel: bool = False) -> dict[str, int]:
+                          prejudged: bool = False) -> dict[str, int]:
         """Store the canonical rows of `<shape>_classified`'s usable rows, with their duplicate keys; count them
-        per table. parallel: every table they read is committed (_staged_views), so DuckDB reads on all threads."""
+        per table. prejudged: built by _prejudge, so every table they read is committed (_staged_views) and
+        DuckDB reads on all threads; and every row is new to the store, so none is looked up in it."""
         con = self.con
         counts: dict[str, int] = {}
+        # Shapes that judge a source's whole history again (trees, ratings) meet rows already stored or moved
+        # to quarantine (duplicates, caps): neither comes back. A prejudged batch cannot hold such a row: its
+        # rows are this read's new keys and pending feedback, never stored or quarantined (a replaced key or
+        # one fixed from quarantine rules _prejudge out), and looking them up cost a sixth of an incremental
+        # run (BENCHMARKS.md, "Ingest").
+        unseen = "" if prejudged else (
+            f"WHERE event_id NOT IN (SELECT event_id FROM {{table}} WHERE source = $source "
+            "UNION ALL SELECT event_id FROM quarantine WHERE source = $source)")
         for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql)):
             before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             normalised_cols, normalised = canonical.NORMALISED[table]
             # Rows built from what the transaction wrote are read on one thread: insert them with one
             # too (pipeline/loading/writes.py).
-            with nullcontext() if parallel else one_thread(con), \
+            with nullcontext() if prejudged else one_thread(con), \
                     joins_as_written(con) if shape.joins_as_written else nullcontext():
                 con.execute(
                     f"INSERT INTO {table} BY NAME SELECT * EXCLUDE ({normalised_cols}), $batch_id AS batch_id, "
                     f"$now AS ingested_at, {canonical.KEYS[table]} FROM (SELECT *, {normalised} FROM ({sql_text(sql)}) "
-                    # Shapes that judge a source's whole history again (trees, ratings) meet rows already
-                    # stored or moved to quarantine (duplicates, caps): neither comes back.
-                    f"WHERE event_id NOT IN (SELECT event_id FROM {table} WHERE source = $source "
-                    "UNION ALL SELECT event_id FROM quarantine WHERE source = $source))",
+                    f"{unseen.format(table=table)})",
                     {"batch_id": batch_id, "now": now, "source": source},
                 )
             counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
