@@ -12,13 +12,14 @@ CREATE OR REPLACE TEMP MACRO json_py_string(s) AS
          ELSE '"' || replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(s, '\', '\\'), '"', '\"'), chr(0), '\u0000'), chr(1), '\u0001'), chr(2), '\u0002'), chr(3), '\u0003'), chr(4), '\u0004'), chr(5), '\u0005'), chr(6), '\u0006'), chr(7), '\u0007'), chr(8), '\b'), chr(9), '\t'), chr(10), '\n'), chr(11), '\u000b'), chr(12), '\f'), chr(13), '\r'), chr(14), '\u000e'), chr(15), '\u000f'), chr(16), '\u0010'), chr(17), '\u0011'), chr(18), '\u0012'), chr(19), '\u0013'), chr(20), '\u0014'), chr(21), '\u0015'), chr(22), '\u0016'), chr(23), '\u0017'), chr(24), '\u0018'), chr(25), '\u0019'), chr(26), '\u001a'), chr(27), '\u001b'), chr(28), '\u001c'), chr(29), '\u001d'), chr(30), '\u001e'), chr(31), '\u001f') || '"'
     END;
 
--- Most prompts hold no backslash, quote or control character and no NULL: DuckDB's to_json then differs
--- from Python's only in its separators, and every quote in it is structural, so the separators can be
--- rewritten in place (4x cheaper than escaping turn by turn). Any other prompt takes the escaping path.
+-- Most prompts hold no backslash, quote or control character and no NULL: DuckDB's to_json then writes no
+-- backslash and no null, and the turns need no escaping, so they are written as they are: 0.34 s for the
+-- 2.2M thumbs of the 10M benchmark store, where rewriting to_json's separators in place took 0.80 s (and
+-- escaping turn by turn 4x more). Any other prompt takes the escaping path.
 CREATE OR REPLACE TEMP MACRO prompt_json_py(prompt) AS
     CASE WHEN NOT contains(to_json(prompt)::VARCHAR, '\') AND NOT contains(to_json(prompt)::VARCHAR, ':null')
-         THEN replace(replace(replace(replace(to_json(prompt)::VARCHAR,
-                  '{"role":', '['), ',"content":', ', '), '"},', '"], '), '"}]', '"]]')
+         THEN '[' || array_to_string(list_transform(prompt,
+                  lambda m: '["' || m.role || '", "' || m.content || '"]'), ', ') || ']'
          ELSE '[' || array_to_string(list_transform(prompt,
                   lambda m: '[' || json_py_string(m.role) || ', ' || json_py_string(m.content) || ']'), ', ') || ']'
     END;

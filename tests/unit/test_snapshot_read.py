@@ -44,9 +44,13 @@ def test_sql_holdout_membership_is_is_holdouts_for_any_text(prompts, fraction):
     table = pa.table({"prompt": pa.array(prompts, type=CONVERSATION)})
     con.register("t", table)
     got = [r[0] for r in con.execute("SELECT holdout_position(prompt) < ? FROM t", [fraction]).fetchall()]
+    hashed = [r[0] for r in con.execute("SELECT prompt_json_py(prompt) FROM t").fetchall()]
     turns = [r[0] for r in con.execute("SELECT prompt_json_py_turns(prompt) FROM t").fetchall()]
     con.close()
     assert got == [is_holdout(p, fraction) for p in prompts]
+    # The text hashed, byte for byte (membership alone agrees by chance for most wrong texts).
+    assert hashed == [json.dumps([[m["role"], m["content"]] for m in p], ensure_ascii=False)
+                      for p in table.column("prompt").to_pylist()]
     # The reward model's prompt text: the turns as the store's rows read (role, then content).
     assert turns == [json.dumps(p, ensure_ascii=False) for p in table.column("prompt").to_pylist()]
 
