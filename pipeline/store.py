@@ -435,7 +435,7 @@ class FeedbackStore:
         # one fixed from quarantine rules _prejudge out), and looking them up cost a sixth of an incremental
         # run (BENCHMARKS.md, "Ingest").
         unseen = "" if prejudged else (
-            f"WHERE event_id NOT IN (SELECT event_id FROM {{table}} WHERE source = $source "
+            "WHERE event_id NOT IN (SELECT event_id FROM {table} WHERE source = $source "
             "UNION ALL SELECT event_id FROM quarantine WHERE source = $source)")
         for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql)):
             before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
