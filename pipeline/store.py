@@ -432,8 +432,8 @@ class FeedbackStore:
         # Shapes that judge a source's whole history again (trees, ratings) meet rows already stored or moved
         # to quarantine (duplicates, caps): neither comes back. A prejudged batch cannot hold such a row: its
         # rows are this read's new keys and pending feedback, never stored or quarantined (a replaced key or
-        # one fixed from quarantine rules _prejudge out), and looking them up cost a sixth of an incremental
-        # run (BENCHMARKS.md, "Ingest").
+        # one fixed from quarantine rules _prejudge out), and looking them up cost about 0.025 s of a 0.42 s
+        # incremental run at 1M (BENCHMARKS.md, "Ingest").
         unseen = "" if prejudged else (
             "WHERE event_id NOT IN (SELECT event_id FROM {table} WHERE source = $source "
             "UNION ALL SELECT event_id FROM quarantine WHERE source = $source)")
