@@ -17,12 +17,12 @@ from pipeline.errors import ConfigError
 def show_versions(settings: Settings, out: Console) -> None:
     from pipeline.registry import describe
 
-    table = Table(title=settings.target)
+    table = Table(title=settings.model_name)
     table.add_column("version")
     table.add_column("aliases", no_wrap=True)  # a wrapped alias ("challen-ger") is unreadable and unsearchable
     for name in ("method", "pref acc (ref → cand)", "gain [95% CI]", "gate", "created"):
         table.add_column(name)
-    for v in describe(settings.tracking_uri, settings.target):
+    for v in describe(settings.tracking_uri, settings.model_name):
         m, tags = v.get("metrics", {}), v.get("tags", {})
         acc = (f"{m['eval_pref_accuracy_reference']:.3f} → {m['eval_pref_accuracy_candidate']:.3f}"
                if "eval_pref_accuracy_candidate" in m else "—")
@@ -42,7 +42,7 @@ def promote_version(settings: Settings, version: int | None, force: bool, reason
         raise ConfigError("--force needs --reason TEXT: say why the gate is overridden (it is recorded on the version)")
     if reason and not force:
         raise ConfigError("--reason is recorded only with --force; drop it, or add --force to override the gate")
-    v = promote(settings.tracking_uri, settings.target, version, check=registry_check(settings.promotion),
+    v = promote(settings.tracking_uri, settings.model_name, version, check=registry_check(settings.promotion),
                 force_reason=reason.strip() if force and reason else None, lock_wait_s=settings.promotion.lock_wait_s)
     forced = " (gate overridden with --force; who and why are recorded on the version)" if force else ""
     out.print(f"{v.name} version {v.version} is now champion{forced}", highlight=False)
@@ -51,7 +51,7 @@ def promote_version(settings: Settings, version: int | None, force: bool, reason
 def rollback_champion(settings: Settings, out: Console) -> None:
     from pipeline.registry import rollback
 
-    v = rollback(settings.tracking_uri, settings.target, lock_wait_s=settings.promotion.lock_wait_s)
+    v = rollback(settings.tracking_uri, settings.model_name, lock_wait_s=settings.promotion.lock_wait_s)
     out.print(f"{v.name} version {v.version} is champion again", highlight=False)
 
 

@@ -98,7 +98,7 @@ def retrain(settings: Settings, force: bool = False) -> RetrainOutcome:
     # Deployments start here, not in the CLI: mask secrets in every log line and warning of the run.
     secrets.install()
     secrets.remember(*settings.secret_values())
-    with target_lock(settings.tracking_uri, settings.target, wait_s=settings.promotion.lock_wait_s):
+    with target_lock(settings.tracking_uri, settings.model_name, wait_s=settings.promotion.lock_wait_s):
         return _retrain(settings, force)
 
 

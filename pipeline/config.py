@@ -289,7 +289,9 @@ class MlflowSettings(_Settings):
 class Settings(_Settings):
     """The whole of alignloop.yaml."""
 
-    target: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Registered model name.")
+    target: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                               description="Registered model name: needed to evaluate against the champion, "
+                                           "register, promote and list versions (ingest, plan and train need none).")
     workdir: Path = Field(Path("."), description="Folder for the store, runs and MLflow (default: the config's).")
     store: Path | None = Field(None, description="Feedback store DuckDB file (default <workdir>/feedback.duckdb).")
     sources: tuple[SourceSettings, ...] = Field(min_length=1)
@@ -346,8 +348,16 @@ class Settings(_Settings):
         return [v for v in found if v]
 
     @property
+    def model_name(self) -> str:
+        """The registered model's name (`target`): every command that reads or writes the registry needs it."""
+        if self.target is None:
+            raise ConfigError("target: required to evaluate against the champion, register, promote or list "
+                              "versions; add `target: <registered model name>` to the config")
+        return self.target
+
+    @property
     def experiment_name(self) -> str:
-        return self.mlflow.experiment or self.target
+        return self.mlflow.experiment or self.model_name
 
     def config_hash(self) -> str:
         """A short hash of the settings that shape a model (sources' secrets excluded)."""

@@ -273,7 +273,7 @@ def build_review(settings, *, version: int | None = None, run: str | None = None
     from pipeline.registry import CHAMPION, describe
     from pipeline.registry.fetch import download_run_files, log_run_file
 
-    uri, target = settings.tracking_uri, settings.target
+    uri, target = settings.tracking_uri, settings.model_name
     rows = describe(uri, target)
     row = None
     if version is not None:

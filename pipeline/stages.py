@@ -288,10 +288,10 @@ def _fetch_champion(settings: Settings) -> tuple[Path | None, str | None]:
     """The champion's local model folder and version, or (None, None) when there is no champion yet."""
     from pipeline.registry import fetch_version_model, find_version
 
-    version = find_version(settings.tracking_uri, settings.target, "champion")
+    version = find_version(settings.tracking_uri, settings.model_name, "champion")
     if version is None:
         return None, None
-    folder = fetch_version_model(settings.tracking_uri, settings.target, version.version,
+    folder = fetch_version_model(settings.tracking_uri, settings.model_name, version.version,
                                  cache_dir=settings.workdir / ".cache" / "versions")
     if folder is None:
         log.warning("champion version %s has no loadable model; evaluating without it", version.version)
@@ -314,7 +314,7 @@ def already_registered(settings: Settings, planned: PlannedRun) -> int | None:
     it would only spend compute on a copy. A half-registered version (an interrupted run) does not count."""
     from pipeline.registry import describe
 
-    for version in describe(settings.tracking_uri, settings.target):
+    for version in describe(settings.tracking_uri, settings.model_name):
         tags = version["tags"]
         if (version["complete"] and tags.get("alignloop.snapshot_id") == planned.snapshot.snapshot_id
                 and tags.get("alignloop.config_hash") == settings.config_hash()):
@@ -366,7 +366,7 @@ def register(settings: Settings, planned: PlannedRun, *, allow_same_snapshot: bo
     params = {"method": planned.plan.method, "base_model": describe_base_model(settings.base_model),
               "snapshot_id": planned.snapshot.snapshot_id, "device": trained["device"],
               **{f"hp.{k}": v for k, v in planned.plan.hyperparameters.items()}}
-    uri, target = settings.tracking_uri, settings.target
+    uri, target = settings.tracking_uri, settings.model_name
     with target_lock(uri, target, wait_s=settings.promotion.lock_wait_s):
         champion = next((v for v in describe(uri, target) if CHAMPION in v["aliases"]), None)
         verdict = decide(input_from_report(report, champion_of(champion)), settings.promotion)

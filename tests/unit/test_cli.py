@@ -42,6 +42,16 @@ def test_ingest_then_plan_json(tmp_path):
     assert plan["shape"]["n_pairs"] + plan["shape"]["n_unpaired"] > 0
 
 
+def test_registry_commands_without_a_target_name_the_setting(tmp_path):
+    config = tmp_path / "alignloop.yaml"
+    config.write_text("sources:\n  - name: a\n    connector: duckdb\n    options: {path: wh.duckdb}\n"
+                      "base_model:\n  tiny: true\n")
+    result = runner.invoke(app, ["versions", "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "target: required to evaluate against the champion, register, promote or list versions" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_train_without_a_plan_says_what_to_run_first(tmp_path):
     config = str(write_demo_config(tmp_path, tiny=True))
     result = runner.invoke(app, ["train", "--config", config])

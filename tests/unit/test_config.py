@@ -42,7 +42,6 @@ def test_defaults_resolve_relative_to_the_config_folder(tmp_path):
     [
         (GOOD + "  max_step: 3\n", "training.max_step: unknown key"),
         (GOOD.replace("max_steps: 5", "max_steps: ten"), "training.max_steps: Input should be a valid integer"),
-        (GOOD.replace("target: my-model\n", ""), "target: required setting is missing"),
         ("target: x\nbase_model: {tiny: true}\n", "sources: required setting is missing"),
         ("target: x\nsources: []\nbase_model: {tiny: true}\n", "sources: at least one source is required"),
         (GOOD.replace("tiny: true", "tiny: false"), "base_model: set exactly one of tiny, packaged, path, hub_id"),
@@ -56,6 +55,16 @@ def test_bad_config_is_one_line_naming_the_field(tmp_path, text, expected):
     message = str(err.value)
     assert expected in message
     assert "\n" not in message and str(tmp_path) in message
+
+
+def test_target_is_only_needed_where_the_registry_is(tmp_path):
+    s = load_settings(write(tmp_path, GOOD.replace("target: my-model\n", "")))
+    assert s.target is None and s.store_path == tmp_path / "feedback.duckdb"  # ingest and plan need no more
+    with pytest.raises(ConfigError, match=r"^target: required to evaluate against the champion, register"):
+        _ = s.model_name
+    with pytest.raises(ConfigError, match=r"^target: required"):
+        _ = s.experiment_name
+    assert load_settings(write(tmp_path, GOOD)).model_name == "my-model"
 
 
 def test_missing_file_says_how_to_get_one(tmp_path):
