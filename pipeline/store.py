@@ -123,6 +123,7 @@ class FeedbackStore:
         self.con.execute(sql_text("store_schema.sql"))
         self.con.execute(sql_text("store_loaded_files.sql"))
         self.con.execute(sql_text("holdout_macros.sql"))
+        self.con.execute(sql_text("store_macros.sql"))
         for shape in SHAPES.values():
             self.con.execute(sql_text(shape.raw_tables_sql))
         self.con.execute("INSERT OR IGNORE INTO store_meta VALUES ('user_salt', ?)", [secrets.token_hex(16)])

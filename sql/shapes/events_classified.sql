@@ -46,7 +46,7 @@ gens AS (
         SELECT g.request_id, g.model_version, hash(g.messages) AS messages_hash, hash(g.response) AS response_hash,
                g.response IS NULL OR regexp_full_match(g.response, '\s*') AS response_empty,
                CASE WHEN json_valid(g.messages) AND json_type(g.messages) = 'ARRAY'
-                    THEN from_json(g.messages, '[{"role": "VARCHAR", "content": "VARCHAR"}]') END AS prompt
+                    THEN messages_turns(g.messages) END AS prompt
         FROM raw_events_generations AS g
         WHERE g.source = $source AND g.request_id IN (SELECT id FROM wanted)
     )

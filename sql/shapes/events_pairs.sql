@@ -16,7 +16,7 @@ other AS (
 SELECT o.canonical_id AS event_id, o.source, o.ts, o.user_id,
        CASE WHEN o.a_model_version IS NOT DISTINCT FROM o.b_model_version THEN o.a_model_version
             ELSE concat_ws(' vs ', o.a_model_version, o.b_model_version) END AS model_version,
-       from_json(g.messages, '[{"role": "VARCHAR", "content": "VARCHAR"}]') AS prompt,
+       messages_turns(g.messages) AS prompt,
        CASE WHEN o.value = 'a' THEN g.response ELSE o.other_response END AS chosen,
        CASE WHEN o.value = 'a' THEN o.other_response ELSE g.response END AS rejected,
        true AS ts_observed  -- the feedback's own time: a required column, never a stand-in

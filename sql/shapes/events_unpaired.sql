@@ -5,7 +5,7 @@
 -- Joins as written (LogShape.joins_as_written): the right side is the hash table, so that it holds the
 -- narrow judged rows while the generations' texts stream past it.
 SELECT c.canonical_id AS event_id, c.source, c.ts, c.user_id, c.a_model_version AS model_version,
-       from_json(g.messages, '[{"role": "VARCHAR", "content": "VARCHAR"}]') AS prompt, g.response AS completion,
+       messages_turns(g.messages) AS prompt, g.response AS completion,
        c.value = 'up' AS label,
        true AS ts_observed  -- the feedback's own time: a required column, never a stand-in
 FROM (SELECT request_id, messages, response FROM raw_events_generations WHERE source = $source) AS g

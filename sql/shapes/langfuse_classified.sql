@@ -21,7 +21,7 @@ joined AS (
     LEFT JOIN raw_langfuse_traces AS t ON t.source = fresh.source AND t.id = fresh.trace_id
     LEFT JOIN raw_langfuse_observations AS o ON o.source = fresh.source AND o.id = fresh.observation_id
 )
-SELECT *, from_json(target_prompt, '[{"role": "VARCHAR", "content": "VARCHAR"}]') AS prompt,
+SELECT *, messages_turns(target_prompt) AS prompt,
     CASE
         WHEN prep_problem IS NOT NULL THEN prep_problem
         WHEN trace_found IS NULL THEN 'pending: trace ' || trace_id || ' not ingested yet'

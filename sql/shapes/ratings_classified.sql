@@ -5,7 +5,7 @@
 --        row, as observed) or 'row' (an unusable row, with its reason in `problem`)
 -- parameters: $source (VARCHAR), $up_threshold, $down_threshold, $pair_margin (DOUBLE)
 WITH rated AS (
-    SELECT r.*, from_json(r.prompt, '[{"role": "VARCHAR", "content": "VARCHAR"}]') AS prompt_turns
+    SELECT r.*, messages_turns(r.prompt) AS prompt_turns
     FROM raw_ratings AS r
     WHERE r.source = $source AND r.prep_problem IS NULL
 ),

@@ -3,7 +3,7 @@
 -- parameters: $source (VARCHAR)
 -- problem: NULL = usable; anything else = quarantined with that reason (set when the row landed).
 SELECT r.*, md5(r.source || ':' || r.id) AS canonical_id,
-       from_json(r.prompt, '[{"role": "VARCHAR", "content": "VARCHAR"}]') AS prompt_turns,
+       messages_turns(r.prompt) AS prompt_turns,
        r.prep_problem AS problem
 FROM raw_unpaired AS r
 WHERE r.source = $source
