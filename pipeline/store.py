@@ -435,10 +435,10 @@ class FeedbackStore:
         # rows are this read's new keys and pending feedback, never stored or quarantined (a replaced key or
         # one fixed from quarantine rules _prejudge out), and looking them up cost about 0.025 s of a 0.42 s
         # incremental run at 1M (BENCHMARKS.md, "Ingest").
-        unseen = "" if prejudged else (
-            "WHERE event_id NOT IN (SELECT event_id FROM {table} WHERE source = $source "
-            "UNION ALL SELECT event_id FROM quarantine WHERE source = $source)")
         for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql)):
+            unseen = "" if prejudged else (
+                f"WHERE event_id NOT IN (SELECT event_id FROM {table} WHERE source = $source "
+                "UNION ALL SELECT event_id FROM quarantine WHERE source = $source)")
             before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             normalised_cols, normalised = canonical.NORMALISED[table]
             # Rows built from what the transaction wrote are read on one thread: insert them with one
@@ -448,7 +448,7 @@ class FeedbackStore:
                 con.execute(
                     f"INSERT INTO {table} BY NAME SELECT * EXCLUDE ({normalised_cols}), $batch_id AS batch_id, "
                     f"$now AS ingested_at, {canonical.KEYS[table]} FROM (SELECT *, {normalised} FROM ({sql_text(sql)}) "
-                    f"{unseen.format(table=table)})",
+                    f"{unseen})",
                     {"batch_id": batch_id, "now": now, "source": source},
                 )
             counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
