@@ -28,8 +28,8 @@ if mode == "adbc":
     cur.execute('SELECT "id", "ts", "body" FROM "t" WHERE "ts" >= $1 ORDER BY "ts"', (start,))
     reader = cur.fetch_record_batch()
 else:
-    from connectors.base import Window
-    from connectors.postgres import PostgresConnector, PostgresSettings
+    from alignloop.connectors.base import Window
+    from alignloop.connectors.postgres import PostgresConnector, PostgresSettings
     c = PostgresConnector(PostgresSettings(dsn=dsn, batch_size=10_000, memory_limit="128MB"))
     reader = c.read(Window("t", "ts" if mode != "unordered" else None, start if mode != "unordered" else None,
                            columns=("id", "ts", "body")))

@@ -35,10 +35,10 @@ if not torch.cuda.is_available():
 if not torch.cuda.is_bf16_supported():
     sys.exit("gpu_train.sh: this GPU does not support bf16; the figures would not be the bf16 ones asked for")
 
-from benchmarks.train import LORA, bench_train, demo_pairs, resolve_model
-from pipeline.datasets import Split
-from pipeline.planner import Plan
-from pipeline.training import RunOptions, train_candidate
+from alignloop.benchmarks.train import LORA, bench_train, demo_pairs, resolve_model
+from alignloop.datasets import Split
+from alignloop.planner import Plan
+from alignloop.training import RunOptions, train_candidate
 
 cache = Path.home() / ".cache" / "alignloop" / "models"
 model_dir = resolve_model("smollm2", cache)

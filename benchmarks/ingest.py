@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from pipeline.sqlfiles import sql_text
+from alignloop.sqlfiles import sql_text
 
 SOURCE = "prod"
 USERS = 5000
@@ -84,9 +84,9 @@ def _peak_rss() -> int:
 
 
 def run_alignloop(work: Path, threads: int | None, out: Path, memory_limit: str | None = None) -> dict[str, Any]:
-    from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
-    from pipeline.config import IngestSettings, SourceSettings
-    from pipeline.store import FeedbackStore
+    from alignloop.connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+    from alignloop.config import IngestSettings, SourceSettings
+    from alignloop.ingest.store import FeedbackStore
 
     wh = work / "warehouse.duckdb"
     src = SourceSettings(name=SOURCE, options={"path": str(wh)})
@@ -132,7 +132,7 @@ def run_pandas(work: Path, salt: str, out: Path) -> dict[str, Any]:
     """The same normalisation written the way a data scientist would in pandas."""
     import pandas as pd
 
-    from pipeline.pii import scrub_text
+    from alignloop.pii import scrub_text
 
     t0 = time.perf_counter()
     con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
@@ -192,7 +192,7 @@ def run_pandas(work: Path, salt: str, out: Path) -> dict[str, Any]:
 
 def run_raw_duckdb(work: Path, salt: str, threads: int | None, out: Path, memory_limit: str | None = None
                    ) -> dict[str, Any]:
-    from pipeline.pii import register_card_udf, scrub_sql
+    from alignloop.pii import register_card_udf, scrub_sql
 
     t0 = time.perf_counter()
     con = duckdb.connect(str(work / "raw.duckdb"))
@@ -217,7 +217,7 @@ def run_raw_duckdb(work: Path, salt: str, threads: int | None, out: Path, memory
 # ------------------------------------------------------------------------------------------ harness
 def _child(impl: str, work: Path, threads: int | None, memory_limit: str | None = None) -> dict[str, Any]:
     """Run one implementation in a fresh interpreter; its peak memory is then its own."""
-    cmd = [sys.executable, "-m", "benchmarks.ingest", impl, str(work), str(threads or 0), memory_limit or ""]
+    cmd = [sys.executable, "-m", "alignloop.benchmarks.ingest", impl, str(work), str(threads or 0), memory_limit or ""]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
     if proc.returncode != 0:
         raise RuntimeError(f"bench ingest: the {impl} run failed:\n{proc.stderr[-3000:]}")
@@ -252,7 +252,7 @@ def bench_ingest(rows: int, workdir: Path | None = None, threads: int | None = N
     import shutil
     import statistics
 
-    from pipeline.store import FeedbackStore
+    from alignloop.ingest.store import FeedbackStore
 
     tmp = None
     if workdir is None:

@@ -1,7 +1,7 @@
 """Where one ingest's time goes: wall seconds of every DuckDB statement of `FeedbackStore.ingest` and of
 the shape profile after it, on a warehouse `alignloop bench ingest --workdir DIR` wrote.
 
-    python -m benchmarks.ingest_profile DIR [THREADS] [MEMORY_LIMIT]
+    python -m alignloop.benchmarks.ingest_profile DIR [THREADS] [MEMORY_LIMIT]
 
 The store is restored from DIR's empty copy and the warehouse from its original first, as the benchmark
 does, so the figures are those of a first load. THREADS 0 (the default) is DuckDB's own choice.
@@ -56,10 +56,10 @@ class TimedConnection:
 def profile(work: Path, threads: int | None = None, memory_limit: str | None = None
             ) -> tuple[float, float, list[tuple[float, str]]]:
     """(ingest seconds, snapshot + profile seconds, [(seconds, statement)]) of one first load of `work`."""
-    from benchmarks.ingest import SOURCE
-    from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
-    from pipeline.config import IngestSettings, SourceSettings
-    from pipeline.store import FeedbackStore
+    from alignloop.benchmarks.ingest import SOURCE
+    from alignloop.connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+    from alignloop.config import IngestSettings, SourceSettings
+    from alignloop.ingest.store import FeedbackStore
 
     shutil.copyfile(work / "warehouse.original.duckdb", work / "warehouse.duckdb")
     shutil.copyfile(work / "feedback.empty.duckdb", work / "feedback.duckdb")

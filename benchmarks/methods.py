@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.regimes import Regime, heldout_pairs
+from alignloop.benchmarks.regimes import Regime, heldout_pairs
 
 ARMS = ("dpo", "ipo", "robust_dpo", "kto")
 TIE_POINTS = 0.02
@@ -67,13 +67,13 @@ QUICK_BUDGET = Budget(steps=6, pairs_per_step=4, seeds=(0, 1), heldout=48)
 # ---------------------------------------------------------------------------------------- planning
 def plan_for(regime: Regime, seed: int):
     """The shape of the regime's feedback and the plan alignloop would make for it (default settings)."""
-    from pipeline.config import PlanningSettings, TrainingSettings
-    from pipeline.planner import choose_method
-    from pipeline.shape import measure_shape
+    from alignloop.config import PlanningSettings, TrainingSettings
+    from alignloop.planner import choose_method
+    from alignloop.profile import measure_profile
 
     unpaired, pairs = regime.build(seed)
-    # holdout 0: the benchmark holds out its own prompts (benchmarks.regimes.heldout_pairs).
-    shape = measure_shape(unpaired, pairs, holdout_fraction=0.0)
+    # holdout 0: the benchmark holds out its own prompts (alignloop.benchmarks.regimes.heldout_pairs).
+    shape = measure_profile(unpaired, pairs, holdout_fraction=0.0)
     return shape, choose_method(shape, TrainingSettings(), PlanningSettings())
 
 
@@ -87,7 +87,7 @@ def arm_of(plan) -> str:
 # ---------------------------------------------------------------------------------------- training
 def _training_rows(regime: Regime, seed: int, budget: Budget) -> tuple[list[dict], list[dict]]:
     """(pairs incl. pairs from thumbs, unpaired incl. pairs as up/down) in TRL's conversational format."""
-    from pipeline.conversions import pairs_from_thumbs
+    from alignloop.conversions import pairs_from_thumbs
 
     unpaired, pairs = regime.build(seed)
     all_pairs = pairs.to_pylist() + (pairs_from_thumbs(unpaired).to_pylist() if unpaired.num_rows else [])
@@ -114,7 +114,7 @@ def _encode_all(tokenizer, prompts, answers, max_length: int):
     """Right-padded ids, attention and answer masks for (prompt, answer) rows, as evaluation encodes them."""
     import torch
 
-    from pipeline.evaluation.scoring import encode_answer
+    from alignloop.evaluation.scoring import encode_answer
 
     enc = [encode_answer(tokenizer, p, a, max_length)[0] for p, a in zip(prompts, answers, strict=True)]
     width = max(len(ids) for ids, _ in enc)
@@ -170,7 +170,7 @@ def train_regime(base_dir: str, regime: Regime, seed: int, budget: Budget, smoot
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pipeline.planner import DEFAULT_BETA, kto_weights
+    from alignloop.planner import DEFAULT_BETA, kto_weights
 
     torch.set_num_threads(1)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
@@ -274,7 +274,7 @@ def _job(args: tuple) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------------------- the run
 def run(workdir: Path, *, quick: bool = False, workers: int = 1, progress=None) -> dict[str, Any]:
     """Every arm on every regime and seed; returns the table behind the JSON and BENCHMARKS.md."""
-    from pipeline.models import build_tiny_model
+    from alignloop.models import build_tiny_model
 
     regimes, budget = (QUICK_REGIMES, QUICK_BUDGET) if quick else (REGIMES, Budget())
     workdir.mkdir(parents=True, exist_ok=True)
@@ -422,8 +422,8 @@ CALIBRATION = ((2000, (0.0, 0.05, 0.10, 0.15, 0.25, 0.40)), (400, (0.10, 0.25)))
 
 def noise_calibration(seeds: tuple[int, ...] = (1, 2)) -> list[dict[str, Any]]:
     """The reward-model flip-rate estimate on synthetic pairs with known flips (no comparison repeated)."""
-    from pipeline.shape.reward_model import estimate_from_table
-    from benchmarks.regimes import synthetic_pairs
+    from alignloop.profile.reward_model import estimate_from_table
+    from alignloop.benchmarks.regimes import synthetic_pairs
 
     rows = []
     for n, rates in CALIBRATION:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import methods
+from alignloop.benchmarks import methods
 
 
 def bench_methods(out_dir: Path, *, quick: bool, as_json: bool, workers: int, console, out,
@@ -42,7 +42,7 @@ def _bench_methods_trl(out_dir: Path, *, quick: bool, as_json: bool, workers: in
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from benchmarks import methods_trl
+    from alignloop.benchmarks import methods_trl
 
     with Progress(TextColumn("bench methods --trainer trl"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:

@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks.methods import (
+from alignloop.benchmarks.methods import (
     ARMS,
     TIE_POINTS,
     Budget,
@@ -29,7 +29,7 @@ from benchmarks.methods import (
     plan_for,
     train_regime,
 )
-from benchmarks.regimes import Regime, heldout_pairs
+from alignloop.benchmarks.regimes import Regime, heldout_pairs
 
 CROSS_CHECK_REGIMES: tuple[Regime, ...] = (
     Regime("clean_pairs", n_pairs=1500),
@@ -58,8 +58,8 @@ def build_trainer(arm: str, base_dir: str, pref: list[dict], unp: list[dict], bu
     from transformers import AutoModelForCausalLM
     from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 
-    from pipeline.models import load_tokenizer
-    from pipeline.planner import DEFAULT_BETA, kto_weights
+    from alignloop.models import load_tokenizer
+    from alignloop.planner import DEFAULT_BETA, kto_weights
 
     tokenizer = load_tokenizer(Path(base_dir))
     torch.manual_seed(seed)
@@ -87,7 +87,7 @@ def train_regime_trl(base_dir: str, regime: Regime, seed: int, budget: Budget, s
     import torch
     from transformers import AutoModelForCausalLM, PrinterCallback
 
-    from pipeline.models import load_tokenizer
+    from alignloop.models import load_tokenizer
 
     torch.set_num_threads(1)
     tokenizer = load_tokenizer(Path(base_dir))
@@ -129,7 +129,7 @@ def _job(args: tuple) -> list[dict[str, Any]]:
 def run_cross_check(workdir: Path, *, regimes: tuple[Regime, ...] = CROSS_CHECK_REGIMES,
                     budget: Budget = CROSS_CHECK_BUDGET, workers: int = 1, progress=None) -> dict[str, Any]:
     """Both implementations on each regime and seed, in one run; the table behind BENCHMARKS.md's cross-check."""
-    from pipeline.models import build_tiny_model
+    from alignloop.models import build_tiny_model
 
     workdir.mkdir(parents=True, exist_ok=True)
     base_dir = workdir / "tiny-model"
@@ -170,7 +170,7 @@ def summarise_cross_check(regimes, plans, results, budget: Budget, seconds: floa
     import os
     from dataclasses import asdict
 
-    from benchmarks.methods import arm_of
+    from alignloop.benchmarks.methods import arm_of
 
     out = []
     for regime in regimes:

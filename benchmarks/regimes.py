@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import pyarrow as pa
 
-from pipeline.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
+from alignloop.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
 
 # Words the tiny model's tokenizer knows whole (they are in its corpus), so the rule is learnable by it.
 GOOD_WORDS = ("thank", "please", "help", "glad", "happy", "welcome", "kind", "sure")

@@ -30,10 +30,10 @@ LORA = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": ["q_proj", "k_p
 
 def demo_pairs(workdir: Path) -> list[dict[str, Any]]:
     """The demo warehouse's training pairs, through the real ingest and split (what `alignloop demo` trains on)."""
-    from pipeline.config import load_settings
-    from pipeline.datasets import split_snapshot
-    from pipeline.demo import write_demo_config, write_demo_warehouse
-    from pipeline.stages import _read_snapshot, ingest
+    from alignloop.config import load_settings
+    from alignloop.datasets import split_snapshot
+    from alignloop.demo import write_demo_config, write_demo_warehouse
+    from alignloop.stages import _read_snapshot, ingest
 
     write_demo_warehouse(workdir / "warehouse.duckdb")
     settings = load_settings(write_demo_config(workdir, tiny=True))
@@ -95,9 +95,9 @@ def _worker_alignloop(spec: dict[str, Any]) -> dict[str, Any]:
     import transformers  # noqa: F401
     import trl  # noqa: F401
 
-    from pipeline.datasets import Split
-    from pipeline.planner import Plan
-    from pipeline.training import RunOptions, train_candidate
+    from alignloop.datasets import Split
+    from alignloop.planner import Plan
+    from alignloop.training import RunOptions, train_candidate
 
     hp = {"max_steps": spec["steps"], "learning_rate": spec["learning_rate"], "beta": 0.1,
           "per_device_batch_size": spec["batch"], "gradient_accumulation_steps": 1, "max_length": spec["max_length"],
@@ -117,7 +117,8 @@ def _run_worker(kind: str, spec: dict[str, Any], nice: int = 0) -> dict[str, Any
         spec = {**spec, "out_dir": str(Path(tmp) / "out")}
         spec_file, out_file = Path(tmp) / "spec.json", Path(tmp) / "result.json"
         spec_file.write_text(json.dumps(spec))
-        cmd = [sys.executable, "-m", "benchmarks.train", "--worker", kind, "--spec", str(spec_file), "--out", str(out_file)]
+        cmd = [sys.executable, "-m", "alignloop.benchmarks.train", "--worker", kind,
+               "--spec", str(spec_file), "--out", str(out_file)]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "TQDM_DISABLE": "1"}
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not out_file.exists():
@@ -127,8 +128,8 @@ def _run_worker(kind: str, spec: dict[str, Any], nice: int = 0) -> dict[str, Any
 
 def sequence_tokens(model_dir: Path, pairs: list[dict[str, Any]]) -> list[int]:
     """Per pair: tokens of prompt+chosen plus prompt+rejected, split as TRL splits them."""
-    from pipeline.models import load_tokenizer
-    from pipeline.training.data import encode_turns
+    from alignloop.models import load_tokenizer
+    from alignloop.training.data import encode_turns
 
     tokenizer = load_tokenizer(model_dir)
     out = []
@@ -139,8 +140,8 @@ def sequence_tokens(model_dir: Path, pairs: list[dict[str, Any]]) -> list[int]:
 
 
 def resolve_model(model: str, cache_dir: Path) -> Path:
-    from pipeline.config import BaseModelSettings
-    from pipeline.models import resolve_base_model
+    from alignloop.config import BaseModelSettings
+    from alignloop.models import resolve_base_model
 
     if model == "tiny":
         return resolve_base_model(BaseModelSettings(tiny=True), cache_dir)
@@ -218,8 +219,8 @@ def result_table(result: dict[str, Any]):
 
 
 def _longest_sequence(model_dir: Path, pairs: list[dict[str, Any]]) -> list[int]:
-    from pipeline.models import load_tokenizer
-    from pipeline.training.data import encode_turns
+    from alignloop.models import load_tokenizer
+    from alignloop.training.data import encode_turns
 
     tokenizer = load_tokenizer(model_dir)
     out = []

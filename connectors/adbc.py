@@ -15,7 +15,13 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from connectors.base import ConnectorError, ConnectorTerminalError, ConnectorTransientError, Window, quote_identifier
+from alignloop.connectors.base import (
+    ConnectorError,
+    ConnectorTerminalError,
+    ConnectorTransientError,
+    Window,
+    quote_identifier,
+)
 
 # ADBC status codes (adbc_driver_manager.AdbcStatusCode) that a retry may cure.
 _TRANSIENT_STATUS = {"IO", "TIMEOUT", "CANCELLED"}

@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from connectors.base import ConnectorTerminalError, Window, quote_identifier, window_bounds
+from alignloop.connectors.base import ConnectorTerminalError, Window, quote_identifier, window_bounds
 
 
 def check_columns(name: str, present: list[str], window: Window) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from connectors.base import (
+from alignloop.connectors.base import (
     ConnectorError,
     ConnectorTerminalError,
     ConnectorTransientError,

@@ -1,6 +1,6 @@
 """Serve in-memory data as a connector: Polars or pandas frames, Arrow tables, or callables yielding Arrow batches.
 
-This is the connector behind `pipeline.ingest.ingest_frame`: a data engineer who extracts in Python
+This is the connector behind `alignloop.ingest.frame.ingest_frame`: a data engineer who extracts in Python
 hands over the data, and the core lands it through the same path as any other connector (same
 windows, keys, cursors, quarantine). A `dataframe` source read from the config alone has no data,
 so it reads no rows.
@@ -14,18 +14,18 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.arrow_window import read_window
-from connectors.base import ConnectorTerminalError, Window
+from alignloop.connectors.arrow_window import read_window
+from alignloop.connectors.base import ConnectorTerminalError, Window
 
 
 class DataFrameSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     batch_size: int = Field(50_000, ge=1, description="Rows per Arrow record batch.")
-    # Given in Python (pipeline.ingest.ingest_frame), never in YAML; kept out of reprs and dumps.
+    # Given in Python (alignloop.ingest.frame.ingest_frame), never in YAML; kept out of reprs and dumps.
     tables: dict[str, Any] = Field(
         default={}, exclude=True, repr=False,
-        description="Python only (pipeline.ingest_frame): data per table name, as frames, Arrow tables or callables.",
+        description="Python only (alignloop.ingest_frame): data per table name, as frames, Arrow tables or callables.",
     )
 
 

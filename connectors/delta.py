@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.arrow_window import read_window
-from connectors.base import ConnectorTerminalError, ConnectorTransientError, Window
+from alignloop.connectors.arrow_window import read_window
+from alignloop.connectors.base import ConnectorTerminalError, ConnectorTransientError, Window
 
 
 class DeltaSettings(BaseModel):

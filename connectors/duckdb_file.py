@@ -10,7 +10,13 @@ import duckdb
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.base import ConnectorTerminalError, ConnectorTransientError, Window, quote_identifier, window_bounds
+from alignloop.connectors.base import (
+    ConnectorTerminalError,
+    ConnectorTransientError,
+    Window,
+    quote_identifier,
+    window_bounds,
+)
 
 
 class DuckDBSettings(BaseModel):

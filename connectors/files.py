@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from connectors.base import (
+from alignloop.connectors.base import (
     ConnectorError,
     ConnectorTerminalError,
     ConnectorTransientError,

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from connectors.arrow_window import check_columns, read_window
-from connectors.base import ConnectorTerminalError, ConnectorTransientError, Window
+from alignloop.connectors.arrow_window import check_columns, read_window
+from alignloop.connectors.base import ConnectorTerminalError, ConnectorTransientError, Window
 
 
 class IcebergSettings(BaseModel):

@@ -11,8 +11,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from connectors.attached import AttachedDatabase, Target, classify_by_words
-from connectors.base import ConnectorTerminalError
+from alignloop.connectors.attached import AttachedDatabase, Target, classify_by_words
+from alignloop.connectors.base import ConnectorTerminalError
 
 _TERMINAL = {
     "access denied": "check the user and password (options.dsn / options.password) and the user's grants",

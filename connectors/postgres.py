@@ -17,8 +17,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from connectors.attached import AttachedDatabase, Target, classify_by_words
-from connectors.base import ConnectorTerminalError
+from alignloop.connectors.attached import AttachedDatabase, Target, classify_by_words
+from alignloop.connectors.base import ConnectorTerminalError
 
 # libpq's words for "this will not work until something changes" vs "try again later".
 _TERMINAL = {

@@ -12,8 +12,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.attached import AttachedDatabase, Target
-from connectors.base import ConnectorTerminalError
+from alignloop.connectors.attached import AttachedDatabase, Target
+from alignloop.connectors.base import ConnectorTerminalError
 
 
 class SQLiteSettings(BaseModel):

@@ -1,7 +1,7 @@
 """The `retrain` flow: ingest -> plan -> train -> evaluate -> register, one Prefect task each.
 
-Tasks are thin wrappers over pipeline.stages; policy sits on their decorators: the I/O stages
-retry on TransientError only. Run in-process: `python -m flows.retrain alignloop.yaml`.
+Tasks are thin wrappers over alignloop.stages; policy sits on their decorators: the I/O stages
+retry on TransientError only. Run in-process: `python -m alignloop.flows.retrain alignloop.yaml`.
 
 Prefect stores a flow run's parameters in its database. Deployments pass the config path
 (`retrain_from_config`); when Settings are passed, Prefect stores their JSON dump, in which every
@@ -18,10 +18,10 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import progress
-from pipeline import secrets, stages
-from pipeline.config import Settings, load_settings
-from pipeline.errors import TransientError
+from alignloop.flows import progress
+from alignloop import secrets, stages
+from alignloop.config import Settings, load_settings
+from alignloop.errors import TransientError
 
 
 def _retry_if_transient(task, task_run, state) -> bool:
@@ -93,7 +93,7 @@ def retrain(settings: Settings, force: bool = False) -> RetrainOutcome:
 
     Holds the target's registry lock throughout, so a second run of the same target waits (up to
     promotion.lock_wait_s) and then finds this run's version instead of training a copy of it."""
-    from pipeline.registry import target_lock
+    from alignloop.registry import target_lock
 
     # Deployments start here, not in the CLI: mask secrets in every log line and warning of the run.
     secrets.install()

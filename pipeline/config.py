@@ -27,8 +27,8 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline import secrets
-from pipeline.errors import ConfigError
+from alignloop import secrets
+from alignloop.errors import ConfigError
 
 ENV_PREFIX = "ALIGNLOOP__"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -63,7 +63,7 @@ class SourceSettings(_Settings):
 
     @model_validator(mode="after")
     def _valid_shape_options(self) -> SourceSettings:
-        from pipeline.shapes import shape_options  # raises ConfigError naming sources[name].shape_options.<field>
+        from alignloop.shapes import shape_options  # raises ConfigError naming sources[name].shape_options.<field>
 
         shape_options(self.shape, self.shape_options, f"sources[{self.name}]")
         return self
@@ -81,7 +81,7 @@ class SourceSettings(_Settings):
 
 
 class IngestSettings(_Settings):
-    """How `alignloop ingest` loads sources: what counts as late, future, bad or too much (pipeline/store.py)."""
+    """How `alignloop ingest` loads sources: what counts as late, future, bad or too much (pipeline/ingest/store.py)."""
 
     lookback: timedelta = Field(
         timedelta(days=1), description="Re-read rows this far below each timestamp cursor, so late rows are not lost "

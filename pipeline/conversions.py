@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from pipeline.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
-from pipeline.sqlfiles import sql_text
+from alignloop.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
+from alignloop.sqlfiles import sql_text
 
 DERIVED_PAIRS_SCHEMA = PAIRS_SCHEMA.append(pa.field("derived_from", pa.string()))
 DERIVED_UNPAIRED_SCHEMA = UNPAIRED_SCHEMA.append(pa.field("derived_from", pa.string()))
@@ -108,7 +108,7 @@ def derived_counts_of(con: duckdb.DuckDBPyConnection, train: str | None = None
                       ) -> tuple[DerivedCounts, Pairable | None]:
     """derived_counts of the relations unpaired_in and pairs_in of `con` (pairs may carry derived_from); with
     `train`, the SQL condition on unpaired_in's columns that keeps a row for training (the same for every
-    row of a prompt, as the split is by prompt: pipeline/shape/measure.py), also what the training side's
+    row of a prompt, as the split is by prompt: pipeline/profile/measure.py), also what the training side's
     thumbs could pair. One grouping of the answers gives both."""
     # Each answer's majority label as derived_answer_labels.sql gives it (tests/unit/test_conversions.py checks
     # that these counts are the rows pairs_from_thumbs builds).

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from pipeline.schema import CONVERSATION, MESSAGE, prompt_key
+from alignloop.schema import CONVERSATION, MESSAGE, prompt_key
 
 if TYPE_CHECKING:  # importing `datasets` costs seconds: only the functions that build one load it
     from datasets import Dataset
 
-    from pipeline.store import SnapshotSplit
+    from alignloop.ingest.store import SnapshotSplit
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ def split_tables(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float,
     hash, oldest first, the training sides capped at their newest max_train_examples rows."""
     import duckdb
 
-    from pipeline.sqlfiles import sql_text
-    from pipeline.store import SnapshotSplit
+    from alignloop.sqlfiles import sql_text
+    from alignloop.ingest.store import SnapshotSplit
 
     con = duckdb.connect()
     try:
@@ -180,7 +180,7 @@ def prompt_dataset(rows: pa.Table | Sequence[dict[str, Any]]) -> Dataset:
     prompt_key, found in DuckDB with the split's hash (sql/holdout_macros.sql)."""
     import duckdb
 
-    from pipeline.sqlfiles import sql_text
+    from alignloop.sqlfiles import sql_text
 
     prompts = rows.select(["prompt"]) if isinstance(rows, pa.Table) else \
         pa.Table.from_pylist([{"prompt": r["prompt"]} for r in rows], schema=pa.schema([("prompt", CONVERSATION)]))

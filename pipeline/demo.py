@@ -20,7 +20,7 @@ from typing import Literal
 import duckdb
 import pyarrow as pa
 
-from pipeline.errors import ConfigError
+from alignloop.errors import ConfigError
 
 DEMO_END = datetime(2026, 11, 1)
 DEFAULT_SEED = 0
@@ -492,7 +492,7 @@ def write_demo_config(workdir: str | Path, *, tiny: bool = False) -> Path:
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     # SmolLM2's steps and learning rate were chosen on validation prompts carved from the training prompts,
-    # never on the held-out pairs: `python -m pipeline.demo_tuning` (BENCHMARKS.md, "Demo settings").
+    # never on the held-out pairs: `python -m alignloop.demo_tuning` (BENCHMARKS.md, "Demo settings").
     training = ("  max_steps: 8\n  max_length: 128\n" if tiny
                 else "  max_steps: 24\n  learning_rate: 0.0006\n  max_length: 160\n")
     # Every held-out pair is scored (about 200 on SmolLM2's demo data, over ~55 prompts): a 64-pair cap

@@ -8,7 +8,7 @@ the reference's, with a judge fitted on the remaining training pairs). Of the se
 on validation, the one whose validation gain has the highest lower bound wins (list only settings that
 fit the demo's time budget); none wins when the gate passes none.
 
-    python -m pipeline.demo_tuning --workdir /tmp/demo-tuning 24:0.0003 24:0.0006
+    python -m alignloop.demo_tuning --workdir /tmp/demo-tuning 24:0.0003 24:0.0006
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from pipeline.datasets import EvalPair, Split, majority_pairs
-from pipeline.schema import prompt_key
+from alignloop.datasets import EvalPair, Split, majority_pairs
+from alignloop.schema import prompt_key
 
 
 def is_validation(prompt: list[dict[str, str]], fraction: float) -> bool:
@@ -48,17 +48,17 @@ def choose_setting(results: dict[str, tuple[float, bool]]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipeline import stages
-    from pipeline.config import load_settings
-    from pipeline.demo import write_demo_config, write_demo_warehouse
-    from pipeline.evaluation.candidate import EvalOptions, evaluate_candidate
-    from pipeline.evaluation.guards import capability_text, ppl_rise
-    from pipeline.evaluation.judge import build_judge
-    from pipeline.gate import decide, input_from_report
-    from pipeline.models import pick_device
-    from pipeline.planner import Plan, choose_method
-    from pipeline.shape import measure_shape
-    from pipeline.train import train_candidate
+    from alignloop import stages
+    from alignloop.config import load_settings
+    from alignloop.demo import write_demo_config, write_demo_warehouse
+    from alignloop.evaluation.candidate import EvalOptions, evaluate_candidate
+    from alignloop.evaluation.guards import capability_text, ppl_rise
+    from alignloop.evaluation.judge import build_judge
+    from alignloop.gate import decide, input_from_report
+    from alignloop.models import pick_device
+    from alignloop.planner import Plan, choose_method
+    from alignloop.profile import measure_profile
+    from alignloop.training import train_candidate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, required=True)
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     split = stages._load_split(settings, snapshot.snapshot_id)
     train, validation = validation_split(split, args.fraction)
     base_dir = stages.base_model_dir(settings)
-    shape = measure_shape(unpaired, pairs, settings.evaluation.holdout_fraction,
+    shape = measure_profile(unpaired, pairs, settings.evaluation.holdout_fraction,
                           max_length=settings.training.max_length)
     n_prompts = len({prompt_key(p.prompt) for p in validation})
     print(f"validation: {len(validation)} pairs over {n_prompts} prompts; training: {len(train.train_pairs)} pairs "

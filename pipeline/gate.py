@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pipeline.config import PromotionSettings
+from alignloop.config import PromotionSettings
 
 PASS, FAIL, UNMEASURED = "pass", "fail", "unmeasured"
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import BaseModelSettings
-from pipeline.errors import ConfigError, TerminalError
+from alignloop.config import BaseModelSettings
+from alignloop.errors import ConfigError, TerminalError
 
 if TYPE_CHECKING:  # transformers is slow to import; only the functions that need it import it
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline.loading.sqlbind import sql_literal
+from alignloop.ingest.sqlbind import sql_literal
 
 # RE2 and Python `re` (with re.ASCII) read these the same way.
 EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"

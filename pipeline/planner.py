@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from pipeline.config import PlanningSettings, TrainingSettings
-from pipeline.shape import DataShape
+from alignloop.config import PlanningSettings, TrainingSettings
+from alignloop.profile import DataProfile
 
 Method = Literal["dpo", "ipo", "kto", "rlhf", "skip"]
 
@@ -81,7 +81,7 @@ class Decision:
 class Facts:
     """The numbers every rule reads, worked out once."""
 
-    shape: DataShape
+    shape: DataProfile
     training: TrainingSettings
     planning: PlanningSettings
 
@@ -268,7 +268,7 @@ def _pairs_decision(f: Facts) -> Decision:
         "points)"))
 
 
-def choose_method(shape: DataShape, training: TrainingSettings, planning: PlanningSettings) -> Plan:
+def choose_method(shape: DataProfile, training: TrainingSettings, planning: PlanningSettings) -> Plan:
     """The Plan for this data: method, hyperparameters and the reasons, in the order they applied."""
     facts = Facts(shape, training, planning)
     # The first rule that decides wins; rule_too_little decides whenever no later rule could.
@@ -404,7 +404,7 @@ def _hyperparameters(d: Decision, f: Facts, reasons: list[str]) -> dict[str, Any
     return hp
 
 
-def kto_counts(train_on: str, shape: DataShape) -> tuple[int, int]:
+def kto_counts(train_on: str, shape: DataProfile) -> tuple[int, int]:
     """Desirable/undesirable training rows KTO trains on: exactly the rows train_on names, nothing else."""
     up, down, pairs = shape.n_up_train, shape.n_down_train, shape.n_pairs_train
     counts = {"thumbs": (up, down), "thumbs+unpaired_pairs": (up + pairs, down + pairs),

@@ -1,6 +1,6 @@
 """Access to the DuckDB SQL files in sql/ (one statement purpose per file, with a header).
 
-The repository's top-level sql/ folder is installed as the data package `pipeline.sql`
+The repository's top-level sql/ folder is installed as the data package `alignloop.sql`
 (see pyproject.toml), so the same files are found in a source checkout, an editable install
 and a built wheel: importlib.resources reads them wherever the package lies.
 """
@@ -12,9 +12,9 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from pipeline.errors import TerminalError
+from alignloop.errors import TerminalError
 
-SQL_PACKAGE = "pipeline.sql"
+SQL_PACKAGE = "alignloop.sql"
 
 
 def sql_root() -> Traversable:

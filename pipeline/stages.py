@@ -10,45 +10,22 @@ import json
 import logging
 import os
 import subprocess
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import ConnectorError, load_connector
-from pipeline.config import Settings, describe_validation_error
-from pipeline.errors import ConfigError, DataError, TerminalError, TransientError
-from pipeline.evaluation.results import EvalReport
-from pipeline.planner import Plan, choose_method
-from pipeline.store import FeedbackStore, IngestResult, Snapshot, check_store_is_not_a_source
+from alignloop.connectors.base import ConnectorError, load_connector
+from alignloop.config import Settings, describe_validation_error
+from alignloop.errors import ConfigError, DataError, TerminalError, TransientError
+from alignloop.evaluation.results import EvalReport
+from alignloop.planner import Plan, choose_method
+from alignloop.ingest.store import FeedbackStore, IngestResult, Snapshot, check_store_is_not_a_source
+from alignloop.runs import PlannedRun, latest_run, new_run, read_json, write_json
 
 if TYPE_CHECKING:  # training-side modules import torch and datasets: `alignloop ingest` must not pay for them
-    from pipeline.datasets import Split
+    from alignloop.datasets import Split
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    """A run folder after planning: the snapshot it reads, its shape and its plan."""
-
-    run_dir: Path
-    snapshot: Snapshot
-    plan: Plan
-
-    @property
-    def run_id(self) -> str:
-        return self.run_dir.name
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=str, sort_keys=False) + "\n")
-
-
-def _read_json(path: Path) -> Any:
-    if not path.exists():
-        raise TerminalError(f"{path} is missing: run the earlier stage first (alignloop plan / train)")
-    return json.loads(path.read_text())
 
 
 # ---------------------------------------------------------------------------------------------- ingest
@@ -95,7 +72,7 @@ def _read_snapshot(settings: Settings, snapshot_id: str | None = None) -> tuple[
 def _load_split(settings: Settings, snapshot_id: str, *, train: bool = True, holdout: bool = True) -> Split:
     """The snapshot's train/holdout split, applied in DuckDB with training.max_train_examples: only the
     capped training rows and the held-out rows are fetched (a side not asked for stays empty)."""
-    from pipeline.datasets import Split
+    from alignloop.datasets import Split
 
     with FeedbackStore(settings.store_path) as store:
         tables = store.read_split(store.get_snapshot(snapshot_id), settings.evaluation.holdout_fraction,
@@ -106,7 +83,7 @@ def _load_split(settings: Settings, snapshot_id: str, *, train: bool = True, hol
 def plan_tokenizer(settings: Settings) -> tuple[Any, str]:
     """The base model's tokenizer, to count lengths as training will; or None and why it could not be
     loaded (the plan then approximates lengths from characters and says so)."""
-    from pipeline.models import load_base_tokenizer
+    from alignloop.models import load_base_tokenizer
 
     try:
         tokenizer = load_base_tokenizer(settings.base_model, settings.model_cache_dir)
@@ -130,39 +107,19 @@ def plan(settings: Settings) -> PlannedRun:
                               max_length_cap=settings.training.max_length_cap, tokenizer=tokenizer,
                               approximate_because=why_not)
     the_plan = choose_method(shape, settings.training, settings.planning)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    run_dir = settings.runs_dir / f"{stamp}-{snapshot.snapshot_id[:8]}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / "snapshot.json", asdict(snapshot))
-    _write_json(run_dir / "plan.json", the_plan.to_dict())
-    (settings.runs_dir / "LATEST").write_text(run_dir.name + "\n")
-    return PlannedRun(run_dir, snapshot, the_plan)
-
-
-def latest_run(settings: Settings, run: str | None = None) -> PlannedRun:
-    """A run folder by name, or the latest one planned."""
-    if run is None:
-        marker = settings.runs_dir / "LATEST"
-        if not marker.exists():
-            raise TerminalError(f"no planned run under {settings.runs_dir}: run `alignloop plan` first")
-        run = marker.read_text().strip()
-    run_dir = settings.runs_dir / run
-    snap = _read_json(run_dir / "snapshot.json")
-    snap["created_at"] = datetime.fromisoformat(snap["created_at"])
-    p = _read_json(run_dir / "plan.json")
-    return PlannedRun(run_dir, Snapshot(**snap), Plan(p["method"], p["hyperparameters"], tuple(p["reasons"]), p["shape"]))
+    return new_run(settings.runs_dir, snapshot, the_plan)
 
 
 # ---------------------------------------------------------------------------------------------- train
 def base_model_dir(settings: Settings) -> Path:
-    from pipeline.models import resolve_base_model
+    from alignloop.models import resolve_base_model
 
     return resolve_base_model(settings.base_model, settings.model_cache_dir)
 
 
 def run_options(settings: Settings):
     """How training runs (device, checkpoints, progress lines, caches), from the settings and the launcher."""
-    from pipeline.training import RunOptions
+    from alignloop.training import RunOptions
 
     t = settings.training
     return RunOptions(device=t.device, checkpoint_every=t.checkpoint_every, log_every=t.log_every, resume=t.resume,
@@ -172,7 +129,7 @@ def run_options(settings: Settings):
 
 def train(settings: Settings, planned: PlannedRun, progress=None) -> dict[str, Any]:
     """Train the candidate the plan describes; write train.json beside it (what was truncated included)."""
-    from pipeline.training import train_candidate
+    from alignloop.training import train_candidate
 
     if planned.plan.method == "skip":
         raise DataError("the plan is to skip training: " + planned.plan.reasons[-1])
@@ -189,7 +146,7 @@ def train(settings: Settings, planned: PlannedRun, progress=None) -> dict[str, A
                              device=settings.training.device, progress=progress, options=run_options(settings))
     summary = {**asdict(result), "model_dir": str(result.model_dir), "final_loss": result.final_loss}
     if os.environ.get("RANK", "0") == "0":  # under `accelerate launch`, one process writes
-        _write_json(planned.run_dir / "train.json", summary)
+        write_json(planned.run_dir / "train.json", summary)
     for note in result.notes:
         log.info("train: %s", note)
     return summary
@@ -206,13 +163,13 @@ def write_training_rows(settings: Settings, planned: PlannedRun) -> Path:
     rows = {"unpaired": [{k: r[k] for k in keep if k in r} for r in split.train_unpaired],
             "pairs": [{k: r[k] for k in keep if k in r} for r in split.train_pairs]}
     path = planned.run_dir / TRAIN_ROWS_FILE
-    _write_json(path, rows)
+    write_json(path, rows)
     return path
 
 
 def _read_training_rows(path: Path) -> Split:
     rows = json.loads(path.read_text())
-    from pipeline.datasets import Split
+    from alignloop.datasets import Split
 
     return Split(rows["unpaired"], rows["pairs"], [], [])
 
@@ -235,11 +192,11 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None, *, champ
     """
     import time
 
-    from pipeline.datasets import eval_sample_share, holdout_eval_pairs, majority_pairs
-    from pipeline.evaluation.candidate import EvalOptions, evaluate_candidate
-    from pipeline.evaluation.guards import capability_text
-    from pipeline.evaluation.judge import build_judge
-    from pipeline.models import pick_device
+    from alignloop.datasets import eval_sample_share, holdout_eval_pairs, majority_pairs
+    from alignloop.evaluation.candidate import EvalOptions, evaluate_candidate
+    from alignloop.evaluation.guards import capability_text
+    from alignloop.evaluation.judge import build_judge
+    from alignloop.models import pick_device
 
     started = time.perf_counter()
     ev = settings.evaluation
@@ -286,7 +243,7 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None, *, champ
 
 def _fetch_champion(settings: Settings) -> tuple[Path | None, str | None]:
     """The champion's local model folder and version, or (None, None) when there is no champion yet."""
-    from pipeline.registry import fetch_version_model, find_version
+    from alignloop.registry import fetch_version_model, find_version
 
     version = find_version(settings.tracking_uri, settings.model_name, "champion")
     if version is None:
@@ -312,7 +269,7 @@ def git_sha() -> str:
 def already_registered(settings: Settings, planned: PlannedRun) -> int | None:
     """The complete version already trained from this snapshot with these settings, if any: retraining
     it would only spend compute on a copy. A half-registered version (an interrupted run) does not count."""
-    from pipeline.registry import describe
+    from alignloop.registry import describe
 
     for version in describe(settings.tracking_uri, settings.model_name):
         tags = version["tags"]
@@ -325,8 +282,8 @@ def already_registered(settings: Settings, planned: PlannedRun) -> int | None:
 def _weights_to_log(settings: Settings, trained: dict[str, Any], run_dir: Path) -> tuple[Path, dict[str, Any], dict]:
     """The folder to log, its model_info and extra artifacts: by default a LoRA adapter is merged into
     its base, so the version loads on any machine without the base model or peft."""
-    from pipeline.models import describe_base_model
-    from pipeline.registry.fetch import merge_adapter
+    from alignloop.models import describe_base_model
+    from alignloop.registry.fetch import merge_adapter
 
     base_dir = base_model_dir(settings)
     info = {"kind": trained["kind"], "base_model": describe_base_model(settings.base_model),
@@ -347,13 +304,13 @@ def register(settings: Settings, planned: PlannedRun, *, allow_same_snapshot: bo
     Registering one run twice returns its version; unless allow_same_snapshot, so does registering
     another run of the same snapshot and settings (two runs at once). Writes registered.json.
     """
-    from pipeline.gate import champion_of, decide, input_from_report, registry_check, report_tags
-    from pipeline.models import describe_base_model
-    from pipeline.registry import CHAMPION, describe, log_and_register, promote, target_lock
-    from pipeline.report import write_review_page
+    from alignloop.gate import champion_of, decide, input_from_report, registry_check, report_tags
+    from alignloop.models import describe_base_model
+    from alignloop.registry import CHAMPION, describe, log_and_register, promote, target_lock
+    from alignloop.report import write_review_page
 
-    trained = _read_json(planned.run_dir / "train.json")
-    report = _read_json(planned.run_dir / "eval_report.json")
+    trained = read_json(planned.run_dir / "train.json")
+    report = read_json(planned.run_dir / "eval_report.json")
     with FeedbackStore(settings.store_path) as store:
         cursors = store.source_cursors()
     plan_d = planned.plan.to_dict()
@@ -370,7 +327,7 @@ def register(settings: Settings, planned: PlannedRun, *, allow_same_snapshot: bo
     with target_lock(uri, target, wait_s=settings.promotion.lock_wait_s):
         champion = next((v for v in describe(uri, target) if CHAMPION in v["aliases"]), None)
         verdict = decide(input_from_report(report, champion_of(champion)), settings.promotion)
-        _write_json(planned.run_dir / "gate.json", verdict.to_dict())
+        write_json(planned.run_dir / "gate.json", verdict.to_dict())
         model_dir, model_info, extra = _weights_to_log(settings, trained, planned.run_dir)
         lineage = {
             "snapshot_id": planned.snapshot.snapshot_id,
@@ -406,6 +363,57 @@ def register(settings: Settings, planned: PlannedRun, *, allow_same_snapshot: bo
             version = promote(uri, target, version.version, check=registry_check(settings.promotion),
                               user="auto_promote")
             promoted = True
-    _write_json(planned.run_dir / "registered.json",
+    write_json(planned.run_dir / "registered.json",
                 {**asdict(version), "gate": verdict.to_dict(), "auto_promoted": promoted, "review_page": str(review)})
     return version
+
+
+# ---------------------------------------------------------------------------------------------- review
+def review(settings: Settings, *, version: int | None = None, run: str | None = None) -> Path:
+    """Write the review page of a registered version (its run folder is fetched from MLflow when this
+    machine does not have it) or of a local run folder (default: the latest), and log it to the
+    version's MLflow run when there is one. Returns the page's path."""
+    from alignloop.gate import champion_of, decide, input_from_report
+    from alignloop.registry import CHAMPION, describe
+    from alignloop.registry.fetch import download_run_files, log_run_file
+    from alignloop.report import write_review_page
+
+    uri, target = settings.tracking_uri, settings.model_name
+    rows = describe(uri, target)
+    row = None
+    if version is not None:
+        row = next((r for r in rows if r["version"] == version), None)
+        if row is None:
+            raise TerminalError(f"{target!r} has no version {version}; list them with `alignloop versions`")
+        folder = row["tags"].get("alignloop.run_folder") or f"version-{version}"
+        run_dir = settings.runs_dir / folder
+        if not (run_dir / "eval_report.json").is_file():
+            names = [f"{n}.json" for n in ("snapshot", "plan", "shape", "train", "eval_report", "gate")]
+            download_run_files(uri, row["run_id"], names + ["per_pair_scores.jsonl"], run_dir)
+    else:
+        run_dir = latest_run(settings, run).run_dir
+        registered = run_dir / "registered.json"
+        if registered.is_file():
+            number = json.loads(registered.read_text()).get("version")
+            row = next((r for r in rows if r["version"] == number), None)
+    if not (run_dir / "eval_report.json").is_file():
+        raise DataError(f"{run_dir} has no eval_report.json: evaluate the candidate first (alignloop evaluate)")
+    report = json.loads((run_dir / "eval_report.json").read_text())
+    against = report.get("champion_version")
+    champion = next((r for r in rows if against not in (None, "") and r["version"] == int(against)), None)
+    if not (run_dir / "gate.json").is_file():
+        if row is not None and "alignloop.gate.verdict" in row["tags"]:
+            gate = {"verdict": row["tags"]["alignloop.gate.verdict"],
+                    "reasons": row["tags"].get("alignloop.gate.reasons", "").splitlines()}
+        else:  # not registered yet: the gate as it would decide now
+            current = next((r for r in rows if CHAMPION in r["aliases"]), None)
+            gate = decide(input_from_report(report, champion_of(current)), settings.promotion).to_dict()
+        (run_dir / "gate.json").write_text(json.dumps(gate, indent=2) + "\n")
+    sources = None
+    if row is not None and row["tags"].get("alignloop.cursors"):
+        sources = json.loads(row["tags"]["alignloop.cursors"])
+    path = write_review_page(run_dir, target=target, champion=champion, sources=sources,
+                             version=None if row is None else row["version"])
+    if row is not None and row.get("run_id"):
+        log_run_file(uri, row["run_id"], path)
+    return path

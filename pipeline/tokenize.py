@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import ConfigError
+from alignloop.errors import ConfigError
 
 
 def _ids(encoded: Any) -> list[int]:

@@ -1,4 +1,4 @@
--- purpose: the train/holdout split by prompt hash, in SQL: the same membership as pipeline.schema.is_holdout
+-- purpose: the train/holdout split by prompt hash, in SQL: the same membership as alignloop.schema.is_holdout
 --          (sha256 of the prompt as Python's json.dumps([[role, content], ...], ensure_ascii=False) writes it),
 --          and prompts written as Python's json module writes them, so SQL and Python agree byte for byte
 -- grain: scalar macros, created on each connection that splits a snapshot

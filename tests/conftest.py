@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.offline import set_offline_defaults
+from alignloop.offline import set_offline_defaults
 
 # Nothing may reach a model hub; set before transformers is imported anywhere.
 set_offline_defaults()

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.datasets import EvalPair, eval_set_hash
-from pipeline.evaluation.bootstrap import Interval, cluster_bootstrap, paired_delta
-from pipeline.evaluation.generation import generate_answers
-from pipeline.evaluation.guards import kl_estimate, length_ratio
-from pipeline.evaluation.judge import Judge, JudgeSummary, judge_accuracy, win_rates
-from pipeline.evaluation.results import EvalReport
-from pipeline.evaluation.scoring import (
+from alignloop.datasets import EvalPair, eval_set_hash
+from alignloop.evaluation.bootstrap import Interval, cluster_bootstrap, paired_delta
+from alignloop.evaluation.generation import generate_answers
+from alignloop.evaluation.guards import kl_estimate, length_ratio
+from alignloop.evaluation.judge import Judge, JudgeSummary, judge_accuracy, win_rates
+from alignloop.evaluation.results import EvalReport
+from alignloop.evaluation.scoring import (
     ModelSet,
     PairScores,
     ScoreCache,
@@ -33,8 +33,8 @@ from pipeline.evaluation.scoring import (
     score_pairs,
     score_sequences,
 )
-from pipeline.models import load_tokenizer, pick_device
-from pipeline.schema import prompt_key
+from alignloop.models import load_tokenizer, pick_device
+from alignloop.schema import prompt_key
 
 log = logging.getLogger(__name__)
 MAX_SAMPLES = 20

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.evaluation.scoring import Encoded, _ids
+from alignloop.evaluation.scoring import Encoded, _ids
 
 
 @dataclass(frozen=True)

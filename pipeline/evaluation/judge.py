@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from pipeline.datasets import EvalPair
-from pipeline.errors import ConfigError, TransientError
+from alignloop.datasets import EvalPair
+from alignloop.errors import ConfigError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class RewardModelJudge:
     def scores(self, prompts: Sequence[list[dict[str, str]]], answers: Sequence[str]) -> list[float]:
         import torch
 
-        from pipeline.evaluation.scoring import _ids
+        from alignloop.evaluation.scoring import _ids
 
         texts = [_ids(self.tokenizer.apply_chat_template(p + [{"role": "assistant", "content": a}], tokenize=True))
                  [-self.max_length:] for p, a in zip(prompts, answers, strict=True)]
@@ -111,7 +111,7 @@ def train_reward_judge(pairs: Sequence[EvalPair], base_dir: Path, out_dir: Path,
     from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig, RewardTrainer
 
-    from pipeline.datasets import preference_dataset
+    from alignloop.datasets import preference_dataset
 
     if not pairs:
         raise ValueError("no training pairs for the reward-model judge")
@@ -222,7 +222,7 @@ def build_judge(judge_settings, train_pairs: Sequence[EvalPair], base_dir: Path,
         return None
     if judge_settings.kind == "endpoint":
         return EndpointJudge.from_settings(judge_settings)
-    from pipeline.models import load_tokenizer
+    from alignloop.models import load_tokenizer
 
     tokenizer = load_tokenizer(base_dir)
     folder = reward_model_dir if reward_model_dir is not None and (reward_model_dir / "config.json").exists() else None

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.evaluation.bootstrap import Interval
-from pipeline.evaluation.judge import JudgeSummary
+from alignloop.evaluation.bootstrap import Interval
+from alignloop.evaluation.judge import JudgeSummary
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Teacher-forced log-likelihoods, fast: tokenise once, batch by length, no gradients, cached reference.
 
 A held-out pair is two sequences, prompt + chosen and prompt + rejected, tokenised and fitted to
-`max_length` exactly as training fits a pair (pipeline.tokenize: the shared prompt loses its oldest
+`max_length` exactly as training fits a pair (alignloop.tokenize: the shared prompt loses its oldest
 tokens for the longer answer, then an answer too long alone loses its end). Each distinct sequence is
 scored once (a prompt's pairs share answers), all answers of a prompt in the same batch, and batches
 are formed longest first so little is padding. The reference's scores depend only on the base model
@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from pipeline.datasets import EvalPair
-from pipeline.models import load_causal_lm
-from pipeline.tokenize import _ids, encode_turns, truncate_pair
+from alignloop.datasets import EvalPair
+from alignloop.models import load_causal_lm
+from alignloop.tokenize import _ids, encode_turns, truncate_pair
 
 # One sequence ready to score: its token ids and where the scored part starts.
 Encoded = tuple[list[int], int]
@@ -81,9 +81,9 @@ def encode_answer(tokenizer, prompt: list[dict[str, str]], answer: str, max_leng
 
 
 def encode_pairs(tokenizer, pairs: Sequence[EvalPair], max_length: int) -> EncodedPairs:
-    """Each pair as training tokenises and truncates it (pipeline.tokenize: encode_turns, then truncate_pair,
+    """Each pair as training tokenises and truncates it (alignloop.tokenize: encode_turns, then truncate_pair,
     which trims the shared prompt for the longer answer); identical sequences are kept once."""
-    from pipeline.schema import prompt_key
+    from alignloop.schema import prompt_key
 
     index: dict[tuple[str, int, tuple[int, ...]], int] = {}
     groups: dict[str, int] = {}

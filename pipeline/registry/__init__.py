@@ -7,7 +7,7 @@ versions.py register / promote / rollback / describe fetch.py   a version as a l
 lock.py     one registration at a time per target
 """
 
-from pipeline.registry.access import (
+from alignloop.registry.access import (
     CHALLENGER,
     CHAMPION,
     COMPLETE_TAG,
@@ -17,9 +17,9 @@ from pipeline.registry.access import (
     _mlflow_errors,
     redact,
 )
-from pipeline.registry.fetch import fetch_version_model
-from pipeline.registry.lock import target_lock
-from pipeline.registry.versions import describe, files_sha256, find_version, log_and_register, promote, rollback
+from alignloop.registry.fetch import fetch_version_model
+from alignloop.registry.lock import target_lock
+from alignloop.registry.versions import describe, files_sha256, find_version, log_and_register, promote, rollback
 
 __all__ = [
     "CHALLENGER", "CHAMPION", "COMPLETE_TAG", "PREVIOUS_CHAMPION", "TAG_PREFIX", "RegisteredVersion",

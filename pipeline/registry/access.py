@@ -25,9 +25,9 @@ from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH, MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
 
-from pipeline.errors import AlignloopError, TerminalError, TransientError
-from pipeline.registry.filelock import exclusive, sqlite_db_path
-from pipeline.registry.quiet import _quiet_mlflow  # noqa: F401 - re-exported for the registry modules
+from alignloop.errors import AlignloopError, TerminalError, TransientError
+from alignloop.registry.filelock import exclusive, sqlite_db_path
+from alignloop.registry.quiet import _quiet_mlflow  # noqa: F401 - re-exported for the registry modules
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"

@@ -13,8 +13,8 @@ import mlflow.artifacts
 import mlflow.pyfunc
 from mlflow.exceptions import MlflowException
 
-from pipeline.errors import TerminalError
-from pipeline.registry.access import (
+from alignloop.errors import TerminalError
+from alignloop.registry.access import (
     FETCHED_MARKER,
     _client,
     _fluent_uris,
@@ -108,7 +108,7 @@ def merge_adapter(adapter_dir: Path, base_dir: Path, out: Path) -> Path:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pipeline.registry.versions import files_sha256
+    from alignloop.registry.versions import files_sha256
 
     out = Path(out)
     source = files_sha256([adapter_dir])

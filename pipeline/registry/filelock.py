@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from pipeline.errors import TerminalError
+from alignloop.errors import TerminalError
 
 log = logging.getLogger(__name__)
 

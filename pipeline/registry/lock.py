@@ -24,9 +24,9 @@ from collections.abc import Iterator
 
 from mlflow.exceptions import MlflowException
 
-from pipeline.errors import TerminalError
-from pipeline.registry.access import TAG_PREFIX, _client, _mlflow_errors, _quiet_mlflow, _registered_model
-from pipeline.registry.filelock import exclusive, holder_line, sqlite_db_path
+from alignloop.errors import TerminalError
+from alignloop.registry.access import TAG_PREFIX, _client, _mlflow_errors, _quiet_mlflow, _registered_model
+from alignloop.registry.filelock import exclusive, holder_line, sqlite_db_path
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ import mlflow
 import mlflow.artifacts
 import mlflow.pyfunc
 
-from pipeline.errors import TerminalError
-from pipeline.registry.access import GENERATION_DEFAULTS, MODEL_INFO_FILE
+from alignloop.errors import TerminalError
+from alignloop.registry.access import GENERATION_DEFAULTS, MODEL_INFO_FILE
 
 
 class TextGenerator(mlflow.pyfunc.PythonModel):

@@ -21,8 +21,8 @@ import mlflow.pyfunc
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from pipeline.errors import TerminalError
-from pipeline.registry.access import (
+from alignloop.errors import TerminalError
+from alignloop.registry.access import (
     ABANDONED_TAG,
     COMPLETE_TAG,
     TAG_PREFIX,
@@ -47,8 +47,8 @@ from pipeline.registry.access import (
     _version_by_alias,
     _version_by_number,
 )
-from pipeline.registry.lock import target_lock
-from pipeline.registry.served import _checked_model_info, _log_model
+from alignloop.registry.lock import target_lock
+from alignloop.registry.served import _checked_model_info, _log_model
 
 log = logging.getLogger(__name__)
 

@@ -12,16 +12,16 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from pipeline.errors import ConfigError
-from pipeline.shapes.base import LogShape, ResolvedInput, ShapeInput
-from pipeline.shapes.corrections import CORRECTIONS
-from pipeline.shapes.events import EVENTS
-from pipeline.shapes.langfuse import LANGFUSE
-from pipeline.shapes.message_trees import MESSAGE_TREES
-from pipeline.shapes.preference import PREFERENCE
-from pipeline.shapes.ratings import RATINGS
-from pipeline.shapes.transcripts import TRANSCRIPTS
-from pipeline.shapes.unpaired import UNPAIRED
+from alignloop.errors import ConfigError
+from alignloop.shapes.base import LogShape, ResolvedInput, ShapeInput
+from alignloop.shapes.corrections import CORRECTIONS
+from alignloop.shapes.events import EVENTS
+from alignloop.shapes.langfuse import LANGFUSE
+from alignloop.shapes.message_trees import MESSAGE_TREES
+from alignloop.shapes.preference import PREFERENCE
+from alignloop.shapes.ratings import RATINGS
+from alignloop.shapes.transcripts import TRANSCRIPTS
+from alignloop.shapes.unpaired import UNPAIRED
 
 SHAPES: dict[str, LogShape] = {
     s.name: s for s in (EVENTS, PREFERENCE, UNPAIRED, TRANSCRIPTS, MESSAGE_TREES, RATINGS, CORRECTIONS, LANGFUSE)

@@ -77,7 +77,7 @@ class LogShape:
     # Rows of an earlier input still waiting for feedback (input, key, canonical_id, waiting_for, ts,
     # payload): pending, then quarantined after ingest.pending_timeout. None: nothing is expected.
     unanswered_sql: str | None = None
-    # The canonical SQL's joins run as written, the right side of each the hash table (pipeline/loading/
+    # The canonical SQL's joins run as written, the right side of each the hash table (pipeline/ingest/
     # writes.py, joins_as_written): DuckDB's estimates for freshly staged rows are too low to choose it.
     joins_as_written: bool = False
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.shapes.base import LogShape, ResolvedInput, ShapeInput
-from pipeline.shapes.preference import PREFERENCE, landing_rows
+from alignloop.shapes.base import LogShape, ResolvedInput, ShapeInput
+from alignloop.shapes.preference import PREFERENCE, landing_rows
 
 
 def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.RecordBatch:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.shapes.base import LogShape, ShapeInput
+from alignloop.shapes.base import LogShape, ShapeInput
 
 EVENTS = LogShape(
     name="events",

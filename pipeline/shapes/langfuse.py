@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from pipeline.shapes.base import (
+from alignloop.shapes.base import (
     LogShape,
     ResolvedInput,
     ShapeInput,
@@ -34,7 +34,7 @@ from pipeline.shapes.base import (
     keys,
     timestamps,
 )
-from pipeline.shapes.unpaired import parse_label
+from alignloop.shapes.unpaired import parse_label
 
 
 class LangfuseOptions(BaseModel):

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.shapes.base import (
+from alignloop.shapes.base import (
     LogShape,
     ResolvedInput,
     ShapeInput,

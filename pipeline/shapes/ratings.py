@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from pipeline.shapes.base import (
+from alignloop.shapes.base import (
     LogShape,
     ResolvedInput,
     ShapeInput,

@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from pipeline.shapes.base import (
+from alignloop.shapes.base import (
     LogShape,
     ResolvedInput,
     ShapeInput,

@@ -6,7 +6,7 @@ computes reference log-probs once; checkpoints.py resumes; launch.py runs it und
 TRL's trainers are used as they are; this package decides which one, with what, and how fast.
 """
 
-from pipeline.training.common import ProgressFn, RunOptions, TrainResult
-from pipeline.training.run import train_candidate
+from alignloop.training.common import ProgressFn, RunOptions, TrainResult
+from alignloop.training.run import train_candidate
 
 __all__ = ["ProgressFn", "RunOptions", "TrainResult", "train_candidate"]

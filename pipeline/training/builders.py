@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.datasets import Split
-from pipeline.planner import Plan
-from pipeline.training.common import ProgressFn, RunOptions
+from alignloop.datasets import Split
+from alignloop.planner import Plan
+from alignloop.training.common import ProgressFn, RunOptions
 
 DEFAULT_MAX_LENGTH_CAP = 1024
 

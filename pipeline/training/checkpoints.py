@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError, DataError
+from alignloop.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

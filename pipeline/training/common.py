@@ -12,7 +12,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 # Progress lines for log files (a scheduler has no terminal for the bars): one every `log_every` steps.
-progress_log = logging.getLogger("pipeline.training.progress")
+progress_log = logging.getLogger("alignloop.training.progress")
 
 # step, max_steps, the metrics logged at that step
 ProgressFn = Callable[[int, int, dict[str, float]], None]
@@ -103,7 +103,7 @@ def policy_trainer(trainer_cls, ctx, hp: dict[str, Any], args, dataset, **extra)
     reference model, and alignloop's progress callbacks. `extra` goes to the trainer as is."""
     from transformers import set_seed
 
-    from pipeline.models import load_causal_lm
+    from alignloop.models import load_causal_lm
 
     peft_config = lora_config(hp, task_type="CAUSAL_LM")
     model = load_causal_lm(ctx.base_dir, device=ctx.options.device)

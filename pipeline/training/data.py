@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.tokenize import TruncationCount, choose_max_length, encode_turns, truncate_pair
+from alignloop.tokenize import TruncationCount, choose_max_length, encode_turns, truncate_pair
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.errors import DataError
-from pipeline.training.builders import BuildContext, Built
-from pipeline.training.common import common_args, policy_trainer
-from pipeline.training.data import (
+from alignloop.errors import DataError
+from alignloop.training.builders import BuildContext, Built
+from alignloop.training.common import common_args, policy_trainer
+from alignloop.training.data import (
     dataset_fingerprint,
     fit_rows,
     padded_tokens,
@@ -23,7 +23,7 @@ from pipeline.training.data import (
     tokenizer_fingerprint,
     training_order,
 )
-from pipeline.training.fastpath import compact_lm_head, model_fingerprint, reference_logps
+from alignloop.training.fastpath import compact_lm_head, model_fingerprint, reference_logps
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def dpo_trainer_class():
 
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
             if "prompt_ids" in dataset.column_names:
-                return dataset  # tokenised and fitted to max_length by pipeline.training.data
+                return dataset  # tokenised and fitted to max_length by alignloop.training.data
             return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
 
         def _get_train_sampler(self, train_dataset=None):
@@ -73,8 +73,8 @@ def pairs_from_training_thumbs(hp: dict, split) -> list[dict]:
         return []
     import pyarrow as pa
 
-    from pipeline.conversions import pairs_from_thumbs
-    from pipeline.schema import UNPAIRED_SCHEMA
+    from alignloop.conversions import pairs_from_thumbs
+    from alignloop.schema import UNPAIRED_SCHEMA
 
     table = pa.Table.from_pylist([{k: r.get(k) for k in UNPAIRED_SCHEMA.names} for r in split.train_unpaired],
                                  schema=UNPAIRED_SCHEMA)

@@ -11,18 +11,18 @@ from __future__ import annotations
 import logging
 import random
 
-from pipeline.datasets import unpaired_training_rows
-from pipeline.errors import DataError
-from pipeline.planner import kto_weights
-from pipeline.training.builders import BuildContext, Built
-from pipeline.training.common import common_args, policy_trainer
-from pipeline.training.data import (
+from alignloop.datasets import unpaired_training_rows
+from alignloop.errors import DataError
+from alignloop.planner import kto_weights
+from alignloop.training.builders import BuildContext, Built
+from alignloop.training.common import common_args, policy_trainer
+from alignloop.training.data import (
     dataset_fingerprint,
     fit_rows,
     tokenize_unpaired,
     tokenizer_fingerprint,
 )
-from pipeline.training.fastpath import compact_lm_head
+from alignloop.training.fastpath import compact_lm_head
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def kto_order(labels: list[bool], total: int, seed: int) -> list[int]:
     Each epoch shuffles the desirable and the undesirable rows apart, then deals them out so that its
     first k rows hold floor(k * n_desirable / n) desirable ones. Every batch then mixes both labels
     (KTO's KL estimate pairs each prompt with another row's answer in the batch), and the rows the
-    steps read follow from the counts alone (`pipeline.planner.kto_read_counts`), as the plan states.
+    steps read follow from the counts alone (`alignloop.planner.kto_read_counts`), as the plan states.
     """
     if not labels:
         return []

@@ -1,7 +1,7 @@
 """Run the same training on several processes (GPUs) through `accelerate launch` with TRL's shipped configs.
 
 `alignloop train --launcher accelerate --num-processes K [--accelerate-config fsdp2|zero3]` starts K
-copies of `python -m pipeline.training.worker`, each training its share of every step's batches
+copies of `python -m alignloop.train_worker`, each training its share of every step's batches
 (data parallel: DDP by default, FSDP2 or DeepSpeed ZeRO-3 when asked). Rank 0 writes train.json and
 the candidate. On a machine without a GPU the processes run on CPU with the gloo backend (slow; for
 tests and rehearsals).
@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.errors import ConfigError, TerminalError
+from alignloop.errors import ConfigError, TerminalError
 
 ACCELERATE_CONFIGS = ("multi_gpu", "fsdp2", "zero3", "fsdp1", "zero1", "zero2")
 
@@ -53,7 +53,7 @@ def accelerate_command(config_file: Path, run: str, num_processes: int, accelera
         cmd += ["--mixed_precision", "no"]
     if port is not None:
         cmd += ["--main_process_port", str(port)]
-    return cmd + ["-m", "pipeline.training.worker", "--config", str(config_file), "--run", run]
+    return cmd + ["-m", "alignloop.train_worker", "--config", str(config_file), "--run", run]
 
 
 def launch_accelerate(config_file: Path, run: str, num_processes: int, accelerate_config: str | None = None,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.datasets import preference_dataset, prompt_dataset
-from pipeline.errors import DataError
-from pipeline.models import load_causal_lm
-from pipeline.training.builders import BuildContext, Built
-from pipeline.training.common import (
+from alignloop.datasets import preference_dataset, prompt_dataset
+from alignloop.errors import DataError
+from alignloop.models import load_causal_lm
+from alignloop.training.builders import BuildContext, Built
+from alignloop.training.common import (
     common_args,
     fit,
     log_line_callback,
@@ -17,7 +17,7 @@ from pipeline.training.common import (
     on_scale,
     progress_callback,
 )
-from pipeline.training.data import dataset_fingerprint, fit_rows, tokenize_pairs, tokenizer_fingerprint
+from alignloop.training.data import dataset_fingerprint, fit_rows, tokenize_pairs, tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -10,17 +10,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.datasets import Split
-from pipeline.errors import DataError
-from pipeline.models import load_tokenizer, pick_device
-from pipeline.planner import Plan
-from pipeline.training.builders import BuildContext, Built
-from pipeline.training.checkpoints import resume_point
-from pipeline.training.common import ProgressFn, RunOptions, TrainResult, fit
-from pipeline.training.dpo import build_dpo
-from pipeline.training.fastpath import model_fingerprint
-from pipeline.training.kto import build_kto
-from pipeline.training.rlhf import build_rlhf
+from alignloop.datasets import Split
+from alignloop.errors import DataError
+from alignloop.models import load_tokenizer, pick_device
+from alignloop.planner import Plan
+from alignloop.training.builders import BuildContext, Built
+from alignloop.training.checkpoints import resume_point
+from alignloop.training.common import ProgressFn, RunOptions, TrainResult, fit
+from alignloop.training.dpo import build_dpo
+from alignloop.training.fastpath import model_fingerprint
+from alignloop.training.kto import build_kto
+from alignloop.training.rlhf import build_rlhf
 
 log = logging.getLogger(__name__)
 

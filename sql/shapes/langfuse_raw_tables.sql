@@ -2,7 +2,7 @@
 -- grain: raw_langfuse_traces: one row per (source, trace id); raw_langfuse_observations: one row per
 --        (source, observation id); raw_langfuse_scores: one row per (source, score id)
 -- parameters: none
--- Keys are kept unique by the loader (pipeline/loading/landing.py), not by indexes.
+-- Keys are kept unique by the loader (pipeline/ingest/landing.py), not by indexes.
 CREATE TABLE IF NOT EXISTS raw_langfuse_traces (
     source         VARCHAR NOT NULL,
     id             VARCHAR NOT NULL,

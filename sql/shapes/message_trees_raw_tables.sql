@@ -1,7 +1,7 @@
 -- purpose: landing table of the `message_trees` log shape: one row per message of a flat or nested export
 -- grain: one row per (source, message_id)
 -- parameters: none
--- Keys are kept unique by the loader (pipeline/loading/landing.py), not by indexes.
+-- Keys are kept unique by the loader (pipeline/ingest/landing.py), not by indexes.
 CREATE TABLE IF NOT EXISTS raw_message_trees (
     source        VARCHAR NOT NULL,
     message_id    VARCHAR NOT NULL,

@@ -1,7 +1,7 @@
 -- purpose: landing table of the `preference` log shape (source rows after mapping and per-row checks)
 -- grain: one row per (source, id); id is the source's id, or a content hash when it has none
 -- parameters: none
--- Keys are kept unique by the loader (pipeline/loading/landing.py), not by indexes.
+-- Keys are kept unique by the loader (pipeline/ingest/landing.py), not by indexes.
 CREATE TABLE IF NOT EXISTS raw_preference (
     source        VARCHAR NOT NULL,
     id            VARCHAR NOT NULL,

@@ -1,7 +1,7 @@
 -- purpose: landing table of the `transcripts` log shape: both dialogues as given, and their split
 -- grain: one row per (source, id); id is the source's id, or a hash of both dialogues when it has none
 -- parameters: none
--- Keys are kept unique by the loader (pipeline/loading/landing.py), not by indexes.
+-- Keys are kept unique by the loader (pipeline/ingest/landing.py), not by indexes.
 CREATE TABLE IF NOT EXISTS raw_transcripts (
     source        VARCHAR NOT NULL,
     id            VARCHAR NOT NULL,

@@ -2,7 +2,7 @@
 --          judgements; they are kept, and counted here as evidence of label noise
 -- grain: one row per source with contradictory items
 -- parameters: none; __UNPAIRED__ and __PAIRS__ are (source, item_key, judgement) rows of each canonical
---             table (pipeline/loading/canonical.py item_judgements, filled in by the store)
+--             table (pipeline/ingest/canonical.py item_judgements, filled in by the store)
 SELECT source, count(*) AS items
 FROM (
     SELECT source, item_key FROM (

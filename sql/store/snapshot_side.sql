@@ -6,7 +6,7 @@
 --             newest rows kept; NULL keeps all), $high (read by the rows placeholder); the placeholders are
 --             the snapshot's rows (store/snapshot_rows.sql) and the canonical schema's columns (filled in by the store)
 -- Membership is holdout_position(prompt) < $holdout_fraction (sql/holdout_macros.sql): the prompt hash
--- pipeline.schema.is_holdout computes, so both sides agree row for row.
+-- alignloop.schema.is_holdout computes, so both sides agree row for row.
 SELECT __COLUMNS__
 FROM (
     SELECT __COLUMNS__

@@ -22,7 +22,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def seeded(connector_name: str, tmp_path_factory: pytest.TempPathFactory):
     """(connector class, ContractSource) with the contract rows in a fresh real source."""
-    from connectors.base import load_connector
+    from alignloop.connectors.base import load_connector
 
     provider = find_provider(connector_name)
     tmp_path: Path = tmp_path_factory.mktemp(f"contract-{connector_name}")

@@ -80,7 +80,7 @@ def find_provider(name: str) -> ModuleType | None:
 
 
 def installed_connector_names() -> list[str]:
-    from connectors.base import ENTRY_POINT_GROUP
+    from alignloop.connectors.base import ENTRY_POINT_GROUP
 
     return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
 

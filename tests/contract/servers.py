@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import duckdb
 import pytest
 
-from connectors.attached import extension_file
+from alignloop.connectors.attached import extension_file
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 MYSQL_HOST, MYSQL_PORT = "127.0.0.1", 3306

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from connectors.base import ConnectorTerminalError, available_connectors, connector_infos, load_connector
-from flows.cli import app
-from flows.connectors_cli import scaffold
+from alignloop.connectors.base import ConnectorTerminalError, available_connectors, connector_infos, load_connector
+from alignloop.cli.main import app
+from alignloop.cli.connectors import scaffold
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -105,12 +105,13 @@ def test_a_broken_plugin_is_reported_by_name_and_the_others_keep_working(tmp_pat
 def test_new_in_a_checkout_writes_connector_provider_and_entry_point(tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         '[project]\nname = "alignloop"\n\n[project.entry-points."alignloop.connectors"]\n'
-        'duckdb = "connectors.duckdb_file:DuckDBConnector"\n\n[tool.setuptools]\n')
+        'duckdb = "alignloop.connectors.duckdb_file:DuckDBConnector"\n\n[tool.setuptools]\n')
     result = runner.invoke(app, ["connectors", "new", "acme_feed", "--dest", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "connectors" / "acme_feed.py").is_file()
     assert (tmp_path / "tests" / "contract" / "providers" / "acme_feed.py").is_file()
-    assert ('duckdb = "connectors.duckdb_file:DuckDBConnector"\nacme_feed = "connectors.acme_feed:AcmeFeedConnector"\n'
+    assert ('duckdb = "alignloop.connectors.duckdb_file:DuckDBConnector"\n'
+            'acme_feed = "alignloop.connectors.acme_feed:AcmeFeedConnector"\n'
             '\n[tool.setuptools]') in (tmp_path / "pyproject.toml").read_text()
     again = runner.invoke(app, ["connectors", "new", "acme_feed", "--dest", str(tmp_path)])
     assert again.exit_code == 2 and "already exists" in again.output
@@ -129,7 +130,7 @@ def test_a_scaffolded_plugin_package_installs_is_listed_and_passes_the_contract(
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(site), str(package)], check=True, capture_output=True, timeout=300)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
-    listed = subprocess.run([sys.executable, "-m", "flows.cli", "connectors", "list"], cwd=tmp_path, env=env,
+    listed = subprocess.run([sys.executable, "-m", "alignloop.cli.main", "connectors", "list"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0 and "acme_feed" in listed.stdout and "alignloop-acme-feed" in listed.stdout
     contract = subprocess.run(

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from connectors.base import ConnectorError, ConnectorTerminalError, Window
+from alignloop.connectors.base import ConnectorError, ConnectorTerminalError, Window
 from tests.contract.framework import CONTRACT_ROWS, T0, find_provider, installed_connector_names, rows_of
 
 

@@ -9,8 +9,8 @@ from datetime import datetime
 import adbc_driver_manager
 import pytest
 
-from connectors.adbc import BigQueryConnector, BigQuerySettings, SnowflakeConnector, SnowflakeSettings
-from connectors.base import ConnectorTerminalError, ConnectorTransientError, Window
+from alignloop.connectors.adbc import BigQueryConnector, BigQuerySettings, SnowflakeConnector, SnowflakeSettings
+from alignloop.connectors.base import ConnectorTerminalError, ConnectorTransientError, Window
 
 PW = "sf-Secret-77"
 KEY = '{"type": "service_account", "private_key": "-----BEGIN KEY-----abc"}'

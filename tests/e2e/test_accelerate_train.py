@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from alignloop.cli.main import app
 from tests.conftest import chat, make_warehouse
 
 pytestmark = pytest.mark.slow

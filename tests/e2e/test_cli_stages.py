@@ -8,9 +8,9 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from flows.cli import app
-from pipeline.config import load_settings
-from pipeline.demo import write_demo_config, write_demo_warehouse
+from alignloop.cli.main import app
+from alignloop.config import load_settings
+from alignloop.demo import write_demo_config, write_demo_warehouse
 
 pytestmark = pytest.mark.slow
 

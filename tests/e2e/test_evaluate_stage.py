@@ -8,10 +8,10 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from pipeline import stages
-from pipeline.config import load_settings
-from pipeline.datasets import holdout_eval_pairs
-from pipeline.demo import write_demo_config, write_demo_warehouse
+from alignloop import stages
+from alignloop.config import load_settings
+from alignloop.datasets import holdout_eval_pairs
+from alignloop.demo import write_demo_config, write_demo_warehouse
 
 pytestmark = pytest.mark.slow
 

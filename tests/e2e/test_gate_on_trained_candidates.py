@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import registry, stages
-from pipeline.config import BaseModelSettings, settings_from_dict
-from pipeline.datasets import EvalPair, Split
-from pipeline.errors import TerminalError
-from pipeline.gate import registry_check
-from pipeline.models import resolve_base_model
-from pipeline.planner import Plan
+from alignloop import registry, runs, stages
+from alignloop.config import BaseModelSettings, settings_from_dict
+from alignloop.datasets import EvalPair, Split
+from alignloop.errors import TerminalError
+from alignloop.gate import registry_check
+from alignloop.models import resolve_base_model
+from alignloop.planner import Plan
 
 pytestmark = [pytest.mark.slow,
               # peft 0.21 calls a transformers 5 API that warns; not ours to fix.
@@ -60,8 +60,8 @@ def trained(tmp_path_factory):
     """Both candidates trained once for the module, and the correct one evaluated against the reference."""
     import torch
 
-    from pipeline.evaluation.candidate import evaluate_candidate
-    from pipeline.training import RunOptions, train_candidate
+    from alignloop.evaluation.candidate import evaluate_candidate
+    from alignloop.training import RunOptions, train_candidate
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matrices: extra threads only wait on a busy machine
@@ -82,8 +82,8 @@ def trained(tmp_path_factory):
 
 
 def _options(cache_dir: Path, max_length: int):
-    from pipeline.evaluation.candidate import EvalOptions
-    from pipeline.evaluation.guards import capability_text
+    from alignloop.evaluation.candidate import EvalOptions
+    from alignloop.evaluation.guards import capability_text
 
     # No generation checks (no judge, KL or length guard configured by default); the perplexity guard is
     # on by default, so it is measured, on a short slice of the capability text.
@@ -108,7 +108,7 @@ def _run_folder(settings, name: str, result, report, plan: Plan):
     for stem, obj in (("snapshot", snapshot), ("plan", plan.to_dict()), ("train", train)):
         (run_dir / f"{stem}.json").write_text(json.dumps(obj, default=str))
     report.write(run_dir)
-    return stages.latest_run(settings, name)
+    return runs.latest_run(settings, name)
 
 
 def _aliases(settings) -> dict[str, int]:
@@ -132,7 +132,7 @@ def test_a_candidate_trained_on_the_labels_passes_the_gate_and_is_promoted(tmp_p
 
 
 def test_a_candidate_trained_on_flipped_labels_is_refused_and_the_champion_does_not_move(tmp_path, trained):
-    from pipeline.evaluation.candidate import evaluate_candidate
+    from alignloop.evaluation.candidate import evaluate_candidate
 
     settings = _settings(tmp_path, trained["base"])
     correct = trained["correct_report"]

@@ -9,10 +9,10 @@ from mlflow import MlflowClient
 from prefect.testing.utilities import prefect_test_harness
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.retrain import retrain
-from pipeline.config import load_settings
-from pipeline.demo import write_demo_config, write_demo_warehouse
+from alignloop.cli.main import app
+from alignloop.flows.retrain import retrain
+from alignloop.config import load_settings
+from alignloop.demo import write_demo_config, write_demo_warehouse
 
 pytestmark = pytest.mark.slow
 

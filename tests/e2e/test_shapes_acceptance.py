@@ -13,7 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from flows.cli import app
+from alignloop.cli.main import app
 from tests.unit.shapes.conftest import FIXTURES, fixture_rows
 
 H, A = "\n\nHuman: ", "\n\nAssistant: "

@@ -32,8 +32,13 @@ def test_built_wheel_installs_and_runs_the_tiny_demo_from_another_folder(tmp_pat
     _run([sys.executable, "-m", "build", "--outdir", str(dist), str(REPO)], cwd=tmp_path)
     (wheel,) = dist.glob("alignloop-*.whl")
     # Every SQL file of the checkout ships (a new sql/ subfolder must be listed in pyproject's packages).
-    shipped = {n.removeprefix("pipeline/sql/") for n in zipfile.ZipFile(wheel).namelist() if n.startswith("pipeline/sql/")}
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {n.removeprefix("alignloop/sql/") for n in names if n.startswith("alignloop/sql/")}
     assert {str(p.relative_to(REPO / "sql")) for p in (REPO / "sql").rglob("*.sql")} <= shipped
+    # One import root: nothing but `alignloop` (and the wheel's metadata folder) at the top of the wheel,
+    # so no generic name (pipeline, flows, connectors, benchmarks, tests) lands in site-packages.
+    top = {n.split("/")[0] for n in names}
+    assert {t for t in top if not t.endswith(".dist-info")} == {"alignloop"}, sorted(top)
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     python = venv / "bin" / "python"
@@ -42,7 +47,7 @@ def test_built_wheel_installs_and_runs_the_tiny_demo_from_another_folder(tmp_pat
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    probe = "import pipeline.sqlfiles as s; print(s.sql_root().joinpath('store_schema.sql'))"
+    probe = "import alignloop.sqlfiles as s; print(s.sql_root().joinpath('store_schema.sql'))"
     where = _run([str(python), "-c", probe], cwd=elsewhere).strip()
     assert where.startswith(str(venv)), f"SQL read from {where}, not from the installed package"
     out = _run([str(venv / "bin" / "alignloop"), "demo", "--tiny", "--workdir", "demo"], cwd=elsewhere)

@@ -7,9 +7,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
-from pipeline.config import SourceSettings
-from pipeline.store import FeedbackStore
+from alignloop.connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+from alignloop.config import SourceSettings
+from alignloop.ingest.store import FeedbackStore
 
 TABLES = ("generations", "feedback_events")
 

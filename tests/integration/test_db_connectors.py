@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from connectors.base import ConnectorTerminalError, ConnectorTransientError, Window
-from connectors.mysql import MySQLConnector, MySQLSettings
-from connectors.postgres import PostgresConnector, PostgresSettings
-from connectors.sqlite import SQLiteConnector, SQLiteSettings
+from alignloop.connectors.base import ConnectorTerminalError, ConnectorTransientError, Window
+from alignloop.connectors.mysql import MySQLConnector, MySQLSettings
+from alignloop.connectors.postgres import PostgresConnector, PostgresSettings
+from alignloop.connectors.sqlite import SQLiteConnector, SQLiteSettings
 from tests.contract.servers import MYSQL_HOST, MYSQL_PORT, PG_HOST, PG_PORT, mysql_database, postgres_database, writable
 
 T0 = datetime(2026, 10, 1)
@@ -106,7 +106,7 @@ def test_sqlite_given_a_jsonl_file_says_so_in_one_line(tmp_path):
 
 
 def test_duckdb_given_a_jsonl_file_says_so_in_one_line(tmp_path):
-    from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+    from alignloop.connectors.duckdb_file import DuckDBConnector, DuckDBSettings
 
     path = tmp_path / "feedback.jsonl"
     path.write_text('{"prompt": "hi", "chosen": "a", "rejected": "b"}\n')

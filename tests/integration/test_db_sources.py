@@ -67,7 +67,7 @@ def _alignloop(workdir: Path, passwords: dict[str, str], *args: str) -> str:
     env = {**os.environ, **passwords, "PREFECT_HOME": str(workdir / "prefect-home"), "HF_HUB_OFFLINE": "1",
            # Prefect starts its own server for the run; on a busy CI machine that takes more than its 20 s.
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
-    done = subprocess.run([sys.executable, "-m", "flows.cli", *args, "--config", str(workdir / "alignloop.yaml")],
+    done = subprocess.run([sys.executable, "-m", "alignloop.cli.main", *args, "--config", str(workdir / "alignloop.yaml")],
                           cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     printed = done.stdout + done.stderr
     (workdir / f"alignloop-{args[0]}.log").write_text(printed)  # the run's log, grepped like every file
@@ -148,8 +148,8 @@ def test_postgres_and_mariadb_tables_run_end_to_end_next_run_reads_only_new_rows
 
 
 def test_mariadb_wrong_password_is_terminal_and_secret_free():
-    from connectors.base import ConnectorTerminalError
-    from connectors.mysql import MySQLConnector, MySQLSettings
+    from alignloop.connectors.base import ConnectorTerminalError
+    from alignloop.connectors.mysql import MySQLConnector, MySQLSettings
 
     password = f"my-{uuid.uuid4().hex}"
     with mysql_database() as db, mysql_user(db, password) as user:

@@ -10,13 +10,13 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from connectors.base import ConnectorTerminalError, Window
-from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
-from connectors.files import FilesConnector, FilesSettings
-from pipeline import stages
-from pipeline.config import IngestSettings, SourceSettings, settings_from_dict
-from pipeline.errors import TerminalError
-from pipeline.store import FeedbackStore
+from alignloop.connectors.base import ConnectorTerminalError, Window
+from alignloop.connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+from alignloop.connectors.files import FilesConnector, FilesSettings
+from alignloop import stages
+from alignloop.config import IngestSettings, SourceSettings, settings_from_dict
+from alignloop.errors import TerminalError
+from alignloop.ingest.store import FeedbackStore
 from tests.conftest import chat
 from tests.integration.files_fixtures import write_file
 from tests.integration.landing import ingest_from_warehouse, store_contents, warehouse_tables

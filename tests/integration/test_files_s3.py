@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.base import ConnectorTerminalError, ConnectorTransientError
-from connectors.files import FilesConnector, FilesSettings
-from pipeline import stages
-from pipeline.config import settings_from_dict
-from pipeline.errors import TerminalError
-from pipeline.store import FeedbackStore
+from alignloop.connectors.base import ConnectorTerminalError, ConnectorTransientError
+from alignloop.connectors.files import FilesConnector, FilesSettings
+from alignloop import stages
+from alignloop.config import settings_from_dict
+from alignloop.errors import TerminalError
+from alignloop.ingest.store import FeedbackStore
 from tests.integration.files_fixtures import file_bytes
 from tests.integration.landing import ingest_from_warehouse, store_contents, warehouse_tables
 from tests.integration.s3_server import S3Server, s3_server

@@ -6,11 +6,11 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from pipeline import stages
-from pipeline.config import settings_from_dict
-from pipeline.errors import ConfigError, TerminalError
-from pipeline.ingest import ingest_frame
-from pipeline.store import FeedbackStore
+from alignloop import stages
+from alignloop.config import settings_from_dict
+from alignloop.errors import ConfigError, TerminalError
+from alignloop.ingest.frame import ingest_frame
+from alignloop.ingest.store import FeedbackStore
 from tests.integration.landing import ingest_from_warehouse, store_contents, warehouse_tables
 
 
@@ -98,8 +98,8 @@ def test_a_callable_with_nothing_to_give_lands_nothing_and_a_wrong_one_is_one_li
 
 
 def test_a_single_table_shape_takes_one_frame_and_matches_the_files_connector(tmp_path):
-    from connectors.files import FilesConnector, FilesSettings
-    from pipeline.config import SourceSettings
+    from alignloop.connectors.files import FilesConnector, FilesSettings
+    from alignloop.config import SourceSettings
     from tests.integration.files_fixtures import write_file
 
     rows = pl.DataFrame({

@@ -9,11 +9,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from connectors.base import ConnectorTerminalError, Window
-from connectors.delta import DeltaConnector, DeltaSettings
-from connectors.iceberg import IcebergConnector, IcebergSettings
-from pipeline.config import SourceSettings
-from pipeline.store import FeedbackStore
+from alignloop.connectors.base import ConnectorTerminalError, Window
+from alignloop.connectors.delta import DeltaConnector, DeltaSettings
+from alignloop.connectors.iceberg import IcebergConnector, IcebergSettings
+from alignloop.config import SourceSettings
+from alignloop.ingest.store import FeedbackStore
 from tests.conftest import T0, chat
 from tests.integration.landing import TABLES, ingest_from_warehouse, store_contents, warehouse_tables
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from pipeline import registry
-from pipeline.config import PromotionSettings
-from pipeline.errors import TerminalError
-from pipeline.gate import registry_check
+from alignloop import registry
+from alignloop.config import PromotionSettings
+from alignloop.errors import TerminalError
+from alignloop.gate import registry_check
 from tests.unit.eval_reports import eval_report
 from tests.unit.test_promotion import TARGET, _register_report
 

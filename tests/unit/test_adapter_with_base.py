@@ -10,8 +10,8 @@ import shutil
 
 import pytest
 
-from pipeline import registry, stages
-from pipeline.config import settings_from_dict
+from alignloop import registry, stages
+from alignloop.config import settings_from_dict
 from tests.unit.eval_reports import eval_report
 from tests.unit.test_register_stage import TARGET, _run_folder, predict_in_fresh_process
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from benchmarks.ingest import bench_ingest, write_warehouse
-from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
-from pipeline.config import SourceSettings
-from pipeline.store import FeedbackStore
+from alignloop.benchmarks.ingest import bench_ingest, write_warehouse
+from alignloop.connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+from alignloop.config import SourceSettings
+from alignloop.ingest.store import FeedbackStore
 
 
 def test_run_with_nothing_new_reads_no_stored_text_and_judges_nothing(tmp_path):
@@ -51,7 +51,7 @@ def test_bench_ingest_without_baselines_times_alignloop_alone_under_a_memory_lim
 
 
 def test_the_ingest_profile_times_a_first_load_statement_by_statement(tmp_path):
-    from benchmarks.ingest_profile import profile
+    from alignloop.benchmarks.ingest_profile import profile
 
     result = bench_ingest(1000, tmp_path, threads=1, baselines=False)   # leaves the store after two more runs
     ingest, measure, log = profile(tmp_path, threads=2)

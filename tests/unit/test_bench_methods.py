@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks import methods
-from flows.cli import app
+from alignloop.benchmarks import methods
+from alignloop.cli.main import app
 
 pytestmark = pytest.mark.slow
 

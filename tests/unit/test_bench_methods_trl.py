@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks.methods import ARMS, Budget
-from benchmarks.methods_trl import summarise_cross_check, train_regime_trl
-from benchmarks.regimes import Regime
-from flows.cli import app
+from alignloop.benchmarks.methods import ARMS, Budget
+from alignloop.benchmarks.methods_trl import summarise_cross_check, train_regime_trl
+from alignloop.benchmarks.regimes import Regime
+from alignloop.cli.main import app
 
 
 def test_the_cross_check_trains_each_arm_with_trls_own_trainer(tmp_path):
-    from pipeline.models import build_tiny_model
+    from alignloop.models import build_tiny_model
 
     base = build_tiny_model(tmp_path / "tiny")
     rows = train_regime_trl(str(base), Regime("clean_pairs", n_pairs=40), 0,

@@ -6,8 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
-from flows.cli import app
-from pipeline.demo import write_demo_config, write_demo_warehouse
+from alignloop.cli.main import app
+from alignloop.demo import write_demo_config, write_demo_warehouse
 
 runner = CliRunner()
 

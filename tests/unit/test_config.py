@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_settings, settings_from_dict
-from pipeline.errors import ConfigError
+from alignloop.config import load_settings, settings_from_dict
+from alignloop.errors import ConfigError
 
 GOOD = """
 target: my-model

@@ -8,15 +8,15 @@ from datetime import datetime, timedelta
 
 import pyarrow as pa
 
-from pipeline.conversions import (
+from alignloop.conversions import (
     derived_counts,
     pairs_from_ranks,
     pairs_from_thumbs,
     thumbs_from_pairs,
     with_pairs_from_ranks,
 )
-from pipeline.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA, is_holdout
-from pipeline.shape import measure_shape
+from alignloop.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA, is_holdout
+from alignloop.profile import measure_profile
 
 T = datetime(2026, 10, 1)
 
@@ -102,14 +102,14 @@ def test_the_profile_counts_pairable_prompts_of_the_training_side_only():
         sides[prompt] = (up + (v > 0), down + (v < 0))
     pairable = sum(1 for up, down in sides.values() if up and down)
     pairs_given = sum(up * down for up, down in sides.values())
-    shape = measure_shape(table, pairs(), holdout_fraction=0.5)
+    shape = measure_profile(table, pairs(), holdout_fraction=0.5)
     assert (shape.pairable_prompts_train, shape.pairs_from_thumbs_train) == (pairable, pairs_given)
     # a split that held out nothing would give the whole table's counts: these are fewer
     assert 0 < pairs_given < shape.derived["pairs_from_thumbs"]
 
 
 def test_the_shape_profile_shows_the_derived_counts():
-    shape = measure_shape(UNPAIRED, pairs(("q", "good", "bad")), holdout_fraction=0.2)
+    shape = measure_profile(UNPAIRED, pairs(("q", "good", "bad")), holdout_fraction=0.2)
     assert shape.to_dict()["derived"]["pairs_from_thumbs"] == 3
     assert shape.to_dict()["derived"]["thumbs_from_pairs"] == 2
     assert shape.n_pairs == 1  # derived rows are counted apart, never added to the observed counts
@@ -152,7 +152,7 @@ def test_a_snapshot_reads_observed_pairs_and_pairs_from_ranks_marked_apart_and_t
     assert both.column("derived_from").to_pylist() == [None, "ranks", "ranks", "ranks", "ranks"]  # oldest first
     assert with_pairs_from_ranks(observed, RANKS.slice(0, 0)).column("derived_from").to_pylist() == [None]
     assert derived_counts(UNPAIRED, both).pairs_from_ranks == 4
-    shape = measure_shape(UNPAIRED, both, holdout_fraction=0.2)
+    shape = measure_profile(UNPAIRED, both, holdout_fraction=0.2)
     # Pairs a ranking states are trained on like observed ones; the profile says how many came from ranks.
     assert (shape.n_pairs, shape.to_dict()["derived"]["pairs_from_ranks"]) == (5, 4)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.datasets import holdout_eval_pairs, preference_dataset, split_snapshot, unpaired_dataset
-from pipeline.schema import is_holdout, prompt_key
+from alignloop.datasets import holdout_eval_pairs, preference_dataset, split_snapshot, unpaired_dataset
+from alignloop.schema import is_holdout, prompt_key
 from tests.unit.test_planner import pairs_table, thumbs_table
 
 
@@ -35,7 +35,7 @@ def test_holdout_pairs_follow_the_majority_and_drop_ties():
     prompt = [{"role": "user", "content": "q"}]
     rows = [{"prompt": prompt, "chosen": "A", "rejected": "B"}] * 3 + [{"prompt": prompt, "chosen": "B", "rejected": "A"}]
     rows += [{"prompt": prompt, "chosen": "C", "rejected": "D"}, {"prompt": prompt, "chosen": "D", "rejected": "C"}]
-    from pipeline.datasets import Split
+    from alignloop.datasets import Split
 
     pairs = holdout_eval_pairs(Split([], [], [], rows), max_examples=10)
     assert [(p.chosen, p.rejected, p.votes) for p in pairs] == [("A", "B", 3)]
@@ -43,7 +43,7 @@ def test_holdout_pairs_follow_the_majority_and_drop_ties():
 
 
 def test_thumbs_become_pairs_of_up_and_down_answers_to_one_prompt():
-    from pipeline.datasets import Split
+    from alignloop.datasets import Split
 
     prompt = [{"role": "user", "content": "q"}]
     thumbs = [{"prompt": prompt, "completion": "good", "label": True},
@@ -67,7 +67,7 @@ def test_trl_formats_are_conversational():
 
 
 def test_datasets_from_arrow_tables_hold_the_rows_as_trl_reads_them():
-    from pipeline.datasets import prompt_dataset
+    from alignloop.datasets import prompt_dataset
 
     pairs = pairs_table(9, n_prompts=4)
     pref = preference_dataset(pairs)  # straight from the Arrow table the store's SQL split returns
@@ -97,7 +97,7 @@ def _thumbs_and_pairs():
      | {(f"good {i}", True) for i in range(4)} | {(f"bad {i}", False) for i in range(4)}),
 ])
 def test_kto_rows_are_exactly_what_train_on_names(train_on, expected):
-    from pipeline.datasets import unpaired_training_rows
+    from alignloop.datasets import unpaired_training_rows
 
     thumbs, pairs = _thumbs_and_pairs()
     rows = unpaired_training_rows(thumbs, pairs, train_on)

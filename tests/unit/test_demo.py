@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.demo import CAPITALS, QUALITY_ORDER, DemoSummary, build_prompts, write_demo_warehouse
-from pipeline.errors import ConfigError
+from alignloop.demo import CAPITALS, QUALITY_ORDER, DemoSummary, build_prompts, write_demo_warehouse
+from alignloop.errors import ConfigError
 
 SMALL = {"n_prompts": 60, "n_feedback": 800}
 

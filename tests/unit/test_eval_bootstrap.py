@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pipeline.evaluation.bootstrap import cluster_bootstrap, paired_delta
+from alignloop.evaluation.bootstrap import cluster_bootstrap, paired_delta
 
 
 def test_pairs_sharing_a_prompt_are_resampled_together():

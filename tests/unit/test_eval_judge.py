@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pipeline.config import JudgeSettings
-from pipeline.datasets import EvalPair
-from pipeline.errors import ConfigError, TransientError
-from pipeline.evaluation.judge import EndpointJudge, judge_accuracy, win_rates
+from alignloop.config import JudgeSettings
+from alignloop.datasets import EvalPair
+from alignloop.errors import ConfigError, TransientError
+from alignloop.evaluation.judge import EndpointJudge, judge_accuracy, win_rates
 
 SECRET = "sk-test-not-a-real-key-123"
 
@@ -119,10 +119,10 @@ def test_reward_model_judge_learns_the_training_preference_and_is_graded(tmp_pat
 
 
 def _judge_round_trip(tmp_path):
-    from pipeline.config import BaseModelSettings
-    from pipeline.evaluation.candidate import EvalOptions, evaluate_candidate
-    from pipeline.evaluation.judge import build_judge
-    from pipeline.models import resolve_base_model
+    from alignloop.config import BaseModelSettings
+    from alignloop.evaluation.candidate import EvalOptions, evaluate_candidate
+    from alignloop.evaluation.judge import build_judge
+    from alignloop.models import resolve_base_model
 
     tiny = resolve_base_model(BaseModelSettings(tiny=True), tmp_path / "models")
     train = [EvalPair([{"role": "user", "content": f"Question {i}?"}], "Thank you, happy to help!", "Ugh. No.", 1)

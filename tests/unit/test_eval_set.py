@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.datasets import Split, eval_sample_share, eval_set_hash, holdout_eval_pairs
+from alignloop.datasets import Split, eval_sample_share, eval_set_hash, holdout_eval_pairs
 
 
 def _rows(prompts: range, answers: int = 2) -> list[dict]:
@@ -49,9 +49,9 @@ def test_same_data_same_set_and_hash_whatever_the_row_order():
 
 
 def test_demo_settings_are_tuned_on_training_prompts_only():
-    from pipeline.datasets import split_snapshot
-    from pipeline.demo_tuning import validation_split
-    from pipeline.schema import prompt_key
+    from alignloop.datasets import split_snapshot
+    from alignloop.demo_tuning import validation_split
+    from alignloop.schema import prompt_key
     from tests.unit.test_planner import pairs_table, thumbs_table
 
     split = split_snapshot(thumbs_table(100, 100), pairs_table(400), holdout_fraction=0.3)
@@ -65,7 +65,7 @@ def test_demo_settings_are_tuned_on_training_prompts_only():
 
 
 def test_demo_tuning_picks_the_highest_validation_lower_bound_the_gate_passes():
-    from pipeline.demo_tuning import choose_setting
+    from alignloop.demo_tuning import choose_setting
 
     results = {"24:0.0003": (0.01, True), "24:0.0006": (0.05, True), "48:0.001": (0.09, False)}
     assert choose_setting(results) == "24:0.0006"  # 48:0.001 gains most but its own answers fail the gate

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import BaseModelSettings
-from pipeline.datasets import EvalPair, eval_set_hash
-from pipeline.evaluation.candidate import EvalOptions, evaluate_candidate
-from pipeline.evaluation.guards import capability_text
-from pipeline.evaluation.scoring import encode_answer, encode_pairs, score_pairs
-from pipeline.models import load_causal_lm, load_tokenizer, resolve_base_model
+from alignloop.config import BaseModelSettings
+from alignloop.datasets import EvalPair, eval_set_hash
+from alignloop.evaluation.candidate import EvalOptions, evaluate_candidate
+from alignloop.evaluation.guards import capability_text
+from alignloop.evaluation.scoring import encode_answer, encode_pairs, score_pairs
+from alignloop.models import load_causal_lm, load_tokenizer, resolve_base_model
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +81,7 @@ def test_evaluation_feeds_a_long_pair_the_exact_token_ids_training_feeds(tiny_di
     """A pair whose prompt alone exceeds max_length, with answers of different lengths: training trims the
     shared prompt for the longer answer (tokenize.truncate_pair), and evaluation must score those same ids,
     not each answer fitted on its own (which would give the short answer more prompt)."""
-    from pipeline.training.data import fit_rows, tokenize_pairs
+    from alignloop.training.data import fit_rows, tokenize_pairs
 
     tokenizer = load_tokenizer(tiny_dir)
     prompt = [{"role": "user", "content": " ".join(f"question {i} please" for i in range(40)) + " what is 2 + 2?"}]

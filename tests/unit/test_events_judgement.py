@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from pipeline.config import IngestSettings
-from pipeline.store import FeedbackStore
+from alignloop.config import IngestSettings
+from alignloop.ingest.store import FeedbackStore
 from tests.conftest import chat
 from tests.unit.test_loading import at, source, warehouse
 

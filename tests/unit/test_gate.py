@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import PromotionSettings
-from pipeline.gate import FAIL, PASS, UNMEASURED, Champion, decide, input_from_report, input_from_rows, report_tags
+from alignloop.config import PromotionSettings
+from alignloop.gate import FAIL, PASS, UNMEASURED, Champion, decide, input_from_report, input_from_rows, report_tags
 from tests.unit.eval_reports import eval_report
 
 DEFAULTS = PromotionSettings()

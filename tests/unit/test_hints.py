@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer.main
 
-from flows.cli import app
+from alignloop.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
 # "alignloop <word>" inside backticks, parentheses or after "run": a command being named to the reader.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import settings_from_dict
-from pipeline.errors import ConfigError
+from alignloop.config import settings_from_dict
+from alignloop.errors import ConfigError
 
 BASE = {"target": "t", "base_model": {"tiny": True}, "sources": [{"name": "prod"}]}
 
@@ -34,7 +34,7 @@ def test_bad_ingest_setting_names_the_field(tmp_path, ingest, field):
 
 
 def test_ingest_imports_neither_torch_nor_datasets():
-    code = ("import sys; import flows.cli; from pipeline import stages; import flows.quarantine; "
+    code = ("import sys; import alignloop.cli.main; from pipeline import stages; import alignloop.cli.quarantine; "
             "print(sorted(m for m in ('torch', 'datasets', 'transformers', 'trl') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])
@@ -44,7 +44,7 @@ def test_ingest_imports_neither_torch_nor_datasets():
 def test_holdout_flags_match_is_holdout_for_every_prompt():
     import pyarrow as pa
 
-    from pipeline.schema import CONVERSATION, holdout_flags, is_holdout
+    from alignloop.schema import CONVERSATION, holdout_flags, is_holdout
 
     prompts = [[{"role": "user", "content": f"question {i} é/\"\\\n\x1f"}] for i in range(200)]
     prompts += [[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}], []]

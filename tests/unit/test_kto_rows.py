@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import PlanningSettings, TrainingSettings
-from pipeline.datasets import Split
-from pipeline.planner import Plan, choose_method, kto_read_counts, kto_weights
-from pipeline.training.builders import BuildContext
-from pipeline.training.common import RunOptions
-from pipeline.training.kto import _unpaired_rows, kto_order, trl_accepts_weights
+from alignloop.config import PlanningSettings, TrainingSettings
+from alignloop.datasets import Split
+from alignloop.planner import Plan, choose_method, kto_read_counts, kto_weights
+from alignloop.training.builders import BuildContext
+from alignloop.training.common import RunOptions
+from alignloop.training.kto import _unpaired_rows, kto_order, trl_accepts_weights
 from tests.unit.test_planner import shape
 
 THUMBS = [{"prompt": [{"role": "user", "content": f"q{i}"}], "completion": f"thumbed {i}", "label": i < 3}

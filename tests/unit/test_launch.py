@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ConfigError
-from pipeline.training.launch import accelerate_command, trl_accelerate_config
+from alignloop.errors import ConfigError
+from alignloop.training.launch import accelerate_command, trl_accelerate_config
 
 
 def test_default_is_trls_data_parallel_config_with_k_processes():
@@ -16,7 +16,7 @@ def test_default_is_trls_data_parallel_config_with_k_processes():
     assert config.name == "multi_gpu.yaml" and config.parent.name == "accelerate_configs" and config.is_file()
     assert cmd[cmd.index("--num_processes") + 1] == "4" and "--multi_gpu" in cmd
     assert "--mixed_precision" not in cmd          # on GPUs TRL's bf16 setting stands
-    assert cmd[-6:] == ["-m", "pipeline.training.worker", "--config", "/c/alignloop.yaml", "--run", "run1"]
+    assert cmd[-6:] == ["-m", "alignloop.train_worker", "--config", "/c/alignloop.yaml", "--run", "run1"]
 
 
 def test_fsdp2_uses_trls_fsdp2_yaml():

@@ -10,10 +10,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
-from pipeline.config import IngestSettings, SourceSettings
-from pipeline.errors import ConfigError, DataError
-from pipeline.store import FeedbackStore
+from alignloop.connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+from alignloop.config import IngestSettings, SourceSettings
+from alignloop.errors import ConfigError, DataError
+from alignloop.ingest.store import FeedbackStore
 from tests.conftest import T0, chat
 
 GEN_COLS = "request_id VARCHAR, ts {ts}, user_id VARCHAR, model_version VARCHAR, messages VARCHAR, response {resp}"
@@ -282,8 +282,8 @@ def test_conflicting_duplicates_of_one_key_are_recorded_not_silently_dropped(tmp
 
 
 def test_store_pointing_at_a_source_file_is_refused_before_writing(tmp_path):
-    from pipeline import stages
-    from pipeline.config import settings_from_dict
+    from alignloop import stages
+    from alignloop.config import settings_from_dict
 
     wh = warehouse(tmp_path / "wh.duckdb", [good_gen("r1", 0)], [])
     before = wh.read_bytes()
@@ -301,14 +301,14 @@ def test_store_of_an_earlier_layout_is_refused_with_the_fix(tmp_path):
     con.execute("CREATE TABLE cursors (source VARCHAR, input VARCHAR, position TIMESTAMP, batch_id BIGINT, "
                 "updated_at TIMESTAMP)")
     con.close()
-    from pipeline.errors import TerminalError
+    from alignloop.errors import TerminalError
 
     with pytest.raises(TerminalError, match="earlier alignloop .* move it aside"):
         FeedbackStore(path)
 
 
 def test_stores_of_earlier_layouts_are_refused_and_a_current_one_reopens(tmp_path):
-    from pipeline.errors import TerminalError
+    from alignloop.errors import TerminalError
 
     with FeedbackStore(tmp_path / "new.duckdb"):
         pass
@@ -356,7 +356,7 @@ def test_generation_fixed_upstream_brings_back_the_feedback_it_had_broken(tmp_pa
 def test_the_read_is_staged_in_slices_of_bounded_arrow_size_in_order(monkeypatch):
     import pyarrow as pa
 
-    from pipeline.loading import landing
+    from alignloop.ingest import landing
 
     batches = [pa.record_batch({"x": pa.array(range(i * 10, i * 10 + 10), pa.int64())}) for i in range(7)]
     size = batches[0].nbytes  # 80 bytes each
@@ -381,7 +381,7 @@ def test_the_read_is_staged_in_slices_of_bounded_arrow_size_in_order(monkeypatch
 
 
 def test_a_read_staged_over_many_statements_lands_what_one_statement_lands(tmp_path, monkeypatch):
-    from pipeline.loading import landing
+    from alignloop.ingest import landing
 
     gens = [good_gen(f"r{i}", i, f"Question {i}?", f"Answer {i}.") for i in range(12)]
     gens.insert(9, good_gen("r2", 2, "Question 2?", "Answer 2."))  # a repeat of r2, several batches later
@@ -411,9 +411,9 @@ def test_a_read_staged_over_many_statements_lands_what_one_statement_lands(tmp_p
 
 
 def test_a_read_failing_after_some_slices_were_staged_leaves_nothing_behind(tmp_path, monkeypatch):
-    from connectors.base import ConnectorTransientError
-    from pipeline.errors import TransientError
-    from pipeline.loading import landing
+    from alignloop.connectors.base import ConnectorTransientError
+    from alignloop.errors import TransientError
+    from alignloop.ingest import landing
 
     monkeypatch.setattr(landing, "SLICE_BYTES", 1)
     wh = warehouse(tmp_path / "wh.duckdb", [good_gen(f"r{i}", i) for i in range(6)], [])

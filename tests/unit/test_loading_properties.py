@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import IngestSettings
-from pipeline.store import FeedbackStore
+from alignloop.config import IngestSettings
+from alignloop.ingest.store import FeedbackStore
 from tests.unit.test_loading import at, chat, source, warehouse
 
 NOW = datetime(2026, 11, 1)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pipeline import memory
+from alignloop import memory
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
@@ -35,11 +35,11 @@ def test_glibc_trim_threshold_is_set_once(monkeypatch):
 
 
 def test_an_ingest_sets_it(tmp_path, monkeypatch):
-    from pipeline.store import FeedbackStore
+    from alignloop.ingest.store import FeedbackStore
     from tests.unit.test_loading import source, warehouse
 
     called = []
-    monkeypatch.setattr("pipeline.store.bound_allocator_retention", lambda: called.append(1) or True)
+    monkeypatch.setattr("alignloop.ingest.store.bound_allocator_retention", lambda: called.append(1) or True)
     src, conn = source(warehouse(tmp_path / "wh.duckdb", [], []))
     with FeedbackStore(tmp_path / "s.duckdb") as store:
         store.ingest(src, conn)

@@ -15,10 +15,10 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach the network
 
-from pipeline import models
-from pipeline.config import BaseModelSettings
-from pipeline.errors import ConfigError, TerminalError
-from pipeline.models import (
+from alignloop import models
+from alignloop.config import BaseModelSettings
+from alignloop.errors import ConfigError, TerminalError
+from alignloop.models import (
     COMPLETE_MARKER,
     build_tiny_model,
     describe_base_model,

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from rich.console import Console
 from typer.testing import CliRunner
 
-from flows.quarantine import show_quarantine
+from alignloop.cli.quarantine import show_quarantine
 
-from pipeline.config import IngestSettings
-from pipeline.loading.canonical import _NORM
-from pipeline.pii import luhn_valid, register_card_udf, scrub_sql, scrub_text
-from pipeline.store import FeedbackStore
+from alignloop.config import IngestSettings
+from alignloop.ingest.canonical import _NORM
+from alignloop.pii import luhn_valid, register_card_udf, scrub_sql, scrub_text
+from alignloop.ingest.store import FeedbackStore
 from tests.unit.test_loading import at, chat, source, warehouse
 
 SAMPLES = [
@@ -124,7 +124,7 @@ def test_per_user_cap_limits_contributed_rows(tmp_path):
 
 
 def test_quarantine_command_shows_counts_by_reason_and_examples(tmp_path):
-    from flows.cli import app
+    from alignloop.cli.main import app
 
     gens = [(f"r{i}", at(i), "u1", "v1", chat(f"Q{i}?"), f"A{i}.") for i in range(4)]
     fbs = [(f"f{i}", f"r{i}", at(10 + i), "u1", "thumb", "meh" if i < 2 else "up", None) for i in range(4)]

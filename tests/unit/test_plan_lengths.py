@@ -9,13 +9,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline.config import BaseModelSettings, PlanningSettings, TrainingSettings, settings_from_dict
-from pipeline.errors import ConfigError
-from pipeline.models import load_base_tokenizer, load_tokenizer, resolve_base_model
-from pipeline.planner import choose_method
-from pipeline.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
-from pipeline.shape import measure_shape, measure_truncation
-from pipeline.training.data import fit_rows, tokenize_pairs
+from alignloop.config import BaseModelSettings, PlanningSettings, TrainingSettings, settings_from_dict
+from alignloop.errors import ConfigError
+from alignloop.models import load_base_tokenizer, load_tokenizer, resolve_base_model
+from alignloop.planner import choose_method
+from alignloop.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
+from alignloop.profile import measure_profile, measure_truncation
+from alignloop.training.data import fit_rows, tokenize_pairs
 
 TS = datetime(2026, 10, 1)
 # Few characters, many tokens: the tiny model's byte-level BPE never saw these, so each takes ~3 tokens.
@@ -49,10 +49,10 @@ def test_truncation_is_counted_with_the_models_tokenizer_where_characters_would_
     pairs = _pairs(40)
     tokenizer = load_base_tokenizer(BaseModelSettings(tiny=True), tmp_path)   # what `alignloop plan` loads
     _, expected = _training_count(training_tokenizer, pairs, 36)
-    t = measure_shape(EMPTY_THUMBS, pairs, 0.0, max_length=36, tokenizer=tokenizer, model_noise=False).truncation
+    t = measure_profile(EMPTY_THUMBS, pairs, 0.0, max_length=36, tokenizer=tokenizer, model_noise=False).truncation
     assert t.exact and "chat template" in t.counted_with
     assert t.prompt_too_long + t.truncated == expected == 20      # every dense-prompt row, no other
-    approx = measure_shape(EMPTY_THUMBS, pairs, 0.0, max_length=36, model_noise=False).truncation
+    approx = measure_profile(EMPTY_THUMBS, pairs, 0.0, max_length=36, model_noise=False).truncation
     assert not approx.exact and approx.prompt_too_long + approx.truncated == 0   # what characters would say
 
 
@@ -60,7 +60,7 @@ def test_the_plan_chooses_max_length_as_training_would_and_training_uses_it(tmp_
     pairs = _pairs(40)
     chosen, _ = _training_count(training_tokenizer, pairs, None)
     tokenizer = load_base_tokenizer(BaseModelSettings(tiny=True), tmp_path)
-    shape = measure_shape(EMPTY_THUMBS, pairs, 0.0, max_length_cap=1024, tokenizer=tokenizer, model_noise=False)
+    shape = measure_profile(EMPTY_THUMBS, pairs, 0.0, max_length_cap=1024, tokenizer=tokenizer, model_noise=False)
     assert shape.truncation.chosen and shape.truncation.max_length == chosen
     plan = choose_method(shape, TrainingSettings(), PlanningSettings())
     assert plan.hyperparameters["max_length"] == chosen
@@ -85,13 +85,13 @@ def test_without_a_tokenizer_the_plan_approximates_and_says_why(tmp_path):
     source = {"name": "prod", "connector": "duckdb", "options": {"path": "wh.duckdb"}}
     settings = settings_from_dict({"target": "m", "sources": [source], "base_model": {"path": str(tmp_path)}},
                                   base_dir=tmp_path)
-    from pipeline.stages import plan_tokenizer
+    from alignloop.stages import plan_tokenizer
 
     tokenizer, why = plan_tokenizer(settings)        # a folder with no model in it
     assert tokenizer is None and "could not be loaded" in why and "base_model.path" in why
     with pytest.raises(ConfigError):
         load_base_tokenizer(settings.base_model, tmp_path)
-    shape = measure_shape(EMPTY_THUMBS, _pairs(40), 0.0, max_length_cap=1024, approximate_because=why,
+    shape = measure_profile(EMPTY_THUMBS, _pairs(40), 0.0, max_length_cap=1024, approximate_because=why,
                           model_noise=False)
     plan = choose_method(shape, TrainingSettings(), PlanningSettings())
     assert plan.hyperparameters["max_length"] is None     # training chooses it from the real token lengths

@@ -9,11 +9,11 @@ from datetime import datetime
 import pyarrow as pa
 import pytest
 
-from benchmarks.regimes import empty_thumbs, synthetic_pairs
-from pipeline.config import PlanningSettings, TrainingSettings
-from pipeline.planner import RULES, choose_method, kto_read_counts, kto_weights
-from pipeline.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
-from pipeline.shape import DataShape, NoiseEstimate, measure_shape
+from alignloop.benchmarks.regimes import empty_thumbs, synthetic_pairs
+from alignloop.config import PlanningSettings, TrainingSettings
+from alignloop.planner import RULES, choose_method, kto_read_counts, kto_weights
+from alignloop.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
+from alignloop.profile import DataProfile, NoiseEstimate, measure_profile
 
 TS = datetime(2026, 10, 1)
 
@@ -48,9 +48,9 @@ def noise(rate: float, signal: str = "reward_model", support: int = 500, enough:
 
 
 def shape(pairs: int = 0, up: int = 0, down: int = 0, thumb_pairs: int = 0, flip: NoiseEstimate | None = None,
-          ) -> DataShape:
+          ) -> DataProfile:
     """A shape with these training counts (train == all: the planner reads the training counts)."""
-    return DataShape(
+    return DataProfile(
         n_unpaired=up + down, n_up=up, n_pairs=pairs, n_unpaired_train=up + down, n_up_train=up, n_pairs_train=pairs,
         n_prompts=max(pairs, (up + down) // 4), up_share=up / (up + down) if up + down else None,
         pairable_prompts_train=thumb_pairs // 4, pairs_from_thumbs_train=thumb_pairs, pair_noise=flip,
@@ -179,7 +179,7 @@ def _thumbs(n_prompts: int, per_prompt: int, up_share: float) -> pa.Table:
 
 def test_measured_mixed_data_trains_on_pairs_and_pairs_from_thumbs():
     pairs, _ = synthetic_pairs(120, 0.0, seed=3)
-    s = measure_shape(_thumbs(60, 4, 0.5), pairs, holdout_fraction=0.2, model_noise=False)
+    s = measure_profile(_thumbs(60, 4, 0.5), pairs, holdout_fraction=0.2, model_noise=False)
     plan = choose_method(s, TrainingSettings(), PlanningSettings())
     assert s.pairs_from_thumbs_train > 0
     assert plan.method == "dpo" and plan.hyperparameters["train_on"] == "pairs+thumb_pairs"
@@ -188,7 +188,7 @@ def test_measured_mixed_data_trains_on_pairs_and_pairs_from_thumbs():
 @pytest.mark.slow
 def test_noisy_pairs_never_compared_twice_are_planned_as_noisy():
     pairs, _ = synthetic_pairs(2000, 0.3, seed=2)
-    s = measure_shape(empty_thumbs(), pairs, holdout_fraction=0.2)
+    s = measure_profile(empty_thumbs(), pairs, holdout_fraction=0.2)
     plan = choose_method(s, TrainingSettings(), PlanningSettings())
     assert s.pair_noise.signal == "reward_model"
     assert plan.hyperparameters["loss_type"] == ["robust"]
@@ -197,4 +197,4 @@ def test_noisy_pairs_never_compared_twice_are_planned_as_noisy():
 
 def test_plan_json_round_trips_the_shape():
     s = shape(600, flip=noise(0.2))
-    assert DataShape.from_dict(s.to_dict()) == s
+    assert DataProfile.from_dict(s.to_dict()) == s

@@ -8,10 +8,10 @@ from datetime import datetime
 
 import duckdb
 
-from benchmarks.ingest import SOURCE, append_one_percent, write_warehouse
-from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
-from pipeline.config import SourceSettings
-from pipeline.store import FeedbackStore
+from alignloop.benchmarks.ingest import SOURCE, append_one_percent, write_warehouse
+from alignloop.connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+from alignloop.config import SourceSettings
+from alignloop.ingest.store import FeedbackStore
 
 NOW = datetime(2026, 11, 1)
 # What each store must hold alike (times of loading are fixed by NOW; payloads hold them too).

@@ -9,10 +9,10 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from flows.cli import app
-from pipeline import registry
-from pipeline.config import PromotionSettings, load_settings
-from pipeline.gate import Champion, decide, input_from_report, report_tags
+from alignloop.cli.main import app
+from alignloop import registry
+from alignloop.config import PromotionSettings, load_settings
+from alignloop.gate import Champion, decide, input_from_report, report_tags
 from tests.unit.eval_reports import eval_report
 from tests.unit.test_register_stage import PLAN
 
@@ -85,7 +85,7 @@ def test_the_run_summary_ends_with_the_gain_and_its_interval_the_verdict_and_the
 
     from rich.console import Console
 
-    import flows.cli as cli
+    import alignloop.cli.main as cli
 
     report = eval_report(delta=(0.047, 0.012, 0.081))
     verdict = decide(input_from_report(report, None), PromotionSettings())

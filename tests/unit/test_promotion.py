@@ -12,11 +12,11 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from pipeline import registry
-from pipeline.config import PromotionSettings
-from pipeline.errors import TerminalError
-from pipeline.gate import registry_check, report_tags
-from pipeline.registry.lock import _server_lock
+from alignloop import registry
+from alignloop.config import PromotionSettings
+from alignloop.errors import TerminalError
+from alignloop.gate import registry_check, report_tags
+from alignloop.registry.lock import _server_lock
 from tests.unit.eval_reports import eval_report
 from tests.unit import test_registry as registry_tests
 
@@ -129,7 +129,7 @@ def test_a_half_registered_version_is_never_promoted_and_the_next_registration_a
 def test_a_second_process_waits_for_the_target_lock_or_exits_with_a_clear_line(tracking_uri, adapter_dir):
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time\nfrom pipeline.registry import target_lock\n"
+         "import sys, time\nfrom alignloop.registry import target_lock\n"
          f"with target_lock({tracking_uri!r}, {TARGET!r}):\n    print('held', flush=True)\n    time.sleep(4)\n"],
         stdout=subprocess.PIPE, text=True)
     try:

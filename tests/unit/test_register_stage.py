@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from pipeline import registry, stages
-from pipeline.config import settings_from_dict
+from alignloop import registry, runs, stages
+from alignloop.config import settings_from_dict
 from tests.unit.eval_reports import eval_report
 
 TARGET = "helpdesk"
@@ -72,12 +72,12 @@ def _run_folder(settings, name: str, model_dir: Path, report: dict, kind: str = 
         (run_dir / f"{stem}.json").write_text(json.dumps(obj))
     (run_dir / "per_pair_scores.jsonl").write_text("".join(
         json.dumps({"index": i, "reward_margin": 0.1 * i - 0.2}) + "\n" for i in range(6)))
-    return stages.latest_run(settings, name)
+    return runs.latest_run(settings, name)
 
 
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory) -> Path:
-    from pipeline.models import build_tiny_model
+    from alignloop.models import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "base")
 
@@ -102,7 +102,7 @@ def test_auto_promotion_takes_a_passing_candidate_and_leaves_a_failing_one_as_ch
     assert saved["gate"]["verdict"] == "fail" and saved["auto_promoted"] is False
 
     # Registering r2 again is the same version, and its review page is an artifact of its run.
-    again = stages.register(settings, stages.latest_run(settings, "r2"))
+    again = stages.register(settings, runs.latest_run(settings, "r2"))
     assert (again.version, again.reused) == (2, True)
     assert len(registry.describe(settings.tracking_uri, TARGET)) == 2
     # A second run folder of the same snapshot and settings (two runs at once) gets that version too.

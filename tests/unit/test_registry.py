@@ -1,4 +1,4 @@
-"""pipeline.registry against a real MLflow sqlite store: what a run records, how versions and aliases
+"""alignloop.registry against a real MLflow sqlite store: what a run records, how versions and aliases
 move, which errors come out, and that a logged tiny model loads and generates through pyfunc."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from pipeline import registry
-from pipeline.errors import TerminalError, TransientError
-from pipeline.registry import RegisteredVersion
+from alignloop import registry
+from alignloop.errors import TerminalError, TransientError
+from alignloop.registry import RegisteredVersion
 
 TARGET = "support-bot"
 LINEAGE = {
@@ -366,17 +366,17 @@ def _greedy(model, folder: Path, prompt: str, new_tokens: int) -> str:
 @pytest.fixture
 def loadable(monkeypatch, tracking_uri):
     """Registry URIs resolve through the environment; loading must not need alignloop itself (the
-    model class is pickled by value), so pipeline.registry is made unimportable while loading."""
+    model class is pickled by value), so alignloop.registry is made unimportable while loading."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     def load(model_uri: str, **config):
-        monkeypatch.setitem(sys.modules, "pipeline.registry", None)
+        monkeypatch.setitem(sys.modules, "alignloop.registry", None)
         try:
             return mlflow.pyfunc.load_model(model_uri, model_config={"generation": config})
         finally:
-            monkeypatch.setitem(sys.modules, "pipeline.registry", registry)
+            monkeypatch.setitem(sys.modules, "alignloop.registry", registry)
 
     return load
 

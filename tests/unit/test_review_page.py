@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import PromotionSettings
-from pipeline.gate import Champion, decide, input_from_report
-from pipeline.report import MAX_SAMPLES, write_review_page
+from alignloop.config import PromotionSettings
+from alignloop.gate import Champion, decide, input_from_report
+from alignloop.report import MAX_SAMPLES, write_review_page
 from tests.unit.eval_reports import eval_report
 from tests.unit.test_register_stage import PLAN
 

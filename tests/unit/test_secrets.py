@@ -10,9 +10,9 @@ import warnings
 
 import pytest
 
-from pipeline import secrets
-from pipeline.config import settings_from_dict
-from pipeline.errors import ConfigError
+from alignloop import secrets
+from alignloop.config import settings_from_dict
+from alignloop.errors import ConfigError
 
 PW = "hunter2-Secret-pw"
 
@@ -62,7 +62,7 @@ def test_settings_keep_secrets_usable_but_never_show_them(tmp_path, monkeypatch)
 
 
 def test_wrong_type_option_does_not_echo_a_secret(tmp_path, monkeypatch):
-    from pipeline.stages import build_connector
+    from alignloop.stages import build_connector
 
     monkeypatch.setenv("PW", PW)
     settings = _settings(tmp_path, monkeypatch)
@@ -111,7 +111,7 @@ def test_logs_and_warnings_are_redacted_once_installed(tmp_path, monkeypatch):
 
 
 def test_prefect_flow_parameters_hold_no_secret(tmp_path, monkeypatch):
-    from flows.retrain import retrain
+    from alignloop.flows.retrain import retrain
 
     settings = _settings(tmp_path, monkeypatch)
     stored = json.dumps(retrain.serialize_parameters({"settings": settings, "force": False}))
@@ -121,7 +121,7 @@ def test_prefect_flow_parameters_hold_no_secret(tmp_path, monkeypatch):
 
 
 def test_run_summary_prints_the_tracking_uri_without_its_password(tmp_path, monkeypatch):
-    from flows import cli
+    from alignloop.cli import main as cli
 
     settings = _settings(tmp_path, monkeypatch)
     outcome = type("Outcome", (), {

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import pipeline.store
-from pipeline.config import settings_from_dict
-from pipeline.schema import CONVERSATION, PAIRS_SCHEMA, UNPAIRED_SCHEMA, is_holdout
-from pipeline.sqlfiles import sql_text
-from pipeline.store import FeedbackStore
+import alignloop.ingest.store
+from alignloop.config import settings_from_dict
+from alignloop.schema import CONVERSATION, PAIRS_SCHEMA, UNPAIRED_SCHEMA, is_holdout
+from alignloop.sqlfiles import sql_text
+from alignloop.ingest.store import FeedbackStore
 from tests.unit.test_loading import at, good_gen, source, warehouse
 
 T0 = datetime(2026, 10, 1)
@@ -143,7 +143,7 @@ class _CountingConnection:
 
 
 def test_stages_fetch_only_the_capped_training_rows_and_the_holdout(tmp_path, monkeypatch):
-    from pipeline import stages
+    from alignloop import stages
 
     cap = 10
     settings_ = settings_from_dict({"target": "t", "base_model": {"tiny": True}, "sources": [{"name": "s"}],
@@ -158,7 +158,8 @@ def test_stages_fetch_only_the_capped_training_rows_and_the_holdout(tmp_path, mo
 
     fetched: list[int] = []
     connect = duckdb.connect
-    monkeypatch.setattr(pipeline.store.duckdb, "connect", lambda *a, **k: _CountingConnection(connect(*a, **k), fetched))
+    monkeypatch.setattr(alignloop.ingest.store.duckdb, "connect",
+                        lambda *a, **k: _CountingConnection(connect(*a, **k), fetched))
     split = stages._load_split(settings_, snap.snapshot_id)
     train_only = stages._load_split(settings_, snap.snapshot_id, holdout=False)
     monkeypatch.undo()
@@ -181,19 +182,19 @@ def test_shape_measures_the_training_side_without_building_row_dicts():
     the reference here; columns and SQL take under 10 %."""
     import tracemalloc
 
-    from pipeline.shape import measure_shape
+    from alignloop.profile import measure_profile
 
     rng = random.Random(3)
     unpaired = pa.Table.from_pylist(_random_rows(rng, "unpaired", 8000, 0), schema=UNPAIRED_SCHEMA)
     pairs = pa.Table.from_pylist(_random_rows(rng, "pairs", 8000, 0), schema=PAIRS_SCHEMA)
-    measure_shape(unpaired.slice(0, 20), pairs.slice(0, 20), 0.3, max_length=64, model_noise=False)  # imports
+    measure_profile(unpaired.slice(0, 20), pairs.slice(0, 20), 0.3, max_length=64, model_noise=False)  # imports
     tracemalloc.start()
     try:
         rows = (unpaired.to_pylist(), pairs.to_pylist())
         as_rows = tracemalloc.get_traced_memory()[1]
         del rows
         tracemalloc.reset_peak()
-        shape = measure_shape(unpaired, pairs, 0.3, max_length=64, model_noise=False)
+        shape = measure_profile(unpaired, pairs, 0.3, max_length=64, model_noise=False)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -256,11 +257,11 @@ def test_a_snapshot_with_no_replacement_keeps_its_id(tmp_path):
 
 def test_the_store_measures_a_snapshot_inside_duckdb_as_measure_shape_does_from_its_tables(tmp_path, monkeypatch):
     """`alignloop plan` measures the shape in the store's DuckDB (FeedbackStore.measure): the same profile as
-    measure_shape over the snapshot read as Arrow, derived pairs included, and the same seeded sample of
+    measure_profile over the snapshot read as Arrow, derived pairs included, and the same seeded sample of
     training rows for the tokenizer as measure_truncation draws from the whole training side."""
-    from pipeline.config import BaseModelSettings
-    from pipeline.models import load_base_tokenizer
-    from pipeline.shape import lengths, measure_shape, measure_truncation
+    from alignloop.config import BaseModelSettings
+    from alignloop.models import load_base_tokenizer
+    from alignloop.profile import lengths, measure_profile, measure_truncation
 
     monkeypatch.setattr(lengths, "SAMPLE_ROWS", 40)  # well under the training rows: the sampled fetch is used
     tokenizer = load_base_tokenizer(BaseModelSettings(tiny=True), tmp_path / "models")
@@ -284,7 +285,7 @@ def test_the_store_measures_a_snapshot_inside_duckdb_as_measure_shape_does_from_
         for kw in ({}, {"max_length_cap": 1024}, {"max_length": 24, "tokenizer": tokenizer},
                    {"max_length_cap": 1024, "tokenizer": tokenizer}):
             in_store = store.measure(snap, 0.3, **kw)
-            assert in_store == measure_shape(unpaired, pairs, 0.3, **kw), kw
+            assert in_store == measure_profile(unpaired, pairs, 0.3, **kw), kw
         assert in_store.derived["pairs_from_ranks"] == 3 and in_store.derived["pairs_from_ratings"] == 1
         # The sample the store fetched by row is the one measure_truncation draws from whole training tables.
         train_u, _ = _python_split(unpaired, 0.3, None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import TerminalError
-from pipeline.sqlfiles import sql_root, sql_text
+from alignloop.errors import TerminalError
+from alignloop.sqlfiles import sql_root, sql_text
 
 
 def test_every_sql_file_reads_through_the_package_root():

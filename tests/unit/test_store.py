@@ -8,10 +8,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
-from pipeline.config import SourceSettings
-from pipeline.errors import ConfigError, TerminalError
-from pipeline.store import FeedbackStore
+from alignloop.connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+from alignloop.config import SourceSettings
+from alignloop.errors import ConfigError, TerminalError
+from alignloop.ingest.store import FeedbackStore
 from tests.conftest import chat, make_warehouse
 
 

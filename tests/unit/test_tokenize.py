@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.tokenize import TruncationCount, choose_max_length, fit_to_length, truncate_pair
-from pipeline.training.data import fit_rows, padded_tokens, training_order
+from alignloop.tokenize import TruncationCount, choose_max_length, fit_to_length, truncate_pair
+from alignloop.training.data import fit_rows, padded_tokens, training_order
 
 
 @pytest.mark.parametrize(

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import BaseModelSettings, LoraSettings, PlanningSettings, TrainingSettings
-from pipeline.datasets import holdout_eval_pairs, split_snapshot
-from pipeline.errors import DataError
-from pipeline.evaluation.candidate import EvalOptions, evaluate_candidate
-from pipeline.evaluation.scoring import encode_pairs
-from pipeline.models import load_tokenizer, resolve_base_model
-from pipeline.planner import Plan, choose_method
-from pipeline.shape import measure_shape
-from pipeline.train import train_candidate
+from alignloop.config import BaseModelSettings, LoraSettings, PlanningSettings, TrainingSettings
+from alignloop.datasets import holdout_eval_pairs, split_snapshot
+from alignloop.errors import DataError
+from alignloop.evaluation.candidate import EvalOptions, evaluate_candidate
+from alignloop.evaluation.scoring import encode_pairs
+from alignloop.models import load_tokenizer, resolve_base_model
+from alignloop.planner import Plan, choose_method
+from alignloop.profile import measure_profile
+from alignloop.training import train_candidate
 from tests.unit.test_planner import EMPTY_PAIRS, EMPTY_THUMBS, pairs_table, thumbs_table
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 
 def _plan(unpaired, pairs, **training) -> Plan:
-    shape = measure_shape(unpaired, pairs, 0.3)
+    shape = measure_profile(unpaired, pairs, 0.3)
     return choose_method(shape, TrainingSettings(max_steps=2, per_device_batch_size=2, max_length=64, **training),
                          PlanningSettings(min_pairs=8, min_unpaired=8, rlhf_compute_budget=3))
 
@@ -83,8 +83,8 @@ def test_reference_and_candidate_score_identically_before_training(tiny_dir):
     """With an untouched adapter the candidate is the reference: same scores, zero margin."""
     from peft import LoraConfig, get_peft_model
 
-    from pipeline.evaluation.scoring import encode_pairs, score_pairs
-    from pipeline.models import load_causal_lm, load_tokenizer
+    from alignloop.evaluation.scoring import encode_pairs, score_pairs
+    from alignloop.models import load_causal_lm, load_tokenizer
 
     split = split_snapshot(EMPTY_THUMBS, pairs_table(60, n_prompts=20), 0.3)
     pairs = holdout_eval_pairs(split)

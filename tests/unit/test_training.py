@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import BaseModelSettings
-from pipeline.datasets import Split
-from pipeline.errors import ConfigError, DataError
-from pipeline.models import resolve_base_model
-from pipeline.planner import Plan
-from pipeline.training import RunOptions, train_candidate
+from alignloop.config import BaseModelSettings
+from alignloop.datasets import Split
+from alignloop.errors import ConfigError, DataError
+from alignloop.models import resolve_base_model
+from alignloop.planner import Plan
+from alignloop.training import RunOptions, train_candidate
 
 pytestmark = pytest.mark.slow
 
@@ -43,8 +43,8 @@ def test_alignloop_dpo_losses_equal_a_plain_trl_dpotrainer(tmp_path, tiny_dir):
     from transformers import set_seed
     from trl import DPOConfig, DPOTrainer
 
-    from pipeline.datasets import preference_dataset
-    from pipeline.models import load_causal_lm, load_tokenizer
+    from alignloop.datasets import preference_dataset
+    from alignloop.models import load_causal_lm, load_tokenizer
 
     pairs = _pairs(4)  # one batch holds every pair, so both read the same rows at every step
     ours = train_candidate(Plan("dpo", _hp(), ("test",)), Split([], pairs, [], []), tiny_dir, tmp_path / "ours",
@@ -73,16 +73,16 @@ class _Killed(RuntimeError):
 
 
 def test_a_killed_run_resumes_from_its_checkpoint_with_the_same_losses(tmp_path, tiny_dir, monkeypatch, caplog):
-    import pipeline.training.run as run_module
+    import alignloop.training.run as run_module
     from transformers import TrainerCallback
 
     pairs = _pairs(8)
     plan = Plan("dpo", _hp(max_steps=4, per_device_batch_size=2), ("test",))
     split = Split([], pairs, [], [])
     options = RunOptions(device="cpu", checkpoint_every=2, log_every=2)
-    with caplog.at_level(logging.INFO, logger="pipeline.training.progress"):
+    with caplog.at_level(logging.INFO, logger="alignloop.training.progress"):
         whole = train_candidate(plan, split, tiny_dir, tmp_path / "whole", options=options)
-    lines = [r.getMessage() for r in caplog.records if r.name == "pipeline.training.progress"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "alignloop.training.progress"]
     assert [line.split(" loss")[0] for line in lines] == ["training step 2/4", "training step 4/4"]
     assert all(" elapsed " in line and " eta " in line for line in lines)
 
@@ -120,7 +120,7 @@ def _answer_logps(model, tokenizer, pairs: list[dict], side: str) -> list[tuple[
     """Summed log-probability of each pair's `side` answer given its prompt (teacher forcing), and its tokens."""
     import torch
 
-    from pipeline.training.data import encode_turns
+    from alignloop.training.data import encode_turns
 
     out = []
     with torch.no_grad():
@@ -137,7 +137,7 @@ def test_dpo_training_makes_the_implicit_reward_rank_held_out_chosen_answers_fir
     """A learnable toy signal (a polite opening beats a rude one) on prompts never trained on."""
     from peft import PeftModel
 
-    from pipeline.models import load_causal_lm, load_tokenizer
+    from alignloop.models import load_causal_lm, load_tokenizer
 
     train, held_out = _pairs(24), _pairs(12, offset=100)
     plan = Plan("dpo", _hp(max_steps=12, learning_rate=1e-2), ("test",))
@@ -160,7 +160,7 @@ def test_dpo_training_makes_the_implicit_reward_rank_held_out_chosen_answers_fir
 
 
 def test_kto_weights_come_from_the_rows_trained_on_and_satisfy_trls_own_check(tmp_path, tiny_dir, caplog):
-    from pipeline.training.kto import KTO_RATIO_RANGE, trl_accepts_weights, weighted_ratio
+    from alignloop.training.kto import KTO_RATIO_RANGE, trl_accepts_weights, weighted_ratio
 
     thumbs = [{"prompt": [{"role": "user", "content": f"What is {i} plus {i}?"}], "completion": f"It is {2 * i}.",
                "label": i % 4 != 0} for i in range(40)]            # 30 up, 10 down
@@ -178,8 +178,8 @@ def test_kto_weights_come_from_the_rows_trained_on_and_satisfy_trls_own_check(tm
 
 def test_kto_trains_with_the_weights_the_plan_states(tmp_path, tiny_dir):
     """The plan's weights come from the rows its steps will read, so training keeps them unchanged."""
-    from pipeline.config import PlanningSettings, TrainingSettings
-    from pipeline.planner import choose_method
+    from alignloop.config import PlanningSettings, TrainingSettings
+    from alignloop.planner import choose_method
     from tests.unit.test_planner import shape
 
     thumbs = [{"prompt": [{"role": "user", "content": f"What is {i} plus {i}?"}], "completion": f"It is {2 * i}.",
@@ -201,7 +201,7 @@ def _assert_trl_check_agrees(tmp_path, tiny_dir, thumbs, dw, uw, caplog):
     from datasets import Dataset
     from trl import KTOConfig, KTOTrainer
 
-    from pipeline.models import load_causal_lm, load_tokenizer
+    from alignloop.models import load_causal_lm, load_tokenizer
 
     rows = Dataset.from_list([{**t, "completion": [{"role": "assistant", "content": t["completion"]}]} for t in thumbs])
     warned = {}
@@ -221,8 +221,8 @@ def _assert_trl_check_agrees(tmp_path, tiny_dir, thumbs, dw, uw, caplog):
 def test_training_renders_rows_with_the_models_own_chat_template(tmp_path, tiny_dir):
     import shutil
 
-    from pipeline.models import load_tokenizer
-    from pipeline.training.data import encode_turns, tokenize_pairs
+    from alignloop.models import load_tokenizer
+    from alignloop.training.data import encode_turns, tokenize_pairs
 
     custom = tmp_path / "custom"
     shutil.copytree(tiny_dir, custom)
@@ -239,8 +239,8 @@ def test_training_renders_rows_with_the_models_own_chat_template(tmp_path, tiny_
 
 
 def test_tokenised_rows_are_cached_and_read_back(tmp_path, tiny_dir):
-    from pipeline.models import load_tokenizer
-    from pipeline.training.data import tokenize_pairs
+    from alignloop.models import load_tokenizer
+    from alignloop.training.data import tokenize_pairs
 
     tokenizer = load_tokenizer(tiny_dir)
     first = tokenize_pairs(tokenizer, _pairs(3), "fp", tmp_path)

@@ -8,7 +8,7 @@ from datetime import datetime
 import duckdb
 import pytest
 
-from pipeline.loading.writes import joins_as_written, one_thread, spilled
+from alignloop.ingest.writes import joins_as_written, one_thread, spilled
 
 
 def threads(con: duckdb.DuckDBPyConnection) -> int:
@@ -47,10 +47,10 @@ def test_joins_as_written_adds_to_the_disabled_optimizers_and_restores_them_even
 
 
 def test_an_ingest_with_two_threads_stores_what_one_thread_stores_and_keeps_its_setting(tmp_path):
-    from benchmarks.ingest import SOURCE, write_warehouse
-    from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
-    from pipeline.config import IngestSettings, SourceSettings
-    from pipeline.store import FeedbackStore
+    from alignloop.benchmarks.ingest import SOURCE, write_warehouse
+    from alignloop.connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+    from alignloop.config import IngestSettings, SourceSettings
+    from alignloop.ingest.store import FeedbackStore
     from tests.integration.landing import store_contents
 
     wh = tmp_path / "wh.duckdb"
@@ -82,11 +82,11 @@ def test_spilled_says_whether_duckdb_keeps_data_in_temporary_files(tmp_path):
 
 
 def test_landing_inserts_use_one_thread_unless_duckdb_has_spilled_and_store_the_same_rows_either_way(tmp_path):
-    from benchmarks.ingest import SOURCE, write_warehouse
-    from benchmarks.ingest_profile import TimedConnection
-    from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
-    from pipeline.config import IngestSettings, SourceSettings
-    from pipeline.store import FeedbackStore
+    from alignloop.benchmarks.ingest import SOURCE, write_warehouse
+    from alignloop.benchmarks.ingest_profile import TimedConnection
+    from alignloop.connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+    from alignloop.config import IngestSettings, SourceSettings
+    from alignloop.ingest.store import FeedbackStore
     from tests.integration.landing import store_contents
 
     wh = tmp_path / "wh.duckdb"

@@ -10,9 +10,9 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
-from pipeline.config import IngestSettings, SourceSettings
-from pipeline.store import FeedbackStore, IngestResult
+from alignloop.connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+from alignloop.config import IngestSettings, SourceSettings
+from alignloop.ingest.store import FeedbackStore, IngestResult
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "shapes"
 

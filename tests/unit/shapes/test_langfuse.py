@@ -6,7 +6,7 @@ import json
 
 import pyarrow as pa
 
-from pipeline.shapes.langfuse import langfuse_completion, langfuse_prompt
+from alignloop.shapes.langfuse import langfuse_completion, langfuse_prompt
 from tests.unit.shapes.conftest import fixture_rows, write_table
 
 SCORES = pa.schema([
@@ -66,8 +66,8 @@ def test_score_names_select_the_feedback_scores_and_a_late_trace_releases_a_pend
 def test_a_trace_never_scored_waits_then_is_quarantined_and_a_late_score_brings_it_back(tmp_path, shape_run):
     from datetime import datetime, timedelta
 
-    from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
-    from pipeline.config import IngestSettings, SourceSettings
+    from alignloop.connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+    from alignloop.config import IngestSettings, SourceSettings
 
     wh = _warehouse(tmp_path)
     traces = [*fixture_rows("langfuse_traces.jsonl"), {

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pipeline.shapes.message_trees import emoji_votes
+from alignloop.shapes.message_trees import emoji_votes
 from tests.unit.shapes.conftest import fixture_rows, write_table
 
 Q = {"role": "user", "content": "What is a good name for a cat?"}
@@ -81,7 +81,7 @@ def test_nested_export_gives_the_same_rows_as_the_flat_one(tmp_path, shape_run, 
 
 
 def test_flat_export_without_text_column_names_the_mapping(tmp_path, shape_run):
-    from pipeline.errors import TerminalError
+    from alignloop.errors import TerminalError
 
     rows = [{k: v for k, v in r.items() if k != "text"} for r in fixture_rows("oasst_messages.jsonl")]
     wh = write_table(tmp_path / "wh.duckdb", "message_trees", rows)

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from pipeline.config import IngestSettings
-from pipeline.errors import ConfigError
+from alignloop.config import IngestSettings
+from alignloop.errors import ConfigError
 from tests.unit.shapes.conftest import ShapeRun, fixture_rows, write_table
 
 MAPPING = {"rows": {"table": "prefs", "prompt": "question", "chosen": "good", "rejected": "bad"}}
@@ -86,14 +86,14 @@ def test_rerun_adds_nothing_and_a_mapped_ts_reads_incrementally(tmp_path, shape_
 
 def test_missing_required_column_names_the_mapping(tmp_path, shape_run):
     wh = write_table(tmp_path / "wh.duckdb", "prefs", fixture_rows("preference.jsonl"))
-    from pipeline.errors import TerminalError
+    from alignloop.errors import TerminalError
 
     with pytest.raises(TerminalError, match=r"no column 'prompt'.*mapping\.rows"):
         shape_run.ingest(wh, "preference", mapping={"rows": {"table": "prefs", "chosen": "good", "rejected": "bad"}})
 
 
 def test_unknown_shape_option_is_a_config_error_naming_the_field():
-    from pipeline.config import SourceSettings
+    from alignloop.config import SourceSettings
 
     with pytest.raises(ConfigError, match=r"sources\[s\]\.shape_options\.margin: not a setting of the 'preference'"):
         SourceSettings(name="s", shape="preference", shape_options={"margin": 1})
@@ -111,7 +111,7 @@ def test_a_row_without_a_time_never_moves_the_cursor(tmp_path, shape_run):
 
 
 def test_prompt_spellings_and_a_prompt_that_is_neither_text_nor_messages():
-    from pipeline.shapes.base import as_conversation, conversation_problem
+    from alignloop.shapes.base import as_conversation, conversation_problem
 
     assert as_conversation({"messages": [{"role": "human", "content": "Hi"}]}) == '[{"role": "user", "content": "Hi"}]'
     assert as_conversation('[{"from": "human", "value": "Hi"}]') == '[{"role": "user", "content": "Hi"}]'

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import SourceSettings
-from pipeline.errors import ConfigError
+from alignloop.config import SourceSettings
+from alignloop.errors import ConfigError
 from tests.unit.shapes.conftest import fixture_rows, write_table
 
 RATINGS_MAPPING = {"rows": {"score": "stars", "user_id": "user"}}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.config import settings_from_dict
-from pipeline.shapes import SHAPES, resolve_mapping
+from alignloop.config import settings_from_dict
+from alignloop.shapes import SHAPES, resolve_mapping
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 

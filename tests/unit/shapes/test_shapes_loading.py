@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
-from pipeline.config import IngestSettings, SourceSettings
+from alignloop.connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+from alignloop.config import IngestSettings, SourceSettings
 from tests.unit.shapes.conftest import fixture_rows, write_table
 
 PREF = {"rows": {"table": "prefs", "ts": "ts"}}

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from connectors.duckdb_file import DuckDBConnector, DuckDBSettings
-from pipeline import stages
-from pipeline.config import SourceSettings, settings_from_dict
-from pipeline.store import FeedbackStore
+from alignloop.connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+from alignloop import stages
+from alignloop.config import SourceSettings, settings_from_dict
+from alignloop.ingest.store import FeedbackStore
 
 
 def test_events_rows_carry_their_observed_feedback_time(tmp_path, small_warehouse):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.shapes.transcripts import split_pair
-from pipeline.shapes.unpaired import parse_label
+from alignloop.shapes.transcripts import split_pair
+from alignloop.shapes.unpaired import parse_label
 from tests.unit.shapes.conftest import fixture_rows, write_table
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.errors import ConfigError
+from alignloop.errors import ConfigError
 
 TIMESTAMP, TIMESTAMPTZ, TEXT, INTEGER = "timestamp", "timestamptz", "text", "integer"
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$")

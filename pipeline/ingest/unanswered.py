@@ -13,8 +13,8 @@ from typing import Any
 
 import duckdb
 
-from pipeline.config import IngestSettings
-from pipeline.sqlfiles import sql_text
+from alignloop.config import IngestSettings
+from alignloop.sqlfiles import sql_text
 
 
 def track_unanswered(con: duckdb.DuckDBPyConnection, shape: Any, source: str, batch_id: int, now: datetime,

@@ -1,8 +1,8 @@
-"""Measure a snapshot's data shape: what kind of feedback it holds, how much, how balanced, how noisy.
+"""Measure a snapshot's data profile: what kind of feedback it holds, how much, how balanced, how noisy.
 
 The planner decides from these numbers alone, so every number here is one a reviewer can check.
-Noise comes from every signal the votes carry (pipeline/shape/noise.py), and, when none of them rests
-on enough items, from a cheap cross-fitted reward model (pipeline/shape/reward_model.py).
+Noise comes from every signal the votes carry (pipeline/profile/noise.py), and, when none of them rests
+on enough items, from a cheap cross-fitted reward model (pipeline/profile/reward_model.py).
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from pipeline.conversions import derived_counts_of
-from pipeline.shape import lengths, noise, reward_model
-from pipeline.shape.lengths import Truncation, measure_truncation
-from pipeline.shape.noise import NoiseEstimate
-from pipeline.sqlfiles import sql_text
+from alignloop.conversions import derived_counts_of
+from alignloop.profile import lengths, noise, reward_model
+from alignloop.profile.lengths import Truncation, measure_truncation
+from alignloop.profile.noise import NoiseEstimate
+from alignloop.sqlfiles import sql_text
 
 
 @dataclass(frozen=True)
-class DataShape:
+class DataProfile:
     n_unpaired: int
     n_up: int
     n_pairs: int
@@ -66,7 +66,7 @@ class DataShape:
         return {**d, "n_down": self.n_down, "n_down_train": self.n_down_train, **legacy}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DataShape:
+    def from_dict(cls, d: dict[str, Any]) -> DataProfile:
         """Rebuild a shape from to_dict() output (a plan.json), e.g. to re-plan with other settings."""
         fields = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         for key in ("pair_noise", "thumb_noise"):
@@ -123,7 +123,7 @@ def _narrowest(signals: list[NoiseEstimate]) -> NoiseEstimate | None:
     return min(usable, key=lambda s: (s.high - s.low, -s.support)) if usable else None
 
 
-def measure_shape(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, **kw: Any) -> DataShape:
+def measure_profile(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float, **kw: Any) -> DataProfile:
     """Counts, balance, pairability, noise, length bias and truncation of canonical (unpaired, pairs) tables
     (keyword settings as measure_relations)."""
     con = duckdb.connect()
@@ -149,9 +149,9 @@ def copy_measured(con: duckdb.DuckDBPyConnection, unpaired_sql: str, pairs_sql: 
 
 def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *, max_length: int | None = None,
                       max_length_cap: int | None = None, tokenizer=None, approximate_because: str = "",
-                      model_noise: bool = True) -> DataShape:
+                      model_noise: bool = True) -> DataProfile:
     """The shape of the canonical rows in the tables `unpaired_in` and `pairs_in` of `con` (oldest first;
-    pairs may carry `derived_from`), as copy_measured writes them: from Arrow tables (measure_shape), or
+    pairs may carry `derived_from`), as copy_measured writes them: from Arrow tables (measure_profile), or
     from a store snapshot's rows (FeedbackStore.measure), which then never leave DuckDB.
 
     Truncation is measured when a max_length is set, or chosen (up to max_length_cap) from the rows'
@@ -195,7 +195,7 @@ def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *
     finally:
         con.execute("DROP VIEW IF EXISTS train_unpaired")
         con.execute("DROP VIEW IF EXISTS train_pairs")
-    return DataShape(
+    return DataProfile(
         n_unpaired=int(n_unpaired),
         n_up=int(n_up),
         n_pairs=int(n_pairs),

@@ -10,8 +10,8 @@ from typing import Any
 
 import duckdb
 
-from pipeline.config import IngestSettings
-from pipeline.sqlfiles import sql_text
+from alignloop.config import IngestSettings
+from alignloop.sqlfiles import sql_text
 
 CANONICAL = ("unpaired", "pairs")
 # Normalised text for duplicate detection: case and runs of whitespace do not make a row new. Only

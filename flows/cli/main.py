@@ -23,11 +23,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from flows import progress
-from pipeline.config import Settings, load_settings
-from pipeline.errors import AlignloopError, ConfigError
-from pipeline import secrets
-from pipeline.offline import set_offline_defaults
+from alignloop.flows import progress
+from alignloop.config import Settings, load_settings
+from alignloop.errors import AlignloopError, ConfigError
+from alignloop import secrets
+from alignloop.offline import set_offline_defaults
 
 set_offline_defaults()
 # Prefect configures its own loggers on import: keep its per-task INFO lines out of the CLI's display.
@@ -127,7 +127,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log ever
     if verbose:
         logging.getLogger("pipeline").setLevel(logging.INFO)
     if not sys.stderr.isatty():  # no terminal for the bars (a scheduler, a log file): progress as log lines
-        logging.getLogger("pipeline.training.progress").setLevel(logging.INFO)
+        logging.getLogger("alignloop.training.progress").setLevel(logging.INFO)
 
 
 # ------------------------------------------------------------------------------------------ stages
@@ -135,7 +135,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log ever
 @_friendly
 def ingest(config: ConfigOpt = Path("alignloop.yaml")) -> None:
     """Read what is new in every source into the feedback store."""
-    from pipeline import stages
+    from alignloop import stages
 
     settings = _settings(config)
     with console.status("ingesting"):
@@ -153,7 +153,7 @@ def ingest(config: ConfigOpt = Path("alignloop.yaml")) -> None:
 def plan(config: ConfigOpt = Path("alignloop.yaml"),
          as_json: Annotated[bool, typer.Option("--json", help="Print the Plan as JSON.")] = False) -> None:
     """Snapshot the store, measure the data's shape and choose the method (with reasons)."""
-    from pipeline import stages
+    from alignloop import stages
 
     planned = stages.plan(_settings(config))
     if as_json:
@@ -207,7 +207,7 @@ def bench_methods(
                           "TRL's DPOTrainer/KTOTrainer on three regimes, two seeds.")] = "compact",
 ) -> None:
     """DPO, IPO, robust DPO and KTO on synthetic feedback with a known truth, beside the planner's choice."""
-    from benchmarks.methods_cli import bench_methods as run_bench
+    from alignloop.benchmarks.methods_cli import bench_methods as run_bench
 
     if trainer not in ("compact", "trl"):
         raise ConfigError(f"--trainer: {trainer!r} is not one of compact, trl")
@@ -218,7 +218,7 @@ def bench_methods(
 @_friendly
 def bench_noise(as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False) -> None:
     """Calibrate the reward-model noise estimate on synthetic pairs with known flip rates."""
-    from benchmarks.methods_cli import bench_noise as run_bench
+    from alignloop.benchmarks.methods_cli import bench_noise as run_bench
 
     run_bench(as_json=as_json, out=out)
 
@@ -234,12 +234,12 @@ def train(
         help="TRL's accelerate config for --launcher accelerate: fsdp2 or zero3 (default: data parallel).")] = None,
 ) -> None:
     """Train the candidate for the latest plan (or --run); resumes from the run's last checkpoint."""
-    from pipeline import stages
+    from alignloop import runs, stages
 
     settings = _settings(config)
-    planned = stages.latest_run(settings, run)
+    planned = runs.latest_run(settings, run)
     if launcher == "accelerate":
-        from pipeline.training.launch import launch_accelerate
+        from alignloop.training.launch import launch_accelerate
 
         console.print(f"launching {num_processes} training processes with accelerate "
                       f"({accelerate_config or 'data parallel'}); progress lines follow")
@@ -271,10 +271,10 @@ def train(
 @_friendly
 def evaluate(config: ConfigOpt = Path("alignloop.yaml"), run: RunOpt = None) -> None:
     """Score the reference and the candidate on held-out pairs."""
-    from pipeline import stages
+    from alignloop import runs, stages
 
     settings = _settings(config)
-    planned = stages.latest_run(settings, run)
+    planned = runs.latest_run(settings, run)
     with RichReporter():
         report = stages.evaluate(settings, planned, on_progress=progress.eval_progress)
     _print_metrics(report.metrics())
@@ -294,10 +294,10 @@ def _print_metrics(metrics: dict[str, float]) -> None:
 @_friendly
 def register(config: ConfigOpt = Path("alignloop.yaml"), run: RunOpt = None) -> None:
     """Log the run to MLflow and register its candidate as the new challenger."""
-    from pipeline import stages
+    from alignloop import runs, stages
 
     settings = _settings(config)
-    planned = stages.latest_run(settings, run)
+    planned = runs.latest_run(settings, run)
     version = stages.register(settings, planned)
     if version.reused:
         out.print(f"already registered: {version.name} version {version.version} holds this run's model "
@@ -320,7 +320,7 @@ def run(config: ConfigOpt = Path("alignloop.yaml"),
 
 
 def _run_flow(settings: Settings, force: bool = False) -> None:
-    from flows.retrain import retrain
+    from alignloop.flows.retrain import retrain
 
     started = time.perf_counter()
     with RichReporter():
@@ -351,7 +351,7 @@ def _print_summary(outcome: Any, seconds: float, settings: Settings) -> None:
         table.add_row("registered", "nothing (no training this run)")
     table.add_row("time", f"{seconds:.0f}s")
     if outcome.trained:
-        from flows.registry_cli import summary_rows
+        from alignloop.cli.registry import summary_rows
 
         for name, value in summary_rows(outcome):  # the gain, the gate, the review page: the table ends here
             table.add_row(name, value)
@@ -370,8 +370,8 @@ def bench_train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """alignloop's DPO training vs a plain TRL DPOTrainer script: tokens/s and peak memory."""
-    from benchmarks.train import bench_train as run_bench
-    from benchmarks.train import describe_run, result_table
+    from alignloop.benchmarks.train import bench_train as run_bench
+    from alignloop.benchmarks.train import describe_run, result_table
 
     result = run_bench(model=model, steps=steps, batch=batch, max_length=max_length, repeats=repeats,
                        on_run=None if as_json else lambda kind, r: console.print(describe_run(kind, r)))
@@ -387,7 +387,7 @@ def quarantine(config: ConfigOpt = Path("alignloop.yaml"),
                source: Annotated[str | None, typer.Option("--source", help="Only this source.")] = None,
                examples: Annotated[int, typer.Option(help="Examples shown per reason.")] = 2) -> None:
     """Show what ingest set aside: counts by reason, with examples."""
-    from flows.quarantine import show_quarantine
+    from alignloop.cli.quarantine import show_quarantine
 
     show_quarantine(config, source, examples, out)
 
@@ -405,7 +405,7 @@ def bench_ingest(
     baselines: Annotated[bool, typer.Option(help="Also run the pandas and raw DuckDB scripts.")] = True,
 ) -> None:
     """Time ingest (load + normalise + snapshot + shape profile) beside pandas and raw DuckDB."""
-    from benchmarks.ingest import bench_ingest as run_bench, print_table
+    from alignloop.benchmarks.ingest import bench_ingest as run_bench, print_table
 
     with console.status(f"ingest benchmark, {rows:,} rows"):
         result = run_bench(rows, workdir, threads or None, repeats, memory_limit, baselines)
@@ -424,7 +424,7 @@ def demo(
     noise_rate: Annotated[float, typer.Option(help="Share of flipped labels in the synthetic logs.")] = 0.1,
 ) -> None:
     """Write a synthetic production warehouse and alignloop.yaml into WORKDIR, then run the flow on them."""
-    from pipeline.demo import write_demo_config, write_demo_warehouse
+    from alignloop.demo import write_demo_config, write_demo_warehouse
 
     summary = write_demo_warehouse(workdir / "warehouse.duckdb", noise_rate=noise_rate)
     config = write_demo_config(workdir, tiny=tiny)
@@ -439,7 +439,7 @@ def demo(
 @_friendly
 def versions(config: ConfigOpt = Path("alignloop.yaml")) -> None:
     """List the registered versions of the target with their aliases, gain, and gate verdict."""
-    from flows.registry_cli import show_versions
+    from alignloop.cli.registry import show_versions
 
     show_versions(_settings(config), out)
 
@@ -452,7 +452,7 @@ def promote(config: ConfigOpt = Path("alignloop.yaml"),
             reason: Annotated[str | None, typer.Option(help="Why the gate is overridden (needed with --force).")] = None,
             ) -> None:
     """Make a version champion if it passes the promotion gate; the old champion becomes previous_champion."""
-    from flows.registry_cli import promote_version
+    from alignloop.cli.registry import promote_version
 
     promote_version(_settings(config), version, force, reason, out)
 
@@ -461,7 +461,7 @@ def promote(config: ConfigOpt = Path("alignloop.yaml"),
 @_friendly
 def rollback(config: ConfigOpt = Path("alignloop.yaml")) -> None:
     """Give the champion alias back to the previous champion."""
-    from flows.registry_cli import rollback_champion
+    from alignloop.cli.registry import rollback_champion
 
     rollback_champion(_settings(config), out)
 
@@ -472,14 +472,14 @@ def review(config: ConfigOpt = Path("alignloop.yaml"),
            version: Annotated[int | None, typer.Option(help="A registered version (default: the latest run).")] = None,
            run: RunOpt = None) -> None:
     """Write the HTML review page of a candidate (beside its run, and into its MLflow run)."""
-    from flows.registry_cli import review as do_review
+    from alignloop.cli.registry import review as do_review
 
     do_review(_settings(config), version, run, out)
 
 
 # ------------------------------------------------------------------------------------------ connectors
 def _register_connector_commands() -> None:
-    from flows import connectors_cli
+    from alignloop.cli import connectors as connectors_cli
 
     connectors_cli.register(connectors_app, _friendly)
 

@@ -26,16 +26,16 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from connectors.base import Connector, ConnectorError, Window, quote_identifier
-from pipeline.config import IngestSettings
-from pipeline.errors import ConfigError, TerminalError, TransientError
-from pipeline.loading.sqlbind import bind, sql_literal
-from pipeline.loading.writes import one_thread, spilled
-from pipeline.loading.cursors import INTEGER, TEXT, TIMESTAMP, CursorPosition, cursor_kind
-from pipeline.loading.prepared import as_source_position, prepared_view
-from pipeline.pii import MAYBE_PII, scrub_sql
-from pipeline.shapes import ResolvedInput
-from pipeline.sqlfiles import sql_text
+from alignloop.connectors.base import Connector, ConnectorError, Window, quote_identifier
+from alignloop.config import IngestSettings
+from alignloop.errors import ConfigError, TerminalError, TransientError
+from alignloop.ingest.sqlbind import bind, sql_literal
+from alignloop.ingest.writes import one_thread, spilled
+from alignloop.ingest.cursors import INTEGER, TEXT, TIMESTAMP, CursorPosition, cursor_kind
+from alignloop.ingest.prepared import as_source_position, prepared_view
+from alignloop.pii import MAYBE_PII, scrub_sql
+from alignloop.shapes import ResolvedInput
+from alignloop.sqlfiles import sql_text
 
 CONTROL_CHARS = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
 BLANK = r"[\s\p{Z}]*"

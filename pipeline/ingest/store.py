@@ -8,7 +8,7 @@ input's window and, when the read replaces no stored version, judging the rows i
 canonical rows are then the transaction's first writes, built from committed tables alone.
 Snapshots freeze what a training run saw.
 What keeps each load trustworthy (late rows, future rows, bad rows, duplicates, PII) is in
-pipeline/loading/ and the README's "Loading guarantees".
+pipeline/ingest/ and the README's "Loading guarantees".
 """
 
 from __future__ import annotations
@@ -25,21 +25,21 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from connectors.base import Connector
-from pipeline.config import IngestSettings
-from pipeline.conversions import with_pairs_from_ranks
-from pipeline.errors import ConfigError, DataError, TerminalError, TransientError
-from pipeline.loading import canonical
-from pipeline.loading.cursors import INTEGER, TEXT, CursorPosition, parse_iso
-from pipeline.loading.landing import Landing, LandedInput, Staged, fixed_in_quarantine, merge, stage
-from pipeline.loading.sqlbind import bind
-from pipeline.loading.unanswered import track_unanswered
-from pipeline.loading.writes import joins_as_written, one_thread
-from pipeline.memory import bound_allocator_retention
-from pipeline.pii import register_card_udf
-from pipeline.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
-from pipeline.shapes import SHAPES, resolve_mapping, sql_params
-from pipeline.sqlfiles import sql_text
+from alignloop.connectors.base import Connector
+from alignloop.config import IngestSettings
+from alignloop.conversions import with_pairs_from_ranks
+from alignloop.errors import ConfigError, DataError, TerminalError, TransientError
+from alignloop.ingest import canonical
+from alignloop.ingest.cursors import INTEGER, TEXT, CursorPosition, parse_iso
+from alignloop.ingest.landing import Landing, LandedInput, Staged, fixed_in_quarantine, merge, stage
+from alignloop.ingest.sqlbind import bind
+from alignloop.ingest.unanswered import track_unanswered
+from alignloop.ingest.writes import joins_as_written, one_thread
+from alignloop.memory import bound_allocator_retention
+from alignloop.pii import register_card_udf
+from alignloop.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
+from alignloop.shapes import SHAPES, resolve_mapping, sql_params
+from alignloop.sqlfiles import sql_text
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ class FeedbackStore:
                         self._rejudge_dependents(shape, source.name, result.replaced_keys, now, batch_id)
                 if inserted is not None or any(r.added or r.replaced for r in landed.values()) or con.execute(
                         "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
-                    counts = self._shape(shape, source, batch_id, now, settings, replaced, inserted)
+                    counts = self._apply_shape(shape, source, batch_id, now, settings, replaced, inserted)
                 else:  # nothing landed and nothing waiting (in any shape): nothing to judge
                     counts = dict.fromkeys(("unpaired", "pairs", "ranks", "judged_bad", "pending", "duplicates",
                                             "quarantined"), 0)
@@ -277,7 +277,7 @@ class FeedbackStore:
                 con.rollback()
                 raise
         finally:
-            if prejudged:  # _shape drops it once it ran; not when the transaction failed before
+            if prejudged:  # _apply_shape drops it once it ran; not when the transaction failed before
                 con.execute(f"DROP TABLE IF EXISTS {shape.name}_classified")
             for staged_input in staged:
                 if staged_input is not None:
@@ -388,7 +388,7 @@ class FeedbackStore:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {shape.name}_classified AS {sql}",
                          bind(sql, {**sql_params(src), "batch_id": batch_id}))
 
-    def _shape(self, shape: Any, src: Any, batch_id: int, now: datetime, settings: IngestSettings,
+    def _apply_shape(self, shape: Any, src: Any, batch_id: int, now: datetime, settings: IngestSettings,
                replaced: tuple[str, ...] = (), inserted: dict[str, int] | None = None) -> dict[str, int]:
         """Turn landed rows not yet judged into canonical rows, pending rows or quarantine; count each.
         inserted: the rows were judged before the transaction (_prejudge built `<shape>_classified`) and their
@@ -442,7 +442,7 @@ class FeedbackStore:
             before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             normalised_cols, normalised = canonical.NORMALISED[table]
             # Rows built from what the transaction wrote are read on one thread: insert them with one
-            # too (pipeline/loading/writes.py).
+            # too (pipeline/ingest/writes.py).
             with nullcontext() if prejudged else one_thread(con), \
                     joins_as_written(con) if shape.joins_as_written else nullcontext():
                 con.execute(
@@ -546,12 +546,12 @@ class FeedbackStore:
 
     def measure(self, snapshot: Snapshot, holdout_fraction: float, *, memory_limit: str | None = None,
                 **kw: Any) -> Any:
-        """The snapshot's shape (pipeline.shape.measure_relations), measured inside the store's DuckDB: its rows
+        """The snapshot's shape (alignloop.profile.measure_relations), measured inside the store's DuckDB: its rows
         are copied to temp tables (oldest first, as read_snapshot reads them), never to Arrow or Python, so
         memory stays within DuckDB's limit (memory_limit, e.g. ingest.memory_limit) whatever the size.
         Keyword settings as measure_relations (max_length, tokenizer, ...); the result is
-        measure_shape(*read_snapshot(snapshot), ...)'s."""
-        from pipeline.shape.measure import copy_measured, measure_relations
+        measure_profile(*read_snapshot(snapshot), ...)'s."""
+        from alignloop.profile.measure import copy_measured, measure_relations
 
         con = self.con
         if memory_limit:
@@ -570,7 +570,7 @@ class FeedbackStore:
                   cap: int | None = None) -> pa.Table:
         """One side of the snapshot's train/holdout split of `table` (unpaired or pairs), oldest first, with
         at most `cap` rows (the newest). The split and the cap are applied in DuckDB: only these rows are
-        fetched. The split is pipeline.schema.is_holdout's, row for row."""
+        fetched. The split is alignloop.schema.is_holdout's, row for row."""
         schema = {"unpaired": UNPAIRED_SCHEMA, "pairs": PAIRS_SCHEMA}[table]
         rows_sql = _snapshot_pairs_sql() if table == "pairs" else _snapshot_rows_sql(table)
         sql = (sql_text("store/snapshot_side.sql").replace("__SNAPSHOT_ROWS__", rows_sql)

@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from connectors.base import ConnectorError, Window, connector_infos, load_connector
-from pipeline import secrets
-from pipeline.errors import ConfigError, TerminalError, TransientError
+from alignloop.connectors.base import ConnectorError, Window, connector_infos, load_connector
+from alignloop import secrets
+from alignloop.errors import ConfigError, TerminalError, TransientError
 
 out = Console()
 
@@ -70,14 +70,14 @@ def _cursor_positions(store_path: Path, source: str) -> dict[str, Any]:
         rows = []
     finally:
         con.close()
-    from pipeline.loading.cursors import CursorPosition
+    from alignloop.ingest.cursors import CursorPosition
 
     return {name: CursorPosition(value, kind) for name, value, kind in rows}
 
 
 def _after(position: Any) -> Any:
     """The first value strictly after a stored cursor, in the type the source column compares with."""
-    from pipeline.loading.cursors import INTEGER, TEXT
+    from alignloop.ingest.cursors import INTEGER, TEXT
 
     start = position.window_start(timedelta(0))
     if position.kind == INTEGER:
@@ -98,15 +98,15 @@ def _count(connector: Any, window: Window) -> int:
 
 def check_source(config: Path, source_name: str) -> bool:
     """Connect, look for every mapped column, count new rows; print one line per finding."""
-    from pipeline.config import load_settings
-    from pipeline.shapes import SHAPES
+    from alignloop.config import load_settings
+    from alignloop.shapes import SHAPES
 
     settings = load_settings(config)
     by_name = {s.name: s for s in settings.sources}
     if source_name not in by_name:
         raise ConfigError(f"{config}: no source named {source_name!r} (sources: {', '.join(by_name)})")
     source = by_name[source_name]
-    from pipeline.stages import build_connector  # stages imports no training library at module level
+    from alignloop.stages import build_connector  # stages imports no training library at module level
 
     connector = build_connector(source)
     ok = True
@@ -164,7 +164,7 @@ def check_source(config: Path, source_name: str) -> bool:
 
 
 def _inputs(source: Any) -> list[Any]:
-    from pipeline.shapes import resolve_mapping
+    from alignloop.shapes import resolve_mapping
 
     return resolve_mapping(source.shape, source.mapping, f"sources[{source.name}]",
                            getattr(source, "shape_options", None))
@@ -197,7 +197,7 @@ def scaffold(name: str, dest: Path) -> list[Path]:
     In an alignloop checkout (a pyproject.toml with the alignloop.connectors group) the files go
     beside the built-in connectors; anywhere else `dest/alignloop-<name>/` becomes a plugin package.
     """
-    from flows import connector_templates as t
+    from alignloop.cli import connector_templates as t
 
     if not _NAME.match(name) or keyword.iskeyword(name):
         raise ConfigError(f"connector name {name!r}: use lower-case letters, digits and _ (e.g. acme_events)")
@@ -206,7 +206,7 @@ def scaffold(name: str, dest: Path) -> list[Path]:
     in_repo = pyproject.is_file() and '[project.entry-points."alignloop.connectors"]' in pyproject.read_text()
     if in_repo:
         files = {
-            dest / "connectors" / f"{name}.py": t.CONNECTOR.format(**values, base="connectors.base"),
+            dest / "connectors" / f"{name}.py": t.CONNECTOR.format(**values, base="alignloop.connectors.base"),
             dest / "tests" / "contract" / "providers" / f"{name}.py": t.PROVIDER.format(**values),
         }
     else:
@@ -215,7 +215,7 @@ def scaffold(name: str, dest: Path) -> list[Path]:
         files = {
             root / "pyproject.toml": t.PLUGIN_PYPROJECT.format(**values, dist=f"alignloop-{name.replace('_', '-')}"),
             pkg / "__init__.py": f'"""alignloop connector plugin: {name}."""\n',
-            pkg / "connector.py": t.CONNECTOR.format(**values, base="connectors.base"),
+            pkg / "connector.py": t.CONNECTOR.format(**values, base="alignloop.connectors.base"),
             pkg / "contract_provider.py": t.PROVIDER.format(**values),
         }
     existing = [p for p in files if p.exists()]
@@ -226,7 +226,7 @@ def scaffold(name: str, dest: Path) -> list[Path]:
         path.write_text(text)
     written = list(files)
     if in_repo:
-        _add_entry_point(pyproject, name, f"connectors.{name}:{values['cls']}")
+        _add_entry_point(pyproject, name, f"alignloop.connectors.{name}:{values['cls']}")
         written.append(pyproject)
     return written
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.loading.cursors import INTEGER, TEXT, CursorPosition
-from pipeline.shapes import ResolvedInput, ShapeInput
+from alignloop.ingest.cursors import INTEGER, TEXT, CursorPosition
+from alignloop.shapes import ResolvedInput, ShapeInput
 
 
 def prepared_view(job: Any, schema: pa.Schema) -> Any:

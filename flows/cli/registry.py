@@ -1,5 +1,5 @@
 """The registry's commands behind `alignloop versions / promote / rollback / review`, and the lines the
-run summary adds about the gate (kept here so flows/cli.py only registers them)."""
+run summary adds about the gate (kept here so flows/cli/main.py only registers them)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.config import Settings
-from pipeline.errors import ConfigError
+from alignloop.config import Settings
+from alignloop.errors import ConfigError
 
 
 def show_versions(settings: Settings, out: Console) -> None:
-    from pipeline.registry import describe
+    from alignloop.registry import describe
 
     table = Table(title=settings.model_name)
     table.add_column("version")
@@ -35,8 +35,8 @@ def show_versions(settings: Settings, out: Console) -> None:
 
 
 def promote_version(settings: Settings, version: int | None, force: bool, reason: str | None, out: Console) -> None:
-    from pipeline.gate import registry_check
-    from pipeline.registry import promote
+    from alignloop.gate import registry_check
+    from alignloop.registry import promote
 
     if force and not (reason and reason.strip()):
         raise ConfigError("--force needs --reason TEXT: say why the gate is overridden (it is recorded on the version)")
@@ -49,16 +49,16 @@ def promote_version(settings: Settings, version: int | None, force: bool, reason
 
 
 def rollback_champion(settings: Settings, out: Console) -> None:
-    from pipeline.registry import rollback
+    from alignloop.registry import rollback
 
     v = rollback(settings.tracking_uri, settings.model_name, lock_wait_s=settings.promotion.lock_wait_s)
     out.print(f"{v.name} version {v.version} is champion again", highlight=False)
 
 
 def review(settings: Settings, version: int | None, run: str | None, out: Console) -> Path:
-    from pipeline.report import build_review
+    from alignloop import stages
 
-    path = build_review(settings, version=version, run=run)
+    path = stages.review(settings, version=version, run=run)
     out.print(f"review page: {path}", highlight=False)
     return path
 

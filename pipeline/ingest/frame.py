@@ -1,9 +1,9 @@
 """The Python door into the store: land data you extracted in Python exactly as a connector's rows.
 
-    from pipeline.ingest import ingest_frame
+    from alignloop.ingest.frame import ingest_frame
     ingest_frame(settings, "app_logs", {"generations": gens_df, "feedback": feedback_df})
 
-The data go through the same path as a configured source (connectors/dataframe.py serves them as a
+The data go through the same path as a configured source (the `dataframe` connector serves them as a
 connector): same column mapping, keys, cursors, quarantine and one atomic batch, so landing the same
 rows twice adds nothing and rows older than the source's cursor are not read again.
 """
@@ -15,12 +15,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from connectors.base import ConnectorError
-from connectors.dataframe import DataFrameConnector, DataFrameSettings
-from pipeline.config import IngestSettings, Settings, SourceSettings
-from pipeline.errors import ConfigError, TerminalError, TransientError
-from pipeline.shapes import SHAPES, resolve_mapping
-from pipeline.store import FeedbackStore, IngestResult
+from alignloop.connectors.base import ConnectorError, load_connector
+from alignloop.config import IngestSettings, Settings, SourceSettings
+from alignloop.errors import ConfigError, TerminalError, TransientError
+from alignloop.shapes import SHAPES, resolve_mapping
+from alignloop.ingest.store import FeedbackStore, IngestResult
 
 
 def ingest_frame(
@@ -69,7 +68,7 @@ def _source_in_settings(settings: Settings, source: str | SourceSettings) -> Sou
 def _new_source(name: str, shape: str, mapping: Mapping[str, Mapping[str, str]] | None) -> SourceSettings:
     from pydantic import ValidationError
 
-    from pipeline.config import describe_validation_error
+    from alignloop.config import describe_validation_error
 
     try:
         return SourceSettings(name=name, connector="dataframe", shape=shape,
@@ -109,7 +108,9 @@ def _ingest(store: FeedbackStore, source: SourceSettings, data: Any, lookback: t
             settings: IngestSettings | None = None) -> IngestResult:
     if source.shape not in SHAPES:
         raise ConfigError(f"ingest_frame: unknown shape {source.shape!r} (known: {', '.join(SHAPES)})")
-    connector = DataFrameConnector(DataFrameSettings(tables=_tables_by_name(source, data)))
+    # Through the entry-point registry, as any configured source: the core knows no concrete connector.
+    cls = load_connector("dataframe")
+    connector = cls(cls.Settings(tables=_tables_by_name(source, data)))
     try:
         connector.check()
     except ConnectorError as e:

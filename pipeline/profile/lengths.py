@@ -20,7 +20,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from pipeline.tokenize import choose_max_length
+from alignloop.tokenize import choose_max_length
 
 # Chat-template tokens around each message when no tokenizer is at hand (ChatML: <|im_start|>role\n ... <|im_end|>\n).
 APPROX_TOKENS_PER_MESSAGE = 4

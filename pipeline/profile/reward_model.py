@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.shape.noise import BOOTSTRAP_ROUNDS, NoiseEstimate
+from alignloop.profile.noise import BOOTSTRAP_ROUNDS, NoiseEstimate
 
 if TYPE_CHECKING:  # scipy is imported where the model is fitted: most profiles never fit it
     from scipy import sparse
@@ -237,7 +237,7 @@ def prompt_texts(pairs) -> list[str]:
     column rather than through a dict per turn (sql/holdout_macros.sql)."""
     import duckdb
 
-    from pipeline.sqlfiles import sql_text
+    from alignloop.sqlfiles import sql_text
 
     con = duckdb.connect()
     try:

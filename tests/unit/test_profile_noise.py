@@ -8,11 +8,11 @@ from datetime import datetime
 import pyarrow as pa
 import pytest
 
-from benchmarks.regimes import empty_pairs, empty_thumbs, synthetic_pairs, synthetic_thumbs
-from pipeline.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
-from pipeline.shape import measure_shape
-from pipeline.shape.noise import flip_from_cycles, flip_from_disagreement
-from pipeline.shape.reward_model import estimate_from_table
+from alignloop.benchmarks.regimes import empty_pairs, empty_thumbs, synthetic_pairs, synthetic_thumbs
+from alignloop.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
+from alignloop.profile import measure_profile
+from alignloop.profile.noise import flip_from_cycles, flip_from_disagreement
+from alignloop.profile.reward_model import estimate_from_table
 
 TS = datetime(2026, 10, 1)
 
@@ -40,7 +40,7 @@ def test_repeated_pairs_judged_by_different_people_recover_the_flip_rate():
             if rng.random() < rate:
                 good, bad = bad, good
             rows.append(_pair(len(rows), f"q{item}", good, bad, user=f"u{vote}"))
-    shape = measure_shape(empty_thumbs(), pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA), 0.2, model_noise=False)
+    shape = measure_profile(empty_thumbs(), pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA), 0.2, model_noise=False)
     for name in ("repeated_pairs", "annotator_pairs"):
         s = _signal(shape, name)
         assert s.support == 300 and s.enough
@@ -50,7 +50,7 @@ def test_repeated_pairs_judged_by_different_people_recover_the_flip_rate():
 
 def test_one_persons_repeats_are_not_agreement_between_people():
     rows = [_pair(i, f"q{i % 40}", f"a{i % 40}", f"b{i % 40}", user="same") for i in range(80)]
-    shape = measure_shape(empty_thumbs(), pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA), 0.2, model_noise=False)
+    shape = measure_profile(empty_thumbs(), pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA), 0.2, model_noise=False)
     assert _signal(shape, "repeated_pairs").support == 40
     assert _signal(shape, "annotator_pairs").support == 0
 
@@ -64,7 +64,7 @@ def test_intransitive_triads_estimate_noise_without_any_repeat():
             if rng.random() < rate:
                 good, bad, flipped = bad, good, flipped + 1
             rows.append(_pair(len(rows), f"q{prompt}", good, bad))
-    shape = measure_shape(empty_thumbs(), pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA), 0.2, model_noise=False)
+    shape = measure_profile(empty_thumbs(), pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA), 0.2, model_noise=False)
     triads = _signal(shape, "intransitive_triads")
     assert _signal(shape, "repeated_pairs").support == 0
     assert triads.support == 600 and triads.low <= flipped / len(rows) <= triads.high
@@ -80,7 +80,7 @@ def test_contradictory_thumbs_measure_thumb_noise():
             rows.append({"event_id": f"t{len(rows)}", "source": "s", "ts": TS, "user_id": f"u{vote}",
                          "model_version": "v", "prompt": [{"role": "user", "content": f"q{answer}"}],
                          "completion": f"answer {answer}", "label": label})
-    shape = measure_shape(pa.Table.from_pylist(rows, schema=UNPAIRED_SCHEMA), empty_pairs(), 0.2)
+    shape = measure_profile(pa.Table.from_pylist(rows, schema=UNPAIRED_SCHEMA), empty_pairs(), 0.2)
     s = shape.thumb_noise
     assert s is not None and s.support == 200 and s.low <= rate <= s.high
     assert shape.pair_noise is None
@@ -88,7 +88,7 @@ def test_contradictory_thumbs_measure_thumb_noise():
 
 def test_too_few_repeats_are_reported_but_not_acted_on():
     rows = [_pair(i, f"q{i % 10}", f"a{i % 10}", f"b{i % 10}") for i in range(20)]
-    shape = measure_shape(empty_thumbs(), pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA), 0.2)
+    shape = measure_profile(empty_thumbs(), pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA), 0.2)
     s = _signal(shape, "repeated_pairs")
     assert s.support == 10 and not s.enough and s.flip_rate == 0.0
     assert shape.pair_noise is None
@@ -98,7 +98,7 @@ def test_too_few_repeats_are_reported_but_not_acted_on():
 @pytest.mark.parametrize("rate,seed", [(0.05, 1), (0.25, 1), (0.4, 2)])
 def test_reward_model_recovers_injected_flips_without_any_repeated_comparison(rate, seed):
     pairs, flipped = synthetic_pairs(2000, rate, seed)
-    shape = measure_shape(empty_thumbs(), pairs, 0.2)
+    shape = measure_profile(empty_thumbs(), pairs, 0.2)
     assert _signal(shape, "repeated_pairs").support == 0 and _signal(shape, "intransitive_triads").support == 0
     est = shape.pair_noise
     assert est is not None and est.signal == "reward_model" and est.support == 2000
@@ -120,7 +120,7 @@ def test_reward_model_says_when_the_words_carry_no_signal():
 
 def test_pairable_prompts_and_truncation_are_measured():
     thumbs = synthetic_thumbs(30, 4, 0.5, seed=1)
-    shape = measure_shape(thumbs, empty_pairs(), holdout_fraction=0.0, max_length=12)
+    shape = measure_profile(thumbs, empty_pairs(), holdout_fraction=0.0, max_length=12)
     by_prompt: dict[str, list[bool]] = {}
     for r in thumbs.to_pylist():
         by_prompt.setdefault(r["prompt"][0]["content"], []).append(r["label"])
@@ -134,7 +134,7 @@ def test_pairable_prompts_and_truncation_are_measured():
 
 
 def test_reward_model_over_the_cap_fits_a_stated_content_chosen_sample(monkeypatch):
-    from pipeline.shape import reward_model
+    from alignloop.profile import reward_model
 
     monkeypatch.setattr(reward_model, "MAX_PAIRS", 300)
     pairs, _ = synthetic_pairs(700, 0.1, 3)
@@ -160,6 +160,6 @@ def test_pairable_prompts_count_majority_thumbs_and_leave_ties_out():
             i += 1
             rows.append({"event_id": f"t{i}", "source": "s", "ts": TS, "user_id": f"u{i}", "model_version": "v",
                          "prompt": [{"role": "user", "content": prompt}], "completion": answer, "label": bool(label)})
-    shape = measure_shape(pa.Table.from_pylist(rows, schema=UNPAIRED_SCHEMA), empty_pairs(), holdout_fraction=0.0)
+    shape = measure_profile(pa.Table.from_pylist(rows, schema=UNPAIRED_SCHEMA), empty_pairs(), holdout_fraction=0.0)
     assert (shape.pairable_prompts_train, shape.pairs_from_thumbs_train) == (2, 1 + 2)
     assert shape.n_unpaired_train == len(rows) and shape.n_up_train == sum(r["label"] for r in rows)

@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.config import load_settings
-from pipeline.errors import ConfigError
-from pipeline.store import FeedbackStore
+from alignloop.config import load_settings
+from alignloop.errors import ConfigError
+from alignloop.ingest.store import FeedbackStore
 
 EXAMPLE_CHARS = 160
 

@@ -1,0 +1,1 @@
+"""The `alignloop` command line (Typer): `main` is the console script; one module per command group."""
