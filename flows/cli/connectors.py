@@ -191,39 +191,46 @@ def _class_name(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_")) + "Connector"
 
 
-def scaffold(name: str, dest: Path) -> list[Path]:
-    """Write a connector, its entry-point line and its contract provider; return the files written.
+def scaffold(name: str, dest: Path, kind: str = "sql") -> list[Path]:
+    """Write a connector of `kind` (sql, http, files), its entry-point line and its contract provider; return
+    the files written.
 
     In an alignloop checkout (a pyproject.toml with the alignloop.connectors group) the files go
-    beside the built-in connectors; anywhere else `dest/alignloop-<name>/` becomes a plugin package.
+    beside the built-in connectors; anywhere else `dest/alignloop-<name>/` becomes a plugin package
+    whose own tests run the contract (alignloop.connectors.testing, shipped in the package).
     """
     from alignloop.cli import connector_templates as t
 
     if not _NAME.match(name) or keyword.iskeyword(name):
         raise ConfigError(f"connector name {name!r}: use lower-case letters, digits and _ (e.g. acme_events)")
-    values = {"name": name, "cls": _class_name(name)}
+    if kind not in t.KINDS:
+        raise ConfigError(f"--kind {kind!r}: not a connector kind (kinds: {', '.join(t.KINDS)})")
+    connector, provider, _ = t.KINDS[kind]
+    dist = f"alignloop-{name.replace('_', '-')}"
+    values = {"name": name, "cls": _class_name(name), "base": "alignloop.connectors.base", "dist": dist}
     pyproject = dest / "pyproject.toml"
     in_repo = pyproject.is_file() and '[project.entry-points."alignloop.connectors"]' in pyproject.read_text()
     if in_repo:
         files = {
-            dest / "connectors" / f"{name}.py": t.CONNECTOR.format(**values, base="alignloop.connectors.base"),
-            dest / "tests" / "contract" / "providers" / f"{name}.py": t.PROVIDER.format(**values),
+            dest / "connectors" / f"{name}.py": connector,
+            dest / "tests" / "contract" / "providers" / f"{name}.py": provider,
         }
     else:
-        root = dest / f"alignloop-{name.replace('_', '-')}"
+        root = dest / dist
         pkg = root / f"alignloop_{name}"
         files = {
-            root / "pyproject.toml": t.PLUGIN_PYPROJECT.format(**values, dist=f"alignloop-{name.replace('_', '-')}"),
+            root / "pyproject.toml": t.PLUGIN_PYPROJECT,
             pkg / "__init__.py": f'"""alignloop connector plugin: {name}."""\n',
-            pkg / "connector.py": t.CONNECTOR.format(**values, base="alignloop.connectors.base"),
-            pkg / "contract_provider.py": t.PROVIDER.format(**values),
+            pkg / "connector.py": connector,
+            pkg / "contract_provider.py": provider,
+            root / "tests" / "test_contract.py": t.PLUGIN_TEST,
         }
     existing = [p for p in files if p.exists()]
     if existing:
         raise ConfigError(f"{existing[0]} already exists; pick another name or remove it first")
-    for path, text in files.items():
+    for path, template in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path.write_text(t.render(template, **values))
     written = list(files)
     if in_repo:
         _add_entry_point(pyproject, name, f"alignloop.connectors.{name}:{values['cls']}")
@@ -275,9 +282,17 @@ def register(app: typer.Typer, friendly: Any) -> None:
     @friendly
     def new_cmd(
         name: Annotated[str, typer.Argument(help="Entry-point name of the new connector (e.g. acme_events).")],
+        kind: Annotated[str, typer.Option(help="What it reads: sql (a database table through a DB-API driver), "
+                                               "http (an HTTP/JSON API with pages and a cursor), files (files of "
+                                               "your own format).")] = "sql",
         dest: Annotated[Path, typer.Option(help="An alignloop checkout, or a folder for a plugin package.")] = Path("."),
     ) -> None:
         """Scaffold a connector, its entry-point line and a contract-test provider that passes as written."""
-        for path in scaffold(name, dest):
-            out.print(f"wrote {path}", highlight=False)
-        out.print("next: pip install -e <package>, then pytest tests/contract -k " + name, highlight=False)
+        written = scaffold(name, dest, kind)
+        for path in written:
+            out.print(f"wrote {path}", highlight=False, soft_wrap=True)
+        if any(p.name == "test_contract.py" for p in written):
+            package = written[0].parent
+            out.print(f"next: pip install -e {package}, then pytest {package}", highlight=False, soft_wrap=True)
+        else:
+            out.print(f"next: pip install -e {dest}, then pytest tests/contract -k {name}", highlight=False, soft_wrap=True)

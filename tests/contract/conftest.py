@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.framework import CONTRACT_ROWS, ContractSource, find_provider, installed_connector_names
+from alignloop.connectors.testing import CONTRACT_ROWS, ContractSource, installed_connector_names
+from tests.contract.framework import find_provider
 
 
 def _with_providers() -> list[str]:

@@ -1,11 +1,8 @@
-"""`alignloop connectors list | check | new`, plugins installed from their own package, broken ones."""
+"""`alignloop connectors list | check | new`, broken plugins (scaffolded plugin packages: test_connector_templates.py)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,9 +12,7 @@ from typer.testing import CliRunner
 
 from alignloop.connectors.base import ConnectorTerminalError, available_connectors, connector_infos, load_connector
 from alignloop.cli.main import app
-from alignloop.cli.connectors import scaffold
 
-REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 T0 = datetime(2026, 10, 1, 12, 0)
 
@@ -109,33 +104,11 @@ def test_new_in_a_checkout_writes_connector_provider_and_entry_point(tmp_path):
     result = runner.invoke(app, ["connectors", "new", "acme_feed", "--dest", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "connectors" / "acme_feed.py").is_file()
-    assert (tmp_path / "tests" / "contract" / "providers" / "acme_feed.py").is_file()
+    provider = (tmp_path / "tests" / "contract" / "providers" / "acme_feed.py").read_text()
+    assert "from alignloop.connectors.testing import ContractRow, ContractSource" in provider
     assert ('duckdb = "alignloop.connectors.duckdb_file:DuckDBConnector"\n'
             'acme_feed = "alignloop.connectors.acme_feed:AcmeFeedConnector"\n'
             '\n[tool.setuptools]') in (tmp_path / "pyproject.toml").read_text()
     again = runner.invoke(app, ["connectors", "new", "acme_feed", "--dest", str(tmp_path)])
     assert again.exit_code == 2 and "already exists" in again.output
     assert runner.invoke(app, ["connectors", "new", "Bad-Name", "--dest", str(tmp_path)]).exit_code == 2
-
-
-@pytest.mark.slow
-def test_a_scaffolded_plugin_package_installs_is_listed_and_passes_the_contract(tmp_path):
-    written = scaffold("acme_feed", tmp_path)
-    package = tmp_path / "alignloop-acme-feed"
-    assert package / "pyproject.toml" in written
-    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--line-length", "125", str(package)],
-                          capture_output=True, text=True, timeout=120)
-    assert lint.returncode == 0, lint.stdout  # what `new` writes is clean code to build on
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(package)], check=True, capture_output=True, timeout=300)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
-    listed = subprocess.run([sys.executable, "-m", "alignloop.cli.main", "connectors", "list"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert listed.returncode == 0 and "acme_feed" in listed.stdout and "alignloop-acme-feed" in listed.stdout
-    contract = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(REPO / "tests" / "contract" /
-                                                                            "test_contract.py"), "-k", "acme_feed"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert contract.returncode == 0, contract.stdout[-3000:]
-    assert "passed" in contract.stdout and "failed" not in contract.stdout, contract.stdout[-500:]

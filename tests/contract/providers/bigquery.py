@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
-from tests.contract.framework import ContractRow, ContractSource
+from alignloop.connectors.testing import ContractRow, ContractSource
 from tests.contract.providers.snowflake import seed_duckdb
 from tests.contract.standins import StandInDriver
 

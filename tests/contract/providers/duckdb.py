@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from tests.contract.framework import ContractRow, ContractSource
+from alignloop.connectors.testing import ContractRow, ContractSource
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tests.contract.framework import ContractRow, ContractSource
+from alignloop.connectors.testing import ContractRow, ContractSource
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from unittest import mock
 
 import duckdb
 
-from tests.contract.framework import ContractRow, ContractSource
+from alignloop.connectors.testing import ContractRow, ContractSource
 from tests.contract.standins import StandInDriver
 
 

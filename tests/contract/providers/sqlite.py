@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.contract.framework import ContractRow, ContractSource
+from alignloop.connectors.testing import ContractRow, ContractSource
 
 
 @contextmanager
