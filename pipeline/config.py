@@ -45,11 +45,13 @@ class SourceSettings(_Settings):
     connector: str = Field("duckdb", description="Entry-point name of the connector (e.g. duckdb).")
     options: dict[str, Any] = Field(default_factory=dict, description="The connector's own settings.")
     shape: Literal[
-        "events", "preference", "unpaired", "transcripts", "message_trees", "ratings", "corrections", "langfuse"
+        "events", "preference", "unpaired", "transcripts", "message_trees", "ratings", "corrections", "langfuse",
+        "comparisons",
     ] = Field("events", description="How raw rows become canonical rows (README 'Log shapes').")
-    mapping: dict[str, dict[str, str]] = Field(
+    mapping: dict[str, dict[str, str | list[str]]] = Field(
         default_factory=dict,
-        description="Per shape input (e.g. generations, feedback): 'table' and canonical->source column names.",
+        description="Per shape input (e.g. generations, feedback): 'table' and canonical->source column names "
+        "(a list of source columns where the shape reads several as one, e.g. comparisons' answers).",
     )
     shape_options: dict[str, Any] = Field(
         default_factory=dict, description="The shape's own settings (e.g. ratings thresholds); see README 'Log shapes'."

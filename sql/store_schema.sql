@@ -4,8 +4,8 @@
 --        row per feedback row waiting for its generation; conflicts: one row per differing duplicate
 --        of a key; ingest_log: one row per ingest batch; snapshots: one row per frozen view;
 --        store_meta: one row per installation setting (the user-id salt, the layout version);
---        superseded_unpaired/_pairs/_ranks: one row per stored row a newer version replaced (what
---        earlier snapshots still read)
+--        superseded_unpaired/_pairs/_ranks/_ties: one row per stored row a newer version replaced (what
+--        earlier snapshots still read); ties: one row per vote that preferred neither answer
 -- parameters: none
 -- Uniqueness of event_id is kept by the loader (anti-joins), not by indexes: a keyed insert cost
 -- more than all the other work of a load together.
@@ -64,6 +64,23 @@ CREATE TABLE IF NOT EXISTS ranks (
     ts_observed   BOOLEAN NOT NULL
 );
 
+-- Votes that prefer neither answer (a tie, or both answers bad), as observed: counted in the data profile,
+-- never read as pairs.
+CREATE TABLE IF NOT EXISTS ties (
+    event_id      VARCHAR NOT NULL,      -- md5(source || ':' || source vote id)
+    source        VARCHAR NOT NULL,
+    ts            TIMESTAMP NOT NULL,
+    user_id       VARCHAR,
+    model_version VARCHAR,
+    prompt        STRUCT(role VARCHAR, content VARCHAR)[] NOT NULL,
+    answer_a      VARCHAR NOT NULL,
+    answer_b      VARCHAR NOT NULL,
+    verdict       VARCHAR NOT NULL,      -- tie | both_bad
+    batch_id      BIGINT NOT NULL,
+    ingested_at   TIMESTAMP NOT NULL,
+    ts_observed   BOOLEAN NOT NULL
+);
+
 -- Canonical rows replaced by a newer version (a row fixed upstream, a re-judged tree): kept, with the
 -- batch that replaced them, so a snapshot taken before reads them still. Only snapshots read these;
 -- every other reader of the store sees the current rows of unpaired and pairs alone.
@@ -73,6 +90,8 @@ CREATE TABLE IF NOT EXISTS superseded_pairs AS
     SELECT *, NULL::BIGINT AS superseded_batch FROM pairs LIMIT 0;
 CREATE TABLE IF NOT EXISTS superseded_ranks AS
     SELECT *, NULL::BIGINT AS superseded_batch FROM ranks LIMIT 0;
+CREATE TABLE IF NOT EXISTS superseded_ties AS
+    SELECT *, NULL::BIGINT AS superseded_batch FROM ties LIMIT 0;
 
 CREATE TABLE IF NOT EXISTS quarantine (
     event_id       VARCHAR NOT NULL,     -- canonical id, or md5(source:input:key) for a rejected source row

@@ -140,11 +140,11 @@ def ingest(config: ConfigOpt = Path("alignloop.yaml")) -> None:
     settings = _settings(config)
     with console.status("ingesting"):
         results = stages.ingest(settings)
-    table = Table("source", "rows read", "new pairs", "new thumbs", "new ranks", "quarantined", "pending",
+    table = Table("source", "rows read", "new pairs", "new thumbs", "new ranks", "new ties", "quarantined", "pending",
                   title="ingest")
     for r in results:
         table.add_row(r.source, str(sum(r.rows_read.values())), str(r.pairs_added), str(r.unpaired_added),
-                      str(r.ranks_added), str(r.quarantined), str(r.pending))
+                      str(r.ranks_added), str(r.ties_added), str(r.quarantined), str(r.pending))
     out.print(table)
 
 
@@ -333,7 +333,8 @@ def _print_summary(outcome: Any, seconds: float, settings: Settings) -> None:
     table.add_column(style="bold")
     table.add_column()
     rows_read = sum(sum(r["rows_read"].values()) for r in outcome.ingested)
-    added = sum(r["pairs_added"] + r["unpaired_added"] + r.get("ranks_added", 0) for r in outcome.ingested)
+    added = sum(r["pairs_added"] + r["unpaired_added"] + r.get("ranks_added", 0) + r.get("ties_added", 0)
+                for r in outcome.ingested)
     quarantined = sum(r["quarantined"] for r in outcome.ingested)
     table.add_row("ingested", f"{rows_read} rows read, {added} new feedback rows, {quarantined} quarantined")
     table.add_row("method", outcome.method)

@@ -64,6 +64,7 @@ class IngestResult:
     conflicts: int = 0       # differing versions of one key recorded in the `conflicts` table
     replaced: int = 0        # stored or quarantined versions replaced by a newer version
     ranks_added: int = 0     # ranked answers stored (their pairs are derived when a snapshot is read)
+    ties_added: int = 0      # votes that preferred neither answer, stored as observed (never read as pairs)
 
 
 @dataclass(frozen=True)
@@ -255,8 +256,8 @@ class FeedbackStore:
                         "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
                     counts = self._apply_shape(shape, source, batch_id, now, settings, replaced, inserted)
                 else:  # nothing landed and nothing waiting (in any shape): nothing to judge
-                    counts = dict.fromkeys(("unpaired", "pairs", "ranks", "judged_bad", "pending", "duplicates",
-                                            "quarantined"), 0)
+                    counts = dict.fromkeys(("unpaired", "pairs", "ranks", "ties", "judged_bad", "pending",
+                                            "duplicates", "quarantined"), 0)
                 landed_bad = sum(r.quarantined for r in landed.values())
                 # What counts as bad: rows failing the landing checks, plus rows the shape found malformed.
                 # A prepared shape marks those as they land; what its SQL leaves unused besides (a tree
@@ -294,6 +295,7 @@ class FeedbackStore:
             duplicates=sum(r.duplicates for r in landed.values()) + counts["duplicates"],
             conflicts=sum(r.conflicts for r in landed.values()),
             replaced=sum(r.replaced for r in landed.values()), ranks_added=counts["ranks"],
+            ties_added=counts["ties"],
         )
         log.info("ingested %s: %s", source.name, result)
         return result
@@ -350,7 +352,7 @@ class FeedbackStore:
         self.con.execute("CREATE OR REPLACE TEMP TABLE replaced_ids AS SELECT md5(? || ':' || k) AS event_id "
                          "FROM unnest(?::VARCHAR[]) AS t(k)", [source, list(keys)])
         where = "source = $source AND event_id IN (SELECT event_id FROM replaced_ids)"
-        for table in canonical.CANONICAL:
+        for table in (*canonical.CANONICAL, "ties"):
             canonical.supersede(self.con, table, where, {"source": source}, batch_id)
         self.con.execute(f"DELETE FROM quarantine WHERE {where}", {"source": source})
         self.con.execute("DROP TABLE replaced_ids")
@@ -402,7 +404,10 @@ class FeedbackStore:
             if replaced:
                 canonical.forget_derived(con, classified, source, replaced, batch_id)
             counts = dict(inserted) if inserted is not None else self._insert_canonical(shape, source, batch_id, now)
-            counts["ranks"] = 0 if shape.ranks_sql is None else self._insert_ranks(shape, source, batch_id, now)
+            counts["ranks"] = 0 if shape.ranks_sql is None else self._insert_observed("ranks", shape.ranks_sql, source,
+                                                                                   batch_id, now)
+            counts["ties"] = 0 if shape.ties_sql is None else self._insert_observed("ties", shape.ties_sql, source,
+                                                                                 batch_id, now)
             counts["judged_bad"] = canonical.quarantine_rows(con,
                 f"SELECT *, NULL AS input, NULL AS key, NULL::TIMESTAMP AS ts FROM ({sql_text(shape.quarantine_sql)})",
                 batch_id, now, source)
@@ -454,22 +459,23 @@ class FeedbackStore:
             counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
         return counts
 
-    def _insert_ranks(self, shape: Any, source: str, batch_id: int, now: datetime) -> int:
-        """Store the ranked answers a shape observed, as they are; count the new ones."""
-        before = self.con.execute("SELECT count(*) FROM ranks").fetchone()[0]
+    def _insert_observed(self, table: str, sql: str, source: str, batch_id: int, now: datetime) -> int:
+        """Store what a shape observed as it is (ranked answers in `ranks`, votes for neither answer in `ties`;
+        a constant table name, never a setting); count the new rows."""
+        before = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         with one_thread(self.con):
             self.con.execute(
-                f"INSERT INTO ranks BY NAME SELECT *, $batch_id AS batch_id, $now AS ingested_at "
-                f"FROM ({sql_text(shape.ranks_sql)}) WHERE event_id NOT IN (SELECT event_id FROM ranks WHERE source = "
+                f"INSERT INTO {table} BY NAME SELECT *, $batch_id AS batch_id, $now AS ingested_at "
+                f"FROM ({sql_text(sql)}) WHERE event_id NOT IN (SELECT event_id FROM {table} WHERE source = "
                 "$source UNION ALL SELECT event_id FROM quarantine WHERE source = $source)",
                 {"batch_id": batch_id, "now": now, "source": source})
-        return self.con.execute("SELECT count(*) FROM ranks").fetchone()[0] - before
+        return self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
 
     # ------------------------------------------------------------------ reading
     def counts(self) -> dict[str, int]:
         return {
             t: self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("unpaired", "pairs", "ranks", "quarantine", "raw_events_generations", "raw_events_feedback")
+            for t in ("unpaired", "pairs", "ranks", "ties", "quarantine", "raw_events_generations", "raw_events_feedback")
         }
 
     def quarantine_reasons(self, source: str | None = None) -> list[tuple[str, int]]:
@@ -517,7 +523,8 @@ class FeedbackStore:
         sql = (sql_text("store/snapshot_identity.sql")
                .replace("__UNPAIRED__", _snapshot_rows_sql("unpaired"))
                .replace("__PAIRS__", _snapshot_rows_sql("pairs"))
-               .replace("__RANKS__", _snapshot_rows_sql("ranks")))
+               .replace("__RANKS__", _snapshot_rows_sql("ranks"))
+               .replace("__TIES__", _snapshot_rows_sql("ties")))
         snapshot_id, n_unpaired, n_pairs = self.con.execute(sql, {"high": high_water_batch}).fetchone()
         return snapshot_id, n_unpaired, n_pairs
 
@@ -558,12 +565,14 @@ class FeedbackStore:
             con.execute("SET memory_limit = ?", [memory_limit])
         high = str(int(snapshot.high_water_batch))  # an integer from the store: inlined, as temp tables take no $
         unpaired_sql = f"SELECT {', '.join(UNPAIRED_SCHEMA.names)} FROM ({_snapshot_rows_sql('unpaired')})"
+        ties_sql = f"SELECT verdict FROM ({_snapshot_rows_sql('ties')})"
         try:
             copy_measured(con, unpaired_sql.replace("$high", high),
-                          _snapshot_pairs_sql(with_origin=True).replace("$high", high), "ORDER BY ts, event_id")
+                          _snapshot_pairs_sql(with_origin=True).replace("$high", high), "ORDER BY ts, event_id",
+                          ties_sql=ties_sql.replace("$high", high))
             return measure_relations(con, holdout_fraction, **kw)
         finally:
-            for name in ("unpaired_in", "pairs_in"):
+            for name in ("unpaired_in", "pairs_in", "ties_in"):
                 con.execute(f"DROP TABLE IF EXISTS {name}")
 
     def read_side(self, snapshot: Snapshot, table: str, *, holdout: bool, holdout_fraction: float,
@@ -601,8 +610,8 @@ class FeedbackStore:
 
 
 def _snapshot_rows_sql(table: str) -> str:
-    """store/snapshot_rows.sql for one canonical table or ranks (a constant name, never a setting)."""
-    if table not in (*canonical.CANONICAL, "ranks"):
+    """store/snapshot_rows.sql for one canonical table, ranks or ties (a constant name, never a setting)."""
+    if table not in (*canonical.CANONICAL, "ranks", "ties"):
         raise ValueError(f"not a canonical table: {table!r}")
     return sql_text("store/snapshot_rows.sql").replace("__TABLE__", table)
 

@@ -44,6 +44,9 @@ class DataProfile:
     last_ts: str | None
     # Rows conversions would derive when the snapshot is read (pipeline/conversions.py), and what they cannot use.
     derived: dict[str, int] = field(default_factory=dict)
+    # Votes that preferred neither answer (comparisons shape), kept as observed and never trained on as pairs.
+    n_ties: int = 0
+    n_both_bad: int = 0
 
     @property
     def n_down(self) -> int:
@@ -137,14 +140,17 @@ def measure_profile(unpaired: pa.Table, pairs: pa.Table, holdout_fraction: float
         con.close()
 
 
-def copy_measured(con: duckdb.DuckDBPyConnection, unpaired_sql: str, pairs_sql: str, order_by: str = "") -> None:
+def copy_measured(con: duckdb.DuckDBPyConnection, unpaired_sql: str, pairs_sql: str, order_by: str = "",
+                  ties_sql: str = "SELECT NULL::VARCHAR AS verdict WHERE false") -> None:
     """Copy the rows to measure into the temp tables `unpaired_in` and `pairs_in` that measure_relations
     reads, each row with its prompt's place in the train/holdout split, `_position` (sql/holdout_macros.sql;
-    held out when _position < holdout_fraction): computed once per row here, not once per reader."""
+    held out when _position < holdout_fraction): computed once per row here, not once per reader. The
+    verdicts of the ties (`ties_sql`, none by default) go to `ties_in`: they are only counted."""
     con.execute(sql_text("holdout_macros.sql"))
     for name, sql in (("unpaired_in", unpaired_sql), ("pairs_in", pairs_sql)):
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT *, holdout_position(prompt) AS _position "
                     f"FROM ({sql}) {order_by}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ties_in AS {ties_sql}")
 
 
 def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *, max_length: int | None = None,
@@ -162,6 +168,8 @@ def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *
     """
     n_unpaired, n_up = con.execute("SELECT count(*), count(*) FILTER (WHERE label) FROM unpaired_in").fetchone()
     n_pairs = con.execute("SELECT count(*) FROM pairs_in").fetchone()[0]
+    n_ties, n_both_bad = con.execute("SELECT count(*) FILTER (WHERE verdict = 'tie'), "
+                                     "count(*) FILTER (WHERE verdict = 'both_bad') FROM ties_in").fetchone()
     n_prompts, first_ts, last_ts = con.execute(
         "SELECT count(DISTINCT to_json(prompt)::VARCHAR), min(ts), max(ts) FROM "
         "(SELECT prompt, ts FROM unpaired_in UNION ALL SELECT prompt, ts FROM pairs_in)"
@@ -216,6 +224,8 @@ def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *
         first_ts=first_ts.isoformat() if first_ts else None,
         last_ts=last_ts.isoformat() if last_ts else None,
         derived=asdict(derived),
+        n_ties=int(n_ties),
+        n_both_bad=int(n_both_bad),
     )
 
 

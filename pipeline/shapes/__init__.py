@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from alignloop.errors import ConfigError
 from alignloop.shapes.base import LogShape, ResolvedInput, ShapeInput
+from alignloop.shapes.comparisons import COMPARISONS
 from alignloop.shapes.corrections import CORRECTIONS
 from alignloop.shapes.events import EVENTS
 from alignloop.shapes.langfuse import LANGFUSE
@@ -24,7 +25,8 @@ from alignloop.shapes.transcripts import TRANSCRIPTS
 from alignloop.shapes.unpaired import UNPAIRED
 
 SHAPES: dict[str, LogShape] = {
-    s.name: s for s in (EVENTS, PREFERENCE, UNPAIRED, TRANSCRIPTS, MESSAGE_TREES, RATINGS, CORRECTIONS, LANGFUSE)
+    s.name: s for s in (EVENTS, PREFERENCE, UNPAIRED, TRANSCRIPTS, MESSAGE_TREES, RATINGS, CORRECTIONS, LANGFUSE,
+                        COMPARISONS)
 }
 
 __all__ = ["SHAPES", "LogShape", "ResolvedInput", "ShapeInput", "resolve_mapping", "shape_options",
@@ -59,7 +61,7 @@ def sql_params(source: Any) -> dict[str, Any]:
 
 
 def resolve_mapping(
-    shape_name: str, mapping: dict[str, dict[str, str]], where: str, options: dict[str, Any] | None = None
+    shape_name: str, mapping: dict[str, dict[str, str | list[str]]], where: str, options: dict[str, Any] | None = None
 ) -> list[ResolvedInput]:
     """Check a source's mapping (and shape options) against its shape; mistakes are ConfigErrors."""
     validated = shape_options(shape_name, options, where)
@@ -75,14 +77,21 @@ def resolve_mapping(
     for spec in shape.inputs:
         given = dict(mapping.get(spec.name, {}))
         table = given.pop("table", spec.default_table)
-        for column in given:
+        if not isinstance(table, str):
+            raise ConfigError(f"{where}.mapping.{spec.name}.table: name one table (got {table!r})")
+        for column, value in given.items():
             if column not in spec.columns:
                 raise ConfigError(
                     f"{where}.mapping.{spec.name}.{column}: not a column of the {shape_name!r} shape's "
                     f"{spec.name} input (columns: {', '.join(spec.columns)}, plus 'table')"
                 )
+            if isinstance(value, list) and (column not in spec.list_columns or not value):
+                why = "name one source column, not a list" if column not in spec.list_columns else \
+                    "name at least one source column"
+                raise ConfigError(f"{where}.mapping.{spec.name}.{column}: {why} (got {value!r})")
+        lists = {c: tuple(v) for c, v in given.items() if isinstance(v, list)}
         resolved.append(ResolvedInput(
-            spec, table, {c: given.get(c, c) for c in spec.columns}, explicit=frozenset(given),
-            prepare=shape.prepare, options=validated,
+            spec, table, {c: given.get(c, c) for c in spec.columns if c not in lists}, explicit=frozenset(given),
+            prepare=shape.prepare, options=validated, column_lists=lists,
         ))
     return resolved

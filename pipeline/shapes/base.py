@@ -44,6 +44,9 @@ class ShapeInput:
     text_columns: tuple[str, ...] = ()
     # Landing-table columns naming a person: hashed with the store's per-installation salt at landing.
     user_columns: tuple[str, ...] = ("user_id",)
+    # Columns a mapping may give as a list of source columns (`answers: [answer 1, answer 2]`): the shape
+    # then sees one list per row, the values of those columns in the order named.
+    list_columns: tuple[str, ...] = ()
 
 
 Prepare = Callable[["ResolvedInput", dict[str, list[Any]], int], pa.RecordBatch]
@@ -74,6 +77,8 @@ class LogShape:
     dependents_sql: str | None = None
     # Canonical ranks (answers ranked against each other); None: the shape observes no rankings.
     ranks_sql: str | None = None
+    # Canonical ties (two answers judged equally good or both bad): kept as observed, never pairs; None: none.
+    ties_sql: str | None = None
     # Rows of an earlier input still waiting for feedback (input, key, canonical_id, waiting_for, ts,
     # payload): pending, then quarantined after ingest.pending_timeout. None: nothing is expected.
     unanswered_sql: str | None = None
@@ -105,6 +110,7 @@ class ResolvedInput:
     explicit: frozenset[str] = frozenset()   # canonical names the mapping named
     prepare: Prepare | None = None
     options: BaseModel = field(default_factory=NoShapeOptions)
+    column_lists: dict[str, tuple[str, ...]] = field(default_factory=dict)  # canonical name -> source columns
 
     @property
     def cursor_column(self) -> str | None:
@@ -145,6 +151,17 @@ class ResolvedInput:
                     values[canonical] = _decoded(values[canonical], canonical, not_utf8)
             elif canonical not in (self.spec.optional or ()) or canonical in self.explicit:
                 raise KeyError(source_name)
+        for canonical, names in self.column_lists.items():
+            parts = []
+            for source_name in names:
+                if source_name not in present:
+                    raise KeyError(source_name)
+                part = batch.column(source_name).to_pylist()
+                field_type = batch.schema.field(source_name).type
+                if pa.types.is_binary(field_type) or pa.types.is_large_binary(field_type):
+                    part = _decoded(part, canonical, not_utf8)
+                parts.append(part)
+            values[canonical] = [list(row) for row in zip(*parts, strict=True)]
         landed = self.prepare(self, values, batch.num_rows)
         if any(not_utf8) and "prep_problem" in landed.schema.names and landed.num_rows == batch.num_rows:
             # Bytes that are not UTF-8 are kept as escapes, and the row is quarantined saying so.

@@ -1,0 +1,209 @@
+"""The `comparisons` shape: decisive votes become pairs, ties and both-bad votes are kept as observed (counted in
+the profile, never pairs), both layouts, winner spellings, and every broken vote quarantined with its reason."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alignloop.config import IngestSettings, SourceSettings
+from alignloop.connectors.files import FilesConnector, FilesSettings
+from alignloop.errors import ConfigError, TerminalError
+from alignloop.ingest.store import FeedbackStore
+from alignloop.shapes import resolve_mapping
+from alignloop.shapes.comparisons import read_winner
+from tests.unit.shapes.conftest import ShapeRun, fixture_rows, write_table
+
+PAIRWISE = {"rows": {"table": "votes", "annotator": "rater"}}
+ANSWERS = {"rows": {"table": "qa", "prompt": "question", "answers": ["prediction 1", "prediction 2", "prediction 3"],
+                    "votes": "preference"}}
+QA_VALUES = {"winner_values": {1: "a", 2: "b", 0: "tie"}}
+U = "user"
+
+
+def test_decisive_votes_become_pairs_ties_are_kept_and_broken_votes_are_quarantined(tmp_path, shape_run):
+    wh = write_table(tmp_path / "wh.duckdb", "votes", fixture_rows("comparisons.jsonl"))
+    result = shape_run.ingest(wh, "comparisons", mapping=PAIRWISE)
+    pairs = shape_run.rows("SELECT prompt[1].content, chosen, rejected FROM pairs ORDER BY ts")
+    assert pairs == [("Name a prime number.", "7 is prime.", "9 is prime."),
+                     ("What is 2 + 2?", "2 + 2 = 4.", "5."),          # "B " read as b
+                     ("Say hello.", "Hello!", "Go away.")]           # Chatbot-Arena's model_b
+    ties = shape_run.rows("SELECT prompt[1].content, answer_a, answer_b, verdict FROM ties ORDER BY ts")
+    assert ties == [("Capital of France?", "Paris.", "It is Paris.", "tie"),
+                    ("Capital of Spain?", "Lisbon.", "Rome.", "both_bad"),
+                    ("Largest planet?", "Mars.", "Pluto.", "both_bad"),  # "tie (bothbad)"
+                    ("Color of snow?", "White.", "White.", "tie")]      # a tie between equal texts is still one
+    assert shape_run.reasons() == {
+        "winner 'c' is none of a, b, both_bad, model_a, model_b, tie, tie (bothbad); map it in "
+        "shape_options.winner_values or to model_a/model_b": 1,
+        "winner is missing": 1,
+        "answer_a and answer_b are identical": 1,
+        "answer_b is empty": 1,
+    }
+    assert (result.rows_read, result.pairs_added, result.ties_added, result.quarantined) == ({"rows": 11}, 3, 4, 4)
+    # Every row read is exactly one of pair, tie or quarantined.
+    counts = shape_run.store.counts()
+    assert counts["pairs"] + counts["ties"] + counts["quarantine"] == 11
+    again = shape_run.ingest(wh, "comparisons", mapping=PAIRWISE)
+    assert (again.pairs_added, again.ties_added, again.quarantined) == (0, 0, 0)
+
+
+def test_answers_layout_lands_one_row_per_vote_from_answer_columns_and_a_value_mapping(tmp_path, shape_run):
+    wh = write_table(tmp_path / "wh.duckdb", "qa", fixture_rows("comparisons_answers.jsonl"))
+    result = shape_run.ingest(wh, "comparisons", mapping=ANSWERS, shape_options=QA_VALUES)
+    pairs = shape_run.rows("SELECT prompt[1].content, chosen, rejected FROM pairs ORDER BY prompt[1].content, chosen")
+    assert pairs == [
+        ("What is H2O?", "Water.", "Salt."),
+        ("When was the Eiffel Tower built?", "Between 1887 and 1889.", "In 1889."),  # vote 2 (1 v 3): 2 = the second
+        ("When was the Eiffel Tower built?", "In 1889.", "In 1920."),
+        ("Who wrote Hamlet?", "Shakespeare.", "Marlowe."),
+        ("Who wrote Hamlet?", "Shakespeare.", "William Shakespeare."),
+        ("Who wrote Hamlet?", "William Shakespeare.", "Marlowe."),
+    ]
+    assert shape_run.rows("SELECT answer_a, answer_b, verdict FROM ties") == [
+        ("In 1920.", "Between 1887 and 1889.", "tie")]  # vote 3 judges answers 2 and 3
+    assert shape_run.reasons() == {
+        "answer 3 is empty": 2,
+        "votes holds 2 value(s) but 3 answers give 3 pair(s) to vote on; give the pairs each vote judges in "
+        "shape_options.vote_pairs": 1,
+    }
+    assert result.rows_read == {"rows": 4} and (result.pairs_added, result.ties_added, result.quarantined) == (6, 1, 3)
+    ids = sorted(i for (i,) in shape_run.rows("SELECT id FROM raw_comparisons"))
+    assert sum(i.endswith(("/1:1v2", "/2:1v3", "/3:2v3")) for i in ids) == 9 and len(ids) == 10
+
+
+def test_vote_pairs_name_which_answers_each_vote_judges(tmp_path, shape_run):
+    rows = [{"q": "Pick one.", "answers": ["x", "y", "z"], "votes": ["b", "a"]}]
+    wh = write_table(tmp_path / "wh.duckdb", "comparisons", rows)
+    shape_run.ingest(wh, "comparisons", mapping={"rows": {"prompt": "q"}},
+                     shape_options={"vote_pairs": [[3, 1], [2, 3]], "layout": "answers"})
+    assert sorted(shape_run.rows("SELECT chosen, rejected FROM pairs")) == [("x", "z"), ("y", "z")]
+
+
+def test_a_winner_may_name_the_model_that_wrote_the_answer(tmp_path, shape_run):
+    rows = [{"prompt": "Hi", "answer_a": "Hello.", "answer_b": "Hey!", "model_a": "m-one", "model_b": "m-two",
+             "winner": "m-two"},
+            {"prompt": "Bye", "answer_a": "Goodbye.", "answer_b": "Later.", "model_a": "m-one", "model_b": "m-two",
+             "winner": "M-One"},
+            {"prompt": "Yo", "answer_a": "Yo.", "answer_b": "Sup.", "model_a": "m-one", "model_b": "m-two",
+             "winner": "m-three"}]
+    wh = write_table(tmp_path / "wh.duckdb", "comparisons", rows)
+    shape_run.ingest(wh, "comparisons")
+    assert sorted(shape_run.rows("SELECT chosen, rejected, model_version FROM pairs")) == [
+        ("Goodbye.", "Later.", "m-one vs m-two"), ("Hey!", "Hello.", "m-two vs m-one")]
+    assert list(shape_run.reasons()) == [
+        "winner 'm-three' is none of a, b, both_bad, model_a, model_b, tie, tie (bothbad); map it in "
+        "shape_options.winner_values"]
+
+
+def test_ties_are_counted_in_the_profile_and_never_read_as_pairs(tmp_path, shape_run):
+    wh = write_table(tmp_path / "wh.duckdb", "votes", fixture_rows("comparisons.jsonl"))
+    shape_run.ingest(wh, "comparisons", mapping=PAIRWISE)
+    store = shape_run.store
+    snapshot = store.snapshot()
+    unpaired, pairs = store.read_snapshot(snapshot)
+    assert pairs.num_rows == snapshot.n_pairs == 3
+    texts = set(pairs.column("chosen").to_pylist() + pairs.column("rejected").to_pylist())
+    assert not {"Paris.", "Lisbon.", "Mars."} & texts
+    profile = store.measure(snapshot, 0.0, model_noise=False)
+    assert (profile.n_pairs, profile.n_ties, profile.n_both_bad) == (3, 2, 2)
+    assert profile.to_dict()["n_ties"] == 2
+
+
+def test_a_tie_changed_upstream_to_a_decision_becomes_a_pair_and_earlier_snapshots_keep_the_tie(tmp_path, shape_run):
+    rows = [{"id": "k1", "ts": datetime(2026, 10, 1, 12), "prompt": "Q?", "answer_a": "A1", "answer_b": "B1",
+             "winner": "tie"}]
+    wh = write_table(tmp_path / "wh.duckdb", "comparisons", rows)
+    mapping = {"rows": {"id": "id", "ts": "ts"}}
+    shape_run.ingest(wh, "comparisons", mapping=mapping)
+    before = shape_run.store.snapshot()
+    write_table(wh, "comparisons", [{**rows[0], "ts": datetime(2026, 10, 1, 13), "winner": "b"}])
+    result = shape_run.ingest(wh, "comparisons", mapping=mapping)
+    assert (result.pairs_added, result.ties_added) == (1, 0)
+    assert shape_run.rows("SELECT count(*) FROM ties") == [(0,)]
+    after = shape_run.store.snapshot()
+    assert after.snapshot_id != before.snapshot_id
+    assert shape_run.store.measure(before, 0.0, model_noise=False).n_ties == 1
+    late = shape_run.store.measure(after, 0.0, model_noise=False)
+    assert (late.n_ties, late.n_pairs) == (0, 1)
+
+
+def test_settings_mistakes_name_the_setting_and_the_fix():
+    with pytest.raises(ConfigError, match=r"sources\[s\]\.shape_options\.winner_values\.1: Input should be 'a', 'b', "
+                                          r"'tie' or 'both_bad'"):
+        SourceSettings(name="s", shape="comparisons", shape_options={"winner_values": {1: "first"}})
+    with pytest.raises(ConfigError, match=r"shape_options\.vote_pairs: each pair names two different answers"):
+        SourceSettings(name="s", shape="comparisons", shape_options={"vote_pairs": [[1, 1]]})
+    with pytest.raises(ConfigError, match=r"sources\[s\]\.mapping\.rows\.prompt: name one source column"):
+        resolve_mapping("comparisons", {"rows": {"prompt": ["q1", "q2"]}}, "sources[s]")
+    with pytest.raises(ConfigError, match=r"mapping\.rows\.answers: name at least one source column"):
+        resolve_mapping("comparisons", {"rows": {"answers": []}}, "sources[s]")
+
+
+def test_a_missing_column_of_the_layout_is_named(tmp_path, shape_run):
+    wh = write_table(tmp_path / "wh.duckdb", "comparisons", [{"prompt": "Hi", "answer_a": "x", "answer_b": "y"}])
+    with pytest.raises(TerminalError, match="the connector returned no column 'winner'"):
+        shape_run.ingest(wh, "comparisons")
+    wh = write_table(tmp_path / "wh2.duckdb", "qa", [{"question": "Hi", "prediction 1": "x", "preference": [1]}])
+    with pytest.raises(TerminalError, match="the connector returned no column 'prediction 2'"):
+        shape_run.ingest(wh, "comparisons", mapping=ANSWERS)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.text(max_size=12), st.integers(-3, 3), st.floats(allow_nan=True), st.booleans(), st.none()))
+def test_any_written_winner_is_read_as_a_verdict_or_refused_with_its_value(value):
+    verdict, problem = read_winner(value, {"1": "a", "2": "b", "0": "tie"}, None, None)
+    assert (verdict is None) != (problem is None)
+    if verdict is not None:
+        assert verdict in ("a", "b", "tie") and str(value).strip().lower() in ("1", "2", "0", "1.0", "2.0", "0.0")
+    else:
+        assert problem.startswith("winner")
+
+
+# ------------------------------------------------------------------------------ real data
+QA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "qa-feedback" / "dev_feedback.json"
+
+
+def test_qa_feedback_loads_through_files_with_every_vote_a_pair_or_a_tie(tmp_path):
+    """500 questions x 4 answers, 6 votes each (1: first better, 2: second, 0: tie), read as the export is."""
+    questions = json.loads(QA.read_text())
+    votes = [v for q in questions for v in q["preference"]]
+    assert len(votes) == 6 * len(questions)  # the export's own layout: one vote per pair of 4 answers
+    source = SourceSettings(name="qa", connector="files", options={"path": str(QA)}, shape="comparisons",
+                            mapping={"rows": {"prompt": "question", "votes": "preference",
+                                              "answers": [f"prediction {i}" for i in range(1, 5)]}},
+                            shape_options=QA_VALUES)
+    with FeedbackStore(tmp_path / "store.duckdb") as store:
+        result = store.ingest(source, FilesConnector(FilesSettings(path=str(QA))), settings=IngestSettings())
+        assert result.rows_read == {"rows": len(questions)}
+        assert (result.pairs_added, result.ties_added, result.quarantined) == (
+            sum(v in (1, 2) for v in votes), votes.count(0), 0)
+        first = questions[0]
+        answers = [first[f"prediction {i}"] for i in range(1, 5)]
+        expected = {(answers[i], answers[j]) if v == 1 else (answers[j], answers[i])
+                    for (i, j), v in zip(itertools.combinations(range(4), 2), first["preference"], strict=True) if v}
+        got = set(store.con.execute("SELECT chosen, rejected FROM pairs WHERE prompt[1].content = ?",
+                                    [first["question"]]).fetchall())
+        assert got == expected
+
+
+def test_a_gzipped_jsonl_export_of_pairwise_votes_loads_the_same(tmp_path):
+    path = tmp_path / "arena.jsonl.gz"
+    rows = fixture_rows("comparisons.jsonl")
+    path.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    run = ShapeRun(tmp_path / "s")
+    try:
+        source = SourceSettings(name="arena", connector="files", options={"path": str(path)}, shape="comparisons",
+                                mapping=PAIRWISE)
+        result = run.store.ingest(source, FilesConnector(FilesSettings(path=str(path))),
+                                  settings=IngestSettings(max_bad_share=1.0))
+        assert (result.pairs_added, result.ties_added, result.quarantined) == (3, 4, 4)
+    finally:
+        run.store.close()
