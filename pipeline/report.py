@@ -147,6 +147,8 @@ def _data(shape: Mapping[str, Any], snapshot: Mapping[str, Any], train: Mapping[
         ("snapshot", snapshot.get("snapshot_id", "—")),
         ("rows trained on", train.get("n_train", "—")),
     ]
+    if shape.get("n_ties") or shape.get("n_both_bad"):  # votes for neither answer: kept, never trained on
+        rows.insert(1, ("ties / both bad (kept, not trained on)", f"{shape['n_ties']} / {shape.get('n_both_bad', 0)}"))
     for name, cursor in (sources or {}).items():
         rows.append((f"source {name}", f"read up to {cursor}"))
     return '<table id="data">' + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"

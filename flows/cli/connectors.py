@@ -131,9 +131,10 @@ def check_source(config: Path, source_name: str) -> bool:
             ok = False
             say(False, f"{inp.spec.name}: table {inp.table}: {e}")
             continue
-        required = {c: s for c, s in inp.source_columns.items()
-                    if inp.spec.optional is None or c not in inp.spec.optional or c in inp.explicit}
-        missing = [f"{s} (for {c})" for c, s in required.items() if found is not None and s not in found]
+        required = [(c, s) for c, s in inp.source_columns.items()
+                    if inp.spec.optional is None or c not in inp.spec.optional or c in inp.explicit]
+        required += [(c, s) for c, names in inp.column_lists.items() for s in names]  # all of a named list
+        missing = [f"{s} (for {c})" for c, s in required if found is not None and s not in found]
         if missing:
             ok = False
             say(False, f"{inp.spec.name}: table {inp.table} lacks {', '.join(missing)}; map them in "
@@ -143,7 +144,7 @@ def check_source(config: Path, source_name: str) -> bool:
             say(True, f"{inp.spec.name}: table {inp.table} is reachable but empty (columns checked on the first rows)")
         else:
             say(True, f"{inp.spec.name}: table {inp.table} has the {shape.name} columns "
-                      f"({', '.join(required.values())})")
+                      f"({', '.join(s for _, s in required)})")
         position = positions.get(inp.spec.name) if cursor_col else None
         # Rows at the cursor itself are landed already; timestamps are kept to the microsecond.
         after = _after(position) if position else None

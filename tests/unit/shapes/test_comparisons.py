@@ -207,3 +207,33 @@ def test_a_gzipped_jsonl_export_of_pairwise_votes_loads_the_same(tmp_path):
         assert (result.pairs_added, result.ties_added, result.quarantined) == (3, 4, 4)
     finally:
         run.store.close()
+
+
+def test_the_review_page_shows_the_ties_beside_the_pairs(tmp_path):
+    from alignloop.report import write_review_page
+    from tests.unit.test_review_page import _run_dir
+
+    run_dir = _run_dir(tmp_path)
+    plan = json.loads((run_dir / "plan.json").read_text())
+    plan["shape"] = {**plan["shape"], "n_ties": 384, "n_both_bad": 7}
+    (run_dir / "plan.json").write_text(json.dumps(plan))
+    page = write_review_page(run_dir, target="t", champion=None, sources={}, version=1).read_text()
+    assert "ties / both bad (kept, not trained on)</th><td>384 / 7" in page.replace("<td class=num>", "<td>")
+
+
+def test_connectors_check_names_a_missing_column_of_an_answers_list(tmp_path, capsys):
+    from alignloop.cli.connectors import check_source
+
+    rows = [{"question": "Hi", "prediction 1": "x", "prediction 2": "y", "preference": [1]}]
+    write_table(tmp_path / "wh.duckdb", "qa", rows)
+    config = tmp_path / "alignloop.yaml"
+    config.write_text(json.dumps({"base_model": {"tiny": True}, "sources": [{
+        "name": "qa", "connector": "duckdb", "options": {"path": "wh.duckdb"}, "shape": "comparisons",
+        "mapping": ANSWERS}]}))
+    assert check_source(config, "qa") is False
+    assert "rows: table qa lacks prediction 3 (for answers)" in " ".join(capsys.readouterr().out.split())
+    two_answers = {"rows": {**ANSWERS["rows"], "answers": ["prediction 1", "prediction 2"]}}
+    config.write_text(json.dumps({"base_model": {"tiny": True}, "sources": [{
+        "name": "qa", "connector": "duckdb", "options": {"path": "wh.duckdb"}, "shape": "comparisons",
+        "mapping": two_answers}]}))
+    assert check_source(config, "qa") is True
