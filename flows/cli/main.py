@@ -140,11 +140,13 @@ def ingest(config: ConfigOpt = Path("alignloop.yaml")) -> None:
     settings = _settings(config)
     with console.status("ingesting"):
         results = stages.ingest(settings)
-    table = Table("source", "rows read", "new pairs", "new thumbs", "new ranks", "new ties", "quarantined", "pending",
-                  title="ingest")
+    # Ties (votes for neither answer) get a column only when a source stored some: most shapes have none.
+    ties = any(r.ties_added for r in results)
+    table = Table("source", "rows read", "new pairs", "new thumbs", "new ranks", *(["new ties"] if ties else []),
+                  "quarantined", "pending", title="ingest")
     for r in results:
         table.add_row(r.source, str(sum(r.rows_read.values())), str(r.pairs_added), str(r.unpaired_added),
-                      str(r.ranks_added), str(r.ties_added), str(r.quarantined), str(r.pending))
+                      str(r.ranks_added), *([str(r.ties_added)] if ties else []), str(r.quarantined), str(r.pending))
     out.print(table)
 
 
