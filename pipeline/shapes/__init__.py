@@ -4,30 +4,40 @@ A shape names the inputs it needs, the landing tables they go to, a per-batch `p
 SQL files (sql/shapes/<shape>_*.sql) that turn landed rows into canonical unpaired rows, pairs and
 quarantine. A source's `mapping` renames its columns to the shape's names, per input, and its
 `shape_options` holds the shape's own settings (thresholds, margins), validated here.
+
+Each module of this package (besides base) registers one shape: the LogShape it defines under its own
+module name. SHAPES is read from them, so a new shape is its module, its SQL, its fixture and its test
+(docs/extending.md); config validation and the store read SHAPES, never a list of names.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from alignloop.errors import ConfigError
 from alignloop.shapes.base import LogShape, ResolvedInput, ShapeInput
-from alignloop.shapes.comparisons import COMPARISONS
-from alignloop.shapes.corrections import CORRECTIONS
-from alignloop.shapes.events import EVENTS
-from alignloop.shapes.langfuse import LANGFUSE
-from alignloop.shapes.message_trees import MESSAGE_TREES
-from alignloop.shapes.preference import PREFERENCE
-from alignloop.shapes.ratings import RATINGS
-from alignloop.shapes.transcripts import TRANSCRIPTS
-from alignloop.shapes.unpaired import UNPAIRED
 
-SHAPES: dict[str, LogShape] = {
-    s.name: s for s in (EVENTS, PREFERENCE, UNPAIRED, TRANSCRIPTS, MESSAGE_TREES, RATINGS, CORRECTIONS, LANGFUSE,
-                        COMPARISONS)
-}
+
+def _registered_shapes() -> dict[str, LogShape]:
+    """The shape each module of this package defines under the module's own name, by name (sorted)."""
+    found: dict[str, LogShape] = {}
+    for module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+        if module == "base" or module.startswith("_"):
+            continue
+        values = vars(importlib.import_module(f"{__name__}.{module}")).values()
+        shape = next((v for v in values if isinstance(v, LogShape) and v.name == module), None)
+        if shape is None:
+            raise ImportError(f"pipeline/shapes/{module}.py defines no LogShape named {module!r}; "
+                              "name the shape after its module")
+        found[module] = shape
+    return found
+
+
+SHAPES: dict[str, LogShape] = _registered_shapes()
 
 __all__ = ["SHAPES", "LogShape", "ResolvedInput", "ShapeInput", "resolve_mapping", "shape_options",
            "sql_params"]

@@ -81,11 +81,11 @@ def test_transcripts_jsonl_gz_every_row_is_a_pair_or_quarantined(tmp_path):
 
 
 def test_message_tree_export_every_message_is_used_or_quarantined(tmp_path):
-    export = FIXTURES / "oasst_messages.jsonl"
+    export = FIXTURES / "message_trees_messages.jsonl"
     plan, store = run_cli(tmp_path, {"name": "oasst", "connector": "files", "options": {"path": str(export)},
                                      "shape": "message_trees"})
     try:
-        messages = fixture_rows("oasst_messages.jsonl")
+        messages = fixture_rows("message_trees_messages.jsonl")
         # 3 ranks stored as observed (0 > 1 > 2 of three siblings); the plan reads the 3 pairs they give,
         # counted as derived from ranks, none as observed. 3 thumbs (net votes +3, -2, +1; a 1-1 tie gives none).
         assert _stored(store) == (3, 0, 3)
@@ -113,11 +113,11 @@ def _tree_ids(node: dict) -> set[str]:
 
 
 def test_nested_tree_export_every_message_is_used_or_quarantined_and_a_rerun_adds_nothing(tmp_path):
-    export = FIXTURES / "oasst_trees.jsonl"
+    export = FIXTURES / "message_trees_trees.jsonl"
     plan, store = run_cli(tmp_path, {"name": "oasst", "connector": "files", "options": {"path": str(export)},
                                      "shape": "message_trees"})
     try:
-        ids = {i for tree in fixture_rows("oasst_trees.jsonl") for i in _tree_ids(tree["prompt"])}
+        ids = {i for tree in fixture_rows("message_trees_trees.jsonl") for i in _tree_ids(tree["prompt"])}
         assert _stored(store) == (3, 0, 3)
         assert (plan["shape"]["n_pairs"], plan["shape"]["derived"]["pairs_from_ranks"], plan["shape"]["n_unpaired"]) \
             == (3, 3, 3)

@@ -11,7 +11,7 @@ from alignloop.shapes.message_trees import emoji_votes
 from tests.unit.shapes.conftest import fixture_rows, write_table
 
 Q = {"role": "user", "content": "What is a good name for a cat?"}
-# Messages of oasst_messages.jsonl that end in no canonical row, and why.
+# Messages of message_trees_messages.jsonl that end in no canonical row, and why.
 UNUSED = {
     "a9": "text is empty",
     "a5": 'no preference signal: no differently ranked sibling and no net "+1"/"-1" vote',
@@ -52,7 +52,7 @@ def _check_t1(shape_run):
 
 
 def test_flat_export_gives_pairs_thumbs_and_a_reason_for_every_other_message(tmp_path, shape_run):
-    rows = fixture_rows("oasst_messages.jsonl")
+    rows = fixture_rows("message_trees_messages.jsonl")
     wh = write_table(tmp_path / "wh.duckdb", "message_trees", rows)
     result = shape_run.ingest(wh, "message_trees")
     _check_t1(shape_run)
@@ -69,7 +69,7 @@ def test_flat_export_gives_pairs_thumbs_and_a_reason_for_every_other_message(tmp
 
 @pytest.mark.parametrize("as_json_text", [False, True])
 def test_nested_export_gives_the_same_rows_as_the_flat_one(tmp_path, shape_run, as_json_text):
-    trees = fixture_rows("oasst_trees.jsonl")
+    trees = fixture_rows("message_trees_trees.jsonl")
     if as_json_text:
         trees = [{**t, "prompt": json.dumps(t["prompt"])} for t in trees]
     wh = write_table(tmp_path / "wh.duckdb", "message_trees", trees)
@@ -83,7 +83,7 @@ def test_nested_export_gives_the_same_rows_as_the_flat_one(tmp_path, shape_run, 
 def test_flat_export_without_text_column_names_the_mapping(tmp_path, shape_run):
     from alignloop.errors import TerminalError
 
-    rows = [{k: v for k, v in r.items() if k != "text"} for r in fixture_rows("oasst_messages.jsonl")]
+    rows = [{k: v for k, v in r.items() if k != "text"} for r in fixture_rows("message_trees_messages.jsonl")]
     wh = write_table(tmp_path / "wh.duckdb", "message_trees", rows)
     with pytest.raises(TerminalError, match=r"no column 'text'.*mapping\.rows"):
         shape_run.ingest(wh, "message_trees")
@@ -92,13 +92,13 @@ def test_flat_export_without_text_column_names_the_mapping(tmp_path, shape_run):
 def test_a_mapped_created_date_is_the_cursor(tmp_path, shape_run):
     from datetime import datetime
 
-    wh = write_table(tmp_path / "wh.duckdb", "message_trees", fixture_rows("oasst_messages.jsonl"))
+    wh = write_table(tmp_path / "wh.duckdb", "message_trees", fixture_rows("message_trees_messages.jsonl"))
     shape_run.ingest(wh, "message_trees", mapping={"rows": {"created_date": "created_date"}})
     assert datetime.fromisoformat(shape_run.store.cursor_position("src", "rows").value) == datetime(2023, 2, 2, 10, 2)
 
 
 def test_a_reply_that_failed_review_is_quarantined_and_gives_no_pair(tmp_path, shape_run):
-    rows = [{**r, "review_result": r["message_id"] != "a2"} for r in fixture_rows("oasst_messages.jsonl")]
+    rows = [{**r, "review_result": r["message_id"] != "a2"} for r in fixture_rows("message_trees_messages.jsonl")]
     wh = write_table(tmp_path / "wh.duckdb", "message_trees", rows)
     shape_run.ingest(wh, "message_trees")
     assert [(c, r) for _, c, r, _ in snapshot_pairs(shape_run)] == [("Whiskers.", "Cat.")]
@@ -113,7 +113,7 @@ def test_a_reply_that_failed_review_is_quarantined_and_gives_no_pair(tmp_path, s
 ])
 def test_a_ranked_reply_fixed_upstream_rejudges_the_ranks_of_its_group(tmp_path, shape_run, fix, ranks_after,
                                                                         pairs_after):
-    rows = fixture_rows("oasst_messages.jsonl")
+    rows = fixture_rows("message_trees_messages.jsonl")
     wh = write_table(tmp_path / "wh.duckdb", "message_trees", rows)
     shape_run.ingest(wh, "message_trees")
     fixed = [{**r, **fix, "created_date": "2023-02-03T00:00:00.000000+00:00"} if r["message_id"] == "a2" else r
@@ -127,7 +127,7 @@ def test_a_ranked_reply_fixed_upstream_rejudges_the_ranks_of_its_group(tmp_path,
 
 
 def test_a_rank_that_arrives_later_is_in_the_next_snapshot_and_not_in_the_earlier_one(tmp_path, shape_run):
-    rows = fixture_rows("oasst_messages.jsonl")
+    rows = fixture_rows("message_trees_messages.jsonl")
     wh = write_table(tmp_path / "wh.duckdb", "message_trees", [r for r in rows if r["message_id"] != "a3"])
     shape_run.ingest(wh, "message_trees")
     earlier = shape_run.store.snapshot()
@@ -143,7 +143,7 @@ def _chosen_rejected(pairs) -> list[tuple[str, str]]:
 
 
 def test_an_earlier_snapshot_keeps_the_pairs_of_ranks_replaced_since(tmp_path, shape_run):
-    rows = fixture_rows("oasst_messages.jsonl")
+    rows = fixture_rows("message_trees_messages.jsonl")
     wh = write_table(tmp_path / "wh.duckdb", "message_trees", rows)
     shape_run.ingest(wh, "message_trees")
     earlier = shape_run.store.snapshot()
@@ -160,7 +160,7 @@ def test_an_earlier_snapshot_keeps_the_pairs_of_ranks_replaced_since(tmp_path, s
 
 def test_pairs_derived_from_ranks_reach_the_train_and_holdout_split(tmp_path, shape_run):
     """Training and evaluation read a snapshot split in SQL; the rank pairs are part of it, as in the profile."""
-    wh = write_table(tmp_path / "wh.duckdb", "message_trees", fixture_rows("oasst_messages.jsonl"))
+    wh = write_table(tmp_path / "wh.duckdb", "message_trees", fixture_rows("message_trees_messages.jsonl"))
     shape_run.ingest(wh, "message_trees")
     snap = shape_run.store.snapshot()
     for fraction in (0.0, 1.0):  # every prompt on the training side, then every prompt held out

@@ -143,7 +143,7 @@ def test_a_langfuse_trace_fixed_upstream_sends_its_scores_back_to_be_judged(tmp_
 def test_a_tree_reply_fixed_upstream_leaves_the_earlier_snapshot_as_it_was(tmp_path, shape_run):
     from tests.unit.shapes.conftest import fixture_rows
 
-    rows = fixture_rows("oasst_messages.jsonl")
+    rows = fixture_rows("message_trees_messages.jsonl")
     mapping = {"rows": {"created_date": "created_date"}}
     wh = write_table(tmp_path / "wh.duckdb", "message_trees", rows)
     shape_run.ingest(wh, "message_trees", mapping=mapping)

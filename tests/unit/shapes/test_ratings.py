@@ -1,4 +1,4 @@
-"""The `ratings` and `corrections` shapes: thresholds, margins, edits preferred, settings checked by name."""
+"""The `ratings` shape: thresholds, margins, and shape settings checked by name."""
 
 from __future__ import annotations
 
@@ -87,13 +87,3 @@ def test_bad_ratings_settings_name_the_field(options, message):
 def test_other_shapes_settings_are_checked_by_name(shape, options, message):
     with pytest.raises(ConfigError, match=r"sources\[s\]\." + message):
         SourceSettings(name="s", shape=shape, shape_options=options)
-
-
-def test_corrected_answer_is_preferred_over_the_original(tmp_path, shape_run):
-    wh = write_table(tmp_path / "wh.duckdb", "corrections", fixture_rows("corrections.jsonl"))
-    result = shape_run.ingest(wh, "corrections", mapping={"rows": {"user_id": "editor"}})
-    assert shape_run.rows("SELECT chosen, rejected FROM pairs ORDER BY chosen") == [("Canberra.", "Sydney."),
-                                                                                    ("Cat.", "Chat.")]
-    assert shape_run.reasons() == {"corrected and original are identical": 1, "corrected is empty": 1}
-    assert (result.pairs_added, result.quarantined) == (2, 2)
-    assert shape_run.rows("SELECT count(DISTINCT user_id) FROM pairs") == [(2,)]
