@@ -33,8 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from alignloop.benchmarks.regimes import Regime, heldout_pairs
+from alignloop.methods import benchmark_arms
 
-ARMS = ("dpo", "ipo", "robust_dpo", "kto")
+# The arms each registered method names (alignloop.methods): robust_dpo is DPO's robust loss.
+ARMS = benchmark_arms()
 TIE_POINTS = 0.02
 
 

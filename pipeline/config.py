@@ -29,6 +29,12 @@ from pydantic import (
 
 from alignloop import secrets
 from alignloop.errors import ConfigError
+from alignloop.methods import METHODS
+from alignloop.shapes import SHAPES, shape_options
+
+# The names config accepts are the registered ones (alignloop.shapes, alignloop.methods).
+ShapeName = Literal[tuple(SHAPES)]  # type: ignore[valid-type]
+MethodChoice = Literal[("auto", *METHODS)]  # type: ignore[valid-type]
 
 ENV_PREFIX = "ALIGNLOOP__"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -44,10 +50,9 @@ class SourceSettings(_Settings):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Unique id; part of every row's event_id.")
     connector: str = Field("duckdb", description="Entry-point name of the connector (e.g. duckdb).")
     options: dict[str, Any] = Field(default_factory=dict, description="The connector's own settings.")
-    shape: Literal[
-        "events", "preference", "unpaired", "transcripts", "message_trees", "ratings", "corrections", "langfuse",
-        "comparisons",
-    ] = Field("events", description="How raw rows become canonical rows (README 'Log shapes').")
+    shape: ShapeName = Field(
+        "events", description=f"How raw rows become canonical rows: {', '.join(SHAPES)} (README 'Log shapes')."
+    )
     mapping: dict[str, dict[str, str | list[str]]] = Field(
         default_factory=dict,
         description="Per shape input (e.g. generations, feedback): 'table' and canonical->source column names "
@@ -65,8 +70,7 @@ class SourceSettings(_Settings):
 
     @model_validator(mode="after")
     def _valid_shape_options(self) -> SourceSettings:
-        from alignloop.shapes import shape_options  # raises ConfigError naming sources[name].shape_options.<field>
-
+        # raises ConfigError naming sources[name].shape_options.<field>
         shape_options(self.shape, self.shape_options, f"sources[{self.name}]")
         return self
 
@@ -176,7 +180,8 @@ class PlanningSettings(_Settings):
 
 
 class TrainingSettings(_Settings):
-    method: Literal["auto", "dpo", "ipo", "kto", "rlhf"] = Field("auto", description="auto lets the planner choose.")
+    method: MethodChoice = Field(
+        "auto", description=f"auto lets the planner choose; or one of {', '.join(METHODS)} (alignloop.methods).")
     max_steps: int = Field(30, ge=1)
     learning_rate: float | None = Field(None, gt=0, description="Default depends on method and LoRA.")
     beta: float | None = Field(None, gt=0, description="DPO/KTO beta or IPO tau; default depends on method.")

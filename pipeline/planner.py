@@ -23,13 +23,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from alignloop.config import PlanningSettings, TrainingSettings
+from alignloop.methods import METHODS
 from alignloop.profile import DataProfile
 
-Method = Literal["dpo", "ipo", "kto", "rlhf", "skip"]
+# A plan's method: a registered one (alignloop.methods), or skip.
+Method = Literal[(*METHODS, "skip")]  # type: ignore[valid-type]
 
 RLHF_COST_VS_DPO = 3.0
-# Defaults per method. LoRA tolerates (and on short runs needs) a far larger step than full tuning.
-DEFAULT_BETA = {"dpo": 0.1, "ipo": 0.5, "kto": 0.1, "rlhf": 0.05}
+# Defaults per method (each method's registration holds its beta). LoRA tolerates (and on short runs
+# needs) a far larger step than full tuning.
+DEFAULT_BETA = {name: method.default_beta for name, method in METHODS.items()}
 DEFAULT_LR = {"lora": 2e-4, "full": 5e-6}
 # KTO paper: keep desirable_weight*n_desirable / (undesirable_weight*n_undesirable) in [1, 4/3].
 KTO_TARGET_RATIO = 1.0
@@ -155,24 +158,26 @@ def rule_rlhf(f: Facts) -> Decision | None:
 
 
 def rule_forced(f: Facts) -> Decision | None:
-    """training.method set to dpo, ipo or kto: that method, when the data can feed it."""
+    """training.method set to a registered method (RLHF's own rule comes first): that method, when the data
+    can feed it. A thumbs method also trains on pairs as up and down answers; a pairs method on pairs
+    built from thumbs."""
     method = f.training.method
-    if method not in ("dpo", "ipo", "kto"):
+    if method == "auto":
         return None
     said = f"training.method set to {method}"
-    if method == "kto":
+    if METHODS[method].feedback == "thumbs":
         if not (f.thumbs_ok or f.pairs_ok):
-            return Decision("skip", reasons=(said, f"skip: KTO needs {f.planning.min_unpaired} thumbs with both labels, "
-                                                   f"or {f.planning.min_pairs} pairs to unpair"))
+            return Decision("skip", reasons=(said, f"skip: {method.upper()} needs {f.planning.min_unpaired} thumbs "
+                                                   f"with both labels, or {f.planning.min_pairs} pairs to unpair"))
         train_on = ("thumbs+unpaired_pairs" if f.shape.n_pairs_train else "thumbs") if f.thumbs_ok else "unpaired_pairs"
-        return Decision("kto", train_on, reasons=(said, f"KTO trains on {TRAIN_ON[train_on]}"))
+        return Decision(method, train_on, reasons=(said, f"{method.upper()} trains on {TRAIN_ON[train_on]}"))
     if not f.pairs_with_thumb_pairs_ok:
         return Decision("skip", reasons=(said, f"skip: {method.upper()} needs {f.planning.min_pairs} training pairs "
                                                f"(pairs from thumbs included); there are "
                                                f"{f.shape.n_pairs_train + f.thumb_pairs}"))
     train_on = "pairs+thumb_pairs" if f.thumb_pairs else "pairs"
-    loss = "ipo" if method == "ipo" else "sigmoid"
-    return Decision(method, train_on, loss, reasons=(said, _noise_reason(f), f"trains on {TRAIN_ON[train_on]}"))
+    return Decision(method, train_on, METHODS[method].loss_type,
+                    reasons=(said, _noise_reason(f), f"trains on {TRAIN_ON[train_on]}"))
 
 
 def rule_mixed(f: Facts) -> Decision | None:
@@ -363,45 +368,60 @@ def _hyperparameters(d: Decision, f: Facts, reasons: list[str]) -> dict[str, Any
     _max_length(f, hp, reasons)
     hp["max_steps"] = _scaled_steps(rows, batch * training.gradient_accumulation_steps, f, reasons)
     hp["beta"] = _scaled_beta(d.method, rows, f, reasons)
-    if d.method in ("dpo", "ipo"):
-        hp["loss_type"] = [d.loss or ("ipo" if d.method == "ipo" else "sigmoid")]
-        if d.loss == "robust":
-            hp["label_smoothing"] = d.label_smoothing
-        if d.method == "ipo" and training.beta is None:
-            reasons.append(f"IPO tau {hp['beta']}: a target log-ratio margin of 1/(2 tau) = {1 / (2 * hp['beta']):g}")
+    method = METHODS[d.method]
+    if method.feedback == "pairs" and method.loss_type:
+        _pair_loss_settings(d, f, hp, reasons)
     elif d.method == "rlhf":
-        # Reward model first (as many steps as the policy gets), then RLOO: each prompt gets
-        # num_generations sampled answers, each scored by the reward model against its siblings.
-        hp["reward_steps"] = hp["max_steps"]
-        hp["reward_learning_rate"] = hp["learning_rate"]
-        hp["num_generations"] = 2
-        hp["max_completion_length"] = 64
-        hp["temperature"] = 1.0
-        if hp["per_device_batch_size"] % hp["num_generations"]:
-            hp["per_device_batch_size"] += 1
-            reasons.append("RLOO samples answers in pairs: batch size rounded up to an even number")
-        reasons.append(f"RLHF KL coefficient beta {hp['beta']}: keeps the policy near the base against reward hacking")
+        _rlhf_settings(hp, reasons)
     elif d.method == "kto":
-        hp["loss_type"] = "kto"
-        if hp["per_device_batch_size"] < 2:
-            hp["per_device_batch_size"] = 2
-            reasons.append("KTO's KL term needs at least 2 rows per device batch: batch size raised to 2")
-        n_desirable, n_undesirable = kto_counts(d.train_on, f.shape)
-        reads = hp["max_steps"] * hp["per_device_batch_size"] * hp["gradient_accumulation_steps"]
-        read_up, read_down = kto_read_counts(n_desirable, n_undesirable, reads)
-        hp["desirable_weight"], hp["undesirable_weight"] = kto_weights(read_up, read_down)
-        ratio = hp["desirable_weight"] * read_up / max(hp["undesirable_weight"] * read_down, 1e-9)
-        reasons.append(
-            f"KTO weights: desirable {hp['desirable_weight']} x {read_up} up vs undesirable "
-            f"{hp['undesirable_weight']} x {read_down} down, the rows {hp['max_steps']} steps of "
-            f"{reads // hp['max_steps']} will read from the {n_desirable} up and {n_undesirable} down training rows "
-            f"({TRAIN_ON[d.train_on]}): weighted ratio {ratio:.3f}, inside the advised 1 to 4/3")
-        cap = f.training.max_train_examples
-        if cap is not None and max(f.shape.n_unpaired_train, f.shape.n_pairs_train) > cap:
-            reasons.append(f"training.max_train_examples {cap} keeps only the newest rows of each kind, whose up/down "
-                           "split the plan cannot see: training re-sets the KTO weights from the rows it reads if "
-                           "these fall outside 1 to 4/3, and says so")
+        _kto_settings(d, f, hp, reasons)
     return hp
+
+
+def _pair_loss_settings(d: Decision, f: Facts, hp: dict[str, Any], reasons: list[str]) -> None:
+    """A DPOTrainer method's loss: the decision's (robust on noisy pairs) or the method's own."""
+    hp["loss_type"] = [d.loss or METHODS[d.method].loss_type]
+    if d.loss == "robust":
+        hp["label_smoothing"] = d.label_smoothing
+    if d.method == "ipo" and f.training.beta is None:
+        reasons.append(f"IPO tau {hp['beta']}: a target log-ratio margin of 1/(2 tau) = {1 / (2 * hp['beta']):g}")
+
+
+def _rlhf_settings(hp: dict[str, Any], reasons: list[str]) -> None:
+    """Reward model first (as many steps as the policy gets), then RLOO: each prompt gets num_generations
+    sampled answers, each scored by the reward model against its siblings."""
+    hp["reward_steps"] = hp["max_steps"]
+    hp["reward_learning_rate"] = hp["learning_rate"]
+    hp["num_generations"] = 2
+    hp["max_completion_length"] = 64
+    hp["temperature"] = 1.0
+    if hp["per_device_batch_size"] % hp["num_generations"]:
+        hp["per_device_batch_size"] += 1
+        reasons.append("RLOO samples answers in pairs: batch size rounded up to an even number")
+    reasons.append(f"RLHF KL coefficient beta {hp['beta']}: keeps the policy near the base against reward hacking")
+
+
+def _kto_settings(d: Decision, f: Facts, hp: dict[str, Any], reasons: list[str]) -> None:
+    """KTO's loss and the weights that make the up and down rows its steps read count alike."""
+    hp["loss_type"] = METHODS["kto"].loss_type
+    if hp["per_device_batch_size"] < 2:
+        hp["per_device_batch_size"] = 2
+        reasons.append("KTO's KL term needs at least 2 rows per device batch: batch size raised to 2")
+    n_desirable, n_undesirable = kto_counts(d.train_on, f.shape)
+    reads = hp["max_steps"] * hp["per_device_batch_size"] * hp["gradient_accumulation_steps"]
+    read_up, read_down = kto_read_counts(n_desirable, n_undesirable, reads)
+    hp["desirable_weight"], hp["undesirable_weight"] = kto_weights(read_up, read_down)
+    ratio = hp["desirable_weight"] * read_up / max(hp["undesirable_weight"] * read_down, 1e-9)
+    reasons.append(
+        f"KTO weights: desirable {hp['desirable_weight']} x {read_up} up vs undesirable "
+        f"{hp['undesirable_weight']} x {read_down} down, the rows {hp['max_steps']} steps of "
+        f"{reads // hp['max_steps']} will read from the {n_desirable} up and {n_undesirable} down training rows "
+        f"({TRAIN_ON[d.train_on]}): weighted ratio {ratio:.3f}, inside the advised 1 to 4/3")
+    cap = f.training.max_train_examples
+    if cap is not None and max(f.shape.n_unpaired_train, f.shape.n_pairs_train) > cap:
+        reasons.append(f"training.max_train_examples {cap} keeps only the newest rows of each kind, whose up/down "
+                       "split the plan cannot see: training re-sets the KTO weights from the rows it reads if "
+                       "these fall outside 1 to 4/3, and says so")
 
 
 def kto_counts(train_on: str, shape: DataProfile) -> tuple[int, int]:

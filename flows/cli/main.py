@@ -27,6 +27,8 @@ from alignloop.flows import progress
 from alignloop.config import Settings, load_settings
 from alignloop.errors import AlignloopError, ConfigError
 from alignloop import secrets
+from alignloop.methods import METHODS
+from alignloop.shapes import SHAPES
 from alignloop.offline import set_offline_defaults
 
 set_offline_defaults()
@@ -131,10 +133,10 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log ever
 
 
 # ------------------------------------------------------------------------------------------ stages
-@app.command()
+@app.command(help="Read what is new in every source into the feedback store.\n\n"
+                  f"Log shapes (sources[].shape): {', '.join(SHAPES)}.")
 @_friendly
 def ingest(config: ConfigOpt = Path("alignloop.yaml")) -> None:
-    """Read what is new in every source into the feedback store."""
     from alignloop import stages
 
     settings = _settings(config)
@@ -150,11 +152,12 @@ def ingest(config: ConfigOpt = Path("alignloop.yaml")) -> None:
     out.print(table)
 
 
-@app.command()
+@app.command(help="Snapshot the store, measure the data's shape and choose the method (with reasons).\n\n"
+                  + "\n\n".join(f"{m.name}: {m.summary}." for m in METHODS.values())
+                  + "\n\ntraining.method: auto lets the planner choose; a name asks for that method.")
 @_friendly
 def plan(config: ConfigOpt = Path("alignloop.yaml"),
          as_json: Annotated[bool, typer.Option("--json", help="Print the Plan as JSON.")] = False) -> None:
-    """Snapshot the store, measure the data's shape and choose the method (with reasons)."""
     from alignloop import stages
 
     planned = stages.plan(_settings(config))

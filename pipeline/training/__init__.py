@@ -1,8 +1,9 @@
 """Plan -> a TRL trainer -> a candidate model folder (a LoRA adapter, or full weights).
 
-One builder per method: dpo.py (DPO, IPO, robust DPO on TRL's DPOTrainer), kto.py (KTOTrainer),
-rlhf.py (RewardTrainer then RLOOTrainer). data.py tokenises, fits and orders the rows; fastpath.py
-computes reference log-probs once; checkpoints.py resumes; launch.py runs it under `accelerate launch`.
+One builder per trainer, named by each method's registration (alignloop.methods): dpo.py (DPO, IPO,
+robust DPO on TRL's DPOTrainer), kto.py (KTOTrainer), rlhf.py (RewardTrainer then RLOOTrainer).
+data.py tokenises, fits and orders the rows; fastpath.py computes reference log-probs once;
+checkpoints.py resumes; launch.py runs it under `accelerate launch`.
 TRL's trainers are used as they are; this package decides which one, with what, and how fast.
 """
 

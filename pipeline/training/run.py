@@ -7,30 +7,19 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from alignloop.datasets import Split
 from alignloop.errors import DataError
+from alignloop.methods import METHODS
 from alignloop.models import load_tokenizer, pick_device
 from alignloop.planner import Plan
-from alignloop.training.builders import BuildContext, Built
+from alignloop.training.builders import BuildContext
 from alignloop.training.checkpoints import resume_point
 from alignloop.training.common import ProgressFn, RunOptions, TrainResult, fit
-from alignloop.training.dpo import build_dpo
 from alignloop.training.fastpath import model_fingerprint
-from alignloop.training.kto import build_kto
-from alignloop.training.rlhf import build_rlhf
 
 log = logging.getLogger(__name__)
-
-BUILDERS: dict[str, Callable[[BuildContext], Built]] = {
-    "dpo": build_dpo,
-    "ipo": build_dpo,      # DPOTrainer with loss_type ["ipo"]
-    "robust": build_dpo,   # DPOTrainer with loss_type ["robust"] and label_smoothing
-    "kto": build_kto,
-    "rlhf": build_rlhf,
-}
 
 
 def is_main_process() -> bool:
@@ -42,15 +31,15 @@ def train_candidate(plan: Plan, split: Split, base_dir: Path, run_dir: Path, *, 
     """Train per the plan on the training split; save the candidate under run_dir/candidate."""
     if plan.method == "skip":
         raise DataError("the plan says skip: there is nothing to train (see the plan's reasons)")
-    if plan.method not in BUILDERS:
-        raise DataError(f"plan.method {plan.method!r} has no trainer; expected one of {', '.join(BUILDERS)}")
+    if plan.method not in METHODS:
+        raise DataError(f"plan.method {plan.method!r} has no trainer; expected one of {', '.join(METHODS)}")
     options = options or RunOptions()
     options = RunOptions(**{**vars(options), "device": pick_device(device if device != "auto" else options.device)})
     tokenizer = load_tokenizer(base_dir)
     ctx = BuildContext(plan=plan, split=split, base_dir=Path(base_dir), run_dir=Path(run_dir), options=options,
                        progress=progress, tokenizer=tokenizer)
     started = time.perf_counter()
-    built = BUILDERS[plan.method](ctx)
+    built = METHODS[plan.method].load_builder()(ctx)  # the method's registered builder (alignloop.methods)
     settings = {k: v for k, v in plan.hyperparameters.items() if k != "max_length"}
     settings.update({"method": plan.method, "max_length": built.max_length, "world_size": options.world_size,
                      "base_model": model_fingerprint(base_dir)})

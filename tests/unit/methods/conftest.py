@@ -1,0 +1,15 @@
+"""Fixtures for the per-method tests: the tiny offline model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alignloop.config import BaseModelSettings
+from alignloop.models import resolve_base_model
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return resolve_base_model(BaseModelSettings(tiny=True), tmp_path_factory.mktemp("models"))
