@@ -38,7 +38,7 @@ from alignloop.ingest.writes import joins_as_written, one_thread
 from alignloop.memory import bound_allocator_retention
 from alignloop.pii import register_card_udf
 from alignloop.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
-from alignloop.shapes import SHAPES, resolve_mapping, sql_params
+from alignloop.shapes import SHAPES, ResolvedInput, resolve_mapping, sql_params
 from alignloop.sqlfiles import sql_text
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,20 @@ def check_store_is_not_a_source(store_path: Path, sources: Any) -> None:
                         f"store: {target} is the file sources[{source.name}].options.{key} reads; "
                         "point store at a separate file (default <workdir>/feedback.duckdb)"
                     )
+
+
+def _checked_inputs(source: Any) -> list[ResolvedInput]:
+    """The source's inputs resolved against its shape; its `cursor` settings checked against them."""
+    inputs = resolve_mapping(source.shape, source.mapping, f"sources[{source.name}]",
+                             getattr(source, "shape_options", None))
+    for name in dict(getattr(source, "cursor", {}) or {}):
+        if name not in {i.spec.name for i in inputs}:
+            raise ConfigError(f"sources[{source.name}].cursor.{name}: the {source.shape!r} shape has no input "
+                              f"{name!r} (inputs: {', '.join(i.spec.name for i in inputs)})")
+        if inputs[0].prepare is not None:  # its rows' times are what the shape parses from the mapped column
+            raise ConfigError(f"sources[{source.name}].cursor.{name}: the {source.shape!r} shape reads by the "
+                              f"column mapped as its time; map it under mapping.{name} instead")
+    return inputs
 
 
 class FeedbackStore:
@@ -191,34 +205,11 @@ class FeedbackStore:
         if lookback is not None:
             settings = settings.model_copy(update={"lookback": lookback})
         now = now or _utcnow()
-        inputs = resolve_mapping(source.shape, source.mapping, f"sources[{source.name}]",
-                                 getattr(source, "shape_options", None))
-        cursor_cols = dict(getattr(source, "cursor", {}) or {})
-        for name in cursor_cols:
-            if name not in {i.spec.name for i in inputs}:
-                raise ConfigError(f"sources[{source.name}].cursor.{name}: the {source.shape!r} shape has no input "
-                                  f"{name!r} (inputs: {', '.join(i.spec.name for i in inputs)})")
-            if inputs[0].prepare is not None:  # its rows' times are what the shape parses from the mapped column
-                raise ConfigError(f"sources[{source.name}].cursor.{name}: the {source.shape!r} shape reads by the "
-                                  f"column mapped as its time; map it under mapping.{name} instead")
-        # File sources are incremental by file: files not yet landed are read whole, whatever their times.
-        by_file = getattr(connector, "incremental", None) == "files"
+        inputs = _checked_inputs(source)
         shape = SHAPES[source.shape]
         started = _utcnow()
-        con = self.con
-        if settings.threads:
-            con.execute(f"SET threads = {int(settings.threads)}")
-        if settings.memory_limit:
-            con.execute("SET memory_limit = ?", [settings.memory_limit])
-        salt = self.user_salt
-        jobs = [Landing(
-            source=source.name, inp=inp, now=now, settings=settings, salt=salt,
-            cursor_column=cursor_cols.get(inp.spec.name, inp.cursor_column),
-            cursor_setting=(f"sources[{source.name}].cursor.{inp.spec.name}" if inp.spec.name in cursor_cols else
-                            f"sources[{source.name}].mapping.{inp.spec.name}.{inp.spec.cursor} (the cursor column)"),
-            position=self.cursor_position(source.name, inp.spec.name),
-            loaded_files=self.loaded_files(source.name, inp.spec.name) if by_file else None,
-        ) for inp in inputs]
+        self._use_ingest_settings(settings)
+        jobs = self._landing_jobs(source, connector, inputs, now, settings)
         # Every input's window is read, checked and decided before the transaction opens (landing.stage);
         # where that changes nothing stored, the landed rows are judged before it too (_prejudge), and their
         # canonical rows are inserted before the landed rows, reading the stored and staged rows as views.
@@ -226,70 +217,126 @@ class FeedbackStore:
         prejudged = False
         try:
             for n, job in enumerate(jobs):
-                staged.append(stage(con, job, connector, f"land_stage_{n}"))
-            batch_id = con.execute("SELECT nextval('batch_ids')").fetchone()[0]
+                staged.append(stage(self.con, job, connector, f"land_stage_{n}"))
+            batch_id = self.con.execute("SELECT nextval('batch_ids')").fetchone()[0]
             prejudged = self._prejudge(shape, source, staged, batch_id)
-            con.begin()
-            try:
-                inserted = None
-                if prejudged:  # before the landed rows: the canonical rows then read committed tables only
-                    with self._staged_views(source, staged, batch_id):
-                        inserted = self._insert_canonical(shape, source.name, batch_id, now, prejudged=True)
-                landed: dict[str, LandedInput] = {}
-                replaced: tuple[str, ...] = ()
-                for inp, job, staged_input in zip(inputs, jobs, staged, strict=True):
-                    name = inp.spec.name
-                    landed[name] = result = (
-                        LandedInput(0, 0, 0, 0, 0, 0, None) if staged_input is None
-                        else merge(con, staged_input, batch_id))
-                    if result.position is not None:
-                        self._advance(source.name, name, job.position, result.position, batch_id)
-                    if result.files:
-                        con.executemany("INSERT OR IGNORE INTO loaded_files VALUES (?, ?, ?, ?, ?, ?)",
-                                        [[source.name, name, f, h, batch_id, _utcnow()] for f, h in sorted(result.files)])
-                    if result.replaced_keys and inp.spec is shape.inputs[-1]:
-                        replaced = result.replaced_keys
-                        self._forget_canonical(source.name, replaced, batch_id)
-                    elif result.replaced_keys:
-                        self._rejudge_dependents(shape, source.name, result.replaced_keys, now, batch_id)
-                if inserted is not None or any(r.added or r.replaced for r in landed.values()) or con.execute(
-                        "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
-                    counts = self._apply_shape(shape, source, batch_id, now, settings, replaced, inserted)
-                else:  # nothing landed and nothing waiting (in any shape): nothing to judge
-                    counts = dict.fromkeys(("unpaired", "pairs", "ranks", "ties", "judged_bad", "pending",
-                                            "duplicates", "quarantined"), 0)
-                landed_bad = sum(r.quarantined for r in landed.values())
-                # What counts as bad: rows failing the landing checks, plus rows the shape found malformed.
-                # A prepared shape marks those as they land; what its SQL leaves unused besides (a tree
-                # message without a rank or vote, a rating between the thresholds) is no sign of bad data.
-                judged_bad = counts["judged_bad"] if shape.prepare is None else sum(r.shape_bad for r in landed.values())
-                new_rows = sum(r.added + r.quarantined for r in landed.values())
-                self._check_bad_share(source.name, batch_id, landed_bad + judged_bad, new_rows, settings)
-                rows_read = {k: r.rows_read for k, r in landed.items()}
-                raw_added = {k: r.added for k, r in landed.items()}
-                quarantined = landed_bad + counts["quarantined"]
-                con.execute(
-                    "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [batch_id, source.name, started, _utcnow(), sum(rows_read.values()), sum(raw_added.values()),
-                     counts["unpaired"], counts["pairs"], quarantined, counts["pending"], counts["ranks"]],
-                )
-                con.commit()
-            except BaseException:
-                con.rollback()
-                raise
+            landed, counts, quarantined = self._merge_batch(shape, source, jobs, staged, batch_id, now, settings,
+                                                            started, prejudged)
         finally:
-            if prejudged:  # _apply_shape drops it once it ran; not when the transaction failed before
-                con.execute(f"DROP TABLE IF EXISTS {shape.name}_classified")
-            for staged_input in staged:
-                if staged_input is not None:
-                    con.execute(f"DROP TABLE IF EXISTS {staged_input.table}")
-                    con.execute(f"DROP TABLE IF EXISTS {staged_input.decided}")
+            self._drop_staged(shape, staged, prejudged)
+        result = self._result(source, inputs, batch_id, landed, counts, quarantined)
+        log.info("ingested %s: %s", source.name, result)
+        return result
+
+    def _use_ingest_settings(self, settings: IngestSettings) -> None:
+        if settings.threads:
+            self.con.execute(f"SET threads = {int(settings.threads)}")
+        if settings.memory_limit:
+            self.con.execute("SET memory_limit = ?", [settings.memory_limit])
+
+    def _landing_jobs(self, source: Any, connector: Connector, inputs: list[ResolvedInput], now: datetime,
+                      settings: IngestSettings) -> list[Landing]:
+        """What to read of each input: its cursor column and stored position, or the files already landed."""
+        cursor_cols = dict(getattr(source, "cursor", {}) or {})
+        # File sources are incremental by file: files not yet landed are read whole, whatever their times.
+        by_file = getattr(connector, "incremental", None) == "files"
+        salt = self.user_salt
+        return [Landing(
+            source=source.name, inp=inp, now=now, settings=settings, salt=salt,
+            cursor_column=cursor_cols.get(inp.spec.name, inp.cursor_column),
+            cursor_setting=(f"sources[{source.name}].cursor.{inp.spec.name}" if inp.spec.name in cursor_cols else
+                            f"sources[{source.name}].mapping.{inp.spec.name}.{inp.spec.cursor} (the cursor column)"),
+            position=self.cursor_position(source.name, inp.spec.name),
+            loaded_files=self.loaded_files(source.name, inp.spec.name) if by_file else None,
+        ) for inp in inputs]
+
+    def _merge_batch(self, shape: Any, source: Any, jobs: list[Landing], staged: list[Staged | None], batch_id: int,
+                     now: datetime, settings: IngestSettings, started: datetime,
+                     prejudged: bool) -> tuple[dict[str, LandedInput], dict[str, int], int]:
+        """The one transaction of a read: the canonical rows judged before it, the landed rows with their
+        cursors and files, the shape's judgement of the rest, the bad-share check and the ingest log line.
+        Returns what landed per input, the shape's counts and the rows quarantined."""
+        con = self.con
+        con.begin()
+        try:
+            inserted = None
+            if prejudged:  # before the landed rows: the canonical rows then read committed tables only
+                with self._staged_views(source, staged, batch_id):
+                    inserted = self._insert_canonical(shape, source.name, batch_id, now, prejudged=True)
+            landed, replaced = self._land(shape, source.name, jobs, staged, batch_id, now)
+            if inserted is not None or any(r.added or r.replaced for r in landed.values()) or con.execute(
+                    "SELECT count(*) FROM pending WHERE source = ?", [source.name]).fetchone()[0]:
+                counts = self._apply_shape(shape, source, batch_id, now, settings, replaced, inserted)
+            else:  # nothing landed and nothing waiting (in any shape): nothing to judge
+                counts = dict.fromkeys(("unpaired", "pairs", "ranks", "ties", "judged_bad", "pending",
+                                        "duplicates", "quarantined"), 0)
+            quarantined = self._check_and_log(shape, source.name, batch_id, started, settings, landed, counts)
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        return landed, counts, quarantined
+
+    def _land(self, shape: Any, source: str, jobs: list[Landing], staged: list[Staged | None], batch_id: int,
+              now: datetime) -> tuple[dict[str, LandedInput], tuple[str, ...]]:
+        """Merge each input's staged rows, move its cursor, record its files, and set aside what rested on
+        replaced rows. Returns what landed per input and the keys replaced in the shape's last input."""
+        con = self.con
+        landed: dict[str, LandedInput] = {}
+        replaced: tuple[str, ...] = ()
+        for job, staged_input in zip(jobs, staged, strict=True):
+            spec = job.inp.spec
+            landed[spec.name] = result = (
+                LandedInput(0, 0, 0, 0, 0, 0, None) if staged_input is None
+                else merge(con, staged_input, batch_id))
+            if result.position is not None:
+                self._advance(source, spec.name, job.position, result.position, batch_id)
+            if result.files:
+                con.executemany("INSERT OR IGNORE INTO loaded_files VALUES (?, ?, ?, ?, ?, ?)",
+                                [[source, spec.name, f, h, batch_id, _utcnow()] for f, h in sorted(result.files)])
+            if result.replaced_keys and spec is shape.inputs[-1]:
+                replaced = result.replaced_keys
+                self._forget_canonical(source, replaced, batch_id)
+            elif result.replaced_keys:
+                self._rejudge_dependents(shape, source, result.replaced_keys, now, batch_id)
+        return landed, replaced
+
+    def _check_and_log(self, shape: Any, source: str, batch_id: int, started: datetime, settings: IngestSettings,
+                       landed: dict[str, LandedInput], counts: dict[str, int]) -> int:
+        """Refuse a read with too many bad rows; otherwise write its ingest log line. Returns the rows quarantined."""
+        landed_bad = sum(r.quarantined for r in landed.values())
+        # What counts as bad: rows failing the landing checks, plus rows the shape found malformed.
+        # A prepared shape marks those as they land; what its SQL leaves unused besides (a tree
+        # message without a rank or vote, a rating between the thresholds) is no sign of bad data.
+        judged_bad = counts["judged_bad"] if shape.prepare is None else sum(r.shape_bad for r in landed.values())
+        new_rows = sum(r.added + r.quarantined for r in landed.values())
+        self._check_bad_share(source, batch_id, landed_bad + judged_bad, new_rows, settings)
+        quarantined = landed_bad + counts["quarantined"]
+        self.con.execute(
+            "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [batch_id, source, started, _utcnow(), sum(r.rows_read for r in landed.values()),
+             sum(r.added for r in landed.values()), counts["unpaired"], counts["pairs"], quarantined,
+             counts["pending"], counts["ranks"]],
+        )
+        return quarantined
+
+    def _drop_staged(self, shape: Any, staged: list[Staged | None], prejudged: bool) -> None:
+        if prejudged:  # _apply_shape drops it once it ran; not when the transaction failed before
+            self.con.execute(f"DROP TABLE IF EXISTS {shape.name}_classified")
+        for staged_input in staged:
+            if staged_input is not None:
+                self.con.execute(f"DROP TABLE IF EXISTS {staged_input.table}")
+                self.con.execute(f"DROP TABLE IF EXISTS {staged_input.decided}")
+
+    def _result(self, source: Any, inputs: list[ResolvedInput], batch_id: int, landed: dict[str, LandedInput],
+                counts: dict[str, int], quarantined: int) -> IngestResult:
         cursors = {}
         for inp in inputs:
             position = self.cursor_position(source.name, inp.spec.name)
             cursors[inp.spec.name] = position.value if position else ""
-        result = IngestResult(
-            source=source.name, batch_id=batch_id, rows_read=rows_read, raw_added=raw_added,
+        return IngestResult(
+            source=source.name, batch_id=batch_id, rows_read={k: r.rows_read for k, r in landed.items()},
+            raw_added={k: r.added for k, r in landed.items()},
             unpaired_added=counts["unpaired"], pairs_added=counts["pairs"], quarantined=quarantined,
             pending=counts["pending"], cursors=cursors,
             duplicates=sum(r.duplicates for r in landed.values()) + counts["duplicates"],
@@ -297,8 +344,6 @@ class FeedbackStore:
             replaced=sum(r.replaced for r in landed.values()), ranks_added=counts["ranks"],
             ties_added=counts["ties"],
         )
-        log.info("ingested %s: %s", source.name, result)
-        return result
 
     def _prejudge(self, shape: Any, src: Any, staged: list[Staged | None], batch_id: int) -> bool:
         """Judge the rows this read lands before the transaction opens, where landing them changes nothing
