@@ -17,6 +17,7 @@ read are recorded with the rows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -85,11 +86,13 @@ def _q(name: str) -> str:
     return quote_identifier(name)
 
 
+_TOKEN = re.compile(r"__([A-Z][A-Z_]*?)__")
+
+
 def _fill(sql: str, **names: str) -> str:
-    """Put shape-defined identifiers and column lists into a sql/store template."""
-    for token, value in names.items():
-        sql = sql.replace(f"__{token}__", value)
-    return sql
+    """Put shape-defined identifiers and column lists into a sql/store template, in one pass: what is filled
+    in is never searched for tokens again."""
+    return _TOKEN.sub(lambda m: names.get(m.group(1), m.group(0)), sql)
 
 
 @dataclass(frozen=True)
@@ -246,16 +249,8 @@ def _open_read(job: Landing, connector: Connector) -> tuple[
     """
     inp = job.inp
     prepared = inp.prepare is not None
-    if prepared:  # the shape's columns may be absent (optional): read them all, as the shape decides
-        columns = tuple(dict.fromkeys([*inp.read_columns, *([job.cursor_column] if job.cursor_column else [])])) \
-            if inp.read_columns else ()
-    else:
-        columns = tuple(dict.fromkeys([*inp.source_columns.values(), job.cursor_column]))
     by_file = job.loaded_files is not None
-    start = job.position.window_start(job.settings.lookback) \
-        if job.position and job.cursor_column and not by_file else None
-    window = Window(table=inp.table, cursor_column=job.cursor_column, start=start, columns=columns,
-                    loaded_files=job.loaded_files)
+    window = _window(job)
     errors: list[BaseException] = []
     read: dict[str, Any] = {"rows": 0, "files": set()}
     try:
@@ -265,14 +260,7 @@ def _open_read(job: Landing, connector: Connector) -> tuple[
         raise _connector_error(job, e) from None
     if first is None:
         return None, None, iter(()), errors, read
-    needed = ([job.cursor_column] if job.cursor_column else []) if prepared else columns
-    missing = [c for c in needed if c not in first.schema.names]
-    if missing:
-        if missing == [job.cursor_column] and job.cursor_column not in inp.source_columns.values():
-            raise ConfigError(f"{job.cursor_setting}: the connector returned no column {missing[0]!r}; "
-                              "name an existing column as the cursor")
-        raise TerminalError(f"{job.where}: the connector returned no column {missing[0]!r}; "
-                            f"check sources[{job.source}].mapping.{inp.spec.name} in the config")
+    _check_returned_columns(job, first, window.columns)
     names = list(first.schema.names)
 
     def stage(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -301,6 +289,35 @@ def _open_read(job: Landing, connector: Connector) -> tuple[
             raise
 
     return first, staged_first, guarded(), errors, read
+
+
+def _window(job: Landing) -> Window:
+    """What to ask the connector for: the input's table from its cursor minus the look-back (or the files
+    not yet landed), and its mapped columns; a prepared shape's columns may be absent (optional), so it
+    reads them all and the shape decides."""
+    inp = job.inp
+    if inp.prepare is not None:
+        columns = tuple(dict.fromkeys([*inp.read_columns, *([job.cursor_column] if job.cursor_column else [])])) \
+            if inp.read_columns else ()
+    else:
+        columns = tuple(dict.fromkeys([*inp.source_columns.values(), job.cursor_column]))
+    start = job.position.window_start(job.settings.lookback) \
+        if job.position and job.cursor_column and job.loaded_files is None else None
+    return Window(table=inp.table, cursor_column=job.cursor_column, start=start, columns=columns,
+                  loaded_files=job.loaded_files)
+
+
+def _check_returned_columns(job: Landing, first: pa.RecordBatch, columns: tuple[str, ...]) -> None:
+    """The first batch holds the columns asked for (a prepared shape: the cursor column); errors name the setting."""
+    needed = ([job.cursor_column] if job.cursor_column else []) if job.inp.prepare is not None else columns
+    missing = [c for c in needed if c not in first.schema.names]
+    if not missing:
+        return
+    if missing == [job.cursor_column] and job.cursor_column not in job.inp.source_columns.values():
+        raise ConfigError(f"{job.cursor_setting}: the connector returned no column {missing[0]!r}; "
+                          "name an existing column as the cursor")
+    raise TerminalError(f"{job.where}: the connector returned no column {missing[0]!r}; "
+                        f"check sources[{job.source}].mapping.{job.inp.spec.name} in the config")
 
 
 def _connector_error(job: Landing, e: BaseException) -> BaseException:
@@ -385,97 +402,113 @@ def _slices(batches: Iterator[pa.RecordBatch]) -> Iterator[Iterator[pa.RecordBat
 
 def _stage_sql(job: Landing, schema: pa.Schema, kind: str, cap: datetime
                ) -> tuple[str, dict[str, Any], tuple[str, str]]:
-    """The SELECT over the registered reader that gives the staged rows, its parameters, and the staged
-    columns holding each row's cursor value and its text (_read_position)."""
-    spec, inp = job.inp.spec, job.inp
-    text_cols = set(getattr(spec, "text_columns", ()))
-    user_cols = set(getattr(spec, "user_columns", ("user_id",)))
-    src = {c: _q(inp.source_columns[c]) for c in spec.columns}
-    ts_setting = f"sources[{job.source}].mapping.{spec.name}.{spec.cursor}"
-    inner: list[str] = []
+    """The SELECT over the registered reader that gives the staged rows (sql/store/land_stage.sql), its
+    parameters, and the staged columns holding each row's cursor value and its text (_read_position)."""
+    spec = job.inp.spec
     # A row its shape already judged unusable lands as it is: the shape quarantines it with its reason.
-    checks: list[str] = [f"WHEN {_q(p)} IS NOT NULL THEN NULL" for p in SHAPE_PROBLEMS if p in schema.names]
+    checks = [f"WHEN {_q(p)} IS NOT NULL THEN NULL" for p in SHAPE_PROBLEMS if p in schema.names]
     checks.append(f"WHEN _key IS NULL THEN '{spec.key} is missing'")
-    outer: list[str] = []
+    read: list[str] = []
+    staged: list[str] = []
     for c in spec.columns:
-        atype = schema.field(inp.source_columns[c]).type
-        qc = _q(c)
-        if c == spec.key:
-            inner.append(f"CAST({src[c]} AS VARCHAR) AS _key")
-            outer.append(f"_key AS {qc}")
-            continue
-        if c == spec.cursor:
-            inner.append(f"{_ts_expr(src[c], atype, ts_setting)} AS _ts")
-            inner.append(f"CAST({src[c]} AS VARCHAR) AS _ts_raw")
-            checks += [f"WHEN _ts_raw IS NULL THEN '{c} is missing'",
-                       f"WHEN _ts IS NULL THEN '{c} is not a timestamp'",
-                       f"WHEN NOT isfinite(_ts) THEN '{c} is infinite'",
-                       f"WHEN _ts > $cap THEN '{c} is in the future (later than now + ingest.future_skew)'"]
-            outer.append(f"_ts_raw AS {qc}")
-            continue
-        if pa.types.is_binary(atype) or pa.types.is_large_binary(atype):
-            inner.append(f"try(decode({src[c]})) AS {qc}")
-            inner.append(f"{src[c]} AS {_q(c + '__bytes')}")
-            checks.append(f"WHEN {qc} IS NULL AND {_q(c + '__bytes')} IS NOT NULL THEN '{c} is not valid UTF-8'")
-        else:
-            inner.append(f"{src[c]} AS {qc}")
-        is_text = pa.types.is_string(atype) or pa.types.is_large_string(atype) or pa.types.is_binary(atype) \
-            or pa.types.is_large_binary(atype)
-        # One scan of a long text finds both control characters and anything the scrubber would look at;
-        # the rare text it flags is then checked and scrubbed pattern by pattern.
-        suspect = c in text_cols and job.settings.scrub_pii and (pa.types.is_string(atype)
-                                                                 or pa.types.is_large_string(atype))
-        if suspect:
-            inner.append(f"regexp_matches({src[c]}, '{CONTROL_CHARS}|{MAYBE_PII}') AS {_q('_suspect_' + c)}")
-        if is_text:
-            flagged = f"{_q('_suspect_' + c)} AND " if suspect else ""
-            checks.append(f"WHEN {flagged}regexp_matches({qc}, '{CONTROL_CHARS}') THEN '{c} contains control characters'")
-        if c in text_cols:
-            checks += [f"WHEN regexp_full_match({qc}, '{BLANK}') THEN '{c} is blank (whitespace only)'",
-                       f"WHEN length({qc}) > $max_chars THEN '{c} is longer than ingest.max_text_chars "
-                       f"({job.settings.max_text_chars})'"]
-        if pa.types.is_binary(atype) or pa.types.is_large_binary(atype):
-            # keep what was read: the bytes, shown as text with escapes, where they are not UTF-8
-            outer.append(f"coalesce({qc}, CAST({_q(c + '__bytes')} AS VARCHAR)) AS {qc}")
-        elif c in user_cols:
-            outer.append(f"CASE WHEN {qc} IS NOT NULL THEN sha256($salt || CAST({qc} AS VARCHAR)) END AS {qc}")
-        elif c in text_cols and job.settings.scrub_pii:
-            scrubbed = scrub_sql(qc)
-            outer.append(f"CASE WHEN {_q('_suspect_' + c)} THEN {scrubbed} ELSE {qc} END AS {qc}" if suspect
-                         else f"{scrubbed} AS {qc}")
-        else:
-            outer.append(qc)
-    # The cursor: the timestamp itself, or a column of its own (an id, ISO text, another timestamp).
-    cur_src = _q(job.cursor_column) if job.cursor_column else ""
-    if job.cursor_column is None:  # read whole every run: no cursor
-        cursor, cursor_raw = "NULL::TIMESTAMP", "NULL::VARCHAR"
-    elif "ts_observed" in schema.names:  # a prepared shape: a load time stands in for a missing time
-        cursor, cursor_raw = "CASE WHEN ts_observed THEN _ts END", "_ts_raw"
-    elif job.cursor_column == inp.source_columns[spec.cursor]:  # staged already, as _ts and its text
-        cursor, cursor_raw = "_ts", _q(spec.cursor)
-    elif kind == INTEGER:
-        cursor, cursor_raw = f"CAST({cur_src} AS BIGINT)", f"CAST({cur_src} AS VARCHAR)"
-    elif kind == TEXT:
-        cursor, cursor_raw = f"timezone('UTC', try_cast({cur_src} AS TIMESTAMPTZ))", f"CAST({cur_src} AS VARCHAR)"
-    else:
-        cursor = _ts_expr(cur_src, schema.field(job.cursor_column).type, job.cursor_setting)
-        cursor_raw = f"CAST({cur_src} AS VARCHAR)"
-    # A cursor of its own is staged beside the rows; the usual one, the timestamp, is not staged twice (its two
-    # copies took 0.24 GB of the 2.94 GB that 6M staged generations held in memory).
+        column_read, column_checks, column_staged = _staged_column(job, schema, c)
+        read += column_read
+        checks += column_checks
+        staged.append(column_staged)
+    cursor, cursor_raw = _cursor_exprs(job, schema, kind)
+    # A cursor of its own is staged beside the rows; the usual one, the timestamp, is not staged twice.
     own_cursor = cursor != "_ts"
     if own_cursor:
-        inner += [f"{cursor} AS _cur", f"{cursor_raw} AS _cur_raw"]
+        read += [f"{cursor} AS _cur", f"{cursor_raw} AS _cur_raw"]
     content = [_q(c) for c in spec.columns if c not in (spec.key, spec.cursor)]
-    sql = (
-        f"SELECT {', '.join(outer)}, _key, _ts, {'_cur, _cur_raw, ' if own_cursor else ''}_problem, "
-        f"hash({', '.join(content) or '_key'}) AS _hash "
-        f"FROM (SELECT *, CASE {' '.join(checks)} END AS _problem "
-        f"FROM (SELECT {', '.join(inner)} FROM {READER}))"
-    )
+    sql = _fill(sql_text("store/land_stage.sql"), STAGED=", ".join(staged), CURSOR="_cur, _cur_raw, " if own_cursor
+                else "", CONTENT=", ".join(content) or "_key", CHECKS=" ".join(checks), READ=", ".join(read),
+                READER=READER)
     params = {"cap": cap, "max_chars": job.settings.max_text_chars}
-    if any("$salt" in o for o in outer):
+    if any("$salt" in o for o in staged):
         params["salt"] = job.salt
     return sql, params, ("_cur", "_cur_raw") if own_cursor else (cursor, cursor_raw)
+
+
+def _staged_column(job: Landing, schema: pa.Schema, c: str) -> tuple[list[str], list[str], str]:
+    """One landing column: the expressions that read it, the checks it must pass, and how it is stored."""
+    spec = job.inp.spec
+    src = _q(job.inp.source_columns[c])
+    atype = schema.field(job.inp.source_columns[c]).type
+    if c == spec.key:
+        return [f"CAST({src} AS VARCHAR) AS _key"], [], f"_key AS {_q(c)}"
+    if c == spec.cursor:
+        ts_setting = f"sources[{job.source}].mapping.{spec.name}.{spec.cursor}"
+        return ([f"{_ts_expr(src, atype, ts_setting)} AS _ts", f"CAST({src} AS VARCHAR) AS _ts_raw"],
+                [f"WHEN _ts_raw IS NULL THEN '{c} is missing'",
+                 f"WHEN _ts IS NULL THEN '{c} is not a timestamp'",
+                 f"WHEN NOT isfinite(_ts) THEN '{c} is infinite'",
+                 f"WHEN _ts > $cap THEN '{c} is in the future (later than now + ingest.future_skew)'"],
+                f"_ts_raw AS {_q(c)}")
+    return _value_column(job, c, src, atype)
+
+
+def _value_column(job: Landing, c: str, src: str, atype: pa.DataType) -> tuple[list[str], list[str], str]:
+    """A landing column that is neither key nor time: bytes decoded, text checked for control characters,
+    and the shape's text columns for blanks and length."""
+    qc = _q(c)
+    binary = pa.types.is_binary(atype) or pa.types.is_large_binary(atype)
+    string = pa.types.is_string(atype) or pa.types.is_large_string(atype)
+    text_column = c in set(getattr(job.inp.spec, "text_columns", ()))
+    read: list[str] = []
+    checks: list[str] = []
+    if binary:
+        read += [f"try(decode({src})) AS {qc}", f"{src} AS {_q(c + '__bytes')}"]
+        checks.append(f"WHEN {qc} IS NULL AND {_q(c + '__bytes')} IS NOT NULL THEN '{c} is not valid UTF-8'")
+    else:
+        read.append(f"{src} AS {qc}")
+    # One scan of a long text finds both control characters and anything the scrubber would look at;
+    # the rare text it flags is then checked and scrubbed pattern by pattern.
+    suspect = text_column and job.settings.scrub_pii and string
+    if suspect:
+        read.append(f"regexp_matches({src}, '{CONTROL_CHARS}|{MAYBE_PII}') AS {_q('_suspect_' + c)}")
+    if string or binary:
+        flagged = f"{_q('_suspect_' + c)} AND " if suspect else ""
+        checks.append(f"WHEN {flagged}regexp_matches({qc}, '{CONTROL_CHARS}') THEN '{c} contains control characters'")
+    if text_column:
+        checks += [f"WHEN regexp_full_match({qc}, '{BLANK}') THEN '{c} is blank (whitespace only)'",
+                   f"WHEN length({qc}) > $max_chars THEN '{c} is longer than ingest.max_text_chars "
+                   f"({job.settings.max_text_chars})'"]
+    return read, checks, _stored_value(job, c, binary, suspect)
+
+
+def _stored_value(job: Landing, c: str, binary: bool, suspect: bool) -> str:
+    """How a value column is stored: bytes that are not UTF-8 kept as escaped text, user ids hashed with
+    the store's salt, text columns PII-scrubbed (only the flagged ones, where a scan flagged them)."""
+    qc = _q(c)
+    if binary:
+        # keep what was read: the bytes, shown as text with escapes, where they are not UTF-8
+        return f"coalesce({qc}, CAST({_q(c + '__bytes')} AS VARCHAR)) AS {qc}"
+    if c in set(getattr(job.inp.spec, "user_columns", ("user_id",))):
+        return f"CASE WHEN {qc} IS NOT NULL THEN sha256($salt || CAST({qc} AS VARCHAR)) END AS {qc}"
+    if c in set(getattr(job.inp.spec, "text_columns", ())) and job.settings.scrub_pii:
+        scrubbed = scrub_sql(qc)
+        return f"CASE WHEN {_q('_suspect_' + c)} THEN {scrubbed} ELSE {qc} END AS {qc}" if suspect \
+            else f"{scrubbed} AS {qc}"
+    return qc
+
+
+def _cursor_exprs(job: Landing, schema: pa.Schema, kind: str) -> tuple[str, str]:
+    """The cursor: the timestamp itself, or a column of its own (an id, ISO text, another timestamp), as
+    (value, text) expressions over the read."""
+    inp, spec = job.inp, job.inp.spec
+    cur_src = _q(job.cursor_column) if job.cursor_column else ""
+    if job.cursor_column is None:  # read whole every run: no cursor
+        return "NULL::TIMESTAMP", "NULL::VARCHAR"
+    if "ts_observed" in schema.names:  # a prepared shape: a load time stands in for a missing time
+        return "CASE WHEN ts_observed THEN _ts END", "_ts_raw"
+    if job.cursor_column == inp.source_columns[spec.cursor]:  # staged already, as _ts and its text
+        return "_ts", _q(spec.cursor)
+    if kind == INTEGER:
+        return f"CAST({cur_src} AS BIGINT)", f"CAST({cur_src} AS VARCHAR)"
+    if kind == TEXT:
+        return f"timezone('UTC', try_cast({cur_src} AS TIMESTAMPTZ))", f"CAST({cur_src} AS VARCHAR)"
+    return _ts_expr(cur_src, schema.field(job.cursor_column).type, job.cursor_setting), f"CAST({cur_src} AS VARCHAR)"
 
 
 def _read_position(con: duckdb.DuckDBPyConnection, table: str, kind: str, cap: datetime, cur: str, cur_raw: str
