@@ -57,6 +57,16 @@ class EvalOptions:
     judge_accuracy_pairs: int | None = 200
 
 
+@dataclass(frozen=True)
+class _Scores:
+    """Every model's scores of the held-out pairs."""
+
+    candidate: PairScores
+    reference: PairScores
+    champion: PairScores | None
+    reference_cached: bool
+
+
 def evaluate_candidate(candidate_dir: Path, base_dir: Path, pairs: list[EvalPair], *, beta: float,
                        options: EvalOptions, device: str = "auto", champion_dir: Path | None = None,
                        champion_version: str | None = None, judge: Judge | None = None,
@@ -71,18 +81,32 @@ def evaluate_candidate(candidate_dir: Path, base_dir: Path, pairs: list[EvalPair
     started = time.perf_counter()
     device = pick_device(device)
     tokenizer = load_tokenizer(base_dir)  # training never changes the tokenizer
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     set_hash = eval_set_hash(pairs)
     encoded = encode_pairs(tokenizer, pairs, options.max_length)  # once, for every model
     models = ModelSet(candidate_dir, base_dir, champion_dir, device)
     cache = ScoreCache(options.cache_dir)
     base_id = model_identity(base_dir)
-    ref_key = cache.key("pairs", base_id, set_hash, options.max_length, device)
+    scores = _score_models(models, encoded, tokenizer, cache.key("pairs", base_id, set_hash, options.max_length,
+                                                                  device), cache, options, device, on_progress)
+    generation = _generation_checks(models, tokenizer, pairs, options, device, judge,
+                                    against="champion" if champion_dir is not None else "reference")
+    ppl_ref, ppl_cand = _perplexities(models, tokenizer, cache, base_id, options, device)
+    report = _report(pairs, scores, beta, options, set_hash=set_hash, truncated=encoded.truncated,
+                     eval_sample_share=eval_sample_share, champion_version=champion_version,
+                     ppl=(ppl_ref, ppl_cand), generation=generation)
+    report = _with_seconds(report, time.perf_counter() - started)
+    log.info("evaluation: %s", report.metrics())
+    return report
+
+
+def _score_models(models: ModelSet, encoded, tokenizer, ref_key: str, cache: ScoreCache, options: EvalOptions,
+                  device: str, on_progress: Callable[[int, int], None] | None) -> _Scores:
+    """Score every pair with the candidate, the reference (unless its scores are cached) and the champion;
+    on_progress counts the answers scored."""
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     reference = cache.get_pair_scores(ref_key)
     reference_cached = reference is not None
-
-    n = len(pairs)
-    total = len(encoded.sequences) * (1 + (not reference_cached) + (champion_dir is not None))
+    total = len(encoded.sequences) * (1 + (not reference_cached) + (models.champion_dir is not None))
     done = 0
 
     def advance(k: int) -> None:
@@ -99,53 +123,47 @@ def evaluate_candidate(candidate_dir: Path, base_dir: Path, pairs: list[EvalPair
             reference = score_pairs(model, encoded, **kw)
         cache.put_pair_scores(ref_key, reference)
     champion: PairScores | None = None
-    if champion_dir is not None:
+    if models.champion_dir is not None:
         with models.use("champion") as model:
             champion = score_pairs(model, encoded, **kw)
+    return _Scores(candidate, reference, champion, reference_cached)
 
+
+def _perplexities(models: ModelSet, tokenizer, cache: ScoreCache, base_id: str, options: EvalOptions,
+                  device: str) -> tuple[float | None, float | None]:
+    """(reference, candidate) perplexity on the capability text (the reference's cached), or Nones without one."""
+    if not options.ppl_text:
+        return None, None
+    ppl_key = cache.key("ppl", base_id, options.ppl_text, options.max_length, device)
+    ppl_kw = dict(max_length=options.max_length, batch_size=options.batch_size, device=device)
+    cached = cache.get(ppl_key)
+    if cached is None:
+        with models.use("reference") as model:
+            cached = {"ppl": perplexity(model, tokenizer, options.ppl_text, **ppl_kw)}
+        cache.put(ppl_key, cached)
+    with models.use("candidate") as model:
+        return cached["ppl"], perplexity(model, tokenizer, options.ppl_text, **ppl_kw)
+
+
+def _report(pairs: list[EvalPair], s: _Scores, beta: float, options: EvalOptions, *, set_hash: str, truncated: int,
+            eval_sample_share: float, champion_version: str | None, ppl: tuple[float | None, float | None],
+            generation: dict) -> EvalReport:
+    """The report: preference accuracies with paired-bootstrap intervals over prompts, the implicit reward's
+    accuracy and margin, the guards and the generation checks."""
+    n = len(pairs)
     clusters = [prompt_key(p.prompt) for p in pairs]
     boot = dict(n_samples=options.bootstrap_samples, seed=options.seed)
-    ref_wins, cand_wins = reference.prefers_chosen(), candidate.prefers_chosen()
-    champ_wins = champion.prefers_chosen() if champion else None
-    rewards_c = [beta * (c - r) for c, r in zip(candidate.logp_chosen, reference.logp_chosen, strict=True)]
-    rewards_r = [beta * (c - r) for c, r in zip(candidate.logp_rejected, reference.logp_rejected, strict=True)]
+    ref_wins, cand_wins = s.reference.prefers_chosen(), s.candidate.prefers_chosen()
+    champ_wins = s.champion.prefers_chosen() if s.champion else None
+    rewards_c = [beta * (c - r) for c, r in zip(s.candidate.logp_chosen, s.reference.logp_chosen, strict=True)]
+    rewards_r = [beta * (c - r) for c, r in zip(s.candidate.logp_rejected, s.reference.logp_rejected, strict=True)]
     margins = [c - r for c, r in zip(rewards_c, rewards_r, strict=True)]
-
-    per_pair = []
-    for i, p in enumerate(pairs):
-        row = {"index": i, "prompt_key": clusters[i], "prompt": p.prompt, "chosen": p.chosen,
-               "rejected": p.rejected, "votes": p.votes,
-               "n_tokens_chosen": candidate.n_chosen[i], "n_tokens_rejected": candidate.n_rejected[i]}
-        for name, scores, wins in (("reference", reference, ref_wins), ("candidate", candidate, cand_wins),
-                                   ("champion", champion, champ_wins)):
-            if scores is not None:
-                row[f"{name}_logp_chosen"] = scores.logp_chosen[i]
-                row[f"{name}_logp_rejected"] = scores.logp_rejected[i]
-                row[f"{name}_prefers_chosen"] = bool(wins[i])
-        row["reward_margin"] = margins[i]
-        per_pair.append(row)
-
-    generation = _generation_checks(models, tokenizer, pairs, options, device, judge,
-                                    against="champion" if champion_dir is not None else "reference")
-    ppl_ref = ppl_cand = None
-    if options.ppl_text:
-        ppl_key = cache.key("ppl", base_id, options.ppl_text, options.max_length, device)
-        ppl_kw = dict(max_length=options.max_length, batch_size=options.batch_size, device=device)
-        cached = cache.get(ppl_key)
-        if cached is None:
-            with models.use("reference") as model:
-                cached = {"ppl": perplexity(model, tokenizer, options.ppl_text, **ppl_kw)}
-            cache.put(ppl_key, cached)
-        ppl_ref = cached["ppl"]
-        with models.use("candidate") as model:
-            ppl_cand = perplexity(model, tokenizer, options.ppl_text, **ppl_kw)
-
-    report = EvalReport(
+    return EvalReport(
         n_pairs=n,
         n_prompts=len(set(clusters)),
         eval_set_hash=set_hash,
         eval_sample_share=eval_sample_share,
-        truncated_pairs=encoded.truncated,
+        truncated_pairs=truncated,
         max_length=options.max_length,
         pref_accuracy_reference=cluster_bootstrap(ref_wins, clusters, **boot),
         pref_accuracy_candidate=cluster_bootstrap(cand_wins, clusters, **boot),
@@ -154,18 +172,33 @@ def evaluate_candidate(candidate_dir: Path, base_dir: Path, pairs: list[EvalPair
         reward_margin=sum(margins) / n,
         beta=beta,
         seconds=0.0,
-        reference_cached=reference_cached,
-        champion_version=champion_version if champion_dir is not None else None,
+        reference_cached=s.reference_cached,
+        champion_version=champion_version if s.champion is not None else None,
         pref_accuracy_champion=cluster_bootstrap(champ_wins, clusters, **boot) if champ_wins else None,
         champion_delta=paired_delta(cand_wins, champ_wins, clusters, **boot) if champ_wins else None,
-        ppl_reference=ppl_ref,
-        ppl_candidate=ppl_cand,
-        per_pair=per_pair,
+        ppl_reference=ppl[0],
+        ppl_candidate=ppl[1],
+        per_pair=_per_pair(pairs, clusters, s, (ref_wins, cand_wins, champ_wins), margins),
         **generation,
     )
-    report = _with_seconds(report, time.perf_counter() - started)
-    log.info("evaluation: %s", report.metrics())
-    return report
+
+
+def _per_pair(pairs: list[EvalPair], clusters: list[str], s: _Scores, wins: tuple, margins: list[float]) -> list[dict]:
+    """One row per held-out pair: the pair, each model's log-likelihoods and preference, the reward margin."""
+    rows = []
+    for i, p in enumerate(pairs):
+        row = {"index": i, "prompt_key": clusters[i], "prompt": p.prompt, "chosen": p.chosen,
+               "rejected": p.rejected, "votes": p.votes,
+               "n_tokens_chosen": s.candidate.n_chosen[i], "n_tokens_rejected": s.candidate.n_rejected[i]}
+        for name, scores, won in zip(("reference", "candidate", "champion"), (s.reference, s.candidate, s.champion),
+                                     wins, strict=True):
+            if scores is not None:
+                row[f"{name}_logp_chosen"] = scores.logp_chosen[i]
+                row[f"{name}_logp_rejected"] = scores.logp_rejected[i]
+                row[f"{name}_prefers_chosen"] = bool(won[i])
+        row["reward_margin"] = margins[i]
+        rows.append(row)
+    return rows
 
 
 def _with_seconds(report: EvalReport, seconds: float) -> EvalReport:
