@@ -304,16 +304,66 @@ def register(settings: Settings, planned: PlannedRun, *, allow_same_snapshot: bo
     Registering one run twice returns its version; unless allow_same_snapshot, so does registering
     another run of the same snapshot and settings (two runs at once). Writes registered.json.
     """
-    from alignloop.gate import champion_of, decide, input_from_report, registry_check, report_tags
-    from alignloop.models import describe_base_model
-    from alignloop.registry import CHAMPION, describe, log_and_register, promote, target_lock
+    from alignloop.gate import champion_of, decide, input_from_report, registry_check
+    from alignloop.registry import CHAMPION, describe, promote, target_lock
     from alignloop.report import write_review_page
 
     trained = read_json(planned.run_dir / "train.json")
     report = read_json(planned.run_dir / "eval_report.json")
     with FeedbackStore(settings.store_path) as store:
         cursors = store.source_cursors()
+    uri, target = settings.tracking_uri, settings.model_name
+    with target_lock(uri, target, wait_s=settings.promotion.lock_wait_s):
+        champion = next((v for v in describe(uri, target) if CHAMPION in v["aliases"]), None)
+        verdict = decide(input_from_report(report, champion_of(champion)), settings.promotion)
+        write_json(planned.run_dir / "gate.json", verdict.to_dict())
+        weights = _weights_to_log(settings, trained, planned.run_dir)
+        against = report.get("champion_version")
+        compared = champion if champion and against not in (None, "") and int(against) == champion["version"] else None
+        review = write_review_page(planned.run_dir, target=target, champion=compared, sources=cursors)
+        version = _log_version(settings, planned, trained, report, verdict, cursors, weights, review,
+                               allow_same_snapshot)
+        promoted = False
+        if settings.promotion.auto_promote and verdict.passed and not version.reused:
+            version = promote(uri, target, version.version, check=registry_check(settings.promotion),
+                              user="auto_promote")
+            promoted = True
+    write_json(planned.run_dir / "registered.json",
+                {**asdict(version), "gate": verdict.to_dict(), "auto_promoted": promoted, "review_page": str(review)})
+    return version
+
+
+def _log_version(settings: Settings, planned: PlannedRun, trained: dict[str, Any], report: dict[str, Any], verdict,
+                 cursors: dict[str, Any], weights: tuple[Path, dict[str, Any], dict], review: Path,
+                 allow_same_snapshot: bool):
+    """Log the run (params, metrics, training curve, artifacts, weights) to MLflow and register it as a version
+    with its lineage tags; a run registered before (or, unless allow_same_snapshot, the same snapshot and
+    config) gives back its version instead."""
+    from alignloop.registry import log_and_register
+
+    model_dir, model_info, extra = weights
     plan_d = planned.plan.to_dict()
+    params, metrics, step_metrics = _run_record(settings, planned, trained, report)
+    same_as = [{"run_folder": planned.run_id}]
+    if not allow_same_snapshot:
+        same_as.append({"snapshot_id": planned.snapshot.snapshot_id, "config_hash": settings.config_hash()})
+    return log_and_register(
+        tracking_uri=settings.tracking_uri, experiment=settings.experiment_name, target=settings.model_name,
+        run_name=planned.run_id, params=params, metrics=metrics, step_metrics=step_metrics,
+        json_artifacts={"plan": plan_d, "shape": plan_d["shape"], "eval_report": report, "train": trained,
+                        "gate": verdict.to_dict()},
+        files={"review.html": review, **{f.name: f for f in [planned.run_dir / "per_pair_scores.jsonl"] if f.is_file()}},
+        model_dir=model_dir, model_info=model_info,
+        extra_model_artifacts=extra, lineage=_lineage(settings, planned, cursors, report, verdict, model_info),
+        same_as=same_as, lock_wait_s=settings.promotion.lock_wait_s,
+    )
+
+
+def _run_record(settings: Settings, planned: PlannedRun, trained: dict[str, Any], report: dict[str, Any]
+                ) -> tuple[dict[str, Any], dict[str, float], list[dict[str, Any]]]:
+    """The MLflow run's params, metrics (evaluation and training) and per-step training metrics."""
+    from alignloop.models import describe_base_model
+
     metrics = {**report["metrics"], "train_runtime_s": float(trained["runtime_s"]),
                "train_rows": float(trained["n_train"])}
     if trained.get("final_loss") is not None:
@@ -323,49 +373,28 @@ def register(settings: Settings, planned: PlannedRun, *, allow_same_snapshot: bo
     params = {"method": planned.plan.method, "base_model": describe_base_model(settings.base_model),
               "snapshot_id": planned.snapshot.snapshot_id, "device": trained["device"],
               **{f"hp.{k}": v for k, v in planned.plan.hyperparameters.items()}}
-    uri, target = settings.tracking_uri, settings.model_name
-    with target_lock(uri, target, wait_s=settings.promotion.lock_wait_s):
-        champion = next((v for v in describe(uri, target) if CHAMPION in v["aliases"]), None)
-        verdict = decide(input_from_report(report, champion_of(champion)), settings.promotion)
-        write_json(planned.run_dir / "gate.json", verdict.to_dict())
-        model_dir, model_info, extra = _weights_to_log(settings, trained, planned.run_dir)
-        lineage = {
-            "snapshot_id": planned.snapshot.snapshot_id,
-            "method": planned.plan.method,
-            "config_hash": settings.config_hash(),
-            "git_sha": git_sha(),
-            "cursors": json.dumps(cursors, sort_keys=True),
-            "run_folder": planned.run_id,
-            "base_model": describe_base_model(settings.base_model),
-            "weights": model_info["weights"],
-            **report_tags(report),
-            "gate.verdict": verdict.verdict,
-            "gate.reasons": "\n".join(verdict.lines),
-        }
-        against = report.get("champion_version")
-        compared = champion if champion and against not in (None, "") and int(against) == champion["version"] else None
-        review = write_review_page(planned.run_dir, target=target, champion=compared, sources=cursors)
-        same_as = [{"run_folder": planned.run_id}]
-        if not allow_same_snapshot:
-            same_as.append({"snapshot_id": planned.snapshot.snapshot_id, "config_hash": settings.config_hash()})
-        version = log_and_register(
-            tracking_uri=uri, experiment=settings.experiment_name, target=target,
-            run_name=planned.run_id, params=params, metrics=metrics, step_metrics=step_metrics,
-            json_artifacts={"plan": plan_d, "shape": plan_d["shape"], "eval_report": report, "train": trained,
-                            "gate": verdict.to_dict()},
-            files={"review.html": review, **{f.name: f for f in [planned.run_dir / "per_pair_scores.jsonl"] if f.is_file()}},
-            model_dir=model_dir, model_info=model_info,
-            extra_model_artifacts=extra, lineage=lineage, same_as=same_as,
-            lock_wait_s=settings.promotion.lock_wait_s,
-        )
-        promoted = False
-        if settings.promotion.auto_promote and verdict.passed and not version.reused:
-            version = promote(uri, target, version.version, check=registry_check(settings.promotion),
-                              user="auto_promote")
-            promoted = True
-    write_json(planned.run_dir / "registered.json",
-                {**asdict(version), "gate": verdict.to_dict(), "auto_promoted": promoted, "review_page": str(review)})
-    return version
+    return params, metrics, step_metrics
+
+
+def _lineage(settings: Settings, planned: PlannedRun, cursors: dict[str, Any], report: dict[str, Any], verdict,
+             model_info: dict[str, Any]) -> dict[str, Any]:
+    """The version's lineage tags: what it was trained on and how, what it was evaluated on, the gate's verdict."""
+    from alignloop.gate import report_tags
+    from alignloop.models import describe_base_model
+
+    return {
+        "snapshot_id": planned.snapshot.snapshot_id,
+        "method": planned.plan.method,
+        "config_hash": settings.config_hash(),
+        "git_sha": git_sha(),
+        "cursors": json.dumps(cursors, sort_keys=True),
+        "run_folder": planned.run_id,
+        "base_model": describe_base_model(settings.base_model),
+        "weights": model_info["weights"],
+        **report_tags(report),
+        "gate.verdict": verdict.verdict,
+        "gate.reasons": "\n".join(verdict.lines),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- review
