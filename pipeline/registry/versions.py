@@ -96,19 +96,14 @@ def log_and_register(
             _mlflow_errors(tracking_uri, f"logging and registering a version of {target!r}"), _quiet_mlflow():
         client = _client(tracking_uri)
         _abandon_incomplete(client, target)
-        for wanted in same_as:
-            wanted_tags = _lineage_tags(wanted)
-            for mv in _all_versions(client, target):
-                have = dict(mv.tags or {})
-                if have.get(COMPLETE_TAG) == "true" and all(have.get(k) == v for k, v in wanted_tags.items()):
-                    return replace(_registered(client.get_model_version(target, mv.version)), reused=True)
+        reused = _equivalent_version(client, target, same_as)
+        if reused is not None:
+            return reused
         experiment_id = _ensure_experiment(client, tracking_uri, experiment)
         # The fluent API is the only way to attach the logged model to the run, so the global URIs are
         # pointed at this store for the duration and restored afterwards.
         with _fluent_uris(tracking_uri):
-            nested = mlflow.active_run() is not None  # a caller's own run becomes the parent
-            run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags, nested=nested)
-            run_id = run.info.run_id
+            run_id = _start_run(experiment_id, run_name, tags)
             status = "FAILED"
             try:
                 final_step = _log_values(client, run_id, flat_params, metrics, step_metrics)
@@ -120,14 +115,37 @@ def log_and_register(
             finally:
                 mlflow.end_run(status)
             version = mlflow.register_model(logged.model_uri, target, tags=tags)
-        try:
-            client.set_registered_model_alias(target, alias, version.version)
-            client.set_model_version_tag(target, version.version, COMPLETE_TAG, "true")
-        except BaseException:
-            with contextlib.suppress(Exception):
-                client.set_model_version_tag(target, version.version, ABANDONED_TAG, "registration failed")
-            raise
+        _complete(client, target, alias, version.version)
         return _registered(client.get_model_version(target, version.version))
+
+
+def _equivalent_version(client, target: str, same_as: Sequence[Mapping[str, str]]
+                        ) -> RegisteredVersion | None:
+    """A complete version carrying every tag of one of the `same_as` sets (reused=True), or None."""
+    for wanted in same_as:
+        wanted_tags = _lineage_tags(wanted)
+        for mv in _all_versions(client, target):
+            have = dict(mv.tags or {})
+            if have.get(COMPLETE_TAG) == "true" and all(have.get(k) == v for k, v in wanted_tags.items()):
+                return replace(_registered(client.get_model_version(target, mv.version)), reused=True)
+    return None
+
+
+def _start_run(experiment_id: str, run_name: str, tags: dict[str, str]) -> str:
+    """Start the MLflow run (nested under a caller's own active run); its id."""
+    nested = mlflow.active_run() is not None  # a caller's own run becomes the parent
+    return mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags, nested=nested).info.run_id
+
+
+def _complete(client, target: str, alias: str, version: str) -> None:
+    """Point `alias` at the new version and mark it complete; a version that cannot be is marked abandoned."""
+    try:
+        client.set_registered_model_alias(target, alias, version)
+        client.set_model_version_tag(target, version, COMPLETE_TAG, "true")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.set_model_version_tag(target, version, ABANDONED_TAG, "registration failed")
+        raise
 
 
 def promote(tracking_uri: str, target: str, version: int | None = None, *, check: Check | None = None,
@@ -143,49 +161,11 @@ def promote(tracking_uri: str, target: str, version: int | None = None, *, check
     with target_lock(tracking_uri, target, wait_s=lock_wait_s), \
             _mlflow_errors(tracking_uri, f"promoting a version of {target!r}"), _quiet_mlflow():
         client = _client(tracking_uri)
-        if version is None:
-            new = _version_by_alias(client, target, CHALLENGER)
-            if new is None:
-                raise TerminalError(
-                    f"{target!r} has no {CHALLENGER!r} version to promote; register one first "
-                    "(alignloop run) or pass the version number (alignloop promote --version N)"
-                )
-            newest = max(_all_versions(client, target), key=lambda v: int(v.version))
-            if int(newest.version) > int(new.version) and not _is_complete(newest):
-                raise TerminalError(
-                    f"{target!r} version {newest.version} was left half-registered by an interrupted run, so the "
-                    f"challenger is still the older version {new.version}; run `alignloop run` to register again, "
-                    f"or `alignloop promote --version {new.version}` to promote that one knowingly"
-                )
-        else:
-            new = _version_by_number(client, target, version)
-        if not _is_complete(new):
-            raise TerminalError(
-                f"{target!r} version {new.version} is incomplete (its registration was interrupted) and cannot be "
-                "promoted; run `alignloop run` to register the candidate again"
-            )
+        new = _promotable(client, target, version)
         old = _version_by_alias(client, target, CHAMPION)
         if old is not None and old.version == new.version:
             return _registered(new)
-        user = user or _os_user()
-        stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        promotion_tags = {f"{TAG_PREFIX}promoted_by": user, f"{TAG_PREFIX}promoted_at": stamp}
-        if check is not None:
-            verdict = check(_row(client, target, new), None if old is None else _row(client, target, old))
-            promotion_tags[f"{TAG_PREFIX}promotion.verdict"] = verdict.verdict
-            if not verdict.passed:
-                if not force_reason:
-                    misses = [line for line in verdict.lines if not line.startswith(("pass", "skip"))]
-                    raise TerminalError(
-                        f"{target!r} version {new.version} is not promoted (gate verdict: {verdict.verdict}; "
-                        f"{' | '.join(misses)}); nothing moved. Inspect it with `alignloop versions` / `alignloop "
-                        "review --version N`, or override with `alignloop promote --force --reason TEXT`"
-                    )
-                promotion_tags[f"{TAG_PREFIX}promotion.forced_by"] = user
-                promotion_tags[f"{TAG_PREFIX}promotion.forced_reason"] = redact(force_reason)[:MAX_TAG_VAL_LENGTH]
-        elif force_reason:
-            promotion_tags[f"{TAG_PREFIX}promotion.forced_by"] = user
-            promotion_tags[f"{TAG_PREFIX}promotion.forced_reason"] = redact(force_reason)[:MAX_TAG_VAL_LENGTH]
+        promotion_tags = _promotion_tags(client, target, new, old, check, force_reason, user or _os_user())
         for key, value in promotion_tags.items():
             client.set_model_version_tag(target, new.version, key, value)
         if old is not None:
@@ -194,6 +174,57 @@ def promote(tracking_uri: str, target: str, version: int | None = None, *, check
         if CHALLENGER in (new.aliases or ()) or _alias_points_to(client, target, CHALLENGER, new.version):
             client.delete_registered_model_alias(target, CHALLENGER)
         return _registered(client.get_model_version(target, new.version))
+
+
+def _promotable(client, target: str, version: int | None) -> ModelVersion:
+    """The version to promote: `version`, or the challenger (refused when a newer version was left
+    half-registered); refused when its own registration is incomplete."""
+    if version is None:
+        new = _version_by_alias(client, target, CHALLENGER)
+        if new is None:
+            raise TerminalError(
+                f"{target!r} has no {CHALLENGER!r} version to promote; register one first "
+                "(alignloop run) or pass the version number (alignloop promote --version N)"
+            )
+        newest = max(_all_versions(client, target), key=lambda v: int(v.version))
+        if int(newest.version) > int(new.version) and not _is_complete(newest):
+            raise TerminalError(
+                f"{target!r} version {newest.version} was left half-registered by an interrupted run, so the "
+                f"challenger is still the older version {new.version}; run `alignloop run` to register again, "
+                f"or `alignloop promote --version {new.version}` to promote that one knowingly"
+            )
+    else:
+        new = _version_by_number(client, target, version)
+    if not _is_complete(new):
+        raise TerminalError(
+            f"{target!r} version {new.version} is incomplete (its registration was interrupted) and cannot be "
+            "promoted; run `alignloop run` to register the candidate again"
+        )
+    return new
+
+
+def _promotion_tags(client, target: str, new: ModelVersion, old: ModelVersion | None, check: Check | None,
+                    force_reason: str | None, user: str) -> dict[str, str]:
+    """Who promoted and when, the gate's verdict, and who overrode it and why; a verdict that did not pass
+    refuses the promotion (nothing moved) unless `force_reason` is given."""
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    promotion_tags = {f"{TAG_PREFIX}promoted_by": user, f"{TAG_PREFIX}promoted_at": stamp}
+    if check is not None:
+        verdict = check(_row(client, target, new), None if old is None else _row(client, target, old))
+        promotion_tags[f"{TAG_PREFIX}promotion.verdict"] = verdict.verdict
+        if not verdict.passed and not force_reason:
+            misses = [line for line in verdict.lines if not line.startswith(("pass", "skip"))]
+            raise TerminalError(
+                f"{target!r} version {new.version} is not promoted (gate verdict: {verdict.verdict}; "
+                f"{' | '.join(misses)}); nothing moved. Inspect it with `alignloop versions` / `alignloop "
+                "review --version N`, or override with `alignloop promote --force --reason TEXT`"
+            )
+        if verdict.passed:
+            return promotion_tags
+    if force_reason:
+        promotion_tags[f"{TAG_PREFIX}promotion.forced_by"] = user
+        promotion_tags[f"{TAG_PREFIX}promotion.forced_reason"] = redact(force_reason)[:MAX_TAG_VAL_LENGTH]
+    return promotion_tags
 
 
 def rollback(tracking_uri: str, target: str, *, lock_wait_s: float = 600.0) -> RegisteredVersion:
