@@ -398,61 +398,14 @@ def write_demo_warehouse(
     if end.tzinfo is not None:  # the tables hold naive UTC timestamps
         end = end.astimezone(UTC).replace(tzinfo=None)
     start = end - timedelta(weeks=weeks)
+    traffic = _Traffic(seed, n_prompts, start, weeks)
+    feedback = _feedback_events(traffic, n_feedback, noise_rate, malformed_rate)
+    n_rated = len(traffic.generations)
+    for ts in traffic.times(round(UNRATED_PER_RATED * n_rated)):
+        prompt, quality, user = traffic.prompt(), traffic.quality(), traffic.user()
+        traffic.generate(prompt, quality, ts, user, _model_version(ts, traffic.rng))
 
-    rng = random.Random(seed)
-    prompts = build_prompts(seed, n_prompts)
-    users = [f"u_{i:05d}" for i in range(N_USERS)]
-    user_cum_weights = list(accumulate(1 / (rank + 1) ** 0.7 for rank in range(N_USERS)))  # heavy users
-    prompt_cum_weights = list(accumulate(1 / math.sqrt(rank + 1) for rank in range(n_prompts)))  # popular
-    hours = weeks * 7 * 24
-    hour_cum_weights = list(accumulate(_hour_weights(start, hours)))
-
-    def sample_times(k: int) -> list[datetime]:
-        picked = rng.choices(range(hours), cum_weights=hour_cum_weights, k=k)
-        return sorted(start + timedelta(hours=h, seconds=rng.randrange(3600)) for h in picked)
-
-    generations: list[tuple[str, datetime, str, str, str, str]] = []
-    feedback: list[tuple[str, str, datetime, str, str, str | None, str | None]] = []
-
-    def generate(prompt: DemoPrompt, quality: Quality, ts: datetime, user: str, version: str) -> str:
-        request_id = _new_id(rng)
-        generations.append((request_id, ts, user, version, prompt.messages_json, prompt.answers[quality]))
-        return request_id
-
-    malformed = set(rng.sample(range(n_feedback), round(malformed_rate * n_feedback)))
-    for index, feedback_ts in enumerate(sample_times(n_feedback)):
-        generation_ts = max(start, feedback_ts - _feedback_delay(rng))
-        user = rng.choices(users, cum_weights=user_cum_weights)[0]
-        prompt = rng.choices(prompts, cum_weights=prompt_cum_weights)[0]
-        version = _model_version(generation_ts, rng)
-        flipped = rng.random() < noise_rate
-        if rng.random() < THUMB_SHARE:
-            quality = rng.choices(QUALITY_ORDER, weights=QUALITY_WEIGHTS)[0]
-            request_id = generate(prompt, quality, generation_ts, user, version)
-            value: str | None = "up" if (quality == "good") != flipped else "down"
-            if index in malformed:
-                value = rng.choice([None, "meh"])
-            feedback.append((_new_id(rng), request_id, feedback_ts, user, "thumb", value, None))
-            continue
-        # An A/B test: the same user sees two different answers to the same conversation.
-        first, second = _two_qualities(rng)
-        better, worse = sorted((first, second), key=QUALITY_ORDER.index)
-        a_id = generate(prompt, first, generation_ts, user, version)
-        b_id: str | None = generate(prompt, second, generation_ts, user, version)
-        winner = worse if flipped else better
-        value = "a" if winner == first else "b"
-        if index in malformed:
-            b_id = None
-        feedback.append((_new_id(rng), a_id, feedback_ts, user, "comparison", value, b_id))
-
-    n_rated = len(generations)
-    for ts in sample_times(round(UNRATED_PER_RATED * n_rated)):
-        prompt = rng.choices(prompts, cum_weights=prompt_cum_weights)[0]
-        quality = rng.choices(QUALITY_ORDER, weights=QUALITY_WEIGHTS)[0]
-        user = rng.choices(users, cum_weights=user_cum_weights)[0]
-        generate(prompt, quality, ts, user, _model_version(ts, rng))
-
-    generations.sort(key=lambda row: (row[1], row[0]))
+    generations = sorted(traffic.generations, key=lambda row: (row[1], row[0]))
     feedback.sort(key=lambda row: (row[2], row[0]))
     path = Path(path)
     _write_tables(path, generations, feedback)
@@ -462,6 +415,74 @@ def write_demo_warehouse(
         n_comparisons=len(feedback) - n_thumbs, n_prompts=n_prompts, start=start, end=end,
         noise_rate=noise_rate,
     )
+
+
+class _Traffic:
+    """Who asks what, and when: the seeded draws behind the demo's rows (every draw comes from one
+    generator, in a fixed order, so the same arguments give the same rows), and the generations so far."""
+
+    def __init__(self, seed: int, n_prompts: int, start: datetime, weeks: int) -> None:
+        self.rng = random.Random(seed)
+        self.prompts = build_prompts(seed, n_prompts)
+        self.users = [f"u_{i:05d}" for i in range(N_USERS)]
+        self.user_cum_weights = list(accumulate(1 / (rank + 1) ** 0.7 for rank in range(N_USERS)))  # heavy users
+        self.prompt_cum_weights = list(accumulate(1 / math.sqrt(rank + 1) for rank in range(n_prompts)))  # popular
+        self.start = start
+        self.hours = weeks * 7 * 24
+        self.hour_cum_weights = list(accumulate(_hour_weights(start, self.hours)))
+        self.generations: list[tuple[str, datetime, str, str, str, str]] = []
+
+    def times(self, k: int) -> list[datetime]:
+        picked = self.rng.choices(range(self.hours), cum_weights=self.hour_cum_weights, k=k)
+        return sorted(self.start + timedelta(hours=h, seconds=self.rng.randrange(3600)) for h in picked)
+
+    def user(self) -> str:
+        return self.rng.choices(self.users, cum_weights=self.user_cum_weights)[0]
+
+    def prompt(self) -> DemoPrompt:
+        return self.rng.choices(self.prompts, cum_weights=self.prompt_cum_weights)[0]
+
+    def quality(self) -> Quality:
+        return self.rng.choices(QUALITY_ORDER, weights=QUALITY_WEIGHTS)[0]
+
+    def generate(self, prompt: DemoPrompt, quality: Quality, ts: datetime, user: str, version: str) -> str:
+        request_id = _new_id(self.rng)
+        self.generations.append((request_id, ts, user, version, prompt.messages_json, prompt.answers[quality]))
+        return request_id
+
+
+def _feedback_events(traffic: _Traffic, n_feedback: int, noise_rate: float, malformed_rate: float
+                     ) -> list[tuple[str, str, datetime, str, str, str | None, str | None]]:
+    """The feedback events, each on generations made for it shortly before: a thumb on one answer, or an
+    A/B comparison of two; a label flipped with probability noise_rate, a share malformed_rate broken."""
+    rng = traffic.rng
+    feedback: list[tuple[str, str, datetime, str, str, str | None, str | None]] = []
+    malformed = set(rng.sample(range(n_feedback), round(malformed_rate * n_feedback)))
+    for index, feedback_ts in enumerate(traffic.times(n_feedback)):
+        generation_ts = max(traffic.start, feedback_ts - _feedback_delay(rng))
+        user = traffic.user()
+        prompt = traffic.prompt()
+        version = _model_version(generation_ts, rng)
+        flipped = rng.random() < noise_rate
+        if rng.random() < THUMB_SHARE:
+            quality = traffic.quality()
+            request_id = traffic.generate(prompt, quality, generation_ts, user, version)
+            value: str | None = "up" if (quality == "good") != flipped else "down"
+            if index in malformed:
+                value = rng.choice([None, "meh"])
+            feedback.append((_new_id(rng), request_id, feedback_ts, user, "thumb", value, None))
+            continue
+        # An A/B test: the same user sees two different answers to the same conversation.
+        first, second = _two_qualities(rng)
+        better, worse = sorted((first, second), key=QUALITY_ORDER.index)
+        a_id = traffic.generate(prompt, first, generation_ts, user, version)
+        b_id: str | None = traffic.generate(prompt, second, generation_ts, user, version)
+        winner = worse if flipped else better
+        value = "a" if winner == first else "b"
+        if index in malformed:
+            b_id = None
+        feedback.append((_new_id(rng), a_id, feedback_ts, user, "comparison", value, b_id))
+    return feedback
 
 
 def _two_qualities(rng: random.Random) -> tuple[Quality, Quality]:

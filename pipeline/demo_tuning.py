@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alignloop.datasets import EvalPair, Split, majority_pairs
 from alignloop.schema import prompt_key
@@ -48,75 +50,99 @@ def choose_setting(results: dict[str, tuple[float, bool]]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from alignloop import stages
-    from alignloop.config import load_settings
-    from alignloop.demo import write_demo_config, write_demo_warehouse
-    from alignloop.evaluation.candidate import EvalOptions, evaluate_candidate
-    from alignloop.evaluation.guards import capability_text, ppl_rise
-    from alignloop.evaluation.judge import build_judge
-    from alignloop.gate import decide, input_from_report
-    from alignloop.models import pick_device
-    from alignloop.planner import Plan, choose_method
-    from alignloop.profile import measure_profile
-    from alignloop.training import train_candidate
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--fraction", type=float, default=0.2, help="share of training prompts used for validation")
     parser.add_argument("settings", nargs="+", help="max_steps:learning_rate")
     args = parser.parse_args(argv)
+    tuning = _prepare(args.workdir, args.fraction)
+    results = {item: _try_setting(item, tuning, args.workdir) for item in args.settings}
+    chosen = choose_setting(results)
+    print(f"chosen: {chosen or 'none of them showed a gain on validation'}")
 
-    write_demo_warehouse(args.workdir / "warehouse.duckdb")
-    settings = load_settings(write_demo_config(args.workdir))
+
+@dataclass(frozen=True)
+class _Tuning:
+    """What every setting tried is trained and judged with."""
+
+    settings: Any        # the demo's Settings
+    train: Split
+    validation: list[EvalPair]
+    base_dir: Path
+    shape: Any           # the training rows' DataProfile
+    judge: Any
+
+
+def _prepare(workdir: Path, fraction: float) -> _Tuning:
+    """The demo's warehouse ingested, its training rows split into training and validation, their shape, and
+    the judge of the answers each setting writes (fitted once, on the training pairs that remain)."""
+    from alignloop import stages
+    from alignloop.config import load_settings
+    from alignloop.demo import write_demo_config, write_demo_warehouse
+    from alignloop.evaluation.judge import build_judge
+    from alignloop.models import pick_device
+    from alignloop.profile import measure_profile
+
+    write_demo_warehouse(workdir / "warehouse.duckdb")
+    settings = load_settings(write_demo_config(workdir))
     stages.ingest(settings)
     snapshot, unpaired, pairs = stages._read_snapshot(settings)
     split = stages._load_split(settings, snapshot.snapshot_id)
-    train, validation = validation_split(split, args.fraction)
+    train, validation = validation_split(split, fraction)
     base_dir = stages.base_model_dir(settings)
     shape = measure_profile(unpaired, pairs, settings.evaluation.holdout_fraction,
-                          max_length=settings.training.max_length)
+                            max_length=settings.training.max_length)
     n_prompts = len({prompt_key(p.prompt) for p in validation})
     print(f"validation: {len(validation)} pairs over {n_prompts} prompts; training: {len(train.train_pairs)} pairs "
           f"and {len(train.train_unpaired)} thumbs (held-out prompts left out of both)", flush=True)
     ev = settings.evaluation
     max_length = settings.training.max_length or settings.training.max_length_cap
-    # The judge of the answers each setting writes is fitted once, on the training pairs that remain.
     judge = build_judge(ev.judge, majority_pairs(train.train_pairs, train.train_unpaired), base_dir,
-                        args.workdir / "judge", device=pick_device(settings.training.device), max_length=max_length,
-                        batch_size=ev.batch_size, seed=ev.seed, reward_model_dir=args.workdir / "reward_model")
-    results: dict[str, tuple[float, bool]] = {}
-    for item in args.settings:
-        steps, lr = item.split(":")
-        training = settings.training.model_copy(
-            update={"max_steps": int(steps), "learning_rate": float(lr)})
-        plan = choose_method(shape, training, settings.planning)
-        plan = Plan(plan.method, {**plan.hyperparameters, "max_length_cap": training.max_length_cap},
-                    plan.reasons, plan.shape)  # as the train stage completes it
-        run_dir = args.workdir / f"tune-{steps}-{lr}"
-        result = train_candidate(plan, train, base_dir, run_dir, device=settings.training.device,
-                                 options=stages.run_options(settings))
-        # The reference's validation scores are the same for every setting: scored once, then cached.
-        options = EvalOptions(max_length=result.max_length, batch_size=ev.batch_size, seed=ev.seed,
-                              generation_prompts=ev.generation_prompts, max_new_tokens=ev.max_new_tokens,
-                              kl_samples=ev.kl_samples, ppl_text=capability_text(),
-                              cache_dir=args.workdir / ".cache" / "validation",
-                              judge_min_accuracy=ev.judge.min_accuracy, judge_accuracy_pairs=ev.judge.accuracy_pairs)
-        report = evaluate_candidate(result.model_dir, base_dir, validation, beta=float(plan.hyperparameters["beta"]),
-                                    options=options, device=settings.training.device, judge=judge)
-        report.write(run_dir)
-        verdict = decide(input_from_report(json.loads((run_dir / "eval_report.json").read_text()), None),
-                         settings.promotion)
-        d = report.delta
-        rise = ppl_rise(report.ppl_reference, report.ppl_candidate)
-        print(f"{item}: validation accuracy {report.pref_accuracy_reference.value:.3f} -> "
-              f"{report.pref_accuracy_candidate.value:.3f}, gain {d.value:+.3f} [{d.low:+.3f}, {d.high:+.3f}], "
-              f"perplexity rise {rise:+.1%}, train {result.runtime_s:.0f} s, evaluation {report.seconds:.0f} s; "
-              f"gate on validation {verdict.verdict.upper()}", flush=True)
-        for line in verdict.lines:
-            print(f"    {line}", flush=True)
-        results[item] = (d.low, verdict.passed)
-    chosen = choose_setting(results)
-    print(f"chosen: {chosen or 'none of them showed a gain on validation'}")
+                        workdir / "judge", device=pick_device(settings.training.device), max_length=max_length,
+                        batch_size=ev.batch_size, seed=ev.seed, reward_model_dir=workdir / "reward_model")
+    return _Tuning(settings, train, validation, base_dir, shape, judge)
+
+
+def _try_setting(item: str, tuning: _Tuning, workdir: Path) -> tuple[float, bool]:
+    """Train one `max_steps:learning_rate` setting, score it on validation and put it through the gate there:
+    (lower bound of its validation gain, whether the gate passes it)."""
+    from alignloop import stages
+    from alignloop.evaluation.candidate import EvalOptions, evaluate_candidate
+    from alignloop.evaluation.guards import capability_text, ppl_rise
+    from alignloop.gate import decide, input_from_report
+    from alignloop.planner import Plan, choose_method
+    from alignloop.training import train_candidate
+
+    settings, ev = tuning.settings, tuning.settings.evaluation
+    steps, lr = item.split(":")
+    training = settings.training.model_copy(update={"max_steps": int(steps), "learning_rate": float(lr)})
+    plan = choose_method(tuning.shape, training, settings.planning)
+    plan = Plan(plan.method, {**plan.hyperparameters, "max_length_cap": training.max_length_cap},
+                plan.reasons, plan.shape)  # as the train stage completes it
+    run_dir = workdir / f"tune-{steps}-{lr}"
+    result = train_candidate(plan, tuning.train, tuning.base_dir, run_dir, device=settings.training.device,
+                             options=stages.run_options(settings))
+    # The reference's validation scores are the same for every setting: scored once, then cached.
+    options = EvalOptions(max_length=result.max_length, batch_size=ev.batch_size, seed=ev.seed,
+                          generation_prompts=ev.generation_prompts, max_new_tokens=ev.max_new_tokens,
+                          kl_samples=ev.kl_samples, ppl_text=capability_text(),
+                          cache_dir=workdir / ".cache" / "validation",
+                          judge_min_accuracy=ev.judge.min_accuracy, judge_accuracy_pairs=ev.judge.accuracy_pairs)
+    report = evaluate_candidate(result.model_dir, tuning.base_dir, tuning.validation,
+                                beta=float(plan.hyperparameters["beta"]), options=options,
+                                device=settings.training.device, judge=tuning.judge)
+    report.write(run_dir)
+    verdict = decide(input_from_report(json.loads((run_dir / "eval_report.json").read_text()), None),
+                     settings.promotion)
+    d = report.delta
+    rise = ppl_rise(report.ppl_reference, report.ppl_candidate)
+    print(f"{item}: validation accuracy {report.pref_accuracy_reference.value:.3f} -> "
+          f"{report.pref_accuracy_candidate.value:.3f}, gain {d.value:+.3f} [{d.low:+.3f}, {d.high:+.3f}], "
+          f"perplexity rise {rise:+.1%}, train {result.runtime_s:.0f} s, evaluation {report.seconds:.0f} s; "
+          f"gate on validation {verdict.verdict.upper()}", flush=True)
+    for line in verdict.lines:
+        print(f"    {line}", flush=True)
+    return d.low, verdict.passed
 
 
 if __name__ == "__main__":

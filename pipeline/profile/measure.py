@@ -166,6 +166,45 @@ def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *
     without it they are approximated from characters, and the shape says so, with
     `approximate_because`. model_noise=False skips the reward-model noise estimate.
     """
+    whole = _whole_measures(con)
+    n_unpaired, n_up, n_pairs = whole["n_unpaired"], whole["n_up"], whole["n_pairs"]
+    signals, pair_noise, thumb_noise = measure_noise(con, use_model=model_noise and n_pairs > 0)
+    # The rows whose prompt the split keeps for training. The fraction is inlined as text read back as the
+    # same double: views take no parameters.
+    train = f"NOT _position < '{float(holdout_fraction)!r}'::DOUBLE"
+    derived, pairable = derived_counts_of(con, train)
+    n_unpaired_train, n_up_train, n_pairs_train, truncation = _training_side(
+        con, train, max_length, max_length_cap, tokenizer, approximate_because)
+    first_ts, last_ts = whole["first_ts"], whole["last_ts"]
+    return DataProfile(
+        n_unpaired=int(n_unpaired),
+        n_up=int(n_up),
+        n_pairs=int(n_pairs),
+        n_unpaired_train=int(n_unpaired_train),
+        n_up_train=int(n_up_train),
+        n_pairs_train=int(n_pairs_train),
+        n_prompts=int(whole["n_prompts"]),
+        up_share=(n_up / n_unpaired) if n_unpaired else None,
+        pairable_prompts_train=pairable.prompts,
+        pairs_from_thumbs_train=pairable.pairs,
+        pair_noise=pair_noise,
+        thumb_noise=thumb_noise,
+        noise_signals=signals,
+        chosen_longer_share=None if whole["chosen_longer"] is None else float(whole["chosen_longer"]),
+        up_mean_chars=None if whole["up_chars"] is None else float(whole["up_chars"]),
+        down_mean_chars=None if whole["down_chars"] is None else float(whole["down_chars"]),
+        truncation=truncation,
+        first_ts=first_ts.isoformat() if first_ts else None,
+        last_ts=last_ts.isoformat() if last_ts else None,
+        derived=asdict(derived),
+        n_ties=int(whole["n_ties"]),
+        n_both_bad=int(whole["n_both_bad"]),
+    )
+
+
+def _whole_measures(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Counts, prompts, time range and answer lengths over all rows of unpaired_in and pairs_in (and ties_in's
+    verdicts)."""
     n_unpaired, n_up = con.execute("SELECT count(*), count(*) FILTER (WHERE label) FROM unpaired_in").fetchone()
     n_pairs = con.execute("SELECT count(*) FROM pairs_in").fetchone()[0]
     n_ties, n_both_bad = con.execute("SELECT count(*) FILTER (WHERE verdict = 'tie'), "
@@ -181,13 +220,17 @@ def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *
         "SELECT avg(length(completion)) FILTER (WHERE label), avg(length(completion)) FILTER (WHERE NOT label) "
         "FROM unpaired_in"
     ).fetchone()
-    signals, pair_noise, thumb_noise = measure_noise(con, use_model=model_noise and n_pairs > 0)
-    # The rows whose prompt the split keeps for training. The fraction is inlined as text read back as the
-    # same double: views take no parameters.
-    train = f"NOT _position < '{float(holdout_fraction)!r}'::DOUBLE"
-    derived, pairable = derived_counts_of(con, train)
-    # The training side: views of those rows, in row order (_row). Views, not copies: copying their texts
-    # cost more than the rest of the split (BENCHMARKS.md, "Ingest").
+    return {"n_unpaired": n_unpaired, "n_up": n_up, "n_pairs": n_pairs, "n_ties": n_ties, "n_both_bad": n_both_bad,
+            "n_prompts": n_prompts,
+            "first_ts": first_ts, "last_ts": last_ts, "chosen_longer": chosen_longer, "up_chars": up_chars,
+            "down_chars": down_chars}
+
+
+def _training_side(con: duckdb.DuckDBPyConnection, train: str, max_length: int | None, max_length_cap: int | None,
+                   tokenizer, approximate_because: str) -> tuple[int, int, int, Truncation | None]:
+    """(unpaired, up, pairs) training rows, and the truncation measured on them, over views of the rows the
+    split keeps for training (`train`), in row order (_row). Views, not copies: copying their texts would
+    cost more than the rest of the split."""
     try:
         for name, source, columns in (("train_unpaired", "unpaired_in", "prompt, completion, label"),
                                       ("train_pairs", "pairs_in", "prompt, chosen, rejected")):
@@ -203,30 +246,7 @@ def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *
     finally:
         con.execute("DROP VIEW IF EXISTS train_unpaired")
         con.execute("DROP VIEW IF EXISTS train_pairs")
-    return DataProfile(
-        n_unpaired=int(n_unpaired),
-        n_up=int(n_up),
-        n_pairs=int(n_pairs),
-        n_unpaired_train=int(n_unpaired_train),
-        n_up_train=int(n_up_train),
-        n_pairs_train=int(n_pairs_train),
-        n_prompts=int(n_prompts),
-        up_share=(n_up / n_unpaired) if n_unpaired else None,
-        pairable_prompts_train=pairable.prompts,
-        pairs_from_thumbs_train=pairable.pairs,
-        pair_noise=pair_noise,
-        thumb_noise=thumb_noise,
-        noise_signals=signals,
-        chosen_longer_share=None if chosen_longer is None else float(chosen_longer),
-        up_mean_chars=None if up_chars is None else float(up_chars),
-        down_mean_chars=None if down_chars is None else float(down_chars),
-        truncation=truncation,
-        first_ts=first_ts.isoformat() if first_ts else None,
-        last_ts=last_ts.isoformat() if last_ts else None,
-        derived=asdict(derived),
-        n_ties=int(n_ties),
-        n_both_bad=int(n_both_bad),
-    )
+    return n_unpaired_train, n_up_train, n_pairs_train, truncation
 
 
 def _truncation(con: duckdb.DuckDBPyConnection, n_unpaired: int, n_pairs: int, max_length: int | None, *, cap: int,
