@@ -8,28 +8,10 @@ trainer of its own, and its test (docs/extending.md).
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from alignloop.methods.base import TrainingMethod
+from alignloop.registered import registered_in
 
-
-def _registered_methods() -> dict[str, TrainingMethod]:
-    """The method each module of this package defines under the module's own name, by name (sorted)."""
-    found: dict[str, TrainingMethod] = {}
-    for module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-        if module == "base" or module.startswith("_"):
-            continue
-        values = vars(importlib.import_module(f"{__name__}.{module}")).values()
-        method = next((v for v in values if isinstance(v, TrainingMethod) and v.name == module), None)
-        if method is None:
-            raise ImportError(f"pipeline/methods/{module}.py defines no TrainingMethod named {module!r}; "
-                              "name the method after its module")
-        found[module] = method
-    return found
-
-
-METHODS: dict[str, TrainingMethod] = _registered_methods()
+METHODS: dict[str, TrainingMethod] = registered_in(__name__, __path__, TrainingMethod)
 
 
 def benchmark_arms() -> tuple[str, ...]:

@@ -12,32 +12,15 @@ module name. SHAPES is read from them, so a new shape is its module, its SQL, it
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from alignloop.errors import ConfigError
+from alignloop.registered import registered_in
 from alignloop.shapes.base import LogShape, ResolvedInput, ShapeInput
 
-
-def _registered_shapes() -> dict[str, LogShape]:
-    """The shape each module of this package defines under the module's own name, by name (sorted)."""
-    found: dict[str, LogShape] = {}
-    for module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-        if module == "base" or module.startswith("_"):
-            continue
-        values = vars(importlib.import_module(f"{__name__}.{module}")).values()
-        shape = next((v for v in values if isinstance(v, LogShape) and v.name == module), None)
-        if shape is None:
-            raise ImportError(f"pipeline/shapes/{module}.py defines no LogShape named {module!r}; "
-                              "name the shape after its module")
-        found[module] = shape
-    return found
-
-
-SHAPES: dict[str, LogShape] = _registered_shapes()
+SHAPES: dict[str, LogShape] = registered_in(__name__, __path__, LogShape)
 
 __all__ = ["SHAPES", "LogShape", "ResolvedInput", "ShapeInput", "resolve_mapping", "shape_options",
            "sql_params"]

@@ -56,3 +56,20 @@ def test_each_module_registers_the_item_named_after_it():
                   if p.stem not in ("__init__", "base")) == sorted(SHAPES)
     assert sorted(p.stem for p in (REPO / "pipeline" / "methods").glob("*.py")
                   if p.stem not in ("__init__", "base")) == sorted(METHODS)
+
+
+def test_a_module_that_registers_nothing_named_after_it_is_an_error(tmp_path, monkeypatch):
+    from alignloop.methods.base import TrainingMethod
+    from alignloop.registered import registered_in
+
+    package = tmp_path / "somemethods"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "good.py").write_text("from alignloop.methods.base import TrainingMethod\n"
+                                     "GOOD = TrainingMethod('good', 's', 'm:f', 'pairs', 0.1)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert list(registered_in("somemethods", [str(package)], TrainingMethod)) == ["good"]
+    (package / "misnamed.py").write_text("from alignloop.methods.base import TrainingMethod\n"
+                                         "OTHER = TrainingMethod('other', 's', 'm:f', 'pairs', 0.1)\n")
+    with pytest.raises(ImportError, match=r"somemethods\.misnamed defines no TrainingMethod named 'misnamed'"):
+        registered_in("somemethods", [str(package)], TrainingMethod)
