@@ -9,7 +9,7 @@ driver standing in for the service (tests/contract/providers/{snowflake,bigquery
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -31,23 +31,18 @@ _TRANSIENT_WORDS = ("timeout", "timed out", "connection refused", "connection re
                     "service unavailable", "too many requests", "rate limit", "eof", "i/o")
 
 
-class _AdbcSource:
-    """Shared body: connect through a driver module, SELECT a window with bound values, re-batch."""
+class AdbcReader:
+    """Connects through an ADBC driver module, SELECTs a window with bound values, re-batches. Snowflake
+    and BigQuery each hold one (composition, not a base class: each connector is its own class with its
+    own check and read) and give it their name, driver module, connect options and identifier quoting."""
 
-    Settings: ClassVar[type[BaseModel]]
-    settings: Any
-    name: str = ""
-    driver_module: str = ""
-
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, name: str, driver_module: str, settings: Any, connect_kwargs: Callable[[], dict[str, Any]],
+                 quote: Callable[[str], str] = quote_identifier) -> None:
+        self.name = name
+        self.driver_module = driver_module
         self.settings = settings
-
-    # ------------------------------------------------------------------ subclass hooks
-    def connect_kwargs(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def quote(self, name: str) -> str:
-        return quote_identifier(name)
+        self.connect_kwargs = connect_kwargs
+        self.quote = quote
 
     def secrets(self) -> list[str]:
         return [v.get_secret_value() for v in self.settings.__dict__.values() if isinstance(v, SecretStr)]
@@ -159,12 +154,23 @@ class SnowflakeSettings(BaseModel):
     batch_size: int = Field(50_000, ge=1, description="Rows per Arrow record batch.")
 
 
-class SnowflakeConnector(_AdbcSource):
+class SnowflakeConnector:
     """Snowflake via adbc-driver-snowflake. Identifiers are quoted, so they are case-sensitive."""
 
     Settings: ClassVar[type[BaseModel]] = SnowflakeSettings
-    name = "snowflake"
-    driver_module = "adbc_driver_snowflake"
+
+    def __init__(self, settings: SnowflakeSettings) -> None:
+        self.settings = settings
+        self._adbc = AdbcReader("snowflake", "adbc_driver_snowflake", settings, self.connect_kwargs)
+
+    def check(self) -> None:
+        self._adbc.check()
+
+    def read(self, window: Window) -> Iterator[pa.RecordBatch]:
+        return self._adbc.read(window)
+
+    def build_select(self, window: Window) -> tuple[str, list[Any]]:
+        return self._adbc.build_select(window)
 
     def connect_kwargs(self) -> dict[str, Any]:
         s = self.settings
@@ -200,14 +206,26 @@ class BigQuerySettings(BaseModel):
     batch_size: int = Field(50_000, ge=1, description="Rows per Arrow record batch.")
 
 
-class BigQueryConnector(_AdbcSource):
+class BigQueryConnector:
     """BigQuery via adbc-driver-bigquery; identifiers are quoted with backticks."""
 
     Settings: ClassVar[type[BaseModel]] = BigQuerySettings
-    name = "bigquery"
-    driver_module = "adbc_driver_bigquery"
 
-    def quote(self, name: str) -> str:
+    def __init__(self, settings: BigQuerySettings) -> None:
+        self.settings = settings
+        self._adbc = AdbcReader("bigquery", "adbc_driver_bigquery", settings, self.connect_kwargs, self.quote)
+
+    def check(self) -> None:
+        self._adbc.check()
+
+    def read(self, window: Window) -> Iterator[pa.RecordBatch]:
+        return self._adbc.read(window)
+
+    def build_select(self, window: Window) -> tuple[str, list[Any]]:
+        return self._adbc.build_select(window)
+
+    @staticmethod
+    def quote(name: str) -> str:
         if not name or "\x00" in name or "\n" in name:
             raise ConnectorTerminalError(f"invalid identifier {name!r}: use a non-empty table or column name")
         return ".".join("`" + part.replace("\\", "\\\\").replace("`", "\\`") + "`" for part in name.split("."))

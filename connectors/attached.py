@@ -1,4 +1,5 @@
-"""What the PostgreSQL, MySQL/MariaDB and SQLite connectors share: a database attached to DuckDB.
+"""What the PostgreSQL, MySQL/MariaDB and SQLite connectors share: a database attached to DuckDB, read by
+the AttachedReader each of them holds.
 
 One in-memory DuckDB per process loads the database's extension from its PyPI wheel
 (duckdb-extension-<name>, no download at run time); each read attaches the database read-only
@@ -16,7 +17,7 @@ import re
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -114,18 +115,17 @@ def classify_by_words(message: str, terminal: dict[str, str], transient: dict[st
     return None
 
 
-class AttachedDatabase:
-    """The body shared by the database connectors; subclasses give `target()` and `classify()`."""
+class AttachedReader:
+    """Reads windows of a database attached to DuckDB. The PostgreSQL, MySQL/MariaDB and SQLite
+    connectors each hold one (composition, not a base class: each connector is its own class with its
+    own check and read) and give it how to reach their database (`target`) and how to read their
+    driver's connection errors (`classify`: (transient, what to do), or None when not recognised)."""
 
-    settings: Any
-
-    # ------------------------------------------------------------------ subclass hooks
-    def target(self) -> Target:
-        raise NotImplementedError
-
-    def classify(self, message: str) -> tuple[bool, str] | None:
-        """(transient, what to do) for a connection error's text, or None when not recognised."""
-        return None
+    def __init__(self, settings: Any, target: Callable[[], Target],
+                 classify: Callable[[str], tuple[bool, str] | None]) -> None:
+        self.settings = settings
+        self.target = target
+        self.classify = classify
 
     # ------------------------------------------------------------------ connection
     def _open(self) -> tuple[duckdb.DuckDBPyConnection, Target]:

@@ -6,13 +6,15 @@ The dsn is `mysql://user:${PW}@host:3306/database` (SecretStr, never shown); see
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import ClassVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from alignloop.connectors.attached import AttachedDatabase, Target, classify_by_words
-from alignloop.connectors.base import ConnectorTerminalError
+from alignloop.connectors.attached import AttachedReader, Target, classify_by_words
+from alignloop.connectors.base import ConnectorTerminalError, Window
 
 _TERMINAL = {
     "access denied": "check the user and password (options.dsn / options.password) and the user's grants",
@@ -42,13 +44,24 @@ class MySQLSettings(BaseModel):
     memory_limit: str = Field("512MB", description="DuckDB memory cap while reading a window.")
 
 
-class MySQLConnector(AttachedDatabase):
+class MySQLConnector:
     """Reads a window of a MySQL/MariaDB table (or of a query), unsorted."""
 
     Settings: ClassVar[type[BaseModel]] = MySQLSettings
 
     def __init__(self, settings: MySQLSettings) -> None:
         self.settings = settings
+        self._db = AttachedReader(settings, self.target, self.classify)
+
+    def check(self) -> None:
+        self._db.check()
+
+    def read(self, window: Window) -> Iterator[pa.RecordBatch]:
+        return self._db.read(window)
+
+    def count(self, window: Window) -> int:
+        """Rows in the window, counted where they live."""
+        return self._db.count(window)
 
     def classify(self, message: str) -> tuple[bool, str] | None:
         return classify_by_words(message, _TERMINAL, _TRANSIENT)

@@ -12,13 +12,15 @@ name host, port, database and user, never the password.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import ClassVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from alignloop.connectors.attached import AttachedDatabase, Target, classify_by_words
-from alignloop.connectors.base import ConnectorTerminalError
+from alignloop.connectors.attached import AttachedReader, Target, classify_by_words
+from alignloop.connectors.base import ConnectorTerminalError, Window
 
 # libpq's words for "this will not work until something changes" vs "try again later".
 _TERMINAL = {
@@ -55,13 +57,24 @@ class PostgresSettings(BaseModel):
     connect_timeout: int = Field(10, ge=1, description="Seconds to wait for the server before a transient error.")
 
 
-class PostgresConnector(AttachedDatabase):
+class PostgresConnector:
     """Reads a window of a PostgreSQL table (or of a query), unsorted."""
 
     Settings: ClassVar[type[BaseModel]] = PostgresSettings
 
     def __init__(self, settings: PostgresSettings) -> None:
         self.settings = settings
+        self._db = AttachedReader(settings, self.target, self.classify)
+
+    def check(self) -> None:
+        self._db.check()
+
+    def read(self, window: Window) -> Iterator[pa.RecordBatch]:
+        return self._db.read(window)
+
+    def count(self, window: Window) -> int:
+        """Rows in the window, counted where they live."""
+        return self._db.count(window)
 
     def classify(self, message: str) -> tuple[bool, str] | None:
         return classify_by_words(message, _TERMINAL, _TRANSIENT)

@@ -7,13 +7,15 @@ SQL over the attached file.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from alignloop.connectors.attached import AttachedDatabase, Target
-from alignloop.connectors.base import ConnectorTerminalError
+from alignloop.connectors.attached import AttachedReader, Target
+from alignloop.connectors.base import ConnectorTerminalError, Window
 
 
 class SQLiteSettings(BaseModel):
@@ -27,13 +29,24 @@ class SQLiteSettings(BaseModel):
     memory_limit: str = Field("512MB", description="DuckDB memory cap while reading a window.")
 
 
-class SQLiteConnector(AttachedDatabase):
+class SQLiteConnector:
     """Reads a window of an SQLite table (or of a query), unsorted."""
 
     Settings: ClassVar[type[BaseModel]] = SQLiteSettings
 
     def __init__(self, settings: SQLiteSettings) -> None:
         self.settings = settings
+        self._db = AttachedReader(settings, self.target, self.classify)
+
+    def check(self) -> None:
+        self._db.check()
+
+    def read(self, window: Window) -> Iterator[pa.RecordBatch]:
+        return self._db.read(window)
+
+    def count(self, window: Window) -> int:
+        """Rows in the window, counted where they live."""
+        return self._db.count(window)
 
     def classify(self, message: str) -> tuple[bool, str] | None:
         low = message.lower()
