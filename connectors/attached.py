@@ -60,8 +60,8 @@ _loaded: set[str] = set()
 
 @cache
 def _engine() -> duckdb.DuckDBPyConnection:
-    """One in-memory DuckDB per process: loading an extension costs ~0.6 s, so it is loaded once and
-    every read works in a cursor of it, with its own uniquely named attachment."""
+    """One in-memory DuckDB per process: loading an extension is slow beside a small read, so it is loaded
+    once and every read works in a cursor of it, with its own uniquely named attachment."""
     con = duckdb.connect(config={"threads": 1})
     con.execute("SET temp_directory = ?", [tempfile.gettempdir()])
     return con

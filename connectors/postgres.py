@@ -1,15 +1,12 @@
 """Read feedback tables from PostgreSQL (any server libpq reaches), through DuckDB's postgres extension.
 
 Why DuckDB's extension and not ADBC: with the window's bounds bound as parameters, ADBC's PostgreSQL
-driver (1.13) returned a 300,000-row (~170 MB) window as ONE record batch, 504 MB peak RSS: it does
-not stream a parameterised query. This connector streamed the same window in 10,000-row batches with
-the filter pushed down to the server, at 338 MB peak when it still sorted the window by its cursor
-(memory_limit=128MB; windows are read unsorted now) and 210 MB for an unsorted read, against 180 MB
-for an empty window (the process's footprint); time 5.1 s vs ADBC's 5.8 s. Medians of 3 runs on 2 shared cores:
-`python benchmarks/connector_streaming.py`. Secrets: the dsn and password are SecretStr; messages
+driver returned the whole window as ONE record batch: it does not stream a parameterised query, so its
+memory grows with the window. This connector streams the window in `batch_size` batches with the
+filter pushed down to the server, in bounded memory (BENCHMARKS.md "Connectors";
+`python benchmarks/connector_streaming.py`). Secrets: the dsn and password are SecretStr; messages
 name host, port, database and user, never the password.
 """
-
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -120,9 +120,9 @@ class IngestSettings(_Settings):
     )
     memory_limit: str | None = Field(
         "2GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$", description="DuckDB memory limit for ingest; beyond it "
-        "work spills to disk, so a large first load stays within it (the process peaks about 1 GB above it: 1.9 GB "
-        "at 1GB on a first load of 10M source rows, BENCHMARKS.md). Raise it on a machine with memory to spare; "
-        "null: DuckDB's default (80% of RAM)."
+        "work spills to disk, so a large first load stays within it. The process needs memory above it besides "
+        "(the Arrow batches being read, Python; BENCHMARKS.md 'Ingest'). Raise it on a machine with memory to "
+        "spare; null: DuckDB's default (80% of RAM)."
     )
 
 
@@ -165,27 +165,33 @@ class PlanningSettings(_Settings):
         0.05, ge=0.0, le=0.5, description="KTO needs both thumbs up and down: the rarer label's smallest share."
     )
     noise_threshold: float = Field(
-        0.15, ge=0.0, le=0.5, description="Estimated pair flip rate at or above which IPO replaces DPO."
+        0.15, ge=0.0, le=0.5, description="Estimated pair flip rate at or above which pairs train with DPO's "
+                                          "robust loss (label smoothing at the estimated flip rate)."
     )
     rlhf_compute_budget: float = Field(
-        0.0, ge=0.0, description="Compute you allow, in multiples of a DPO run; RLHF costs about 3."
+        0.0, ge=0.0, description="Compute you allow, in multiples of a DPO run; the planner counts an RLHF run as 3 "
+                                  "and plans RLHF only when this is at least that."
     )
     budget_minutes: float | None = Field(
         None, gt=0, description="Training time allowed per run; caps the steps the planner scales with the data."
     )
     seconds_per_step: float = Field(
         4.0, gt=0, description="Expected seconds per training step on your hardware, to turn budget_minutes into steps "
-        "(about 4 for a LoRA step of SmolLM2-135M on 2 CPU cores)."
+        "(a training run's progress lines show elapsed time per step)."
     )
 
 
 class TrainingSettings(_Settings):
     method: MethodChoice = Field(
         "auto", description=f"auto lets the planner choose; or one of {', '.join(METHODS)} (alignloop.methods).")
-    max_steps: int = Field(30, ge=1)
+    max_steps: int | None = Field(
+        None, ge=1, description="Optimizer steps; unset: the planner scales them with the training rows (two passes, "
+                                "within its bounds and planning.budget_minutes).")
     learning_rate: float | None = Field(None, gt=0, description="Default depends on method and LoRA.")
     beta: float | None = Field(None, gt=0, description="DPO/KTO beta or IPO tau; default depends on method.")
-    per_device_batch_size: int = Field(4, ge=1)
+    per_device_batch_size: int | None = Field(
+        None, ge=1, description="Rows per device and step; unset: the planner chooses it from the training rows' "
+                                "count (smaller for few rows, larger for many).")
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_length: int | None = Field(
         None, ge=16,

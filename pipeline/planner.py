@@ -40,6 +40,8 @@ KTO_TARGET_RATIO = 1.0
 NOISY_PAIRS_LOSS: Literal["robust", "ipo"] = "robust"
 # label_smoothing at 0.5 would cancel the loss; the robust loss also grows unstable close to it.
 MAX_LABEL_SMOOTHING = 0.4
+# The batch size an unset training.per_device_batch_size gets between few rows (2) and many (8).
+DEFAULT_BATCH = 4
 # Data-size scaling of steps: passes over the training rows, and the bounds on the result.
 EPOCHS = 2.0
 MIN_STEPS, MAX_STEPS = 10, 400
@@ -319,7 +321,7 @@ def _max_length(f: Facts, hp: dict[str, Any], reasons: list[str]) -> None:
 
 def _scaled_steps(rows: int, batch: int, f: Facts, reasons: list[str]) -> int:
     """Steps for EPOCHS passes over the rows, within [MIN_STEPS, MAX_STEPS] and the time budget."""
-    if "max_steps" in f.training.model_fields_set:
+    if f.training.max_steps is not None:
         return f.training.max_steps
     steps = min(max(math.ceil(EPOCHS * rows / batch), MIN_STEPS), MAX_STEPS)
     why = f"{steps} steps: about {EPOCHS:g} passes over {rows} rows at {batch} a step (bounded to {MIN_STEPS}–{MAX_STEPS})"
@@ -335,9 +337,10 @@ def _scaled_steps(rows: int, batch: int, f: Facts, reasons: list[str]) -> int:
 
 
 def _scaled_batch(rows: int, f: Facts) -> int:
-    if "per_device_batch_size" in f.training.model_fields_set:
+    """training.per_device_batch_size when set; else by the rows' count: fewer rows, smaller batches."""
+    if f.training.per_device_batch_size is not None:
         return f.training.per_device_batch_size
-    return 2 if rows < 64 else 8 if rows >= 4000 else f.training.per_device_batch_size
+    return 2 if rows < 64 else 8 if rows >= 4000 else DEFAULT_BATCH
 
 
 def _scaled_beta(method: Method, rows: int, f: Facts, reasons: list[str]) -> float:

@@ -198,3 +198,17 @@ def test_noisy_pairs_never_compared_twice_are_planned_as_noisy():
 def test_plan_json_round_trips_the_shape():
     s = shape(600, flip=noise(0.2))
     assert DataProfile.from_dict(s.to_dict()) == s
+
+
+def test_steps_and_batch_left_unset_or_written_as_null_are_the_planners_to_choose():
+    """"Unset" is None in the schema, not "absent from the file": null plans exactly as leaving the key out,
+    and only a number fixes the value."""
+    data = shape(4000)
+    absent = choose_method(data, TrainingSettings(), PlanningSettings())
+    null = choose_method(data, TrainingSettings.model_validate({"max_steps": None, "per_device_batch_size": None}),
+                         PlanningSettings())
+    assert TrainingSettings().max_steps is None and TrainingSettings().per_device_batch_size is None
+    assert absent.hyperparameters == null.hyperparameters
+    assert absent.hyperparameters["per_device_batch_size"] == 8 and absent.hyperparameters["max_steps"] == 400
+    fixed = choose_method(data, TrainingSettings(max_steps=30, per_device_batch_size=4), PlanningSettings())
+    assert (fixed.hyperparameters["max_steps"], fixed.hyperparameters["per_device_batch_size"]) == (30, 4)
