@@ -17,7 +17,7 @@ from alignloop.shapes import SHAPES
 from alignloop.shapes.base import SQL_PARTS
 
 REPO = Path(__file__).resolve().parents[2]
-SHAPE_SQL = (*SQL_PARTS, "dependents_sql", "ranks_sql", "unanswered_sql")
+SHAPE_SQL = (*SQL_PARTS, "dependents_sql", "ranks_sql", "ties_sql", "unanswered_sql")
 
 
 @pytest.mark.parametrize("name", sorted(SHAPES))
