@@ -192,7 +192,7 @@ def run_pandas(work: Path, salt: str, out: Path) -> dict[str, Any]:
 
 def run_raw_duckdb(work: Path, salt: str, threads: int | None, out: Path, memory_limit: str | None = None
                    ) -> dict[str, Any]:
-    from alignloop.pii import register_card_udf, scrub_sql
+    from alignloop.pii import register_scrub_udfs, scrub_sql
 
     t0 = time.perf_counter()
     con = duckdb.connect(str(work / "raw.duckdb"))
@@ -201,7 +201,7 @@ def run_raw_duckdb(work: Path, salt: str, threads: int | None, out: Path, memory
         con.execute(f"SET threads = {int(threads)}")
     if memory_limit:
         con.execute("SET memory_limit = ?", [memory_limit])
-    register_card_udf(con)
+    register_scrub_udfs(con)
     con.execute(f"ATTACH '{work / 'warehouse.duckdb'}' AS wh (READ_ONLY)")
     script = sql_text("bench/ingest_raw_baseline.sql").replace(
         "__SCRUB_MESSAGES__", scrub_sql("messages")).replace("__SCRUB_RESPONSE__", scrub_sql("response"))

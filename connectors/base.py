@@ -44,7 +44,13 @@ class Window:
     every row (start and end are then None). `loaded_files` holds the (path, content hash) pairs
     already landed, for connectors that read files (`incremental = "files"`); when it is given they
     skip those files and tag their rows with `_file` and `_file_hash`, which the core records with
-    the rows.
+    the rows, and may add `_row_problem`: why a row could not be read as its file's format (a line
+    that is not valid UTF-8 or not JSON), NULL for the rows read as they are; the core quarantines
+    those rows with that reason, and the rest of the file lands.
+
+    A column whose values are of several types (text in most rows, an object or a number in some)
+    comes as JSON documents, marked with Arrow's `arrow.json` type (`mark_json`): its text values
+    still carry their JSON quotes, and the core decodes every value.
     """
 
     table: str
@@ -72,6 +78,23 @@ class Connector(Protocol):
         The core needs no order: it lands a window in one transaction and takes the cursor's new
         position as the largest value read. Sorting a large window costs the source (or DuckDB) a
         sort of every row read, in time and memory, for nothing."""
+
+
+ROW_PROBLEM = "_row_problem"
+
+
+def mark_json(batch: pa.RecordBatch, names: Any) -> pa.RecordBatch:
+    """The batch with the named string columns marked as JSON documents (`arrow.json`), one per value."""
+    for name in names:
+        i = batch.schema.get_field_index(name)
+        if i < 0:
+            continue
+        column = batch.column(i)
+        if isinstance(column.type, pa.JsonType):
+            continue
+        marked = pa.ExtensionArray.from_storage(pa.json_(), column.cast(pa.string()))
+        batch = batch.set_column(i, pa.field(name, marked.type), marked)
+    return batch
 
 
 def quote_identifier(name: str) -> str:

@@ -8,16 +8,26 @@ core records which (path, hash) pairs it has landed and passes them back in `Win
 so a file already loaded is not read again and a new or changed file is. (A window without
 `loaded_files` reads every file and returns just the columns it asks for.) Map a shape's key column
 to `_row_hash` when the files have no natural key: re-reading a file then never duplicates a row.
+
+A column DuckDB types JSON (its values differ in type from row to row) comes as JSON documents
+(`arrow.json`, see connectors/base.py), so no string keeps its quotes. A JSONL file DuckDB refuses
+because of a few lines (invalid UTF-8, broken JSON, a line that is not an object) is read again from a
+readable copy, each such row carrying its reason in `_row_problem`: one bad line spoils one row.
 """
 
 from __future__ import annotations
 
 import glob as globlib
+import gzip
 import hashlib
+import io
+import json
+import os
 import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import duckdb
 import pyarrow as pa
@@ -27,7 +37,9 @@ from alignloop.connectors.base import (
     ConnectorError,
     ConnectorTerminalError,
     ConnectorTransientError,
+    ROW_PROBLEM,
     Window,
+    mark_json,
     quote_identifier,
     window_bounds,
 )
@@ -170,12 +182,46 @@ class FilesConnector:
         self, con: duckdb.DuckDBPyConnection, name: str, digest: str, window: Window
     ) -> Iterator[pa.RecordBatch]:
         fmt = _file_format(name, self.settings.format)
-        source = _source_sql(fmt)
-        params: dict[str, object] = {"path": name}
+        yielded = 0
         try:
-            present = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}", {"path": name}).fetchall()]
+            for batch in self._select(con, name, digest, window, fmt, name):
+                yielded += batch.num_rows
+                yield batch
+            return
+        except _Unparsed as e:
+            # A file the core tracks loses only its unreadable lines (quarantined by line), never the others.
+            if window.loaded_files is None or fmt != "jsonl":
+                raise ConnectorTerminalError(str(e)) from None
+            failure = e
+        repaired = self._repaired_jsonl(con, name)
+        if repaired is None:  # not one line is a JSON object: the file is not JSONL
+            raise ConnectorTerminalError(str(failure)) from None
+        path, problems = repaired
+        try:
+            row = 0  # rows of the copy, in file order; those yielded before DuckDB gave up are not yielded again
+            for batch in self._select(con, name, digest, window, fmt, str(path)):
+                start, row = row, row + batch.num_rows
+                if row <= yielded:
+                    continue
+                if start < yielded:
+                    batch, start = batch.slice(yielded - start), yielded
+                marks = [problems.get(start + i) for i in range(batch.num_rows)]
+                yield batch.append_column(ROW_PROBLEM, pa.array(marks, pa.string()))
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _select(self, con: duckdb.DuckDBPyConnection, name: str, digest: str, window: Window, fmt: str,
+                read_path: str) -> Iterator[pa.RecordBatch]:
+        """The window's rows of file `name`, read from `read_path` (the file, or a readable copy of it)."""
+        source = _source_sql(fmt)
+        params: dict[str, object] = {"path": read_path}
+        try:
+            described = con.execute(f"DESCRIBE SELECT * FROM {source}", {"path": read_path}).fetchall()
         except duckdb.Error as e:
             raise self._read_error(e, name, fmt) from None
+        present = [r[0] for r in described]
+        # Columns DuckDB typed JSON (values of several types), anywhere inside them: decoded by the core.
+        json_columns = {r[0] for r in described if "JSON" in str(r[1])}
         wanted = list(window.columns or present)
         if window.loaded_files is not None:  # the core is tracking files: tag every row with its file
             wanted += [c for c in ("_file", "_file_hash") if c not in wanted]
@@ -193,7 +239,9 @@ class FilesConnector:
         }
         selected = []
         for c in wanted:
-            if c in present:
+            if c in json_columns:
+                selected.append(f"CAST(to_json(t.{quote_identifier(c)}) AS VARCHAR) AS {quote_identifier(c)}")
+            elif c in present:
                 selected.append(f"t.{quote_identifier(c)}")
             else:
                 selected.append(f"{expressions[c]} AS {c}")
@@ -203,21 +251,97 @@ class FilesConnector:
                     params["file_hash"] = digest
         where, bounds = window_bounds(window)
         params.update(bounds)
+        marked = [c for c in wanted if c in json_columns]
         # Unsorted (see Connector.read): rows stream in file order, so memory stays flat however large a file is.
         sql = f"SELECT {', '.join(selected)} FROM {source} AS t WHERE {where}"
         try:
             reader = con.execute(sql, params).to_arrow_reader(self.settings.batch_size)
-            yield from reader
+            for batch in reader:
+                yield mark_json(batch, marked) if marked else batch
         except duckdb.Error as e:
             raise self._read_error(e, name, fmt) from None
+
+    def _repaired_jsonl(self, con: duckdb.DuckDBPyConnection, name: str) -> tuple[Path, dict[int, str]] | None:
+        """A readable copy of a JSONL file DuckDB refused, and why each line it could not read was unreadable
+        (by row of the copy: blank lines are left out). A line of invalid UTF-8 keeps its values, the bytes
+        written as \\xNN escapes; a line that is not a JSON object becomes an empty row. None: no line is a
+        JSON object."""
+        fd, tmp = tempfile.mkstemp(suffix=".jsonl", prefix="alignloop-")
+        problems: dict[int, str] = {}
+        row = 0
+        with os.fdopen(fd, "wb") as out:
+            for number, line in enumerate(self._lines(con, name), start=1):
+                if not line.strip():
+                    continue
+                fixed, problem = _readable_line(line)
+                if problem is not None:
+                    problems[row] = f"line {number} of {Path(name).name} {problem}"
+                out.write(fixed + b"\n")
+                row += 1
+        if len(problems) == row:
+            os.unlink(tmp)
+            return None
+        return Path(tmp), problems
+
+    def _lines(self, con: duckdb.DuckDBPyConnection, name: str) -> Iterator[bytes]:
+        """The file's lines as bytes (gunzipped when its name ends in .gz)."""
+        if _is_remote(name):
+            try:
+                data = con.execute("SELECT content FROM read_blob($p)", {"p": name}).fetchone()[0]
+            except duckdb.Error as e:
+                raise self._remote_error(e, f"reading {name}") from None
+            yield from io.BytesIO(gzip.decompress(data) if name.endswith(".gz") else data)
+            return
+        with (gzip.open(name, "rb") if name.endswith(".gz") else open(name, "rb")) as f:
+            yield from f
 
     def _read_error(self, e: Exception, name: str, fmt: str) -> ConnectorError:
         if _is_remote(name) and isinstance(e, (duckdb.HTTPException, duckdb.IOException)):
             return self._remote_error(e, f"reading {name}")
-        return ConnectorTerminalError(
+        unparsed = isinstance(e, duckdb.InvalidInputException) or (
+            isinstance(e, duckdb.BinderException) and "non-record JSON" in str(e))
+        kind = _Unparsed if unparsed else ConnectorTerminalError
+        return kind(
             f"files: {name} could not be read as {fmt} ({_first_line(e)}); "
             f"set options.format to the file's format (jsonl, json, csv or parquet) or fix the file"
         )
+
+
+class _Unparsed(ConnectorTerminalError):
+    """DuckDB could not parse a file (a line of invalid UTF-8, or of broken JSON)."""
+
+
+def _readable_line(line: bytes) -> tuple[bytes, str | None]:
+    """One JSONL line as DuckDB can read it, and why the line as written could not be read (None: it can)."""
+    line = line.rstrip(b"\r\n")
+    try:
+        text, broken = line.decode(), False
+    except UnicodeDecodeError:
+        text, broken = line.decode(errors="surrogateescape"), True
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        return b"{}", f"is not valid JSON ({e.msg}, column {e.colno})"
+    if not isinstance(value, dict):
+        return b"{}", f"is not a JSON object (a {type(value).__name__})"
+    if not broken:
+        return line, None
+    return json.dumps(_escaped(value)).encode(), "is not valid UTF-8 (its bytes are kept as \\xNN escapes)"
+
+
+def _escaped(value: Any) -> Any:
+    """A decoded JSON value with the bytes that were not UTF-8 (held as surrogates) written as \\xNN text."""
+    if isinstance(value, str):
+        try:
+            raw = value.encode(errors="surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate the line wrote as a JSON escape
+            raw = value.encode(errors="backslashreplace")
+        return raw.decode(errors="backslashreplace")
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    return value
 
 
 def _load_httpfs(con: duckdb.DuckDBPyConnection) -> None:
@@ -237,8 +361,8 @@ def _load_httpfs(con: duckdb.DuckDBPyConnection) -> None:
 
 def _source_sql(fmt: str) -> str:
     """The table function reading one file; its path is the bound parameter $path."""
-    if fmt == "jsonl":
-        return "read_json($path, format = 'newline_delimited')"
+    if fmt == "jsonl":  # every line a row of named columns: a line that is not an object is an error, not a row
+        return "read_json($path, format = 'newline_delimited', records = 'true')"
     if fmt == "json":
         return "read_json($path, format = 'auto')"
     if fmt == "csv":

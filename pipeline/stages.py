@@ -14,9 +14,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 from alignloop.connectors.base import ConnectorError, load_connector
 from alignloop.config import Settings, describe_validation_error
-from alignloop.errors import ConfigError, DataError, TerminalError, TransientError
+from alignloop.errors import AlignloopError, ConfigError, DataError, TerminalError, TransientError
 from alignloop.evaluation.results import EvalReport
 from alignloop.planner import Plan, choose_method
 from alignloop.ingest.store import FeedbackStore, IngestResult, Snapshot, check_store_is_not_a_source
@@ -44,20 +45,60 @@ def build_connector(source) -> Any:
 
 
 def ingest(settings: Settings) -> list[IngestResult]:
-    """Bring every source's new rows into the store (one atomic batch per source)."""
-    results = []
+    """Bring every source's new rows into the store (one atomic batch per source).
+
+    A source that fails loads nothing and the others still load: the error raised afterwards names each
+    failed source and why, and carries the loaded sources' results (`results`). A lone source's error is
+    raised as it is."""
+    results: list[IngestResult] = []
+    failures: list[tuple[str, AlignloopError]] = []
     # Before anything is opened for writing: a store that is a source's own file would corrupt it.
     check_store_is_not_a_source(settings.store_path, settings.sources)
     with FeedbackStore(settings.store_path) as store:
         for source in settings.sources:
-            connector = build_connector(source)
             try:
-                connector.check()
-            except ConnectorError as e:
-                kind = TransientError if e.transient else TerminalError
-                raise kind(f"source {source.name!r}: {e}") from None
-            results.append(store.ingest(source, connector, settings=settings.ingest))
-    return results
+                results.append(_ingest_source(store, source, settings))
+            except AlignloopError as e:
+                failures.append((source.name, e))
+    if not failures:
+        return results
+    if len(settings.sources) == 1:
+        raise failures[0][1]
+    raise _sources_failed(failures, results)
+
+
+def _ingest_source(store: FeedbackStore, source: Any, settings: Settings) -> IngestResult:
+    connector = build_connector(source)
+    try:
+        connector.check()
+    except ConnectorError as e:
+        kind = TransientError if e.transient else TerminalError
+        raise kind(f"source {source.name!r}: {e}") from None
+    try:
+        return store.ingest(source, connector, settings=settings.ingest)
+    except duckdb.Error as e:  # a value no check foresaw: one line naming the source, never a traceback
+        log.info("source %r failed", source.name, exc_info=True)
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise TerminalError(f"source {source.name!r}: could not be loaded ({type(e).__name__}: {first}); nothing "
+                            "of it was merged. Run with --verbose for the details, and report it") from None
+
+
+def _sources_failed(failures: list[tuple[str, AlignloopError]], results: list[IngestResult]) -> AlignloopError:
+    """One error naming every source that failed and why, with the others' results: transient when every
+    failure is (a retry may load them), a settings error when every failure is one."""
+    errors = [e for _, e in failures]
+    kind: type[AlignloopError] = TerminalError
+    if all(isinstance(e, TransientError) for e in errors):
+        kind = TransientError
+    elif all(isinstance(e, ConfigError) for e in errors):
+        kind = ConfigError
+    said = "; ".join(str(e) if str(e).startswith(f"source {name!r}") else f"source {name!r}: {e}"
+                     for name, e in failures)
+    loaded = ", ".join(repr(r.source) for r in results)
+    error = kind(f"{len(failures)} source(s) failed and merged nothing: {said}. "
+                 + (f"The other sources loaded ({loaded})." if loaded else "No other source loaded."))
+    error.results = results  # type: ignore[attr-defined]
+    return error
 
 
 # ---------------------------------------------------------------------------------------------- plan

@@ -127,7 +127,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log ever
     secrets.install()
     _quiet_libraries()
     if verbose:
-        logging.getLogger("pipeline").setLevel(logging.INFO)
+        logging.getLogger("alignloop").setLevel(logging.INFO)
     if not sys.stderr.isatty():  # no terminal for the bars (a scheduler, a log file): progress as log lines
         logging.getLogger("alignloop.training.progress").setLevel(logging.INFO)
 
@@ -140,8 +140,17 @@ def ingest(config: ConfigOpt = Path("alignloop.yaml")) -> None:
     from alignloop import stages
 
     settings = _settings(config)
-    with console.status("ingesting"):
-        results = stages.ingest(settings)
+    try:
+        with console.status("ingesting"):
+            results = stages.ingest(settings)
+    except AlignloopError as e:  # some sources failed: show what the others loaded, then the error
+        if getattr(e, "results", None):
+            _print_ingested(e.results)
+        raise
+    _print_ingested(results)
+
+
+def _print_ingested(results: list[Any]) -> None:
     # Ties (votes for neither answer) get a column only when a source stored some: most shapes have none.
     ties = any(r.ties_added for r in results)
     table = Table("source", "rows read", "new pairs", "new thumbs", "new ranks", *(["new ties"] if ties else []),

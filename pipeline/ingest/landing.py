@@ -17,6 +17,7 @@ read are recorded with the rows.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -27,15 +28,16 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from alignloop.connectors.base import Connector, ConnectorError, Window, quote_identifier
+from alignloop.connectors.base import ROW_PROBLEM, Connector, ConnectorError, Window, quote_identifier
 from alignloop.config import IngestSettings
 from alignloop.errors import ConfigError, TerminalError, TransientError
 from alignloop.ingest.sqlbind import bind, sql_literal
 from alignloop.ingest.writes import one_thread, spilled
 from alignloop.ingest.cursors import INTEGER, TEXT, TIMESTAMP, CursorPosition, cursor_kind
 from alignloop.ingest.prepared import as_source_position, prepared_view
-from alignloop.pii import MAYBE_PII, scrub_sql
+from alignloop.pii import MAYBE_ESCAPED, MAYBE_PII, scrub_json_sql, scrub_sql
 from alignloop.shapes import ResolvedInput
+from alignloop.shapes.base import text_problem
 from alignloop.sqlfiles import sql_text
 
 CONTROL_CHARS = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
@@ -131,7 +133,7 @@ def stage(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector, ta
     raw_first, first, batches, errors, read = _open_read(job, connector)
     if first is None:
         return None
-    kind = _check_cursor(job, raw_first) if job.cursor_column is not None else None
+    kind = _check_cursor(job, raw_first if job.inp.prepare else first) if job.cursor_column is not None else None
     source_kind, source_job = kind, job
     if job.inp.prepare is not None:
         job, kind = prepared_view(job, first.schema), TIMESTAMP
@@ -261,7 +263,7 @@ def _open_read(job: Landing, connector: Connector) -> tuple[
     if first is None:
         return None, None, iter(()), errors, read
     _check_returned_columns(job, first, window.columns)
-    names = list(first.schema.names)
+    names = [c for c in first.schema.names if c != ROW_PROBLEM]
 
     def stage(batch: pa.RecordBatch) -> pa.RecordBatch:
         read["rows"] += batch.num_rows
@@ -269,7 +271,7 @@ def _open_read(job: Landing, connector: Connector) -> tuple[
             read["files"].update(zip(batch.column("_file").to_pylist(), batch.column("_file_hash").to_pylist(),
                                      strict=True))
         if not prepared:
-            return batch.select(names)
+            return _as_read(batch, names, inp)
         try:
             return inp.to_canonical(batch)  # the shape's per-batch step: mapping, parsing, keys
         except KeyError as e:
@@ -318,6 +320,27 @@ def _check_returned_columns(job: Landing, first: pa.RecordBatch, columns: tuple[
                           "name an existing column as the cursor")
     raise TerminalError(f"{job.where}: the connector returned no column {missing[0]!r}; "
                         f"check sources[{job.source}].mapping.{job.inp.spec.name} in the config")
+
+
+def _as_read(batch: pa.RecordBatch, names: list[str], inp: ResolvedInput) -> pa.RecordBatch:
+    """A batch of a shape without a per-batch step (`events`) as staged: its columns, with JSON documents (a
+    column of mixed types) as their text, and `_row_problem`: why a row cannot be used as read (NULL: it can).
+    A JSON string is its text; a number, its JSON text; an object or a list, where text belongs, a problem."""
+    problems = batch.column(ROW_PROBLEM).to_pylist() if ROW_PROBLEM in batch.schema.names else [None] * batch.num_rows
+    out = batch.select(names)
+    canonical = {source: name for name, source in inp.source_columns.items()}
+    for i, field in enumerate(out.schema):
+        if not isinstance(field.type, pa.JsonType):
+            continue
+        name = canonical.get(field.name, field.name)
+        texts = []
+        for row, doc in enumerate(out.column(i).storage.to_pylist()):
+            value = None if doc is None else json.loads(doc)
+            texts.append(value if value is None or isinstance(value, str) else doc)
+            if name not in inp.spec.json_columns and not isinstance(value, str):
+                problems[row] = problems[row] or text_problem(value, name)
+        out = out.set_column(i, field.name, pa.array(texts, pa.string()))
+    return out.append_column(ROW_PROBLEM, pa.array(problems, pa.string()))
 
 
 def _connector_error(job: Landing, e: BaseException) -> BaseException:
@@ -407,8 +430,11 @@ def _stage_sql(job: Landing, schema: pa.Schema, kind: str, cap: datetime
     spec = job.inp.spec
     # A row its shape already judged unusable lands as it is: the shape quarantines it with its reason.
     checks = [f"WHEN {_q(p)} IS NOT NULL THEN NULL" for p in SHAPE_PROBLEMS if p in schema.names]
-    checks.append(f"WHEN _key IS NULL THEN '{spec.key} is missing'")
     read: list[str] = []
+    if ROW_PROBLEM in schema.names:  # why the connector could not read a row as it was (NULL: it could)
+        read.append(_q(ROW_PROBLEM))
+        checks.append(f"WHEN {_q(ROW_PROBLEM)} IS NOT NULL THEN {_q(ROW_PROBLEM)}")
+    checks.append(f"WHEN _key IS NULL THEN '{spec.key} is missing'")
     staged: list[str] = []
     for c in spec.columns:
         column_read, column_checks, column_staged = _staged_column(job, schema, c)
@@ -436,7 +462,9 @@ def _staged_column(job: Landing, schema: pa.Schema, c: str) -> tuple[list[str], 
     src = _q(job.inp.source_columns[c])
     atype = schema.field(job.inp.source_columns[c]).type
     if c == spec.key:
-        return [f"CAST({src} AS VARCHAR) AS _key"], [], f"_key AS {_q(c)}"
+        # A row nothing could be read from is keyed by its problem, which names its line: two stay two.
+        problem_key = f", {_q(ROW_PROBLEM)}" if ROW_PROBLEM in schema.names else ""
+        return [f"coalesce(CAST({src} AS VARCHAR){problem_key}) AS _key"], [], f"_key AS {_q(c)}"
     if c == spec.cursor:
         ts_setting = f"sources[{job.source}].mapping.{spec.name}.{spec.cursor}"
         return ([f"{_ts_expr(src, atype, ts_setting)} AS _ts", f"CAST({src} AS VARCHAR) AS _ts_raw"],
@@ -465,8 +493,9 @@ def _value_column(job: Landing, c: str, src: str, atype: pa.DataType) -> tuple[l
     # One scan of a long text finds both control characters and anything the scrubber would look at;
     # the rare text it flags is then checked and scrubbed pattern by pattern.
     suspect = text_column and job.settings.scrub_pii and string
-    if suspect:
-        read.append(f"regexp_matches({src}, '{CONTROL_CHARS}|{MAYBE_PII}') AS {_q('_suspect_' + c)}")
+    if suspect:  # JSON text may also write an ASCII character as an escape
+        maybe = f"{MAYBE_PII}|{MAYBE_ESCAPED}" if c in job.inp.spec.json_columns else MAYBE_PII
+        read.append(f"regexp_matches({src}, '{CONTROL_CHARS}|{maybe}') AS {_q('_suspect_' + c)}")
     if string or binary:
         flagged = f"{_q('_suspect_' + c)} AND " if suspect else ""
         checks.append(f"WHEN {flagged}regexp_matches({qc}, '{CONTROL_CHARS}') THEN '{c} contains control characters'")
@@ -487,7 +516,7 @@ def _stored_value(job: Landing, c: str, binary: bool, suspect: bool) -> str:
     if c in set(getattr(job.inp.spec, "user_columns", ("user_id",))):
         return f"CASE WHEN {qc} IS NOT NULL THEN sha256($salt || CAST({qc} AS VARCHAR)) END AS {qc}"
     if c in set(getattr(job.inp.spec, "text_columns", ())) and job.settings.scrub_pii:
-        scrubbed = scrub_sql(qc)
+        scrubbed = scrub_json_sql(qc) if c in job.inp.spec.json_columns else scrub_sql(qc)  # JSON: its decoded strings
         return f"CASE WHEN {_q('_suspect_' + c)} THEN {scrubbed} ELSE {qc} END AS {qc}" if suspect \
             else f"{scrubbed} AS {qc}"
     return qc

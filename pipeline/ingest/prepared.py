@@ -19,7 +19,8 @@ def prepared_view(job: Any, schema: pa.Schema) -> Any:
     spec = job.inp.spec
     names = tuple(schema.names)
     view = ShapeInput(name=spec.name, default_table=spec.default_table, raw_table=spec.raw_table, key=spec.key,
-                      cursor="ts", columns=names, text_columns=spec.text_columns, user_columns=spec.user_columns)
+                      cursor="ts", columns=names, text_columns=spec.text_columns, json_columns=spec.json_columns,
+                      user_columns=spec.user_columns)
     inp = ResolvedInput(view, job.inp.table, {c: c for c in names})
     return replace(job, inp=inp, cursor_column="ts" if job.cursor_column is not None else None)
 

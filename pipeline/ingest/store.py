@@ -36,7 +36,7 @@ from alignloop.ingest.sqlbind import bind
 from alignloop.ingest.unanswered import track_unanswered
 from alignloop.ingest.writes import joins_as_written, one_thread
 from alignloop.memory import bound_allocator_retention
-from alignloop.pii import register_card_udf
+from alignloop.pii import register_scrub_udfs
 from alignloop.schema import PAIRS_SCHEMA, RANKS_SCHEMA, UNPAIRED_SCHEMA
 from alignloop.shapes import SHAPES, ResolvedInput, resolve_mapping, sql_params
 from alignloop.sqlfiles import sql_text
@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 # as ranks (their pairs are derived when a snapshot is read). 3: rated answers are stored with their
 # scores in ranks (their pairs too are derived when read, not stored as pairs).
 LAYOUT = "3"
+# The landing keys of every shape's inputs, as quarantined payloads hold them.
+ROW_KEYS = tuple(sorted({i.key for s in SHAPES.values() for i in s.inputs}))
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -143,7 +145,7 @@ class FeedbackStore:
             self.con.execute(sql_text(shape.raw_tables_sql))
         self.con.execute("INSERT OR IGNORE INTO store_meta VALUES ('user_salt', ?)", [secrets.token_hex(16)])
         self.con.execute("INSERT OR IGNORE INTO store_meta VALUES ('layout', ?)", [LAYOUT])
-        register_card_udf(self.con)
+        register_scrub_udfs(self.con)
 
     def _refuse_old_layout(self) -> None:
         """Stores of another layout (timestamp-only cursors, canonical rows without ts_observed, rankings
@@ -419,10 +421,12 @@ class FeedbackStore:
     def _check_bad_share(self, source: str, batch_id: int, bad: int, total: int, settings: IngestSettings) -> None:
         if total == 0 or bad / total <= settings.max_bad_share:
             return
+        # Each reason with one of its rows, by key (or the id its payload holds), so the row can be found.
+        row_key = "coalesce(key, " + ", ".join(f"payload->>'{k}'" for k in ROW_KEYS) + ")"
         top = self.con.execute(
-            "SELECT reason, count(*) AS n FROM quarantine WHERE source = ? AND batch_id = ? "
+            f"SELECT reason, count(*) AS n, min({row_key}) FROM quarantine WHERE source = ? AND batch_id = ? "
             "GROUP BY reason ORDER BY n DESC, reason LIMIT 3", [source, batch_id]).fetchall()
-        reasons = "; ".join(f"{n} × {reason}" for reason, n in top)
+        reasons = "; ".join(f"{n} × {reason}" + (f" (e.g. row {key})" if key else "") for reason, n, key in top)
         raise DataError(
             f"source {source!r}: {bad} of {total} new rows ({bad / total:.0%}) are bad, above "
             f"ingest.max_bad_share = {settings.max_bad_share:g}; nothing was merged ({reasons}). "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
+
+from alignloop.connectors.base import ROW_PROBLEM
 
 
 class NoShapeOptions(BaseModel):
@@ -42,6 +45,8 @@ class ShapeInput:
     # Landing-table columns (for a prepared shape, the columns its `prepare` returns) holding free
     # text: PII-scrubbed, size-limited and refused when blank at landing.
     text_columns: tuple[str, ...] = ()
+    # Text columns holding JSON (a prompt as a list of turns): PII is scrubbed in their decoded strings.
+    json_columns: tuple[str, ...] = ()
     # Landing-table columns naming a person: hashed with the store's per-installation salt at landing.
     user_columns: tuple[str, ...] = ("user_id",)
     # Columns a mapping may give as a list of source columns (`answers: [answer 1, answer 2]`): the shape
@@ -141,34 +146,60 @@ class ResolvedInput:
                 [batch.column(self.source_columns[c]) for c in self.spec.columns], names=list(self.spec.columns)
             )
         present = set(batch.schema.names)
+        n = batch.num_rows
+        # Why the connector could not read a row (a line of invalid UTF-8 or broken JSON), or NULL.
+        problems = batch.column(ROW_PROBLEM).to_pylist() if ROW_PROBLEM in present else [None] * n
         values: dict[str, list[Any]] = {}
-        not_utf8: list[str | None] = [None] * batch.num_rows
         for canonical, source_name in self.source_columns.items():
             if source_name in present:
-                values[canonical] = batch.column(source_name).to_pylist()
-                if pa.types.is_binary(batch.schema.field(source_name).type) or \
-                        pa.types.is_large_binary(batch.schema.field(source_name).type):
-                    values[canonical] = _decoded(values[canonical], canonical, not_utf8)
+                values[canonical] = _column_values(batch.column(source_name), canonical, problems)
             elif canonical not in (self.spec.optional or ()) or canonical in self.explicit:
                 raise KeyError(source_name)
         for canonical, names in self.column_lists.items():
-            parts = []
+            columns = []
             for source_name in names:
                 if source_name not in present:
                     raise KeyError(source_name)
-                part = batch.column(source_name).to_pylist()
-                field_type = batch.schema.field(source_name).type
-                if pa.types.is_binary(field_type) or pa.types.is_large_binary(field_type):
-                    part = _decoded(part, canonical, not_utf8)
-                parts.append(part)
-            values[canonical] = [list(row) for row in zip(*parts, strict=True)]
-        landed = self.prepare(self, values, batch.num_rows)
-        if any(not_utf8) and "prep_problem" in landed.schema.names and landed.num_rows == batch.num_rows:
-            # Bytes that are not UTF-8 are kept as escapes, and the row is quarantined saying so.
-            problems = [p or q for p, q in zip(not_utf8, landed.column("prep_problem").to_pylist(), strict=True)]
-            i = landed.schema.get_field_index("prep_problem")
-            landed = landed.set_column(i, "prep_problem", pa.array(problems, pa.string()))
-        return landed
+                columns.append(_column_values(batch.column(source_name), canonical, problems))
+            values[canonical] = [list(row) for row in zip(*columns, strict=True)]
+        if not any(problems):
+            return self.prepare(self, values, n)
+        # Rows read with a problem land as the shape makes them, with that problem: quarantined with it.
+        good = [i for i in range(n) if problems[i] is None]
+        parts = [self.prepare(self, _rows(values, good), len(good))]
+        for i in (i for i in range(n) if problems[i] is not None):
+            row = _rows(values, [i])
+            parts.append(_with_problem(self.prepare(self, row, 1), problems[i], self.spec.key,
+                                       unread=all(v[0] is None for v in row.values())))
+        return pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
+
+
+def _column_values(column: pa.Array, name: str, problems: list[str | None]) -> list[Any]:
+    """A source column's values as Python values: JSON documents decoded (a column of mixed types holds
+    text, numbers and objects), bytes decoded as UTF-8 (a row whose bytes are not UTF-8 gets that problem)."""
+    if isinstance(column.type, pa.JsonType):
+        return [None if v is None else json.loads(v) for v in column.storage.to_pylist()]
+    values = column.to_pylist()
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        return _decoded(values, name, problems)
+    return values
+
+
+def _rows(values: dict[str, list[Any]], rows: list[int]) -> dict[str, list[Any]]:
+    return {k: [v[i] for i in rows] for k, v in values.items()}
+
+
+def _with_problem(landed: pa.RecordBatch, problem: str, key: str, unread: bool) -> pa.RecordBatch:
+    """Landing rows of one source row marked with why it could not be read. A row nothing could be read from
+    is keyed by its problem (which names its line), so two such rows stay two."""
+    for name in ("prep_problem", "target_problem"):
+        if name in landed.schema.names:
+            i = landed.schema.get_field_index(name)
+            landed = landed.set_column(i, name, pa.array([problem] * landed.num_rows, pa.string()))
+    if unread:
+        i = landed.schema.get_field_index(key)
+        landed = landed.set_column(i, key, pa.array([content_key(problem)] * landed.num_rows, pa.string()))
+    return landed
 
 
 def _decoded(values: list[Any], name: str, problems: list[str | None]) -> list[Any]:
@@ -201,6 +232,18 @@ def as_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def text_problem(value: Any, name: str) -> str | None:
+    """Why a value where text belongs is no text: an object, a list, NaN or an infinity (a number or a
+    boolean reads as the text JSON writes for it). A column of mixed JSON values can hold any of them."""
+    if isinstance(value, dict):
+        return f"{name} is an object, not text"
+    if isinstance(value, (list, tuple)):
+        return f"{name} is a list, not text"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{name} is {json.dumps(value)}, not text"
+    return None
 
 
 def as_id(value: Any) -> str | None:
@@ -337,7 +380,8 @@ def keys(values: dict[str, list[Any]], n: int, *content: list[Any], column: str 
         return hashed, [None] * n
     ids = [as_id(v) for v in values[column]]
     return ([i if i is not None else h for i, h in zip(ids, hashed, strict=True)],
-            [None if i is not None else f"{column} is missing" for i in ids])
+            [text_problem(v, column) if i is not None else f"{column} is missing"
+             for i, v in zip(ids, values[column], strict=True)])
 
 
 def judged_answer_columns(values: dict[str, list[Any]], n: int, judged: list[tuple[Any, str | None]],
@@ -352,9 +396,10 @@ def judged_answer_columns(values: dict[str, list[Any]], n: int, judged: list[tup
     key, key_problem = keys(values, n, prompt, completion, raw, column(values, "user_id", n),
                             [str(v) for v in column(values, "ts", n)])
     problems = [
-        first_problem(kp, tp, conversation_problem(p, raw=rp), answer_problem(c, "completion"), jp)
-        for kp, tp, p, rp, c, (_, jp) in zip(key_problem, ts_problem, prompt, values["prompt"], completion, judged,
-                                             strict=True)
+        first_problem(kp, tp, conversation_problem(p, raw=rp), text_problem(rc, "completion"),
+                      answer_problem(c, "completion"), jp)
+        for kp, tp, p, rp, c, rc, (_, jp) in zip(key_problem, ts_problem, prompt, values["prompt"], completion,
+                                                 values["completion"], judged, strict=True)
     ]
     return {
         "id": key, "ts": ts, "ts_observed": observed,

@@ -27,7 +27,7 @@ CORRECTIONS = LogShape(
             name="rows", default_table="corrections", raw_table="raw_preference", key="id", cursor="ts",
             columns=("id", "ts", "user_id", "model_version", "prompt", "original", "corrected"),
             optional=("id", "ts", "user_id", "model_version"),
-            text_columns=("prompt", "chosen", "rejected"),  # it lands in raw_preference
+            text_columns=("prompt", "chosen", "rejected"), json_columns=("prompt",),  # it lands in raw_preference
         ),
     ),
     prepare=prepare,

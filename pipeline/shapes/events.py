@@ -13,7 +13,7 @@ EVENTS = LogShape(
             name="generations", default_table="generations", raw_table="raw_events_generations",
             key="request_id", cursor="ts",
             columns=("request_id", "ts", "user_id", "model_version", "messages", "response"),
-            text_columns=("messages", "response"),
+            text_columns=("messages", "response"), json_columns=("messages",),
         ),
         ShapeInput(
             name="feedback", default_table="feedback_events", raw_table="raw_events_feedback",

@@ -199,6 +199,7 @@ LANGFUSE = LogShape(
             columns=("id", "timestamp", "user_id", "version", "input", "output"),
             optional=("timestamp", "user_id", "version"),
             text_columns=("prompt", "completion", "input_raw", "output_raw"),
+            json_columns=("prompt", "input_raw", "output_raw"),
         ),
         ShapeInput(
             name="observations", default_table="observations", raw_table="raw_langfuse_observations", key="id",
@@ -206,6 +207,7 @@ LANGFUSE = LogShape(
             columns=("id", "trace_id", "start_time", "provided_model_name", "input", "output"),
             optional=("start_time", "provided_model_name"),
             text_columns=("prompt", "completion", "input_raw", "output_raw"),
+            json_columns=("prompt", "input_raw", "output_raw"),
         ),
         ShapeInput(
             name="scores", default_table="scores", raw_table="raw_langfuse_scores", key="id", cursor="timestamp",

@@ -22,6 +22,7 @@ from alignloop.shapes.base import (
     conversation_problem,
     first_problem,
     keys,
+    text_problem,
     timestamps,
 )
 
@@ -47,9 +48,11 @@ def landing_rows(values: dict[str, list[Any]], n: int, better: str, worse: str) 
     key, key_problem = keys(values, n, prompt, chosen, rejected, column(values, "user_id", n),
                             column(values, "annotator", n), [str(v) for v in column(values, "ts", n)])
     problems = [
-        first_problem(kp, tp, conversation_problem(p, raw=rp), answer_problem(c, better), answer_problem(r, worse),
+        first_problem(kp, tp, conversation_problem(p, raw=rp), text_problem(rc, better), text_problem(rr, worse),
+                      answer_problem(c, better), answer_problem(r, worse),
                       f"{better} and {worse} are identical" if c is not None and c == r else None)
-        for kp, tp, p, rp, c, r in zip(key_problem, ts_problem, prompt, values["prompt"], chosen, rejected, strict=True)
+        for kp, tp, p, rp, c, r, rc, rr in zip(key_problem, ts_problem, prompt, values["prompt"], chosen, rejected,
+                                               values[better], values[worse], strict=True)
     ]
     return batch({
         "id": key, "ts": ts, "ts_observed": observed,
@@ -67,7 +70,8 @@ PREFERENCE = LogShape(
             name="rows", default_table="preference", raw_table="raw_preference", key="id", cursor="ts",
             columns=("id", "ts", "user_id", "annotator", "model_version", "prompt", "chosen", "rejected"),
             optional=("id", "ts", "user_id", "annotator", "model_version"),
-            text_columns=("prompt", "chosen", "rejected"), user_columns=("user_id", "annotator"),
+            text_columns=("prompt", "chosen", "rejected"), json_columns=("prompt",),
+            user_columns=("user_id", "annotator"),
         ),
     ),
     prepare=prepare,

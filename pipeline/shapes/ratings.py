@@ -92,7 +92,7 @@ RATINGS = LogShape(
             name="rows", default_table="ratings", raw_table="raw_ratings", key="id", cursor="ts",
             columns=("id", "ts", "user_id", "model_version", "prompt", "completion", "score"),
             optional=("id", "ts", "user_id", "model_version"),
-            text_columns=("prompt", "completion"),
+            text_columns=("prompt", "completion"), json_columns=("prompt",),
         ),
     ),
     prepare=prepare,

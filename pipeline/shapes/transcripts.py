@@ -21,6 +21,7 @@ from alignloop.shapes.base import (
     column,
     first_problem,
     keys,
+    text_problem,
     timestamps,
 )
 
@@ -109,8 +110,9 @@ def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.Reco
     key, key_problem = keys(values, n, chosen_raw, rejected_raw, column(values, "user_id", n),
                             [str(v) for v in column(values, "ts", n)])
     split = split_frame(chosen_raw, rejected_raw)
-    problems = [first_problem(kp, tp, sp) for kp, tp, sp in
-                zip(key_problem, ts_problem, split.get_column("problem").to_list(), strict=True)]
+    problems = [first_problem(kp, tp, text_problem(c, "chosen"), text_problem(r, "rejected"), sp)
+                for kp, tp, c, r, sp in zip(key_problem, ts_problem, values["chosen"], values["rejected"],
+                                            split.get_column("problem").to_list(), strict=True)]
     return batch({
         "id": key, "ts": ts, "ts_observed": observed,
         "user_id": [as_text(v) for v in column(values, "user_id", n)],
@@ -132,7 +134,7 @@ TRANSCRIPTS = LogShape(
             name="rows", default_table="transcripts", raw_table="raw_transcripts", key="id", cursor="ts",
             columns=("id", "ts", "user_id", "model_version", "chosen", "rejected"),
             optional=("id", "ts", "user_id", "model_version"),
-            text_columns=("prompt", "chosen", "rejected", "chosen_raw", "rejected_raw"),
+            text_columns=("prompt", "chosen", "rejected", "chosen_raw", "rejected_raw"), json_columns=("prompt",),
         ),
     ),
     prepare=prepare,

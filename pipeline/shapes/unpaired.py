@@ -63,7 +63,7 @@ UNPAIRED = LogShape(
             name="rows", default_table="unpaired", raw_table="raw_unpaired", key="id", cursor="ts",
             columns=("id", "ts", "user_id", "model_version", "prompt", "completion", "label"),
             optional=("id", "ts", "user_id", "model_version"),
-            text_columns=("prompt", "completion"),
+            text_columns=("prompt", "completion"), json_columns=("prompt",),
         ),
     ),
     prepare=prepare,

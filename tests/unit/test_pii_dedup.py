@@ -16,7 +16,7 @@ from alignloop.cli.quarantine import show_quarantine
 
 from alignloop.config import IngestSettings
 from alignloop.ingest.canonical import _NORM
-from alignloop.pii import luhn_valid, register_card_udf, scrub_sql, scrub_text
+from alignloop.pii import luhn_valid, register_scrub_udfs, scrub_sql, scrub_text
 from alignloop.ingest.store import FeedbackStore
 from tests.unit.test_loading import at, chat, source, warehouse
 
@@ -36,7 +36,7 @@ def test_scrub_text_replaces_pii_and_leaves_ordinary_numbers(text, expected):
 
 def test_sql_scrubbing_matches_python_scrubbing():
     con = duckdb.connect()
-    register_card_udf(con)
+    register_scrub_udfs(con)
     texts = [t for t, _ in SAMPLES]
     got = con.execute(f"SELECT {scrub_sql('t')} FROM unnest(?::VARCHAR[]) AS u(t)", [texts]).fetchall()
     assert [g for (g,) in got] == [e for _, e in SAMPLES]

@@ -1,0 +1,285 @@
+"""Real exports through the files connector: one bad value spoils one row, never a file or a source.
+
+A row with NaN, Infinity, an object where text belongs, invalid UTF-8, a broken timestamp, no key or
+broken JSON is quarantined with a one-line reason (naming its line where the file could not be read) and
+the value it had; every other row lands as written. A source that fails entirely is named and the other
+sources still load; `alignloop ingest` never prints a traceback. PII placeholders go into decoded text,
+never into its JSON encoding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from alignloop import stages
+from alignloop.config import IngestSettings, SourceSettings, settings_from_dict
+from alignloop.connectors.files import FilesConnector, FilesSettings
+from alignloop.errors import ConfigError, TerminalError
+from alignloop.ingest.store import FeedbackStore
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def good_row(i: int) -> dict[str, Any]:
+    return {"id": f"r{i}", "ts": f"2026-11-02T10:{i:02d}:00Z", "prompt": f"Question {i}?",
+            "completion": f"Answer {i}.", "label": "up" if i % 2 else "down"}
+
+
+def write_jsonl(path: Path, lines: list[Any]) -> Path:
+    """Each item a dict (written as JSON) or bytes (written as they are: a broken line)."""
+    path.write_bytes(b"".join((x if isinstance(x, bytes) else json.dumps(x).encode()) + b"\n" for x in lines))
+    return path
+
+
+def ingest(tmp_path: Path, path: Path, shape: str = "unpaired", max_bad_share: float = 1.0, **kw: Any):
+    source = SourceSettings(name="export", connector="files", options={"path": str(path)}, shape=shape, **kw)
+    store = FeedbackStore(tmp_path / "store.duckdb")
+    result = store.ingest(source, FilesConnector(FilesSettings(path=str(path))),
+                          settings=IngestSettings(max_bad_share=max_bad_share))
+    return store, result
+
+
+# One bad row of each kind, as a JSONL line, and the reason it is quarantined with.
+BAD_ROWS = {
+    "nan-label": ('{"id": "bad", "ts": "2026-11-02T11:00:00Z", "prompt": "Q?", "completion": "A.", "label": NaN}',
+                  "label nan is not a thumbs value"),
+    "nan-text": ('{"id": "bad", "ts": "2026-11-02T11:00:00Z", "prompt": "Q?", "completion": NaN, "label": "up"}',
+                 "completion is NaN, not text"),
+    "infinite-ts": ('{"id": "bad", "ts": Infinity, "prompt": "Q?", "completion": "A.", "label": "up"}',
+                    "ts inf is not a timestamp"),
+    "object-in-text": ('{"id": "bad", "ts": "2026-11-02T11:00:00Z", "prompt": "Q?", "completion": {"text": "hi"}, '
+                       '"label": "up"}', "completion is an object, not text"),
+    "list-in-text": ('{"id": "bad", "ts": "2026-11-02T11:00:00Z", "prompt": "Q?", "completion": ["hi"], '
+                     '"label": "up"}', "completion is a list, not text"),
+    "bad-timestamp": ('{"id": "bad", "ts": "next tuesday", "prompt": "Q?", "completion": "A.", "label": "up"}',
+                      "ts 'next tuesday' is not an ISO-8601 timestamp"),
+    "missing-key": ('{"id": null, "ts": "2026-11-02T11:00:00Z", "prompt": "Q?", "completion": "A.", "label": "up"}',
+                    "id is missing"),
+    "invalid-utf8": (b'{"id": "bad", "ts": "2026-11-02T11:00:00Z", "prompt": "Q?", "completion": "caf\xe9", '
+                     b'"label": "up"}', "line 6 of export.jsonl is not valid UTF-8 (its bytes are kept as \\xNN escapes)"),
+    "broken-json": ('{"id": "bad", "ts": "2026-11-02T11:00:00Z", "prompt": "Q?", "completion": "A."',
+                    "line 6 of export.jsonl is not valid JSON (Expecting ',' delimiter, column 79)"),
+    "not-an-object": ('["a", "list"]', "line 6 of export.jsonl is not a JSON object (a list)"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_ROWS))
+def test_one_bad_row_of_each_kind_is_quarantined_with_a_one_line_reason_and_the_rest_lands(tmp_path, kind):
+    line, reason = BAD_ROWS[kind]
+    rows: list[Any] = [good_row(i) for i in range(20)]
+    rows.insert(5, line.encode() if isinstance(line, str) else line)
+    store, result = ingest(tmp_path, write_jsonl(tmp_path / "export.jsonl", rows))
+    with store:
+        got = store.con.execute("SELECT completion, label FROM unpaired ORDER BY completion").fetchall()
+        quarantined = store.con.execute("SELECT reason, payload FROM quarantine").fetchall()
+    assert got == sorted((f"Answer {i}.", bool(i % 2)) for i in range(20))
+    [(got_reason, _)] = quarantined
+    assert got_reason.startswith(reason) and "\n" not in got_reason
+    assert (result.rows_read, result.unpaired_added, result.quarantined) == ({"rows": 21}, 20, 1)
+    payload = json.loads(quarantined[0][1])
+    if kind == "invalid-utf8":  # the value it had, its bad byte written as an escape
+        assert payload["completion"] == "caf\\xe9"
+    elif kind == "object-in-text":
+        assert json.loads(payload["completion"]) == {"text": "hi"}
+
+
+def test_a_text_column_with_one_object_keeps_every_other_text_as_written(tmp_path):
+    """DuckDB types such a column JSON; its strings must not keep their quotes, nor "" pass as non-empty."""
+    rows = [{"prompt": "What is 2 + 2?", "completion": 4, "label": "up"},
+            {"prompt": "Say nothing.", "completion": "", "label": "down"},
+            {"prompt": "Greet me.", "completion": {"text": "hello"}, "label": "up"},
+            {"prompt": "Quote me.", "completion": '"quoted" \\ back', "label": "up"},
+            {"prompt": "Greet me.", "completion": "hello", "label": "up"}]
+    store, result = ingest(tmp_path, write_jsonl(tmp_path / "mixed.jsonl", rows))
+    with store:
+        got = store.con.execute("SELECT prompt[1].content, completion FROM unpaired ORDER BY completion").fetchall()
+        reasons = dict(store.quarantine_reasons())
+    assert got == [("Quote me.", '"quoted" \\ back'), ("What is 2 + 2?", "4"), ("Greet me.", "hello")]
+    assert reasons == {"completion is an object, not text": 1, "completion is empty": 1}
+
+
+def test_a_correction_identical_to_its_original_is_no_pair_in_a_mixed_column(tmp_path):
+    rows = [{"prompt": "Fix it.", "original": "Same text.", "corrected": "Same text."},
+            {"prompt": "Fix that.", "original": {"draft": 1}, "corrected": "Better."},
+            {"prompt": "Fix this.", "original": "Worse.", "corrected": "Better."}]
+    store, _ = ingest(tmp_path, write_jsonl(tmp_path / "edits.jsonl", rows), shape="corrections")
+    with store:
+        pairs = store.con.execute("SELECT chosen, rejected FROM pairs").fetchall()
+        reasons = dict(store.quarantine_reasons())
+    assert pairs == [("Better.", "Worse.")]
+    assert reasons == {"corrected and original are identical": 1, "original is an object, not text": 1}
+
+
+def test_events_rows_of_a_mixed_column_and_broken_lines_are_quarantined_one_by_one(tmp_path):
+    """The events shape stages the source's columns as they are: the same guarantees, checked in SQL."""
+    chat = json.dumps([{"role": "user", "content": "Hi?"}])
+    gens: list[Any] = [{"request_id": f"g{i}", "ts": f"2026-11-02T10:{i:02d}:00Z", "user_id": "u1", "model_version": "v1",
+                        "messages": chat, "response": f"Hello {i}!"} for i in range(6)]
+    gens[1]["response"] = {"text": "an object"}
+    gens[2] = b'{"request_id": "g2", "ts": "2026-11-02T10:02:00Z", "messages": "[]", "response": "caf\xe9"}'
+    gens[3] = b'{"request_id": "g3", "ts": '
+    gens[4]["ts"] = "not a time"
+    fbs = [{"event_id": f"f{i}", "request_id": f"g{i}", "ts": f"2026-11-02T10:{i:02d}:30Z", "user_id": "u2",
+            "kind": "thumb", "value": "up", "other_request_id": None} for i in (0, 5)]
+    write_jsonl(tmp_path / "generations.jsonl", gens)
+    write_jsonl(tmp_path / "feedback_events.jsonl", fbs)
+    path = str(tmp_path / "{table}.jsonl")
+    source = SourceSettings(name="prod", connector="files", options={"path": path})
+    with FeedbackStore(tmp_path / "store.duckdb") as store:
+        result = store.ingest(source, FilesConnector(FilesSettings(path=path)), settings=IngestSettings(max_bad_share=1))
+        answers = store.con.execute("SELECT completion FROM unpaired ORDER BY completion").fetchall()
+        reasons = dict(store.quarantine_reasons())
+        responses = store.con.execute("SELECT response FROM raw_events_generations ORDER BY ALL").fetchall()
+    assert answers == [("Hello 0!",), ("Hello 5!",)]
+    assert responses == [("Hello 0!",), ("Hello 5!",)]  # no JSON quotes
+    assert reasons == {"response is an object, not text": 1, "ts is not a timestamp": 1,
+                       "line 3 of generations.jsonl is not valid UTF-8 (its bytes are kept as \\xNN escapes)": 1,
+                       "line 4 of generations.jsonl is not valid JSON (Expecting value, column 28)": 1}
+    assert result.rows_read == {"generations": 6, "feedback": 2}
+
+
+def test_two_unreadable_lines_are_two_quarantined_rows(tmp_path):
+    rows: list[Any] = [good_row(i) for i in range(8)]
+    rows[2], rows[6] = b"{not json", b"{not json"
+    store, result = ingest(tmp_path, write_jsonl(tmp_path / "export.jsonl.gz.jsonl", rows))
+    with store:
+        keys = store.con.execute("SELECT reason FROM quarantine ORDER BY reason").fetchall()
+    assert [k for (k,) in keys] == [f"line {n} of export.jsonl.gz.jsonl is not valid JSON "
+                                    "(Expecting property name enclosed in double quotes, column 2)" for n in (3, 7)]
+    assert (result.unpaired_added, result.quarantined) == (6, 2)
+
+
+def test_a_file_with_no_json_line_is_still_one_error_naming_the_format(tmp_path):
+    path = tmp_path / "export.jsonl"
+    path.write_text("id,prompt\n1,hello\n")
+    with pytest.raises(TerminalError, match=r"could not be read as jsonl .*options\.format"):
+        ingest(tmp_path, path)
+
+
+# ------------------------------------------------------------------------------------------- PII
+def test_an_address_after_a_newline_in_a_shared_history_is_scrubbed_and_the_row_lands(tmp_path):
+    history = ("\n\nHuman: Write to my boss at\n\nperson1@email.com and call\n555-123-4567\tor card "
+               "\"4111 1111 1111 1111\", escaped \\u0040 stays\n\nAssistant: Sure.\n\nHuman: Thanks")
+    rows = [{"chosen": history + "\n\nAssistant: Done:\nperson1@email.com", "rejected": history + "\n\nAssistant: No."}]
+    store, result = ingest(tmp_path, write_jsonl(tmp_path / "hh.jsonl", rows), shape="transcripts")
+    with store:
+        [(prompt, chosen, rejected)] = store.con.execute("SELECT prompt, chosen, rejected FROM pairs").fetchall()
+    assert result.quarantined == 0
+    assert prompt[0]["content"] == ("Write to my boss at\n\n[EMAIL] and call\n[PHONE]\tor card \"[CARD]\", "
+                                    "escaped \\u0040 stays")
+    assert (chosen, rejected) == ("Done:\n[EMAIL]", "No.")
+
+
+def test_messages_json_is_scrubbed_in_its_strings_and_stays_valid_json(tmp_path):
+    """The events shape keeps generations' messages as JSON text: placeholders go into its decoded strings,
+    an address written with JSON escapes ('\\u0040' for '@') included."""
+    messages = '[{"role": "user", "content": "Mail\\nbob@example.org or alice\\u0040example.com,\\tcall\\n555-123-4567"}]'
+    gens = [{"request_id": "g1", "ts": "2026-11-02T10:00:00Z", "user_id": "u", "model_version": "v",
+             "messages": messages, "response": "Noted."}]
+    fbs = [{"event_id": "f1", "request_id": "g1", "ts": "2026-11-02T10:01:00Z", "user_id": "u", "kind": "thumb",
+            "value": "up", "other_request_id": None}]
+    write_jsonl(tmp_path / "generations.jsonl", gens)
+    write_jsonl(tmp_path / "feedback_events.jsonl", fbs)
+    path = str(tmp_path / "{table}.jsonl")
+    with FeedbackStore(tmp_path / "store.duckdb") as store:
+        store.ingest(SourceSettings(name="prod", connector="files", options={"path": path}),
+                     FilesConnector(FilesSettings(path=path)))
+        [(stored,)] = store.con.execute("SELECT messages FROM raw_events_generations").fetchall()
+        [(prompt,)] = store.con.execute("SELECT prompt FROM unpaired").fetchall()
+    assert json.loads(stored) == [{"role": "user", "content": "Mail\n[EMAIL] or [EMAIL],\tcall\n[PHONE]"}]
+    assert prompt[0]["content"] == "Mail\n[EMAIL] or [EMAIL],\tcall\n[PHONE]"
+
+
+# ------------------------------------------------------------------------------------------ sources
+def _config(tmp_path: Path, sources: list[dict[str, Any]], **ingest_settings: Any) -> Any:
+    return settings_from_dict({"target": "t", "base_model": {"tiny": True}, "ingest": ingest_settings,
+                               "sources": sources}, base_dir=tmp_path)
+
+
+def _thumbs_file(tmp_path: Path, name: str, n: int = 5) -> str:
+    write_jsonl(tmp_path / name, [good_row(i) | {"completion": f"{name} {i}."} for i in range(n)])
+    return name
+
+
+def test_a_source_that_fails_is_named_and_the_sources_after_it_still_load(tmp_path):
+    settings = _config(tmp_path, [
+        {"name": "gone", "connector": "files", "options": {"path": "missing.jsonl"}, "shape": "unpaired"},
+        {"name": "kept", "connector": "files", "options": {"path": _thumbs_file(tmp_path, "kept.jsonl")},
+         "shape": "unpaired"}])
+    with pytest.raises(TerminalError) as err:
+        stages.ingest(settings)
+    message = str(err.value)
+    assert "source 'gone'" in message and "missing.jsonl does not exist" in message
+    assert "The other sources loaded ('kept')" in message and "\n" not in message
+    assert [r.source for r in err.value.results] == ["kept"]
+    with FeedbackStore(settings.store_path) as store:
+        assert store.con.execute("SELECT source, count(*) FROM unpaired GROUP BY ALL").fetchall() == [("kept", 5)]
+
+
+def test_a_lone_failing_source_raises_its_own_error(tmp_path):
+    settings = _config(tmp_path, [{"name": "gone", "connector": "files", "options": {"path": "missing.jsonl"},
+                                   "shape": "unpaired"}])
+    with pytest.raises(TerminalError, match=r"^source 'gone': files: .*missing\.jsonl does not exist"):
+        stages.ingest(settings)
+
+
+def test_failures_that_are_all_settings_are_a_settings_error(tmp_path):
+    settings = _config(tmp_path, [
+        {"name": "a", "connector": "files", "options": {"path": _thumbs_file(tmp_path, "a.jsonl")}, "shape": "unpaired",
+         "cursor": {"rows": "ts"}},
+        {"name": "b", "connector": "files", "options": {"path": _thumbs_file(tmp_path, "b.jsonl")}, "shape": "unpaired",
+         "cursor": {"rows": "ts"}}])
+    with pytest.raises(ConfigError, match=r"2 source\(s\) failed.*No other source loaded"):
+        stages.ingest(settings)
+
+
+def _cli(config: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "alignloop.cli.main", "ingest", "--config", str(config)],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_cwd(config))
+
+
+def tmp_cwd(config: Path) -> str:
+    return str(config.parent)
+
+
+def test_cli_ingest_names_source_row_and_reason_in_one_line_and_loads_the_other_sources(tmp_path):
+    bad: list[Any] = [good_row(i) for i in range(4)] + [
+        (line.encode() if isinstance(line, str) else line).replace(b'"bad"', f'"bad-{kind}"'.encode())
+        for kind, (line, _) in BAD_ROWS.items()]
+    write_jsonl(tmp_path / "bad.jsonl", bad)
+    rows: list[Any] = [good_row(i) for i in range(40)]
+    rows.insert(7, BAD_ROWS["invalid-utf8"][0])
+    rows.insert(9, BAD_ROWS["object-in-text"][0].replace('"bad"', '"r-obj"').encode())
+    write_jsonl(tmp_path / "mostly-good.jsonl", rows)
+    _thumbs_file(tmp_path, "good.jsonl")
+    config = tmp_path / "alignloop.yaml"
+    config.write_text("store: feedback.duckdb\nbase_model: {tiny: true}\nsources:\n" + "".join(
+        f"  - {{name: {n}, connector: files, options: {{path: {p}}}, shape: unpaired}}\n"
+        for n, p in (("bad", "bad.jsonl"), ("gone", "missing.jsonl"), ("mostly", "mostly-good.jsonl"),
+                     ("good", "good.jsonl"))))
+    run = _cli(config)
+    output = run.stdout + run.stderr
+    assert run.returncode == 1, output
+    assert "Traceback" not in output
+    [error] = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert "source 'bad': 10 of 14 new rows (71%) are bad, above ingest.max_bad_share = 0.2" in error
+    assert "(e.g. row bad-" in error and "source 'gone'" in error
+    assert "The other sources loaded ('mostly', 'good')" in error
+    con = duckdb.connect(str(tmp_path / "feedback.duckdb"), read_only=True)
+    try:
+        loaded = con.execute("SELECT source, count(*) FROM unpaired GROUP BY ALL ORDER BY ALL").fetchall()
+        reasons = con.execute("SELECT reason FROM quarantine WHERE source = 'mostly' ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+    assert loaded == [("good", 5), ("mostly", 40)]
+    assert reasons == [("completion is an object, not text",),
+                       ("line 8 of mostly-good.jsonl is not valid UTF-8 (its bytes are kept as \\xNN escapes)",)]
