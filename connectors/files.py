@@ -12,7 +12,8 @@ to `_row_hash` when the files have no natural key: re-reading a file then never 
 A column DuckDB types JSON (its values differ in type from row to row) comes as JSON documents
 (`arrow.json`, see connectors/base.py), so no string keeps its quotes. A JSONL file DuckDB refuses
 because of a few lines (invalid UTF-8, broken JSON, a line that is not an object) is read again from a
-readable copy, each such row carrying its reason in `_row_problem`: one bad line spoils one row.
+readable copy, each such row carrying its reason in `_row_problem`: one bad line spoils one row. So is
+a CSV file with bytes that are not UTF-8, each row holding one marked with it.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from alignloop.connectors.base import (
@@ -189,14 +191,14 @@ class FilesConnector:
                 yield batch
             return
         except _Unparsed as e:
-            # A file the core tracks loses only its unreadable lines (quarantined by line), never the others.
-            if window.loaded_files is None or fmt != "jsonl":
+            # A file the core tracks loses only its unreadable rows (quarantined by line or row), never the others.
+            if window.loaded_files is None or fmt not in ("jsonl", "csv"):
                 raise ConnectorTerminalError(str(e)) from None
             failure = e
-        repaired = self._repaired_jsonl(con, name)
-        if repaired is None:  # not one line is a JSON object: the file is not JSONL
+        repaired = self._repaired_jsonl(con, name) if fmt == "jsonl" else self._repaired_csv(con, name)
+        if repaired is None:  # no line a JSON object, or no byte that is not UTF-8: the file is not what it claims
             raise ConnectorTerminalError(str(failure)) from None
-        path, problems = repaired
+        path, marked = repaired
         try:
             row = 0  # rows of the copy, in file order; those yielded before DuckDB gave up are not yielded again
             for batch in self._select(con, name, digest, window, fmt, str(path)):
@@ -205,8 +207,7 @@ class FilesConnector:
                     continue
                 if start < yielded:
                     batch, start = batch.slice(yielded - start), yielded
-                marks = [problems.get(start + i) for i in range(batch.num_rows)]
-                yield batch.append_column(ROW_PROBLEM, pa.array(marks, pa.string()))
+                yield marked(batch, start)
         finally:
             path.unlink(missing_ok=True)
 
@@ -261,14 +262,14 @@ class FilesConnector:
         except duckdb.Error as e:
             raise self._read_error(e, name, fmt) from None
 
-    def _repaired_jsonl(self, con: duckdb.DuckDBPyConnection, name: str) -> tuple[Path, dict[int, str]] | None:
-        """A readable copy of a JSONL file DuckDB refused, and why each line it could not read was unreadable
-        (by row of the copy: blank lines are left out). A line of invalid UTF-8 keeps its values, the bytes
-        written as \\xNN escapes; a line that is not a JSON object becomes an empty row. None: no line is a
-        JSON object."""
+    def _repaired_jsonl(self, con: duckdb.DuckDBPyConnection, name: str) -> tuple[Path, Marker] | None:
+        """A readable copy of a JSONL file DuckDB refused, and what marks each row of the copy read with why its
+        line was unreadable (blank lines are left out of the copy). A line of invalid UTF-8 keeps its values,
+        the bytes written as \\xNN escapes; a line that is not a JSON object becomes an empty row. None: no line
+        is a JSON object."""
         fd, tmp = tempfile.mkstemp(suffix=".jsonl", prefix="alignloop-")
         problems: dict[int, str] = {}
-        row = 0
+        row = objects = 0
         with os.fdopen(fd, "wb") as out:
             for number, line in enumerate(self._lines(con, name), start=1):
                 if not line.strip():
@@ -276,12 +277,53 @@ class FilesConnector:
                 fixed, problem = _readable_line(line)
                 if problem is not None:
                     problems[row] = f"line {number} of {Path(name).name} {problem}"
+                objects += fixed != b"{}"
                 out.write(fixed + b"\n")
                 row += 1
-        if len(problems) == row:
+        if not objects:
             os.unlink(tmp)
             return None
-        return Path(tmp), problems
+
+        def marked(batch: pa.RecordBatch, start: int) -> pa.RecordBatch:
+            marks = [problems.get(start + i) for i in range(batch.num_rows)]
+            return batch.append_column(ROW_PROBLEM, pa.array(marks, pa.string()))
+        return Path(tmp), marked
+
+    def _repaired_csv(self, con: duckdb.DuckDBPyConnection, name: str) -> tuple[Path, Marker] | None:
+        """A readable copy of a CSV file with bytes that are not UTF-8, each such byte written as a noncharacter
+        and its hex digits (nothing a delimiter, quote or line end), and what turns those back into \\xNN text in
+        the rows read, marking each with its problem. None: the file has no such byte, or has the noncharacter
+        itself."""
+        fd, tmp = tempfile.mkstemp(suffix=".csv", prefix="alignloop-")
+        found = False
+        with os.fdopen(fd, "wb") as out:
+            for line in self._lines(con, name):
+                text = line.decode(errors="surrogateescape")
+                if _NOT_UTF8 in text:
+                    found = False
+                    break
+                fixed = _SURROGATES.sub(lambda m: f"{_NOT_UTF8}{ord(m.group()) - 0xDC00:02x}", text)
+                found = found or fixed != text
+                out.write(fixed.encode())
+        if not found:
+            os.unlink(tmp)
+            return None
+
+        def marked(batch: pa.RecordBatch, start: int) -> pa.RecordBatch:
+            marks: list[str | None] = [None] * batch.num_rows
+            for i, field in enumerate(batch.schema):
+                if not pa.types.is_string(field.type) or field.name in FILE_COLUMNS:
+                    continue
+                hit = pc.match_substring(batch.column(i), _NOT_UTF8).to_pylist()
+                if not any(hit):
+                    continue
+                for r in (r for r, h in enumerate(hit) if h):
+                    marks[r] = (f"row {start + r + 1} of {Path(name).name} is not valid UTF-8 "
+                                "(its bytes are kept as \\xNN escapes)")
+                shown = pc.replace_substring_regex(batch.column(i), _NOT_UTF8 + "([0-9a-f]{2})", "\\\\x\\1")
+                batch = batch.set_column(i, field, shown)
+            return batch.append_column(ROW_PROBLEM, pa.array(marks, pa.string()))
+        return Path(tmp), marked
 
     def _lines(self, con: duckdb.DuckDBPyConnection, name: str) -> Iterator[bytes]:
         """The file's lines as bytes (gunzipped when its name ends in .gz)."""
@@ -305,6 +347,12 @@ class FilesConnector:
             f"files: {name} could not be read as {fmt} ({_first_line(e)}); "
             f"set options.format to the file's format (jsonl, json, csv or parquet) or fix the file"
         )
+
+
+Marker = Callable[[pa.RecordBatch, int], pa.RecordBatch]
+# Stands for a byte that is not UTF-8 in a readable copy of a CSV file: a noncharacter, which text does not use.
+_NOT_UTF8 = "\ufdd0"
+_SURROGATES = re.compile("[\udc80-\udcff]")
 
 
 class _Unparsed(ConnectorTerminalError):
@@ -366,7 +414,9 @@ def _source_sql(fmt: str) -> str:
     if fmt == "json":
         return "read_json($path, format = 'auto')"
     if fmt == "csv":
-        return "read_csv($path, header = true)"  # exports name their columns; never guess a header away
+        # Exports name their columns: never guess a header away. CSV has no types: every value is read as the
+        # text it is ("007" stays "007"), and the shapes read numbers and times from it as they do from JSON text.
+        return "read_csv($path, header = true, all_varchar = true)"
     return "read_parquet($path)"
 
 

@@ -361,7 +361,8 @@ def _check_cursor(job: Landing, first: pa.RecordBatch) -> str:
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         sample = next((v for v in column.to_pylist() if v is not None), None)
     kind = cursor_kind(column.type, sample, job.cursor_setting)
-    if job.position is not None and job.position.kind != kind:
+    # A file source is read by file, never from its cursor: its cursor's kind may change (CSV read as text).
+    if job.position is not None and job.position.kind != kind and job.loaded_files is None:
         raise ConfigError(
             f"{job.cursor_setting}: the cursor column was read as {job.position.kind} before and is {kind} now; "
             "keep the cursor column's type, or start a new store"
@@ -511,8 +512,11 @@ def _stored_value(job: Landing, c: str, binary: bool, suspect: bool) -> str:
     the store's salt, text columns PII-scrubbed (only the flagged ones, where a scan flagged them)."""
     qc = _q(c)
     if binary:
-        # keep what was read: the bytes, shown as text with escapes, where they are not UTF-8
-        return f"coalesce({qc}, CAST({_q(c + '__bytes')} AS VARCHAR)) AS {qc}"
+        # keep what was read: the bytes, shown as text with escapes, where they are not UTF-8; scrubbed either way
+        shown = f"coalesce({qc}, CAST({_q(c + '__bytes')} AS VARCHAR))"
+        if c in set(getattr(job.inp.spec, "text_columns", ())) and job.settings.scrub_pii:
+            shown = scrub_json_sql(shown) if c in job.inp.spec.json_columns else scrub_sql(shown)
+        return f"{shown} AS {qc}"
     if c in set(getattr(job.inp.spec, "user_columns", ("user_id",))):
         return f"CASE WHEN {qc} IS NOT NULL THEN sha256($salt || CAST({qc} AS VARCHAR)) END AS {qc}"
     if c in set(getattr(job.inp.spec, "text_columns", ())) and job.settings.scrub_pii:

@@ -387,7 +387,7 @@ class FeedbackStore:
 
     def _advance(self, source: str, name: str, old: CursorPosition | None, new: CursorPosition, batch_id: int) -> None:
         """Move a cursor forward (never back: a look-back read may end below the stored position)."""
-        if old is not None and _order(old) >= _order(new):
+        if old is not None and old.kind == new.kind and _order(old) >= _order(new):
             return
         self.con.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?, ?, ?)",
                          [source, name, new.value, new.kind, batch_id, _utcnow()])

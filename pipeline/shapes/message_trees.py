@@ -80,6 +80,8 @@ def emoji_votes(emojis: Any) -> tuple[int, int, str | None]:
 def _rank(value: Any) -> tuple[int | None, str | None]:
     if value is None:
         return None, None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():  # a CSV export's text
+        return int(value), None
     if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
         return None, f"rank {value!r} is not an integer"
     return int(value), None
@@ -104,8 +106,8 @@ def _message(node: dict[str, Any], parent_id: str | None, tree_id: str | None) -
     ts, ts_problem = parse_ts(node.get("created_date")) if "created_date" in node else (None, None)
     problem = first_problem(
         "message_id is missing" if message_id is None else None,
-        "deleted in the export" if node.get("deleted") is True else None,
-        "failed review in the export (review_result false)" if node.get("review_result") is False else None,
+        "deleted in the export" if _flag(node.get("deleted")) is True else None,
+        "failed review in the export (review_result false)" if _flag(node.get("review_result")) is False else None,
         None if role in ("user", "assistant") else f"role {node.get('role')!r} is not prompter or assistant",
         text_problem(node.get("text"), "text"),
         "text is empty" if text is None or not text.strip() else None,
@@ -119,6 +121,13 @@ def _message(node: dict[str, Any], parent_id: str | None, tree_id: str | None) -
         "ts": ts or load_time(), "ts_observed": ts is not None, "user_id": as_text(node.get("user_id")),
         "model_name": as_text(node.get("model_name")), "prep_problem": problem,
     }
+
+
+def _flag(value: Any) -> bool | None:
+    """A true/false field as a bool, written as JSON booleans or as text (a CSV export); anything else None."""
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.strip().lower())
+    return value if isinstance(value, bool) else None
 
 
 def _decoded(value: Any) -> Any:
