@@ -97,6 +97,11 @@ def mark_json(batch: pa.RecordBatch, names: Any) -> pa.RecordBatch:
     return batch
 
 
+def json_columns(description: Any) -> list[str]:
+    """The columns a DuckDB result (its `description`) types JSON: their values are JSON documents."""
+    return [d[0] for d in description or () if str(d[1]) == "JSON"]
+
+
 def quote_identifier(name: str) -> str:
     """Quote a table or column name for SQL (double quotes, embedded quotes doubled).
 

@@ -14,6 +14,8 @@ from alignloop.connectors.base import (
     ConnectorTerminalError,
     ConnectorTransientError,
     Window,
+    json_columns,
+    mark_json,
     quote_identifier,
     window_bounds,
 )
@@ -62,7 +64,9 @@ class DuckDBConnector:
         con = self._connect()
         try:
             try:
-                reader = con.execute(sql, params).to_arrow_reader(self.settings.batch_size)
+                result = con.execute(sql, params)
+                marked = json_columns(result.description)  # JSON columns: documents, decoded by the core
+                reader = result.to_arrow_reader(self.settings.batch_size)
             except duckdb.CatalogException as e:
                 raise ConnectorTerminalError(
                     f"duckdb: {self.settings.path.name}: {str(e).splitlines()[0]}; check the table and column "
@@ -73,6 +77,7 @@ class DuckDBConnector:
                     f"duckdb: {self.settings.path.name}: {str(e).splitlines()[0]}; check the column names in "
                     f"the source's mapping"
                 ) from None
-            yield from reader
+            for batch in reader:
+                yield mark_json(batch, marked) if marked else batch
         finally:
             con.close()

@@ -283,3 +283,21 @@ def test_cli_ingest_names_source_row_and_reason_in_one_line_and_loads_the_other_
     assert loaded == [("good", 5), ("mostly", 40)]
     assert reasons == [("completion is an object, not text",),
                        ("line 8 of mostly-good.jsonl is not valid UTF-8 (its bytes are kept as \\xNN escapes)",)]
+
+
+def test_a_json_column_of_a_duckdb_table_is_read_value_by_value(tmp_path):
+    """A DuckDB column typed JSON holds documents: its strings are stored without their quotes."""
+    from alignloop.connectors.duckdb_file import DuckDBConnector, DuckDBSettings
+
+    wh = tmp_path / "wh.duckdb"
+    con = duckdb.connect(str(wh))
+    con.execute("CREATE TABLE unpaired AS SELECT * FROM (VALUES ('Q1?', '\"hello\"'::JSON, 'up'), "
+                "('Q2?', '{\"text\": \"hi\"}'::JSON, 'up'), ('Q3?', '42'::JSON, 'down')) AS v(prompt, completion, label)")
+    con.close()
+    source = SourceSettings(name="wh", connector="duckdb", options={"path": str(wh)}, shape="unpaired")
+    with FeedbackStore(tmp_path / "store.duckdb") as store:
+        store.ingest(source, DuckDBConnector(DuckDBSettings(path=wh)), settings=IngestSettings(max_bad_share=1))
+        got = store.con.execute("SELECT completion FROM unpaired ORDER BY ALL").fetchall()
+        reasons = dict(store.quarantine_reasons())
+    assert got == [("42",), ("hello",)]
+    assert reasons == {"completion is an object, not text": 1}
