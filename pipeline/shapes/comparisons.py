@@ -34,6 +34,7 @@ from alignloop.shapes.base import (
     conversation_problem,
     first_problem,
     keys,
+    text_problem,
     timestamps,
 )
 
@@ -159,9 +160,11 @@ def _pairwise_rows(values: dict[str, list[Any]], n: int, spellings: dict[str, st
     row = _common(values, n, a, b, raw)
     verdicts = [read_winner(w, spellings, ma, mb)
                 for w, ma, mb in zip(values["winner"], row["model_a"], row["model_b"], strict=True)]
-    problems = [first_problem(kp, tp, pp, _vote_problem(x, y, v, wp, ("answer_a", "answer_b")))
-                for kp, tp, pp, x, y, (v, wp) in zip(row["key_problem"], row["ts_problem"], row["prompt_problem"], a, b,
-                                                     verdicts, strict=True)]
+    problems = [first_problem(kp, tp, pp, text_problem(rx, "answer_a"), text_problem(ry, "answer_b"),
+                              _vote_problem(x, y, v, wp, ("answer_a", "answer_b")))
+                for kp, tp, pp, x, y, rx, ry, (v, wp) in zip(row["key_problem"], row["ts_problem"], row["prompt_problem"],
+                                                             a, b, values["answer_a"], values["answer_b"], verdicts,
+                                                             strict=True)]
     return {**{c: row[c] for c in LANDING.names if c in row}, "answer_a": a, "answer_b": b,
             "winner": [v for v, _ in verdicts], "winner_raw": raw, "prep_problem": problems}
 
@@ -191,6 +194,7 @@ def _answers_rows(values: dict[str, list[Any]], n: int, spellings: dict[str, str
         for vote in _votes_of(answers[r], votes[r], values["answers"][r], values["votes"][r], vote_pairs):
             number, i, j, written, problem = vote
             a, b = (answers[r][i - 1], answers[r][j - 1]) if problem is None else (None, None)
+            problem = problem or text_problem(a, _answer_name(i)) or text_problem(b, _answer_name(j))
             a, b = as_text(a), as_text(b)
             verdict, winner_problem = (None, None) if problem else read_winner(written, spellings, row["model_a"][r],
                                                                                 row["model_b"][r])
@@ -205,6 +209,10 @@ def _answers_rows(values: dict[str, list[Any]], n: int, spellings: dict[str, str
             out["prep_problem"].append(first_problem(row["key_problem"][r], row["ts_problem"][r], row["prompt_problem"][r],
                                                      problem or _vote_problem(a, b, verdict, winner_problem, names)))
     return out
+
+
+def _answer_name(i: int) -> str:
+    return f"answer {i}"
 
 
 def _votes_of(answers: list[Any] | None, votes: list[Any] | None, raw_answers: Any, raw_votes: Any,
@@ -237,7 +245,8 @@ COMPARISONS = LogShape(
                      "model_a", "model_b", "answers", "votes"),
             optional=("id", "ts", "user_id", "annotator", "model_version", "answer_a", "answer_b", "winner",
                       "model_a", "model_b", "answers", "votes"),
-            text_columns=("prompt", "answer_a", "answer_b"), user_columns=("user_id", "annotator"),
+            text_columns=("prompt", "answer_a", "answer_b"), json_columns=("prompt",),
+            user_columns=("user_id", "annotator"),
             list_columns=("answers", "votes"),
         ),
     ),

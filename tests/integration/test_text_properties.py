@@ -167,7 +167,20 @@ def langfuse(texts: list[dict[str, Any]]) -> tuple[dict[str, list[dict]], list[R
     return {"traces": traces, "observations": observations, "scores": scores}, rows
 
 
+def comparisons(texts: list[dict[str, Any]]) -> tuple[dict[str, list[dict]], list[Row]]:
+    """Answer a preferred over answer b: the stored pair holds a as chosen."""
+    records, rows = [], []
+    for i, t in enumerate(texts):
+        rid = f"k{i}"
+        records.append({"id": rid, "ts": TS, "prompt": t["prompt"], "answer_a": t["chosen"], "answer_b": t["rejected"],
+                        "winner": "a"})
+        rows.append(Row(rid, {"prompt": t["prompt"], "chosen": t["chosen"], "rejected": t["rejected"]},
+                        canonical_ids(rid)))
+    return {"comparisons": records}, rows
+
+
 SHAPE_ROWS = {
+    "comparisons": comparisons,
     "preference": single_table("preference", ("prompt", "chosen", "rejected")),
     "unpaired": single_table("unpaired", ("prompt", "completion"), lambda i: {"label": "up"}),
     "ratings": single_table("ratings", ("prompt", "completion"), lambda i: {"score": "5"}),
