@@ -267,26 +267,52 @@ class EvaluationSettings(_Settings):
 
 
 class PromotionSettings(_Settings):
-    """What a challenger must clear to become champion (pipeline/gate.py); null switches a check off."""
+    """What a challenger must clear to become champion (pipeline/gate.py); null switches a check off.
 
+    Every check decides by a 95% interval: a gain or a win rate counts when its lower bound lies above
+    the bound, a guard holds when its upper bound lies below the limit.
+    """
+
+    min_prompts: int = Field(
+        30, ge=1, description="Fewest held-out prompts a compared quantity must be measured on; on fewer it is "
+                              "unmeasured, never passed.")
     min_gain_ci_low: float | None = Field(
-        0.0, ge=-1.0, le=1.0,
-        description="Lowest allowed lower bound of the 95% interval of candidate − champion preference accuracy "
-                    "(candidate − reference when there is no champion).")
+        0.01, ge=0.0, le=1.0,
+        description="The lower bound of the 95% interval of candidate − champion preference accuracy "
+                    "(candidate − reference when there is no champion) must lie strictly above this minimum effect "
+                    "(never below 0: a candidate identical to the champion must not pass).")
     max_kl_reference: float | None = Field(
-        None, ge=0.0, description="Highest KL from the reference, nats per sampled answer (its scale grows with "
-                                  "answer length, so it is off by default).")
+        None, ge=0.0, description="The upper bound of the 95% interval of the KL from the reference, nats per sampled "
+                                  "answer, must lie below this (its scale grows with answer length: off by default).")
     max_ppl_rise: float | None = Field(
-        0.10, ge=0.0, description="Highest relative perplexity rise on the capability text (0.10 = 10%).")
+        0.10, ge=0.0, description="The upper bound of the 95% interval of the perplexity rise on the capability text "
+                                  "must lie below this (0.10 = 10%).")
     max_length_drift: float | None = Field(
-        None, ge=0.0, description="Highest |candidate/reference answer length − 1| (0.5 = ±50%).")
+        None, ge=0.0, description="The 95% interval of candidate/reference answer length must lie within 1 ± this "
+                                  "(0.5 = ±50%).")
+    max_degenerate_rise: float | None = Field(
+        0.10, ge=0.0, description="The upper bound of the 95% interval of the candidate's share of degenerate answers "
+                                  "(empty, repeating, cut off) minus the reference's must lie below this.")
     min_judge_win_rate: float | None = Field(
-        0.5, ge=0.0, le=1.0, description="Lowest judged win rate over the champion (or reference), usable judge only.")
+        0.5, ge=0.5, le=1.0, description="The lower bound of the 95% interval of the judged win rate over the champion "
+                                         "(or reference) must lie strictly above this; usable judge only.")
     require_usable_judge: bool = Field(
         False, description="Count a missing or unusable judge as unmeasured (refused) instead of leaving it out.")
     auto_promote: bool = Field(False, description="Make a challenger that passes every check champion right away.")
     lock_wait_s: float = Field(
         600.0, ge=0.0, description="How long a run waits for another run of the same target to finish registering.")
+
+    def gate_values(self) -> dict[str, Any]:
+        """The settings the verdict depends on (not how promotion is carried out), as recorded on a version."""
+        return self.model_dump(mode="json", exclude={"auto_promote", "lock_wait_s"})
+
+    def gate_hash(self) -> str:
+        return gate_settings_hash(self.gate_values())
+
+
+def gate_settings_hash(values: dict[str, Any]) -> str:
+    """A short hash of gate settings' values: two verdicts under one hash were decided by the same rules."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class MlflowSettings(_Settings):

@@ -2,7 +2,7 @@
 
 One module owns its files, so stages, the review page and the accelerate worker share one reader:
 snapshot.json and plan.json (written by `plan`), train.json, eval_report.json, gate.json, registered.json,
-and the LATEST marker naming the newest planned run.
+and the NEWEST marker naming the newest planned run.
 """
 
 from __future__ import annotations
@@ -42,20 +42,20 @@ def read_json(path: Path) -> Any:
 
 
 def new_run(runs_dir: Path, snapshot: Snapshot, plan: Plan) -> PlannedRun:
-    """A new run folder for a planned snapshot, marked LATEST, holding snapshot.json and plan.json."""
+    """A new run folder for a planned snapshot, marked NEWEST, holding snapshot.json and plan.json."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     run_dir = runs_dir / f"{stamp}-{snapshot.snapshot_id[:8]}"
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "snapshot.json", asdict(snapshot))
     write_json(run_dir / "plan.json", plan.to_dict())
-    (runs_dir / "LATEST").write_text(run_dir.name + "\n")
+    (runs_dir / "NEWEST").write_text(run_dir.name + "\n")
     return PlannedRun(run_dir, snapshot, plan)
 
 
 def latest_run(settings: Any, run: str | None = None) -> PlannedRun:
     """A run folder by name, or the latest one planned."""
     if run is None:
-        marker = settings.runs_dir / "LATEST"
+        marker = settings.runs_dir / "NEWEST"
         if not marker.exists():
             raise TerminalError(f"no planned run under {settings.runs_dir}: run `alignloop plan` first")
         run = marker.read_text().strip()

@@ -339,8 +339,9 @@ def _weights_to_log(settings: Settings, trained: dict[str, Any], run_dir: Path) 
 
 
 def register(settings: Settings, planned: PlannedRun, *, allow_same_snapshot: bool = False):
-    """Log the run to MLflow and register the candidate as a new version with alias challenger,
-    carrying the gate's verdict; promote it too when promotion.auto_promote is on and it passed.
+    """Log the run to MLflow and register the candidate as a new version (alias newest, and challenger
+    when it passed the gate), carrying the gate's verdict and the settings that decided it; promote it
+    too when promotion.auto_promote is on and it passed.
 
     Registering one run twice returns its version; unless allow_same_snapshot, so does registering
     another run of the same snapshot and settings (two runs at once). Writes registered.json.
@@ -367,7 +368,7 @@ def register(settings: Settings, planned: PlannedRun, *, allow_same_snapshot: bo
         promoted = False
         if settings.promotion.auto_promote and verdict.passed and not version.reused:
             version = promote(uri, target, version.version, check=registry_check(settings.promotion),
-                              user="auto_promote")
+                              via="auto_promote")
             promoted = True
     write_json(planned.run_dir / "registered.json",
                 {**asdict(version), "gate": verdict.to_dict(), "auto_promoted": promoted, "review_page": str(review)})
@@ -396,7 +397,7 @@ def _log_version(settings: Settings, planned: PlannedRun, trained: dict[str, Any
         files={"review.html": review, **{f.name: f for f in [planned.run_dir / "per_pair_scores.jsonl"] if f.is_file()}},
         model_dir=model_dir, model_info=model_info,
         extra_model_artifacts=extra, lineage=_lineage(settings, planned, cursors, report, verdict, model_info),
-        same_as=same_as, lock_wait_s=settings.promotion.lock_wait_s,
+        challenger=verdict.passed, same_as=same_as, lock_wait_s=settings.promotion.lock_wait_s,
     )
 
 
@@ -419,8 +420,9 @@ def _run_record(settings: Settings, planned: PlannedRun, trained: dict[str, Any]
 
 def _lineage(settings: Settings, planned: PlannedRun, cursors: dict[str, Any], report: dict[str, Any], verdict,
              model_info: dict[str, Any]) -> dict[str, Any]:
-    """The version's lineage tags: what it was trained on and how, what it was evaluated on, the gate's verdict."""
-    from alignloop.gate import report_tags
+    """The version's lineage tags: what it was trained on and how, what it was evaluated on, the gate's verdict
+    and the settings that decided it."""
+    from alignloop.gate import report_tags, verdict_tags
     from alignloop.models import describe_base_model
 
     return {
@@ -433,8 +435,7 @@ def _lineage(settings: Settings, planned: PlannedRun, cursors: dict[str, Any], r
         "base_model": describe_base_model(settings.base_model),
         "weights": model_info["weights"],
         **report_tags(report),
-        "gate.verdict": verdict.verdict,
-        "gate.reasons": "\n".join(verdict.lines),
+        **verdict_tags(verdict),
     }
 
 

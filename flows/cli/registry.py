@@ -20,13 +20,19 @@ def show_versions(settings: Settings, out: Console) -> None:
     table = Table(title=settings.model_name)
     table.add_column("version")
     table.add_column("aliases", no_wrap=True)  # a wrapped alias ("challen-ger") is unreadable and unsearchable
-    for name in ("method", "pref acc (ref → cand)", "gain [95% CI]", "gate", "created"):
+    for name in ("method", "pref acc (ref → cand)", "gain [95% CI]"):
         table.add_column(name)
+    table.add_column("gate (settings hash)", no_wrap=True)  # the verdict and the hash of the rules behind it
+    table.add_column("created")
     for v in describe(settings.tracking_uri, settings.model_name):
         m, tags = v.get("metrics", {}), v.get("tags", {})
         acc = (f"{m['eval_pref_accuracy_reference']:.3f} → {m['eval_pref_accuracy_candidate']:.3f}"
                if "eval_pref_accuracy_candidate" in m else "—")
         state = tags.get("alignloop.gate.verdict", "—")
+        if "alignloop.gate.settings_hash" in tags:  # which rules decided it: equal hashes, equal rules
+            state = f"{state} ({tags['alignloop.gate.settings_hash']})"
+        if "alignloop.promotion.forced_by" in tags:
+            state = f"{state}, forced"
         if not v.get("complete"):
             state = "abandoned" if "alignloop.abandoned" in tags else "incomplete"
         table.add_row(str(v["version"]), ", ".join(v.get("aliases", [])), tags.get("alignloop.method", "—"), acc,

@@ -1,5 +1,5 @@
 """MLflow side of alignloop: log a training run, register its model as a new version of the target,
-and move the aliases (challenger, champion, previous_champion) that the gate and the server read.
+and move the aliases (newest, challenger, champion, previous_champion) that the gate and the server read.
 Every MLflow failure leaves this package as a TransientError or a TerminalError with a secret-free message.
 
 access.py   clients, names, errors, quiet output    served.py  the pyfunc model and how it is logged
@@ -11,6 +11,7 @@ from alignloop.registry.access import (
     CHALLENGER,
     CHAMPION,
     COMPLETE_TAG,
+    NEWEST,
     PREVIOUS_CHAMPION,
     TAG_PREFIX,
     RegisteredVersion,
@@ -22,7 +23,7 @@ from alignloop.registry.lock import target_lock
 from alignloop.registry.versions import describe, files_sha256, find_version, log_and_register, promote, rollback
 
 __all__ = [
-    "CHALLENGER", "CHAMPION", "COMPLETE_TAG", "PREVIOUS_CHAMPION", "TAG_PREFIX", "RegisteredVersion",
+    "CHALLENGER", "CHAMPION", "COMPLETE_TAG", "NEWEST", "PREVIOUS_CHAMPION", "TAG_PREFIX", "RegisteredVersion",
     "_mlflow_errors", "describe", "fetch_version_model", "files_sha256", "find_version", "log_and_register", "promote",
     "redact", "rollback", "target_lock",
 ]

@@ -29,7 +29,10 @@ from alignloop.errors import AlignloopError, TerminalError, TransientError
 from alignloop.registry.filelock import exclusive, sqlite_db_path
 from alignloop.registry.quiet import _quiet_mlflow  # noqa: F401 - re-exported for the registry modules
 
+# challenger: the newest version that passed the gate and is not yet champion; newest: the newest
+# complete version, whatever its verdict (a failing version never takes challenger from a passing one).
 CHALLENGER = "challenger"
+NEWEST = "newest"
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous_champion"
 TAG_PREFIX = "alignloop."

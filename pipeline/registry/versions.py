@@ -5,10 +5,12 @@ describe. A version counts only once it is complete (see COMPLETE_TAG).
 from __future__ import annotations
 
 import contextlib
-import getpass
 import hashlib
+import json
 import logging
 import os
+import pwd
+from urllib.parse import urlsplit
 from datetime import UTC, datetime
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -30,6 +32,7 @@ from alignloop.registry.access import (
     MAX_TAG_VAL_LENGTH,
     CHALLENGER,
     CHAMPION,
+    NEWEST,
     PREVIOUS_CHAMPION,
     RegisteredVersion,
     _client,
@@ -55,7 +58,8 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------------------------
 # Public API
 
-# Decides whether a candidate row may replace the champion row (both as `describe` returns them).
+# Decides whether a candidate row may replace the champion row (both as `describe` returns them):
+# returns a verdict with .passed, .verdict, .lines, and the .settings / .settings_hash that decided it.
 Check = Callable[[dict[str, Any], "dict[str, Any] | None"], Any]
 
 
@@ -72,14 +76,17 @@ def log_and_register(
     model_dir: Path,
     model_info: dict[str, Any],
     lineage: dict[str, str],
-    alias: str = CHALLENGER,
+    challenger: bool,
     files: Mapping[str, Path] | None = None,
     extra_model_artifacts: Mapping[str, Path] | None = None,
     same_as: Sequence[Mapping[str, str]] = (),
     lock_wait_s: float = 600.0,
 ) -> RegisteredVersion:
     """Log one run (params, metrics, curve, JSON artifacts and `files`, model) and register it as a new
-    version of `target` carrying `alias` and the lineage tags, all or nothing, one at a time per target.
+    version of `target` carrying the lineage tags, all or nothing, one at a time per target.
+
+    The new version takes alias `newest`, and `challenger` only when `challenger` is true (it passed the
+    gate): a version that did not pass never takes challenger from one that did.
 
     `same_as`: tag sets that identify an equivalent version (e.g. the same run folder); when a complete
     version carries all tags of one set, it is returned (reused=True) and nothing new is logged.
@@ -115,7 +122,7 @@ def log_and_register(
             finally:
                 mlflow.end_run(status)
             version = mlflow.register_model(logged.model_uri, target, tags=tags)
-        _complete(client, target, alias, version.version)
+        _complete(client, target, version.version, challenger)
         return _registered(client.get_model_version(target, version.version))
 
 
@@ -137,10 +144,13 @@ def _start_run(experiment_id: str, run_name: str, tags: dict[str, str]) -> str:
     return mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags, nested=nested).info.run_id
 
 
-def _complete(client, target: str, alias: str, version: str) -> None:
-    """Point `alias` at the new version and mark it complete; a version that cannot be is marked abandoned."""
+def _complete(client, target: str, version: str, challenger: bool) -> None:
+    """Point newest (and challenger, when it passed the gate) at the new version and mark it complete; a
+    version that cannot be is marked abandoned."""
     try:
-        client.set_registered_model_alias(target, alias, version)
+        client.set_registered_model_alias(target, NEWEST, version)
+        if challenger:
+            client.set_registered_model_alias(target, CHALLENGER, version)
         client.set_model_version_tag(target, version, COMPLETE_TAG, "true")
     except BaseException:
         with contextlib.suppress(Exception):
@@ -148,16 +158,20 @@ def _complete(client, target: str, alias: str, version: str) -> None:
         raise
 
 
-def promote(tracking_uri: str, target: str, version: int | None = None, *, check: Check | None = None,
-            force_reason: str | None = None, user: str | None = None, lock_wait_s: float = 600.0) -> RegisteredVersion:
+def promote(tracking_uri: str, target: str, version: int | None = None, *, check: Check,
+            force_reason: str | None = None, via: str | None = None, lock_wait_s: float = 600.0) -> RegisteredVersion:
     """Make `version` (default: the challenger) the champion; the old champion becomes previous_champion.
 
-    `check(candidate, champion)` returns the gate's verdict (an object with .passed, .verdict, .lines);
-    a verdict that did not pass refuses the promotion and moves nothing, unless `force_reason` is
-    given, in which case who (`user`) and why are recorded as tags on the promoted version.
+    `check(candidate, champion)` is the gate (there is no ungated promotion): a verdict that did not pass
+    refuses the promotion and moves nothing, unless `force_reason` is given; then the identity the
+    registry knows (see registry_user) and the reason are recorded as tags on the promoted version, as
+    are the verdict and the settings that decided it. `via` names an automatic promoter (auto_promote).
     Aliases move in an order that is safe to retry: previous_champion, then champion, then the
     challenger alias is dropped if it named the promoted version.
     """
+    if not callable(check):
+        raise TypeError("registry.promote needs check=, the gate (alignloop.gate.registry_check(settings)): "
+                        "there is no ungated promotion; override a verdict with force_reason")
     with target_lock(tracking_uri, target, wait_s=lock_wait_s), \
             _mlflow_errors(tracking_uri, f"promoting a version of {target!r}"), _quiet_mlflow():
         client = _client(tracking_uri)
@@ -165,7 +179,8 @@ def promote(tracking_uri: str, target: str, version: int | None = None, *, check
         old = _version_by_alias(client, target, CHAMPION)
         if old is not None and old.version == new.version:
             return _registered(new)
-        promotion_tags = _promotion_tags(client, target, new, old, check, force_reason, user or _os_user())
+        promotion_tags = _promotion_tags(client, target, new, old, check, force_reason, via,
+                                         registry_user(tracking_uri))
         for key, value in promotion_tags.items():
             client.set_model_version_tag(target, new.version, key, value)
         if old is not None:
@@ -183,8 +198,9 @@ def _promotable(client, target: str, version: int | None) -> ModelVersion:
         new = _version_by_alias(client, target, CHALLENGER)
         if new is None:
             raise TerminalError(
-                f"{target!r} has no {CHALLENGER!r} version to promote; register one first "
-                "(alignloop run) or pass the version number (alignloop promote --version N)"
+                f"{target!r} has no {CHALLENGER!r} version to promote: no version registered since the last "
+                "promotion passed the gate. List them with `alignloop versions`; promote one knowingly with "
+                "`alignloop promote --version N` (--force --reason TEXT if it did not pass)"
             )
         newest = max(_all_versions(client, target), key=lambda v: int(v.version))
         if int(newest.version) > int(new.version) and not _is_complete(newest):
@@ -203,28 +219,37 @@ def _promotable(client, target: str, version: int | None) -> ModelVersion:
     return new
 
 
-def _promotion_tags(client, target: str, new: ModelVersion, old: ModelVersion | None, check: Check | None,
-                    force_reason: str | None, user: str) -> dict[str, str]:
-    """Who promoted and when, the gate's verdict, and who overrode it and why; a verdict that did not pass
-    refuses the promotion (nothing moved) unless `force_reason` is given."""
+def _promotion_tags(client, target: str, new: ModelVersion, old: ModelVersion | None, check: Check,
+                    force_reason: str | None, via: str | None, user: str) -> dict[str, str]:
+    """Who promoted and when, the gate's verdict and the settings that decided it, and who overrode it
+    and why; a verdict that did not pass refuses the promotion (nothing moved) unless `force_reason` is given."""
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    promotion_tags = {f"{TAG_PREFIX}promoted_by": user, f"{TAG_PREFIX}promoted_at": stamp}
-    if check is not None:
-        verdict = check(_row(client, target, new), None if old is None else _row(client, target, old))
-        promotion_tags[f"{TAG_PREFIX}promotion.verdict"] = verdict.verdict
-        if not verdict.passed and not force_reason:
-            misses = [line for line in verdict.lines if not line.startswith(("pass", "skip"))]
-            raise TerminalError(
-                f"{target!r} version {new.version} is not promoted (gate verdict: {verdict.verdict}; "
-                f"{' | '.join(misses)}); nothing moved. Inspect it with `alignloop versions` / `alignloop "
-                "review --version N`, or override with `alignloop promote --force --reason TEXT`"
-            )
-        if verdict.passed:
-            return promotion_tags
-    if force_reason:
-        promotion_tags[f"{TAG_PREFIX}promotion.forced_by"] = user
-        promotion_tags[f"{TAG_PREFIX}promotion.forced_reason"] = redact(force_reason)[:MAX_TAG_VAL_LENGTH]
+    promotion_tags = {f"{TAG_PREFIX}promoted_by": user if via is None else f"{via} ({user})",
+                      f"{TAG_PREFIX}promoted_at": stamp}
+    verdict = check(_row(client, target, new), None if old is None else _row(client, target, old))
+    promotion_tags.update(_verdict_tags(verdict))
+    if verdict.passed:
+        return promotion_tags
+    if not force_reason:
+        misses = [line for line in verdict.lines if not line.startswith(("pass", "skip"))]
+        raise TerminalError(
+            f"{target!r} version {new.version} is not promoted (gate verdict: {verdict.verdict}; "
+            f"{' | '.join(misses)}); nothing moved. Inspect it with `alignloop versions` / `alignloop "
+            "review --version N`, or override with `alignloop promote --force --reason TEXT`"
+        )
+    promotion_tags[f"{TAG_PREFIX}promotion.forced_by"] = user
+    promotion_tags[f"{TAG_PREFIX}promotion.forced_reason"] = redact(force_reason)[:MAX_TAG_VAL_LENGTH]
     return promotion_tags
+
+
+def _verdict_tags(verdict: Any) -> dict[str, str]:
+    tags = {f"{TAG_PREFIX}promotion.verdict": verdict.verdict,
+            f"{TAG_PREFIX}promotion.reasons": "\n".join(verdict.lines)[:MAX_TAG_VAL_LENGTH]}
+    settings = getattr(verdict, "settings", None)
+    if settings is not None:
+        tags[f"{TAG_PREFIX}promotion.settings_hash"] = verdict.settings_hash
+        tags[f"{TAG_PREFIX}promotion.settings"] = json.dumps(dict(settings), sort_keys=True)[:MAX_TAG_VAL_LENGTH]
+    return tags
 
 
 def rollback(tracking_uri: str, target: str, *, lock_wait_s: float = 600.0) -> RegisteredVersion:
@@ -289,11 +314,19 @@ def files_sha256(paths: Sequence[Path]) -> str:
 # Helpers
 
 
-def _os_user() -> str:
+def registry_user(tracking_uri: str) -> str:
+    """Who is promoting, as the registry can tell: the user an MLflow server authenticates (the URI's user
+    or MLFLOW_TRACKING_USERNAME, which the server checks against its password), else the operating-system
+    account this process runs as (from its uid, not from $USER, which anyone can set)."""
+    parts = urlsplit(tracking_uri)
+    if parts.scheme in ("http", "https"):
+        name = parts.username or os.environ.get("MLFLOW_TRACKING_USERNAME")
+        if name:
+            return f"mlflow user {name}"
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid {os.getuid()}"
+        return f"os user {pwd.getpwuid(os.getuid()).pw_name}"
+    except KeyError:
+        return f"os uid {os.getuid()}"
 
 
 def _is_complete(mv: ModelVersion) -> bool:

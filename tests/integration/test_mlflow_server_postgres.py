@@ -94,13 +94,13 @@ def test_register_promote_and_roll_back_through_an_mlflow_server_on_postgresql(m
     worse = eval_report(champion_version=1, champion_delta=(-0.05, -0.09, -0.01))
     assert _register_report(mlflow_server, adapter, worse, "r2").version == 2
     with pytest.raises(TerminalError, match="version 2 is not promoted"):
-        registry.promote(mlflow_server, TARGET, check=check)
-    forced = registry.promote(mlflow_server, TARGET, check=check, force_reason="load test of the rollback path")
+        registry.promote(mlflow_server, TARGET, 2, check=check)
+    forced = registry.promote(mlflow_server, TARGET, 2, check=check, force_reason="load test of the rollback path")
     assert forced.version == 2
     assert registry.rollback(mlflow_server, TARGET).version == 1
 
     rows = {r["version"]: r for r in registry.describe(mlflow_server, TARGET)}
-    assert {v: r["aliases"] for v, r in rows.items()} == {1: ["champion"], 2: []}
+    assert {v: r["aliases"] for v, r in rows.items()} == {1: ["champion"], 2: ["newest"]}
     assert all(r["complete"] for r in rows.values())
     assert rows[2]["tags"]["alignloop.promotion.forced_reason"] == "load test of the rollback path"
     again = _register_report(mlflow_server, adapter, eval_report(), "r1", same_as=[{"run_folder": "r1"}])

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from alignloop.evaluation.bootstrap import cluster_bootstrap, paired_delta
+from alignloop.evaluation.bootstrap import MIN_CLUSTERS, TooFewClusters, cluster_bootstrap, paired_delta
 
 
 def test_pairs_sharing_a_prompt_are_resampled_together():
@@ -35,10 +35,10 @@ def test_paired_delta_sees_a_consistent_gain_that_separate_intervals_would_not()
 
 
 def test_interval_brackets_the_mean_and_is_degenerate_for_a_constant():
-    values = [0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0]
-    iv = cluster_bootstrap(values, [str(i) for i in range(8)])
+    values = [0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0] * 2
+    iv = cluster_bootstrap(values, [str(i) for i in range(16)])
     assert iv.value == pytest.approx(5 / 8) and iv.low < iv.value < iv.high
-    const = cluster_bootstrap([0.75] * 5, list("abcde"))
+    const = cluster_bootstrap([0.75] * 12, list("abcdefghijkl"))
     assert (const.low, const.value, const.high) == pytest.approx((0.75, 0.75, 0.75))
 
 
@@ -49,3 +49,21 @@ def test_same_seed_same_interval_and_bad_input_is_refused():
         cluster_bootstrap([1.0, 0.0], ["a"])
     with pytest.raises(ValueError, match="no values"):
         cluster_bootstrap([], [])
+
+
+def test_too_few_prompts_get_no_interval_rather_than_a_zero_width_one():
+    """One prompt's pairs always resample to themselves: [x, x] would pass for certainty."""
+    with pytest.raises(TooFewClusters, match="1 prompts are too few"):
+        cluster_bootstrap([1.0, 0.0, 1.0], ["only", "only", "only"])
+    with pytest.raises(TooFewClusters):
+        cluster_bootstrap([1.0] * (MIN_CLUSTERS - 1), [str(i) for i in range(MIN_CLUSTERS - 1)])
+    delta = paired_delta([1.0, 1.0], [0.0, 0.0], ["a", "b"])
+    assert delta.value == 1.0 and not delta.measured  # the statistic, without bounds
+
+
+def test_weights_give_a_ratio_of_sums_and_its_interval():
+    lengths_c, lengths_r = [12, 30, 8, 20] * 5, [10, 20, 10, 10] * 5
+    ratio = cluster_bootstrap([c / r for c, r in zip(lengths_c, lengths_r, strict=True)], [str(i) for i in range(20)],
+                              weights=lengths_r)
+    assert ratio.value == pytest.approx(sum(lengths_c) / sum(lengths_r))
+    assert ratio.low < ratio.value < ratio.high

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from alignloop.cli.main import app
 from alignloop import registry
 from alignloop.config import PromotionSettings, load_settings
-from alignloop.gate import Champion, decide, input_from_report, report_tags
+from alignloop.gate import Champion, decide, input_from_report, report_tags, verdict_tags
 from tests.unit.eval_reports import eval_report
 from tests.unit.test_register_stage import PLAN
 
@@ -28,13 +28,14 @@ def _config(tmp_path: Path) -> Path:
 
 def _register(settings, model_dir: Path, report: dict, run_folder: str, champion: Champion | None):
     verdict = decide(input_from_report(report, champion), settings.promotion)
-    lineage = {"run_folder": run_folder, **report_tags(report), "gate.verdict": verdict.verdict,
-               "gate.reasons": "\n".join(verdict.lines), "cursors": json.dumps({"prod": "2026-10-30T09:00:00"})}
+    lineage = {"run_folder": run_folder, **report_tags(report), **verdict_tags(verdict),
+               "cursors": json.dumps({"prod": "2026-10-30T09:00:00"})}
     return registry.log_and_register(
         tracking_uri=settings.tracking_uri, experiment="helpdesk", target="helpdesk", run_name=run_folder,
         params={}, metrics=report["metrics"], step_metrics=[],
         json_artifacts={"eval_report": report, "plan": PLAN, "gate": verdict.to_dict()},
-        model_dir=model_dir, model_info={"kind": "lora", "base_model": "tiny"}, lineage=lineage)
+        model_dir=model_dir, model_info={"kind": "lora", "base_model": "tiny"}, lineage=lineage,
+        challenger=verdict.passed)
 
 
 def test_promote_refuses_in_one_line_force_needs_a_reason_and_review_rebuilds_the_page(tmp_path):
@@ -47,23 +48,28 @@ def test_promote_refuses_in_one_line_force_needs_a_reason_and_review_rebuilds_th
     first = runner.invoke(app, ["promote", "--config", str(config)])
     assert first.exit_code == 0 and "helpdesk version 1 is now champion" in first.stdout
     flipped = eval_report(delta=(-0.08, -0.13, -0.03), champion_version=1, champion_delta=(-0.12, -0.18, -0.06))
-    _register(settings, adapter, flipped, "r2", Champion(1, "set-a"))
+    _register(settings, adapter, flipped, "r2", Champion(1))
 
-    refused = runner.invoke(app, ["promote", "--config", str(config)])
+    nothing_passed = runner.invoke(app, ["promote", "--config", str(config)])
+    assert nothing_passed.exit_code == 1 and "Traceback" not in nothing_passed.output
+    assert "no 'challenger' version to promote: no version registered since the last promotion passed the gate" in \
+        " ".join(nothing_passed.output.split())
+    refused = runner.invoke(app, ["promote", "--config", str(config), "--version", "2"])
     assert refused.exit_code == 1
     lines = [line for line in refused.output.splitlines() if line.strip()]
     assert "error: 'helpdesk' version 2 is not promoted (gate verdict: fail;" in " ".join(lines)
     assert "Traceback" not in refused.output
     assert registry.find_version(settings.tracking_uri, "helpdesk", "champion").version == 1
 
-    no_reason = runner.invoke(app, ["promote", "--config", str(config), "--force"])
+    no_reason = runner.invoke(app, ["promote", "--config", str(config), "--version", "2", "--force"])
     assert no_reason.exit_code == 2 and "--force needs --reason TEXT" in no_reason.output
     assert registry.find_version(settings.tracking_uri, "helpdesk", "champion").version == 1
 
     listing = runner.invoke(app, ["versions", "--config", str(config)])
     assert listing.exit_code == 0
     row2 = next(line for line in listing.stdout.splitlines() if line.strip().startswith("│ 2"))
-    assert "fail" in row2 and "-0.120" in row2 and "challenger" in row2
+    assert "-0.120" in row2 and "newest" in row2 and "challenger" not in row2
+    assert f"fail ({settings.promotion.gate_hash()})" in row2  # the verdict beside the rules that decided it
 
     review = runner.invoke(app, ["review", "--config", str(config), "--version", "2"])
     assert review.exit_code == 0, review.output
@@ -73,8 +79,12 @@ def test_promote_refuses_in_one_line_force_needs_a_reason_and_review_rebuilds_th
     assert "Gate verdict: <b>FAIL</b>" in text and "-0.120 <span class=ci>[-0.180, -0.060]</span>" in text
     assert "read up to 2026-10-30T09:00:00" in text
 
-    forced = runner.invoke(app, ["promote", "--config", str(config), "--force", "--reason", "A/B test win"])
+    forced = runner.invoke(app, ["promote", "--config", str(config), "--version", "2", "--force",
+                                 "--reason", "A/B test win"])
     assert forced.exit_code == 0 and "gate overridden with --force" in forced.stdout
+    listing = runner.invoke(app, ["versions", "--config", str(config)])
+    row2 = next(line for line in listing.stdout.splitlines() if line.strip().startswith("│ 2"))
+    assert "champion" in row2 and "forced" in row2
     back = runner.invoke(app, ["rollback", "--config", str(config)])
     assert back.exit_code == 0 and "helpdesk version 1 is champion again" in back.stdout
     assert PromotionSettings().auto_promote is False  # promotion is a person's decision unless switched on
@@ -110,4 +120,5 @@ def test_the_run_summary_ends_with_the_gain_and_its_interval_the_verdict_and_the
     assert row("time") < gain < gate < page == len(text) - 1  # the table ends with these rows
     assert "+0.047 [+0.012, +0.081] vs reference" in text[gain] and "PASS" in text[gate]
     assert "pass: candidate − reference preference accuracy" in "\n".join(text[gate:page])
+    assert "+0.047 [+0.012, +0.081]" in text[gain]
     assert "/work/runs/20261030T100000-abcdef12/review.html" in text[page]

@@ -83,18 +83,22 @@ def base_dir(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_auto_promotion_takes_a_passing_candidate_and_leaves_a_failing_one_as_challenger(tmp_path, base_dir):
+def test_auto_promotion_takes_a_passing_candidate_and_leaves_a_failing_one_registered_without_an_alias_to_promote(
+        tmp_path, base_dir):
     settings = _settings(tmp_path, auto_promote=True)
     good = stages.register(settings, _run_folder(settings, "r1", base_dir, eval_report(delta=(0.06, 0.02, 0.10))))
-    assert good.version == 1 and good.aliases == ("champion",)
+    assert good.version == 1 and good.aliases == ("champion", "newest")
     flipped = eval_report(delta=(-0.08, -0.13, -0.03), champion_version=1, champion_delta=(-0.14, -0.2, -0.08))
     bad = stages.register(settings, _run_folder(settings, "r2", base_dir, flipped))
-    assert bad.version == 2 and bad.aliases == ("challenger",)
+    assert bad.version == 2 and bad.aliases == ("newest",)
     assert registry.find_version(settings.tracking_uri, TARGET, "champion").version == 1
 
     rows = {r["version"]: r for r in registry.describe(settings.tracking_uri, TARGET)}
     assert rows[1]["tags"]["alignloop.gate.verdict"] == "pass" and rows[2]["tags"]["alignloop.gate.verdict"] == "fail"
-    assert "lower bound -0.200 < +0.000" in rows[2]["tags"]["alignloop.gate.reasons"]
+    assert "lower bound -0.200 ≤ +0.010" in rows[2]["tags"]["alignloop.gate.reasons"]
+    assert rows[2]["tags"]["alignloop.gate.settings_hash"] == settings.promotion.gate_hash()
+    assert json.loads(rows[2]["tags"]["alignloop.gate.settings"]) == settings.promotion.gate_values()
+    assert rows[1]["tags"]["alignloop.promoted_by"].startswith("auto_promote (os user ")
     assert rows[2]["tags"]["alignloop.evaluated_against"] == "1" and rows[2]["tags"]["alignloop.eval_set_hash"] == "set-a"
     assert rows[1]["tags"]["alignloop.base_model"] == "tiny-llama(seed=0)"
     assert rows[1]["tags"]["alignloop.model_sha256"] == registry.files_sha256([base_dir])

@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 
 from alignloop import registry
 from alignloop.errors import TerminalError, TransientError
+from alignloop.gate import PASS, Verdict
 from alignloop.registry import RegisteredVersion
 
 TARGET = "support-bot"
@@ -86,8 +87,19 @@ def _register(tracking_uri: str, model_dir: Path, **overrides) -> RegisteredVers
         "model_dir": model_dir,
         "model_info": {"kind": "lora", "base_model": "tiny"},
         "lineage": LINEAGE,
+        "challenger": True,
     }
     return registry.log_and_register(**{**kwargs, **overrides})
+
+
+def _passes(candidate, champion) -> Verdict:
+    """A gate every version passes: these tests are about how aliases move (the gate's own rules are
+    tested in test_gate.py and test_promotion.py)."""
+    return Verdict(PASS)
+
+
+def _promote(tracking_uri: str, **kw) -> RegisteredVersion:
+    return registry.promote(tracking_uri, TARGET, check=_passes, **kw)
 
 
 def _aliases(tracking_uri: str) -> dict[int, list[str]]:
@@ -96,14 +108,25 @@ def _aliases(tracking_uri: str) -> dict[int, list[str]]:
 
 def test_first_registration_is_version_1_and_the_second_takes_the_challenger_alias(tracking_uri, adapter_dir):
     first = _register(tracking_uri, adapter_dir)
-    assert (first.name, first.version, first.aliases) == (TARGET, 1, ("challenger",))
+    assert (first.name, first.version, first.aliases) == (TARGET, 1, ("challenger", "newest"))
     assert first.model_uri == f"models:/{TARGET}/1"
 
     second = _register(tracking_uri, adapter_dir, run_name="retrain-2")
-    assert (second.version, second.aliases) == (2, ("challenger",))
+    assert (second.version, second.aliases) == (2, ("challenger", "newest"))
     assert second.run_id != first.run_id
-    assert _aliases(tracking_uri) == {1: [], 2: ["challenger"]}
+    assert _aliases(tracking_uri) == {1: [], 2: ["challenger", "newest"]}
     assert registry.find_version(tracking_uri, TARGET, "challenger") == second
+
+
+def test_a_version_that_did_not_pass_takes_newest_but_never_challenger_from_one_that_did(tracking_uri, adapter_dir):
+    _register(tracking_uri, adapter_dir)
+    failing = _register(tracking_uri, adapter_dir, run_name="retrain-2", challenger=False)
+    assert failing.aliases == ("newest",)
+    assert _aliases(tracking_uri) == {1: ["challenger"], 2: ["newest"]}
+    assert _promote(tracking_uri).version == 1  # a plain promote takes the version that passed
+    assert _aliases(tracking_uri) == {1: ["champion"], 2: ["newest"]}
+    with pytest.raises(TerminalError, match="no version registered since the last promotion passed the gate"):
+        _promote(tracking_uri)
 
 
 def test_run_records_params_metrics_curve_artifacts_and_lineage_exactly(tracking_uri, adapter_dir):
@@ -217,32 +240,32 @@ def test_promote_moves_champion_and_keeps_the_old_one_as_previous_champion(track
     for _ in range(3):
         _register(tracking_uri, adapter_dir)  # v3 is the challenger
 
-    promoted = registry.promote(tracking_uri, TARGET, version=1)
+    promoted = _promote(tracking_uri, version=1)
     assert (promoted.version, promoted.aliases) == (1, ("champion",))
-    assert _aliases(tracking_uri) == {1: ["champion"], 2: [], 3: ["challenger"]}
+    assert _aliases(tracking_uri) == {1: ["champion"], 2: [], 3: ["challenger", "newest"]}
 
-    promoted = registry.promote(tracking_uri, TARGET)  # default: the challenger
-    assert (promoted.version, promoted.aliases) == (3, ("champion",))
-    assert _aliases(tracking_uri) == {1: ["previous_champion"], 2: [], 3: ["champion"]}
+    promoted = _promote(tracking_uri)  # default: the challenger
+    assert (promoted.version, promoted.aliases) == (3, ("champion", "newest"))
+    assert _aliases(tracking_uri) == {1: ["previous_champion"], 2: [], 3: ["champion", "newest"]}
 
-    registry.promote(tracking_uri, TARGET, version=2)
-    assert _aliases(tracking_uri) == {1: [], 2: ["champion"], 3: ["previous_champion"]}
+    _promote(tracking_uri, version=2)
+    assert _aliases(tracking_uri) == {1: [], 2: ["champion"], 3: ["newest", "previous_champion"]}
 
     # Promoting the champion again changes nothing.
-    registry.promote(tracking_uri, TARGET, version=2)
-    assert _aliases(tracking_uri) == {1: [], 2: ["champion"], 3: ["previous_champion"]}
+    _promote(tracking_uri, version=2)
+    assert _aliases(tracking_uri) == {1: [], 2: ["champion"], 3: ["newest", "previous_champion"]}
 
 
 def test_rollback_gives_champion_back_and_consumes_previous_champion(tracking_uri, adapter_dir):
     _register(tracking_uri, adapter_dir)
-    registry.promote(tracking_uri, TARGET)
+    _promote(tracking_uri)
     _register(tracking_uri, adapter_dir)
-    registry.promote(tracking_uri, TARGET)
-    assert _aliases(tracking_uri) == {1: ["previous_champion"], 2: ["champion"]}
+    _promote(tracking_uri)
+    assert _aliases(tracking_uri) == {1: ["previous_champion"], 2: ["champion", "newest"]}
 
     back = registry.rollback(tracking_uri, TARGET)
     assert (back.version, back.aliases) == (1, ("champion",))
-    assert _aliases(tracking_uri) == {1: ["champion"], 2: []}
+    assert _aliases(tracking_uri) == {1: ["champion"], 2: ["newest"]}
     assert registry.find_version(tracking_uri, TARGET, "previous_champion") is None
 
     with pytest.raises(TerminalError, match="no previous_champion to roll back to"):
@@ -251,13 +274,13 @@ def test_rollback_gives_champion_back_and_consumes_previous_champion(tracking_ur
 
 def test_unknown_versions_and_aliases_are_terminal_errors_with_clear_text(tracking_uri, adapter_dir):
     with pytest.raises(TerminalError, match="no 'challenger' version to promote"):
-        registry.promote(tracking_uri, TARGET)  # the model does not exist yet
+        _promote(tracking_uri)  # the model does not exist yet
     _register(tracking_uri, adapter_dir)
     with pytest.raises(TerminalError, match=f"'{TARGET}' has no version 7"):
-        registry.promote(tracking_uri, TARGET, version=7)
-    registry.promote(tracking_uri, TARGET)
+        _promote(tracking_uri, version=7)
+    _promote(tracking_uri)
     with pytest.raises(TerminalError, match="no 'challenger' version to promote"):
-        registry.promote(tracking_uri, TARGET)  # the challenger became champion
+        _promote(tracking_uri)  # the challenger became champion
     with pytest.raises(TerminalError, match="no previous_champion to roll back to"):
         registry.rollback(tracking_uri, TARGET)
 
@@ -269,11 +292,11 @@ def test_unknown_versions_and_aliases_are_terminal_errors_with_clear_text(tracki
 def test_describe_lists_versions_with_aliases_lineage_and_run_metrics(tracking_uri, adapter_dir):
     _register(tracking_uri, adapter_dir, metrics={"eval/accuracy": 0.6})
     _register(tracking_uri, adapter_dir, metrics={"eval/accuracy": 0.8})
-    registry.promote(tracking_uri, TARGET)
+    _promote(tracking_uri)
     rows = registry.describe(tracking_uri, TARGET)
     assert [(r["version"], r["aliases"], r["metrics"]["eval/accuracy"]) for r in rows] == [
         (1, [], 0.6),
-        (2, ["champion"], 0.8),
+        (2, ["champion", "newest"], 0.8),
     ]
     assert all(LINEAGE_TAGS.items() <= r["tags"].items() and r["complete"] for r in rows)
     assert all(r["run_id"] and r["created"].endswith("+00:00") for r in rows)
@@ -428,7 +451,7 @@ def test_fetch_version_model_returns_a_loadable_folder_by_alias_and_number(track
     from transformers import AutoModelForCausalLM
 
     version = _register(tracking_uri, tiny_model, model_info={"kind": "full", "base_model": "tiny"})
-    registry.promote(tracking_uri, TARGET)
+    _promote(tracking_uri)
     by_alias = registry.fetch_version_model(tracking_uri, TARGET, "champion", cache_dir=tmp_path / "cache")
     by_number = registry.fetch_version_model(tracking_uri, TARGET, version.version, cache_dir=tmp_path / "cache")
     assert by_alias == by_number and by_alias is not None

@@ -26,10 +26,10 @@ def _chromium() -> str:
 def _run_dir(tmp_path: Path) -> Path:
     run_dir = tmp_path / "20261030T100000-abcdef12"
     run_dir.mkdir()
-    report = eval_report(delta=(0.047, 0.012, 0.081), champion_version=3, champion_delta=(0.031, 0.004, 0.058),
+    report = eval_report(delta=(0.047, 0.012, 0.081), champion_version=3, champion_delta=(0.031, 0.014, 0.058),
                          samples=25)
     report["samples"][0]["candidate"] = "Paris <b>is</b> the capital & a fine city."
-    gate = decide(input_from_report(report, Champion(3, "set-a")), PromotionSettings())
+    gate = decide(input_from_report(report, Champion(3)), PromotionSettings())
     files = {"plan": PLAN, "eval_report": report, "gate": gate.to_dict(),
              "snapshot": {"snapshot_id": "snap-0042"}, "train": {"n_train": 412}}
     for stem, obj in files.items():
@@ -47,7 +47,7 @@ def test_the_page_holds_the_verdict_intervals_data_method_and_twenty_escaped_sam
     page = path.read_text()
     assert path == run_dir / "review.html"
     assert 'id="verdict">Gate verdict: <b>PASS</b>' in page
-    assert "gain over the champion (version 3): <b>+0.031 <span class=ci>[+0.004, +0.058]</span></b>" in page
+    assert "gain over the champion (version 3): <b>+0.031 <span class=ci>[+0.014, +0.058]</span></b>" in page
     assert "+0.047 <span class=ci>[+0.012, +0.081]</span>" in page  # the gain over the reference, too
     assert "candidate − champion (version 3) preference accuracy" in page
     assert "412 training pairs ≥ planning.min_pairs (32)" in page and "2026-10-01T12:00:00 → 2026-10-30T09:00:00" in page
@@ -74,5 +74,5 @@ def test_headless_chromium_renders_a_non_blank_page_with_the_key_numbers_in_the_
     assert ImageStat.Stat(image).var[0] > 200  # a blank or failed render is one flat colour
     dom = subprocess.run([*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
     assert 'id="verdict">Gate verdict: <b>PASS</b>' in dom
-    assert "+0.031" in dom and "[+0.004, +0.058]" in dom and "Kind answer 19" in dom
+    assert "+0.031" in dom and "[+0.014, +0.058]" in dom and "Kind answer 19" in dom
     assert dom.count('<img id="plot-') == 3
