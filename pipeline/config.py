@@ -216,16 +216,20 @@ class JudgeSettings(_Settings):
 
     kind: Literal["reward_model", "endpoint", "none"] = Field(
         "reward_model",
-        description="reward_model: fitted with TRL's RewardTrainer on the training feedback; endpoint: an "
+        description="reward_model: fitted with TRL's RewardTrainer, cross-fitted on two folds of held-out prompts "
+                    "(never on the candidate's training rows), or the one at model_path; endpoint: an "
                     "OpenAI-compatible chat endpoint; none: no win rate.",
     )
+    model_path: Path | None = Field(
+        None, description="reward_model: a reward model folder (sequence classification, one score) to judge with "
+                          "instead of cross-fitting one; never the run's own RLHF reward model.")
     min_accuracy: float = Field(
         0.6, ge=0.0, le=1.0,
         description="The judge's accuracy on held-out pairs below which it is reported unusable (win rate untrusted).",
     )
     accuracy_pairs: int | None = Field(
         200, ge=1, description="Held-out pairs (by hash order) used to grade the judge; None = all.")
-    steps: int = Field(30, ge=1, description="reward_model: RewardTrainer steps.")
+    steps: int = Field(30, ge=1, description="reward_model: RewardTrainer steps, per fold.")
     learning_rate: float = Field(2e-4, gt=0, description="reward_model: learning rate (LoRA).")
     batch_size: int = Field(8, ge=1, description="reward_model: training batch size.")
     endpoint_url: str | None = Field(None, description="endpoint: base URL, e.g. http://127.0.0.1:8000/v1.")
@@ -257,7 +261,9 @@ class EvaluationSettings(_Settings):
     bootstrap_samples: int = Field(2000, ge=100, description="Bootstrap draws behind every 95% interval.")
     seed: int = Field(0, description="Seed for bootstrap draws and sampled answers.")
     generation_prompts: int = Field(
-        8, ge=0, description="Held-out prompts the models answer themselves (win rate, length drift, samples); 0 = skip.")
+        32, ge=0, description="Held-out prompts the models answer themselves (judged win rate, length drift, degenerate "
+                              "answers, KL, side-by-side samples); 0 = skip. Below promotion.min_prompts those checks "
+                              "are unmeasured.")
     max_new_tokens: int = Field(48, ge=1, description="Longest generated answer, in tokens.")
     kl_samples: int = Field(1, ge=0, description="Answers sampled from the candidate per prompt for the KL estimate.")
     ppl_text: Path | None = Field(
@@ -542,8 +548,10 @@ def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
         update={"path": absolute(settings.base_model.path), "cache_dir": absolute(settings.base_model.cache_dir)}
     )
     training = settings.training.model_copy(update={"output_dir": absolute(settings.training.output_dir)})
-    evaluation = settings.evaluation.model_copy(
-        update={"ppl_text": absolute(settings.evaluation.ppl_text), "cache_dir": absolute(settings.evaluation.cache_dir)})
+    ev = settings.evaluation
+    judge = ev.judge.model_copy(update={"model_path": absolute(ev.judge.model_path)})
+    evaluation = ev.model_copy(
+        update={"ppl_text": absolute(ev.ppl_text), "cache_dir": absolute(ev.cache_dir), "judge": judge})
     sources = tuple(
         s.model_copy(update={"options": {**s.options, "path": str(absolute(Path(s.options["path"])))}})
         if isinstance(s.options.get("path"), str) and "://" not in s.options["path"]

@@ -4,7 +4,7 @@ Training prompts whose (salted) hash falls below `fraction` become validation pr
 prompts are set aside untouched. Each candidate setting trains on the rest and is scored on the
 validation pairs with the same paired-bootstrap interval the real evaluation uses, and put through the
 promotion gate on validation prompts (perplexity guard, and the judged win rate of its own answers over
-the reference's, with a judge fitted on the remaining training pairs). Of the settings the gate passes
+the reference's, with a judge cross-fitted on the validation prompts). Of the settings the gate passes
 on validation, the one whose validation gain has the highest lower bound wins (list only settings that
 fit the demo's time budget); none wins when the gate passes none.
 
@@ -97,9 +97,12 @@ def _prepare(workdir: Path, fraction: float) -> _Tuning:
           f"and {len(train.train_unpaired)} thumbs (held-out prompts left out of both)", flush=True)
     ev = settings.evaluation
     max_length = settings.training.max_length or settings.training.max_length_cap
-    judge = build_judge(ev.judge, majority_pairs(train.train_pairs, train.train_unpaired), base_dir,
-                        workdir / "judge", device=pick_device(settings.training.device), max_length=max_length,
-                        batch_size=ev.batch_size, seed=ev.seed, reward_model_dir=workdir / "reward_model")
+    # The judge of the answers each setting writes is fitted once, cross-fitted on the validation prompts:
+    # never on the rows the candidates train on.
+    trained_on = frozenset(prompt_key(r["prompt"]) for r in [*train.train_pairs, *train.train_unpaired])
+    judge = build_judge(ev.judge, validation, base_dir, workdir / ".cache" / "judge",
+                        device=pick_device(settings.training.device), max_length=max_length,
+                        batch_size=ev.batch_size, seed=ev.seed, training_prompt_keys=trained_on)
     return _Tuning(settings, train, validation, base_dir, shape, judge)
 
 

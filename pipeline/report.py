@@ -66,6 +66,8 @@ def render_review_page(run: Mapping[str, Any], *, target: str, champion: Mapping
         _list(gate.get("reasons", []) or ["the candidate was not gated"], "gate"),
         "<h2>Compared with the champion and the reference</h2>",
         _comparison(metrics, report, champion),
+        "<h2>Its own answers, and who judged them</h2>",
+        _generation(metrics, report),
         "<h2>What it learned from</h2>",
         _data(run.get("shape", {}), run.get("snapshot", {}), run.get("train", {}), sources),
         f"<h2>Method: {_e(plan.get('method', '?'))}, and why</h2>",
@@ -75,6 +77,7 @@ def render_review_page(run: Mapping[str, Any], *, target: str, champion: Mapping
         '<div class="plots">' + "".join(_plots(run, metrics)) + "</div>",
         f"<h2>Held-out prompts: {_e(_other_name(report))} and challenger side by side</h2>",
         _samples(report),
+        _timing(report),
     ]
     return _PAGE.format(title=_e(title), body="\n".join(sections))
 
@@ -87,8 +90,8 @@ def _num(x: Any, fmt: str = "{:.3f}") -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
 
-def _ci(metrics: Mapping[str, float], key: str, signed: bool = False) -> str:
-    fmt = "{:+.3f}" if signed else "{:.3f}"
+def _ci(metrics: Mapping[str, float], key: str, signed: bool = False, fmt: str | None = None) -> str:
+    fmt = fmt or ("{:+.3f}" if signed else "{:.3f}")
     value, low, high = metrics.get(key), metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
     if value is None:
         return "—"
@@ -115,21 +118,56 @@ def _comparison(metrics: Mapping[str, float], report: Mapping[str, Any], champio
          _ci(metrics, "eval_pref_accuracy_champion"), _ci(metrics, "eval_pref_accuracy_candidate")),
         ("gain over reference", "", "", _ci(metrics, "eval_pref_accuracy_delta", signed=True)),
         ("gain over champion", "", "", _ci(metrics, "eval_pref_accuracy_champion_delta", signed=True)),
-        ("judged win rate", "", "", _ci(metrics, "eval_judge_win_rate")),
-        ("KL from reference (nats/answer)", "", "", _num(metrics.get("eval_kl_reference"))),
-        ("answer length ratio (candidate/reference)", "", "", _num(metrics.get("eval_length_ratio"))),
-        ("perplexity rise on capability text", "", "", _num(metrics.get("eval_ppl_rise"), "{:+.1%}")),
+        ("implicit reward accuracy (the candidate's own DPO reward)", "", "", _num(metrics.get("eval_reward_accuracy"))),
+        ("perplexity rise on capability text", "", "", _ci(metrics, "eval_ppl_rise", fmt="{:+.1%}")),
     ]
-    judge = report.get("judge") or {}
     body = "".join(f"<tr><th>{_e(n)}</th><td>{a}</td><td>{b}</td><td>{c}</td></tr>" for n, a, b, c in rows)
-    note = ""
-    if judge:
-        state = "usable" if judge.get("usable") else "UNUSABLE (its win rate is not trusted)"
-        note = f"<p>Judge: {_e(judge.get('kind', '?'))}, held-out accuracy {_num(judge.get('accuracy'))}, {state}.</p>"
     return (f'<table id="comparison"><tr><th></th><th>reference</th><th>champion ({_e(champ)})</th>'
-            f"<th>challenger</th></tr>{body}</table>{note}"
-            f"<p class=small>Evaluation set {_e(report.get('eval_set_hash', '?'))}; intervals are paired "
-            "bootstrap 95% intervals over held-out pairs.</p>")
+            f"<th>challenger</th></tr>{body}</table>"
+            f"<p class=small>Evaluation set {_e(report.get('eval_set_hash', '?'))}: "
+            f"{_num(metrics.get('eval_pairs'), '{:.0f}')} held-out pairs over {_num(metrics.get('eval_prompts'), '{:.0f}')} "
+            "prompts; the champion was scored on the same pairs in the same run. Intervals are 95% bootstrap "
+            "intervals over prompts (paired for differences); the gate decides by preference accuracy's gain, "
+            "not by the implicit reward, which measures the candidate by its own reward.</p>")
+
+
+def _generation(metrics: Mapping[str, float], report: Mapping[str, Any]) -> str:
+    """The generation checks and the judge's provenance: what the gate reads besides preference accuracy."""
+    n = metrics.get("eval_generation_prompts")
+    if not n:
+        return "<p id=\"generation\">The models did not answer held-out prompts in this evaluation.</p>"
+    against = report.get("samples_against") or _other_name(report)
+    rows = [
+        (f"judged win rate over the {against}", _ci(metrics, "eval_judge_win_rate"),
+         _num(metrics.get("eval_judge_prompts"), "{:.0f}")),
+        ("judged win rate over the reference", _ci(metrics, "eval_judge_win_rate_reference"),
+         _num(metrics.get("eval_judge_prompts"), "{:.0f}") if "eval_judge_win_rate_reference" in metrics else "—"),
+        ("answer length, challenger/reference", _ci(metrics, "eval_length_ratio"), _num(n, "{:.0f}")),
+        ("KL from the reference (nats per answer)", _ci(metrics, "eval_kl_reference"),
+         _num(metrics.get("eval_kl_prompts"), "{:.0f}")),
+        ("degenerate answers (empty, repeating, cut off): challenger / reference",
+         f"{_num(metrics.get('eval_degenerate_rate'), '{:.0%}')} / "
+         f"{_num(metrics.get('eval_degenerate_rate_reference'), '{:.0%}')}", _num(n, "{:.0f}")),
+        ("degenerate answers, challenger − reference", _ci(metrics, "eval_degenerate_rate_delta", fmt="{:+.0%}"),
+         _num(n, "{:.0f}")),
+        ("refusals: challenger / reference", f"{_num(metrics.get('eval_refusal_rate'), '{:.0%}')} / "
+         f"{_num(metrics.get('eval_refusal_rate_reference'), '{:.0%}')}", _num(n, "{:.0f}")),
+    ]
+    body = "".join(f"<tr><th>{_e(a)}</th><td>{b}</td><td>{c}</td></tr>" for a, b, c in rows)
+    return (f'<table id="generation"><tr><th></th><th>value [95% CI]</th><th>prompts</th></tr>{body}</table>'
+            + _judge(report.get("judge") or {}))
+
+
+def _judge(judge: Mapping[str, Any]) -> str:
+    """Who judged, how well it did on held-out pairs, and what it learned from (never the training rows)."""
+    if not judge:
+        return '<p id="judge">No judge ran: no win rate.</p>'
+    state = "usable" if judge.get("usable") else "UNUSABLE: its win rate is not trusted and not counted"
+    low, high = judge.get("accuracy_ci_low"), judge.get("accuracy_ci_high")
+    span = f" [{_num(low)}, {_num(high)}]" if low is not None and high is not None else " (no interval)"
+    return (f'<p id="judge">Judge: {_e(judge.get("kind", "?"))}, {_e(state)}. Held-out accuracy '
+            f"<b>{_num(judge.get('accuracy'))}</b>{_e(span)} on {_e(judge.get('n_accuracy_pairs', '?'))} pairs whose "
+            f"preferred answer is known. Fitted on: {_e(judge.get('fitted_on') or 'not recorded')}.</p>")
 
 
 def _data(shape: Mapping[str, Any], snapshot: Mapping[str, Any], train: Mapping[str, Any],
@@ -170,15 +208,48 @@ def _other_name(report: Mapping[str, Any]) -> str:
 
 
 def _samples(report: Mapping[str, Any]) -> str:
+    """Up to MAX_SAMPLES answered prompts: the whole conversation, both answers (an empty or degenerate
+    one marked as such) and the judge's verdict."""
     other = _other_name(report)
-    samples = list(report.get("samples") or [])[:MAX_SAMPLES]
+    every = list(report.get("samples") or [])
+    samples = every[:MAX_SAMPLES]
     if not samples:
         return "<p>This evaluation report holds no generated answers.</p>"
     rows = "".join(
-        f"<tr><td>{_e(s.get('prompt', ''))}</td><td>{_e(s.get(other, s.get('champion', s.get('reference', ''))))}</td>"
-        f"<td>{_e(s.get('candidate', ''))}</td></tr>" for s in samples)
-    return (f'<table id="samples" class="samples"><tr><th>prompt</th><th>{_e(other)}</th><th>challenger</th></tr>'
-            f"{rows}</table>")
+        f"<tr><td>{_conversation(s)}</td><td>{_answer(s, other)}</td><td>{_answer(s, 'candidate')}</td>"
+        f"<td>{_verdict(s.get(f'judged_vs_{other}'))}</td></tr>" for s in samples)
+    return (f'<p class=small id="samples-count">{len(samples)} of the {len(every)} held-out prompts both models '
+            f"answered (up to {MAX_SAMPLES} are shown).</p>"
+            f'<table id="samples" class="samples"><tr><th>conversation</th><th>{_e(other)}</th><th>challenger</th>'
+            f"<th>judged</th></tr>{rows}</table>")
+
+
+def _conversation(sample: Mapping[str, Any]) -> str:
+    turns = sample.get("conversation") or [{"role": "user", "content": sample.get("prompt", "")}]
+    return "".join(f'<div class="turn"><span class="role">{_e(t.get("role", "?"))}:</span> {_e(t.get("content", ""))}'
+                   "</div>" for t in turns)
+
+
+def _answer(sample: Mapping[str, Any], name: str) -> str:
+    text = sample.get(name, sample.get("champion", sample.get("reference", ""))) if name != "candidate" \
+        else sample.get("candidate", "")
+    kind = sample.get(f"{name}_degenerate")
+    if kind is None and not str(text).strip():
+        kind = "empty"
+    mark = f'<span class="degenerate">[{_e(kind)} answer]</span> ' if kind else ""
+    return mark + _e(text)
+
+
+def _verdict(v: Any) -> str:
+    return {1.0: "challenger wins", 0.0: "challenger loses", 0.5: "tie"}.get(v, "—") if v is not None else "—"
+
+
+def _timing(report: Mapping[str, Any]) -> str:
+    seconds = report.get("seconds") or {}
+    if not seconds:
+        return ""
+    parts = ", ".join(f"{_e(k)} {v:.0f} s" for k, v in seconds.items() if k != "total" and _finite(v))
+    return f'<p class=small id="timing">Evaluation took {_num(seconds.get("total"), "{:.0f}")} s ({parts}).</p>'
 
 
 # --------------------------------------------------------------------------------------------------
@@ -254,7 +325,8 @@ li.fail {{ color: #b00020; }} li.pass {{ color: #1b7a35; }} li.unmeasured {{ col
 li.skip {{ color: #666; }}
 .ci, .small {{ color: #666; font-size: .9em; }} .headline {{ font-size: 1.1em; }}
 .plots img {{ margin: .3em; border: 1px solid #eee; }}
-.samples td {{ width: 33%; white-space: pre-wrap; font-size: .9em; }}
+.samples td {{ width: 30%; white-space: pre-wrap; font-size: .9em; }} .samples td:last-child {{ width: 10%; }}
+.degenerate {{ color: #b00020; font-weight: bold; }} .role {{ color: #666; font-weight: bold; }}
 </style></head>
 <body>
 {body}

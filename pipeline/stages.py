@@ -238,11 +238,13 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None, *, champ
     from alignloop.evaluation.guards import capability_text
     from alignloop.evaluation.judge import build_judge
     from alignloop.models import pick_device
+    from alignloop.schema import prompt_key
 
     started = time.perf_counter()
     ev = settings.evaluation
-    # The held-out side only, unless the judge is to be fitted on the training pairs.
-    split = _load_split(settings, planned.snapshot.snapshot_id, train=bool(ev.generation_prompts))
+    # The training side too when a judge runs: it must be shown independent of the candidate's training rows.
+    judging = bool(ev.generation_prompts) and ev.judge.kind != "none"
+    split = _load_split(settings, planned.snapshot.snapshot_id, train=judging and ev.judge.kind == "reward_model")
     pairs = holdout_eval_pairs(split, ev.max_examples)
     if not pairs:
         raise DataError(
@@ -258,18 +260,20 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None, *, champ
     device = pick_device(settings.training.device)
     max_length = (ev.max_length or trained_max_length(planned) or settings.training.max_length
                   or settings.training.max_length_cap)
-    judge = None
-    if ev.generation_prompts:  # the judge only compares answers the models write
-        judge = build_judge(ev.judge, majority_pairs(split.train_pairs, split.train_unpaired), base_dir,
-                            planned.run_dir / "judge", device=device, max_length=max_length,
-                            batch_size=ev.batch_size, seed=ev.seed, reward_model_dir=planned.run_dir / "reward_model")
+    all_pairs = majority_pairs(split.holdout_pairs, split.holdout_unpaired)
+    judge, fit_started = None, time.perf_counter()
+    if judging:  # the judge only compares answers the models write; cross-fitted on held-out prompts
+        trained_on = frozenset(prompt_key(r["prompt"]) for r in [*split.train_pairs, *split.train_unpaired])
+        judge = build_judge(ev.judge, all_pairs, base_dir, settings.eval_cache_dir / "judge", device=device,
+                            max_length=max_length, batch_size=ev.batch_size, seed=ev.seed,
+                            training_prompt_keys=trained_on, own_reward_model=planned.run_dir / "reward_model")
+    judge_fit_s = time.perf_counter() - fit_started
     options = EvalOptions(
         batch_size=ev.batch_size, max_length=max_length, bootstrap_samples=ev.bootstrap_samples, seed=ev.seed,
         generation_prompts=ev.generation_prompts, max_new_tokens=ev.max_new_tokens, kl_samples=ev.kl_samples,
         ppl_text=capability_text(ev.ppl_text), cache_dir=settings.eval_cache_dir,
         judge_min_accuracy=ev.judge.min_accuracy, judge_accuracy_pairs=ev.judge.accuracy_pairs,
     )
-    all_pairs = majority_pairs(split.holdout_pairs, split.holdout_unpaired)
     report = evaluate_candidate(
         candidate_dir, base_dir, pairs, beta=float(planned.plan.hyperparameters["beta"]), options=options,
         device=device, champion_dir=champion_dir, champion_version=champion_version, judge=judge,
@@ -277,7 +281,8 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None, *, champ
     )
     from dataclasses import replace
 
-    report = replace(report, seconds=time.perf_counter() - started)  # the judge's fitting included
+    parts = {**report.seconds_parts, "judge": report.seconds_parts.get("judge", 0.0) + judge_fit_s}
+    report = replace(report, seconds=time.perf_counter() - started, seconds_parts=parts)  # judge fitting included
     report.write(planned.run_dir)
     return report
 

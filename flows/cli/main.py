@@ -130,6 +130,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log ever
         logging.getLogger("alignloop").setLevel(logging.INFO)
     if not sys.stderr.isatty():  # no terminal for the bars (a scheduler, a log file): progress as log lines
         logging.getLogger("alignloop.training.progress").setLevel(logging.INFO)
+        logging.getLogger("alignloop.evaluation.progress").setLevel(logging.INFO)
 
 
 # ------------------------------------------------------------------------------------------ stages

@@ -4,24 +4,26 @@ Preference accuracy: the share of held-out pairs where a model's mean per-token 
 chosen answer beats the rejected one, with a 95% interval from a paired bootstrap over prompts.
 Implicit reward (DPO's view of the candidate): r(y) = beta * (log pi_candidate(y) - log pi_reference(y));
 reward accuracy is the share of pairs with r(chosen) > r(rejected), the margin the mean difference.
-Then the models answer some held-out prompts themselves: a judge picks winners, and the candidate's
-answers give its length drift and (sampled) its KL from the reference. Perplexity on a fixed text
-guards general ability.
+Then the models answer held-out prompts themselves (answers.py): a judge independent of the
+candidate's training rows picks winners, and the candidate's answers give its length drift, its share
+of degenerate answers and (sampled) its KL from the reference. Perplexity on a fixed text guards
+general ability. Each part's seconds are reported, and progress goes to the log as it happens.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from alignloop.datasets import EvalPair, eval_set_hash
-from alignloop.evaluation.bootstrap import Interval, cluster_bootstrap, paired_delta
-from alignloop.evaluation.generation import generate_answers
-from alignloop.evaluation.guards import kl_estimate, length_ratio
-from alignloop.evaluation.judge import Judge, JudgeSummary, judge_accuracy, win_rates
+from alignloop.evaluation.answers import generation_checks
+from alignloop.evaluation.bootstrap import Interval, interval_or_point, paired_delta
+from alignloop.evaluation.guards import ppl_rise_interval
+from alignloop.evaluation.judge import Judge, grade_judge
 from alignloop.evaluation.results import EvalReport
 from alignloop.evaluation.scoring import (
     ModelSet,
@@ -29,15 +31,14 @@ from alignloop.evaluation.scoring import (
     ScoreCache,
     encode_pairs,
     model_identity,
-    perplexity,
     score_pairs,
-    score_sequences,
+    text_logprobs,
 )
 from alignloop.models import load_tokenizer, pick_device
 from alignloop.schema import prompt_key
 
 log = logging.getLogger(__name__)
-MAX_SAMPLES = 20
+progress = logging.getLogger("alignloop.evaluation.progress")  # INFO lines when no terminal shows the bars
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class EvalOptions:
     max_length: int = 256
     bootstrap_samples: int = 2000
     seed: int = 0
-    generation_prompts: int = 8
+    generation_prompts: int = 32
     max_new_tokens: int = 48
     kl_samples: int = 1
     ppl_text: str | None = None            # None skips the perplexity guard
@@ -86,15 +87,23 @@ def evaluate_candidate(candidate_dir: Path, base_dir: Path, pairs: list[EvalPair
     models = ModelSet(candidate_dir, base_dir, champion_dir, device)
     cache = ScoreCache(options.cache_dir)
     base_id = model_identity(base_dir)
+    progress.info("evaluation: scoring %d held-out pairs over %d prompts (%d distinct answers per model)",
+                  len(pairs), len({prompt_key(p.prompt) for p in pairs}), len(encoded.sequences))
     scores = _score_models(models, encoded, tokenizer, cache.key("pairs", base_id, set_hash, options.max_length,
                                                                   device), cache, options, device, on_progress)
+    parts = {"scoring": time.perf_counter() - started}
     generation = _generation_checks(models, tokenizer, pairs, options, device, judge,
                                     against="champion" if champion_dir is not None else "reference")
-    ppl_ref, ppl_cand = _perplexities(models, tokenizer, cache, base_id, options, device)
+    parts.update(generation.pop("seconds_parts", {}))
+    guard_started = time.perf_counter()
+    ppl = _perplexity_guard(models, tokenizer, options, cache, base_id, device)
+    parts["guards"] = parts.pop("kl", 0.0) + time.perf_counter() - guard_started
     report = _report(pairs, scores, beta, options, set_hash=set_hash, truncated=encoded.truncated,
                      eval_sample_share=eval_sample_share, champion_version=champion_version,
-                     ppl=(ppl_ref, ppl_cand), generation=generation)
+                     ppl=ppl, generation={**generation, "seconds_parts": parts})
     report = _with_seconds(report, time.perf_counter() - started)
+    progress.info("evaluation: done in %.0f s (%s)", report.seconds,
+                  ", ".join(f"{k} {v:.0f} s" for k, v in parts.items()))
     log.info("evaluation: %s", report.metrics())
     return report
 
@@ -117,37 +126,50 @@ def _score_models(models: ModelSet, encoded, tokenizer, ref_key: str, cache: Sco
 
     kw = dict(pad_id=pad_id, batch_size=options.batch_size, device=device, on_batch=advance)
     with models.use("candidate") as model:
-        candidate = score_pairs(model, encoded, **kw)
+        candidate = _scored("candidate", model, encoded, kw)
     if reference is None:
         with models.use("reference") as model:
-            reference = score_pairs(model, encoded, **kw)
+            reference = _scored("reference", model, encoded, kw)
         cache.put_pair_scores(ref_key, reference)
     champion: PairScores | None = None
     if models.champion_dir is not None:
         with models.use("champion") as model:
-            champion = score_pairs(model, encoded, **kw)
+            champion = _scored("champion", model, encoded, kw)
     return _Scores(candidate, reference, champion, reference_cached)
 
 
-def _perplexities(models: ModelSet, tokenizer, cache: ScoreCache, base_id: str, options: EvalOptions,
-                  device: str) -> tuple[float | None, float | None]:
-    """(reference, candidate) perplexity on the capability text (the reference's cached), or Nones without one."""
+def _scored(name: str, model, encoded, kw: dict) -> PairScores:
+    started = time.perf_counter()
+    scores = score_pairs(model, encoded, **kw)
+    progress.info("evaluation: scored the %s in %.0f s", name, time.perf_counter() - started)
+    return scores
+
+
+def _perplexity_guard(models: ModelSet, tokenizer, options: EvalOptions, cache: ScoreCache, base_id: str,
+                      device: str) -> dict:
+    """Perplexity of reference (cached) and candidate on the capability text, and the rise's interval; empty
+    without a text."""
     if not options.ppl_text:
-        return None, None
+        return {}
+    progress.info("evaluation: perplexity on the capability text")
     ppl_key = cache.key("ppl", base_id, options.ppl_text, options.max_length, device)
     ppl_kw = dict(max_length=options.max_length, batch_size=options.batch_size, device=device)
     cached = cache.get(ppl_key)
-    if cached is None:
+    if cached is None or "token_logps" not in cached:
         with models.use("reference") as model:
-            cached = {"ppl": perplexity(model, tokenizer, options.ppl_text, **ppl_kw)}
+            cached = {"token_logps": text_logprobs(model, tokenizer, options.ppl_text, **ppl_kw)}
         cache.put(ppl_key, cached)
+    reference = cached["token_logps"]
     with models.use("candidate") as model:
-        return cached["ppl"], perplexity(model, tokenizer, options.ppl_text, **ppl_kw)
+        candidate = text_logprobs(model, tokenizer, options.ppl_text, **ppl_kw)
+    return {"ppl_reference": math.exp(-sum(reference) / len(reference)),
+            "ppl_candidate": math.exp(-sum(candidate) / len(candidate)),
+            "ppl_rise_interval": ppl_rise_interval(reference, candidate, n_samples=options.bootstrap_samples,
+                                                   seed=options.seed)}
 
 
 def _report(pairs: list[EvalPair], s: _Scores, beta: float, options: EvalOptions, *, set_hash: str, truncated: int,
-            eval_sample_share: float, champion_version: str | None, ppl: tuple[float | None, float | None],
-            generation: dict) -> EvalReport:
+            eval_sample_share: float, champion_version: str | None, ppl: dict, generation: dict) -> EvalReport:
     """The report: preference accuracies with paired-bootstrap intervals over prompts, the implicit reward's
     accuracy and margin, the guards and the generation checks."""
     n = len(pairs)
@@ -165,8 +187,8 @@ def _report(pairs: list[EvalPair], s: _Scores, beta: float, options: EvalOptions
         eval_sample_share=eval_sample_share,
         truncated_pairs=truncated,
         max_length=options.max_length,
-        pref_accuracy_reference=cluster_bootstrap(ref_wins, clusters, **boot),
-        pref_accuracy_candidate=cluster_bootstrap(cand_wins, clusters, **boot),
+        pref_accuracy_reference=interval_or_point(ref_wins, clusters, **boot),
+        pref_accuracy_candidate=interval_or_point(cand_wins, clusters, **boot),
         delta=paired_delta(cand_wins, ref_wins, clusters, **boot),
         reward_accuracy=sum(m > 0 for m in margins) / n,
         reward_margin=sum(margins) / n,
@@ -174,10 +196,10 @@ def _report(pairs: list[EvalPair], s: _Scores, beta: float, options: EvalOptions
         seconds=0.0,
         reference_cached=s.reference_cached,
         champion_version=champion_version if s.champion is not None else None,
-        pref_accuracy_champion=cluster_bootstrap(champ_wins, clusters, **boot) if champ_wins else None,
+        champion_eval_set_hash=set_hash if s.champion is not None else None,  # scored on these very pairs
+        pref_accuracy_champion=interval_or_point(champ_wins, clusters, **boot) if champ_wins else None,
         champion_delta=paired_delta(cand_wins, champ_wins, clusters, **boot) if champ_wins else None,
-        ppl_reference=ppl[0],
-        ppl_candidate=ppl[1],
+        **ppl,
         per_pair=_per_pair(pairs, clusters, s, (ref_wins, cand_wins, champ_wins), margins),
         **generation,
     )
@@ -209,7 +231,8 @@ def _with_seconds(report: EvalReport, seconds: float) -> EvalReport:
 
 def _generation_checks(models: ModelSet, tokenizer, pairs: list[EvalPair], options: EvalOptions, device: str,
                        judge: Judge | None, against: str) -> dict:
-    """Samples side by side, judged win rate, length drift and KL, on the first held-out prompts by hash."""
+    """The judge graded on held-out pairs, then the models' own answers on the first held-out prompts
+    by hash (answers.generation_checks)."""
     if options.generation_prompts == 0:
         return {}
     prompts, seen = [], set()
@@ -220,36 +243,18 @@ def _generation_checks(models: ModelSet, tokenizer, pairs: list[EvalPair], optio
             prompts.append(p.prompt)
         if len(prompts) == options.generation_prompts:
             break
-    gen = dict(max_new_tokens=options.max_new_tokens, batch_size=options.batch_size, device=device,
-               max_prompt_tokens=options.max_length)
-    answers = {}
-    for name in ("candidate", "reference") + (("champion",) if against == "champion" else ()):
-        with models.use(name) as model:
-            answers[name] = generate_answers(model, tokenizer, prompts, **gen)
-    out: dict = {
-        "length_ratio": length_ratio(answers["candidate"].mean_tokens(), answers["reference"].mean_tokens()),
-        "samples": [{"prompt": p[-1]["content"], "conversation": p, "candidate": c, against: o}
-                    for p, c, o in zip(prompts, answers["candidate"].texts, answers[against].texts, strict=True)
-                    ][:MAX_SAMPLES],
-        "win_rate_against": against,
-    }
-    if options.kl_samples:
-        kl_prompts = [p for p in prompts for _ in range(options.kl_samples)]
-        with models.use("candidate") as model:
-            sampled = generate_answers(model, tokenizer, kl_prompts, sample=True, seed=options.seed, **gen)
-            scored = sampled.as_scored()
-            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-            logp_c, _ = score_sequences(model, scored, pad_id=pad, batch_size=options.batch_size, device=device)
-        with models.use("reference") as model:
-            logp_r, _ = score_sequences(model, scored, pad_id=pad, batch_size=options.batch_size, device=device)
-        out["kl_reference"] = kl_estimate(logp_c, logp_r)
+    summary = None
+    judge_started = time.perf_counter()
     if judge is not None:
         graded = pairs if options.judge_accuracy_pairs is None else pairs[: options.judge_accuracy_pairs]
-        accuracy = judge_accuracy(judge, graded)
-        wins = win_rates(judge, prompts, answers["candidate"].texts, answers[against].texts)
-        out["judge"] = JudgeSummary(judge.kind, accuracy >= options.judge_min_accuracy, accuracy, len(graded))
-        out["win_rate"] = cluster_bootstrap(wins, [prompt_key(p) for p in prompts],
-                                            n_samples=options.bootstrap_samples, seed=options.seed)
+        progress.info("evaluation: grading the judge on %d held-out pairs", len(graded))
+        summary = grade_judge(judge, graded, min_accuracy=options.judge_min_accuracy,
+                              bootstrap_samples=options.bootstrap_samples, seed=options.seed)
+    graded_s = time.perf_counter() - judge_started
+    out = generation_checks(models, tokenizer, prompts, options, device, judge, against)
+    if summary is not None:
+        out["judge"] = summary
+        out["seconds_parts"]["judge"] = out["seconds_parts"].get("judge", 0.0) + graded_s
     return out
 
 

@@ -1,5 +1,6 @@
 """Answers the models write themselves on held-out prompts: for side-by-side samples, the judge's
-win rate, answer length drift, and the KL estimate (which needs answers sampled from the candidate).
+win rate, answer length drift, degenerate answers, and the KL estimate (which needs answers sampled
+from the candidate). Batched with left padding; each batch decodes with the model's KV cache.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from alignloop.evaluation.scoring import Encoded, _ids
 
 @dataclass(frozen=True)
 class Generated:
-    """Answers to prompts in order: their text, the prompt's token ids, and the answer's token ids."""
+    """Answers to prompts in order: their text, the prompt's token ids, the answer's token ids, and
+    whether the model ended the answer itself (False: cut off at max_new_tokens)."""
 
     texts: list[str]
     prompt_ids: list[list[int]]
     answer_ids: list[list[int]]
+    stopped: list[bool]
 
     def as_scored(self) -> list[Encoded]:
         """prompt + answer with the answer as the scored part, for teacher-forced scoring."""
@@ -37,7 +40,7 @@ def generate_answers(model, tokenizer, prompts: Sequence[list[dict[str, str]]], 
     eos = tokenizer.eos_token_id
     encoded = [_ids(tokenizer.apply_chat_template(p, tokenize=True, add_generation_prompt=True))[-max_prompt_tokens:]
                for p in prompts]
-    texts, answers = [""] * len(prompts), [[] for _ in prompts]
+    texts, answers, stopped = [""] * len(prompts), [[] for _ in prompts], [False] * len(prompts)
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)  # sampled answers are reproducible; the caller's random stream is restored below
     try:
@@ -52,14 +55,15 @@ def generate_answers(model, tokenizer, prompts: Sequence[list[dict[str, str]]], 
             out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
                                  max_new_tokens=max_new_tokens, do_sample=sample,
                                  temperature=1.0 if sample else None, top_p=1.0 if sample else None,
-                                 top_k=0 if sample else None, pad_token_id=pad, eos_token_id=eos)
+                                 top_k=0 if sample else None, pad_token_id=pad, eos_token_id=eos, use_cache=True)
             for row, new in enumerate(out[:, width:].tolist()):
                 if eos in new:
                     new = new[: new.index(eos) + 1]  # the eos is part of the answer: the model chose to stop
+                    stopped[lo + row] = True
                 while new and new[-1] == pad and pad != eos:
                     new.pop()
                 answers[lo + row] = new
                 texts[lo + row] = tokenizer.decode(new, skip_special_tokens=True).strip()
     finally:
         torch.random.set_rng_state(generator_state)
-    return Generated(texts, encoded, answers)
+    return Generated(texts, encoded, answers, stopped)

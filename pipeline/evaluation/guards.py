@@ -4,9 +4,15 @@ and general language ability (perplexity on a fixed text shipped with alignloop)
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
+from alignloop.evaluation.bootstrap import Interval, interval_or_point
+
 CAPABILITY_TEXT = Path(__file__).with_name("capability_text.txt")
+# Neighbouring tokens of a text are not independent: the perplexity interval resamples blocks of them.
+PPL_BLOCK_TOKENS = 16
 
 
 def capability_text(path: Path | None = None) -> str:
@@ -17,6 +23,15 @@ def capability_text(path: Path | None = None) -> str:
 def ppl_rise(reference: float, candidate: float) -> float:
     """Perplexity rise as a fraction of the reference's (0.05 = 5 % worse; negative = better)."""
     return candidate / reference - 1.0
+
+
+def ppl_rise_interval(reference_logps: Sequence[float], candidate_logps: Sequence[float], *, n_samples: int = 2000,
+                      seed: int = 0) -> Interval:
+    """The perplexity rise candidate/reference − 1 on one text, with a 95% interval from resampling blocks of
+    PPL_BLOCK_TOKENS consecutive tokens (NaN bounds when the text has too few blocks)."""
+    diffs = [r - c for r, c in zip(reference_logps, candidate_logps, strict=True)]  # candidate's extra nats
+    blocks = [str(i // PPL_BLOCK_TOKENS) for i in range(len(diffs))]
+    return interval_or_point(diffs, blocks, n_samples=n_samples, seed=seed).mapped(lambda x: math.exp(x) - 1.0)
 
 
 def kl_estimate(logp_candidate: list[float], logp_reference: list[float]) -> float:

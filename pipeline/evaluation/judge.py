@@ -1,9 +1,14 @@
 """Who decides whether the candidate's own answers beat the champion's (or the reference's).
 
-Either a reward model fitted with TRL's RewardTrainer on the training feedback (never on held-out
-prompts), or a model behind an OpenAI-compatible chat endpoint. Either way the judge is first
-graded on held-out pairs whose preferred answer is known; below `min_accuracy` it is reported as
-unusable and its win rate is not trusted.
+The judge must not share the candidate's lessons: a reward model fitted on the rows the candidate
+trained on rewards exactly the cues it learned, and an RLHF policy's own reward model is what it was
+optimised to please. So the default judge is a reward model (TRL's RewardTrainer) cross-fitted on
+held-out prompts: held-out prompts fall into two folds by hash, a reward model is fitted on each
+fold, and every prompt is judged, and the judge graded, by the model fitted on the other fold. A
+reward model named in the config (`model_path`) or a model behind an OpenAI-compatible endpoint can
+be used instead. A judge known to have been fitted on a training prompt is refused. Every judge is
+first graded on held-out pairs whose preferred answer is known; below `min_accuracy` it is reported
+as unusable and its win rate is not trusted.
 """
 
 from __future__ import annotations
@@ -20,13 +25,18 @@ from pathlib import Path
 from typing import Protocol
 
 from alignloop.datasets import EvalPair
-from alignloop.errors import ConfigError, TransientError
+from alignloop.errors import ConfigError, DataError, TransientError
+from alignloop.schema import prompt_key
 
 log = logging.getLogger(__name__)
+progress = logging.getLogger("alignloop.evaluation.progress")  # INFO lines when no terminal shows the bars
 
 
 class Judge(Protocol):
     kind: str
+    provenance: str                            # where it learned, in words (report and review page)
+    n_fit_pairs: int                           # pairs it was fitted on (0: not fitted here)
+    fitted_prompt_keys: frozenset[str] | None  # prompts it learned from; None: fitted elsewhere
 
     def prefer(self, prompts: Sequence[list[dict[str, str]]], first: Sequence[str],
                second: Sequence[str]) -> list[float]:
@@ -40,16 +50,50 @@ class JudgeSummary:
     usable: bool
     accuracy: float | None
     n_accuracy_pairs: int
+    fitted_on: str = ""
+    n_fit_pairs: int = 0
+    accuracy_ci_low: float | None = None
+    accuracy_ci_high: float | None = None
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "usable": self.usable, "accuracy": self.accuracy,
-                "n_accuracy_pairs": self.n_accuracy_pairs}
+                "accuracy_ci_low": self.accuracy_ci_low, "accuracy_ci_high": self.accuracy_ci_high,
+                "n_accuracy_pairs": self.n_accuracy_pairs, "fitted_on": self.fitted_on,
+                "n_fit_pairs": self.n_fit_pairs}
+
+
+def check_independent(judge: Judge, training_prompt_keys: set[str] | frozenset[str]) -> None:
+    """Refuse a judge that learned from prompts the candidate trained on: it would reward what the
+    candidate learned, whether or not its answers got better."""
+    fitted = getattr(judge, "fitted_prompt_keys", None)
+    if fitted is None:
+        return
+    shared = fitted & set(training_prompt_keys)
+    if shared:
+        raise DataError(
+            f"the judge ({judge.provenance}) was fitted on {len(shared)} prompts the candidate trained on, so its "
+            "win rate would reward what the candidate learned; cross-fit it on held-out prompts (evaluation.judge."
+            "kind: reward_model without model_path) or name an independent judge (evaluation.judge.endpoint_url)")
 
 
 def judge_accuracy(judge: Judge, pairs: Sequence[EvalPair]) -> float:
     """Share of held-out pairs where the judge prefers the answer people preferred (ties count half)."""
     verdicts = judge.prefer([p.prompt for p in pairs], [p.chosen for p in pairs], [p.rejected for p in pairs])
     return sum(verdicts) / len(verdicts)
+
+
+def grade_judge(judge: Judge, pairs: Sequence[EvalPair], *, min_accuracy: float, bootstrap_samples: int = 2000,
+                seed: int = 0) -> JudgeSummary:
+    """The judge's accuracy on held-out pairs (which a cross-fitted judge grades with the model fitted on
+    the other fold), with a 95% interval over prompts. Usable when the accuracy reaches min_accuracy and
+    its interval lies above chance (0.5); on too few prompts for an interval it is not usable."""
+    from alignloop.evaluation.bootstrap import interval_or_point
+
+    verdicts = judge.prefer([p.prompt for p in pairs], [p.chosen for p in pairs], [p.rejected for p in pairs])
+    iv = interval_or_point(verdicts, [prompt_key(p.prompt) for p in pairs], n_samples=bootstrap_samples, seed=seed)
+    usable = iv.measured and iv.value >= min_accuracy and iv.low > 0.5
+    return JudgeSummary(judge.kind, usable, iv.value, len(pairs), judge.provenance, judge.n_fit_pairs,
+                        iv.low if iv.measured else None, iv.high if iv.measured else None)
 
 
 def win_rates(judge: Judge, prompts: Sequence[list[dict[str, str]]], candidate: Sequence[str],
@@ -70,9 +114,14 @@ class RewardModelJudge:
 
     kind = "reward_model"
 
-    def __init__(self, folder: Path, tokenizer, *, device: str, batch_size: int, max_length: int) -> None:
+    def __init__(self, folder: Path, tokenizer, *, device: str, batch_size: int, max_length: int,
+                 provenance: str | None = None) -> None:
         from transformers import AutoModelForSequenceClassification
 
+        recipe = _read_recipe(Path(folder))
+        self.fitted_prompt_keys = frozenset(recipe["prompt_keys"]) if "prompt_keys" in recipe else None
+        self.n_fit_pairs = int(recipe.get("n_pairs", 0))
+        self.provenance = provenance or f"the reward model at {folder}"
         self.model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=1).to(device).eval()
         self.model.config.pad_token_id = tokenizer.pad_token_id
         self.tokenizer, self.device, self.batch_size, self.max_length = tokenizer, device, batch_size, max_length
@@ -156,10 +205,15 @@ class EndpointJudge:
     """
 
     kind = "endpoint"
+    n_fit_pairs = 0
+    fitted_prompt_keys = None  # a model served elsewhere: it never saw this target's feedback
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None, timeout_s: float) -> None:
+        from urllib.parse import urlsplit
+
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self._api_key, self.timeout_s = model, api_key, timeout_s
+        self.provenance = f"the model {model} at an endpoint on {urlsplit(base_url).hostname}, named in the config"
 
     @classmethod
     def from_settings(cls, judge) -> EndpointJudge:
@@ -212,35 +266,110 @@ class EndpointJudge:
         return out
 
 
-def build_judge(judge_settings, train_pairs: Sequence[EvalPair], base_dir: Path, work_dir: Path, *, device: str,
-                max_length: int, batch_size: int, seed: int = 0, reward_model_dir: Path | None = None) -> Judge | None:
-    """The configured judge, ready to compare answers; None when judge.kind is none or cannot be built.
+# ------------------------------------------------------------------------------------ cross-fitted
+FOLDS = 2
+MIN_FIT_PAIRS = 8  # per fold: fewer cannot teach a reward model anything worth grading
 
-    A reward model the training already fitted (RLHF) is reused instead of fitting another.
-    """
+
+def judge_fold(prompt: list[dict[str, str]]) -> int:
+    """The fold of a prompt, by hash: the same prompt is always in the same fold."""
+    return int(hashlib.sha256(f"judge-fold:{prompt_key(prompt)}".encode()).hexdigest()[:8], 16) % FOLDS
+
+
+class CrossFittedJudge:
+    """Reward models fitted on disjoint folds of held-out prompts; each prompt is judged by the model
+    fitted on the other fold, so no prompt is judged by a model that learned from it."""
+
+    kind = "reward_model"
+
+    def __init__(self, judges: Sequence[RewardModelJudge], n_fit_pairs: int, n_fit_prompts: int) -> None:
+        self.judges = list(judges)  # judges[k] judges the prompts of fold k
+        self.n_fit_pairs = n_fit_pairs
+        self.fitted_prompt_keys = frozenset().union(*(j.fitted_prompt_keys or frozenset() for j in judges))
+        self.provenance = (f"reward models cross-fitted on {n_fit_pairs} held-out pairs over {n_fit_prompts} prompts "
+                           f"in {len(judges)} folds; each prompt judged by the model fitted on the other fold, "
+                           "none fitted on the candidate's training rows")
+
+    def prefer(self, prompts, first, second) -> list[float]:
+        out = [0.5] * len(prompts)
+        for k, judge in enumerate(self.judges):
+            idx = [i for i, p in enumerate(prompts) if judge_fold(p) == k]
+            if idx:
+                for i, v in zip(idx, judge.prefer([prompts[i] for i in idx], [first[i] for i in idx],
+                                                  [second[i] for i in idx]), strict=True):
+                    out[i] = v
+        return out
+
+
+def _read_recipe(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "recipe.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def fit_reward_judge(pairs: Sequence[EvalPair], base_dir: Path, cache_dir: Path, tokenizer, judge_settings, *,
+                     device: str, max_length: int, seed: int) -> Path:
+    """A reward model fitted on `pairs`, cached by its recipe (the same pairs and settings give the same
+    judge, so a re-evaluation or another candidate of the same data reuses it). Its folder's recipe.json
+    lists the prompts it learned from."""
+    recipe = hashlib.sha256(json.dumps(
+        [judge_settings.steps, judge_settings.learning_rate, judge_settings.batch_size, max_length, seed,
+         str(base_dir), [[p.prompt, p.chosen, p.rejected] for p in pairs]]).encode()).hexdigest()[:16]
+    work = cache_dir / recipe
+    if _read_recipe(work / "model").get("recipe") == recipe:
+        return work / "model"
+    folder = train_reward_judge(pairs, base_dir, work, tokenizer, steps=judge_settings.steps,
+                                learning_rate=judge_settings.learning_rate, batch_size=judge_settings.batch_size,
+                                max_length=max_length, device=device, seed=seed)
+    keys = sorted({prompt_key(p.prompt) for p in pairs})
+    (folder / "recipe.json").write_text(json.dumps({"recipe": recipe, "n_pairs": len(pairs), "prompt_keys": keys}))
+    return folder
+
+
+def build_judge(judge_settings, held_out_pairs: Sequence[EvalPair], base_dir: Path, cache_dir: Path, *, device: str,
+                max_length: int, batch_size: int, seed: int = 0, training_prompt_keys: frozenset[str] = frozenset(),
+                own_reward_model: Path | None = None) -> Judge | None:
+    """The configured judge, ready to compare answers; None when judge.kind is none or too few held-out
+    pairs to cross-fit one. Raises when the judge learned from the candidate's training prompts, or is
+    the run's own reward model (`own_reward_model`, what an RLHF policy was optimised against)."""
     if judge_settings.kind == "none":
         return None
     if judge_settings.kind == "endpoint":
         return EndpointJudge.from_settings(judge_settings)
     from alignloop.models import load_tokenizer
 
-    tokenizer = load_tokenizer(base_dir)
-    folder = reward_model_dir if reward_model_dir is not None and (reward_model_dir / "config.json").exists() else None
-    if folder is None:
-        if not train_pairs:
-            log.warning("no training pairs to fit the judge's reward model on; no win rate this run")
+    kw = dict(device=device, batch_size=batch_size, max_length=max_length)
+    if judge_settings.model_path is not None:
+        folder = Path(judge_settings.model_path)
+        if own_reward_model is not None and folder.resolve() == Path(own_reward_model).resolve():
+            raise ConfigError("evaluation.judge.model_path is this run's own reward model, the one the policy was "
+                              "optimised against: it cannot judge it; name another judge or leave model_path unset")
+        judge: Judge = RewardModelJudge(folder, load_tokenizer(base_dir), provenance=f"the reward model at {folder}, "
+                                        "named in the config", **kw)
+    else:
+        judge = _cross_fitted(judge_settings, held_out_pairs, base_dir, cache_dir, seed=seed, **kw)
+        if judge is None:
             return None
-        # Fitted once per run: the same pairs and settings give the same judge, so a re-evaluation reuses it.
-        recipe = hashlib.sha256(json.dumps(
-            [judge_settings.steps, judge_settings.learning_rate, judge_settings.batch_size, max_length, seed,
-             [[p.prompt, p.chosen, p.rejected] for p in train_pairs]]).encode()).hexdigest()[:16]
-        marker = work_dir / "model" / "recipe.json"
-        if marker.exists() and json.loads(marker.read_text()).get("recipe") == recipe:
-            folder = work_dir / "model"
-        else:
-            folder = train_reward_judge(train_pairs, base_dir, work_dir, tokenizer, steps=judge_settings.steps,
-                                        learning_rate=judge_settings.learning_rate,
-                                        batch_size=judge_settings.batch_size, max_length=max_length, device=device,
-                                        seed=seed)
-            marker.write_text(json.dumps({"recipe": recipe}))
-    return RewardModelJudge(folder, tokenizer, device=device, batch_size=batch_size, max_length=max_length)
+    check_independent(judge, training_prompt_keys)
+    return judge
+
+
+def _cross_fitted(judge_settings, pairs: Sequence[EvalPair], base_dir: Path, cache_dir: Path, *,
+                  device: str, batch_size: int, max_length: int, seed: int) -> CrossFittedJudge | None:
+    from alignloop.models import load_tokenizer
+
+    folds = [[p for p in pairs if judge_fold(p.prompt) != k] for k in range(FOLDS)]  # folds[k]: fits fold k's judge
+    if min(len(f) for f in folds) < MIN_FIT_PAIRS:
+        log.warning("too few held-out pairs (%d) to cross-fit a judge (at least %d per fold): no win rate this run; "
+                    "name one in evaluation.judge (endpoint_url or model_path)", len(pairs), MIN_FIT_PAIRS)
+        return None
+    tokenizer = load_tokenizer(base_dir)
+    judges = []
+    for k, fit_on in enumerate(folds):
+        progress.info("evaluation: fitting the judge for fold %d of %d on %d held-out pairs (%d steps)",
+                      k + 1, FOLDS, len(fit_on), judge_settings.steps)
+        folder = fit_reward_judge(fit_on, base_dir, cache_dir, tokenizer, judge_settings, device=device,
+                                  max_length=max_length, seed=seed)
+        judges.append(RewardModelJudge(folder, tokenizer, device=device, batch_size=batch_size, max_length=max_length))
+    return CrossFittedJudge(judges, len(pairs), len({prompt_key(p.prompt) for p in pairs}))

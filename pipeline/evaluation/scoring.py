@@ -29,7 +29,8 @@ from alignloop.tokenize import _ids, encode_turns, truncate_pair
 Encoded = tuple[list[int], int]
 # Bump when the way sequences are encoded or scored changes, so cached scores are recomputed.
 # 3: a pair's answers share the prompt trimmed for the longer one (training's truncate_pair).
-SCORING_VERSION = 3
+# 4: the perplexity guard caches per-token log-probabilities (for its interval).
+SCORING_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,36 @@ def _pad_id(tokenizer_or_id) -> int:
     return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
 
+def _batches(sequences: Sequence[Encoded], batch_size: int,
+             groups: Sequence[Sequence[int]] | None) -> list[list[int]]:
+    """Indices packed into batches of about batch_size, groups kept together, longest first."""
+    groups = [list(g) for g in groups] if groups is not None else [[i] for i in range(len(sequences))]
+    groups.sort(key=lambda g: -max(len(sequences[i][0]) for i in g))
+    batches: list[list[int]] = [[]]
+    for g in groups:
+        if batches[-1] and len(batches[-1]) + len(g) > batch_size:
+            batches.append([])
+        batches[-1].extend(g)
+    return [b for b in batches if b]
+
+
+def _token_logps(model, sequences: Sequence[Encoded], batch: list[int], *, pad_id: int, device: str):
+    """One right-padded forward pass: each token's log-probability and the mask of scored tokens."""
+    width = max(len(sequences[i][0]) for i in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    scored = torch.zeros((len(batch), width), dtype=torch.bool)
+    for row, i in enumerate(batch):
+        ids, start = sequences[i]
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention[row, : len(ids)] = 1
+        scored[row, max(start, 1): len(ids)] = True  # the first token has nothing to be predicted from
+    input_ids, attention, scored = input_ids.to(device), attention.to(device), scored.to(device)
+    logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()
+    token_logp = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    return token_logp, scored[:, 1:]
+
+
 @torch.inference_mode()
 def score_sequences(model, sequences: Sequence[Encoded], *, pad_id: int, batch_size: int, device: str,
                     groups: Sequence[Sequence[int]] | None = None,
@@ -127,36 +158,27 @@ def score_sequences(model, sequences: Sequence[Encoded], *, pad_id: int, batch_s
     `groups` lists indices that must share a batch (a pair's two answers); groups are sorted longest
     first and packed into batches of about `batch_size` sequences, right-padded.
     """
-    groups = [list(g) for g in groups] if groups is not None else [[i] for i in range(len(sequences))]
-    groups.sort(key=lambda g: -max(len(sequences[i][0]) for i in g))
-    batches: list[list[int]] = [[]]
-    for g in groups:
-        if batches[-1] and len(batches[-1]) + len(g) > batch_size:
-            batches.append([])
-        batches[-1].extend(g)
     logps = [0.0] * len(sequences)
     counts = [0] * len(sequences)
-    for batch in batches:
-        if not batch:
-            continue
-        width = max(len(sequences[i][0]) for i in batch)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        scored = torch.zeros((len(batch), width), dtype=torch.bool)
-        for row, i in enumerate(batch):
-            ids, start = sequences[i]
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention[row, : len(ids)] = 1
-            scored[row, max(start, 1): len(ids)] = True  # the first token has nothing to be predicted from
-        input_ids, attention, scored = input_ids.to(device), attention.to(device), scored.to(device)
-        logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()
-        token_logp = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-        mask = scored[:, 1:]
+    for batch in _batches(sequences, batch_size, groups):
+        token_logp, mask = _token_logps(model, sequences, batch, pad_id=pad_id, device=device)
         for row, (lp, n) in enumerate(zip((token_logp * mask).sum(-1).tolist(), mask.sum(-1).tolist(), strict=True)):
             logps[batch[row]], counts[batch[row]] = lp, int(n)
         if on_batch:
             on_batch(len(batch))
     return logps, counts
+
+
+@torch.inference_mode()
+def token_logprobs(model, sequences: Sequence[Encoded], *, pad_id: int, batch_size: int,
+                   device: str) -> list[list[float]]:
+    """Each sequence's scored tokens' log-probabilities, in order."""
+    out: list[list[float]] = [[] for _ in sequences]
+    for batch in _batches(sequences, batch_size, None):
+        token_logp, mask = _token_logps(model, sequences, batch, pad_id=pad_id, device=device)
+        for row, i in enumerate(batch):
+            out[i] = token_logp[row][mask[row]].tolist()
+    return out
 
 
 def score_pairs(model, encoded: EncodedPairs, *, pad_id: int, batch_size: int, device: str,
@@ -173,14 +195,20 @@ def score_pairs(model, encoded: EncodedPairs, *, pad_id: int, batch_size: int, d
                       [count[i] for i in encoded.chosen_index], [count[i] for i in encoded.rejected_index])
 
 
-def perplexity(model, tokenizer, text: str, *, max_length: int, batch_size: int, device: str) -> float:
-    """Perplexity of `text` cut into consecutive windows of max_length tokens."""
+def text_logprobs(model, tokenizer, text: str, *, max_length: int, batch_size: int, device: str) -> list[float]:
+    """Log-probability of every predicted token of `text`, cut into consecutive windows of max_length tokens."""
     ids = _ids(tokenizer(text, add_special_tokens=False))
     windows = [(ids[i: i + max_length], 0) for i in range(0, len(ids), max_length) if len(ids[i: i + max_length]) > 1]
     if not windows:
         raise ValueError("the perplexity text is shorter than two tokens")
-    logp, counts = score_sequences(model, windows, pad_id=_pad_id(tokenizer), batch_size=batch_size, device=device)
-    return math.exp(-sum(logp) / sum(counts))
+    per_window = token_logprobs(model, windows, pad_id=_pad_id(tokenizer), batch_size=batch_size, device=device)
+    return [lp for window in per_window for lp in window]
+
+
+def perplexity(model, tokenizer, text: str, *, max_length: int, batch_size: int, device: str) -> float:
+    """Perplexity of `text` cut into consecutive windows of max_length tokens."""
+    logps = text_logprobs(model, tokenizer, text, max_length=max_length, batch_size=batch_size, device=device)
+    return math.exp(-sum(logps) / len(logps))
 
 
 def model_identity(folder: Path) -> str:

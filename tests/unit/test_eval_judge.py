@@ -11,7 +11,7 @@ import pytest
 
 from alignloop.config import JudgeSettings
 from alignloop.datasets import EvalPair
-from alignloop.errors import ConfigError, TransientError
+from alignloop.errors import ConfigError, DataError, TransientError
 from alignloop.evaluation.judge import EndpointJudge, judge_accuracy, win_rates
 
 SECRET = "sk-test-not-a-real-key-123"
@@ -107,7 +107,7 @@ def test_endpoint_settings_name_what_is_missing(monkeypatch):
 
 
 @pytest.mark.slow
-def test_reward_model_judge_learns_the_training_preference_and_is_graded(tmp_path):
+def test_a_cross_fitted_judge_learns_the_preference_from_held_out_prompts_and_is_graded_on_the_other_fold(tmp_path):
     import torch
 
     threads = torch.get_num_threads()
@@ -118,36 +118,74 @@ def test_reward_model_judge_learns_the_training_preference_and_is_graded(tmp_pat
         torch.set_num_threads(threads)
 
 
+def _signal(prompts: range, text: str) -> list[EvalPair]:
+    return [EvalPair([{"role": "user", "content": text.format(i)}], "Thank you, happy to help!", "Ugh. No.", 1)
+            for i in prompts]
+
+
 def _judge_round_trip(tmp_path):
     from alignloop.config import BaseModelSettings
     from alignloop.evaluation.candidate import EvalOptions, evaluate_candidate
-    from alignloop.evaluation.judge import build_judge
+    from alignloop.evaluation.judge import CrossFittedJudge, build_judge, grade_judge, judge_fold
     from alignloop.models import resolve_base_model
+    from alignloop.schema import prompt_key
 
     tiny = resolve_base_model(BaseModelSettings(tiny=True), tmp_path / "models")
-    train = [EvalPair([{"role": "user", "content": f"Question {i}?"}], "Thank you, happy to help!", "Ugh. No.", 1)
-             for i in range(40)]
-    held = [EvalPair([{"role": "user", "content": f"What is {i} + 1?"}], "Thank you, happy to help!", "Ugh. No.", 1)
-            for i in range(12)]
-    judge = build_judge(JudgeSettings(steps=25, learning_rate=3e-3), train, tiny, tmp_path / "judge", device="cpu",
-                        max_length=64, batch_size=8)
-    assert judge is not None and (tmp_path / "judge" / "model" / "config.json").exists()
-    assert judge_accuracy(judge, held) == 1.0
-    stamp = (tmp_path / "judge" / "model" / "config.json").stat().st_mtime_ns
-    build_judge(JudgeSettings(steps=25, learning_rate=3e-3), train, tiny, tmp_path / "judge", device="cpu",
-                max_length=64, batch_size=8)
-    assert (tmp_path / "judge" / "model" / "config.json").stat().st_mtime_ns == stamp  # same recipe: reused
+    trained_on = frozenset(prompt_key(p.prompt) for p in _signal(range(40), "Question {}?"))
+    held = _signal(range(40), "What is {} + 1?")
+    settings = JudgeSettings(steps=25, learning_rate=3e-3)
+    kw = dict(device="cpu", max_length=64, batch_size=8, training_prompt_keys=trained_on)
+    judge = build_judge(settings, held, tiny, tmp_path / "judge", **kw)
+    assert isinstance(judge, CrossFittedJudge) and len(judge.judges) == 2
+    # Each fold's model learned from the other fold's prompts only.
+    for k, fold_judge in enumerate(judge.judges):
+        assert fold_judge.fitted_prompt_keys == {prompt_key(p.prompt) for p in held if judge_fold(p.prompt) != k}
+    assert 0 < judge.judges[0].n_fit_pairs < len(held) and judge.n_fit_pairs == len(held)
+    summary = grade_judge(judge, held, min_accuracy=0.6, bootstrap_samples=300)
+    assert summary.accuracy == 1.0 and summary.usable and summary.n_accuracy_pairs == 40
+    assert summary.fitted_on.startswith("reward models cross-fitted on 40 held-out pairs over 40 prompts in 2 folds")
+    folders = sorted((tmp_path / "judge").glob("*/model/config.json"))
+    assert len(folders) == 2
+    stamps = [f.stat().st_mtime_ns for f in folders]
+    build_judge(settings, held, tiny, tmp_path / "judge", **kw)
+    assert [f.stat().st_mtime_ns for f in folders] == stamps  # same recipe: fitted once, reused
 
     def run(min_accuracy: float):
-        options = EvalOptions(batch_size=4, max_length=64, bootstrap_samples=200, generation_prompts=3,
+        options = EvalOptions(batch_size=4, max_length=64, bootstrap_samples=200, generation_prompts=12,
                               max_new_tokens=6, kl_samples=0, judge_min_accuracy=min_accuracy)
         return evaluate_candidate(tiny, tiny, held, beta=0.1, options=options, device="cpu", judge=judge)
 
     trusted, untrusted = run(0.6), run(1.0 + 1e-9)
-    assert trusted.judge.usable and trusted.metrics()["eval_judge_accuracy"] == 1.0
+    m = trusted.metrics()
+    assert trusted.judge.usable and m["eval_judge_accuracy"] == 1.0 and m["eval_judge_accuracy_pairs"] == 40
     # Candidate == reference: every answer is identical, so every comparison is a tie.
-    assert trusted.metrics()["eval_judge_win_rate"] == 0.5
-    assert {"eval_judge_win_rate_ci_low", "eval_judge_win_rate_ci_high"} <= set(trusted.metrics())
+    assert (m["eval_judge_win_rate"], m["eval_judge_win_rate_ci_low"], m["eval_judge_win_rate_ci_high"]) == (
+        0.5, 0.5, 0.5)
+    assert m["eval_judge_prompts"] == 12
+    judged = trusted.to_dict()["judge"]
+    assert judged["fitted_on"] == judge.provenance and judged["n_fit_pairs"] == 40
     assert not untrusted.judge.usable
     assert "eval_judge_win_rate" not in untrusted.metrics() and "eval_judge_accuracy" in untrusted.metrics()
     assert untrusted.to_dict()["judge"]["usable"] is False
+
+    # A judge fitted on the candidate's training rows is refused, however it is offered.
+    with pytest.raises(DataError, match=r"was fitted on 40 prompts the candidate trained on"):
+        build_judge(settings, _signal(range(40), "Question {}?"), tiny, tmp_path / "judge", **kw)
+    configured = folders[0].parent  # one fold's reward model, named in the config, and what it learned from
+    fitted_on_training = frozenset(json.loads((configured / "recipe.json").read_text())["prompt_keys"])
+    with pytest.raises(DataError, match=f"fitted on {len(fitted_on_training)} prompts the candidate trained on"):
+        build_judge(JudgeSettings(model_path=configured), [], tiny, tmp_path / "judge",
+                    **{**kw, "training_prompt_keys": fitted_on_training})
+    assert build_judge(JudgeSettings(model_path=configured), [], tiny, tmp_path / "judge", **kw) is not None
+    with pytest.raises(ConfigError, match="this run's own reward model"):
+        build_judge(JudgeSettings(model_path=configured), [], tiny, tmp_path / "judge", own_reward_model=configured,
+                    **kw)
+
+
+def test_too_few_held_out_pairs_give_no_judge_rather_than_one_fitted_on_training_rows(tmp_path, caplog):
+    from alignloop.evaluation.judge import build_judge
+
+    judge = build_judge(JudgeSettings(), _signal(range(6), "Q{}?"), tmp_path / "no-model-needed", tmp_path,
+                        device="cpu", max_length=64, batch_size=8)
+    assert judge is None
+    assert "too few held-out pairs (6) to cross-fit a judge" in caplog.text

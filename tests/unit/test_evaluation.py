@@ -149,6 +149,7 @@ def test_candidate_against_reference_and_champion_with_per_pair_scores(tmp_path,
     metrics = report.metrics()
     assert CONTRACT | CHAMPION <= set(metrics)
     assert report.eval_set_hash == eval_set_hash(pairs) and report.champion_version == "3"
+    assert report.champion_eval_set_hash == report.eval_set_hash  # scored on these very pairs, in this run
     # The champion here is the base model itself: it must score exactly as the reference does.
     assert metrics["eval_pref_accuracy_champion"] == pytest.approx(metrics["eval_pref_accuracy_reference"])
     assert metrics["eval_pref_accuracy_champion_delta"] == pytest.approx(metrics["eval_pref_accuracy_delta"])
@@ -156,6 +157,7 @@ def test_candidate_against_reference_and_champion_with_per_pair_scores(tmp_path,
         <= metrics["eval_pref_accuracy_delta_ci_high"]
     # The random adapter moves the model: it drifts from the reference and reads the fixed text differently.
     assert metrics["eval_kl_reference"] != 0.0
+    assert metrics["eval_ppl_rise_ci_low"] <= metrics["eval_ppl_rise"] <= metrics["eval_ppl_rise_ci_high"]
     assert metrics["eval_ppl_rise"] == pytest.approx(metrics["eval_ppl_candidate"] / metrics["eval_ppl_reference"] - 1)
     assert metrics["eval_ppl_candidate"] != pytest.approx(metrics["eval_ppl_reference"])
 
@@ -163,8 +165,11 @@ def test_candidate_against_reference_and_champion_with_per_pair_scores(tmp_path,
     written = json.loads(path.read_text())
     assert written["metrics"] == pytest.approx(metrics)
     assert written["champion_version"] == "3" and written["judge"] is None
+    assert written["champion_eval_set_hash"] == report.eval_set_hash
     assert len(written["samples"]) == 3
-    assert set(written["samples"][0]) >= {"prompt", "candidate", "champion"}
+    assert set(written["samples"][0]) >= {"prompt", "conversation", "candidate", "champion", "reference",
+                                          "candidate_degenerate"}
+    assert written["samples"][0]["conversation"][0] == {"role": "system", "content": "You are a helpful assistant."}
     rows = [json.loads(line) for line in (tmp_path / "run" / "per_pair_scores.jsonl").read_text().splitlines()]
     assert len(rows) == len(pairs)
 
@@ -190,14 +195,40 @@ def test_reference_scores_come_from_the_cache_for_the_same_base_and_set(tmp_path
     assert "eval_kl_reference" not in again.metrics()  # generation checks off: no made-up value
 
 
-def test_a_candidate_identical_to_the_reference_shows_no_drift(tmp_path, tiny_dir):
-    report = evaluate_candidate(tiny_dir, tiny_dir, _pairs(4), beta=0.1, options=_options(tmp_path), device="cpu")
+def test_a_candidate_identical_to_the_reference_shows_no_drift_and_the_gate_never_passes_it(tmp_path, tiny_dir,
+                                                                                            caplog):
+    import logging
+
+    from alignloop.config import PromotionSettings
+    from alignloop.gate import PASS, decide, input_from_report
+
+    with caplog.at_level(logging.INFO, logger="alignloop.evaluation.progress"):
+        report = evaluate_candidate(tiny_dir, tiny_dir, _pairs(12), beta=0.1,
+                                    options=_options(tmp_path, generation_prompts=12), device="cpu")
+    # What a piped log shows while it runs: each part as it starts, and the seconds each took.
+    lines = [r.getMessage() for r in caplog.records if r.name == "alignloop.evaluation.progress"]
+    assert lines[0] == "evaluation: scoring 24 held-out pairs over 12 prompts (48 distinct answers per model)"
+    assert "evaluation: candidate answering 12 held-out prompts" in lines
+    assert lines[-1].startswith("evaluation: done in ") and "generation" in lines[-1]
     m = report.metrics()
     assert m["eval_pref_accuracy_delta"] == 0.0
     assert (m["eval_pref_accuracy_delta_ci_low"], m["eval_pref_accuracy_delta_ci_high"]) == (0.0, 0.0)
     assert m["eval_kl_reference"] == pytest.approx(0.0, abs=1e-4)
-    assert m["eval_length_ratio"] == pytest.approx(1.0)
+    assert m["eval_length_ratio"] == pytest.approx(1.0) and m["eval_length_ratio_ci_high"] == pytest.approx(1.0)
     assert m["eval_ppl_rise"] == pytest.approx(0.0, abs=1e-6)
+    assert m["eval_ppl_rise_ci_high"] == pytest.approx(0.0, abs=1e-6)  # the text has blocks enough for an interval
+    assert (m["eval_degenerate_rate_delta"], m["eval_degenerate_rate_delta_ci_high"]) == (0.0, 0.0)
+    assert m["eval_prompts"] == 12 and m["eval_generation_prompts"] == 12 and m["eval_kl_prompts"] == 12
     assert [s["candidate"] for s in report.samples] == [s["reference"] for s in report.samples]
     assert math.isfinite(m["eval_seconds"]) and m["eval_seconds"] > 0
+    assert {"eval_seconds_scoring", "eval_seconds_generation", "eval_seconds_guards"} <= set(m)
     assert replace(report, seconds=1.0).metrics()["eval_seconds"] == 1.0
+    verdict = decide(input_from_report(json.loads(report.write(tmp_path / "run").read_text()), None),
+                     PromotionSettings(min_prompts=10))
+    assert verdict.verdict != PASS and any("lower bound +0.000 ≤ +0.010" in line for line in verdict.lines)
+
+
+def test_on_too_few_prompts_the_metrics_carry_no_interval_rather_than_a_zero_width_one(tmp_path, tiny_dir):
+    m = evaluate_candidate(tiny_dir, tiny_dir, _pairs(4), beta=0.1, options=_options(tmp_path), device="cpu").metrics()
+    assert m["eval_pref_accuracy_delta"] == 0.0 and m["eval_prompts"] == 4
+    assert "eval_pref_accuracy_delta_ci_low" not in m and "eval_kl_reference_ci_low" not in m

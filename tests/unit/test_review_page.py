@@ -29,6 +29,9 @@ def _run_dir(tmp_path: Path) -> Path:
     report = eval_report(delta=(0.047, 0.012, 0.081), champion_version=3, champion_delta=(0.031, 0.014, 0.058),
                          samples=25)
     report["samples"][0]["candidate"] = "Paris <b>is</b> the capital & a fine city."
+    report["samples"][1].update(candidate="", candidate_degenerate="empty", judged_vs_champion=0.0)
+    report["samples"][2].update(candidate="ok ok ok ok ok ok ok ok ok", candidate_degenerate="repeating")
+    report["seconds"] = {"total": 95.0, "scoring": 20.0, "generation": 50.0, "judge": 20.0, "guards": 5.0}
     gate = decide(input_from_report(report, Champion(3)), PromotionSettings())
     files = {"plan": PLAN, "eval_report": report, "gate": gate.to_dict(),
              "snapshot": {"snapshot_id": "snap-0042"}, "train": {"n_train": 412}}
@@ -53,7 +56,18 @@ def test_the_page_holds_the_verdict_intervals_data_method_and_twenty_escaped_sam
     assert "412 training pairs ≥ planning.min_pairs (32)" in page and "2026-10-01T12:00:00 → 2026-10-30T09:00:00" in page
     assert page.count('<img id="plot-') == 3 and "data:image/png;base64," in page
     assert page.count("Question number") == MAX_SAMPLES == 20  # 25 samples in the report
+    assert "20 of the 25 held-out prompts both models answered (up to 20 are shown)" in page
     assert "Paris &lt;b&gt;is&lt;/b&gt; the capital &amp; a fine city." in page  # answers are text, not markup
+    # The whole conversation of a multi-turn prompt, not only its last turn; degenerate answers marked.
+    assert page.count("Hello there, how can I help?") == 20
+    assert '<span class="degenerate">[empty answer]</span>' in page
+    assert '<span class="degenerate">[repeating answer]</span> ok ok ok' in page
+    assert page.count("challenger wins") == 19 and page.count("challenger loses") == 1
+    # The generation checks and the judge's provenance.
+    assert "judged win rate over the champion</th><td>0.620 <span class=ci>[0.520, 0.720]</span></td><td>32</td>" in page
+    assert "Held-out accuracy <b>0.810</b> (no interval) on 120 pairs" in page
+    assert "Fitted on: cross-fitted on held-out prompts (2 folds)." in page
+    assert "Evaluation took 95 s (scoring 20 s, generation 50 s, judge 20 s, guards 5 s)" in page
     assert "src=\"http" not in page and "<link" not in page and "<script" not in page  # self-contained
 
 
@@ -75,4 +89,6 @@ def test_headless_chromium_renders_a_non_blank_page_with_the_key_numbers_in_the_
     dom = subprocess.run([*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
     assert 'id="verdict">Gate verdict: <b>PASS</b>' in dom
     assert "+0.031" in dom and "[+0.014, +0.058]" in dom and "Kind answer 19" in dom
+    assert "Fitted on: cross-fitted on held-out prompts (2 folds)." in dom and "[empty answer]" in dom
+    assert "20 of the 25 held-out prompts" in dom and dom.count("Hello there, how can I help?") == 20
     assert dom.count('<img id="plot-') == 3

@@ -1,0 +1,149 @@
+"""The models' own answers on held-out prompts, measured: judged win rate, length drift, degenerate and
+refusing answers, KL from the reference, each with a 95% interval over prompts, and the side-by-side
+samples the review page shows.
+
+Preference accuracy says which of two given answers a model ranks higher; it can rise while the
+model's own answers get worse (a learned cue, chattier text). These checks read what it writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from alignloop.evaluation.bootstrap import interval_or_point, paired_delta
+from alignloop.schema import prompt_key
+
+if TYPE_CHECKING:
+    from alignloop.evaluation.generation import Generated
+    from alignloop.evaluation.judge import Judge
+
+progress = logging.getLogger("alignloop.evaluation.progress")
+
+EMPTY, REPEATING, CUT_OFF = "empty", "repeating", "cut off"
+_REFUSAL = re.compile(
+    r"\b(I can(?:no|')t (?:help|assist|answer|do that|provide)|I(?: a|')m (?:sorry|unable|not able)|I am unable|"
+    r"as an AI\b|I won(?:')t be able)", re.IGNORECASE)
+
+
+def degenerate_kind(text: str, stopped: bool) -> str | None:
+    """Why an answer is degenerate: empty, repeating itself (a few word or character n-grams over and
+    over), or cut off at the token limit before the model ended it; None for an ordinary answer."""
+    stripped = text.strip()
+    if not stripped:
+        return EMPTY
+    words = stripped.split()
+    grams = [tuple(words[i: i + 3]) for i in range(len(words) - 2)]
+    if len(grams) >= 6 and len(set(grams)) / len(grams) < 0.5:
+        return REPEATING
+    chars = [stripped[i: i + 4] for i in range(len(stripped) - 3)]
+    if len(chars) >= 24 and len(set(chars)) / len(chars) < 0.3:
+        return REPEATING
+    return None if stopped else CUT_OFF
+
+
+def is_refusal(text: str) -> bool:
+    return bool(_REFUSAL.search(text))
+
+
+def generation_checks(models, tokenizer, prompts: Sequence[list[dict[str, str]]], options, device: str,
+                      judge: Judge | None, against: str) -> dict[str, Any]:
+    """Every model answers `prompts` (greedy); the candidate also samples answers for the KL estimate.
+    Returns EvalReport fields: intervals, rates, counts, samples, and the seconds each part took."""
+    from alignloop.evaluation.generation import generate_answers
+
+    gen = dict(max_new_tokens=options.max_new_tokens, batch_size=options.batch_size, device=device,
+               max_prompt_tokens=options.max_length)
+    boot = dict(n_samples=options.bootstrap_samples, seed=options.seed)
+    clusters = [prompt_key(p) for p in prompts]
+    started = time.perf_counter()
+    answers: dict[str, Generated] = {}
+    for name in ("candidate", "reference") + (("champion",) if against == "champion" else ()):
+        progress.info("evaluation: %s answering %d held-out prompts", name, len(prompts))
+        with models.use(name) as model:
+            answers[name] = generate_answers(model, tokenizer, prompts, **gen)
+    kinds = {name: [degenerate_kind(t, s) for t, s in zip(g.texts, g.stopped, strict=True)]
+             for name, g in answers.items()}
+    flags = {name: [float(k is not None) for k in ks] for name, ks in kinds.items()}
+    cand, ref = answers["candidate"], answers["reference"]
+    lengths_r = [max(len(a), 1) for a in ref.answer_ids]
+    out: dict[str, Any] = {
+        "generation_prompts": len(prompts),
+        "length_ratio": interval_or_point([len(c) / r for c, r in zip(cand.answer_ids, lengths_r, strict=True)],
+                                          clusters, weights=lengths_r, **boot),
+        "degenerate_rate": sum(flags["candidate"]) / len(prompts),
+        "degenerate_rate_reference": sum(flags["reference"]) / len(prompts),
+        "degenerate_delta": paired_delta(flags["candidate"], flags["reference"], clusters, **boot),
+        "refusal_rate": sum(map(is_refusal, cand.texts)) / len(prompts),
+        "refusal_rate_reference": sum(map(is_refusal, ref.texts)) / len(prompts),
+        "win_rate_against": against,
+    }
+    seconds = {"generation": time.perf_counter() - started}
+    if options.kl_samples:
+        started = time.perf_counter()
+        out.update(_kl(models, tokenizer, prompts, options, gen, boot))
+        seconds["kl"] = time.perf_counter() - started
+    verdicts: dict[str, list[float]] = {}
+    if judge is not None:
+        started = time.perf_counter()
+        out.update(_judged(judge, prompts, answers, against, options, boot, verdicts))
+        seconds["judge"] = time.perf_counter() - started
+    out["samples"] = _samples(prompts, answers, kinds, verdicts)
+    out["seconds_parts"] = seconds
+    return out
+
+
+def _kl(models, tokenizer, prompts, options, gen: dict, boot: dict) -> dict[str, Any]:
+    """KL(candidate ‖ reference) in nats per answer from answers sampled from the candidate, with an
+    interval over prompts (a prompt's samples resampled together)."""
+    from alignloop.evaluation.generation import generate_answers
+    from alignloop.evaluation.scoring import _pad_id, score_sequences
+
+    kl_prompts = [p for p in prompts for _ in range(options.kl_samples)]
+    progress.info("evaluation: candidate sampling %d answers for the KL estimate", len(kl_prompts))
+    pad = _pad_id(tokenizer)
+    with models.use("candidate") as model:
+        sampled = generate_answers(model, tokenizer, kl_prompts, sample=True, seed=options.seed, **gen)
+        scored = sampled.as_scored()
+        logp_c, _ = score_sequences(model, scored, pad_id=pad, batch_size=options.batch_size, device=gen["device"])
+    with models.use("reference") as model:
+        logp_r, _ = score_sequences(model, scored, pad_id=pad, batch_size=options.batch_size, device=gen["device"])
+    diffs = [c - r for c, r in zip(logp_c, logp_r, strict=True)]
+    return {"kl_reference": interval_or_point(diffs, [prompt_key(p) for p in kl_prompts], **boot),
+            "kl_prompts": len(prompts)}
+
+
+def _judged(judge: Judge, prompts, answers: dict[str, Generated], against: str, options, boot: dict,
+            verdicts: dict[str, list[float]]) -> dict[str, Any]:
+    """The candidate's answers judged against the champion's (or the reference's), and against the
+    reference's too when there is a champion; `verdicts` receives the per-prompt outcomes."""
+    from alignloop.evaluation.judge import win_rates
+
+    clusters = [prompt_key(p) for p in prompts]
+    progress.info("evaluation: judging the candidate's answers against the %s's on %d prompts", against, len(prompts))
+    verdicts[against] = win_rates(judge, prompts, answers["candidate"].texts, answers[against].texts)
+    out: dict[str, Any] = {"win_rate": interval_or_point(verdicts[against], clusters, **boot),
+                           "judge_prompts": len(prompts)}
+    if against != "reference":
+        verdicts["reference"] = win_rates(judge, prompts, answers["candidate"].texts, answers["reference"].texts)
+        out["win_rate_reference"] = interval_or_point(verdicts["reference"], clusters, **boot)
+    return out
+
+
+def _samples(prompts, answers: dict[str, Generated], kinds: dict[str, list[str | None]],
+             verdicts: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """Every answered prompt side by side: the whole conversation, each model's answer, its degenerate
+    kind (None when ordinary), and the judge's verdicts for the candidate."""
+    out = []
+    for i, p in enumerate(prompts):
+        row: dict[str, Any] = {"prompt": p[-1]["content"], "conversation": p}
+        for name, g in answers.items():
+            row[name] = g.texts[i]
+            row[f"{name}_degenerate"] = kinds[name][i]
+        for other, v in verdicts.items():
+            row[f"judged_vs_{other}"] = v[i]
+        out.append(row)
+    return out
