@@ -308,7 +308,7 @@ def _print_metrics(metrics: dict[str, float]) -> None:
 @app.command()
 @_friendly
 def register(config: ConfigOpt = Path("alignloop.yaml"), run: RunOpt = None) -> None:
-    """Log the run to MLflow and register its candidate as the new challenger."""
+    """Log the run to MLflow and register its candidate (alias newest; challenger too if it passed the gate)."""
     from alignloop import runs, stages
 
     settings = _settings(config)

@@ -15,7 +15,7 @@ from alignloop.demo import write_demo_config, write_demo_warehouse
 pytestmark = pytest.mark.slow
 
 
-def test_stages_one_at_a_time_end_in_a_registered_challenger(tmp_path):
+def test_stages_one_at_a_time_end_in_a_registered_version(tmp_path):
     write_demo_warehouse(tmp_path / "warehouse.duckdb", n_feedback=1200, n_prompts=100)
     config = str(write_demo_config(tmp_path, tiny=True))
     runner = CliRunner()
@@ -30,14 +30,15 @@ def test_stages_one_at_a_time_end_in_a_registered_challenger(tmp_path):
     assert plan["method"] == "dpo"
     assert "candidate:" in run("train")
     assert "preference accuracy" in run("evaluate")
-    assert "version 1 as challenger" in run("register")
+    registered = run("register")
+    assert "version 1 as" in registered and "newest" in registered  # challenger too, only if it passed
 
     settings = load_settings(config)
     (run_dir,) = [p for p in settings.runs_dir.iterdir() if p.is_dir()]
     assert {"plan.json", "snapshot.json", "train.json", "eval_report.json", "registered.json"} <= {
         p.name for p in run_dir.iterdir()}
     client = MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri)
-    version = client.get_model_version_by_alias("alignloop-demo", "challenger")
+    version = client.get_model_version_by_alias("alignloop-demo", "newest")
     assert version.tags["alignloop.run_folder"] == run_dir.name
     metrics = client.get_run(version.run_id).data.metrics
     assert {"eval_pref_accuracy_reference", "eval_pref_accuracy_candidate"} <= set(metrics)

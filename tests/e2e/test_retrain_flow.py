@@ -1,4 +1,4 @@
-"""The whole retrain flow on the tiny offline model: production-like logs in, a registered challenger out."""
+"""The whole retrain flow on the tiny offline model: production-like logs in, a registered version out."""
 
 from __future__ import annotations
 
@@ -35,11 +35,11 @@ def first_outcome(prefect_harness, demo_settings):
     return retrain(demo_settings)
 
 
-def test_retrain_registers_version_1_as_challenger_with_metrics(first_outcome, demo_settings):
+def test_retrain_registers_version_1_as_newest_with_metrics(first_outcome, demo_settings):
     assert first_outcome.method == "dpo"
     assert first_outcome.registered["version"] == 1
     client = MlflowClient(demo_settings.tracking_uri, registry_uri=demo_settings.tracking_uri)
-    version = client.get_model_version_by_alias("alignloop-demo", "challenger")
+    version = client.get_model_version_by_alias("alignloop-demo", "newest")
     assert int(version.version) == 1
     run = client.get_run(version.run_id)
     for name in ("eval_pref_accuracy_reference", "eval_pref_accuracy_candidate", "eval_reward_accuracy",
@@ -64,11 +64,11 @@ def test_rerun_on_unchanged_data_trains_nothing(first_outcome, demo_settings):
     assert sum(r["pairs_added"] + r["unpaired_added"] for r in again.ingested) == 0
 
 
-def test_forced_rerun_registers_version_2_and_moves_challenger(first_outcome, demo_settings):
+def test_forced_rerun_registers_version_2_and_moves_newest(first_outcome, demo_settings):
     again = retrain(demo_settings, force=True)
     assert again.registered["version"] == 2
     client = MlflowClient(demo_settings.tracking_uri, registry_uri=demo_settings.tracking_uri)
-    assert int(client.get_model_version_by_alias("alignloop-demo", "challenger").version) == 2
+    assert int(client.get_model_version_by_alias("alignloop-demo", "newest").version) == 2
 
 
 def test_cli_plan_json_and_versions(first_outcome, demo_settings):
@@ -79,4 +79,4 @@ def test_cli_plan_json_and_versions(first_outcome, demo_settings):
     plan = json.loads(result.stdout)
     assert plan["method"] == "dpo" and plan["reasons"] and plan["shape"]["n_pairs"] > 0
     listed = runner.invoke(app, ["versions", "--config", config])
-    assert listed.exit_code == 0 and "challenger" in listed.stdout
+    assert listed.exit_code == 0 and "newest" in listed.stdout

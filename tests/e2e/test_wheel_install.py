@@ -51,5 +51,5 @@ def test_built_wheel_installs_and_runs_the_tiny_demo_from_another_folder(tmp_pat
     where = _run([str(python), "-c", probe], cwd=elsewhere).strip()
     assert where.startswith(str(venv)), f"SQL read from {where}, not from the installed package"
     out = _run([str(venv / "bin" / "alignloop"), "demo", "--tiny", "--workdir", "demo"], cwd=elsewhere)
-    assert "challenger" in out, out[-2000:]
+    assert "newest" in out, out[-2000:]
     assert (elsewhere / "demo" / "feedback.duckdb").is_file()
