@@ -236,13 +236,11 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None, *, champ
     from alignloop.datasets import eval_sample_share, holdout_eval_pairs, majority_pairs
     from alignloop.evaluation.candidate import EvalOptions, evaluate_candidate
     from alignloop.evaluation.guards import capability_text
-    from alignloop.evaluation.judge import build_judge
     from alignloop.models import pick_device
-    from alignloop.schema import prompt_key
 
     started = time.perf_counter()
     ev = settings.evaluation
-    # The training side too when a judge runs: it must be shown independent of the candidate's training rows.
+    # The training side too when a judge is fitted: it must be shown independent of the candidate's training rows.
     judging = bool(ev.generation_prompts) and ev.judge.kind != "none"
     split = _load_split(settings, planned.snapshot.snapshot_id, train=judging and ev.judge.kind == "reward_model")
     pairs = holdout_eval_pairs(split, ev.max_examples)
@@ -261,12 +259,8 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None, *, champ
     max_length = (ev.max_length or trained_max_length(planned) or settings.training.max_length
                   or settings.training.max_length_cap)
     all_pairs = majority_pairs(split.holdout_pairs, split.holdout_unpaired)
-    judge, fit_started = None, time.perf_counter()
-    if judging:  # the judge only compares answers the models write; cross-fitted on held-out prompts
-        trained_on = frozenset(prompt_key(r["prompt"]) for r in [*split.train_pairs, *split.train_unpaired])
-        judge = build_judge(ev.judge, all_pairs, base_dir, settings.eval_cache_dir / "judge", device=device,
-                            max_length=max_length, batch_size=ev.batch_size, seed=ev.seed,
-                            training_prompt_keys=trained_on, own_reward_model=planned.run_dir / "reward_model")
+    fit_started = time.perf_counter()
+    judge = _judge(settings, planned, split, all_pairs, base_dir, device, max_length) if judging else None
     judge_fit_s = time.perf_counter() - fit_started
     options = EvalOptions(
         batch_size=ev.batch_size, max_length=max_length, bootstrap_samples=ev.bootstrap_samples, seed=ev.seed,
@@ -285,6 +279,20 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None, *, champ
     report = replace(report, seconds=time.perf_counter() - started, seconds_parts=parts)  # judge fitting included
     report.write(planned.run_dir)
     return report
+
+
+def _judge(settings: Settings, planned: PlannedRun, split: Split, held_out: list, base_dir: Path, device: str,
+           max_length: int):
+    """The judge of the models' answers, never fitted on the candidate's training prompts: by default
+    cross-fitted on the held-out pairs (cached per recipe), never the run's own RLHF reward model."""
+    from alignloop.evaluation.judge import build_judge
+    from alignloop.schema import prompt_key
+
+    ev = settings.evaluation
+    trained_on = frozenset(prompt_key(r["prompt"]) for r in [*split.train_pairs, *split.train_unpaired])
+    return build_judge(ev.judge, held_out, base_dir, settings.eval_cache_dir / "judge", device=device,
+                       max_length=max_length, batch_size=ev.batch_size, seed=ev.seed,
+                       training_prompt_keys=trained_on, own_reward_model=planned.run_dir / "reward_model")
 
 
 def _fetch_champion(settings: Settings) -> tuple[Path | None, str | None]:

@@ -83,10 +83,8 @@ def log_and_register(
     lock_wait_s: float = 600.0,
 ) -> RegisteredVersion:
     """Log one run (params, metrics, curve, JSON artifacts and `files`, model) and register it as a new
-    version of `target` carrying the lineage tags, all or nothing, one at a time per target.
-
-    The new version takes alias `newest`, and `challenger` only when `challenger` is true (it passed the
-    gate): a version that did not pass never takes challenger from one that did.
+    version of `target` carrying the lineage tags and alias `newest`, and `challenger` only when
+    `challenger` is true (it passed the gate), all or nothing, one at a time per target.
 
     `same_as`: tag sets that identify an equivalent version (e.g. the same run folder); when a complete
     version carries all tags of one set, it is returned (reused=True) and nothing new is logged.
