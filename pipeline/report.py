@@ -61,6 +61,8 @@ def render_review_page(run: Mapping[str, Any], *, target: str, champion: Mapping
     sections = [
         f"<h1>{_e(title)}</h1>",
         f'<p class="verdict {_e(verdict)}" id="verdict">Gate verdict: <b>{_e(verdict.upper())}</b></p>',
+        f'<p class=small id="settings">Decided under promotion settings {_e(gate["settings_hash"])}.</p>'
+        if gate.get("settings_hash") else "",
         _headline(metrics, champion),
         "<h2>The gate, check by check</h2>",
         _list(gate.get("reasons", []) or ["the candidate was not gated"], "gate"),

@@ -488,7 +488,8 @@ def review(settings: Settings, *, version: int | None = None, run: str | None = 
     if not (run_dir / "gate.json").is_file():
         if row is not None and "alignloop.gate.verdict" in row["tags"]:
             gate = {"verdict": row["tags"]["alignloop.gate.verdict"],
-                    "reasons": row["tags"].get("alignloop.gate.reasons", "").splitlines()}
+                    "reasons": row["tags"].get("alignloop.gate.reasons", "").splitlines(),
+                    "settings_hash": row["tags"].get("alignloop.gate.settings_hash")}
         else:  # not registered yet: the gate as it would decide now
             current = next((r for r in rows if CHAMPION in r["aliases"]), None)
             gate = decide(input_from_report(report, champion_of(current)), settings.promotion).to_dict()

@@ -50,6 +50,7 @@ def test_the_page_holds_the_verdict_intervals_data_method_and_twenty_escaped_sam
     page = path.read_text()
     assert path == run_dir / "review.html"
     assert 'id="verdict">Gate verdict: <b>PASS</b>' in page
+    assert f"Decided under promotion settings {PromotionSettings().gate_hash()}." in page
     assert "gain over the champion (version 3): <b>+0.031 <span class=ci>[+0.014, +0.058]</span></b>" in page
     assert "+0.047 <span class=ci>[+0.012, +0.081]</span>" in page  # the gain over the reference, too
     assert "candidate − champion (version 3) preference accuracy" in page
