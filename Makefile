@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo demo-tiny test test-fast lint clean
+.PHONY: setup demo demo-tiny test test-fast lint docs clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ test-fast: setup
 
 lint: setup
 	$(BIN)/ruff check pipeline flows connectors tests benchmarks
+
+# docs/config.md is generated from the settings' descriptions (pipeline/config.py); a test fails when it is stale.
+docs: setup
+	$(BIN)/python -m alignloop.config_reference > docs/config.md
 
 clean:
 	rm -rf demo demo-tiny .pytest_cache

