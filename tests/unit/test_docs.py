@@ -114,9 +114,10 @@ def test_the_readme_config_is_valid_and_sets_nothing_the_planner_decides(tmp_pat
     monkeypatch.setenv("PG_PASSWORD", "x")
     text = _readme_section_yaml("Your data")
     assert len(text.strip().splitlines()) <= 12
-    settings = settings_from_dict(yaml.safe_load(text), base_dir=tmp_path)
-    set_keys = settings.model_dump(exclude_unset=True)
-    assert set(set_keys) <= {"target", "sources", "base_model"}, set(set_keys)
+    raw = yaml.safe_load(text)
+    settings = settings_from_dict(raw, base_dir=tmp_path)
+    assert set(raw) <= {"target", "sources", "base_model"}, "training, planning and evaluation are the planner's"
+    assert settings.training.max_steps is None and settings.evaluation.max_examples is None
 
 
 def test_the_readme_cli_table_names_every_command_of_the_cli():
