@@ -3,9 +3,8 @@
 glibc's malloc keeps freed memory for reuse, and after a large free it raises the size below which it
 keeps it (its trim and mmap thresholds adapt upward). Staging millions of rows through DuckDB's string
 functions frees and allocates gigabytes in such chunks, so the process grew far past DuckDB's own
-limit without using the memory: at 10M source rows, 4.2 GB resident with DuckDB held to 2 GB. A fixed
-trim threshold makes glibc hand memory back once more than that lies free at the top of its heap, and
-stops the thresholds adapting (BENCHMARKS.md, "Ingest": where the memory goes).
+limit without using the memory. A fixed trim threshold makes glibc hand memory back once more than that
+lies free at the top of its heap, and stops the thresholds adapting.
 """
 
 from __future__ import annotations

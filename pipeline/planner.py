@@ -210,11 +210,9 @@ def rule_pairs(f: Facts) -> Decision | None:
 def rule_thumbs_as_pairs(f: Facts) -> Decision | None:
     """Thumbs only, with enough pairs built from them (up vs down answers to one prompt): IPO on those pairs.
 
-    The benchmark's thumbs regimes (1:5, 1:1, 5:1) all gave IPO on pairs from thumbs the best mean,
-    with KTO on the thumbs themselves tied (within half a point) and DPO 0.2-2.4 points lower: its
-    squared loss stops at a fixed margin, where DPO keeps pushing pairs whose two answers the thumbs
-    barely tell apart. (An earlier run, whose loop drew batches with replacement, had IPO 3-7 points
-    above KTO; drawing as TRL's Trainer does closed that gap.)"""
+    In every thumbs regime of `alignloop bench methods` (BENCHMARKS.md "Methods") IPO on pairs from thumbs
+    was tied or best, with KTO on the thumbs themselves tied: IPO's squared loss stops at a fixed margin,
+    where DPO keeps pushing pairs whose two answers the thumbs barely tell apart."""
     if f.shape.n_pairs_train or f.thumb_pairs < f.planning.min_pairs:
         return None
     return Decision("ipo", "pairs+thumb_pairs", "ipo", reasons=(

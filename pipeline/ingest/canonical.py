@@ -15,10 +15,10 @@ from alignloop.sqlfiles import sql_text
 
 CANONICAL = ("unpaired", "pairs")
 # Normalised text for duplicate detection: case and runs of whitespace do not make a row new. Only
-# runs and non-space whitespace are replaced: replacing every single space cost 9x more. The ends are
-# trimmed of Unicode space separators (Zs) as DuckDB's trim() does; its right-hand half, rtrim(), reads
-# the whole string, so the trailing run is cut with one anchored regular expression instead (4x cheaper;
-# the same text as trim() gives, tests/unit/test_pii_dedup.py).
+# runs and non-space whitespace are replaced (replacing every single space rewrites every text). The ends
+# are trimmed of Unicode space separators (Zs) as DuckDB's trim() does; its right-hand half, rtrim(), reads
+# the whole string, so the trailing run is cut with one anchored regular expression instead (the same
+# text as trim() gives, tests/unit/test_pii_dedup.py).
 _NORM = "lower(ltrim(regexp_replace(regexp_replace({x}, '\\s{{2,}}|[\\t\\n\\r\\f\\v]', ' ', 'g'), '\\p{{Zs}}+$', '')))"
 # Each canonical table: the normalised columns (computed once), then the key built from them.
 NORMALISED = {

@@ -399,8 +399,8 @@ def _pieces(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 def _slices(batches: Iterator[pa.RecordBatch]) -> Iterator[Iterator[pa.RecordBatch]]:
     """The read's batches in consecutive slices of about SLICE_BYTES of Arrow data each (at least one batch),
     each to be staged by a statement of its own. DuckDB keeps the Arrow batches a statement has scanned until
-    that statement ends: staging 6M generations (1.9 GB of Arrow) in one statement held them all, and the
-    process peaked 1.9 GB above DuckDB's memory limit (BENCHMARKS.md, "Ingest"). Each slice must be read to its
+    that statement ends, outside its memory limit: one statement for a whole large read would hold all of it
+    at once. Slices bound what is held to one slice, whatever the read's size. Each slice must be read to its
     end before the next is asked for; one that was not would lose rows, so it is an error."""
     it = iter(batches)
     head = next(it, None)

@@ -132,9 +132,8 @@ class FeedbackStore:
         # Every timestamp the store writes or compares is UTC, whatever the machine's zone.
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET enable_progress_bar = false")
-        # Strings are compressed with FSST, not dictionaries: trying dictionaries on every string column
-        # (ids, keys, texts: few repeats) took a third of an ingest's commit (2.5 s -> 1.8 s at 1M source
-        # rows) for a store 12 % smaller (BENCHMARKS.md, "Ingest").
+        # Strings are compressed with FSST, not dictionaries: the store's string columns (ids, keys, texts)
+        # rarely repeat, so trying dictionaries on each costs commit time and saves little space.
         self.con.execute("SET disabled_compression_methods = 'dictionary'")
         self._refuse_old_layout()
         self.con.execute(sql_text("store_schema.sql"))
@@ -352,7 +351,7 @@ class FeedbackStore:
         stored (no replaced version, no quarantined version fixed) and the shape judges landed rows by batch
         (`events`): its SQL then reads the landing tables with the staged rows added (_staged_views).
         DuckDB scans what a transaction wrote on one thread only, so judging inside it left every other core
-        idle (BENCHMARKS.md, "Ingest"). True: `<shape>_classified` is built."""
+        idle. True: `<shape>_classified` is built."""
         con = self.con
         present = [s for s in staged if s is not None]
         if shape.prepare is not None or not present:
@@ -487,8 +486,7 @@ class FeedbackStore:
         # Shapes that judge a source's whole history again (trees, ratings) meet rows already stored or moved
         # to quarantine (duplicates, caps): neither comes back. A prejudged batch cannot hold such a row: its
         # rows are this read's new keys and pending feedback, never stored or quarantined (a replaced key or
-        # one fixed from quarantine rules _prejudge out), and looking them up cost about 0.025 s of a 0.42 s
-        # incremental run at 1M (BENCHMARKS.md, "Ingest").
+        # one fixed from quarantine rules _prejudge out), so looking them up would only cost time.
         for table, sql in (("unpaired", shape.unpaired_sql), ("pairs", shape.pairs_sql)):
             unseen = "" if prejudged else (
                 f"WHERE event_id NOT IN (SELECT event_id FROM {table} WHERE source = $source "

@@ -4,10 +4,8 @@ on every thread); everything else keeps them all. `joins_as_written`: joins keep
 as the hash table.
 
 DuckDB scans rows written inside a transaction (the ingest's landed rows, its temporary tables) on
-one thread. Inserting such rows with more threads only moved the compression of the new row groups
-from the commit into the insert, with overhead: at 1M source rows on two cores, the landing and
-canonical inserts took 4.1 s with two threads against 2.3 s with one, the commit 0.9 s against 2.0 s,
-and the ingest 8.55 s against 7.91 s (medians of three; BENCHMARKS.md, "Ingest"). Reading the source,
+one thread. Inserting such rows with more threads only moves the compression of the new row groups
+from the commit into the insert, with overhead, so the whole ingest is slower. Reading the source,
 staging, classifying and measuring keep every thread, and so do canonical inserts whose rows were
 judged before the transaction opened (FeedbackStore._prejudge): those read committed tables.
 """
@@ -36,9 +34,8 @@ def one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def spilled(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether DuckDB keeps part of its data in temporary files: the memory limit was reached. Rows read back
-    from them are read on every thread, whoever wrote them: at 10M source rows under a 1 GB limit, the landing
-    inserts from the spilled staging tables took 7.2 s on two threads against 10.7 s on one, the commit
-    unchanged (BENCHMARKS.md, "Ingest")."""
+    from them are read on every thread, whoever wrote them, so inserts from spilled staging tables are
+    faster on every thread than on one."""
     return bool(con.execute("SELECT coalesce(sum(temporary_storage_bytes), 0) > 0 FROM duckdb_memory()").fetchone()[0])
 
 
@@ -52,8 +49,8 @@ def joins_as_written(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
     DuckDB builds the hash table on the side it estimates smaller. Rows staged in this run reach its
     estimates through filters it cannot see through (the kept rows of a staging table), so it took the
-    generations, texts and all, for the small side of the `events` shape's joins, and held 6M texts in a
-    hash table instead of 2M narrow judged rows (BENCHMARKS.md, "Ingest"). Other optimizers still run."""
+    generations, texts and all, for the small side of the `events` shape's joins, and held every text in a
+    hash table instead of the narrow judged rows. Other optimizers still run."""
     before = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0]
     have = [o.strip() for o in before.split(",") if o.strip()]
     disabled = have + [o for o in JOIN_PLANNERS if o not in have]

@@ -123,7 +123,7 @@ def out_of_fold_margins(prompts: list[str], chosen: list[str], rejected: list[st
     # Folds by prompt: answers to one prompt share words, which would leak across folds otherwise.
     fold = np.array([zlib.crc32(p.encode()) % folds for p in prompts])
     margins = np.zeros(n)
-    # Small matrices: BLAS threads only contend with each other (10x slower on a busy 2-core machine).
+    # Small matrices: BLAS threads only contend with each other, so one thread is the fastest.
     with threadpool_limits(1):
         for f in range(folds):
             train, test = fold != f, fold == f

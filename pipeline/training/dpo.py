@@ -38,7 +38,7 @@ def dpo_trainer_class():
             import trl.trainer.dpo_trainer as trl_dpo
 
             self._ref_cache_file = ref_cache_file
-            # TRL hashes every weight (0.5 GB for 135M parameters) to key its own reference cache; ours is
+            # TRL hashes every weight to key its own reference cache (slow, and memory the size of the model); ours is
             # keyed by the model folder's fingerprint, so that string stands in for the hash.
             original, trl_dpo.hash_module = trl_dpo.hash_module, lambda module: model_id
             try:
