@@ -8,7 +8,7 @@ input's window and, when the read replaces no stored version, judging the rows i
 canonical rows are then the transaction's first writes, built from committed tables alone.
 Snapshots freeze what a training run saw.
 What keeps each load trustworthy (late rows, future rows, bad rows, duplicates, PII) is in
-pipeline/ingest/ and the README's "Loading guarantees".
+pipeline/ingest/ and docs/loading.md.
 """
 
 from __future__ import annotations
