@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -61,9 +62,14 @@ def plan_task(settings: Settings):
 
 
 @task(name="train", cache_policy=NO_CACHE)
-def train_task(settings: Settings, planned):
+def train_task(settings: Settings, planned, config_path: str | None = None):
     progress.stage("train", f"{planned.plan.method}, {planned.plan.hyperparameters['max_steps']} steps")
-    trained = stages.train(settings, planned, progress=progress.train_step)
+    t = settings.training
+    if t.processes > 1:  # one process per GPU, under `accelerate launch`; this process waits for them
+        trained = stages.train_launched(settings, planned, config_path and Path(config_path), t.processes,
+                                        t.accelerate_config)
+    else:
+        trained = stages.train(settings, planned, progress=progress.train_step)
     for note in trained.get("notes", []):  # max_length, truncated rows, KTO weights: nothing cut unseen
         progress.stage("trained", note)
     return trained
@@ -88,21 +94,22 @@ def already_registered_task(settings: Settings, planned):
 
 
 @flow(name="retrain", validate_parameters=False)
-def retrain(settings: Settings, force: bool = False) -> RetrainOutcome:
+def retrain(settings: Settings, force: bool = False, config_path: str | None = None) -> RetrainOutcome:
     """One scheduled retraining: skips when the data is too thin or unchanged since the last version.
 
     Holds the target's registry lock throughout, so a second run of the same target waits (up to
-    promotion.lock_wait_s) and then finds this run's version instead of training a copy of it."""
+    promotion.lock_wait_s) and then finds this run's version instead of training a copy of it. config_path:
+    the file the settings came from, which training processes read when training.processes is above 1."""
     from alignloop.registry import target_lock
 
     # Deployments start here, not in the CLI: mask secrets in every log line and warning of the run.
     secrets.install()
     secrets.remember(*settings.secret_values())
     with target_lock(settings.tracking_uri, settings.model_name, wait_s=settings.promotion.lock_wait_s):
-        return _retrain(settings, force)
+        return _retrain(settings, force, config_path)
 
 
-def _retrain(settings: Settings, force: bool) -> RetrainOutcome:
+def _retrain(settings: Settings, force: bool, config_path: str | None) -> RetrainOutcome:
     ingested = [asdict(r) for r in ingest_task(settings)]
     planned = plan_task(settings)
     if planned.plan.method == "skip":
@@ -112,7 +119,7 @@ def _retrain(settings: Settings, force: bool) -> RetrainOutcome:
         reason = (f"skip: snapshot {planned.snapshot.snapshot_id[:12]} with these settings is already version "
                   f"{existing}; nothing new to learn (use --force to train again)")
         return RetrainOutcome(planned.run_id, "skip", [*planned.plan.reasons, reason], ingested, {}, None)
-    trained = train_task(settings, planned)
+    trained = train_task(settings, planned, config_path)
     report = evaluate_task(settings, planned)
     version = register_task(settings, planned, allow_same_snapshot=force)
     metrics = {**report.metrics(), "train_runtime_s": trained["runtime_s"]}
@@ -125,7 +132,7 @@ def _retrain(settings: Settings, force: bool) -> RetrainOutcome:
 @flow(name="retrain-from-config")
 def retrain_from_config(config_path: str, force: bool = False) -> dict[str, Any]:
     """Entry point for deployments: parameters must be plain values, so it takes the config path."""
-    return asdict(retrain(load_settings(config_path), force=force))
+    return asdict(retrain(load_settings(config_path), force=force, config_path=config_path))
 
 
 if __name__ == "__main__":

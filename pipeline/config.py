@@ -228,6 +228,12 @@ class TrainingSettings(_Settings):
     seed: int = Field(0, description="Seed for data order, adapter initialisation and sampling in training.")
     output_dir: Path | None = Field(None, description="Default <workdir>/runs.")
     max_train_examples: int | None = Field(None, ge=1, description="Cap on training rows (newest first).")
+    processes: int = Field(
+        1, ge=1, description="Training processes, one per GPU: above 1 the retrain flow (`alignloop run`, the "
+        "deployments) trains with `accelerate launch` on that many processes, each taking its share of every step.")
+    accelerate_config: Literal["multi_gpu", "fsdp2", "zero3", "fsdp1", "zero1", "zero2"] = Field(
+        "multi_gpu", description="TRL's accelerate config when processes is above 1: multi_gpu (data parallel), "
+        "fsdp2 or zero3 (weights sharded across GPUs).")
 
 
 class JudgeSettings(_Settings):
@@ -428,6 +434,9 @@ class Settings(_Settings):
     def config_hash(self) -> str:
         """A short hash of the settings that shape a model (sources' secrets excluded)."""
         relevant = self.model_dump(mode="json", include={"base_model", "planning", "training", "evaluation"})
+        # How many processes share each step does not change what is trained (the same rows per step).
+        for name in ("processes", "accelerate_config"):
+            relevant["training"].pop(name)
         relevant["sources"] = [{"name": s.name, "shape": s.shape, "mapping": s.mapping, "shape_options": s.shape_options}
                               for s in self.sources]
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]

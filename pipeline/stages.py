@@ -193,6 +193,28 @@ def train(settings: Settings, planned: PlannedRun, progress=None) -> dict[str, A
     return summary
 
 
+def train_launched(settings: Settings, planned: PlannedRun, config_file: Path | None, processes: int,
+                   accelerate_config: str | None = None) -> dict[str, Any]:
+    """Train with `accelerate launch` on `processes` processes reading `config_file`; returns train.json."""
+    import time
+
+    from alignloop.training.launch import launch_accelerate
+
+    if config_file is None:
+        raise ConfigError("training.processes: above 1 the run must start from a config file (alignloop run "
+                          "--config, or the deployment's config_path); set training.processes: 1 to train in-process")
+    write_training_rows(settings, planned)
+    started = time.time()
+    code = launch_accelerate(Path(config_file), planned.run_id, processes, accelerate_config)
+    trained = planned.run_dir / "train.json"
+    if not trained.exists() or trained.stat().st_mtime < started:
+        raise TerminalError(f"the {processes} training processes exited with status {code} before writing {trained}; "
+                            "see their lines above")
+    if code:
+        log.warning("the launcher exited with status %s after training finished and wrote its outputs", code)
+    return read_json(trained)
+
+
 TRAIN_ROWS_FILE = "train_rows.json"
 
 

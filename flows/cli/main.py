@@ -254,22 +254,9 @@ def train(
     settings = _settings(config)
     planned = runs.latest_run(settings, run)
     if launcher == "accelerate":
-        from alignloop.training.launch import launch_accelerate
-
         console.print(f"launching {num_processes} training processes with accelerate "
                       f"({accelerate_config or 'data parallel'}); progress lines follow")
-        stages.write_training_rows(settings, planned)
-        started = time.time()
-        code = launch_accelerate(config, planned.run_id, num_processes, accelerate_config)
-        trained = planned.run_dir / "train.json"
-        if not trained.exists() or trained.stat().st_mtime < started:
-            console.print(f"[bold red]error:[/] the training processes exited with status {code} before writing "
-                          f"{trained}; see their lines above")
-            raise typer.Exit(code or 1)
-        result = json.loads(trained.read_text())
-        if code:
-            console.print(f"[yellow]warning:[/] the launcher exited with status {code} after training finished "
-                          "and wrote its outputs")
+        result = stages.train_launched(settings, planned, config, num_processes, accelerate_config)
     elif launcher == "none":
         with RichReporter():
             result = stages.train(settings, planned, progress=progress.train_step)
@@ -331,15 +318,15 @@ def run(config: ConfigOpt = Path("alignloop.yaml"),
         force: Annotated[bool, typer.Option(help="Train even if this snapshot is already registered.")] = False,
         ) -> None:
     """Run the whole retrain flow in-process: ingest, plan, train, evaluate, register."""
-    _run_flow(_settings(config), force=force)
+    _run_flow(_settings(config), force=force, config_path=config)
 
 
-def _run_flow(settings: Settings, force: bool = False) -> None:
+def _run_flow(settings: Settings, force: bool = False, config_path: Path | None = None) -> None:
     from alignloop.flows.retrain import retrain
 
     started = time.perf_counter()
     with RichReporter():
-        outcome = retrain(settings, force=force)
+        outcome = retrain(settings, force=force, config_path=config_path and str(config_path))
     _print_summary(outcome, time.perf_counter() - started, settings)
 
 
@@ -447,7 +434,7 @@ def demo(
     console.print(f"demo warehouse: {summary.n_generations} generations, {summary.n_feedback} feedback events "
                   f"({summary.n_thumbs} thumbs, {summary.n_comparisons} comparisons) → {summary.path}")
     console.print(f"config: {config}")
-    _run_flow(load_settings(config))
+    _run_flow(load_settings(config), config_path=config)
 
 
 # ------------------------------------------------------------------------------------------ registry

@@ -52,3 +52,26 @@ def test_two_cpu_processes_train_the_planned_run_through_accelerate(tmp_path):
     assert summary["history"][-1]["num_tokens"] == summary["tokens_trained"]
     assert (run_dir / "candidate" / "adapter_model.safetensors").is_file()
     assert "candidate:" in result.output
+
+
+def test_the_retrain_flow_trains_on_two_processes_when_training_processes_is_2(tmp_path):
+    from prefect.testing.utilities import prefect_test_harness
+
+    from alignloop.config import load_settings
+    from alignloop.flows.retrain import retrain
+
+    config = _config(tmp_path)
+    config.write_text(config.read_text() + "  processes: 2\n")
+    with prefect_test_harness(server_startup_timeout=180):
+        outcome = retrain(load_settings(config), config_path=str(config))
+    assert outcome.registered is not None and outcome.registered["version"] == 1
+    summary = json.loads((tmp_path / "runs" / outcome.run_id / "train.json").read_text())
+    assert summary["processes"] == 2 and [h["step"] for h in summary["history"]] == [1, 2, 3, 4]
+
+
+def test_two_processes_without_a_config_file_is_a_one_line_error(tmp_path):
+    from alignloop import stages
+    from alignloop.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="training.processes: above 1 the run must start from a config file"):
+        stages.train_launched(None, None, None, 2)

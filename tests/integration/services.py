@@ -1,6 +1,5 @@
-"""The production services, started natively on loopback where no container engine runs: a Prefect
-server and an MLflow server on the local PostgreSQL, Prefect workers. Each runs in its own process
-group and is stopped with it; each server gets a fresh database, dropped afterwards."""
+"""Services the deployment tests start natively on loopback, each in its own process group and stopped
+with it, and the few Prefect REST calls the tests make."""
 
 from __future__ import annotations
 
@@ -9,18 +8,16 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from alignloop.offline import OFFLINE_DEFAULTS
-from tests.contract.servers import PG_HOST, PG_PORT, postgres_database
 
 REPO = Path(__file__).resolve().parents[2]
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -41,11 +38,6 @@ def prefect_env(home: Path, api_url: str | None = None, **extra: str) -> dict[st
     return env
 
 
-def prefect(*args: str) -> list[str]:
-    """The `prefect` command of this interpreter (the console script may belong to another one)."""
-    return [sys.executable, "-m", "prefect", *args]
-
-
 @contextmanager
 def service(argv: list[str], *, env: dict[str, str], log: Path, health_url: str | None = None,
             cwd: Path = REPO, timeout_s: float = 180) -> Iterator[subprocess.Popen]:
@@ -53,21 +45,26 @@ def service(argv: list[str], *, env: dict[str, str], log: Path, health_url: str 
     out = log.open("w")
     proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + timeout_s
-        while health_url:
-            try:
-                with urllib.request.urlopen(health_url, timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"{' '.join(argv[2:5])} did not start within {timeout_s:.0f} s: {log.read_text()[-3000:]}")
-            time.sleep(0.5)
+        if health_url:
+            wait_until_healthy(proc, health_url, log, timeout_s)
         yield proc
     finally:
         stop(proc)
         out.close()
+
+
+def wait_until_healthy(proc: subprocess.Popen, health_url: str, log: Path, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(health_url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{' '.join(proc.args[2:5])} did not start within {timeout_s:.0f} s: {log.read_text()[-3000:]}")
+        time.sleep(0.5)
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -78,36 +75,6 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-
-
-@contextmanager
-def prefect_server(folder: Path) -> Iterator[str]:
-    """`prefect server start` with its database on the local PostgreSQL; yields the API URL."""
-    with ExitStack() as stack:
-        database = stack.enter_context(postgres_database())
-        port = free_port()
-        env = prefect_env(folder / "prefect-home", PREFECT_API_DATABASE_CONNECTION_URL=(
-            f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{database}"))
-        api = f"http://127.0.0.1:{port}/api"
-        stack.enter_context(service(prefect("server", "start", "--host", "127.0.0.1", "--port", str(port)),
-                                    env=env, log=folder / "prefect-server.log", health_url=f"{api}/health"))
-        yield api
-
-
-@contextmanager
-def mlflow_server(folder: Path) -> Iterator[str]:
-    """`mlflow server` with its backend store on the local PostgreSQL; yields the tracking URI."""
-    with ExitStack() as stack:
-        database = stack.enter_context(postgres_database())
-        port = free_port()
-        argv = [sys.executable, "-m", "mlflow", "server",
-                "--backend-store-uri", f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{database}",
-                "--artifacts-destination", (folder / "mlartifacts").as_uri(),
-                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-        uri = f"http://127.0.0.1:{port}"
-        stack.enter_context(service(argv, env={**os.environ, **OFFLINE_DEFAULTS}, log=folder / "mlflow-server.log",
-                                    health_url=f"{uri}/health"))
-        yield uri
 
 
 def call(api: str, path: str, body: dict | None = None) -> dict | list:

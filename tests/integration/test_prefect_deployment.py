@@ -1,18 +1,19 @@
-"""The nightly deployment for real: `prefect server start` on the local PostgreSQL, the retrain flow
-deployed from deploy/prefect.yaml by the commands written at its head, a process worker on that pool,
-runs triggered through the API on the tiny model. A trained run registers a version; a run with no new
-feedback completes without training; a source that is down at first is retried until it answers; a
-source that can never work fails the run at once, with its one-line reason and without its password."""
+"""The nightly deployment for real: deploy/compose.yaml's stack started natively (Prefect and MLflow
+servers on the local PostgreSQL, its deploy step running the commands written at the head of
+deploy/prefect.yaml, a process worker on that pool), runs triggered through the API on the tiny model.
+A trained run registers a version on the MLflow server; a run with no new feedback completes without
+training; a source that is down at first is retried until it answers; a source that can never work
+fails the run at once, with its reason and without its password."""
 
 from __future__ import annotations
 
-import re
+import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -21,16 +22,17 @@ from mlflow import MlflowClient
 
 from alignloop.demo import write_demo_config, write_demo_warehouse
 from tests.contract.servers import PG_HOST, PG_PORT, postgres_database, writable
+from tests.integration.compose_native import NativeStack, tool_shims
 from tests.integration.services import (
     REPO,
     call,
     free_port,
     prefect_env,
-    prefect_server,
     service,
     task_runs,
     trigger,
     wait_for_final_state,
+    wait_until_healthy,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -38,34 +40,43 @@ DEPLOYMENT = "retrain-from-config/nightly-retrain"
 PASSWORD = "s3cret-Deploy-pw-4171"  # trust auth ignores it; it must still appear nowhere
 
 
-def documented_commands() -> list[list[str]]:
-    """The commands deploy/prefect.yaml's header tells an operator to run, in order."""
-    text = (REPO / "deploy" / "prefect.yaml").read_text()
-    return [line.split() for line in re.findall(r"^#\s+(prefect .+)$", text, flags=re.M)]
-
-
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory) -> Iterator[tuple[str, list[Path]]]:
-    """A Prefect server with the deployment created as documented and a worker on its pool."""
-    folder = tmp_path_factory.mktemp("prefect")
-    with prefect_server(folder) as api:
-        env = prefect_env(folder / "prefect-home", api, PG_PASSWORD=PASSWORD,
-                          PREFECT_WORKER_QUERY_SECONDS="1", PREFECT_WORKER_PREFETCH_SECONDS="5")
-        *setup, start_worker = documented_commands()
-        assert [c[:2] for c in setup] == [["prefect", "work-pool"], ["prefect", "deploy"]], setup
-        assert start_worker[:3] == ["prefect", "worker", "start"], start_worker
-        for command in setup:
-            done = subprocess.run(["python", "-m", *command], cwd=REPO, env={**env, "PATH": _venv_path(env)},
-                                  capture_output=True, text=True, timeout=120)
-            assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
-        log = folder / "worker.log"
-        with service(["python", "-m", *start_worker], env={**env, "PATH": _venv_path(env)}, log=log):
-            yield api, [log, folder / "prefect-server.log"]
+def deployed(tmp_path_factory) -> Iterator[tuple[str, str, list[Path]]]:
+    """compose.yaml's stack, natively: Prefect and MLflow servers on PostgreSQL, its deploy step, a worker.
+
+    Yields the Prefect API URL, the MLflow tracking URI and the logs to show when a run goes wrong."""
+    folder = tmp_path_factory.mktemp("stack")
+    bin_dir = tool_shims(folder)
+    with ExitStack() as stack:
+        databases = {name: stack.enter_context(postgres_database()) for name in ("mlflow", "prefect")}
+        native = NativeStack(folder, {"prefect": free_port(), "mlflow": free_port()}, databases)
+        env = {**prefect_env(folder / "prefect-home"), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        api = f"http://127.0.0.1:{native.ports['prefect']}/api"
+        tracking = f"http://127.0.0.1:{native.ports['mlflow']}"
+        # Both servers start at once (each takes tens of seconds on a busy machine), then both must answer.
+        prefect = stack.enter_context(service(native.argv("prefect"), env={**env, **native.environment("prefect")},
+                                              log=folder / "prefect.log"))
+        mlflow = stack.enter_context(service(native.argv("mlflow"), env=env, log=folder / "mlflow.log"))
+        wait_until_healthy(prefect, f"{api}/health", folder / "prefect.log")
+        wait_until_healthy(mlflow, f"{tracking}/health", folder / "mlflow.log")
+        env.update(native.environment("deploy"))
+        deploy = subprocess.run(native.argv("deploy"), cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+        assert deploy.returncode == 0, deploy.stdout[-2000:] + deploy.stderr[-2000:]
+        _deploy_to_kubernetes_pool(env)
+        worker_env = {**env, **native.environment("worker"), "PG_PASSWORD": PASSWORD,
+                      "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "5"}
+        stack.enter_context(service(native.argv("worker"), env=worker_env, log=folder / "worker.log"))
+        yield api, tracking, [folder / "worker.log", folder / "prefect.log"]
 
 
-def _venv_path(env: dict[str, str]) -> str:
-    """PATH with this interpreter's folder first, so `python` is the one with alignloop installed."""
-    return f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+def _deploy_to_kubernetes_pool(env: dict[str, str]) -> None:
+    """The Kubernetes pool with deploy/k8s's template, and its deployment: the server checks the deployment's
+    job variables (the CUDA image) against the template's variables."""
+    for command in (["prefect", "work-pool", "create", "alignloop-k8s", "--type", "kubernetes",
+                     "--base-job-template", "deploy/k8s/base-job-template.json"],
+                    ["prefect", "deploy", "--prefect-file", "deploy/prefect.yaml", "--name", "nightly-retrain-k8s"]):
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
 
 
 def _run(api: str, logs: list[Path], config: Path, timeout_s: float = 180) -> dict:
@@ -91,13 +102,14 @@ def _postgres_config(workdir: Path, dsn: str) -> Path:
 
 
 def test_a_deployed_run_registers_a_version_and_a_rerun_without_new_feedback_trains_nothing(deployed, tmp_path):
-    api, logs = deployed
+    api, tracking, logs = deployed
     write_demo_warehouse(tmp_path / "warehouse.duckdb", n_feedback=300, n_prompts=40)
     config = write_demo_config(tmp_path, tiny=True)
+    config.write_text(config.read_text() + f"mlflow:\n  tracking_uri: {tracking}\n")
 
     first = _run(api, logs, config)
     assert first["state"]["type"] == "COMPLETED", first["state"]
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(tracking, registry_uri=tracking)
     (version,) = client.search_model_versions("name='alignloop-demo'")
     assert int(version.version) == 1 == int(client.get_model_version_by_alias("alignloop-demo", "challenger").version)
 
@@ -109,7 +121,7 @@ def test_a_deployed_run_registers_a_version_and_a_rerun_without_new_feedback_tra
 
 
 def test_a_source_that_is_down_is_retried_and_the_run_completes_once_it_answers(deployed, tmp_path):
-    api, logs = deployed
+    api, _, logs = deployed
     port = free_port()
     with postgres_database() as database:
         with writable("postgres", f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{database}") as con:
@@ -129,7 +141,7 @@ def test_a_source_that_is_down_is_retried_and_the_run_completes_once_it_answers(
 
 
 def test_a_source_that_cannot_work_fails_the_run_at_once_with_its_reason_and_no_password(deployed, tmp_path):
-    api, logs = deployed
+    api, _, logs = deployed
     config = _postgres_config(tmp_path, "postgresql://postgres:${PG_PASSWORD}@127.0.0.1:5432/alignloop_no_such_db")
     run = _run(api, logs, config)
     assert run["state"]["type"] == "FAILED", run["state"]
