@@ -20,7 +20,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from alignloop.flows import progress
-from alignloop import secrets, stages
+from alignloop import notify, secrets, stages
 from alignloop.config import Settings, load_settings
 from alignloop.errors import TransientError
 
@@ -105,8 +105,14 @@ def retrain(settings: Settings, force: bool = False, config_path: str | None = N
     # Deployments start here, not in the CLI: mask secrets in every log line and warning of the run.
     secrets.install()
     secrets.remember(*settings.secret_values())
-    with target_lock(settings.tracking_uri, settings.model_name, wait_s=settings.promotion.lock_wait_s):
-        return _retrain(settings, force, config_path)
+    try:
+        with target_lock(settings.tracking_uri, settings.model_name, wait_s=settings.promotion.lock_wait_s):
+            outcome = _retrain(settings, force, config_path)
+    except Exception as e:  # a person hears of it (notify.webhook_url), then the run fails as it would
+        notify.run_failed(settings, None, e)
+        raise
+    notify.run_finished(settings, outcome.run_id, outcome.registered)
+    return outcome
 
 
 def _retrain(settings: Settings, force: bool, config_path: str | None) -> RetrainOutcome:

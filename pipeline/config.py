@@ -358,6 +358,19 @@ class MlflowSettings(_Settings):
                               "adapter beside a copy of the base model's files.")
 
 
+class NotifySettings(_Settings):
+    """Who hears about a run that needs a person (pipeline/notify.py)."""
+
+    webhook_url: SecretStr | None = Field(
+        None, description="A URL POSTed one JSON message ({text, target, outcome, reason, run_id}; Slack-compatible) "
+        "when a run ends in one of `on`. It holds a token: write it as ${ENV}; never shown or logged.")
+    on: tuple[Literal["failed", "gated_out"], ...] = Field(
+        ("failed", "gated_out"), description="Outcomes that notify: failed (the run raised), gated_out (a registered "
+        "candidate's gate verdict is not pass).")
+    timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for the webhook; a failed delivery never fails "
+                                                     "the run.")
+
+
 class Settings(_Settings):
     """The whole of alignloop.yaml."""
 
@@ -374,6 +387,7 @@ class Settings(_Settings):
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @field_validator("sources")
     @classmethod
@@ -415,6 +429,8 @@ class Settings(_Settings):
     def secret_values(self) -> list[str]:
         """Every secret these settings hold: secret-named options, passwords in URLs, secret fields."""
         found = [self.mlflow.tracking_uri.get_secret_value()] if self.mlflow.tracking_uri else []
+        if self.notify.webhook_url:
+            found.append(self.notify.webhook_url.get_secret_value())
         for source in self.sources:
             found += _option_secrets(source.options)
         return [v for v in found if v]
@@ -484,6 +500,9 @@ def _refuse_written_secrets(raw: dict[str, Any], origin: str) -> None:
     found: list[str] = []
     if isinstance(raw.get("mlflow"), dict) and _written_secret("tracking_uri", raw["mlflow"].get("tracking_uri")):
         found.append("mlflow.tracking_uri")
+    webhook = raw.get("notify", {}).get("webhook_url") if isinstance(raw.get("notify"), dict) else None
+    if isinstance(webhook, str) and webhook and "${" not in webhook:  # the whole URL is the secret
+        found.append("notify.webhook_url")
     for i, source in enumerate(raw.get("sources") or []):
         options = source.get("options") if isinstance(source, dict) else None
         if isinstance(options, dict):
