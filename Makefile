@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo demo-tiny test test-fast lint docs clean
+.PHONY: setup demo demo-tiny test test-fast lint docs clean reliability
 
 setup: $(STAMP)
 
@@ -41,3 +41,7 @@ docs: setup
 
 clean:
 	rm -rf demo demo-tiny .pytest_cache
+
+# RELIABILITY.md: the tests marked `reliability` (faults and hostile inputs) run, their figures written.
+reliability: setup
+	$(BIN)/alignloop bench reliability --out RELIABILITY.md

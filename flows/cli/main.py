@@ -229,6 +229,26 @@ def bench_methods(
     run_bench(out_dir, quick=quick, as_json=as_json, workers=workers, console=console, out=out, trainer=trainer)
 
 
+@bench_app.command("reliability")
+@_friendly
+def bench_reliability(
+    out_file: Annotated[Path, typer.Option("--out", help="The report to write.")] = Path("RELIABILITY.md"),
+    examples: Annotated[int, typer.Option(help="Examples per hostile-input property (more: longer, stronger).")] = 10,
+) -> None:
+    """Inject faults and hostile inputs (the tests marked reliability); write RELIABILITY.md from their results."""
+    from alignloop.benchmarks.reliability import bench_reliability as run_bench
+
+    code, report = run_bench(out_file, examples)
+    out.print(f"wrote {out_file}")
+    for line in report.splitlines():
+        if line.startswith(("| rows ", "| secrets ", "| injections ", "| hostile inputs ", "Last run")):
+            out.print(line, highlight=False)
+    if code:
+        console.print(f"[bold red]error:[/] some reliability tests failed (pytest exit status {code}); "
+                      f"{out_file} says which")
+        raise typer.Exit(1)
+
+
 @bench_app.command("noise")
 @_friendly
 def bench_noise(as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False) -> None:
