@@ -41,13 +41,16 @@ class NativeStack:
         return m[0]
 
     def argv(self, service: str) -> list[str]:
-        """The service's command; --host/--port on loopback and its own free port; python -m for the CLIs."""
+        """The service's command: --host/--port on loopback and its own free port, one server worker process
+        (the machine is shared), python -m for the CLIs."""
         argv = shlex.split(self.text(services()[service]["command"]))
         for i, word in enumerate(argv[:-1]):
             if word == "--host":
                 argv[i + 1] = "127.0.0.1"
             elif word == "--port":
                 argv[i + 1] = str(self.ports[service])
+            elif word == "--workers":
+                argv[i + 1] = "1"
         return [sys.executable, "-m", *argv] if argv[0] in ("prefect", "mlflow") else argv
 
     def environment(self, service: str) -> dict[str, str]:

@@ -32,7 +32,8 @@ DEPLOYMENTS = {d["name"]: d for d in PREFECT["deployments"]}
 
 def header_commands() -> list[str]:
     """The commands deploy/prefect.yaml's header tells an operator to run, in order."""
-    return re.findall(r"^#\s+(prefect .+)$", (DEPLOY / "prefect.yaml").read_text(), flags=re.M)
+    header = (DEPLOY / "prefect.yaml").read_text().split("\nname:", 1)[0]
+    return re.findall(r"^#\s+(prefect .+)$", header, flags=re.M)
 
 
 @pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
@@ -164,3 +165,35 @@ def test_the_jobs_gpu_count_sets_the_training_processes_the_flow_launches_with_a
     raw = {"sources": [{"name": "s", "options": {"path": "w.duckdb"}}], "base_model": {"tiny": True}}
     training = settings_from_dict(raw, base_dir=tmp_path).training
     assert (training.processes, training.accelerate_config) == (4, "fsdp2")
+
+
+def schedule_blocks(heading: str) -> list[list[str]]:
+    """The command lines of each code block under a heading of docs/deploy.md, comments dropped."""
+    text = (REPO / "docs" / "deploy.md").read_text()
+    section = text[text.index(f"## {heading}\n"):]
+    end = section.find("\n## ", 3)  # the next heading, or the page's end
+    section = section if end < 0 else section[:end]
+    return [[line.split("  #")[0].strip() for line in block.strip().splitlines()]
+            for block in re.findall(r"```\n(.*?)```", section, flags=re.S)]
+
+
+def test_the_deploy_page_schedules_with_the_commands_prefect_yaml_and_compose_document():
+    server, event = schedule_blocks("On a Prefect server")
+    (compose,) = schedule_blocks("With Docker Compose")
+    (kubernetes,) = schedule_blocks("On Kubernetes")
+    assert server == header_commands()
+    assert compose == [re.search(r"^#\s+(POSTGRES_PASSWORD=.+)$", (DEPLOY / "compose.yaml").read_text(), re.M)[1]]
+    emit = shlex.split(event[0])
+    assert emit[:3] == ["prefect", "events", "emit"] and [emit[3]] == DEPLOYMENTS["nightly-retrain"]["triggers"][0]["expect"]
+    create = next(shlex.split(c) for c in kubernetes if c.startswith("prefect work-pool create"))
+    deploy = next(shlex.split(c) for c in kubernetes if c.startswith("prefect deploy"))
+    assert (REPO / create[create.index("--base-job-template") + 1]).is_file()
+    assert create[3] == DEPLOYMENTS[deploy[deploy.index("--name") + 1]]["work_pool"]["name"] == "alignloop-k8s"
+    assert create[create.index("--type") + 1] == "kubernetes"
+
+
+def test_the_event_trigger_starts_the_process_deployment_with_the_payloads_config():
+    (trigger,) = DEPLOYMENTS["nightly-retrain"]["triggers"]
+    assert trigger["expect"] == ["alignloop.feedback.arrived"] and trigger["enabled"]
+    assert set(trigger["parameters"]) <= set(DEPLOYMENTS["nightly-retrain"]["parameters"])
+    assert "event.payload" in trigger["parameters"]["config_path"]
