@@ -92,7 +92,7 @@ def _store_rows(config: Path) -> list[str]:
     con = duckdb.connect(str(config.parent / "feedback.duckdb"), read_only=True)
     try:
         tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        return [e for t in ("pairs", "unpaired", "ranks") if t in tables
+        return [e for t in ("pairs", "unpaired", "ranks", "ties") if t in tables
                 for (e,) in con.execute(f'SELECT event_id FROM "{t}"').fetchall()]
     finally:
         con.close()

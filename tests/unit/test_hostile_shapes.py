@@ -70,6 +70,8 @@ TABLES: dict[str, Callable[[str, str, str], dict[str, list[dict]]]] = {
     "ratings": _one_table("ratings", lambda a, b, c: [{"prompt": a, "completion": b, "score": 5.0},
                                                       {"prompt": a, "completion": c, "score": 1.0}]),
     "corrections": _one_table("corrections", lambda a, b, c: [{"prompt": a, "original": b, "corrected": c}]),
+    "comparisons": _one_table("comparisons", lambda a, b, c: [{"prompt": a, "answer_a": b, "answer_b": c, "winner": "a"},
+                                                              {"prompt": a, "answer_a": c, "answer_b": b, "winner": "tie"}]),
     "message_trees": _message_trees,
     "langfuse": _langfuse,
 }
@@ -95,7 +97,7 @@ def _strings(value: Any) -> Iterator[str]:
 
 def _stored(run: ShapeRun) -> list[str]:
     tables = [t for (t,) in run.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")
-              if t in ("pairs", "unpaired", "ranks", "quarantine", "pending") or t.startswith("raw_")]
+              if t in ("pairs", "unpaired", "ranks", "ties", "quarantine", "pending") or t.startswith("raw_")]
     return [s for t in tables for row in run.rows(f'SELECT * FROM "{t}"') for s in _strings(list(row))]
 
 
