@@ -132,7 +132,7 @@ def test_a_deployed_run_registers_a_version_and_a_rerun_without_new_feedback_tra
     assert first["state"]["type"] == "COMPLETED", first["state"]
     client = MlflowClient(tracking, registry_uri=tracking)
     (version,) = client.search_model_versions("name='alignloop-demo'")
-    assert int(version.version) == 1 == int(client.get_model_version_by_alias("alignloop-demo", "challenger").version)
+    assert int(version.version) == 1 == int(client.get_model_version_by_alias("alignloop-demo", "newest").version)
 
     again = _run(api, logs, config)
     assert again["state"]["type"] == "COMPLETED", again["state"]
