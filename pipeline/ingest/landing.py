@@ -360,6 +360,10 @@ def _check_cursor(job: Landing, first: pa.RecordBatch) -> str:
     sample = None
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         sample = next((v for v in column.to_pylist() if v is not None), None)
+    if job.loaded_files is not None and sample is not None and cursor_kind(column.type, sample, "") == TEXT:
+        # CSV is read as text, so a file source's times arrive as ISO strings: keep its cursor a timestamp,
+        # as a typed export of the same rows gives, so a source mixing Parquet and CSV files agrees.
+        return TIMESTAMP
     kind = cursor_kind(column.type, sample, job.cursor_setting)
     # A file source is read by file, never from its cursor: its cursor's kind may change (CSV read as text).
     if job.position is not None and job.position.kind != kind and job.loaded_files is None:
