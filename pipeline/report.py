@@ -63,6 +63,7 @@ def render_review_page(run: Mapping[str, Any], *, target: str, champion: Mapping
         f'<p class="verdict {_e(verdict)}" id="verdict">Gate verdict: <b>{_e(verdict.upper())}</b></p>',
         f'<p class=small id="settings">Decided under promotion settings {_e(gate["settings_hash"])}.</p>'
         if gate.get("settings_hash") else "",
+        _why(gate),
         _headline(metrics, champion),
         "<h2>The gate, check by check</h2>",
         _list(gate.get("reasons", []) or ["the candidate was not gated"], "gate"),
@@ -82,6 +83,17 @@ def render_review_page(run: Mapping[str, Any], *, target: str, champion: Mapping
         _timing(report),
     ]
     return _PAGE.format(title=_e(title), body="\n".join(sections))
+
+
+def _why(gate: Mapping[str, Any]) -> str:
+    """The checks that decided a verdict other than pass, by name, right under it: the reason at a glance."""
+    deciding = [line.split(":", 2) for line in gate.get("reasons", []) if line.startswith(("fail:", "unmeasured:"))]
+    if not deciding:
+        return ""
+    items = "".join(f'<li class="{_e(kind)}"><b>{_e(kind)}: {_e(name.strip())}</b>'
+                    f'{": " + _e(rest[0].split(";")[0].strip()) if rest else ""}</li>'
+                    for kind, name, *rest in deciding)
+    return f'<div id="why">Decided by:<ul>{items}</ul></div>'
 
 
 def _e(x: Any) -> str:
@@ -142,8 +154,9 @@ def _generation(metrics: Mapping[str, float], report: Mapping[str, Any]) -> str:
     rows = [
         (f"judged win rate over the {against}", _ci(metrics, "eval_judge_win_rate"),
          _num(metrics.get("eval_judge_prompts"), "{:.0f}")),
-        ("judged win rate over the reference", _ci(metrics, "eval_judge_win_rate_reference"),
-         _num(metrics.get("eval_judge_prompts"), "{:.0f}") if "eval_judge_win_rate_reference" in metrics else "—"),
+        *([("judged win rate over the reference", _ci(metrics, "eval_judge_win_rate_reference"),
+             _num(metrics.get("eval_judge_prompts"), "{:.0f}") if "eval_judge_win_rate_reference" in metrics else "—")]
+          if against != "reference" else []),
         ("answer length, challenger/reference", _ci(metrics, "eval_length_ratio"), _num(n, "{:.0f}")),
         ("KL from the reference (nats per answer)", _ci(metrics, "eval_kl_reference"),
          _num(metrics.get("eval_kl_prompts"), "{:.0f}")),
@@ -325,6 +338,7 @@ table {{ border-collapse: collapse; margin: .5em 0; }} th, td {{ border: 1px sol
 .verdict.unmeasured {{ background: #fff1c2; }}
 li.fail {{ color: #b00020; }} li.pass {{ color: #1b7a35; }} li.unmeasured {{ color: #8a6d00; }}
 li.skip {{ color: #666; }}
+#why {{ font-size: 1.1em; margin: .6em 0; }} #why ul {{ margin: .2em 0; }}
 .ci, .small {{ color: #666; font-size: .9em; }} .headline {{ font-size: 1.1em; }}
 .plots img {{ margin: .3em; border: 1px solid #eee; }}
 .samples td {{ width: 30%; white-space: pre-wrap; font-size: .9em; }} .samples td:last-child {{ width: 10%; }}

@@ -353,7 +353,7 @@ def _run_flow(settings: Settings, force: bool = False, config_path: Path | None 
 def _print_summary(outcome: Any, seconds: float, settings: Settings) -> None:
     table = Table(title=f"alignloop run {outcome.run_id}", show_header=False)
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")  # a narrow terminal wraps the review page's path instead of cutting it
     rows_read = sum(sum(r["rows_read"].values()) for r in outcome.ingested)
     added = sum(r["pairs_added"] + r["unpaired_added"] + r.get("ranks_added", 0) + r.get("ties_added", 0)
                 for r in outcome.ingested)

@@ -93,3 +93,22 @@ def test_headless_chromium_renders_a_non_blank_page_with_the_key_numbers_in_the_
     assert "Fitted on: cross-fitted on held-out prompts (2 folds)." in dom and "[empty answer]" in dom
     assert "20 of the 25 held-out prompts" in dom and dom.count("Hello there, how can I help?") == 20
     assert dom.count('<img id="plot-') == 3
+
+
+def test_a_refused_verdict_names_its_deciding_checks_right_under_it_and_a_pass_names_none(tmp_path):
+    run_dir = _run_dir(tmp_path)
+    report = json.loads((run_dir / "eval_report.json").read_text())
+    report["metrics"].update(eval_judge_win_rate=0.25, eval_judge_win_rate_ci_low=0.1, eval_judge_win_rate_ci_high=0.4)
+    report["metrics"]["eval_generation_prompts"] = 4
+    gate = decide(input_from_report(report, Champion(3)), PromotionSettings())
+    (run_dir / "gate.json").write_text(json.dumps(gate.to_dict()))
+    page = write_review_page(run_dir, target="helpdesk", champion={"version": 3}, version=4).read_text()
+    why = page[page.index('<div id="why">'):page.index("</div>", page.index('<div id="why">'))]
+    assert page.index('id="verdict"') < page.index('<div id="why">') < page.index("The gate, check by check")
+    assert '<li class="fail"><b>fail: judged win rate over the champion</b>: 0.250 95% CI [0.100, 0.400]' in why
+    assert '<li class="unmeasured"><b>unmeasured: degenerate answers' in why
+    assert "pass:" not in why and "preference accuracy" not in why  # only the checks that refused it
+
+    (tmp_path / "p").mkdir()
+    passing = write_review_page(_run_dir(tmp_path / "p"), target="helpdesk", champion={"version": 3}).read_text()
+    assert 'id="verdict">Gate verdict: <b>PASS</b>' in passing and 'id="why"' not in passing
