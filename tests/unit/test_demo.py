@@ -284,3 +284,13 @@ def test_the_house_style_users_prefer_is_on_most_good_answers_to_every_kind_of_q
     up_share = {style: sum(v == "up" for _, r, v in thumbs if _house_style(r) == style)
                 / sum(_house_style(r) == style for _, r, _ in thumbs) for style in (True, False)}
     assert up_share[True] > 0.8 > 0.3 > up_share[False]
+
+
+def test_the_demo_asks_its_generation_checks_for_enough_prompts_to_decide(tmp_path):
+    from alignloop.config import load_settings
+    from alignloop.demo import write_demo_config
+
+    settings = load_settings(write_demo_config(tmp_path))
+    # Fewer answered prompts than promotion.min_prompts leave the judged win rate unmeasured, never passed.
+    assert settings.evaluation.generation_prompts >= max(32, settings.promotion.min_prompts)
+    assert settings.evaluation.judge.kind == "reward_model" and settings.evaluation.judge.model_path is None
