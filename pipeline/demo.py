@@ -516,12 +516,12 @@ def write_demo_config(workdir: str | Path, *, tiny: bool = False) -> Path:
     # never on the held-out pairs: `python -m alignloop.demo_tuning` (BENCHMARKS.md, "Demo settings").
     training = ("  max_steps: 8\n  max_length: 128\n" if tiny
                 else "  max_steps: 24\n  learning_rate: 0.0006\n  max_length: 160\n")
-    # Every held-out pair is scored (about 240 on the demo data, over ~59 prompts): a 64-pair cap left the
-    # gain inside the noise. The generation checks the gate reads (judged win rate, KL, length drift,
-    # degenerate answers) run on 32 held-out prompts, above promotion.min_prompts, so they decide instead of
-    # staying unmeasured; answers are kept short and the judge's reward model gets few steps to fit two CPU
-    # cores. The judge's own held-out accuracy says whether its win rate can be trusted. The tiny demo only
-    # checks the wiring: its generation checks stay unmeasured.
+    # Every held-out pair is scored: a capped sample leaves the gain inside the noise. The generation checks
+    # the gate reads (judged win rate, KL, length drift, degenerate answers) run on 32 held-out prompts,
+    # above promotion.min_prompts, so they decide instead of staying unmeasured; answers are kept short and
+    # the judge's reward model gets few steps to fit two CPU cores. The judge's own held-out accuracy says
+    # whether its win rate can be trusted. The tiny demo only checks the wiring: its generation checks stay
+    # unmeasured.
     evaluation = ("  generation_prompts: 4\n  max_new_tokens: 16\n  judge:\n    steps: 10\n" if tiny
                   else "  generation_prompts: 32\n  max_new_tokens: 24\n"
                        "  judge:\n    steps: 12\n    batch_size: 4\n    learning_rate: 0.0005\n"
