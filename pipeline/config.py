@@ -343,6 +343,18 @@ def gate_settings_hash(values: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
 
 
+class ScheduleSettings(_Settings):
+    """When a scheduled run (`alignloop run`, `alignloop serve`, a deployment) trains, and how often it runs."""
+
+    min_new_feedback: int = Field(
+        100, ge=1, description="Feedback rows (pairs, thumbs, ranks) that must have arrived in the store since the "
+        "snapshot of the latest registered version before a run trains again; fewer: the run skips, saying so "
+        "(--force trains anyway). A first version, or changed model settings (config hash), always trains.")
+    cron: str = Field(
+        "0 2 * * *", pattern=r"^\S+(\s+\S+){4}$",
+        description="`alignloop serve`'s schedule (five-field cron, UTC) unless --cron or --interval is given.")
+
+
 class MlflowSettings(_Settings):
     """Where runs and registered versions are kept."""
 
@@ -371,6 +383,7 @@ class Settings(_Settings):
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
 
     @field_validator("sources")
     @classmethod
