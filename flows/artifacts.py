@@ -15,7 +15,9 @@ KEYS = {name: f"alignloop-{name}" for name in ("ingest", "plan", "evaluation", "
 
 
 def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    """Text that stays inside one table cell or list item: no line breaks, pipes escaped, and a backslash as
+    an entity so that it cannot escape the cell's closing pipe."""
+    return " ".join(str(value).replace("\\", "&#92;").replace("|", "\\|").splitlines())
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:

@@ -347,9 +347,10 @@ class ScheduleSettings(_Settings):
     """When a scheduled run (`alignloop run`, `alignloop serve`, a deployment) trains, and how often it runs."""
 
     min_new_feedback: int = Field(
-        100, ge=1, description="Feedback rows (pairs, thumbs, ranks) that must have arrived in the store since the "
+        100, ge=0, description="Feedback rows (pairs, thumbs, ranks) that must have arrived in the store since the "
         "snapshot of the latest registered version before a run trains again; fewer: the run skips, saying so "
-        "(--force trains anyway). A first version, or changed model settings (config hash), always trains.")
+        "(--force trains anyway). A first version, or changed model settings (config hash), always trains. 0: every "
+        "run plans, and skips only a snapshot already registered with these settings.")
     cron: str = Field(
         "0 2 * * *", pattern=r"^\S+(\s+\S+){4}$",
         description="`alignloop serve`'s schedule (five-field cron, UTC) unless --cron or --interval is given.")

@@ -108,6 +108,10 @@ def test_a_few_new_rows_do_not_retrain_but_enough_do(first_run, workdir, monkeyp
     monkeypatch.setenv("ALIGNLOOP__SCHEDULE__MIN_NEW_FEEDBACK", "3")
     assert decide_retrain(load_settings(workdir / "alignloop.yaml")).train
     assert decide_retrain(settings, force=True).train
+    monkeypatch.delenv("ALIGNLOOP__SCHEDULE__MIN_NEW_FEEDBACK")
+    monkeypatch.setenv("ALIGNLOOP__TRAINING__MAX_STEPS", "9")
+    changed = decide_retrain(load_settings(workdir / "alignloop.yaml"))
+    assert changed.train and changed.reason.startswith("the settings that shape a model changed since version 1")
 
 
 @pytest.fixture(scope="module")
