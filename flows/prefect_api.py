@@ -68,6 +68,9 @@ class _TemporaryServer(SubprocessASGIServer):
     """Prefect's ephemeral API server, started as a child that ends with this process."""
 
     _instances: dict[int | None, SubprocessASGIServer] = {}  # apart from the instances Prefect keeps itself
+    # An ephemeral server runs none of the server's background services. Serving a schedule needs its
+    # scheduler (which turns a deployment's schedule into runs), so `alignloop serve` asks for them all.
+    with_services = False
 
     def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
         # Prefect's own command for its ephemeral server (prefect.server.api.server), plus the parent-death signal.
@@ -77,7 +80,11 @@ class _TemporaryServer(SubprocessASGIServer):
         env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
                **get_current_settings().to_environment_variables(exclude_unset=True)}
         env.pop("PREFECT_API_URL", None)
-        return subprocess.Popen(args, env=env, preexec_fn=_die_with_parent())
+        if self.with_services:
+            env.pop("PREFECT__SERVER_EPHEMERAL")
+        # Its own session: Ctrl-C in a terminal signals the whole foreground group, and the server must outlive
+        # the runs that report their end to it; it stops when this process stops it, or dies.
+        return subprocess.Popen(args, env=env, preexec_fn=_die_with_parent(), start_new_session=True)
 
 
 def _answers(api_url: str, wait_s: float) -> str:
@@ -95,9 +102,10 @@ def _answers(api_url: str, wait_s: float) -> str:
 
 
 @contextlib.contextmanager
-def prefect_api() -> Iterator[str]:
+def prefect_api(*, services: bool = False) -> Iterator[str]:
     """The Prefect API for the flows run inside this block: PREFECT_API_URL's server when one is set,
-    otherwise a temporary server on loopback, stopped when the block ends. Yields the API URL."""
+    otherwise a temporary server on loopback, stopped when the block ends (with the server's background
+    services, its scheduler among them, when `services`). Yields the API URL."""
     configured = PREFECT_API_URL.value()
     if configured:
         why = _answers(configured, CONFIGURED_SERVER_WAIT_S)
@@ -109,6 +117,7 @@ def prefect_api() -> Iterator[str]:
         return
     timeout = int(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
     server = _TemporaryServer()
+    server.with_services = services
     try:
         server.start(timeout=timeout)
     except RuntimeError as e:

@@ -9,8 +9,11 @@ once now, and returns that run's final state.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from pathlib import Path
+
+import psutil
 
 from prefect import serve
 from prefect.client.orchestration import get_client
@@ -18,6 +21,9 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.runner import Runner
 
 from alignloop.flows.retrain import retrain_from_config
+
+# How long serving, once stopped, waits for its runs to record how they ended.
+STOP_WAIT_S = 60.0
 
 
 def deployment(config: Path, name: str, *, cron: str | None = None, interval: float | None = None):
@@ -31,7 +37,28 @@ def deployment(config: Path, name: str, *, cron: str | None = None, interval: fl
 
 def serve_forever(config: Path, name: str, *, cron: str | None = None, interval: float | None = None) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM); the schedule is paused when serving stops."""
-    serve(deployment(config, name, cron=cron, interval=interval), print_starting_message=True)
+    try:
+        # One run at a time: a run that outlasts the interval delays the next instead of racing it for the lock.
+        serve(deployment(config, name, cron=cron, interval=interval), limit=1, print_starting_message=True)
+    finally:
+        _wait_for_runs_to_end(STOP_WAIT_S)
+        # A temporary API server stops next: Prefect's cancellation observer, still subscribed to it, would
+        # report the closed connection as a warning with a traceback.
+        logging.getLogger("prefect.FlowRunCancellingObserver").setLevel(logging.ERROR)
+
+
+def _wait_for_runs_to_end(timeout_s: float) -> None:
+    """Serving stopped and asked its run processes to stop: let them record how they ended while the API is
+    still there to hear it (a temporary server stops when serving returns)."""
+    runs = [p for p in psutil.Process().children() if not _is_api_server(p)]
+    psutil.wait_procs(runs, timeout=timeout_s)
+
+
+def _is_api_server(process: psutil.Process) -> bool:
+    try:
+        return "prefect.server.api.server:create_app" in process.cmdline()
+    except psutil.Error:
+        return False
 
 
 def serve_once(config: Path, name: str, *, cron: str | None = None, interval: float | None = None) -> FlowRun:

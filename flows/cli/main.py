@@ -382,7 +382,7 @@ def serve(config: ConfigOpt = Path("alignloop.yaml"),
     name = f"{settings.model_name}-nightly"
     cron = cron or (None if interval else settings.schedule.cron)
     _configure_run_logging()
-    with prefect_api() as api:
+    with prefect_api(services=not once) as api:
         if not once:
             console.print(f"serving {name} ({f'every {interval:g}s' if interval else f'cron {cron} UTC'}) on {api}; "
                           "Ctrl-C stops", highlight=False)

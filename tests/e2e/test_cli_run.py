@@ -200,3 +200,36 @@ def test_the_losing_run_of_two_at_once_prints_one_line(workdir, prefect_server):
     lines = [line for line in loser.stderr.splitlines() if "error" in line.lower() or "another" in line]
     assert len(lines) == 1 and "another alignloop run is registering or promoting 'alignloop-demo'" in lines[0]
     assert "Traceback" not in loser.stderr and "ERROR" not in loser.stderr
+
+
+def test_serve_runs_the_schedule_until_sigterm_then_stops_cleanly_with_its_server(gated_out_run, workdir, tmp_path):
+    # With no PREFECT_API_URL, serve starts its own temporary server, with the scheduler that turns the interval
+    # into runs; the test reads the runs through that server's API.
+    import re
+    import signal
+    import time
+
+    import psutil
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    log = tmp_path / "serve.err"
+    with log.open("w") as err:
+        served = subprocess.Popen(cli("serve", "-c", "alignloop.yaml", "--interval", "15"), cwd=workdir,
+                                  env=env_for(workdir), stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline, skipped, url = time.monotonic() + 400, [], None
+        while time.monotonic() < deadline and not skipped:
+            time.sleep(3)
+            url = url or next(iter(re.findall(r"http://127\.0\.0\.1:\d+/api", log.read_text())), None)
+            if url:
+                with temporary_settings(updates={PREFECT_API_URL: url}):
+                    skipped = [r for r in flow_runs("retrain-from-config") if r.state.name == "Skipped"]
+        assert skipped, log.read_text()[-3000:]
+        server = next(p for p in psutil.Process(served.pid).children() if "create_app" in " ".join(p.cmdline()))
+        served.send_signal(signal.SIGTERM)
+        assert served.wait(timeout=120) == 0
+        assert not psutil.wait_procs([server], timeout=30)[1], "the temporary server outlived serve"
+    finally:
+        served.kill()
+    assert "Traceback" not in log.read_text() and "ERROR" not in log.read_text()
+    assert skipped[0].state.message.startswith("skipped: 0 new feedback rows since version")
