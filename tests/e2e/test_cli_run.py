@@ -129,7 +129,7 @@ def test_a_gated_out_run_exits_3_and_its_flow_run_says_so(gated_out_run):
     assert "gate fail: fail: candidate − reference preference accuracy" in gated_out_run.stdout.replace("\n", " ")
     (run,) = flow_runs()
     assert run.state.type.value == "COMPLETED" and run.state.name == "Gated out"
-    assert run.state.message.startswith("registered alignloop-demo version 2 @ challenger (dpo); gate fail")
+    assert run.state.message.startswith("registered alignloop-demo version 2 @ newest (dpo); gate fail")
 
 
 def test_json_logs_are_one_object_a_line_with_the_flow_run_and_run_folder(gated_out_run):
