@@ -2,7 +2,8 @@
 
 Unknown keys are errors, not silently ignored. Relative paths are relative to the folder of the
 config file. `${NAME}` in a string value is replaced by the environment variable NAME (use it for
-passwords); `ALIGNLOOP__SECTION__KEY=value` overrides one setting (value parsed as YAML).
+passwords); `ALIGNLOOP__SECTION__KEY=value` overrides one setting (pydantic-settings' nested environment
+support: a list or mapping is written as JSON, `null` unsets). A key written twice in the file is an error.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_settings import EnvSettingsSource
+from pydantic_settings.exceptions import SettingsError
 
 from alignloop import secrets
 from alignloop.errors import ConfigError
@@ -346,6 +349,19 @@ def gate_settings_hash(values: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
 
 
+class ScheduleSettings(_Settings):
+    """When a scheduled run (`alignloop run`, `alignloop serve`, a deployment) trains, and how often it runs."""
+
+    min_new_feedback: int = Field(
+        100, ge=0, description="Feedback rows (pairs, thumbs, ranks) that must have arrived in the store since the "
+        "snapshot of the latest registered version before a run trains again; fewer: the run skips, saying so "
+        "(--force trains anyway). A first version, or changed model settings (config hash), always trains. 0: every "
+        "run plans, and skips only a snapshot already registered with these settings.")
+    cron: str = Field(
+        "0 2 * * *", pattern=r"^\S+(\s+\S+){4}$",
+        description="`alignloop serve`'s schedule (five-field cron, UTC) unless --cron or --interval is given.")
+
+
 class MlflowSettings(_Settings):
     """Where runs and registered versions are kept."""
 
@@ -388,6 +404,7 @@ class Settings(_Settings):
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
 
     @field_validator("sources")
     @classmethod
@@ -534,18 +551,59 @@ def _expand_env(value: Any, where: str, expanded: list[str] | None = None) -> An
     return value
 
 
-def _apply_env_overrides(raw: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
-    for key, text in sorted(environ.items()):
-        if not key.startswith(ENV_PREFIX):
-            continue
-        parts = [p.lower() for p in key[len(ENV_PREFIX):].split("__") if p]
-        node = raw
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{key}: {'.'.join(parts)} does not name a setting inside a section")
-        node[parts[-1]] = yaml.safe_load(text)
-    return raw
+def env_overrides() -> dict[str, Any]:
+    """The settings that the environment's ALIGNLOOP__SECTION__KEY variables override, as a nested mapping.
+    A variable that names no section of the config is an error rather than ignored: a typo would silently
+    leave the setting as it was."""
+    for key in sorted(os.environ):
+        if key.upper().startswith(ENV_PREFIX):
+            section = key[len(ENV_PREFIX):].split("__")[0].lower()
+            if section not in Settings.model_fields:
+                raise ConfigError(
+                    f"{key}: names no setting; write {ENV_PREFIX}<SECTION>__<KEY>=value (e.g. "
+                    f"{ENV_PREFIX}TRAINING__MAX_STEPS=50), sections: {', '.join(Settings.model_fields)}; or unset it")
+    source = EnvSettingsSource(Settings, case_sensitive=False, env_prefix=ENV_PREFIX, env_nested_delimiter="__",
+                               env_parse_none_str="null")
+    try:
+        return source()
+    except SettingsError as e:
+        field = re.search(r'field "([^"]+)"', str(e))
+        name = ENV_PREFIX + (field.group(1).upper() if field else "")
+        name = next((k for k in sorted(os.environ) if k.upper().startswith(name) and _broken_json(os.environ[k])), name)
+        raise ConfigError(f"{name}: not valid JSON; a list or mapping set from the environment is written as JSON, "
+                          f"e.g. {ENV_PREFIX}TRAINING__LORA__TARGET_MODULES='[\"q_proj\", \"v_proj\"]'") from None
+
+
+def _broken_json(text: str) -> bool:
+    """Whether text is meant as a JSON list or mapping but does not parse."""
+    if text.lstrip()[:1] not in ("[", "{"):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return True
+    return False
+
+
+def _merged(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """raw with overrides laid over it, mapping by mapping."""
+    merged = dict(raw)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _overriding_variable(loc: tuple[Any, ...]) -> str | None:
+    """The ALIGNLOOP__ variable that set the setting at loc (or a section holding it), if one did."""
+    names = {k.upper(): k for k in os.environ if k.upper().startswith(ENV_PREFIX)}
+    for end in range(len(loc), 0, -1):
+        name = ENV_PREFIX + "__".join(str(p) for p in loc[:end]).upper()
+        if name in names:
+            return names[name]
+    return None
 
 
 def describe_validation_error(error: ValidationError, origin: str = "", prefix: str = "") -> str:
@@ -578,11 +636,12 @@ def settings_from_dict(raw: dict[str, Any], *, base_dir: Path, origin: str = "co
         raise ConfigError(f"{origin}: expected a mapping of settings at the top level")
     _refuse_written_secrets(raw, origin)
     expanded: list[str] = []
-    raw = _apply_env_overrides(_expand_env(dict(raw), "", expanded), dict(os.environ))
+    raw = _merged(_expand_env(dict(raw), "", expanded), env_overrides())
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as e:
         # A value that came from ${ENV} is where secrets come from: never echo it back.
+        origin = _overriding_variable(e.errors()[0]["loc"]) or origin
         raise ConfigError(secrets.redact(describe_validation_error(e, origin), extra=expanded)) from None
     secrets.remember(*settings.secret_values())
     return _resolve_paths(settings, base_dir)
@@ -613,13 +672,35 @@ def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
     )
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that names a key twice: the plain loader keeps the last one,
+    so a second `training:` section would silently replace the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base loader says so
+                break
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    problem=f"key {key!r} appears twice (first on line {first}); merge the two into one",
+                    problem_mark=key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_settings(path: str | Path) -> Settings:
     """Read alignloop.yaml (or any YAML path) into validated Settings."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found; pass --config PATH or run `alignloop demo` to write one")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

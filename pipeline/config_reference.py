@@ -23,10 +23,12 @@ HEADER = """# Config reference (`alignloop.yaml`)
 
 Generated from the settings' descriptions in `pipeline/config.py` by `make docs`; do not edit by hand.
 
-Unknown keys are errors. Relative paths are relative to the config file's folder. `${NAME}` in a
-value is replaced by the environment variable `NAME` (use it for passwords). Every key may also be
-set from the environment as `ALIGNLOOP__SECTION__KEY` (for example `ALIGNLOOP__TRAINING__MAX_STEPS=200`,
-the value read as YAML).
+Unknown keys, and keys written twice, are errors. Relative paths are relative to the config file's
+folder. `${NAME}` in a value is replaced by the environment variable `NAME` (use it for passwords).
+Every key may also be set from the environment as `ALIGNLOOP__SECTION__KEY`, at any depth (for example
+`ALIGNLOOP__TRAINING__MAX_STEPS=200`, `ALIGNLOOP__TRAINING__LORA__R=8`): a list or mapping is written as
+JSON (`ALIGNLOOP__TRAINING__LORA__TARGET_MODULES='["q_proj"]'`), `null` unsets a key, and a variable
+that names no setting is an error.
 
 A key whose default reads **planner decides** is chosen per run from the data while it is unset (or
 `auto`): setting it fixes the value and turns the planner's scaling of that key off. Leave those keys

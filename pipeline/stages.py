@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 from alignloop.connectors.base import ConnectorError, load_connector
 from alignloop.config import Settings, describe_validation_error
-from alignloop.errors import AlignloopError, ConfigError, DataError, TerminalError, TransientError
+from alignloop.errors import AlignloopError, ConfigError, DataError, TerminalError, TransientError, disk_full
 from alignloop.evaluation.results import EvalReport
 from alignloop.planner import Plan, choose_method
 from alignloop.ingest.store import FeedbackStore, IngestResult, Snapshot, check_store_is_not_a_source
@@ -77,6 +77,9 @@ def _ingest_source(store: FeedbackStore, source: Any, settings: Settings) -> Ing
     try:
         return store.ingest(source, connector, settings=settings.ingest)
     except duckdb.Error as e:  # a value no check foresaw: one line naming the source, never a traceback
+        no_room = disk_full(e)  # not a bad value but a full disk: its own cause and fix
+        if no_room is not None:
+            raise no_room from None
         log.info("source %r failed", source.name, exc_info=True)
         first = (str(e).strip().splitlines() or [""])[0]
         raise TerminalError(f"source {source.name!r}: could not be loaded ({type(e).__name__}: {first}); nothing "

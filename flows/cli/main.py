@@ -1,7 +1,8 @@
 """`alignloop ...`: the console script. Each stage alone, the whole flow, the demo, and the registry.
 
-Errors alignloop raises on purpose print as one line naming the problem and the fix (exit 2 for
-bad settings, 1 otherwise), never as a traceback.
+Errors alignloop raises on purpose, and writes that find the disk full, print as one line naming the
+problem and the fix (exit 2 for bad settings, 1 otherwise), never as a traceback. `alignloop run`
+exits with a code a scheduler can read (RUN_EXIT_CODES).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from rich.table import Table
 
 from alignloop.flows import progress
 from alignloop.config import Settings, load_settings
-from alignloop.errors import AlignloopError, ConfigError
+from alignloop.errors import AlignloopError, ConfigError, disk_full
 from alignloop import secrets
 from alignloop.methods import METHODS
 from alignloop.shapes import SHAPES
@@ -48,6 +49,11 @@ app.add_typer(connectors_app, name="connectors")
 
 RunOpt = Annotated[str | None, typer.Option("--run", help="Run folder name under runs/ (default: the latest).")]
 
+# `alignloop run`'s exit codes, by outcome; an error exits 1 (2 for bad settings), as every command does.
+RUN_EXIT_CODES = {"passed": 0, "gated_out": 3, "skipped": 4}
+RUN_EXIT_HELP = ("Exit codes: 0 registered and passed the gate; 3 registered but the gate refused it; 4 skipped "
+                 "(the reason is printed); 1 failed; 2 bad settings.")
+
 
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(fn)
@@ -55,11 +61,21 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except AlignloopError as e:
-            # escape: messages name fields like sources[prod], which rich would take for markup
-            console.print(f"[bold red]error:[/] {escape(secrets.redact(str(e)))}", highlight=False, soft_wrap=True)
+            _print_error(e)
             raise typer.Exit(2 if isinstance(e, ConfigError) else 1) from None
+        except Exception as e:
+            no_room = disk_full(e)
+            if no_room is None:
+                raise
+            _print_error(no_room)
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _print_error(e: Exception) -> None:
+    # escape: messages name fields like sources[prod], which rich would take for markup
+    console.print(f"[bold red]error:[/] {escape(secrets.redact(str(e)))}", highlight=False, soft_wrap=True)
 
 
 class RichReporter:
@@ -121,14 +137,25 @@ def _quiet_libraries() -> None:
         pass
 
 
+_log_format = "text"
+
+
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every stage's details.")] = False) -> None:
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every stage's details.")] = False,
+         log_format: Annotated[str, typer.Option(
+             "--log-format", help="text, or json: one JSON object per log line, with the Prefect flow run id and "
+                                  "the run folder (run, serve).")] = "text") -> None:
     """alignloop: production feedback in, an evaluated and registered model out."""
+    global _log_format
+    if log_format not in ("text", "json"):
+        console.print(f"[bold red]error:[/] --log-format: {escape(log_format)!r} is not one of text, json")
+        raise typer.Exit(2)
+    _log_format = log_format
     secrets.install()
     _quiet_libraries()
     if verbose:
         logging.getLogger("alignloop").setLevel(logging.INFO)
-    if not sys.stderr.isatty():  # no terminal for the bars (a scheduler, a log file): progress as log lines
+    if not sys.stderr.isatty() or log_format == "json":  # no terminal for the bars: progress as log lines
         logging.getLogger("alignloop.training.progress").setLevel(logging.INFO)
         logging.getLogger("alignloop.evaluation.progress").setLevel(logging.INFO)
 
@@ -332,26 +359,108 @@ def register(config: ConfigOpt = Path("alignloop.yaml"), run: RunOpt = None) -> 
         out.print(f"  • {escape(line)}", highlight=False)
 
 
-@app.command()
+@app.command(epilog=RUN_EXIT_HELP)
 @_friendly
 def run(config: ConfigOpt = Path("alignloop.yaml"),
-        force: Annotated[bool, typer.Option(help="Train even if this snapshot is already registered.")] = False,
+        force: Annotated[bool, typer.Option(help="Train even with little new feedback, or a snapshot already "
+                                                 "registered.")] = False,
         ) -> None:
     """Run the whole retrain flow in-process: ingest, plan, train, evaluate, register."""
-    _run_flow(_settings(config), force=force, config_path=config)
+    outcome = _run_flow(_settings(config), force=force, config_path=config)
+    raise typer.Exit(RUN_EXIT_CODES[outcome.status])
 
 
-def _run_flow(settings: Settings, force: bool = False, config_path: Path | None = None) -> None:
+@app.command(epilog=RUN_EXIT_HELP.replace("Exit codes", "Exit codes of --once"))
+@_friendly
+def serve(config: ConfigOpt = Path("alignloop.yaml"),
+          cron: Annotated[str | None, typer.Option(help="Five-field cron schedule, UTC (default schedule.cron).")] = None,
+          interval: Annotated[float | None, typer.Option(min=1, help="Run every this many seconds instead of on a "
+                                                                   "cron schedule.")] = None,
+          once: Annotated[bool, typer.Option("--once", help="Register the deployment, run it once now, exit with "
+                                                              "that run's outcome.")] = False,
+          ) -> None:
+    """Serve the retrain flow on this machine on a schedule (Prefect's serve): no server or worker to run."""
+    from alignloop.flows.prefect_api import prefect_api
+    from alignloop.flows.serve import serve_forever, serve_once
+
+    settings = _settings(config)  # a bad config fails here, in one line, not at 2 a.m.
+    if cron and interval:
+        raise ConfigError("--cron and --interval: give one schedule, not both")
+    name = f"{settings.model_name}-nightly"
+    cron = cron or (None if interval else settings.schedule.cron)
+    _configure_run_logging()
+    with prefect_api(services=not once) as api:
+        if not once:
+            console.print(f"serving {name} ({f'every {interval:g}s' if interval else f'cron {cron} UTC'}) on {api}; "
+                          "Ctrl-C stops", highlight=False)
+            serve_forever(config, name, cron=cron, interval=interval)
+            return
+        run = serve_once(config, name, cron=cron, interval=interval)
+    state = run.state
+    out.print(f"outcome: {escape(state.message or state.name)} ({state.name})", highlight=False, soft_wrap=True)
+    codes = {"Completed": RUN_EXIT_CODES["passed"], "Gated out": RUN_EXIT_CODES["gated_out"],
+             "Skipped": RUN_EXIT_CODES["skipped"]}
+    raise typer.Exit(codes.get(state.name, 1) if state.is_completed() else 1)
+
+
+class LogReporter:
+    """Progress as log lines, for a log file or a JSON log stream instead of a terminal."""
+
+    log = logging.getLogger("alignloop.progress")
+
+    def __enter__(self) -> LogReporter:
+        progress.install(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        progress.install(None)
+
+    def stage(self, name: str, detail: str = "") -> None:
+        self.log.info("%s %s", name, detail)
+
+    def train_step(self, step: int, max_steps: int, metrics: dict[str, float]) -> None:
+        pass  # alignloop.training.progress logs every training.log_every steps
+
+    def eval_progress(self, done: int, total: int) -> None:
+        pass
+
+
+def _run_flow(settings: Settings, force: bool = False, config_path: Path | None = None) -> Any:
+    """The retrain flow against this machine's Prefect API (flows/prefect_api.py); its outcome, summarised."""
+    from alignloop.flows.prefect_api import prefect_api
     from alignloop.flows.retrain import retrain
 
+    _configure_run_logging()
     started = time.perf_counter()
-    with RichReporter():
-        outcome = retrain(settings, force=force, config_path=config_path and str(config_path))
+    with LogReporter() if _log_format == "json" else RichReporter():
+        progress.stage("prefect", "connecting to the Prefect API")
+        with prefect_api():
+            outcome = retrain(settings, force=force, config_path=config_path and str(config_path))
     _print_summary(outcome, time.perf_counter() - started, settings)
+    out.print(f"outcome: {escape(outcome.headline)}", highlight=False, soft_wrap=True)
+    return outcome
+
+
+def _configure_run_logging() -> None:
+    """Once Prefect has set up logging: the run's copy of an error this command prints itself stays out of
+    the terminal, and with --log-format json every handler writes JSON lines."""
+    from alignloop.flows import logs
+
+    logs.install_run_filters()
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        if not any(isinstance(f, logs.DropReported) for f in handler.filters):
+            handler.addFilter(logs.DropReported())
+    if _log_format == "json":
+        for handler in handlers:
+            handler.setFormatter(logs.JsonFormatter())
+        for name in ("alignloop", "prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).setLevel(logging.INFO)
 
 
 def _print_summary(outcome: Any, seconds: float, settings: Settings) -> None:
-    table = Table(title=f"alignloop run {outcome.run_id}", show_header=False)
+    title = f"alignloop run {outcome.run_id}" if outcome.run_id else "alignloop run (skipped before planning)"
+    table = Table(title=title, show_header=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")  # a narrow terminal wraps the review page's path instead of cutting it
     rows_read = sum(sum(r["rows_read"].values()) for r in outcome.ingested)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -274,7 +274,9 @@ class FeedbackStore:
             quarantined = self._check_and_log(shape, source.name, batch_id, started, settings, landed, counts)
             con.commit()
         except BaseException:
-            con.rollback()
+            # A commit that failed (a full disk) has ended the transaction already: its error is the one to see.
+            with suppress(duckdb.Error):
+                con.rollback()
             raise
         return landed, counts, quarantined
 
@@ -525,10 +527,12 @@ class FeedbackStore:
             for t in ("unpaired", "pairs", "ranks", "ties", "quarantine", "raw_events_generations", "raw_events_feedback")
         }
 
-    def quarantine_reasons(self, source: str | None = None) -> list[tuple[str, int]]:
+    def quarantine_reasons(self, source: str | None = None, batch_id: int | None = None) -> list[tuple[str, int]]:
+        """(reason, rows) quarantined, most first: of one source and one ingest batch when given."""
         return self.con.execute(
-            "SELECT reason, count(*) AS n FROM quarantine WHERE $source IS NULL OR source = $source "
-            "GROUP BY reason ORDER BY n DESC, reason", {"source": source}
+            "SELECT reason, count(*) AS n FROM quarantine WHERE ($source IS NULL OR source = $source) "
+            "AND ($batch IS NULL OR batch_id = $batch) GROUP BY reason ORDER BY n DESC, reason",
+            {"source": source, "batch": batch_id}
         ).fetchall()
 
     def quarantine_examples(self, reason: str, source: str | None = None, limit: int = 3) -> list[tuple[str, str]]:
@@ -580,6 +584,10 @@ class FeedbackStore:
         if row is None:
             raise TerminalError(f"snapshot {snapshot_id} is not in the store {self.path}; run `alignloop ingest` first")
         return Snapshot(*row)
+
+    def rows_since(self, snapshot: Snapshot) -> int:
+        """Feedback rows stored after the snapshot was taken (store/rows_since.sql): a count, no rows read."""
+        return int(self.con.execute(sql_text("store/rows_since.sql"), {"high": snapshot.high_water_batch}).fetchone()[0])
 
     def _ranks(self, high_water_batch: int) -> pa.Table:
         """The ranks a snapshot at this high-water batch holds, as they were when it was taken."""

@@ -19,7 +19,13 @@ _CHATTER = re.compile(
 
 
 class _DropChatter(io.TextIOBase):
-    """A stdout/stderr stand-in that drops MLflow's progress lines and forwards everything else."""
+    """A stdout/stderr stand-in that drops MLflow's progress lines and forwards everything else.
+
+    A rich console bound to the process's stderr or stdout looks the stream up on every write and
+    follows `rich_proxied_file` to the real file. Without it, a console under a live display (which
+    replaces sys.stderr by a proxy that prints through that console) would write into this wrapper,
+    which writes into the proxy, which prints through the console again: an endless recursion that
+    also leaves the display's lock held, so stopping the display hangs."""
 
     def __init__(self, target: Any) -> None:
         self._target = target
@@ -32,6 +38,10 @@ class _DropChatter(io.TextIOBase):
             if not _CHATTER.match(line.strip()):
                 self._target.write(line + "\n")
         return len(text)
+
+    @property
+    def rich_proxied_file(self) -> Any:
+        return getattr(self._target, "rich_proxied_file", self._target)
 
     def isatty(self) -> bool:
         return self._target.isatty()

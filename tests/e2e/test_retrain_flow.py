@@ -36,7 +36,8 @@ def first_outcome(prefect_harness, demo_settings):
 
 
 def test_retrain_registers_version_1_as_newest_with_metrics(first_outcome, demo_settings):
-    assert first_outcome.method == "dpo"
+    assert first_outcome.method == "dpo" and first_outcome.status in ("passed", "gated_out")
+    assert first_outcome.reasons[0] == "no version of 'alignloop-demo' is registered yet"
     assert first_outcome.registered["version"] == 1
     client = MlflowClient(demo_settings.tracking_uri, registry_uri=demo_settings.tracking_uri)
     version = client.get_model_version_by_alias("alignloop-demo", "newest")
@@ -57,11 +58,28 @@ def test_retrain_registers_version_1_as_newest_with_metrics(first_outcome, demo_
     assert len(client.get_metric_history(run.info.run_id, "train_loss")) == demo_settings.training.max_steps
 
 
-def test_rerun_on_unchanged_data_trains_nothing(first_outcome, demo_settings):
-    again = retrain(demo_settings)
-    assert again.method == "skip" and again.registered is None
-    assert "already version 1" in again.reasons[-1]
+def test_rerun_on_unchanged_data_trains_nothing_and_writes_no_run_folder(first_outcome, demo_settings):
+    folders = sorted(demo_settings.runs_dir.iterdir())
+    state = retrain(demo_settings, return_state=True)
+    again = state.result()
+    assert again.method == "skip" and again.registered is None and again.run_id is None
+    assert again.reasons == [f"0 new feedback rows since version 1's snapshot {_snapshot(demo_settings, first_outcome)[:12]}"
+                             ", fewer than schedule.min_new_feedback (100); nothing to train (--force trains anyway)"]
     assert sum(r["pairs_added"] + r["unpaired_added"] for r in again.ingested) == 0
+    assert sorted(demo_settings.runs_dir.iterdir()) == folders
+    assert state.name == "Skipped" and state.message == f"skipped: {again.reasons[0]}"
+
+
+def test_a_snapshot_already_registered_is_not_trained_again(first_outcome, demo_settings):
+    # schedule.min_new_feedback 0: every run plans; the snapshot and settings are those of version 1.
+    lenient = demo_settings.model_copy(update={"schedule": demo_settings.schedule.model_copy(
+        update={"min_new_feedback": 0})})
+    again = retrain(lenient)
+    assert again.method == "skip" and "already version 1" in again.reasons[-1]
+
+
+def _snapshot(settings, outcome) -> str:
+    return json.loads((settings.runs_dir / outcome.run_id / "snapshot.json").read_text())["snapshot_id"]
 
 
 def test_forced_rerun_registers_version_2_and_moves_newest(first_outcome, demo_settings):

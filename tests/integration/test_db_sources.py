@@ -71,7 +71,8 @@ def _alignloop(workdir: Path, passwords: dict[str, str], *args: str) -> str:
                           cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     printed = done.stdout + done.stderr
     (workdir / f"alignloop-{args[0]}.log").write_text(printed)  # the run's log, grepped like every file
-    assert done.returncode == 0, printed[-3000:]
+    # `run` exits 3 when the version it registered is refused by the gate (a few steps on tiny data may not gain).
+    assert done.returncode in ((0, 3) if args[0] == "run" else (0,)), printed[-3000:]
     return printed
 
 

@@ -106,3 +106,53 @@ def test_config_hash_ignores_connector_options_but_not_training(tmp_path, monkey
     more_steps = {**base, "training": {"max_steps": 99}}
     h = [settings_from_dict(r, base_dir=tmp_path).config_hash() for r in (base, other_secret, more_steps)]
     assert h[0] == h[1] != h[2]
+
+
+def test_a_section_written_twice_is_refused_naming_both_lines(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, GOOD + "training:\n  max_steps: 9\n"))
+    message = str(err.value)
+    assert "line 12" in message and "key 'training' appears twice (first on line 10)" in message
+    assert "\n" not in message
+
+
+def test_a_key_written_twice_inside_a_section_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"key 'max_steps' appears twice \(first on line 11\)"):
+        load_settings(write(tmp_path, GOOD + "  max_steps: 9\n"))
+
+
+def test_yaml_anchors_and_merge_keys_still_load(tmp_path):
+    text = GOOD + "evaluation:\n  batch_size: 4\n"
+    s = load_settings(write(tmp_path, text.replace("training:\n  max_steps: 5\n",
+                                                   "training:\n  <<: {max_steps: 6, seed: 1}\n  max_steps: 5\n")))
+    assert (s.training.max_steps, s.training.seed, s.evaluation.batch_size) == (5, 1, 4)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("ALIGNLOOP__", "1", "ALIGNLOOP__: names no setting; write ALIGNLOOP__<SECTION>__<KEY>=value"),
+        ("ALIGNLOOP__TRAINNG__MAX_STEPS", "3", "ALIGNLOOP__TRAINNG__MAX_STEPS: names no setting"),
+        ("ALIGNLOOP__TRAINING__MAX_STEPZ", "3", "ALIGNLOOP__TRAINING__MAX_STEPZ: training.max_stepz: unknown key"),
+        ("ALIGNLOOP__TRAINING__MAX_STEPS", "ten", "ALIGNLOOP__TRAINING__MAX_STEPS: training.max_steps: Input should be"),
+        ("ALIGNLOOP__TRAINING__LORA__TARGET_MODULES", "[q_proj",
+         "ALIGNLOOP__TRAINING__LORA__TARGET_MODULES: not valid JSON"),
+        ("ALIGNLOOP__EVALUATION", "{holdout", "ALIGNLOOP__EVALUATION: not valid JSON"),
+    ],
+)
+def test_a_bad_environment_override_is_one_line_naming_the_variable(tmp_path, monkeypatch, name, value, expected):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, GOOD))
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_nested_environment_overrides_reach_every_depth(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALIGNLOOP__TRAINING__LORA__R", "4")
+    monkeypatch.setenv("alignloop__training__lora__target_modules", '["q_proj", "v_proj"]')
+    monkeypatch.setenv("ALIGNLOOP__PROMOTION__MIN_GAIN_CI_LOW", "null")
+    monkeypatch.setenv("ALIGNLOOP__EVALUATION", '{"holdout_fraction": 0.3}')
+    s = load_settings(write(tmp_path, GOOD))
+    assert (s.training.lora.r, s.training.lora.target_modules) == (4, ("q_proj", "v_proj"))
+    assert s.training.max_steps == 5  # the file's other settings in the section stay
+    assert s.promotion.min_gain_ci_low is None and s.evaluation.holdout_fraction == 0.3
