@@ -272,7 +272,7 @@ def _noise_reason(f: Facts, outcome: str = "") -> str:
             e = min(weak, key=lambda s: s.high - s.low)
             return (f"estimated pair flip rate {_pct(e.flip_rate)} ({e.signal}), but from {e.support} {e.unit}, "
                     f"too few to act on, so treated as low{then}")
-        why = "; ".join(s.describe() for s in tried) or "no signal measured"
+        why = "; ".join(f"{s.signal}: {s.detail}" for s in tried) or "no signal measured"
         return f"pair label noise not measured ({why}), so treated as low{then}"
     said = (f"estimated pair flip rate {_pct(noise.flip_rate)} ({noise.signal}, from {noise.support} {noise.unit})")
     interval = f"the 95% interval {_pct(noise.low)}–{_pct(noise.high)}"
