@@ -107,8 +107,22 @@ def public_json(result: dict[str, Any]) -> dict[str, Any]:
     return _rounded({**{k: result[k] for k in first}, **{k: v for k, v in result.items() if k not in first}})
 
 
+def tables(result: dict[str, Any]) -> str:
+    """Every set's per-regime table and regret summary as Markdown (methods.md beside the JSON)."""
+    parts = ["# alignloop bench methods: every regime", "",
+             "Mean held-out accuracy over seeds (* best, = tied with it); ± diff: half-width of the 95 % interval "
+             "of a difference between two arms (points); regret: the best arm's mean minus the planner's (points). "
+             "Written by the benchmark with methods.json and methods.png.", ""]
+    for name, s in result["sets"].items():
+        parts += [f"## {name}: {s['summary']['n_regimes']} regimes, seeds {', '.join(map(str, s['budget']['seeds']))}",
+                  "", markdown(REGIME_HEADER, regime_rows(s)), "", markdown(SUMMARY_HEADER, summary_rows(s["summary"])),
+                  ""]
+    return "\n".join(parts)
+
+
 def save(result: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "methods.json"
     json_path.write_text(json.dumps(public_json(result), indent=2))
+    (out_dir / "methods.md").write_text(tables(result))
     return json_path, plot(result, out_dir / "methods.png")

@@ -45,6 +45,8 @@ def test_quick_bench_prints_regret_with_intervals_for_the_planner_and_every_fixe
     by_seed = [tuple(v) for s in (tuning, heldout) for r in s["regimes"] for v in r["accuracy_by_seed"].values()]
     assert any(len(set(v)) > 1 for v in by_seed)
     assert (tmp_path / "methods.json").exists() and (tmp_path / "methods.png").stat().st_size > 1000
+    written = (tmp_path / "methods.md").read_text()
+    assert all(f"| {r['name']} |" in written for s in (tuning, heldout) for r in s["regimes"])
     assert seconds < 240, f"--quick took {seconds:.0f} s: CI runs it on every change"
 
 
