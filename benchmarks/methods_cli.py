@@ -9,12 +9,15 @@ from alignloop.benchmarks import methods
 
 
 def bench_methods(out_dir: Path, *, quick: bool, as_json: bool, workers: int, console, out,
-                  trainer: str = "compact") -> dict:
-    """Run the benchmark, save methods.json and methods.png under out_dir, print a table or the JSON.
+                  trainer: str = "compact", sets: tuple[str, ...] = ("tuning", "heldout"),
+                  draw_seed: int = methods.HELDOUT_SEED, draws: int = methods.HELDOUT_COUNT) -> dict:
+    """Run the benchmark, save methods.json and methods.png under out_dir, print tables or the JSON.
 
     trainer "trl": the cross-check of the compact loop against TRL's own trainers (methods_trl.py)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
+
+    from alignloop.benchmarks import methods_report as report
 
     if trainer == "trl":
         return _bench_methods_trl(out_dir, quick=quick, as_json=as_json, workers=workers, console=console, out=out)
@@ -22,19 +25,24 @@ def bench_methods(out_dir: Path, *, quick: bool, as_json: bool, workers: int, co
     with Progress(TextColumn("bench methods"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("train", total=None)
-        result = methods.run(out_dir, quick=quick, workers=workers,
+        result = methods.run(out_dir, quick=quick, workers=workers, sets=sets, draw_seed=draw_seed, draws=draws,
                              progress=lambda done, total: bar.update(task, completed=done, total=total))
-    json_path, png_path = methods.save(result, out_dir)
+    json_path, png_path = report.save(result, out_dir)
     if as_json:
-        print(json.dumps(methods.public_json(result), indent=2))
+        print(json.dumps(report.public_json(result), indent=2))
         return result
-    table = Table(*methods.TABLE_HEADER, title="held-out accuracy vs the hidden rule (mean ± sd over seeds; * best)")
-    for row in methods.table_rows(result):
-        table.add_row(*row)
-    out.print(table)
-    out.print(f"planner tied or best in {result['planner_ok']} of {result['n_regimes']} regimes "
-              f"({100 * result['planner_ok_share']:.0f}%); {result['seconds']:.0f} s")
-    out.print(f"saved {json_path} and {png_path}")
+    for name, s in result["sets"].items():
+        table = Table(*report.REGIME_HEADER, title=f"{name}: held-out accuracy vs the hidden rule (mean over seeds "
+                      "* best, = tied with it; ± diff: half-width of a difference's 95% interval, points)")
+        for row in report.regime_rows(s):
+            table.add_row(*row)
+        out.print(table)
+        summary = Table(*report.SUMMARY_HEADER, title=f"{name}: regret over {s['summary']['n_regimes']} regimes "
+                        "(points)")
+        for row in report.summary_rows(s["summary"]):
+            summary.add_row(*row)
+        out.print(summary)
+    out.print(f"{result['seconds']:.0f} s; saved {json_path} and {png_path}")
     return result
 
 
@@ -69,20 +77,62 @@ def _bench_methods_trl(out_dir: Path, *, quick: bool, as_json: bool, workers: in
     return result
 
 
-def bench_noise(*, as_json: bool, out) -> list[dict]:
-    """Run the noise calibration; print a table or the JSON."""
+def bench_noise(*, as_json: bool, out, data_dir: Path | None = None) -> dict:
+    """Run the noise checks (synthetic calibration, then real votes when the data is there); print tables
+    or the JSON."""
+    from alignloop.benchmarks import noise_check
+
+    rows = noise_check.noise_calibration()
+    data_dir = noise_check.DEFAULT_DATA if data_dir is None else data_dir
+    found = (data_dir / "qa-feedback" / "dev_feedback.json").exists()
+    real = noise_check.real_votes_check(data_dir) if found else None
+    result = {"calibration": rows, "real_votes": real,
+              **({} if found else {"real_votes_skipped": f"no qa-feedback/dev_feedback.json under {data_dir}; "
+                                                         "pass --data with the folder that holds it"})}
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return result
+    _print_calibration(rows, out)
+    if real is None:
+        out.print(f"real votes: skipped, {result['real_votes_skipped']}")
+    else:
+        _print_real_votes(real, out)
+    return result
+
+
+def _share(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def _estimate(e: dict) -> str:
+    if e["flip_rate"] is None:
+        return "no estimate: " + e["detail"]
+    return f"{_share(e['flip_rate'])} [{_share(e['low'])}–{_share(e['high'])}]"
+
+
+def _print_calibration(rows: list[dict], out) -> None:
     from rich.table import Table
 
-    rows = methods.noise_calibration()
-    if as_json:
-        print(json.dumps({"calibration": rows}, indent=2))
-        return rows
-    table = Table("pairs", "injected", "true share", "estimate [95% interval]", "covered", "acted on", "s",
+    table = Table("pairs", "injected", "true share", "estimate [95% interval]", "covered", "verdict", "s",
                   title="reward-model flip-rate estimate, no comparison repeated")
     for r in rows:
-        est = "no estimate" if r["estimate"] is None else \
-            f"{100 * r['estimate']:.1f}% [{100 * r['low']:.1f}–{100 * r['high']:.1f}]"
-        table.add_row(str(r["pairs"]), f"{100 * r['injected']:.0f}%", f"{100 * r['true_share']:.1f}%", est,
-                      "yes" if r["covered"] else "no", "yes" if r["acted_on"] else "no", f"{r['seconds']:.0f}")
+        est = "no estimate" if r["estimate"] is None else _estimate({"flip_rate": r["estimate"], **r})
+        table.add_row(str(r["pairs"]), f"{100 * r['injected']:.0f}%", _share(r["true_share"]), est,
+                      "yes" if r["covered"] else "no", r["verdict"], f"{r['seconds']:.0f}")
     out.print(table)
-    return rows
+
+
+def _print_real_votes(real: dict, out) -> None:
+    from rich.table import Table
+
+    table = Table("injected", "true share", "triads (the votes' agreement)", "reward model", "plan rests on",
+                  title=f"QA-Feedback: {real['questions']} questions, {real['votes']} votes ({real['ties']} ties); "
+                        "flips injected on top of the real votes")
+    for r in real["rows"]:
+        table.add_row(f"{100 * r['injected']:.0f}%", _share(r["true_share"]), _estimate(r["triads"]),
+                      _estimate(r["reward_model"]), r["profile_rests_on"] or "—")
+    out.print(table)
+    hh = Table("set", "pairs", "reward model", title="HH-RLHF helpfulness (one vote a pair: nothing to check against)")
+    for r in real["reward_model_without_votes"]:
+        hh.add_row(r["set"], str(r["pairs"]), _estimate(r))
+    out.print(hh)

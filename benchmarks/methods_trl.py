@@ -19,38 +19,31 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from alignloop.benchmarks.methods import (
-    ARMS,
-    TIE_POINTS,
-    Budget,
-    _encode_all,
-    _logps,
-    _training_rows,
-    plan_for,
-    train_regime,
-)
+from alignloop.benchmarks.compact_loop import ARMS, Budget, _encode_all, _logps, _training_rows, train_regime
+from alignloop.benchmarks.methods import plan_for, smoothing_of
 from alignloop.benchmarks.regimes import Regime, heldout_pairs
+from alignloop.benchmarks.regret import compare_arms
 
 CROSS_CHECK_REGIMES: tuple[Regime, ...] = (
     Regime("clean_pairs", n_pairs=1500),
     Regime("pairs_flip25", n_pairs=1500, flip_rate=0.25),
     Regime("thumbs_1to1", n_thumb_prompts=100, up_share=0.5),
 )
-CROSS_CHECK_BUDGET = Budget(seeds=(0, 1))
+CROSS_CHECK_BUDGET = Budget(steps=40, seeds=(0, 1))
 IMPLEMENTATIONS = ("compact", "trl")
 DPO_LOSS = {"dpo": "sigmoid", "ipo": "ipo", "robust_dpo": "robust"}
 
 
-def _config_kwargs(budget: Budget, out_dir: str, seed: int, batch: int) -> dict[str, Any]:
+def _config_kwargs(budget: Budget, steps: int, out_dir: str, seed: int, batch: int) -> dict[str, Any]:
     """TrainingArguments matching the compact loop's AdamW(lr) steps."""
-    return dict(output_dir=out_dir, max_steps=budget.steps, per_device_train_batch_size=batch,
+    return dict(output_dir=out_dir, max_steps=steps, per_device_train_batch_size=batch,
                 learning_rate=budget.learning_rate, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.01,
                 max_grad_norm=0.0, max_length=budget.max_length, seed=seed, data_seed=seed, use_cpu=True, bf16=False,
                 gradient_checkpointing=False, report_to=[], save_strategy="no", logging_steps=1, disable_tqdm=True,
                 dataset_num_proc=None)
 
 
-def build_trainer(arm: str, base_dir: str, pref: list[dict], unp: list[dict], budget: Budget, seed: int,
+def build_trainer(arm: str, base_dir: str, pref: list[dict], unp: list[dict], budget: Budget, steps: int, seed: int,
                   smoothing: float, out_dir: str):
     """TRL's own trainer for one arm, with the compact loop's data and settings."""
     import torch
@@ -71,12 +64,12 @@ def build_trainer(arm: str, base_dir: str, pref: list[dict], unp: list[dict], bu
         # As many sequences a step as a pair arm: 2 x pairs_per_step rows. KTO's sampler reads in order;
         # the rows are already shuffled.
         args = KTOConfig(beta=DEFAULT_BETA["kto"], desirable_weight=dw, undesirable_weight=uw,
-                         **_config_kwargs(budget, out_dir, seed, 2 * budget.pairs_per_step))
+                         **_config_kwargs(budget, steps, out_dir, seed, 2 * budget.pairs_per_step))
         return KTOTrainer(model=model, ref_model=ref, args=args, train_dataset=Dataset.from_list(unp),
                           processing_class=tokenizer)
     args = DPOConfig(loss_type=[DPO_LOSS[arm]], beta=DEFAULT_BETA["ipo" if arm == "ipo" else "dpo"],
                      label_smoothing=smoothing if arm == "robust_dpo" else 0.0,
-                     **_config_kwargs(budget, out_dir, seed, budget.pairs_per_step))
+                     **_config_kwargs(budget, steps, out_dir, seed, budget.pairs_per_step))
     return DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=Dataset.from_list(pref),
                       processing_class=tokenizer)
 
@@ -102,7 +95,7 @@ def train_regime_trl(base_dir: str, regime: Regime, seed: int, budget: Budget, s
     for arm in arms:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="bench-trl-") as tmp:
-            trainer = build_trainer(arm, base_dir, pref, unp, budget, seed, smoothing, tmp)
+            trainer = build_trainer(arm, base_dir, pref, unp, budget, budget.steps_for(regime), seed, smoothing, tmp)
             trainer.remove_callback(PrinterCallback)    # its log lines would interleave with `--json`
             trainer.train()
         model = trainer.model.eval()
@@ -138,7 +131,7 @@ def run_cross_check(workdir: Path, *, regimes: tuple[Regime, ...] = CROSS_CHECK_
     jobs, plans = [], {}
     for regime in regimes:
         shape, plan = plan_for(regime, budget.seeds[0])
-        smoothing = min(shape.pair_flip_rate or 0.0, 0.4)
+        smoothing = smoothing_of(shape)
         plans[regime.name] = (plan, smoothing)
         jobs += [(impl, str(base_dir), regime, seed, budget, smoothing) for seed in budget.seeds
                  for impl in IMPLEMENTATIONS]
@@ -161,9 +154,9 @@ def run_cross_check(workdir: Path, *, regimes: tuple[Regime, ...] = CROSS_CHECK_
     return summarise_cross_check(regimes, plans, results, budget, time.perf_counter() - started)
 
 
-def _tied_or_best(arm: str, mean: dict[str, float], spread: dict[str, float]) -> bool:
-    best = max(mean, key=mean.get)
-    return mean[best] - mean[arm] <= max(TIE_POINTS, spread[best], spread[arm])
+def _tied_or_best(arm: str, by_seed: dict[str, list[float]]) -> bool:
+    """Tied with the best or best, by the methods benchmark's rule (benchmarks/regret.py)."""
+    return compare_arms(by_seed)["tied_or_best"][arm]
 
 
 def summarise_cross_check(regimes, plans, results, budget: Budget, seconds: float) -> dict[str, Any]:
@@ -175,10 +168,11 @@ def summarise_cross_check(regimes, plans, results, budget: Budget, seconds: floa
     out = []
     for regime in regimes:
         plan, smoothing = plans[regime.name]
-        mean, spread, by_seed, ranking = {}, {}, {}, {}
+        mean, spread, by_seed, ranking, raw = {}, {}, {}, {}, {}
         for impl in IMPLEMENTATIONS:
             acc = {arm: [r["accuracy"] for r in results if r["regime"] == regime.name and r["arm"] == arm
                          and r["implementation"] == impl] for arm in ARMS}
+            raw[impl] = acc
             by_seed[impl] = {arm: [round(a, 4) for a in v] for arm, v in acc.items()}
             mean[impl] = {arm: statistics.fmean(v) for arm, v in acc.items()}
             spread[impl] = {arm: statistics.stdev(v) if len(v) > 1 else 0.0 for arm, v in acc.items()}
@@ -195,10 +189,11 @@ def summarise_cross_check(regimes, plans, results, budget: Budget, seconds: floa
             "best": best,
             "same_best": best["compact"] == best["trl"],
             # Does each implementation's winner tie or beat the rest under the other one?
-            "winners_agree": (_tied_or_best(best["compact"], mean["trl"], spread["trl"])
-                              and _tied_or_best(best["trl"], mean["compact"], spread["compact"])),
+            "winners_agree": (_tied_or_best(best["compact"], raw["trl"])
+                              and _tied_or_best(best["trl"], raw["compact"])),
             "planner_choice": choice,
-            "planner_tied_or_best": {impl: _tied_or_best(choice, mean[impl], spread[impl]) for impl in IMPLEMENTATIONS},
+            "planner_tied_or_best": {impl: choice in raw[impl] and _tied_or_best(choice, raw[impl])
+                                     for impl in IMPLEMENTATIONS},
             "robust_label_smoothing": smoothing,
         })
     trainers = sorted({r["trainer"] for r in results if r["implementation"] == "trl"})

@@ -176,8 +176,9 @@ class PlanningSettings(_Settings):
         0.05, ge=0.0, le=0.5, description="KTO needs both thumbs up and down: the rarer label's smallest share."
     )
     noise_threshold: float = Field(
-        0.15, ge=0.0, le=0.5, description="Estimated pair flip rate at or above which pairs train with DPO's "
-                                          "robust loss (label smoothing at the estimated flip rate)."
+        0.5, ge=0.0, le=0.5, description="Pair flip rate at or above which robust DPO replaces IPO, when the whole "
+        "95% interval of the estimate lies there; 0.5 (the default) never switches: the methods benchmark found no "
+        "noise level where the switch paid (BENCHMARKS.md \"Methods\")."
     )
     rlhf_compute_budget: float = Field(
         0.0, ge=0.0, description="Compute you allow, in multiples of a DPO run; the planner counts an RLHF run as 3 "

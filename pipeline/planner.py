@@ -1,18 +1,19 @@
 """Choose the alignment method from the data's shape and the budget: a pure function with reasons.
 
 Each rule below reads alone and either decides or passes; they are tried in order. The evidence for
-each is `alignloop bench methods` (BENCHMARKS.md "Methods"):
+each is the tuning regimes of `alignloop bench methods` (BENCHMARKS.md "Methods"; EVIDENCE names the
+rows, and the plan's reasons cite them):
 - too little data    -> skip, and say what is missing.
 - asked for RLHF     -> only when affordable: reward model + online RL costs about 3x DPO's compute.
 - a method asked for -> that method, if the data can feed it.
-- pairs and thumbs   -> DPO on the pairs plus pairs built from the thumbs (an up and a down answer to
+- pairs and thumbs   -> IPO on the pairs plus pairs built from the thumbs (an up and a down answer to
                         one prompt), so neither kind of feedback is thrown away.
-- pairs              -> DPO while the estimated flip rate stays under planning.noise_threshold; above
-                        it, the noise-robust variant the benchmark supports (NOISY_PAIRS_LOSS).
-- thumbs only        -> IPO on the pairs the thumbs make (an up and a down answer to one prompt): on the
-                        benchmark it had the best mean in every thumbs regime, KTO tied within half a
-                        point. KTO, weighted so up and down count alike, when the thumbs make too few
-                        pairs.
+- pairs              -> IPO, whatever the estimated flip rate: its loss stops at a fixed margin, so the
+                        model drifts less and flipped pairs pull less. Robust DPO only when the whole
+                        interval of the flip rate lies at or above planning.noise_threshold (by default
+                        never: the benchmark found no noise level where it paid).
+- thumbs only        -> IPO on the pairs the thumbs make; KTO, weighted so up and down count alike,
+                        when the thumbs make too few pairs (one answer a prompt: nothing to pair).
 """
 
 from __future__ import annotations
@@ -36,8 +37,17 @@ DEFAULT_BETA = {name: method.default_beta for name, method in METHODS.items()}
 DEFAULT_LR = {"lora": 2e-4, "full": 5e-6}
 # KTO paper: keep desirable_weight*n_desirable / (undesirable_weight*n_undesirable) in [1, 4/3].
 KTO_TARGET_RATIO = 1.0
-# What noisy pairs get: "robust" (DPO whose label_smoothing is the estimated flip rate, cDPO) or "ipo".
-NOISY_PAIRS_LOSS: Literal["robust", "ipo"] = "robust"
+# The rows of BENCHMARKS.md "Methods" (the tuning regimes of `alignloop bench methods`) each rule rests on;
+# the plan's reasons and the README's planner table cite them.
+EVIDENCE = {
+    "ipo": "IPO best in clean_pairs, large_pairs_flip10, length_biased_pairs, deterministic_many_epochs; "
+           "every arm tied in pairs_flip25, few_pairs_flip40, small_pairs",
+    "noisy": "robust DPO never best in pairs_flip25 or few_pairs_flip40",
+    "mixed": "IPO best in few_pairs_many_thumbs, tied in many_pairs_few_thumbs and mixed_pairs_2per_thumbs",
+    "pairs_only": "IPO on the pairs alone best in pairs_and_unpairable_thumbs, KTO on everything tied",
+    "thumb_pairs": "IPO best in thumbs_1to1, thumbs_1to10, thumbs_10to1, thumbs_2per_1to1, thumbs_2per_1to10",
+    "kto": "KTO the only arm that learns in thumbs_unpairable, thumbs_unpairable_1to10",
+}
 # label_smoothing at 0.5 would cancel the loss; the robust loss also grows unstable close to it.
 MAX_LABEL_SMOOTHING = 0.4
 # The batch size an unset training.per_device_batch_size gets between few rows (2) and many (8).
@@ -118,7 +128,9 @@ class Facts:
 
     @property
     def noisy(self) -> bool:
-        return self.flip is not None and self.flip >= self.planning.noise_threshold
+        """The whole 95 % interval of the flip-rate estimate is at or above the threshold."""
+        noise = self.shape.pair_noise
+        return noise is not None and noise.low is not None and noise.low >= self.planning.noise_threshold
 
 
 def _pct(x: float | None) -> str:
@@ -183,26 +195,27 @@ def rule_forced(f: Facts) -> Decision | None:
 
 
 def rule_mixed(f: Facts) -> Decision | None:
-    """Pairs and thumbs both: DPO on the pairs plus the pairs the thumbs give, so neither is dropped."""
+    """Pairs and thumbs both: IPO on the pairs plus the pairs the thumbs give, so neither is dropped."""
     if not (f.shape.n_pairs_train and f.thumb_pairs and f.pairs_with_thumb_pairs_ok):
         return None
     base = _pairs_decision(f)
     return Decision(base.method, "pairs+thumb_pairs", base.loss, base.label_smoothing, (
         f"{f.shape.n_pairs_train} training pairs and {f.thumb_pairs} pairs built from thumbs on "
         f"{f.shape.pairable_prompts_train} prompts with an up and a down answer: trained on together "
-        "(bench methods: 'mixed')",
+        f"(bench methods: {EVIDENCE['mixed']})",
         *base.reasons))
 
 
 def rule_pairs(f: Facts) -> Decision | None:
-    """Pairs enough to train on: DPO, or its noise-robust variant when the pairs are noisy."""
+    """Pairs enough to train on: IPO (robust DPO only past planning.noise_threshold). Thumbs that make no pair
+    are left out: IPO on the pairs alone did no worse than KTO on everything."""
     if not f.pairs_ok:
         return None
     d = _pairs_decision(f)
     left_out = ()
     if f.shape.n_unpaired_train:
         left_out = (f"{f.shape.n_unpaired_train} thumbs left out: no prompt has both an up and a down answer, so they "
-                    "make no pairs",)
+                    f"make no pairs (bench methods: {EVIDENCE['pairs_only']})",)
     return Decision(d.method, "pairs", d.loss, d.label_smoothing,
                     (f"{f.shape.n_pairs_train} training pairs >= min_pairs {f.planning.min_pairs}", *d.reasons, *left_out))
 
@@ -210,16 +223,14 @@ def rule_pairs(f: Facts) -> Decision | None:
 def rule_thumbs_as_pairs(f: Facts) -> Decision | None:
     """Thumbs only, with enough pairs built from them (up vs down answers to one prompt): IPO on those pairs.
 
-    In every thumbs regime of `alignloop bench methods` (BENCHMARKS.md "Methods") IPO on pairs from thumbs
-    was tied or best, with KTO on the thumbs themselves tied: IPO's squared loss stops at a fixed margin,
-    where DPO keeps pushing pairs whose two answers the thumbs barely tell apart."""
+    Its squared loss stops at a fixed margin, where DPO keeps pushing pairs whose two answers the thumbs
+    barely tell apart, and where KTO sees each answer alone."""
     if f.shape.n_pairs_train or f.thumb_pairs < f.planning.min_pairs:
         return None
     return Decision("ipo", "pairs+thumb_pairs", "ipo", reasons=(
         f"no pairs, but {f.thumb_pairs} pairs built from thumbs on {f.shape.pairable_prompts_train} prompts with an "
         f"up and a down answer >= min_pairs {f.planning.min_pairs}",
-        "IPO on pairs from thumbs: the best mean in every thumbs regime of bench methods, KTO on the thumbs tied "
-        "(within half a point)",))
+        f"IPO on pairs from thumbs (bench methods: {EVIDENCE['thumb_pairs']})",))
 
 
 def rule_thumbs(f: Facts) -> Decision | None:
@@ -229,12 +240,12 @@ def rule_thumbs(f: Facts) -> Decision | None:
     return Decision("kto", "thumbs", reasons=(
         f"{f.shape.n_pairs_train} training pairs < min_pairs {f.planning.min_pairs}, "
         f"but {f.shape.n_unpaired_train} training thumbs ({f.shape.n_up_train} up, {f.shape.n_down_train} down)",
-        f"KTO: learns from unpaired thumbs up/down; they make only {f.thumb_pairs} pairs "
-        f"(IPO on pairs from thumbs needs min_pairs {f.planning.min_pairs})",))
+        f"KTO: learns from unpaired thumbs up/down; they make only {f.thumb_pairs} pairs, so IPO on pairs from "
+        f"thumbs (min_pairs {f.planning.min_pairs}) would train on nothing (bench methods: {EVIDENCE['kto']})",))
 
 
 def rule_thumb_pairs(f: Facts) -> Decision | None:
-    """Thumbs too one-sided or too few for KTO, but enough pairs built from them: DPO on those."""
+    """Thumbs too one-sided or too few for KTO, but enough pairs built from them: IPO on those."""
     if not f.pairs_with_thumb_pairs_ok:
         return None
     base = _pairs_decision(f)
@@ -247,30 +258,44 @@ RULES: tuple[Rule, ...] = (rule_rlhf, rule_forced, rule_too_little, rule_mixed, 
                            rule_thumbs, rule_thumb_pairs)
 
 
-def _noise_reason(f: Facts) -> str:
+def _noise_reason(f: Facts, outcome: str = "") -> str:
+    """What the pairs' noise estimate says and whether it is acted on, in words that cannot be misread;
+    `outcome` (the method it leads to) ends the sentence when given. An estimate is acted on only where
+    its whole 95 % interval lies: at or above noise_threshold (noisy), or below it (clean)."""
+    then = f": {outcome}" if outcome else ""
+    threshold = f"noise_threshold {_pct(f.planning.noise_threshold)}"
     noise = f.shape.pair_noise
     if noise is None:
         tried = [s for s in f.shape.noise_signals if s.signal not in ("contradictory_thumbs", "annotator_thumbs")]
-        why = "; ".join(s.describe() for s in tried) or "no signal measured"
-        return f"pair label noise unknown (no signal rests on enough evidence: {why}), assumed low"
-    side = ">=" if f.noisy else "<"
-    return (f"estimated pair flip rate {_pct(noise.flip_rate)} (95% interval {_pct(noise.low)}–{_pct(noise.high)}, "
-            f"{noise.signal}, from {noise.support} {noise.unit}) {side} noise_threshold {_pct(f.planning.noise_threshold)}")
+        weak = [s for s in tried if s.flip_rate is not None]
+        if weak:
+            e = min(weak, key=lambda s: s.high - s.low)
+            return (f"estimated pair flip rate {_pct(e.flip_rate)} ({e.signal}), but from {e.support} {e.unit}, "
+                    f"too few to act on, so treated as low{then}")
+        why = "; ".join(f"{s.signal}: {s.detail}" for s in tried) or "no signal measured"
+        return f"pair label noise not measured ({why}), so treated as low{then}"
+    said = (f"estimated pair flip rate {_pct(noise.flip_rate)} ({noise.signal}, from {noise.support} {noise.unit})")
+    interval = f"the 95% interval {_pct(noise.low)}–{_pct(noise.high)}"
+    if f.noisy:
+        return f"{said}: {interval} lies at or above {threshold}{then}"
+    if noise.high < f.planning.noise_threshold:
+        return f"{said}: {interval} lies below {threshold}{then}"
+    return f"{said}, but {interval} holds {threshold} inside it: too wide to act on, so treated as low{then}"
 
 
 def _pairs_decision(f: Facts) -> Decision:
-    """DPO on clean (or unknown-noise) pairs; the noise-robust loss on noisy ones."""
+    """IPO on pairs, whatever their estimated noise; robust DPO only when the whole interval of the flip
+    rate lies at or above planning.noise_threshold (by default it never does)."""
     if not f.noisy:
-        return Decision("dpo", loss="sigmoid", reasons=(_noise_reason(f), "DPO: pairs, one offline loop, no reward model"))
-    if NOISY_PAIRS_LOSS == "ipo":
         return Decision("ipo", loss="ipo", reasons=(
-            _noise_reason(f), "IPO: its squared loss stops at a fixed margin, so flipped pairs pull less than in DPO"))
+            _noise_reason(f, "IPO"),
+            "IPO: its squared loss pulls each pair's margin to a fixed target instead of pushing it without bound, "
+            f"so the model drifts less from the base and flipped pairs pull less (bench methods: {EVIDENCE['ipo']})"))
     smoothing = round(min(f.flip or 0.0, MAX_LABEL_SMOOTHING), 4)
     return Decision("dpo", loss="robust", label_smoothing=smoothing, reasons=(
-        _noise_reason(f),
+        _noise_reason(f, "robust DPO"),
         f"robust DPO (cDPO): label_smoothing {smoothing} tells the loss that share of labels is wrong, so flipped "
-        "pairs are expected instead of fitted (bench methods: tied or best on noisy pairs, IPO and DPO within 2 "
-        "points)"))
+        f"pairs are expected instead of fitted (chosen by your noise_threshold; bench methods: {EVIDENCE['noisy']})"))
 
 
 def choose_method(shape: DataProfile, training: TrainingSettings, planning: PlanningSettings) -> Plan:

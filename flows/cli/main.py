@@ -241,19 +241,32 @@ def _fmt_noise(n: dict[str, Any]) -> str:
 @_friendly
 def bench_methods(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
-    quick: Annotated[bool, typer.Option("--quick", help="Two small regimes, two seeds, a few steps (a smoke run).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Two small regimes and two drawn ones, two seeds, a few steps "
+                                                        "(a smoke run).")] = False,
     out_dir: Annotated[Path, typer.Option("--out", help="Where methods.json and methods.png go.")] = Path("bench-results"),
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes training in parallel.")] = 2,
     trainer: Annotated[str, typer.Option(
         "--trainer", help="compact: TRL's losses in a compact loop (every regime); trl: cross-check it against "
                           "TRL's DPOTrainer/KTOTrainer on three regimes, two seeds.")] = "compact",
+    regime_set: Annotated[str, typer.Option(
+        "--set", help="tuning: the named regimes; heldout: the randomly drawn ones; both.")] = "both",
+    draw_seed: Annotated[int | None, typer.Option(
+        "--draw-seed", help="Seed of the drawn regimes (default: the recorded held-out seed).")] = None,
+    draws: Annotated[int | None, typer.Option("--draws", min=1, help="How many regimes to draw.")] = None,
 ) -> None:
-    """DPO, IPO, robust DPO and KTO on synthetic feedback with a known truth, beside the planner's choice."""
+    """DPO, IPO, robust DPO and KTO on synthetic feedback with a known truth: the planner's regret beside
+    always using one method."""
+    from alignloop.benchmarks.methods import HELDOUT_COUNT, HELDOUT_SEED
     from alignloop.benchmarks.methods_cli import bench_methods as run_bench
 
     if trainer not in ("compact", "trl"):
         raise ConfigError(f"--trainer: {trainer!r} is not one of compact, trl")
-    run_bench(out_dir, quick=quick, as_json=as_json, workers=workers, console=console, out=out, trainer=trainer)
+    sets = {"tuning": ("tuning",), "heldout": ("heldout",), "both": ("tuning", "heldout")}
+    if regime_set not in sets:
+        raise ConfigError(f"--set: {regime_set!r} is not one of tuning, heldout, both")
+    run_bench(out_dir, quick=quick, as_json=as_json, workers=workers, console=console, out=out, trainer=trainer,
+              sets=sets[regime_set], draw_seed=HELDOUT_SEED if draw_seed is None else draw_seed,
+              draws=HELDOUT_COUNT if draws is None else draws)
 
 
 @bench_app.command("reliability")
@@ -278,11 +291,16 @@ def bench_reliability(
 
 @bench_app.command("noise")
 @_friendly
-def bench_noise(as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False) -> None:
-    """Calibrate the reward-model noise estimate on synthetic pairs with known flip rates."""
+def bench_noise(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    data_dir: Annotated[Path | None, typer.Option(
+        "--data", help="Folder holding qa-feedback/dev_feedback.json and hh-helpful/ (default: ../shared/data "
+                       "beside the repository).")] = None,
+) -> None:
+    """Check the pair flip-rate estimates: on synthetic pairs with known flips, and on real votes."""
     from alignloop.benchmarks.methods_cli import bench_noise as run_bench
 
-    run_bench(as_json=as_json, out=out)
+    run_bench(as_json=as_json, out=out, data_dir=data_dir)
 
 
 @app.command()

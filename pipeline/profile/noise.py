@@ -8,6 +8,8 @@ way round), under independent flips:
 - intransitive triads: three answers to one prompt, all three pairs compared; a true order plus
   flips gives a cycle with probability c = p(1-p), so p = (1 - sqrt(1 - 4c)) / 2.
 Every estimate carries a 95 % bootstrap interval (resampling the items it rests on) and that count.
+When no item disagrees at all, every resample gives 0 and the bootstrap would claim certainty; the
+upper end is then the exact one-sided 97.5 % binomial bound on the share of disagreeing items.
 """
 
 from __future__ import annotations
@@ -63,6 +65,11 @@ def bootstrap_interval(statistic: Callable[[np.ndarray], float], groups: np.ndar
     return float(lo), float(hi)
 
 
+def zero_count_upper(n_items: int) -> float:
+    """Upper 97.5 % bound on a share when 0 of n_items show it (Clopper-Pearson: 1 - 0.025^(1/n))."""
+    return 1.0 - 0.025 ** (1.0 / n_items) if n_items else 1.0
+
+
 def _vote_flip(items: np.ndarray) -> float:
     """Flip rate from items' (n votes, k positive): share of disagreeing vote pairs -> p."""
     n, k = items[:, 0].astype(float), items[:, 1].astype(float)
@@ -78,6 +85,9 @@ def from_repeated_items(signal: str, items: np.ndarray, unit: str, min_support: 
     contradictory = int(((items[:, 1] > 0) & (items[:, 1] < items[:, 0])).sum())
     p = _vote_flip(items)
     lo, hi = bootstrap_interval(_vote_flip, items)
+    if contradictory == 0:
+        # No item got both verdicts: a vote pair disagrees in at most this share of items.
+        hi = flip_from_disagreement(zero_count_upper(len(items)))
     return NoiseEstimate(signal, p, min(lo, p), max(hi, p), len(items), unit, len(items) >= min_support,
                          f"{contradictory} of them got both verdicts")
 
@@ -100,5 +110,8 @@ def from_triads(prompts: np.ndarray, min_support: int = MIN_SUPPORT) -> NoiseEst
     p = _cycle_flip(prompts)
     lo, hi = bootstrap_interval(_cycle_flip, prompts)
     cyclic = int(prompts[:, 1].sum())
+    if cyclic == 0:
+        # The share of cyclic triads is at most the share of prompts with a cycle, bounded from 0 of them.
+        hi = flip_from_cycles(zero_count_upper(len(prompts)))
     return NoiseEstimate("intransitive_triads", p, min(lo, p), max(hi, p), triads, unit, triads >= min_support,
                          f"{cyclic} cyclic, over {len(prompts)} prompts")

@@ -42,11 +42,10 @@ MAX_PAIRS = 8000
 # Strong shrinkage: with noisy labels a weakly regularised model fits the flips and its margins blur
 # (calibration at 25 % flips: L2 1 -> out-of-fold agreement 61 %, interval 0.2-37 %; L2 30 -> 72 %, 23-29 %).
 L2 = 30.0
-# Fewest pairs for a model-based estimate the planner may act on, and the widest interval it may have:
-# with few pairs or heavy noise the model is unsure everywhere, and the fit can call the flips its own
-# uncertainty (800 pairs at 30 % flips: 1.6 %, interval 0-36 %), so a wide interval is not acted on.
+# Fewest pairs for a model-based estimate the planner may act on. With few pairs or heavy noise the
+# model is unsure everywhere and the fit can call the flips its own uncertainty, which shows as a wide
+# interval: the planner acts only on where the whole interval lies (pipeline/planner.py).
 MIN_PAIRS = 200
-MAX_INTERVAL = 0.2
 SIGNAL = "reward_model"
 UNIT = "pairs, cross-fitted on 5 folds"
 _WORD = re.compile(r"\w+")
@@ -193,9 +192,7 @@ def estimate_from_pairs(prompts: list[str], chosen: list[str], rejected: list[st
     detail = f"out of fold it agrees with {100 * agree:.0f}% of labels"
     if n < min_pairs:
         detail += f"; fewer than {min_pairs} pairs, too few to act on"
-    elif hi - lo > MAX_INTERVAL:
-        detail += f"; interval wider than {100 * MAX_INTERVAL:.0f} points, too uncertain to act on"
-    return NoiseEstimate(SIGNAL, eps, lo, hi, n, UNIT, n >= min_pairs and hi - lo <= MAX_INTERVAL, detail)
+    return NoiseEstimate(SIGNAL, eps, lo, hi, n, UNIT, n >= min_pairs, detail)
 
 
 def estimate_from_table(pairs) -> NoiseEstimate:

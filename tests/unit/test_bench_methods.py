@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -12,23 +13,45 @@ from alignloop.cli.main import app
 
 pytestmark = pytest.mark.slow
 
+INTERVAL = {"mean", "low", "high", "n"}
 
-def test_quick_bench_prints_measured_accuracies_and_the_planners_choice(tmp_path):
+
+def test_quick_bench_prints_regret_with_intervals_for_the_planner_and_every_fixed_arm(tmp_path):
+    started = time.perf_counter()
     result = CliRunner().invoke(app, ["bench", "methods", "--quick", "--json", "--workers", "1",
                                       "--out", str(tmp_path)])
+    seconds = time.perf_counter() - started
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout[result.stdout.index("{"):])
-    assert [r["name"] for r in data["regimes"]] == [r.name for r in methods.QUICK_REGIMES]
+    assert data["claim_set"] == "heldout" and data["heldout_seed"] == methods.HELDOUT_SEED
+    assert set(data["planner_regret"]) == INTERVAL and data["planner_regret"]["n"] == methods.QUICK_DRAWS
+    assert set(data["fixed_arm_regret"]) == set(data["planner_minus_fixed_arm"]) == set(methods.ARMS)
+    assert all(set(v) == INTERVAL for v in data["fixed_arm_regret"].values())
+    tuning, heldout = data["sets"]["tuning"], data["sets"]["heldout"]
+    assert [r["name"] for r in tuning["regimes"]] == [r.name for r in methods.QUICK_REGIMES]
+    assert [r["name"] for r in heldout["regimes"]] == [r.name for r in methods.heldout_regimes()[:methods.QUICK_DRAWS]]
     seeds = len(methods.QUICK_BUDGET.seeds)
-    for regime, r in zip(methods.QUICK_REGIMES, data["regimes"], strict=True):
-        assert set(r["accuracy"]) == set(methods.ARMS) == set(r["spread"])
+    for regime, r in zip(methods.QUICK_REGIMES, tuning["regimes"], strict=True):
+        assert set(r["accuracy"]) == set(methods.ARMS) == set(r["difference_from_best"])
         assert all(0.0 <= a <= 1.0 for a in r["accuracy"].values())
         assert all(len(v) == seeds for v in r["accuracy_by_seed"].values())
-        # the planner's choice is what choose_method makes of this regime's shape
-        _, plan = methods.plan_for(regime, methods.QUICK_BUDGET.seeds[0])
-        assert r["planner_choice"] == methods.arm_of(plan)
+        # the planner's choice per seed is what choose_method makes of that seed's data
+        assert r["planner_choice_by_seed"] == [methods.arm_of(methods.plan_for(regime, s)[1])
+                                               for s in methods.QUICK_BUDGET.seeds]
+        # its regret is the best arm's mean minus the accuracy of the arms it chose
+        chosen = [r["accuracy_by_seed"][c][i] for i, c in enumerate(r["planner_choice_by_seed"])]
+        assert r["planner_regret"] == pytest.approx(max(r["accuracy"].values()) - sum(chosen) / seeds, abs=1e-3)
     # measurements, not constants: seeds and arms give different accuracies somewhere
-    by_seed = [tuple(v) for r in data["regimes"] for v in r["accuracy_by_seed"].values()]
+    by_seed = [tuple(v) for s in (tuning, heldout) for r in s["regimes"] for v in r["accuracy_by_seed"].values()]
     assert any(len(set(v)) > 1 for v in by_seed)
-    assert len({a for r in data["regimes"] for a in r["accuracy"].values()}) > 2
     assert (tmp_path / "methods.json").exists() and (tmp_path / "methods.png").stat().st_size > 1000
+    written = (tmp_path / "methods.md").read_text()
+    assert all(f"| {r['name']} |" in written for s in (tuning, heldout) for r in s["regimes"])
+    assert seconds < 240, f"--quick took {seconds:.0f} s: CI runs it on every change"
+
+
+def test_an_unknown_set_is_a_one_line_error(tmp_path):
+    result = CliRunner().invoke(app, ["bench", "methods", "--quick", "--set", "everything", "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "--set" in result.output and "tuning, heldout, both" in result.output
+    assert "Traceback" not in result.output

@@ -60,23 +60,23 @@ def shape(pairs: int = 0, up: int = 0, down: int = 0, thumb_pairs: int = 0, flip
 
 # shape -> (method, DPO loss or None, rows trained on)
 CASES = {
-    "clean pairs": (shape(600, flip=noise(0.02)), "dpo", ["sigmoid"], "pairs"),
-    "pairs, noise unknown": (shape(600), "dpo", ["sigmoid"], "pairs"),
-    "pairs, noise below threshold": (shape(600, flip=noise(0.10)), "dpo", ["sigmoid"], "pairs"),
-    "noisy pairs, no repeats (model estimate)": (shape(600, flip=noise(0.25)), "dpo", ["robust"], "pairs"),
-    "noisy pairs from repeated votes": (shape(600, flip=noise(0.30, "repeated_pairs")), "dpo", ["robust"], "pairs"),
+    "clean pairs": (shape(600, flip=noise(0.02)), "ipo", ["ipo"], "pairs"),
+    "pairs, noise unknown": (shape(600), "ipo", ["ipo"], "pairs"),
+    "pairs, noise below threshold": (shape(600, flip=noise(0.10)), "ipo", ["ipo"], "pairs"),
+    "noisy pairs, no repeats (model estimate)": (shape(600, flip=noise(0.25)), "ipo", ["ipo"], "pairs"),
+    "noisy pairs from repeated votes": (shape(600, flip=noise(0.30, "repeated_pairs")), "ipo", ["ipo"], "pairs"),
     "thumbs only, no prompt with both labels": (shape(0, 200, 200), "kto", "kto", "thumbs"),
     "thumbs only, 1:5, unpairable": (shape(0, 60, 300), "kto", "kto", "thumbs"),
     "thumbs only, 5:1, too few pairs from them": (shape(0, 300, 60, thumb_pairs=20), "kto", "kto", "thumbs"),
     "thumbs only, pairable": (shape(0, 200, 200, thumb_pairs=300), "ipo", ["ipo"], "pairs+thumb_pairs"),
     "thumbs only, 1:5, pairable": (shape(0, 60, 300, thumb_pairs=120), "ipo", ["ipo"], "pairs+thumb_pairs"),
-    "mixed: pairs and pairable thumbs": (shape(300, 200, 200, thumb_pairs=400, flip=noise(0.05)), "dpo", ["sigmoid"],
+    "mixed: pairs and pairable thumbs": (shape(300, 200, 200, thumb_pairs=400, flip=noise(0.05)), "ipo", ["ipo"],
                                          "pairs+thumb_pairs"),
-    "mixed and noisy": (shape(300, 200, 200, thumb_pairs=400, flip=noise(0.3)), "dpo", ["robust"], "pairs+thumb_pairs"),
-    "pairs and unpairable thumbs": (shape(300, 200, 200), "dpo", ["sigmoid"], "pairs"),
+    "mixed and noisy": (shape(300, 200, 200, thumb_pairs=400, flip=noise(0.3)), "ipo", ["ipo"], "pairs+thumb_pairs"),
+    "pairs and unpairable thumbs": (shape(300, 200, 200), "ipo", ["ipo"], "pairs"),
     "one-sided thumbs, no pairs": (shape(0, 400, 0), "skip", None, None),
     "one-sided thumbs but pairable": (shape(0, 400, 4, thumb_pairs=40), "ipo", ["ipo"], "pairs+thumb_pairs"),
-    "few pairs, one-sided pairable thumbs": (shape(10, 400, 4, thumb_pairs=40), "dpo", ["sigmoid"], "pairs+thumb_pairs"),
+    "few pairs, one-sided pairable thumbs": (shape(10, 400, 4, thumb_pairs=40), "ipo", ["ipo"], "pairs+thumb_pairs"),
     "too little of everything": (shape(10, 5, 5), "skip", None, None),
 }
 
@@ -93,20 +93,47 @@ def test_method_for_each_shape(name):
     assert plan.hyperparameters["loss_type"] == loss
 
 
-def test_noisy_pairs_smooth_labels_by_the_estimated_flip_rate():
-    plan = choose_method(shape(600, flip=noise(0.25)), TrainingSettings(), PlanningSettings())
-    assert plan.hyperparameters["label_smoothing"] == 0.25
-    assert any("25.0%" in r and ">= noise_threshold" in r and "reward_model" in r for r in plan.reasons)
-    capped = choose_method(shape(600, flip=noise(0.47)), TrainingSettings(), PlanningSettings())
+def test_with_a_noise_threshold_set_noisy_pairs_smooth_labels_by_the_estimated_flip_rate():
+    planning = PlanningSettings(noise_threshold=0.15)
+    plan = choose_method(shape(600, flip=noise(0.25)), TrainingSettings(), planning)
+    assert plan.hyperparameters["loss_type"] == ["robust"] and plan.hyperparameters["label_smoothing"] == 0.25
+    assert any("25.0%" in r and "lies at or above noise_threshold 15.0%: robust DPO" in r and "reward_model" in r
+               for r in plan.reasons)
+    capped = choose_method(shape(600, flip=noise(0.47)), TrainingSettings(), planning)
     assert capped.hyperparameters["label_smoothing"] == 0.4
+
+
+def test_by_default_no_estimate_switches_the_method_and_the_plan_says_so():
+    plan = choose_method(shape(600, flip=noise(0.40)), TrainingSettings(), PlanningSettings())
+    assert plan.method == "ipo"
+    assert any("40.0%" in r and "lies below noise_threshold 50.0%: IPO" in r for r in plan.reasons)
 
 
 def test_an_estimate_without_enough_support_is_not_acted_on():
     weak = noise(0.3, enough=False)
     s = replace(shape(600), noise_signals=(weak,))
-    plan = choose_method(s, TrainingSettings(), PlanningSettings())
-    assert plan.hyperparameters["loss_type"] == ["sigmoid"]
-    assert any("noise unknown" in r and "reward_model" in r for r in plan.reasons)
+    plan = choose_method(s, TrainingSettings(), PlanningSettings(noise_threshold=0.15))
+    assert plan.hyperparameters["loss_type"] == ["ipo"]
+    assert any("30.0% (reward_model), but from 500 pairs, too few to act on" in r and r.endswith(": IPO")
+               for r in plan.reasons)
+
+
+def test_an_interval_that_holds_the_threshold_is_too_wide_to_act_on_and_the_plan_says_so():
+    wide = NoiseEstimate("reward_model", 0.348, 0.0, 0.40, 2354, "pairs", True)
+    plan = choose_method(shape(2354, flip=wide), TrainingSettings(), PlanningSettings(noise_threshold=0.15))
+    assert plan.method == "ipo" and plan.hyperparameters["loss_type"] == ["ipo"]
+    said = next(r for r in plan.reasons if "34.8%" in r)
+    assert "but the 95% interval 0.0%–40.0% holds noise_threshold 15.0% inside it: too wide to act on" in said
+    assert said.endswith(": IPO")
+
+
+@pytest.mark.parametrize("low,high,loss", [(0.16, 0.40, ["robust"]), (0.02, 0.14, ["ipo"])])
+def test_an_interval_wholly_on_one_side_of_the_threshold_is_acted_on(low, high, loss):
+    est = NoiseEstimate("intransitive_triads", (low + high) / 2, low, high, 400, "triads", True)
+    plan = choose_method(shape(600, flip=est), TrainingSettings(), PlanningSettings(noise_threshold=0.15))
+    assert plan.hyperparameters["loss_type"] == loss
+    side = "lies at or above" if loss == ["robust"] else "lies below"
+    assert any(f"{side} noise_threshold 15.0%" in r for r in plan.reasons)
 
 
 @pytest.mark.parametrize("up,down", [(300, 100), (100, 300), (60, 300), (300, 60), (200, 200), (1, 999)])
@@ -132,7 +159,7 @@ def test_steps_and_beta_scale_with_data_size_and_budget():
     small = choose_method(shape(100), TrainingSettings(), PlanningSettings()).hyperparameters
     large = choose_method(shape(4000), TrainingSettings(), PlanningSettings()).hyperparameters
     assert small["max_steps"] < large["max_steps"] <= 400
-    assert small["beta"] > large["beta"] == 0.1
+    assert small["beta"] > large["beta"] == 0.5      # IPO's tau, at its default from 1000 rows on
     assert large["per_device_batch_size"] > small["per_device_batch_size"]
     budget = choose_method(shape(4000), TrainingSettings(), PlanningSettings(budget_minutes=2, seconds_per_step=4))
     assert budget.hyperparameters["max_steps"] == 30
@@ -143,9 +170,9 @@ def test_steps_and_beta_scale_with_data_size_and_budget():
 
 def test_rlhf_only_when_asked_and_affordable():
     s = shape(600)
-    assert choose_method(s, TrainingSettings(), PlanningSettings(rlhf_compute_budget=10)).method == "dpo"
+    assert choose_method(s, TrainingSettings(), PlanningSettings(rlhf_compute_budget=10)).method == "ipo"
     cheap = choose_method(s, TrainingSettings(method="rlhf"), PlanningSettings(rlhf_compute_budget=1))
-    assert cheap.method == "dpo" and any("not affordable" in r for r in cheap.reasons)
+    assert cheap.method == "ipo" and any("not affordable" in r for r in cheap.reasons)
     rich = choose_method(s, TrainingSettings(method="rlhf"), PlanningSettings(rlhf_compute_budget=3))
     assert rich.method == "rlhf"
 
@@ -182,14 +209,14 @@ def test_measured_mixed_data_trains_on_pairs_and_pairs_from_thumbs():
     s = measure_profile(_thumbs(60, 4, 0.5), pairs, holdout_fraction=0.2, model_noise=False)
     plan = choose_method(s, TrainingSettings(), PlanningSettings())
     assert s.pairs_from_thumbs_train > 0
-    assert plan.method == "dpo" and plan.hyperparameters["train_on"] == "pairs+thumb_pairs"
+    assert plan.method == "ipo" and plan.hyperparameters["train_on"] == "pairs+thumb_pairs"
 
 
 @pytest.mark.slow
 def test_noisy_pairs_never_compared_twice_are_planned_as_noisy():
     pairs, _ = synthetic_pairs(2000, 0.3, seed=2)
     s = measure_profile(empty_thumbs(), pairs, holdout_fraction=0.2)
-    plan = choose_method(s, TrainingSettings(), PlanningSettings())
+    plan = choose_method(s, TrainingSettings(), PlanningSettings(noise_threshold=0.15))
     assert s.pair_noise.signal == "reward_model"
     assert plan.hyperparameters["loss_type"] == ["robust"]
     assert plan.hyperparameters["label_smoothing"] == pytest.approx(0.3, abs=0.08)

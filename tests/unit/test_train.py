@@ -27,7 +27,7 @@ def tiny_dir(tmp_path_factory) -> Path:
     ("data", "training", "method", "kind"),
     [
         ("thumbs", {}, "ipo", "lora"),   # thumbs that make pairs: IPO on pairs from thumbs
-        ("pairs", {"lora": LoraSettings(enabled=False)}, "dpo", "full"),
+        ("pairs", {"lora": LoraSettings(enabled=False)}, "ipo", "full"),   # pairs: IPO (bench methods)
     ],
 )
 def test_the_planners_choice_trains_saves_and_evaluates(tmp_path, tiny_dir, data, training, method, kind):

@@ -18,8 +18,9 @@ from tests.unit.methods.training import feedback, trains_saves_and_evaluates
 pytestmark = pytest.mark.slow
 
 
-def test_pairs_plan_dpo_which_trains_saves_and_evaluates(tmp_path, tiny_dir):
-    trains_saves_and_evaluates(tmp_path, tiny_dir, "pairs", {}, "dpo", "lora")
+def test_pairs_asked_for_dpo_plan_dpo_which_trains_saves_and_evaluates(tmp_path, tiny_dir):
+    # Left to itself the planner trains IPO on pairs (bench methods); DPO is asked for by name.
+    trains_saves_and_evaluates(tmp_path, tiny_dir, "pairs", {"method": "dpo"}, "dpo", "lora")
 
 
 def test_a_robust_dpo_plan_reaches_trl_with_its_loss_and_label_smoothing(tmp_path, tiny_dir):
