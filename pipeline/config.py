@@ -185,11 +185,12 @@ class PlanningSettings(_Settings):
                                   "and plans RLHF only when this is at least that."
     )
     budget_minutes: float | None = Field(
-        None, gt=0, description="Training time allowed per run; caps the steps the planner scales with the data."
+        None, gt=0, description="Training time allowed per run (setup and steps); caps the steps the planner scales "
+        "with the data, at the last run's measured step time on this machine."
     )
     seconds_per_step: float = Field(
-        4.0, gt=0, description="Expected seconds per training step on your hardware, to turn budget_minutes into steps "
-        "(a training run's progress lines show elapsed time per step)."
+        4.0, gt=0, description="Seconds per training step assumed until a run here has been timed; after that the plan "
+        "uses the last run's measured step time (<workdir>/.cache/training/step_time.json), scaled to its tokens a step."
     )
 
 

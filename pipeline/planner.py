@@ -26,6 +26,7 @@ from typing import Any, Literal
 from alignloop.config import PlanningSettings, TrainingSettings
 from alignloop.methods import METHODS
 from alignloop.profile import DataProfile
+from alignloop.steptime import StepTime, pick
 
 # A plan's method: a registered one (alignloop.methods), or skip.
 Method = Literal[(*METHODS, "skip")]  # type: ignore[valid-type]
@@ -74,6 +75,8 @@ class Plan:
     hyperparameters: dict[str, Any]
     reasons: tuple[str, ...]
     shape: dict[str, Any] = field(default_factory=dict)
+    # Expected wall time: steps, seconds a step, setup seconds, total, and whether the step time was measured.
+    estimate: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -99,6 +102,7 @@ class Facts:
     shape: DataProfile
     training: TrainingSettings
     planning: PlanningSettings
+    step_times: dict[str, StepTime] = field(default_factory=dict)   # the last runs' measured speed, per method
 
     @property
     def thumb_pairs(self) -> int:
@@ -298,16 +302,22 @@ def _pairs_decision(f: Facts) -> Decision:
         f"pairs are expected instead of fitted (chosen by your noise_threshold; bench methods: {EVIDENCE['noisy']})"))
 
 
-def choose_method(shape: DataProfile, training: TrainingSettings, planning: PlanningSettings) -> Plan:
-    """The Plan for this data: method, hyperparameters and the reasons, in the order they applied."""
-    facts = Facts(shape, training, planning)
+def choose_method(shape: DataProfile, training: TrainingSettings, planning: PlanningSettings,
+                  step_times: dict[str, StepTime] | None = None) -> Plan:
+    """The Plan for this data: method, hyperparameters and the reasons, in the order they applied.
+
+    step_times: the last runs' measured training speed on this machine (alignloop.steptime), per method;
+    the plan's expected wall time and the planning.budget_minutes bound rest on it when there is one."""
+    facts = Facts(shape, training, planning, dict(step_times or {}))
     # The first rule that decides wins; rule_too_little decides whenever no later rule could.
     decision = next(d for d in (rule(facts) for rule in RULES) if d is not None)
     reasons = list(decision.reasons)
     if decision.method == "skip":
         return Plan("skip", {}, tuple(reasons), shape.to_dict())
     hp = _hyperparameters(decision, facts, reasons)
-    return Plan(decision.method, hp, tuple(reasons), shape.to_dict())
+    estimate = expected_time(decision, facts, hp)
+    reasons.append(describe_estimate(estimate))
+    return Plan(decision.method, hp, tuple(reasons), shape.to_dict(), estimate)
 
 
 # --------------------------------------------------------------------------------- hyperparameters
@@ -342,7 +352,7 @@ def _max_length(f: Facts, hp: dict[str, Any], reasons: list[str]) -> None:
         reasons.append(t.describe())
 
 
-def _scaled_steps(rows: int, batch: int, f: Facts, reasons: list[str]) -> int:
+def _scaled_steps(d: Decision, rows: int, batch: int, f: Facts, reasons: list[str]) -> int:
     """Steps for EPOCHS passes over the rows, within [MIN_STEPS, MAX_STEPS] and the time budget."""
     if f.training.max_steps is not None:
         return f.training.max_steps
@@ -350,13 +360,63 @@ def _scaled_steps(rows: int, batch: int, f: Facts, reasons: list[str]) -> int:
     why = f"{steps} steps: about {EPOCHS:g} passes over {rows} rows at {batch} a step (bounded to {MIN_STEPS}–{MAX_STEPS})"
     budget = f.planning.budget_minutes
     if budget is not None:
-        affordable = max(1, int(budget * 60 / f.planning.seconds_per_step))
+        pace = training_pace(d, f, rows, batch)
+        affordable = max(1, int((budget * 60 - pace.setup_seconds) / pace.step_seconds))
         if affordable < steps:
             steps = affordable
-            why = (f"{steps} steps: planning.budget_minutes {budget:g} at about {f.planning.seconds_per_step:g} s a "
-                   f"step (fewer than the {EPOCHS:g} passes over {rows} rows it would take)")
+            why = (f"{steps} steps: planning.budget_minutes {budget:g} at about {pace.step_seconds:.1f} s a step "
+                   f"{pace.source}, after about {pace.setup_seconds / 60:.1f} min of setup (fewer than the {EPOCHS:g} "
+                   f"passes over {rows} rows it would take)")
     reasons.append(why)
     return steps
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How long a step and the setup before the first step should take, and where that comes from."""
+
+    step_seconds: float
+    setup_seconds: float
+    measured: bool
+    source: str
+
+
+def tokens_per_step(d: Decision, f: Facts, batch: int) -> float | None:
+    """Prompt + answer tokens a step trains on: rows a step x sequences a row x a row's mean tokens after fitting."""
+    t = f.shape.truncation
+    if t is None or t.mean_kept_tokens is None:
+        return None
+    return batch * (1 if d.method == "kto" else 2) * t.mean_kept_tokens
+
+
+def training_pace(d: Decision, f: Facts, rows: int, batch: int) -> Pace:
+    """Step and setup seconds from the last run's measurement on this machine (scaled to this plan's tokens a
+    step), or planning.seconds_per_step when nothing has been measured yet."""
+    measured = pick(f.step_times, d.method)
+    if measured is None:
+        return Pace(f.planning.seconds_per_step, 0.0, False,
+                    "(planning.seconds_per_step, assumed: no training has been timed here yet)")
+    tokens = tokens_per_step(d, f, batch)
+    scaled = "" if tokens is None else f", scaled to about {tokens:.0f} tokens a step here"
+    return Pace(measured.step_seconds(tokens), measured.setup_seconds_for(rows), True,
+                f"(the last run's {measured.describe()}{scaled})")
+
+
+def expected_time(d: Decision, f: Facts, hp: dict[str, Any]) -> dict[str, Any]:
+    """The plan's expected wall time: setup plus its steps at the pace training_pace gives."""
+    batch = hp["per_device_batch_size"] * hp["gradient_accumulation_steps"]
+    pace = training_pace(d, f, training_rows(d, f), batch)
+    return {"steps": hp["max_steps"], "seconds_per_step": round(pace.step_seconds, 3),
+            "tokens_per_step": tokens_per_step(d, f, batch),
+            "setup_seconds": round(pace.setup_seconds, 1),
+            "wall_seconds": round(pace.setup_seconds + hp["max_steps"] * pace.step_seconds, 1),
+            "measured": pace.measured, "source": pace.source}
+
+
+def describe_estimate(e: dict[str, Any]) -> str:
+    setup = f" after about {e['setup_seconds'] / 60:.1f} min of setup" if e["setup_seconds"] else ""
+    return (f"expected wall time about {e['wall_seconds'] / 60:.1f} min: {e['steps']} steps at about "
+            f"{e['seconds_per_step']:.1f} s a step{setup} {e['source']}")
 
 
 def _scaled_batch(rows: int, f: Facts) -> int:
@@ -392,7 +452,7 @@ def _hyperparameters(d: Decision, f: Facts, reasons: list[str]) -> dict[str, Any
         "train_on": d.train_on,
     }
     _max_length(f, hp, reasons)
-    hp["max_steps"] = _scaled_steps(rows, batch * training.gradient_accumulation_steps, f, reasons)
+    hp["max_steps"] = _scaled_steps(d, rows, batch * training.gradient_accumulation_steps, f, reasons)
     hp["beta"] = _scaled_beta(d.method, rows, f, reasons)
     method = METHODS[d.method]
     if method.feedback == "pairs" and method.loss_type:

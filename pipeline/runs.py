@@ -63,4 +63,5 @@ def latest_run(settings: Any, run: str | None = None) -> PlannedRun:
     snap = read_json(run_dir / "snapshot.json")
     snap["created_at"] = datetime.fromisoformat(snap["created_at"])
     p = read_json(run_dir / "plan.json")
-    return PlannedRun(run_dir, Snapshot(**snap), Plan(p["method"], p["hyperparameters"], tuple(p["reasons"]), p["shape"]))
+    return PlannedRun(run_dir, Snapshot(**snap), Plan(p["method"], p["hyperparameters"], tuple(p["reasons"]), p["shape"],
+                                                          p.get("estimate", {})))

@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from alignloop.evaluation.results import EvalReport
 from alignloop.planner import Plan, choose_method
 from alignloop.ingest.store import FeedbackStore, IngestResult, Snapshot, check_store_is_not_a_source
 from alignloop.runs import PlannedRun, latest_run, new_run, read_json, write_json
+from alignloop.steptime import measured, read_step_times, write_step_time
 
 if TYPE_CHECKING:  # training-side modules import torch and datasets: `alignloop ingest` must not pay for them
     from alignloop.datasets import Split
@@ -150,7 +152,8 @@ def plan(settings: Settings) -> PlannedRun:
                               max_length=settings.training.max_length,
                               max_length_cap=settings.training.max_length_cap, tokenizer=tokenizer,
                               approximate_because=why_not)
-    the_plan = choose_method(shape, settings.training, settings.planning)
+    the_plan = choose_method(shape, settings.training, settings.planning,
+                             step_times=read_step_times(training_cache(settings)))
     return new_run(settings.runs_dir, snapshot, the_plan)
 
 
@@ -161,14 +164,18 @@ def base_model_dir(settings: Settings) -> Path:
     return resolve_base_model(settings.base_model, settings.model_cache_dir)
 
 
+def training_cache(settings: Settings) -> Path:
+    """Tokenised rows, reference log-probs and the last runs' measured step times (alignloop.steptime)."""
+    return settings.workdir / ".cache" / "training"
+
+
 def run_options(settings: Settings):
     """How training runs (device, checkpoints, progress lines, caches), from the settings and the launcher."""
     from alignloop.training import RunOptions
 
     t = settings.training
     return RunOptions(device=t.device, checkpoint_every=t.checkpoint_every, log_every=t.log_every, resume=t.resume,
-                      cache_dir=settings.workdir / ".cache" / "training",
-                      world_size=int(os.environ.get("WORLD_SIZE", "1")))
+                      cache_dir=training_cache(settings), world_size=int(os.environ.get("WORLD_SIZE", "1")))
 
 
 def train(settings: Settings, planned: PlannedRun, progress=None) -> dict[str, Any]:
@@ -185,12 +192,15 @@ def train(settings: Settings, planned: PlannedRun, progress=None) -> dict[str, A
     plan = planned.plan
     if "max_length_cap" not in plan.hyperparameters:
         plan = Plan(plan.method, {**plan.hyperparameters, "max_length_cap": settings.training.max_length_cap},
-                    plan.reasons, plan.shape)
+                    plan.reasons, plan.shape, plan.estimate)
     result = train_candidate(plan, split, base_model_dir(settings), planned.run_dir,
                              device=settings.training.device, progress=progress, options=run_options(settings))
     summary = {**asdict(result), "model_dir": str(result.model_dir), "final_loss": result.final_loss}
     if os.environ.get("RANK", "0") == "0":  # under `accelerate launch`, one process writes
         write_json(planned.run_dir / "train.json", summary)
+        pace = measured(result, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), plan.estimate.get("tokens_per_step"))
+        if pace is not None:  # the next plan states its wall time from this run's
+            write_step_time(training_cache(settings), pace)
     for note in result.notes:
         log.info("train: %s", note)
     return summary

@@ -289,6 +289,39 @@ def bench_reliability(
         raise typer.Exit(1)
 
 
+@bench_app.command("outcome")
+@_friendly
+def bench_outcome(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON (per arm: arm, method, gain, "
+                                                         "gain_ci_low, gain_ci_high, pairs, seconds, ...).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="The same path on the tiny offline model and a small "
+                                                        "sample (a smoke run, minutes).")] = False,
+    split: Annotated[str, typer.Option(help="Evaluate on test prompts, or on validation prompts (to fit settings).")
+                     ] = "test",
+    arms: Annotated[str, typer.Option(help="Comma-separated arms: dpo, ipo, kto, planner.")] = "dpo,ipo,kto,planner",
+    train_pairs: Annotated[int | None, typer.Option(min=1, help="Training pairs (whole prompts; default 800, "
+                                                                "--quick 48).")] = None,
+    eval_pairs: Annotated[int | None, typer.Option(min=1, help="Evaluated pairs (whole prompts; default 500, "
+                                                               "--quick 32).")] = None,
+    settings: Annotated[list[str] | None, typer.Option(
+        "--set", help="A training setting as a user would set it, KEY=VALUE (repeatable; default: none).")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data", help="Folder with hh-helpful/ and qa-feedback/ "
+                                                                 "(default ../shared/data).")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where outcome.json goes.")] = Path("bench-results"),
+    log: Annotated[Path | None, typer.Option(help="Also append the run's record to this JSON list.")] = None,
+) -> None:
+    """DPO, IPO, KTO and the planner's choice trained on real feedback, scored on prompts they never saw."""
+    from alignloop.benchmarks.outcome import OutcomeSetup
+    from alignloop.benchmarks.outcome_cli import bench_outcome as run_bench, parse_arms, parse_settings
+
+    if split not in ("test", "validation"):
+        raise ConfigError(f"--split: {split!r} is not test or validation")
+    sizes = {k: v for k, v in (("train_pairs", train_pairs), ("eval_pairs", eval_pairs)) if v is not None}
+    kw = dict(split=split, arms=parse_arms(arms), training=parse_settings(settings or []), data_dir=data_dir, **sizes)
+    setup = OutcomeSetup.quick(**kw) if quick else OutcomeSetup(**kw)
+    run_bench(setup, as_json=as_json, out_dir=out_dir, log=log, console=console, out=out)
+
+
 @bench_app.command("noise")
 @_friendly
 def bench_noise(

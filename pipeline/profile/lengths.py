@@ -46,6 +46,7 @@ class Truncation:
     max_tokens: int
     chosen: bool = False         # max_length was chosen from these lengths (training.max_length unset)
     sampled_from: int | None = None   # training rows in all, when `rows` is a seeded sample of them
+    mean_kept_tokens: float | None = None   # a row's tokens after fitting to max_length, on average (what a step costs)
 
     @property
     def dropped_share(self) -> float:
@@ -198,4 +199,5 @@ def measure_truncation(train_unpaired: pa.Table, train_pairs: pa.Table, max_leng
         max_tokens=int(totals.max()),
         chosen=chosen,
         sampled_from=sampled_from,
+        mean_kept_tokens=float(np.minimum(totals, max_length).mean()) if lengths else None,
     )

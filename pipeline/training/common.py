@@ -35,6 +35,9 @@ class TrainResult:
     processes: int = 1             # training processes (accelerate launch), each reading its share of a step's rows
     notes: list[str] = field(default_factory=list)                    # what training changed or measured, in words
     hyperparameters: dict[str, Any] = field(default_factory=dict)     # as trained (e.g. KTO weights from the rows)
+    seconds_per_step: float | None = None   # wall seconds per optimizer step, first step to last (this process)
+    steps_timed: int = 0                    # steps behind seconds_per_step (fewer when resumed)
+    setup_seconds: float | None = None      # runtime before the first step: model, tokens, reference log-probs
 
     @property
     def final_loss(self) -> float | None:
@@ -160,6 +163,33 @@ def log_line_callback(every: int, label: str = "training"):
                               format_seconds(elapsed), format_seconds(eta))
 
     return LogLines()
+
+
+def step_clock():
+    """A callback timing the optimizer steps alone (from the start of training to its last step): `seconds`,
+    `steps` and `started` (perf_counter at the start) after training."""
+    from transformers import TrainerCallback
+
+    class StepClock(TrainerCallback):
+        started: float | None = None
+        seconds = 0.0
+        steps = 0
+        first_step = 0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started = time.perf_counter()
+            self.first_step = state.global_step
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.started is not None:
+                self.seconds = time.perf_counter() - self.started
+                self.steps = state.global_step - self.first_step
+
+        @property
+        def seconds_per_step(self) -> float | None:
+            return self.seconds / self.steps if self.steps else None
+
+    return StepClock()
 
 
 def fit(trainer, progress: ProgressFn | None, resume_from: str | None = None) -> list[dict[str, float]]:

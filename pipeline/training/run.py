@@ -16,7 +16,7 @@ from alignloop.models import load_tokenizer, pick_device
 from alignloop.planner import Plan
 from alignloop.training.builders import BuildContext
 from alignloop.training.checkpoints import resume_point
-from alignloop.training.common import ProgressFn, RunOptions, TrainResult, fit
+from alignloop.training.common import ProgressFn, RunOptions, TrainResult, fit, step_clock
 from alignloop.training.fastpath import model_fingerprint
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ def train_candidate(plan: Plan, split: Split, base_dir: Path, run_dir: Path, *, 
     resume_from = resume_point(Path(run_dir) / "trainer", fingerprint, options.resume)
     log.info("training %s on %d rows for %d steps on %s%s", plan.method, built.n_train, plan.hyperparameters["max_steps"],
              options.device, f" (resuming from {resume_from})" if resume_from else "")
+    clock = step_clock()
+    built.trainer.add_callback(clock)
     history = fit(built.trainer, progress, resume_from)
     runtime = time.perf_counter() - started
     out = Path(run_dir) / "candidate"
@@ -62,4 +64,6 @@ def train_candidate(plan: Plan, split: Split, base_dir: Path, run_dir: Path, *, 
                        truncation=built.truncation, tokens_trained=built.tokens_trained,
                        resumed_from_step=resumed_step, processes=options.world_size, notes=[n for n in built.notes if n],
                        hyperparameters={**plan.hyperparameters, **built.hyperparameters,
-                                        "max_length": built.max_length})
+                                        "max_length": built.max_length},
+                       seconds_per_step=clock.seconds_per_step, steps_timed=clock.steps,
+                       setup_seconds=None if clock.started is None else clock.started - started)

@@ -1,0 +1,84 @@
+"""`alignloop bench outcome`: the command around benchmarks/outcome.py (progress, table, JSON, run log)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alignloop.benchmarks.outcome import ARMS, OutcomeSetup, append_log, run_outcome
+from alignloop.errors import ConfigError
+
+# The per-arm fields --json always prints.
+JSON_FIELDS = ("arm", "method", "gain", "gain_ci_low", "gain_ci_high", "pairs", "seconds")
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """--set KEY=VALUE (values read as YAML) into training settings, checked as TrainingSettings checks them."""
+    from pydantic import ValidationError
+
+    from alignloop.config import TrainingSettings, describe_validation_error
+
+    settings: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set: {item!r} is not KEY=VALUE (e.g. --set learning_rate=5e-4)")
+        settings[key.strip()] = yaml.safe_load(value)
+    if "method" in settings:
+        raise ConfigError("--set method: each arm sets its own method; choose arms with --arms")
+    try:
+        TrainingSettings(**settings)
+    except ValidationError as e:
+        raise ConfigError(describe_validation_error(e, prefix="--set training.")) from None
+    return settings
+
+
+def parse_arms(text: str) -> tuple[str, ...]:
+    arms = tuple(a.strip() for a in text.split(",") if a.strip())
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or not arms:
+        raise ConfigError(f"--arms: {', '.join(unknown) or 'none given'} not among {', '.join(ARMS)}")
+    return arms
+
+
+def bench_outcome(setup: OutcomeSetup, *, as_json: bool, out_dir: Path, log: Path | None, console, out) -> dict:
+    """Run the benchmark; save outcome.json under out_dir (and append the record to `log`); print a table or JSON."""
+    with tempfile.TemporaryDirectory(prefix="bench-outcome-") as tmp:
+        result = run_outcome(setup, Path(tmp), progress=lambda msg: console.print(f"[cyan]▶[/] {msg}", highlight=False))
+    result["command"] = " ".join(["alignloop", *map(shlex.quote, sys.argv[1:])])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "outcome.json").write_text(json.dumps(result, indent=1) + "\n")
+    if log is not None:
+        append_log(log, result)
+    if as_json:
+        print(json.dumps({"arms": result["arms"], **{k: v for k, v in result.items() if k != "arms"}}, indent=1))
+    else:
+        out.print(outcome_table(result))
+    return result
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def outcome_table(result: dict):
+    from rich.table import Table
+
+    setup = result["setup"]
+    table = Table("arm", "method", "pairs", "reference", "candidate", "gain [95% interval]", "reward acc", "KL",
+                  "steps", "s", title=f"held-out preference accuracy (%) on the {setup['split']} split, "
+                                      f"{result['data']['train_pairs']} training pairs")
+    for a in result["arms"]:
+        ref, cand = a["reference_accuracy"], a["candidate_accuracy"]
+        table.add_row(a["arm"] + (f" (= {a['same_as']})" if a.get("same_as") else ""), a["method"], str(a["pairs"]),
+                      _pct(ref["value"]), _pct(cand["value"]),
+                      f"{100 * a['gain']:+.1f} [{100 * a['gain_ci_low']:+.1f}, {100 * a['gain_ci_high']:+.1f}]",
+                      _pct(a["reward_accuracy"]), "—" if a["kl"] is None else f"{a['kl']:.2f}", str(a["steps"]),
+                      f"{a['seconds']:.0f}")
+    return table

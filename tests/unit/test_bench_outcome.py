@@ -1,0 +1,109 @@
+"""`alignloop bench outcome` on the real feedback files: the split never shares a prompt, ties stay ties, and the
+--quick run prints per arm numbers that agree with each other and with pairs counted here independently."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from alignloop.benchmarks.outcome import QUICK_EVAL_PAIRS, OutcomeSetup, load_rows
+from alignloop.benchmarks.outcome_data import (
+    read_hh,
+    read_qa_feedback,
+    sample_pairs,
+    split_of,
+    split_pairs,
+)
+from alignloop.schema import prompt_key
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def test_every_transcript_row_is_a_pair_or_left_out_with_its_reason():
+    hh = read_hh(DATA / "hh-helpful")
+    lines = 0
+    for path in (DATA / "hh-helpful").glob("*.jsonl.gz"):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            lines += sum(1 for line in f if line.strip())
+    assert hh.rows_read == lines == 6240
+    assert len(hh.pairs) + sum(hh.left_out.values()) == lines
+    assert hh.left_out["chosen and rejected final answers are identical"] == 36
+    for p in hh.pairs[:200]:
+        assert p["prompt"][-1]["role"] == "user" and p["chosen"] != p["rejected"]
+
+
+def test_qa_feedback_ties_are_counted_and_never_become_pairs():
+    qa = read_qa_feedback(DATA / "qa-feedback" / "dev_feedback.json")
+    records = json.loads((DATA / "qa-feedback" / "dev_feedback.json").read_text())
+    votes = Counter(v for r in records for v in r["preference"])
+    assert qa.ties == votes[0] == 384
+    assert len(qa.pairs) == votes[1] + votes[2] - sum(qa.left_out.values()) == 2616
+    decided = {r["question"].strip() for r in records if any(v in (1, 2) for v in r["preference"])}
+    assert all(len(p["prompt"]) == 1 and p["prompt"][0]["role"] == "user" for p in qa.pairs)
+    assert {p["prompt"][0]["content"] for p in qa.pairs} == decided   # the question alone, never its passages
+
+
+def test_a_prompt_lands_in_one_split_whichever_source_or_answer_it_comes_with():
+    by_split = split_pairs([read_hh(DATA / "hh-helpful"), read_qa_feedback(DATA / "qa-feedback" / "dev_feedback.json")])
+    seen: dict[str, str] = {}
+    for name, pairs in by_split.items():
+        for p in pairs:
+            assert seen.setdefault(prompt_key(p["prompt"]), name) == name
+    shares = {k: len(v) / sum(map(len, by_split.values())) for k, v in by_split.items()}
+    assert 0.1 < shares["test"] < 0.2 and 0.1 < shares["validation"] < 0.2
+    assert split_of([{"role": "user", "content": "x"}]) == split_of([{"role": "user", "content": "x"}])
+
+
+def test_a_sample_takes_whole_prompts_and_a_larger_one_contains_it():
+    pairs = split_pairs([read_qa_feedback(DATA / "qa-feedback" / "dev_feedback.json")])["train"]
+    small, large = sample_pairs(pairs, 40), sample_pairs(pairs, 200)
+    assert len(small) <= 40 and len(large) <= 200
+    keys = {prompt_key(p["prompt"]) for p in small}
+    assert keys <= {prompt_key(p["prompt"]) for p in large}
+    assert sum(prompt_key(p["prompt"]) in keys for p in pairs) == len(small)   # every pair of a kept prompt
+
+
+def majority_count(rows: list[dict]) -> int:
+    """Distinct (prompt, two answers) with a strict majority of votes: counted here without alignloop's code."""
+    tally: Counter = Counter()
+    for r in rows:
+        key = json.dumps(r["prompt"], sort_keys=True)
+        a, b = sorted((r["chosen"], r["rejected"]))
+        tally[(key, a, b)] += 1 if r["chosen"] == a else -1
+    return sum(1 for v in tally.values() if v != 0)
+
+
+@pytest.mark.slow
+def test_quick_json_gives_every_arm_consistent_gains_on_the_pairs_it_says(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "HOME": os.environ.get("HOME", str(tmp_path))}
+    proc = subprocess.run([sys.executable, "-m", "alignloop.cli.main", "bench", "outcome", "--quick", "--json",
+                           "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)   # nothing but the JSON on stdout
+    arms = {a["arm"]: a for a in result["arms"]}
+    assert set(arms) == {"dpo", "ipo", "kto", "planner"}
+    _, evaluated, _ = load_rows(OutcomeSetup.quick())
+    expected_pairs = majority_count(evaluated)
+    assert 0 < expected_pairs <= QUICK_EVAL_PAIRS
+    for arm in arms.values():
+        assert arm["method"] in ("dpo", "ipo", "kto")
+        assert arm["pairs"] == expected_pairs
+        gain = arm["candidate_accuracy"]["value"] - arm["reference_accuracy"]["value"]
+        assert arm["gain"] == pytest.approx(gain, abs=1e-9)
+        assert arm["gain_ci_low"] <= arm["gain"] <= arm["gain_ci_high"]
+        for acc in (arm["reference_accuracy"], arm["candidate_accuracy"]):
+            assert 0 <= acc["ci_low"] <= acc["value"] <= acc["ci_high"] <= 1
+        assert arm["seconds"] > 0 and arm["steps"] >= 1 and arm["kl"] is not None
+    assert arms["kto"]["train_on"] == "unpaired_pairs"   # each pair as one up and one down answer
+    assert arms["dpo"]["reference_accuracy"] == arms["ipo"]["reference_accuracy"]   # one reference, one set
+    saved = json.loads((tmp_path / "outcome.json").read_text())
+    assert saved["arms"] == result["arms"] and saved["setup"]["base_model"] == {"tiny": True}
+    assert len({a["eval_set_hash"] for a in result["arms"]}) == 1   # every arm scored on the same pairs

@@ -1,0 +1,115 @@
+"""Time a plan can promise: the last run's measured step time, scaled to the plan's tokens a step, gives the
+plan's expected wall time and bounds its steps under planning.budget_minutes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+
+from alignloop import stages
+from alignloop.config import PlanningSettings, TrainingSettings, load_settings
+from alignloop.demo import write_demo_config, write_demo_warehouse
+from alignloop.planner import choose_method
+from alignloop.profile.lengths import Truncation
+from alignloop.steptime import STEP_TIME_FILE, StepTime, measured, pick, read_step_times, write_step_time
+from tests.unit.test_planner import shape
+
+
+def pace(seconds: float = 8.0, tokens: float = 800.0, setup: float = 60.0, rows: int = 1000, method: str = "dpo",
+         at: str = "2026-12-01T00:00:00Z") -> StepTime:
+    return StepTime(seconds_per_step=seconds, tokens_per_step=tokens, setup_seconds=setup, rows=rows, steps=20,
+                    method=method, device="cpu", measured_at=at)
+
+
+def with_lengths(s, mean_tokens: float):
+    t = Truncation(max_length=512, counted_with="tokenizer of the base model", rows=100, prompt_too_long=0,
+                   truncated=0, p50_tokens=int(mean_tokens), p95_tokens=400, max_tokens=500, chosen=True,
+                   mean_kept_tokens=mean_tokens)
+    return replace(s, truncation=t)
+
+
+def test_a_step_of_twice_the_tokens_is_expected_to_take_twice_the_measured_time():
+    p = pace(seconds=8.0, tokens=800.0, setup=60.0, rows=1000)
+    assert p.step_seconds(1600.0) == pytest.approx(16.0)
+    assert p.step_seconds(None) == 8.0   # no token count for the plan: the step as measured
+    assert p.setup_seconds_for(4000) == pytest.approx(240.0)
+
+
+def test_the_budget_bounds_steps_with_the_measured_pace_not_the_guessed_seconds_per_step():
+    data = with_lengths(shape(4000), mean_tokens=200.0)   # 4000 rows: batch 8, so 8 x 2 x 200 = 3200 tokens a step
+    for guess in (1.0, 50.0):   # whatever planning.seconds_per_step says, the measurement decides
+        plan = choose_method(data, TrainingSettings(), PlanningSettings(budget_minutes=10, seconds_per_step=guess),
+                             step_times={"dpo": pace()})
+        # 16 s a step at 800 tokens -> 32 s at 3200; setup 60 s per 1000 rows -> 240 s: (600 - 240) / 32 = 11 steps
+        assert plan.hyperparameters["max_steps"] == 11
+        assert plan.estimate["seconds_per_step"] == pytest.approx(32.0)
+        assert plan.estimate["wall_seconds"] == pytest.approx(240 + 11 * 32.0)
+        assert plan.estimate["measured"] is True
+        assert any("budget_minutes 10" in r and "the last run's" in r for r in plan.reasons)
+
+
+def test_without_a_measurement_the_plan_says_its_time_is_assumed():
+    plan = choose_method(with_lengths(shape(400), 200.0), TrainingSettings(), PlanningSettings(seconds_per_step=4))
+    e = plan.estimate
+    assert e["measured"] is False and e["setup_seconds"] == 0
+    assert e["wall_seconds"] == pytest.approx(e["steps"] * 4.0)
+    assert "assumed" in plan.reasons[-1] and "expected wall time" in plan.reasons[-1]
+
+
+def test_the_same_methods_measurement_is_preferred_to_a_newer_one_of_another(tmp_path):
+    write_step_time(tmp_path, pace(seconds=3.0, method="kto", at="2026-12-02T00:00:00Z"))
+    write_step_time(tmp_path, pace(seconds=5.0, method="dpo", at="2026-12-01T00:00:00Z"))
+    found = read_step_times(tmp_path)
+    assert set(found) == {"kto", "dpo"}
+    assert pick(found, "dpo").seconds_per_step == 5.0
+    assert pick(found, "ipo").method == "kto"   # none of its own: the newest measurement
+    (tmp_path / STEP_TIME_FILE).write_text("{not json")
+    assert read_step_times(tmp_path) == {}
+
+
+def test_a_run_with_fewer_than_two_timed_steps_measures_nothing():
+    result = SimpleNamespace(steps_timed=1, seconds_per_step=2.0, hyperparameters={"max_steps": 1}, tokens_trained=10,
+                             setup_seconds=1.0, n_train=4, method="dpo", device="cpu")
+    assert measured(result) is None
+    timed = measured(replace_ns(result, steps_timed=4, hyperparameters={"max_steps": 4}))
+    assert timed.tokens_per_step == pytest.approx(2.5) and timed.seconds_per_step == 2.0
+
+
+def replace_ns(ns: SimpleNamespace, **kw) -> SimpleNamespace:
+    return SimpleNamespace(**{**vars(ns), **kw})
+
+
+@pytest.mark.slow
+def test_training_measures_its_steps_and_the_next_plan_states_and_budgets_with_them(tmp_path):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        write_demo_warehouse(tmp_path / "warehouse.duckdb", n_feedback=300, n_prompts=40)
+        settings = load_settings(write_demo_config(tmp_path, tiny=True))
+        settings = settings.model_copy(update={"training": TrainingSettings(max_length=128, max_steps=4,
+                                                                            checkpoint_every=0, log_every=0)})
+        stages.ingest(settings)
+        first = stages.plan(settings)
+        assert first.plan.estimate["measured"] is False
+        stages.train(settings, first)
+        timed = read_step_times(settings.workdir / ".cache" / "training")[first.plan.method]
+        trained = json.loads((first.run_dir / "train.json").read_text())
+        assert timed.steps == trained["steps_timed"] == 4
+        assert timed.seconds_per_step == pytest.approx(trained["seconds_per_step"]) and timed.seconds_per_step > 0
+        assert 0 < trained["setup_seconds"] < trained["runtime_s"]
+
+        unbounded = settings.model_copy(update={"training": TrainingSettings(max_length=128)})
+        second = stages.plan(unbounded).plan
+        assert second.estimate["measured"] is True
+        # Same rows, same batch: the same tokens a step, so the measured step time as it was.
+        assert second.estimate["seconds_per_step"] == pytest.approx(timed.seconds_per_step, rel=1e-3)
+        budget_s = second.estimate["setup_seconds"] + 3.5 * second.estimate["seconds_per_step"]
+        bounded = unbounded.model_copy(update={"planning": PlanningSettings(budget_minutes=budget_s / 60)})
+        assert stages.plan(bounded).plan.hyperparameters["max_steps"] == 3
+    finally:
+        torch.set_num_threads(threads)
