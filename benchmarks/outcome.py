@@ -167,8 +167,8 @@ def arm_row(arm: str, plan, trained, report, train_s: float, eval_s: float, cpu_
     """One arm's line of the result: what it trained, and what the evaluation found (with intervals and n)."""
     hp = trained.hyperparameters
 
-    def iv(x) -> dict[str, float]:
-        return {"value": x.value, "ci_low": x.low, "ci_high": x.high}
+    def iv(x) -> dict[str, float] | None:
+        return None if x is None else {"value": x.value, "ci_low": x.low, "ci_high": x.high}
 
     steps = hp["max_steps"]
     return {
@@ -180,7 +180,7 @@ def arm_row(arm: str, plan, trained, report, train_s: float, eval_s: float, cpu_
         "candidate_accuracy": iv(report.pref_accuracy_candidate),
         "gain": report.delta.value, "gain_ci_low": report.delta.low, "gain_ci_high": report.delta.high,
         "reward_accuracy": report.reward_accuracy, "reward_margin": report.reward_margin,
-        "kl": report.kl_reference, "length_ratio": report.length_ratio,
+        "kl": iv(report.kl_reference), "length_ratio": iv(report.length_ratio),
         "truncated_pairs": report.truncated_pairs,
         "train_seconds": train_s, "eval_seconds": eval_s, "seconds": train_s + eval_s, "cpu_seconds": cpu_s,
         "seconds_per_step": trained.runtime_s / max(steps, 1),

@@ -79,6 +79,6 @@ def outcome_table(result: dict):
         table.add_row(a["arm"] + (f" (= {a['same_as']})" if a.get("same_as") else ""), a["method"], str(a["pairs"]),
                       _pct(ref["value"]), _pct(cand["value"]),
                       f"{100 * a['gain']:+.1f} [{100 * a['gain_ci_low']:+.1f}, {100 * a['gain_ci_high']:+.1f}]",
-                      _pct(a["reward_accuracy"]), "—" if a["kl"] is None else f"{a['kl']:.2f}", str(a["steps"]),
+                      _pct(a["reward_accuracy"]), "—" if a["kl"] is None else f"{a['kl']['value']:.2f}", str(a["steps"]),
                       f"{a['seconds']:.0f}")
     return table
