@@ -82,7 +82,8 @@ def _registered_outcome(planned, reasons: list[str], ingested: list[dict[str, An
                         registered: dict[str, Any]) -> RetrainOutcome:
     gate = registered["gate"]
     status = PASSED if gate["verdict"] == "pass" else GATED_OUT
-    refused = next((line for line in gate["reasons"] if not line.startswith("pass")), "")
+    # The first check that kept it from passing, without its mark ("fail: ", "unmeasured: "): the verdict says it.
+    refused = next((line.split(": ", 1)[-1] for line in gate["reasons"] if not line.startswith("pass")), "")
     promoted = ", promoted to champion" if registered.get("auto_promoted") else ""
     headline = (f"registered {registered['name']} version {registered['version']} "
                 f"@ {', '.join(registered['aliases']) or 'no alias'} ({planned.plan.method}); gate {gate['verdict']}"

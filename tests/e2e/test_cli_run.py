@@ -27,7 +27,11 @@ from tests.terminal import cli, run_in_terminal, run_piped
 
 pytestmark = pytest.mark.slow
 
-LENIENT_GATE = "promotion:\n  min_gain_ci_low: null\n  min_judge_win_rate: null\n  max_ppl_rise: null\n"
+# Enough steps for the tiny model to learn the demo users' house style (a clear held-out gain), and a gate that
+# reads that gain on the demo's few held-out prompts and leaves the generation checks (a handful of prompts) out.
+TRAINING = "  max_steps: 60\n  learning_rate: 0.001\n"
+PASSABLE_GATE = ("promotion:\n  min_prompts: 5\n  min_gain_ci_low: 0.0\n  min_judge_win_rate: null\n"
+                 "  max_ppl_rise: null\n  max_degenerate_rise: null\n")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +48,7 @@ def workdir(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("run")
     write_demo_warehouse(work / "warehouse.duckdb", n_feedback=600, n_prompts=60)
     config = write_demo_config(work, tiny=True)
-    config.write_text(config.read_text() + LENIENT_GATE)
+    config.write_text(config.read_text().replace("  max_steps: 8\n", TRAINING) + PASSABLE_GATE)
     return work
 
 
@@ -119,14 +123,14 @@ def gated_out_run(first_run, workdir, prefect_server):
     env = env_for(workdir, prefect_server, ALIGNLOOP__PROMOTION__MIN_GAIN_CI_LOW="0.99")
     done = run_piped(cli("--log-format", "json", "run", "-c", "alignloop.yaml", "--force"), timeout=900,
                      cwd=workdir, env=env)
-    return done, (workdir / "runs" / "LATEST").read_text().strip()
+    return done, max(p.name for p in (workdir / "runs").iterdir() if p.is_dir())  # folders are named by time
 
 
 def test_a_gated_out_run_exits_3_and_its_flow_run_says_so(gated_out_run):
     gated_out_run, _ = gated_out_run
     assert gated_out_run.returncode == 3, gated_out_run.stderr[-3000:]
     assert "outcome: registered alignloop-demo version 2" in gated_out_run.stdout
-    assert "gate fail: fail: candidate − reference preference accuracy" in gated_out_run.stdout.replace("\n", " ")
+    assert "gate fail: candidate − reference preference accuracy" in gated_out_run.stdout.replace("\n", " ")
     (run,) = flow_runs()
     assert run.state.type.value == "COMPLETED" and run.state.name == "Gated out"
     assert run.state.message.startswith("registered alignloop-demo version 2 @ newest (dpo); gate fail")
