@@ -139,6 +139,9 @@ def test_a_deployed_run_registers_a_version_and_a_rerun_without_new_feedback_tra
     assert len(client.search_model_versions("name='alignloop-demo'")) == 1
     ran = {t["name"].rsplit("-", 1)[0] for t in task_runs(api, again["id"])}
     assert "ingest" in ran and "train" not in ran, ran
+    # The skip says why in the run's own state, where a scheduler and a person read it.
+    assert again["state"]["name"] == "Skipped", again["state"]
+    assert "fewer than schedule.min_new_feedback" in again["state"]["message"], again["state"]
 
 
 @pytest.mark.reliability
