@@ -37,7 +37,7 @@ def test_ingest_then_plan_json(tmp_path):
     planned = runner.invoke(app, ["plan", "--config", config, "--json"])
     assert planned.exit_code == 0, planned.output
     plan = json.loads(planned.stdout)
-    assert set(plan) == {"method", "hyperparameters", "reasons", "shape"}
+    assert set(plan) == {"method", "hyperparameters", "reasons", "shape", "estimate"}
     assert plan["method"] in {"dpo", "ipo", "kto", "skip"}
     assert plan["shape"]["n_pairs"] + plan["shape"]["n_unpaired"] > 0
 
