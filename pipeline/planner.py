@@ -406,7 +406,7 @@ def expected_time(d: Decision, f: Facts, hp: dict[str, Any]) -> dict[str, Any]:
     """The plan's expected wall time: setup plus its steps at the pace training_pace gives."""
     batch = hp["per_device_batch_size"] * hp["gradient_accumulation_steps"]
     pace = training_pace(d, f, training_rows(d, f), batch)
-    return {"steps": hp["max_steps"], "seconds_per_step": round(pace.step_seconds, 3),
+    return {"steps": hp["max_steps"], "seconds_per_step": float(f"{pace.step_seconds:.4g}"),
             "tokens_per_step": tokens_per_step(d, f, batch),
             "setup_seconds": round(pace.setup_seconds, 1),
             "wall_seconds": round(pace.setup_seconds + hp["max_steps"] * pace.step_seconds, 1),
@@ -416,7 +416,7 @@ def expected_time(d: Decision, f: Facts, hp: dict[str, Any]) -> dict[str, Any]:
 def describe_estimate(e: dict[str, Any]) -> str:
     setup = f" after about {e['setup_seconds'] / 60:.1f} min of setup" if e["setup_seconds"] else ""
     return (f"expected wall time about {e['wall_seconds'] / 60:.1f} min: {e['steps']} steps at about "
-            f"{e['seconds_per_step']:.1f} s a step{setup} {e['source']}")
+            f"{e['seconds_per_step']:.3g} s a step{setup} {e['source']}")
 
 
 def _scaled_batch(rows: int, f: Facts) -> int:
