@@ -93,7 +93,7 @@ def plan_for(regime: Regime, seed: int):
 
 def arm_of(plan) -> str:
     """The benchmark arm a plan corresponds to ("skip" when it trains nothing)."""
-    if plan.method == "dpo" and plan.hyperparameters.get("loss_type") == ["robust"]:
+    if plan.method == "dpo" and "robust" in (plan.hyperparameters.get("loss_type") or []):
         return "robust_dpo"
     return plan.method
 

@@ -217,6 +217,13 @@ class TrainingSettings(_Settings):
         1, ge=1, description="Batches whose gradients add up to one optimizer step (a step reads batch size x this x "
         "processes rows)."
     )
+    sft_weight: float = Field(
+        0.0, ge=0.0, allow_inf_nan=False,
+        description="Weight of an SFT term added to a pair method's preference loss (dpo, ipo, robust DPO): the mean "
+                    "negative log-likelihood of the chosen answers' tokens (TRL's `sft` loss, weighted against 1 for "
+                    "the preference loss), so the model keeps writing answers like the chosen ones while it learns "
+                    "to rank them; 0: no SFT term. KTO and RLHF have none: set with method kto or rlhf it is an "
+                    "error, and a plan that chooses one of them says it does not apply.")
     max_length: int | None = Field(
         None, ge=16, json_schema_extra=PLANNER,
         description="Tokens of prompt + answer kept per example; unset: chosen from the training rows' measured "
@@ -239,6 +246,14 @@ class TrainingSettings(_Settings):
     accelerate_config: Literal["multi_gpu", "fsdp2", "zero3", "fsdp1", "zero1", "zero2"] = Field(
         "multi_gpu", description="TRL's accelerate config when processes is above 1: multi_gpu (data parallel), "
         "fsdp2 or zero3 (weights sharded across GPUs).")
+
+    @model_validator(mode="after")
+    def _sft_weight_applies(self) -> TrainingSettings:
+        if self.sft_weight and self.method != "auto" and not METHODS[self.method].takes_sft_term:
+            pair = " or ".join(name for name, m in METHODS.items() if m.takes_sft_term)
+            raise ValueError(f"sft_weight {self.sft_weight:g} adds an SFT term to a pair method's loss, and method "
+                             f"{self.method} has none; set sft_weight to 0 or method to {pair}")
+        return self
 
 
 class JudgeSettings(_Settings):
@@ -472,6 +487,10 @@ class Settings(_Settings):
         # How many processes share each step does not change what is trained (the same rows per step).
         for name in ("processes", "accelerate_config"):
             relevant["training"].pop(name)
+        if not relevant["training"]["sft_weight"]:
+            # No SFT term trains what was trained before the setting existed: the hash stays, so an upgrade alone
+            # retrains nothing.
+            relevant["training"].pop("sft_weight")
         relevant["sources"] = [{"name": s.name, "shape": s.shape, "mapping": s.mapping, "shape_options": s.shape_options}
                               for s in self.sources]
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]

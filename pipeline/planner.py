@@ -461,6 +461,7 @@ def _hyperparameters(d: Decision, f: Facts, reasons: list[str]) -> dict[str, Any
         _rlhf_settings(hp, reasons)
     elif d.method == "kto":
         _kto_settings(d, f, hp, reasons)
+    _sft_term(d, f, hp, reasons)
     return hp
 
 
@@ -471,6 +472,25 @@ def _pair_loss_settings(d: Decision, f: Facts, hp: dict[str, Any], reasons: list
         hp["label_smoothing"] = d.label_smoothing
     if d.method == "ipo" and f.training.beta is None:
         reasons.append(f"IPO tau {hp['beta']}: a target log-ratio margin of 1/(2 tau) = {1 / (2 * hp['beta']):g}")
+
+
+def _sft_term(d: Decision, f: Facts, hp: dict[str, Any], reasons: list[str]) -> None:
+    """training.sft_weight: TRL's `sft` loss (the chosen answers' negative log-likelihood) beside a pair method's
+    preference loss, which keeps weight 1."""
+    weight = f.training.sft_weight
+    if not METHODS[d.method].takes_sft_term:
+        if weight:
+            reasons.append(f"training.sft_weight {weight:g} does not apply to {d.method}: its TRL trainer has no SFT "
+                           "term, so it trains without one")
+        return
+    hp["sft_weight"] = weight
+    if not weight:
+        return
+    hp["loss_weights"] = [1.0] * len(hp["loss_type"]) + [weight]
+    hp["loss_type"] = [*hp["loss_type"], "sft"]
+    reasons.append(f"SFT term on the chosen answers, weight {weight:g} (training.sft_weight): loss_type "
+                   f"{' + '.join(hp['loss_type'])} with weights {' + '.join(f'{w:g}' for w in hp['loss_weights'])}, "
+                   "so the model keeps writing answers like the chosen ones while it learns to rank them")
 
 
 def _rlhf_settings(hp: dict[str, Any], reasons: list[str]) -> None:

@@ -24,6 +24,12 @@ class TrainingMethod:
     # The arms `alignloop bench methods` trains for it (alignloop/benchmarks/methods.py); none: not benchmarked.
     benchmark_arms: tuple[str, ...] = ()
 
+    @property
+    def takes_sft_term(self) -> bool:
+        """Whether training.sft_weight applies: a pair method with a TRL loss_type runs on DPOTrainer, whose
+        loss list can add TRL's `sft` term (the chosen answers' negative log-likelihood)."""
+        return self.feedback == "pairs" and self.loss_type is not None
+
     def load_builder(self) -> Callable[[Any], Any]:
         """The builder function, imported now (trainers load torch and TRL)."""
         module, _, function = self.builder.partition(":")

@@ -82,7 +82,8 @@ def pairs_from_training_thumbs(hp: dict, split) -> list[dict]:
 
 
 def build_dpo(ctx: BuildContext) -> Built:
-    """DPO (loss sigmoid), IPO (loss ipo) or robust DPO (loss robust, label_smoothing = flip rate)."""
+    """DPO (loss sigmoid), IPO (loss ipo) or robust DPO (loss robust, label_smoothing = flip rate), each with
+    TRL's sft term added when the plan weights one (training.sft_weight)."""
     from datasets import Dataset
     from trl import DPOConfig
 
@@ -100,6 +101,8 @@ def build_dpo(ctx: BuildContext) -> Built:
     extra = {}
     if hp.get("label_smoothing"):
         extra["label_smoothing"] = float(hp["label_smoothing"])
+    if hp.get("loss_weights"):  # the preference loss and TRL's sft term (training.sft_weight)
+        extra["loss_weights"] = [float(w) for w in hp["loss_weights"]]
     args = DPOConfig(
         loss_type=list(hp["loss_type"]), beta=hp["beta"], max_length=fitted.max_length, dataset_num_proc=None,
         precompute_ref_log_probs=True, precompute_ref_batch_size=2 * batch,

@@ -108,6 +108,24 @@ def test_config_hash_ignores_connector_options_but_not_training(tmp_path, monkey
     assert h[0] == h[1] != h[2]
 
 
+def test_an_sft_weight_of_zero_keeps_the_config_hash_of_settings_without_it_and_a_weight_changes_it(tmp_path):
+    import hashlib
+    import json
+
+    base = {"target": "x", "base_model": {"tiny": True}, "sources": [{"name": "a"}]}
+    zero, weighted = (settings_from_dict({**base, "training": {"sft_weight": w}}, base_dir=tmp_path)
+                      for w in (0.0, 0.5))
+    # The hash as it was computed before training.sft_weight existed: an upgrade alone retrains nothing.
+    relevant = zero.model_dump(mode="json", include={"base_model", "planning", "training", "evaluation"})
+    for name in ("processes", "accelerate_config", "sft_weight"):
+        relevant["training"].pop(name)
+    relevant["sources"] = [{"name": s.name, "shape": s.shape, "mapping": s.mapping, "shape_options": s.shape_options}
+                           for s in zero.sources]
+    before = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
+    assert zero.config_hash() == settings_from_dict(base, base_dir=tmp_path).config_hash() == before
+    assert weighted.config_hash() != before
+
+
 def test_a_section_written_twice_is_refused_naming_both_lines(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_settings(write(tmp_path, GOOD + "training:\n  max_steps: 9\n"))

@@ -184,6 +184,42 @@ def test_forced_pair_method_still_needs_pairs(method):
     assert forced.method == method
 
 
+@pytest.mark.parametrize(("method", "data", "loss"), [
+    ("ipo", shape(600), ["ipo", "sft"]), ("dpo", shape(600), ["sigmoid", "sft"]),
+    ("auto", shape(600, flip=noise(0.3)), ["robust", "sft"])])
+def test_an_sft_weight_adds_trls_sft_term_to_a_pair_methods_loss_and_the_plan_says_so(method, data, loss):
+    planning = PlanningSettings(noise_threshold=0.2)  # noisy pairs: the planner's robust DPO
+    plan = choose_method(data, TrainingSettings(method=method, sft_weight=0.5), planning)
+    hp = plan.hyperparameters
+    assert (hp["loss_type"], hp["loss_weights"], hp["sft_weight"]) == (loss, [1.0, 0.5], 0.5)
+    assert plan.method == ("dpo" if method == "auto" else method)
+    assert any(r.startswith(f"SFT term on the chosen answers, weight 0.5 (training.sft_weight): loss_type "
+                            f"{loss[0]} + sft with weights 1 + 0.5") for r in plan.reasons)
+    off = choose_method(data, TrainingSettings(method=method), planning)
+    assert off.hyperparameters["loss_type"] == loss[:1] and "loss_weights" not in off.hyperparameters
+    assert off.hyperparameters["sft_weight"] == 0.0 and not any("SFT" in r for r in off.reasons)
+
+
+def test_an_sft_weight_does_not_apply_to_kto_the_planner_chose_and_an_explicit_kto_refuses_it(tmp_path):
+    from alignloop.config import settings_from_dict
+    from alignloop.errors import ConfigError
+
+    plan = choose_method(shape(0, 200, 200), TrainingSettings(sft_weight=0.5), PlanningSettings())
+    assert plan.method == "kto" and "sft" not in plan.hyperparameters["loss_type"]
+    assert "sft_weight" not in plan.hyperparameters and "loss_weights" not in plan.hyperparameters
+    assert ("training.sft_weight 0.5 does not apply to kto: its TRL trainer has no SFT term, so it trains without "
+            "one") in plan.reasons
+    raw = {"target": "x", "base_model": {"tiny": True}, "sources": [{"name": "a"}]}
+    for method in ("kto", "rlhf"):
+        with pytest.raises(ConfigError) as err:
+            settings_from_dict({**raw, "training": {"method": method, "sft_weight": 0.5}}, base_dir=tmp_path)
+        assert str(err.value) == (f"config: training: sft_weight 0.5 adds an SFT term to a pair method's loss, and "
+                                  f"method {method} has none; set sft_weight to 0 or method to dpo or ipo")
+    with pytest.raises(ConfigError, match=r"training.sft_weight: Input should be greater than or equal to 0"):
+        settings_from_dict({**raw, "training": {"sft_weight": -0.1}}, base_dir=tmp_path)
+    assert settings_from_dict({**raw, "training": {"method": "kto"}}, base_dir=tmp_path).training.sft_weight == 0.0
+
+
 def test_kto_raises_batch_size_for_its_kl_term():
     plan = choose_method(shape(0, 300, 300), TrainingSettings(per_device_batch_size=1), PlanningSettings())
     assert plan.hyperparameters["per_device_batch_size"] == 2

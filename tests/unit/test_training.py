@@ -36,9 +36,8 @@ def _hp(**over) -> dict:
     return {**hp, **over}
 
 
-def test_alignloop_dpo_losses_equal_a_plain_trl_dpotrainer(tmp_path, tiny_dir):
-    """Pre-tokenised rows, cached reference log-probs, our batch order and the compact LM head change
-    how much is computed, not the losses."""
+def _plain_trl_losses(tmp_path, tiny_dir, pairs: list[dict], **dpo_args) -> list[float]:
+    """The per-step losses of TRL's own DPOTrainer, as its documentation sets it up, on `pairs`."""
     from peft import LoraConfig
     from transformers import set_seed
     from trl import DPOConfig, DPOTrainer
@@ -46,26 +45,53 @@ def test_alignloop_dpo_losses_equal_a_plain_trl_dpotrainer(tmp_path, tiny_dir):
     from alignloop.datasets import preference_dataset
     from alignloop.models import load_causal_lm, load_tokenizer
 
-    pairs = _pairs(4)  # one batch holds every pair, so both read the same rows at every step
-    ours = train_candidate(Plan("dpo", _hp(), ("test",)), Split([], pairs, [], []), tiny_dir, tmp_path / "ours",
-                           device="cpu", options=RunOptions(device="cpu", log_every=0))
     model = load_causal_lm(tiny_dir)
     set_seed(0)
     args = DPOConfig(output_dir=str(tmp_path / "plain"), max_steps=3, learning_rate=5e-3, beta=0.1,
                      per_device_train_batch_size=4, max_length=128, seed=0, data_seed=0, logging_steps=1, report_to=[],
                      save_strategy="no", use_cpu=True, bf16=False, gradient_checkpointing=False,
-                     lr_scheduler_type="cosine", warmup_steps=1, disable_tqdm=True)
+                     lr_scheduler_type="cosine", warmup_steps=1, disable_tqdm=True, **dpo_args)
     plain = DPOTrainer(model=model, args=args, train_dataset=preference_dataset(pairs),
                        processing_class=load_tokenizer(tiny_dir),
                        peft_config=LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
                                               target_modules=LORA["target_modules"], task_type="CAUSAL_LM"))
     plain.train()
-    plain_losses = [e["loss"] for e in plain.state.log_history if "loss" in e]
+    return [e["loss"] for e in plain.state.log_history if "loss" in e]
+
+
+def test_alignloop_dpo_losses_equal_a_plain_trl_dpotrainer(tmp_path, tiny_dir):
+    """Pre-tokenised rows, cached reference log-probs, our batch order and the compact LM head change
+    how much is computed, not the losses."""
+    pairs = _pairs(4)  # one batch holds every pair, so both read the same rows at every step
+    ours = train_candidate(Plan("dpo", _hp(), ("test",)), Split([], pairs, [], []), tiny_dir, tmp_path / "ours",
+                           device="cpu", options=RunOptions(device="cpu", log_every=0))
+    plain_losses = _plain_trl_losses(tmp_path, tiny_dir, pairs)
     our_losses = [h["loss"] for h in ours.history]
     assert len(our_losses) == 3
     assert our_losses[-1] < our_losses[0] - 1e-3          # it moved, so equality below is not trivial
     assert our_losses == pytest.approx(plain_losses, abs=2e-4)
     assert ours.tokens_trained > 0 and ours.truncation["rows_dropped"] == 0
+
+
+def test_the_sft_term_the_plan_weights_is_trls_own_and_really_applied(tmp_path, tiny_dir):
+    """training.sft_weight's plan (test_planner: loss_type + sft, loss_weights [1, w]) on alignloop's fast path
+    (the compact LM head, cached reference log-probs) has a plain DPOTrainer's losses with the same loss_type
+    and loss_weights, and they are not the losses without the term."""
+    pairs = _pairs(4)
+    run = RunOptions(device="cpu", log_every=0)
+    hp = _hp(loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.5], sft_weight=0.5)
+    with_sft = train_candidate(Plan("dpo", hp, ("test",)), Split([], pairs, [], []), tiny_dir, tmp_path / "sft",
+                               device="cpu", options=run)
+    without = train_candidate(Plan("dpo", _hp(sft_weight=0.0), ("test",)), Split([], pairs, [], []), tiny_dir,
+                              tmp_path / "dpo", device="cpu", options=run)
+    plain = _plain_trl_losses(tmp_path, tiny_dir, pairs, loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.5])
+    ours = [h["loss"] for h in with_sft.history]
+    assert ours == pytest.approx(plain, abs=2e-4)
+    # The term is there: at the first step the policy is the reference (sigmoid loss log 2 either way), and
+    # half the chosen answers' mean negative log-likelihood comes on top.
+    dpo = [h["loss"] for h in without.history]
+    assert dpo[0] == pytest.approx(0.6931, abs=1e-3)
+    assert ours[0] - dpo[0] > 0.5
 
 
 class _Killed(RuntimeError):
