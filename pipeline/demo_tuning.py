@@ -6,9 +6,11 @@ validation pairs with the same paired-bootstrap interval the real evaluation use
 promotion gate on validation prompts (perplexity guard, and the judged win rate of its own answers over
 the reference's, with a judge cross-fitted on the validation prompts). Of the settings the gate passes
 on validation, the one whose validation gain has the highest lower bound wins (list only settings that
-fit the demo's time budget); none wins when the gate passes none.
+fit the demo's time budget); none wins when the gate passes none. A setting is
+`max_steps:learning_rate`, or `max_steps:learning_rate:sft_weight` to add the SFT term on the chosen
+answers (training.sft_weight) with that weight.
 
-    python -m alignloop.demo_tuning --workdir /tmp/demo-tuning 24:0.0003 24:0.0006
+    python -m alignloop.demo_tuning --workdir /tmp/demo-tuning 24:0.0003 24:0.0006 24:0.0006:0.5
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,39 @@ def validation_split(split: Split, fraction: float) -> tuple[Split, list[EvalPai
     return train, majority_pairs(held(split.train_pairs), held(split.train_unpaired))
 
 
+@dataclass(frozen=True)
+class TuningSetting:
+    """One setting to try: `max_steps:learning_rate[:sft_weight]`."""
+
+    max_steps: int
+    learning_rate: float
+    sft_weight: float = 0.0
+
+    def applied_to(self, training):
+        """The demo's TrainingSettings with this setting's steps, learning rate and SFT weight (validated)."""
+        return training.model_validate({**training.model_dump(), "max_steps": self.max_steps,
+                                        "learning_rate": self.learning_rate, "sft_weight": self.sft_weight})
+
+    @property
+    def folder_name(self) -> str:
+        return f"tune-{self.max_steps}-{self.learning_rate:g}" + (f"-sft{self.sft_weight:g}" if self.sft_weight else "")
+
+
+def parse_setting(item: str) -> TuningSetting:
+    """`24:0.0006` or `24:0.0006:0.5` as a TuningSetting; anything else is a one-line ValueError naming the fix."""
+    usage = f"setting {item!r}: expected max_steps:learning_rate[:sft_weight], e.g. 24:0.0006 or 24:0.0006:0.5"
+    parts = item.split(":")
+    if len(parts) not in (2, 3):
+        raise ValueError(usage)
+    try:
+        steps, lr, weight = int(parts[0]), float(parts[1]), float(parts[2]) if len(parts) == 3 else 0.0
+    except ValueError:
+        raise ValueError(usage) from None
+    if steps < 1 or not (math.isfinite(lr) and lr > 0) or not (math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"{usage} (max_steps at least 1, learning_rate above 0, sft_weight 0 or more)")
+    return TuningSetting(steps, lr, weight)
+
+
 def choose_setting(results: dict[str, tuple[float, bool]]) -> str | None:
     """Of {setting: (lower bound of the validation gain, whether the gate passes it on validation)}, the
     setting with the highest lower bound above zero among those the gate passes; None if none."""
@@ -53,10 +89,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--fraction", type=float, default=0.2, help="share of training prompts used for validation")
-    parser.add_argument("settings", nargs="+", help="max_steps:learning_rate")
+    parser.add_argument("settings", nargs="+", help="max_steps:learning_rate or max_steps:learning_rate:sft_weight")
     args = parser.parse_args(argv)
+    try:
+        settings = {item: parse_setting(item) for item in args.settings}  # all checked before any training
+    except ValueError as e:
+        parser.error(str(e))
     tuning = _prepare(args.workdir, args.fraction)
-    results = {item: _try_setting(item, tuning, args.workdir) for item in args.settings}
+    results = {item: _try_setting(item, setting, tuning, args.workdir) for item, setting in settings.items()}
     chosen = choose_setting(results)
     print(f"chosen: {chosen or 'none of them showed a gain on validation'}")
 
@@ -106,9 +146,9 @@ def _prepare(workdir: Path, fraction: float) -> _Tuning:
     return _Tuning(settings, train, validation, base_dir, shape, judge)
 
 
-def _try_setting(item: str, tuning: _Tuning, workdir: Path) -> tuple[float, bool]:
-    """Train one `max_steps:learning_rate` setting, score it on validation and put it through the gate there:
-    (lower bound of its validation gain, whether the gate passes it)."""
+def _try_setting(item: str, setting: TuningSetting, tuning: _Tuning, workdir: Path) -> tuple[float, bool]:
+    """Train one setting, score it on validation and put it through the gate there: (lower bound of its
+    validation gain, whether the gate passes it)."""
     from alignloop import stages
     from alignloop.evaluation.candidate import EvalOptions, evaluate_candidate
     from alignloop.evaluation.guards import capability_text, ppl_rise
@@ -117,12 +157,11 @@ def _try_setting(item: str, tuning: _Tuning, workdir: Path) -> tuple[float, bool
     from alignloop.training import train_candidate
 
     settings, ev = tuning.settings, tuning.settings.evaluation
-    steps, lr = item.split(":")
-    training = settings.training.model_copy(update={"max_steps": int(steps), "learning_rate": float(lr)})
+    training = setting.applied_to(settings.training)
     plan = choose_method(tuning.shape, training, settings.planning)
     plan = Plan(plan.method, {**plan.hyperparameters, "max_length_cap": training.max_length_cap},
                 plan.reasons, plan.shape)  # as the train stage completes it
-    run_dir = workdir / f"tune-{steps}-{lr}"
+    run_dir = workdir / setting.folder_name
     result = train_candidate(plan, tuning.train, tuning.base_dir, run_dir, device=settings.training.device,
                              options=stages.run_options(settings))
     # The reference's validation scores are the same for every setting: scored once, then cached.

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from alignloop.datasets import Split, eval_sample_share, eval_set_hash, holdout_eval_pairs
 
 
@@ -72,3 +76,34 @@ def test_demo_tuning_picks_the_highest_validation_lower_bound_the_gate_passes():
     assert choose_setting({**results, "48:0.001": (0.09, True)}) == "48:0.001"
     assert choose_setting({"24:0.0003": (-0.01, True), "24:0.0006": (0.0, True)}) is None
     assert choose_setting({"24:0.0006": (0.05, False)}) is None
+
+
+def test_a_demo_tuning_setting_may_name_an_sft_weight_and_the_plan_trains_with_it():
+    from alignloop.config import PlanningSettings, TrainingSettings
+    from alignloop.demo_tuning import TuningSetting, parse_setting
+    from alignloop.planner import choose_method
+    from tests.unit.test_planner import shape
+
+    assert parse_setting("24:0.0006") == TuningSetting(24, 0.0006, 0.0)
+    assert parse_setting("24:0.0006:0.5") == TuningSetting(24, 0.0006, 0.5)
+    assert parse_setting("24:0.0006").folder_name == "tune-24-0.0006"
+    assert parse_setting("24:0.0006:0.5").folder_name == "tune-24-0.0006-sft0.5"  # never the folder without it
+    for bad in ("24", "24:0.0006:0.5:1", "24:fast", "0:0.0006", "24:0", "24:0.0006:-1", "24:0.0006:nan", "24::0.5"):
+        with pytest.raises(ValueError, match=rf"setting '{re.escape(bad)}': expected max_steps:learning_rate"):
+            parse_setting(bad)
+    training = parse_setting("24:0.0006:0.5").applied_to(TrainingSettings(method="dpo", max_steps=99))
+    hp = choose_method(shape(600), training, PlanningSettings()).hyperparameters
+    assert (hp["max_steps"], hp["learning_rate"], hp["loss_type"], hp["loss_weights"]) == (
+        24, 0.0006, ["sigmoid", "sft"], [1.0, 0.5])
+
+
+def test_demo_tuning_refuses_a_bad_setting_in_one_line_before_any_work(tmp_path, capsys):
+    from alignloop.demo_tuning import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--workdir", str(tmp_path / "w"), "24:0.0006", "24:0.0006:lots"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith("setting '24:0.0006:lots': expected max_steps:learning_rate[:sft_weight], e.g. 24:0.0006 or "
+                        "24:0.0006:0.5")
+    assert not (tmp_path / "w").exists()  # nothing was ingested or trained
