@@ -310,7 +310,10 @@ class EvaluationSettings(_Settings):
                               "answers, KL, side-by-side samples); 0 = skip. Below promotion.min_prompts those checks "
                               "are unmeasured.")
     max_new_tokens: int = Field(48, ge=1, description="Longest generated answer, in tokens.")
-    kl_samples: int = Field(1, ge=0, description="Answers sampled from the candidate per prompt for the KL estimate.")
+    kl_samples: int = Field(
+        1, ge=0, description="Answers sampled (temperature 1) from the candidate per prompt for the KL estimate; with a "
+        "judge the reference samples as many (once per prompt set, then cached) for the win rate on sampled answers. "
+        "0 = neither.")
     ppl_text: Path | None = Field(
         None, description="Text for the perplexity guard; default the one shipped in pipeline/evaluation/.")
     cache_dir: Path | None = Field(None, description="Reference-score cache (default <workdir>/.cache/eval).")
@@ -345,8 +348,9 @@ class PromotionSettings(_Settings):
         0.10, ge=0.0, description="The upper bound of the 95% interval of the candidate's share of degenerate answers "
                                   "(empty, repeating, cut off) minus the reference's must lie below this.")
     min_judge_win_rate: float | None = Field(
-        0.5, ge=0.5, le=1.0, description="The lower bound of the 95% interval of the judged win rate over the champion "
-                                         "(or reference) must lie strictly above this; usable judge only.")
+        0.5, ge=0.5, le=1.0, description="The lower bound of the 95% interval of the judged win rate of greedy answers "
+                                         "over the champion (or reference) must lie strictly above this; usable "
+                                         "judge only (the win rate of sampled answers is reported, not gated).")
     require_usable_judge: bool = Field(
         False, description="Count a missing or unusable judge as unmeasured (refused) instead of leaving it out.")
     auto_promote: bool = Field(False, description="Make a challenger that passes every check champion right away.")

@@ -51,6 +51,12 @@ class EvalReport:
     win_rate: Interval | None = None        # candidate over champion (or reference), judged
     win_rate_against: str | None = None     # "champion" | "reference"
     win_rate_reference: Interval | None = None  # candidate over the reference, when the first is the champion
+    # The same judge on sampled answers (temperature 1): the candidate's over the reference's, to the same
+    # prompts, sampled_per_prompt draws each. Reported beside the greedy win rate; the gate reads the greedy one.
+    sampled_win_rate: Interval | None = None
+    sampled_prompts: int = 0
+    sampled_per_prompt: int = 0
+    reference_samples_cached: bool | None = None  # the reference's sampled answers came from the on-disk cache
     seconds_parts: dict[str, float] = field(default_factory=dict)  # scoring, generation, judge, guards
     samples: list[dict[str, Any]] = field(default_factory=list)
     per_pair: list[dict[str, Any]] = field(default_factory=list, repr=False)
@@ -107,6 +113,9 @@ class EvalReport:
             interval("eval_judge_win_rate", self.win_rate)
             interval("eval_judge_win_rate_reference", self.win_rate_reference)
             m["eval_judge_prompts"] = float(self.judge_prompts)
+            if self.sampled_win_rate is not None:
+                interval("eval_judge_sampled_win_rate", self.sampled_win_rate)
+                m["eval_judge_sampled_prompts"] = float(self.sampled_prompts)
         m["eval_pairs"] = float(self.n_pairs)
         m["eval_prompts"] = float(self.n_prompts)
         m["eval_truncated_pairs"] = float(self.truncated_pairs)
@@ -131,7 +140,10 @@ class EvalReport:
             "judge": None if self.judge is None else {
                 **self.judge.to_dict(), "prompts": self.judge_prompts,
                 "win_rate": iv(self.win_rate), "win_rate_against": self.win_rate_against,
-                "win_rate_reference": iv(self.win_rate_reference)},
+                "win_rate_reference": iv(self.win_rate_reference),
+                "sampled_win_rate": iv(self.sampled_win_rate), "sampled_against": "reference",
+                "sampled_prompts": self.sampled_prompts, "sampled_per_prompt": self.sampled_per_prompt,
+                "reference_samples_cached": self.reference_samples_cached},
             "generation": {"prompts": self.generation_prompts, "degenerate_rate": self.degenerate_rate,
                            "degenerate_rate_reference": self.degenerate_rate_reference,
                            "refusal_rate": self.refusal_rate, "refusal_rate_reference": self.refusal_rate_reference},

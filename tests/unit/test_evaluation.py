@@ -232,3 +232,78 @@ def test_on_too_few_prompts_the_metrics_carry_no_interval_rather_than_a_zero_wid
     m = evaluate_candidate(tiny_dir, tiny_dir, _pairs(4), beta=0.1, options=_options(tmp_path), device="cpu").metrics()
     assert m["eval_pref_accuracy_delta"] == 0.0 and m["eval_prompts"] == 4
     assert "eval_pref_accuracy_delta_ci_low" not in m and "eval_kl_reference_ci_low" not in m
+
+
+class _RuleJudge:
+    """Prefers an answer with GOOD in it, then the longer one: graded perfect on _judged_pairs, and a
+    verdict on any two answers that the test can recompute."""
+
+    kind, provenance, n_fit_pairs, fitted_prompt_keys = "rule", "a rule: GOOD first, then the longer answer", 0, None
+
+    @staticmethod
+    def verdict(a: str, b: str) -> float:
+        x, y = ("GOOD" in a, len(a)), ("GOOD" in b, len(b))
+        return 1.0 if x > y else 0.0 if x < y else 0.5
+
+    def prefer(self, prompts, first, second) -> list[float]:
+        return [self.verdict(a, b) for a, b in zip(first, second, strict=True)]
+
+
+def _judged_pairs(n_prompts: int = 12) -> list[EvalPair]:
+    return [EvalPair([{"role": "user", "content": f"What is {i} + {i}?"}], f"It is {2 * i}. GOOD, happy to help.",
+                     "No.", 1) for i in range(n_prompts)]
+
+
+def test_the_sampled_win_rate_judges_sampled_answers_generated_once(tmp_path, tiny_dir, adapter_dir, monkeypatch):
+    """The win rate on sampled answers judges the candidate's KL samples (not generated again) against the
+    reference's sampled answers to the same prompts (sampled once per prompt set, then cached); never the
+    greedy answers."""
+    import alignloop.evaluation.generation as generation
+    from alignloop.evaluation.answers import REFERENCE_SEED_OFFSET
+    from alignloop.evaluation.scoring import ModelSet
+
+    pairs, judge = _judged_pairs(), _RuleJudge()
+    options = _options(tmp_path, generation_prompts=12, kl_samples=2, ppl_text=None)
+    prompts = [p.prompt for p in pairs]
+    asked = [p for p in prompts for _ in range(2)]
+    gen = dict(max_new_tokens=options.max_new_tokens, batch_size=options.batch_size, device="cpu",
+               max_prompt_tokens=options.max_length)
+    models = ModelSet(adapter_dir, tiny_dir, None, "cpu")
+    drawn, greedy = {}, {}
+    for name, seed in (("candidate", options.seed), ("reference", options.seed + REFERENCE_SEED_OFFSET)):
+        with models.use(name) as model:
+            drawn[name] = generation.generate_answers(model, load_tokenizer(tiny_dir), asked, sample=True, seed=seed,
+                                                      **gen).texts
+            greedy[name] = generation.generate_answers(model, load_tokenizer(tiny_dir), prompts, **gen).texts
+    expected = sum(map(judge.verdict, drawn["candidate"], drawn["reference"])) / len(asked)
+    from_greedy = sum(map(judge.verdict, greedy["candidate"], greedy["reference"])) / len(prompts)
+    assert drawn["candidate"][::2] != greedy["candidate"] and expected != from_greedy  # the test can tell them apart
+
+    calls: list[bool] = []
+    original = generation.generate_answers
+
+    def counted(*args, **kw):
+        calls.append(kw.get("sample", False))
+        return original(*args, **kw)
+
+    monkeypatch.setattr(generation, "generate_answers", counted)
+    first = evaluate_candidate(adapter_dir, tiny_dir, pairs, beta=0.1, options=options, device="cpu", judge=judge)
+    assert sorted(calls) == [False, False, True, True]  # greedy twice, sampled once per model
+    m = first.metrics()
+    assert m["eval_judge_sampled_win_rate"] == pytest.approx(expected)
+    assert m["eval_judge_win_rate"] == pytest.approx(from_greedy)
+    assert m["eval_judge_sampled_win_rate_ci_low"] <= expected <= m["eval_judge_sampled_win_rate_ci_high"]
+    assert m["eval_judge_sampled_prompts"] == 12 and m["eval_kl_prompts"] == 12
+    assert {"eval_seconds_reference_sampling", "eval_seconds_judge_sampled"} <= set(m)
+    judged = json.loads(first.write(tmp_path / "run").read_text())["judge"]
+    assert judged["sampled_win_rate"]["value"] == pytest.approx(expected)
+    assert (judged["sampled_against"], judged["sampled_prompts"], judged["sampled_per_prompt"]) == ("reference", 12, 2)
+    assert judged["reference_samples_cached"] is False
+
+    calls.clear()
+    again = evaluate_candidate(adapter_dir, tiny_dir, pairs, beta=0.1, options=options, device="cpu", judge=judge)
+    assert sorted(calls) == [False, False, True] and again.reference_samples_cached is True
+    assert again.metrics()["eval_judge_sampled_win_rate"] == pytest.approx(expected)
+    # An unusable judge's win rates are not metrics, the sampled one included.
+    untrusted = replace(first, judge=replace(first.judge, usable=False)).metrics()
+    assert "eval_judge_sampled_win_rate" not in untrusted and "eval_judge_win_rate" not in untrusted
