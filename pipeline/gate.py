@@ -231,9 +231,11 @@ def _judge(gi: GateInput, settings: PromotionSettings) -> Check:
     if not (_finite(low) and _finite(high)):
         return Check(JUDGED, None, f"{label}: the judge is usable but no win rate interval was measured")
     ok = low > limit
+    # The greedy answers decide: they are what the model answers by default. The win rate on sampled answers
+    # (eval_judge_sampled_win_rate) is reported beside it, not gated.
     return Check(JUDGED, ok, f"{label}: {_interval_text(m, 'eval_judge_win_rate', '{:.3f}')} on "
-                 f"{m['eval_judge_prompts']:.0f} prompts; lower bound {low:.3f} {'>' if ok else '≤'} {limit:.3f} "
-                 "(promotion.min_judge_win_rate)")
+                 f"{m['eval_judge_prompts']:.0f} prompts, greedy answers; lower bound {low:.3f} "
+                 f"{'>' if ok else '≤'} {limit:.3f} (promotion.min_judge_win_rate)")
 
 
 # Which way each setting tightens the gate: "min" settings are stricter higher, "max" ones lower;

@@ -151,12 +151,16 @@ def _generation(metrics: Mapping[str, float], report: Mapping[str, Any]) -> str:
     if not n:
         return "<p id=\"generation\">The models did not answer held-out prompts in this evaluation.</p>"
     against = report.get("samples_against") or _other_name(report)
+    per_prompt = (report.get("judge") or {}).get("sampled_per_prompt")
+    draws = f", {per_prompt} per prompt" if per_prompt else ""
     rows = [
-        (f"judged win rate over the {against}", _ci(metrics, "eval_judge_win_rate"),
+        (f"judged win rate over the {against}, greedy answers (gated)", _ci(metrics, "eval_judge_win_rate"),
          _num(metrics.get("eval_judge_prompts"), "{:.0f}")),
-        *([("judged win rate over the reference", _ci(metrics, "eval_judge_win_rate_reference"),
+        *([("judged win rate over the reference, greedy answers", _ci(metrics, "eval_judge_win_rate_reference"),
              _num(metrics.get("eval_judge_prompts"), "{:.0f}") if "eval_judge_win_rate_reference" in metrics else "—")]
           if against != "reference" else []),
+        (f"judged win rate over the reference, sampled answers (temperature 1{draws})",
+         _ci(metrics, "eval_judge_sampled_win_rate"), _num(metrics.get("eval_judge_sampled_prompts"), "{:.0f}")),
         ("answer length, challenger/reference", _ci(metrics, "eval_length_ratio"), _num(n, "{:.0f}")),
         ("KL from the reference (nats per answer)", _ci(metrics, "eval_kl_reference"),
          _num(metrics.get("eval_kl_prompts"), "{:.0f}")),
@@ -263,7 +267,8 @@ def _timing(report: Mapping[str, Any]) -> str:
     seconds = report.get("seconds") or {}
     if not seconds:
         return ""
-    parts = ", ".join(f"{_e(k)} {v:.0f} s" for k, v in seconds.items() if k != "total" and _finite(v))
+    parts = ", ".join(f"{_e(k.replace('_', ' '))} {v:.0f} s" for k, v in seconds.items()
+                      if k != "total" and _finite(v))
     return f'<p class=small id="timing">Evaluation took {_num(seconds.get("total"), "{:.0f}")} s ({parts}).</p>'
 
 

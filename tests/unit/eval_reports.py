@@ -23,7 +23,8 @@ def eval_report(*, delta: Triple = (0.06, 0.02, 0.10), reference: float = 0.60,
                 kl: float | Triple | None = 1.5, ppl_rise: float | Triple | None = 0.02,
                 length_ratio: float | Triple | None = 1.1, degenerate_delta: float | Triple | None = 0.0,
                 judge_usable: bool | None = True, win_rate: float | Triple = 0.62, prompts: int = 40,
-                generation_prompts: int = 32, samples: int = 3) -> dict[str, Any]:
+                generation_prompts: int = 32, samples: int = 3,
+                sampled_win_rate: float | Triple | None = None) -> dict[str, Any]:
     """A report whose candidate gains `delta` (value, ci_low, ci_high) over the reference, measured on
     `prompts` held-out prompts, with `generation_prompts` prompts answered (and judged) by both models."""
     candidate = reference + delta[0]
@@ -54,6 +55,10 @@ def eval_report(*, delta: Triple = (0.06, 0.02, 0.10), reference: float = 0.60,
         if judge_usable:
             m.update(interval("eval_judge_win_rate", *_triple(win_rate, 0.1)))
             m["eval_judge_prompts"] = float(generation_prompts)
+        if judge_usable and sampled_win_rate is not None:  # two sampled answers a prompt, as kl_samples: 2 gives
+            m.update(interval("eval_judge_sampled_win_rate", *_triple(sampled_win_rate, 0.1)))
+            m["eval_judge_sampled_prompts"] = float(generation_prompts)
+            judge.update(sampled_per_prompt=2, sampled_prompts=generation_prompts)
     against = "champion" if champion_version is not None else "reference"
     return {
         "eval_set_hash": set_hash,

@@ -54,8 +54,8 @@ def test_a_clear_gain_with_no_champion_passes_every_default_check():
         "(promotion.max_ppl_rise)",
         "pass: degenerate answers, candidate − reference share: +0.0% 95% CI [-5.0%, +5.0%]; upper bound +5.0% < "
         "+10.0% (promotion.max_degenerate_rise)",
-        "pass: judged win rate over the reference: 0.620 95% CI [0.520, 0.720] on 32 prompts; lower bound 0.520 > "
-        "0.500 (promotion.min_judge_win_rate)",
+        "pass: judged win rate over the reference: 0.620 95% CI [0.520, 0.720] on 32 prompts, greedy answers; "
+        "lower bound 0.520 > 0.500 (promotion.min_judge_win_rate)",
     ]
 
 

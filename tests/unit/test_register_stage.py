@@ -120,6 +120,25 @@ def test_auto_promotion_takes_a_passing_candidate_and_leaves_a_failing_one_regis
 
 
 @pytest.mark.slow
+def test_the_sft_weight_is_an_mlflow_param_and_the_sampled_win_rate_a_metric_beside_the_greedy_one(tmp_path, base_dir):
+    settings = _settings(tmp_path)
+    report = eval_report(sampled_win_rate=(0.58, 0.47, 0.69))
+    planned = _run_folder(settings, "r1", base_dir, report)
+    plan = {**PLAN, "hyperparameters": {**PLAN["hyperparameters"], "loss_type": ["sigmoid", "sft"],
+                                        "loss_weights": [1.0, 0.5], "sft_weight": 0.5}}
+    (planned.run_dir / "plan.json").write_text(json.dumps(plan))
+    registered = stages.register(settings, runs.latest_run(settings, "r1"))
+    row = next(r for r in registry.describe(settings.tracking_uri, TARGET) if r["version"] == registered.version)
+    run = MlflowClient(settings.tracking_uri).get_run(row["run_id"]).data
+    assert (run.params["hp.sft_weight"], run.params["hp.loss_weights"]) == ("0.5", "[1.0, 0.5]")
+    assert run.params["hp.loss_type"] == '["sigmoid", "sft"]'
+    assert (run.metrics["eval_judge_sampled_win_rate"], run.metrics["eval_judge_sampled_win_rate_ci_low"],
+            run.metrics["eval_judge_sampled_win_rate_ci_high"], run.metrics["eval_judge_sampled_prompts"]) == (
+        0.58, 0.47, 0.69, 32.0)
+    assert run.metrics["eval_judge_win_rate"] == 0.62  # the greedy one, which the gate reads, beside it
+
+
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 def test_a_lora_version_is_logged_merged_loads_in_a_fresh_process_and_serves_after_the_training_files_are_gone(
         tmp_path, base_dir):

@@ -27,7 +27,7 @@ def _run_dir(tmp_path: Path) -> Path:
     run_dir = tmp_path / "20261030T100000-abcdef12"
     run_dir.mkdir()
     report = eval_report(delta=(0.047, 0.012, 0.081), champion_version=3, champion_delta=(0.031, 0.014, 0.058),
-                         samples=25)
+                         samples=25, sampled_win_rate=(0.57, 0.46, 0.69))
     report["samples"][0]["candidate"] = "Paris <b>is</b> the capital & a fine city."
     report["samples"][1].update(candidate="", candidate_degenerate="empty", judged_vs_champion=0.0)
     report["samples"][2].update(candidate="ok ok ok ok ok ok ok ok ok", candidate_degenerate="repeating")
@@ -65,7 +65,12 @@ def test_the_page_holds_the_verdict_intervals_data_method_and_twenty_escaped_sam
     assert '<span class="degenerate">[repeating answer]</span> ok ok ok' in page
     assert page.count("challenger wins") == 19 and page.count("challenger loses") == 1
     # The generation checks and the judge's provenance.
-    assert "judged win rate over the champion</th><td>0.620 <span class=ci>[0.520, 0.720]</span></td><td>32</td>" in page
+    assert ("judged win rate over the champion, greedy answers (gated)</th><td>0.620 <span class=ci>"
+            "[0.520, 0.720]</span></td><td>32</td>") in page
+    # The win rate of sampled answers right beside it, with its interval and prompts.
+    assert ("judged win rate over the reference, sampled answers (temperature 1, 2 per prompt)</th><td>0.570 "
+            "<span class=ci>[0.460, 0.690]</span></td><td>32</td>") in page
+    assert page.index("greedy answers (gated)") < page.index("sampled answers (temperature 1")
     assert "Held-out accuracy <b>0.810</b> (no interval) on 120 pairs" in page
     assert "Fitted on: cross-fitted on held-out prompts (2 folds)." in page
     assert "Evaluation took 95 s (scoring 20 s, generation 50 s, judge 20 s, guards 5 s)" in page
@@ -90,6 +95,7 @@ def test_headless_chromium_renders_a_non_blank_page_with_the_key_numbers_in_the_
     dom = subprocess.run([*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
     assert 'id="verdict">Gate verdict: <b>PASS</b>' in dom
     assert "+0.031" in dom and "[+0.014, +0.058]" in dom and "Kind answer 19" in dom
+    assert "sampled answers (temperature 1, 2 per prompt)</th><td>0.570 <span class=\"ci\">[0.460, 0.690]" in dom
     assert "Fitted on: cross-fitted on held-out prompts (2 folds)." in dom and "[empty answer]" in dom
     assert "20 of the 25 held-out prompts" in dom and dom.count("Hello there, how can I help?") == 20
     assert dom.count('<img id="plot-') == 3
