@@ -13,7 +13,9 @@ A column DuckDB types JSON (its values differ in type from row to row) comes as 
 (`arrow.json`, see connectors/base.py), so no string keeps its quotes. A JSONL file DuckDB refuses
 because of a few lines (invalid UTF-8, broken JSON, a line that is not an object) is read again from a
 readable copy, each such row carrying its reason in `_row_problem`: one bad line spoils one row. So is
-a CSV file with bytes that are not UTF-8, each row holding one marked with it.
+a JSON file (an array: one row per element, named by its index; a file of one object per line: by line),
+and a CSV file with bytes that are not UTF-8, each row holding one marked with it. A JSON file whose
+syntax breaks, so that its rows cannot be told apart, is one error naming the file, line and column.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -192,16 +194,18 @@ class FilesConnector:
             return
         except _Unparsed as e:
             # A file the core tracks loses only its unreadable rows (quarantined by line or row), never the others.
-            if window.loaded_files is None or fmt not in ("jsonl", "csv"):
+            if window.loaded_files is None or fmt == "parquet":
                 raise ConnectorTerminalError(str(e)) from None
             failure = e
-        repaired = self._repaired_jsonl(con, name) if fmt == "jsonl" else self._repaired_csv(con, name)
-        if repaired is None:  # no line a JSON object, or no byte that is not UTF-8: the file is not what it claims
+        repaired = self._repaired(con, name, fmt)
+        if repaired is None:  # no row a JSON object, or no byte that is not UTF-8: the file is not what it claims
             raise ConnectorTerminalError(str(failure)) from None
         path, marked = repaired
         try:
+            if not path.stat().st_size:  # an empty array, or no line but blank ones: no rows
+                return
             row = 0  # rows of the copy, in file order; those yielded before DuckDB gave up are not yielded again
-            for batch in self._select(con, name, digest, window, fmt, str(path)):
+            for batch in self._select(con, name, digest, window, fmt, str(path), copy=True):
                 start, row = row, row + batch.num_rows
                 if row <= yielded:
                     continue
@@ -211,10 +215,18 @@ class FilesConnector:
         finally:
             path.unlink(missing_ok=True)
 
+    def _repaired(self, con: duckdb.DuckDBPyConnection, name: str, fmt: str) -> tuple[Path, Marker] | None:
+        if fmt == "csv":
+            return self._repaired_csv(con, name)
+        if fmt == "jsonl":
+            return _repaired_jsonl(name, self._lines(con, name))
+        return _repaired_json(name, b"".join(self._lines(con, name)))
+
     def _select(self, con: duckdb.DuckDBPyConnection, name: str, digest: str, window: Window, fmt: str,
-                read_path: str) -> Iterator[pa.RecordBatch]:
-        """The window's rows of file `name`, read from `read_path` (the file, or a readable copy of it)."""
-        source = _source_sql(fmt)
+                read_path: str, copy: bool = False) -> Iterator[pa.RecordBatch]:
+        """The window's rows of file `name`, read from `read_path`: the file, or (`copy`) a readable copy of it,
+        JSONL for a JSON file."""
+        source = _source_sql(fmt, copy)
         params: dict[str, object] = {"path": read_path}
         try:
             described = con.execute(f"DESCRIBE SELECT * FROM {source}", {"path": read_path}).fetchall()
@@ -259,35 +271,9 @@ class FilesConnector:
             reader = con.execute(sql, params).to_arrow_reader(self.settings.batch_size)
             for batch in reader:
                 yield mark_json(batch, marked) if marked else batch
-        except duckdb.Error as e:
+        # What DuckDB meets after the first batch comes through Arrow's stream, as OSError.
+        except (duckdb.Error, OSError, pa.ArrowException) as e:
             raise self._read_error(e, name, fmt) from None
-
-    def _repaired_jsonl(self, con: duckdb.DuckDBPyConnection, name: str) -> tuple[Path, Marker] | None:
-        """A readable copy of a JSONL file DuckDB refused, and what marks each row of the copy read with why its
-        line was unreadable (blank lines are left out of the copy). A line of invalid UTF-8 keeps its values,
-        the bytes written as \\xNN escapes; a line that is not a JSON object becomes an empty row. None: no line
-        is a JSON object."""
-        fd, tmp = tempfile.mkstemp(suffix=".jsonl", prefix="alignloop-")
-        problems: dict[int, str] = {}
-        row = objects = 0
-        with os.fdopen(fd, "wb") as out:
-            for number, line in enumerate(self._lines(con, name), start=1):
-                if not line.strip():
-                    continue
-                fixed, problem = _readable_line(line)
-                if problem is not None:
-                    problems[row] = f"line {number} of {Path(name).name} {problem}"
-                objects += fixed != b"{}"
-                out.write(fixed + b"\n")
-                row += 1
-        if not objects:
-            os.unlink(tmp)
-            return None
-
-        def marked(batch: pa.RecordBatch, start: int) -> pa.RecordBatch:
-            marks = [problems.get(start + i) for i in range(batch.num_rows)]
-            return batch.append_column(ROW_PROBLEM, pa.array(marks, pa.string()))
-        return Path(tmp), marked
 
     def _repaired_csv(self, con: duckdb.DuckDBPyConnection, name: str) -> tuple[Path, Marker] | None:
         """A readable copy of a CSV file with bytes that are not UTF-8, each such byte written as a noncharacter
@@ -338,9 +324,11 @@ class FilesConnector:
             yield from f
 
     def _read_error(self, e: Exception, name: str, fmt: str) -> ConnectorError:
-        if _is_remote(name) and isinstance(e, (duckdb.HTTPException, duckdb.IOException)):
+        text = _first_line(e)  # an error from Arrow's stream is an OSError holding DuckDB's words
+        if _is_remote(name) and (isinstance(e, (duckdb.HTTPException, duckdb.IOException))
+                                 or text.startswith(("HTTP Error", "IO Error"))):
             return self._remote_error(e, f"reading {name}")
-        unparsed = isinstance(e, duckdb.InvalidInputException) or (
+        unparsed = isinstance(e, duckdb.InvalidInputException) or text.startswith("Invalid Input Error") or (
             isinstance(e, duckdb.BinderException) and "non-record JSON" in str(e))
         kind = _Unparsed if unparsed else ConnectorTerminalError
         return kind(
@@ -353,10 +341,129 @@ Marker = Callable[[pa.RecordBatch, int], pa.RecordBatch]
 # Stands for a byte that is not UTF-8 in a readable copy of a CSV file: a noncharacter, which text does not use.
 _NOT_UTF8 = "\ufdd0"
 _SURROGATES = re.compile("[\udc80-\udcff]")
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
 
 
 class _Unparsed(ConnectorTerminalError):
     """DuckDB could not parse a file (a line of invalid UTF-8, or of broken JSON)."""
+
+
+def _repaired_jsonl(name: str, lines: Iterable[bytes]) -> tuple[Path, Marker] | None:
+    """A readable copy of a JSONL file DuckDB refused, and what marks each row of the copy read with why its
+    line was unreadable (blank lines are left out of the copy). A line of invalid UTF-8 keeps its values,
+    the bytes written as \\xNN escapes; a line that is not a JSON object becomes an empty row. None: no line
+    is a JSON object."""
+    shown = Path(name).name
+    rows = ((number, *_readable_line(line)) for number, line in enumerate(lines, start=1) if line.strip())
+    return _copy((fixed, problem and f"line {number} of {shown} {problem}") for number, fixed, problem in rows)
+
+
+def _repaired_json(name: str, data: bytes) -> tuple[Path, Marker] | None:
+    """A readable JSONL copy of a JSON file DuckDB refused (`data`: its bytes), marked as `_repaired_jsonl`'s.
+    An array gives one row per element, named by its index (from 0) in the reasons; objects one after another
+    (one object, or one per line) give one row each, named by the line it starts on. A row that is not an
+    object is an empty row; one of invalid UTF-8 keeps its values, the bytes as \\xNN escapes. None: no row
+    is an object. JSON whose syntax breaks, so that its rows cannot be told apart, is one error naming where,
+    unless the file holds an object per line: then each line is a row, as in a JSONL file."""
+    text = data.decode(errors="surrogateescape")
+    start = _space(text, 1 if text.startswith("\ufeff") else 0)
+    shown = Path(name).name
+    try:
+        if text.startswith("[", start):
+            return _copy(_array_rows(text, start, shown))
+        try:
+            return _copy(_value_rows(text, start, shown))
+        except json.JSONDecodeError:
+            if not _one_per_line(text):
+                raise
+        return _repaired_jsonl(name, io.BytesIO(data))
+    except json.JSONDecodeError as e:
+        raise ConnectorTerminalError(
+            f"files: {name} is not valid JSON at line {e.lineno}, column {e.colno} ({e.msg}), so its rows cannot "
+            f"be told apart; fix the file there") from None
+
+
+def _array_rows(text: str, pos: int, shown: str) -> Iterator[tuple[bytes, str | None]]:
+    """Each element of the JSON array opening at text[pos] as a JSONL line, and why it could not be read as a
+    row (None: it can). Raises json.JSONDecodeError where the array's syntax breaks."""
+    decoder = json.JSONDecoder()
+    pos = _space(text, pos + 1)
+    closed = text.startswith("]", pos)
+    index = 0
+    while not closed:
+        value, end = decoder.raw_decode(text, pos)
+        yield _readable_value(value, text[pos:end], f"element {index} of {shown}")
+        index, pos = index + 1, _space(text, end)
+        closed = text.startswith("]", pos)
+        if not closed:
+            if not text.startswith(",", pos):
+                raise json.JSONDecodeError("Expecting ',' delimiter or ']'", text, pos)
+            pos = _space(text, pos + 1)
+    if _space(text, pos + 1) != len(text):
+        raise json.JSONDecodeError("Extra data", text, _space(text, pos + 1))
+
+
+def _value_rows(text: str, pos: int, shown: str) -> Iterator[tuple[bytes, str | None]]:
+    """The JSON values written one after another from text[pos], each as `_array_rows` gives an element."""
+    decoder = json.JSONDecoder()
+    line = 1 + text.count("\n", 0, pos)
+    while pos < len(text):
+        value, end = decoder.raw_decode(text, pos)
+        yield _readable_value(value, text[pos:end], f"line {line} of {shown}")
+        line += text.count("\n", pos, _space(text, end))
+        pos = _space(text, end)
+
+
+def _one_per_line(text: str) -> bool:
+    """Whether the first line that is not blank is a JSON object on its own (the file is JSON Lines)."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    try:
+        return isinstance(json.loads(first), dict)
+    except ValueError:
+        return False
+
+
+def _readable_value(value: Any, raw: str, where: str) -> tuple[bytes, str | None]:
+    """One decoded JSON value (`raw`: its text) as a JSONL line DuckDB can read, and why it is no row as written
+    (None: it is). Valid JSON text holds no line break outside its whitespace, so a value written over several
+    lines is the same value on one."""
+    if not isinstance(value, dict):
+        return b"{}", f"{where} is not a JSON object (a {type(value).__name__})"
+    if not _SURROGATES.search(raw):
+        return raw.replace("\r", " ").replace("\n", " ").encode(), None
+    return json.dumps(_escaped(value)).encode(), f"{where} is not valid UTF-8 (its bytes are kept as \\xNN escapes)"
+
+
+def _copy(rows: Iterable[tuple[bytes, str | None]]) -> tuple[Path, Marker] | None:
+    """The rows (a JSONL line and its problem, or None) written to a temporary file, and what marks each row
+    read from it with its problem. None: no row is a JSON object (the file is empty when there is no row)."""
+    fd, tmp = tempfile.mkstemp(suffix=".jsonl", prefix="alignloop-")
+    problems: dict[int, str] = {}
+    row = objects = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for fixed, problem in rows:
+                if problem is not None:
+                    problems[row] = problem
+                objects += fixed != b"{}"
+                out.write(fixed + b"\n")
+                row += 1
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    if row and not objects:
+        os.unlink(tmp)
+        return None
+
+    def marked(batch: pa.RecordBatch, start: int) -> pa.RecordBatch:
+        marks = [problems.get(start + i) for i in range(batch.num_rows)]
+        return batch.append_column(ROW_PROBLEM, pa.array(marks, pa.string()))
+    return Path(tmp), marked
+
+
+def _space(text: str, pos: int) -> int:
+    """Where the JSON whitespace from `pos` ends."""
+    return _JSON_SPACE.match(text, pos).end()
 
 
 def _readable_line(line: bytes) -> tuple[bytes, str | None]:
@@ -407,12 +514,16 @@ def _load_httpfs(con: duckdb.DuckDBPyConnection) -> None:
     con.load_extension(str(found[0]))  # straight from the wheel: nothing is copied into ~/.duckdb
 
 
-def _source_sql(fmt: str) -> str:
-    """The table function reading one file; its path is the bound parameter $path."""
+def _source_sql(fmt: str, copy: bool = False) -> str:
+    """The table function reading one file, or (`copy`) the readable copy made of it, whose types are told from
+    every row: a value of another type than the first rows' is a value of a JSON column, not an error.
+    Its path is the bound parameter $path."""
+    if copy and fmt != "csv":
+        return "read_json($path, format = 'newline_delimited', records = 'true', sample_size = -1)"
     if fmt == "jsonl":  # every line a row of named columns: a line that is not an object is an error, not a row
         return "read_json($path, format = 'newline_delimited', records = 'true')"
-    if fmt == "json":
-        return "read_json($path, format = 'auto')"
+    if fmt == "json":  # an array of objects, or objects one after another: one that is not an object is an error
+        return "read_json($path, format = 'auto', records = 'true')"
     if fmt == "csv":
         # Exports name their columns: never guess a header away. CSV has no types: every value is read as the
         # text it is ("007" stays "007"), and the shapes read numbers and times from it as they do from JSON text.

@@ -9,6 +9,7 @@ never into its JSON encoding.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -162,6 +163,136 @@ def test_a_file_with_no_json_line_is_still_one_error_naming_the_format(tmp_path)
     path.write_text("id,prompt\n1,hello\n")
     with pytest.raises(TerminalError, match=r"could not be read as jsonl .*options\.format"):
         ingest(tmp_path, path)
+
+
+# ------------------------------------------------------------------------------------------- JSON arrays
+def write_json(path: Path, elements: list[Any], indent: int | None = None) -> Path:
+    """A JSON array (gzipped when the name ends in .gz): each item a value (written as JSON) or bytes (written
+    as they are: a bad element)."""
+    items = [x if isinstance(x, bytes) else json.dumps(x, indent=indent).encode() for x in elements]
+    data = b"[" + (b",\n" if indent else b", ").join(items) + b"]"
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+    return path
+
+
+# One bad element of each kind, put at index 5 of an array of good rows, and the reason it is quarantined with.
+BAD_ELEMENTS = {
+    "invalid-utf8": (b'{"id": "bad", "ts": "2026-11-02T11:00:00Z", "prompt": "Q?", "completion": "caf\xe9", '
+                     b'"label": "up"}', "element 5 of {name} is not valid UTF-8 (its bytes are kept as \\xNN escapes)"),
+    "not-an-object": (b'"just text"', "element 5 of {name} is not a JSON object (a str)"),
+    "a-list": (b'[{"id": "bad"}]', "element 5 of {name} is not a JSON object (a list)"),
+    "nan-text": (BAD_ROWS["nan-text"][0].encode(), "completion is NaN, not text"),
+    "infinite-ts": (BAD_ROWS["infinite-ts"][0].encode(), "ts inf is not a timestamp"),
+    "object-in-text": (BAD_ROWS["object-in-text"][0].encode(), "completion is an object, not text"),
+}
+
+
+@pytest.mark.parametrize("name", ["export.json", "export.json.gz"])
+@pytest.mark.parametrize("kind", list(BAD_ELEMENTS))
+def test_one_bad_element_of_a_json_array_is_quarantined_by_its_index_and_the_rest_lands(tmp_path, kind, name):
+    element, reason = BAD_ELEMENTS[kind]
+    rows: list[Any] = [good_row(i) for i in range(20)]
+    rows.insert(5, element)
+    store, result = ingest(tmp_path, write_json(tmp_path / name, rows))
+    with store:
+        got = store.con.execute("SELECT completion, label FROM unpaired ORDER BY completion").fetchall()
+        [(got_reason, payload)] = store.con.execute("SELECT reason, payload FROM quarantine").fetchall()
+        [(loaded,)] = store.con.execute("SELECT count(*) FROM loaded_files").fetchall()
+    assert got == sorted((f"Answer {i}.", bool(i % 2)) for i in range(20))
+    assert got_reason.startswith(reason.format(name=name)) and "\n" not in got_reason
+    assert (result.rows_read, result.unpaired_added, result.quarantined, loaded) == ({"rows": 21}, 20, 1, 1)
+    if kind == "invalid-utf8":  # the values it had, its bad byte written as an escape
+        assert json.loads(payload)["completion"] == "caf\\xe9"
+
+
+def test_a_pretty_printed_json_array_with_bad_bytes_and_nan_keeps_every_other_value_as_written(tmp_path):
+    """The rows are read again from a copy Python writes: text with quotes, backslashes and line breaks, NaN
+    and numbers must come through that copy as they were."""
+    rows: list[Any] = [good_row(i) for i in range(6)]
+    rows[1]["completion"] = 'Line one\nline "two" \\ three\t\u00e9\u4e2d'
+    rows[2]["completion"] = float("nan")
+    rows[3]["completion"] = ""
+    rows[4] = json.dumps(good_row(4), indent=2).encode().replace(b"Answer 4.", b"caf\xe9 \xff")
+    store, result = ingest(tmp_path, write_json(tmp_path / "pretty.json", rows, indent=2))
+    with store:
+        got = store.con.execute("SELECT event_id, completion FROM unpaired ORDER BY completion").fetchall()
+        reasons = dict(store.quarantine_reasons())
+        [payload] = store.con.execute("SELECT payload FROM quarantine WHERE reason LIKE 'element%'").fetchone()
+    assert [c for _, c in got] == ["Answer 0.", "Answer 5.", 'Line one\nline "two" \\ three\t\u00e9\u4e2d']
+    assert reasons == {"completion is NaN, not text": 1, "completion is empty": 1,
+                       "element 4 of pretty.json is not valid UTF-8 (its bytes are kept as \\xNN escapes)": 1}
+    assert json.loads(payload)["completion"] == "caf\\xe9 \\xff"
+    assert (result.rows_read, result.quarantined) == ({"rows": 6}, 3)
+
+
+@pytest.mark.parametrize("name", ["late.jsonl", "late.json"])
+def test_a_bad_row_after_the_rows_duckdb_samples_spoils_only_that_row_and_none_lands_twice(tmp_path, name):
+    """DuckDB tells types from the first 20,480 rows and refuses a later row only once it has streamed some
+    batches: the rows already given are not given again, and the refused row is quarantined on its own."""
+    n = 21_000
+    rows: list[Any] = [{"id": f"r{i}", "ts": "2026-11-02T10:00:00Z", "prompt": "Q?", "completion": f"Answer {i}.",
+                        "label": "up"} for i in range(n)]
+    rows.append({"id": "late-ts", "ts": "next tuesday", "prompt": "Q?", "completion": "A.", "label": "up"})
+    rows.append(b'{"id": "late-utf8", "ts": "2026-11-02T10:00:00Z", "prompt": "Q?", "completion": "caf\xe9", '
+                b'"label": "up"}')
+    path = (write_jsonl if name.endswith(".jsonl") else write_json)(tmp_path / name, rows)
+    source = SourceSettings(name="export", connector="files", options={"path": str(path)}, shape="unpaired")
+    with FeedbackStore(tmp_path / "store.duckdb") as store:
+        result = store.ingest(source, FilesConnector(FilesSettings(path=str(path), batch_size=4096)),
+                              settings=IngestSettings(max_bad_share=1))
+        [(landed, distinct)] = store.con.execute("SELECT count(*), count(DISTINCT event_id) FROM unpaired").fetchall()
+        reasons = dict(store.quarantine_reasons())
+    where = f"line {n + 2}" if name.endswith(".jsonl") else f"element {n + 1}"
+    assert reasons == {"ts 'next tuesday' is not an ISO-8601 timestamp": 1,
+                       f"{where} of {name} is not valid UTF-8 (its bytes are kept as \\xNN escapes)": 1}
+    assert (landed, distinct, result.rows_read, result.quarantined) == (n, n, {"rows": n + 2}, 2)
+
+
+def test_a_json_file_of_one_object_is_one_row_even_with_a_bad_byte(tmp_path):
+    row = good_row(1) | {"prompt": "Q?\nStill the prompt.", "extra": {"nested": [1, 2.50, "x"]}}
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "one.json").write_text(json.dumps(row, indent=2))
+    store, result = ingest(clean, clean / "one.json")
+    with store:
+        assert store.con.execute("SELECT completion FROM unpaired").fetchall() == [("Answer 1.",)]
+    (tmp_path / "one.json").write_bytes(json.dumps(row, indent=2).encode().replace(b"Answer 1.", b"caf\xe9"))
+    store, result = ingest(tmp_path, tmp_path / "one.json")
+    with store:
+        reasons = dict(store.quarantine_reasons())
+    assert reasons == {"line 1 of one.json is not valid UTF-8 (its bytes are kept as \\xNN escapes)": 1}
+    assert (result.rows_read, result.quarantined) == ({"rows": 1}, 1)
+
+
+def test_an_empty_json_array_lands_nothing_and_is_no_error(tmp_path):
+    store, result = ingest(tmp_path, write_json(tmp_path / "empty.json", []))
+    with store:
+        assert store.con.execute("SELECT count(*) FROM unpaired").fetchall() == [(0,)]
+    assert (result.rows_read, result.quarantined) == ({"rows": 0}, 0)
+
+
+def test_a_json_file_whose_syntax_breaks_fails_its_source_by_name_and_the_other_source_loads(tmp_path):
+    """Its rows cannot be told apart: the file's source merges nothing, not even its good file, and says where
+    the file breaks; the other source in the run still loads."""
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    write_json(exports / "a.json", [good_row(i) | {"completion": f"a {i}."} for i in range(4)])
+    good = json.dumps([good_row(i) for i in range(4)], indent=2).encode()
+    (exports / "b.json").write_bytes(good.replace(b'"Answer 2."', b'"Answer 2." "oops"'))
+    settings = _config(tmp_path, [
+        {"name": "exports", "connector": "files", "options": {"path": "exports/*.json"}, "shape": "unpaired"},
+        {"name": "kept", "connector": "files", "options": {"path": _thumbs_file(tmp_path, "kept.jsonl")},
+         "shape": "unpaired"}])
+    with pytest.raises(TerminalError) as err:
+        stages.ingest(settings)
+    message = str(err.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert "1 source(s) failed and merged nothing: source 'exports', input rows (table unpaired): files: " in message
+    assert f"{exports / 'b.json'} is not valid JSON at line 20, column 31 (Expecting ',' delimiter" in message
+    assert "fix the file there" in message and "The other sources loaded ('kept')" in message
+    with FeedbackStore(settings.store_path) as store:
+        assert store.con.execute("SELECT source, count(*) FROM unpaired GROUP BY ALL").fetchall() == [("kept", 5)]
+        assert store.con.execute("SELECT DISTINCT source FROM loaded_files").fetchall() == [("kept",)]
 
 
 # ------------------------------------------------------------------------------------------- PII
