@@ -3,6 +3,9 @@ httpfs from its offline wheel, keys only through ${ENV} and never in any message
 
 from __future__ import annotations
 
+import gzip
+import json
+
 import pytest
 
 from alignloop.connectors.base import ConnectorTerminalError, ConnectorTransientError
@@ -98,3 +101,24 @@ def test_missing_bucket_is_terminal(s3):
     ))
     with pytest.raises(ConnectorTerminalError, match="bucket name"):
         conn.check()
+
+
+def test_s3_json_array_with_one_element_of_invalid_utf8_quarantines_only_it(tmp_path, s3, monkeypatch):
+    """An object DuckDB refuses is read again from its downloaded bytes, element by element."""
+    monkeypatch.setenv("S3_KEY_ID", s3.access_key_id)
+    monkeypatch.setenv("S3_SECRET", s3.secret_access_key)
+    rows = [{"id": f"r{i}", "ts": f"2026-11-02T10:0{i}:00Z", "prompt": "Q?", "completion": f"Answer {i}.",
+             "label": "up"} for i in range(4)]
+    data = json.dumps(rows).encode().replace(b"Answer 2.", b"caf\xe9")
+    s3.client().put_object(Bucket="feedback", Key="arrays/export.json.gz", Body=gzip.compress(data))
+    config = _config(s3, "s3://feedback/arrays/*.json.gz")
+    config["sources"][0]["shape"] = "unpaired"
+    settings = settings_from_dict(config, base_dir=tmp_path)
+    [result] = stages.ingest(settings)
+    with FeedbackStore(settings.store_path) as store:
+        answers = store.con.execute("SELECT completion FROM unpaired ORDER BY ALL").fetchall()
+        [(reason, payload)] = store.con.execute("SELECT reason, payload FROM quarantine").fetchall()
+    assert answers == [("Answer 0.",), ("Answer 1.",), ("Answer 3.",)]
+    assert reason == "element 2 of export.json.gz is not valid UTF-8 (its bytes are kept as \\xNN escapes)"
+    assert json.loads(payload)["completion"] == "caf\\xe9"
+    assert (result.rows_read, result.quarantined) == ({"rows": 4}, 1)
