@@ -7,7 +7,9 @@ under its own name and streams
 `SELECT <columns> FROM <table> WHERE <cursor> >= ? AND <cursor> < ?` as Arrow batches, unsorted
 (the core needs no order). The window filter is pushed down to the server (DuckDB's scanners pass
 it on) and rows stream through, so memory stays bounded whatever the table's size. Why DuckDB and
-not ADBC is in connectors/postgres.py.
+not ADBC is in connectors/postgres.py. DuckDB reads a JSON column (PostgreSQL json/jsonb, MySQL and
+MariaDB JSON) as text holding the document, a string still in its quotes: the server's catalog tells
+which columns those are, and they come as JSON documents (`mark_json`), decoded by the core.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from alignloop.connectors.base import (
     ConnectorTerminalError,
     ConnectorTransientError,
     Window,
+    mark_json,
     quote_identifier,
     window_bounds,
 )
@@ -96,6 +99,9 @@ class Target:
     describe: str              # shown in messages: host, port, database, user; never a password
     secrets: tuple[str, ...]   # values that must never appear in a message
     query_function: str | None = None   # postgres_query / mysql_query: a query runs on the server
+    # Catalog queries run through query_function, tried in order until one runs: each returns (schema, table,
+    # column, whether the schema is the one an unqualified table name reads) of every column typed JSON.
+    json_catalog: tuple[str, ...] = ()
 
 
 def scrub(text: str, target: Target) -> str:
@@ -251,14 +257,41 @@ class AttachedReader:
     def read(self, window: Window) -> Iterator[pa.RecordBatch]:
         con, target = self._open()
         try:
+            json_columns = self._json_columns(con, target, window.table)
             result = self._run(con, target, window, "rows")
+            marked = [d[0] for d in result.description if d[0].lower() in json_columns]
             try:
-                reader = result.to_arrow_reader(self.settings.batch_size)
-                yield from reader
+                for batch in result.to_arrow_reader(self.settings.batch_size):
+                    yield mark_json(batch, marked) if marked else batch
             except duckdb.Error as e:
                 raise self._read_error(e, target, f"table {window.table}") from None
         finally:
             self._close(con)
+
+    def _json_columns(self, con: duckdb.DuckDBPyConnection, target: Target, table: str) -> set[str]:
+        """The table's columns the server types JSON (lower case). DuckDB reads them as text holding the JSON
+        document, a string still in its quotes; marked as JSON documents (`mark_json`), the core decodes each
+        value: a string lands as itself, a value that is no text where text belongs is quarantined. The
+        columns of a SELECT in options.query are not looked up: it selects what it means to read."""
+        if not target.json_catalog or self._query_for(table) is not None:
+            return set()
+        *schema, name = table.split(".")
+        params = {"table": name, "schema": schema[-1] if schema else None}
+        error: duckdb.Error | None = None
+        for catalog in target.json_catalog:  # the first that runs on this server (MySQL or MariaDB)
+            params["catalog"] = catalog
+            try:
+                rows = con.execute(
+                    f"SELECT DISTINCT lower(c.column_name) FROM {target.query_function}('{self.alias}', $catalog) "
+                    "AS c(table_schema, table_name, column_name, in_default_schema) "
+                    "WHERE lower(c.table_name) = lower($table) AND CASE WHEN $schema IS NULL "
+                    "THEN c.in_default_schema::BOOLEAN ELSE lower(c.table_schema) = lower($schema) END",
+                    params).fetchall()
+            except duckdb.Error as e:
+                error = error or e
+                continue
+            return {r[0] for r in rows}
+        raise self._read_error(error, target, f"the column types of table {table}") from None
 
     def count(self, window: Window) -> int:
         """Rows in the window, counted where they live."""

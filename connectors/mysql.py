@@ -2,6 +2,8 @@
 for them on PyPI; the extension streams, with the window's filter and order pushed to the server).
 
 The dsn is `mysql://user:${PW}@host:3306/database` (SecretStr, never shown); see connectors/attached.py.
+A JSON column of a table comes as JSON documents (a string lands without its quotes): MySQL's by its
+type, MariaDB's by its json_valid check (a MariaDB view does not carry it: unwrap there, or read the table).
 """
 
 from __future__ import annotations
@@ -30,6 +32,19 @@ _TRANSIENT = {
     "too many connections": "the server is busy; it is retried",
     "timed out": "the server did not answer in time; it is retried",
 }
+
+# Every column typed JSON. MySQL names the type; MariaDB stores JSON as LONGTEXT with the check
+# json_valid(`column`), which only its CHECK_CONSTRAINTS (with a TABLE_NAME, which MySQL's lacks) tell.
+_MYSQL_JSON_COLUMNS = """
+SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, TABLE_SCHEMA = DATABASE()
+FROM information_schema.COLUMNS WHERE DATA_TYPE = 'json'
+"""
+_MARIADB_JSON_COLUMNS = _MYSQL_JSON_COLUMNS + """
+UNION
+SELECT CONSTRAINT_SCHEMA, TABLE_NAME, SUBSTRING(CHECK_CLAUSE, 13, CHAR_LENGTH(CHECK_CLAUSE) - 14),
+       CONSTRAINT_SCHEMA = DATABASE()
+FROM information_schema.CHECK_CONSTRAINTS WHERE CHECK_CLAUSE LIKE 'json\\_valid(`%`)'
+"""
 
 
 class MySQLSettings(BaseModel):
@@ -83,4 +98,5 @@ class MySQLConnector:
             netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{netloc.rsplit('@', 1)[-1]}"
         attach = urlunsplit(("mysql", netloc, parts.path, parts.query, ""))
         describe = f"{parts.hostname or 'localhost'}:{port}/{parts.path[1:]} as {user}"
-        return Target("mysql", attach, describe, (*secrets, attach), "mysql_query")
+        return Target("mysql", attach, describe, (*secrets, attach), "mysql_query", (_MARIADB_JSON_COLUMNS,
+                                                                                     _MYSQL_JSON_COLUMNS))

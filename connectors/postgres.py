@@ -5,7 +5,8 @@ driver returned the whole window as ONE record batch: it does not stream a param
 memory grows with the window. This connector streams the window in `batch_size` batches with the
 filter pushed down to the server, in bounded memory (BENCHMARKS.md "Connectors";
 `python benchmarks/connector_streaming.py`). Secrets: the dsn and password are SecretStr; messages
-name host, port, database and user, never the password.
+name host, port, database and user, never the password. A json or jsonb column of a table or view
+comes as JSON documents: a string lands without its quotes (see connectors/attached.py).
 """
 from __future__ import annotations
 
@@ -39,6 +40,18 @@ _TRANSIENT = {
     "no route to host": "the host cannot be reached; it is retried",
     "network is unreachable": "the host cannot be reached; it is retried",
 }
+
+# Every column typed json or jsonb (or a domain over them), of tables, views and foreign tables. DuckDB reads an
+# unqualified table name in the schema public, whatever the search_path.
+_JSON_COLUMNS = """
+SELECT n.nspname::text, c.relname::text, a.attname::text, n.nspname = 'public'
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END) IN ('json'::regtype, 'jsonb'::regtype)
+"""
 
 
 class PostgresSettings(BaseModel):
@@ -110,4 +123,5 @@ class PostgresConnector:
             describe = f"{pairs.get('host', 'localhost')}:{pairs.get('port', 5432)}/{pairs.get('dbname', user)} as {user}"
         if password:
             secrets.append(password)
-        return Target("postgres", attach, describe, tuple(s for s in secrets if s) + (attach,), "postgres_query")
+        return Target("postgres", attach, describe, tuple(s for s in secrets if s) + (attach,), "postgres_query",
+                      (_JSON_COLUMNS,))
