@@ -3,9 +3,11 @@ right kind, no secret), views without the cursor column, queries instead of tabl
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 
+import pyarrow as pa
 import pytest
 
 from alignloop.connectors.base import ConnectorTerminalError, ConnectorTransientError, Window
@@ -137,3 +139,90 @@ def test_sqlite_query_that_does_not_parse_is_one_terminal_line(tmp_path):
     with pytest.raises(ConnectorTerminalError) as caught:
         list(SQLiteConnector(SQLiteSettings(path=path, query="SELEC 1")).read(Window(table="prefs", cursor_column="ts")))
     assert str(caught.value).startswith("sqlite: options.query: Parser Error: syntax error")
+
+
+# ------------------------------------------------------------------------------------- JSON text columns
+# Texts a JSON column holds as JSON strings, each to land as itself: quotes, backslashes, a line break, escapes
+# the JSON text writes (PostgreSQL's json keeps them as written), characters beyond ASCII.
+JSON_TEXTS = {"quotes": 'He said "hi" to \'me\'', "backslashes": "C:\\path\\to \\n not a newline",
+              "newline": "line one\nline two\r\n\ttabbed", "escaped": "caf\u00e9 \u4e2d \U0001f600",
+              "unicode": "é中😀 ‮", "spaces": "  padded  "}
+# Documents that are no text, and what becomes of each where text belongs (a number reads as the text JSON
+# writes for it, as in every connector: see test_a_json_column_of_a_duckdb_table_is_read_value_by_value).
+JSON_NOT_TEXT = {"object": ('{"text": "hi"}', "completion is an object, not text"),
+                 "list": ('["hi", "there"]', "completion is a list, not text"),
+                 "empty": ('""', "completion is empty"),
+                 "json-null": ("null", "completion is missing")}
+
+
+def _json_rows() -> list[tuple[str, datetime, str, str, str]]:
+    """(id, ts, prompt, completion, label): prompt and completion as JSON text, the last prompt a chat."""
+    chat = json.dumps([{"role": "user", "content": 'Say it in "quotes".'}])
+    rows = [(k, T0 + timedelta(minutes=i), json.dumps(f"Prompt {k}?"), json.dumps(v, ensure_ascii=(k == "escaped")),
+             "up") for i, (k, v) in enumerate(JSON_TEXTS.items())]
+    rows += [(k, T0 + timedelta(hours=1, minutes=i), json.dumps(f"Prompt {k}?"), doc, "down")
+             for i, (k, (doc, _)) in enumerate(JSON_NOT_TEXT.items())]
+    return rows + [("number", T0 + timedelta(hours=2), chat, "42", "up")]
+
+
+def _ingest_json_table(tmp_path, connector, table: str) -> tuple[dict[str, str], dict[str, str]]:
+    """What lands (prompt text -> completion) and what is quarantined (id -> reason)."""
+    from alignloop.config import IngestSettings, SourceSettings
+    from alignloop.ingest.store import FeedbackStore
+
+    source = SourceSettings(name="db", connector="x", options={}, shape="unpaired", mapping={"rows": {"table": table}})
+    with FeedbackStore(tmp_path / "store.duckdb") as store:
+        store.ingest(source, connector, settings=IngestSettings(max_bad_share=1))
+        landed = dict(store.con.execute("SELECT prompt[1].content, completion FROM unpaired").fetchall())
+        quarantined = dict(store.con.execute("SELECT payload->>'id', reason FROM quarantine").fetchall())
+    return landed, quarantined
+
+
+def _check_json_landing(landed: dict[str, str], quarantined: dict[str, str]) -> None:
+    # The texts exactly, unquoted; the chat prompt read as the conversation it is.
+    assert landed == {**{f"Prompt {k}?": v for k, v in JSON_TEXTS.items()}, 'Say it in "quotes".': "42"}
+    assert quarantined == {k: reason for k, (_, reason) in JSON_NOT_TEXT.items()}
+
+
+@pytest.mark.parametrize("json_type", ["jsonb", "json"])
+def test_postgres_json_text_columns_land_their_strings_exactly_and_other_documents_are_quarantined(tmp_path, json_type):
+    table = f"answers_{uuid.uuid4().hex[:8]}"
+    with postgres_database() as db:
+        with writable("postgres", f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{db}") as con:
+            con.execute(f"CALL postgres_execute('db', 'CREATE TABLE {table} (id text, ts timestamp, "
+                        f"prompt {json_type}, completion {json_type}, label text)')")
+            con.executemany(f"INSERT INTO db.{table} VALUES (?, ?, ?, ?, ?)", _json_rows())
+            stored = con.execute(f"SELECT completion FROM db.{table} WHERE id = 'escaped'").fetchone()[0]
+        landed, quarantined = _ingest_json_table(tmp_path, _pg(db), table)
+    # PostgreSQL's json keeps the text as written, escapes and all; jsonb stores the characters.
+    assert stored == (json.dumps(JSON_TEXTS["escaped"]) if json_type == "json"
+                      else json.dumps(JSON_TEXTS["escaped"], ensure_ascii=False))
+    _check_json_landing(landed, quarantined)
+
+
+def test_mariadb_json_text_columns_land_their_strings_exactly_and_other_documents_are_quarantined(tmp_path):
+    table = f"answers_{uuid.uuid4().hex[:8]}"
+    with mysql_database() as db:
+        url = f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{db}"
+        with writable("mysql", url) as con:
+            con.execute(f"CALL mysql_execute('db', 'CREATE TABLE {table} (id VARCHAR(20), ts DATETIME, prompt JSON, "
+                        "completion JSON, label TEXT)')")
+            con.executemany(f"INSERT INTO db.{table} VALUES (?, ?, ?, ?, ?)", _json_rows())
+        landed, quarantined = _ingest_json_table(tmp_path, MySQLConnector(MySQLSettings(dsn=url)), table)
+    _check_json_landing(landed, quarantined)
+
+
+def test_a_json_column_is_told_by_its_table_and_schema_not_by_its_name():
+    """A text column of the same name in another table, or in the default schema, keeps its value, quotes and
+    all: only the columns the server types JSON (in a table or a view) are decoded."""
+    with postgres_database() as db:
+        with writable("postgres", f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{db}") as con:
+            con.execute("CALL postgres_execute('db', 'CREATE SCHEMA side; CREATE TABLE side.notes (id text, body jsonb); "
+                        "CREATE TABLE notes (id text, body text); CREATE VIEW side_notes AS SELECT * FROM side.notes')")
+            con.execute("INSERT INTO db.side.notes VALUES ('1', '\"quoted\"')")
+            con.execute("INSERT INTO db.notes VALUES ('1', '\"quoted\"')")
+        connector = _pg(db)
+        read = {t: next(iter(connector.read(Window(table=t, cursor_column=None)))).column("body")
+                for t in ("notes", "side.notes", "side_notes")}
+    assert read["notes"].type == pa.string() and read["notes"].to_pylist() == ['"quoted"']
+    assert isinstance(read["side.notes"].type, pa.JsonType) and isinstance(read["side_notes"].type, pa.JsonType)
