@@ -12,7 +12,9 @@ A shape with a per-batch `prepare` step (every shape but `events`) has each batc
 landing rows first (`ResolvedInput.to_canonical`); the checks then run on those rows, and a row the
 shape has already judged unusable (its `prep_problem`) lands as it is, so the shape quarantines it
 with its own reason. File sources are read by file: files already landed are skipped, and the files
-read are recorded with the rows.
+read are recorded with the rows. The batches of one read may differ in Arrow types (files whose types
+DuckDB told apart): each is staged as its own types say, and a column staged as read becomes text where
+they disagree (`_stage_slices`).
 """
 
 from __future__ import annotations
@@ -138,14 +140,12 @@ def stage(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector, ta
     if job.inp.prepare is not None:
         job, kind = prepared_view(job, first.schema), TIMESTAMP
     spec = job.inp.spec
-    select, params, cursor = _stage_sql(job, first.schema, kind, cap)
+    cursor = _stage_sql(job, first.schema, kind, cap)[2]  # its columns: the same whatever the batches' types
     try:
-        for n, part in enumerate(_slices(_pieces(batches))):
-            sql = (f"CREATE OR REPLACE TEMP TABLE {table} AS " if n == 0 else f"INSERT INTO {table} ") + select
-            con.register(READER, pa.RecordBatchReader.from_batches(first.schema, part))
-            con.execute(sql, bind(sql, params))
+        _stage_slices(con, job, batches, kind, cap, table)
     except BaseException as e:
         con.execute(f"DROP TABLE IF EXISTS {table}")  # the slices staged before the one that failed
+        con.execute(f"DROP TABLE IF EXISTS {table}_probe")
         if not isinstance(e, duckdb.Error):
             raise
         if errors:
@@ -169,6 +169,47 @@ def stage(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector, ta
     decisions = dict(con.execute(f"SELECT _decision, count(*) FROM {decided} GROUP BY ALL").fetchall())
     return Staged(job=job, table=table, decided=decided, decisions=decisions, rows_read=rows_read,
                   position=position, files=frozenset(read["files"]))
+
+
+def _stage_slices(con: duckdb.DuckDBPyConnection, job: Landing, batches: Iterator[pa.RecordBatch], kind: str,
+                  cap: datetime, table: str) -> None:
+    """Fill `table` with the read's rows, one statement per slice (_slices), each slice read by the staging
+    SELECT made for its own Arrow schema.
+
+    The batches of one read may differ in types: two files of one source (DuckDB tells each file's types from
+    its own rows: a bad `ts` makes it text in one file, a timestamp in the next), or a file read again row by
+    row from a readable copy. Each batch's key, time and checks are read as its own types say (a time as
+    text is parsed as text times always are, so a timestamp and its ISO text give the same instant). A column
+    staged as it was read (neither key, time, text nor user id) that a slice gives another type than the rows
+    before it becomes text (VARCHAR) in `table`, every value, earlier ones included, as its own text: the
+    text its landing column holds anyway (`1` stays `1` beside `1.5`, never `1.0`; `01` never becomes `1`)."""
+    staged_schema: pa.Schema | None = None
+    for schema, part in _slices(_pieces(batches)):
+        select, params, _ = _stage_sql(job, schema, kind, cap)
+        if staged_schema is None:
+            sql = f"CREATE OR REPLACE TEMP TABLE {table} AS {select}"
+        else:
+            if not schema.equals(staged_schema):
+                _widen(con, table, select, params, schema)
+            sql = f"INSERT INTO {table} BY NAME {select}"
+        con.register(READER, pa.RecordBatchReader.from_batches(schema, part))
+        con.execute(sql, bind(sql, params))
+        staged_schema = schema
+
+
+def _widen(con: duckdb.DuckDBPyConnection, table: str, select: str, params: dict[str, Any],
+           schema: pa.Schema) -> None:
+    """Make each column of `table` that `select` gives another type VARCHAR, so the slice of Arrow `schema`
+    inserts into it without a value changing (`select`'s types are found on an empty reader)."""
+    probe = f"{table}_probe"
+    con.register(READER, pa.RecordBatchReader.from_batches(schema, []))
+    sql = f"CREATE OR REPLACE TEMP TABLE {probe} AS {select} LIMIT 0"
+    con.execute(sql, bind(sql, params))
+    types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {probe})").fetchall())
+    con.execute(f"DROP TABLE {probe}")
+    for name, staged in con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall():
+        if name in types and types[name] != staged and staged != "VARCHAR":
+            con.execute(f"ALTER TABLE {table} ALTER COLUMN {_q(name)} TYPE VARCHAR")
 
 
 def _names(spec: Any, table: str, decided: str) -> dict[str, str]:
@@ -400,12 +441,13 @@ def _pieces(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             yield batch.slice(offset, PIECE_ROWS)
 
 
-def _slices(batches: Iterator[pa.RecordBatch]) -> Iterator[Iterator[pa.RecordBatch]]:
+def _slices(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[pa.Schema, Iterator[pa.RecordBatch]]]:
     """The read's batches in consecutive slices of about SLICE_BYTES of Arrow data each (at least one batch),
-    each to be staged by a statement of its own. DuckDB keeps the Arrow batches a statement has scanned until
-    that statement ends, outside its memory limit: one statement for a whole large read would hold all of it
-    at once. Slices bound what is held to one slice, whatever the read's size. Each slice must be read to its
-    end before the next is asked for; one that was not would lose rows, so it is an error."""
+    each to be staged by a statement of its own, with the Arrow schema all its batches share: a batch of other
+    types starts a new slice. DuckDB keeps the Arrow batches a statement has scanned until that statement ends,
+    outside its memory limit: one statement for a whole large read would hold all of it at once. Slices bound
+    what is held to one slice, whatever the read's size. Each slice must be read to its end before the next is
+    asked for; one that was not would lose rows, so it is an error."""
     it = iter(batches)
     head = next(it, None)
     while head is not None:
@@ -415,14 +457,14 @@ def _slices(batches: Iterator[pa.RecordBatch]) -> Iterator[Iterator[pa.RecordBat
             size = head.nbytes
             yield head
             for batch in it:
-                if size >= SLICE_BYTES:
+                if size >= SLICE_BYTES or not batch.schema.equals(head.schema):
                     state["next"] = batch
                     break
                 size += batch.nbytes
                 yield batch
             state["ended"] = True
 
-        yield part()
+        yield head.schema, part()
         if not state["ended"]:
             raise RuntimeError("staging: a slice of the read was not read to its end")
         head = state["next"]

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,106 @@ def test_events_rows_of_a_mixed_column_and_broken_lines_are_quarantined_one_by_o
                        "line 3 of generations.jsonl is not valid UTF-8 (its bytes are kept as \\xNN escapes)": 1,
                        "line 4 of generations.jsonl is not valid JSON (Expecting value, column 28)": 1}
     assert result.rows_read == {"generations": 6, "feedback": 2}
+
+
+# ------------------------------------------------------------------------------- files of differing types
+CHAT = json.dumps([{"role": "user", "content": "Hi?"}])
+
+
+def generation(i: int, ts: Any, **kw: Any) -> dict[str, Any]:
+    return {"request_id": f"g{i}", "ts": ts, "user_id": "u1", "model_version": "v1", "messages": CHAT,
+            "response": f"Hello {i}!"} | kw
+
+
+def feedback(i: int, ts: Any) -> dict[str, Any]:
+    return {"event_id": f"f{i}", "request_id": f"g{i}", "ts": ts, "user_id": "u2", "kind": "thumb", "value": "up",
+            "other_request_id": None}
+
+
+def ingest_events(tmp_path: Path, generations: dict[str, list[Any]], feedbacks: dict[str, list[Any]],
+                  batch_size: int = 50_000):
+    """Land JSONL files (name -> rows) of both events inputs through the files connector."""
+    for table, files in (("generations", generations), ("feedback_events", feedbacks)):
+        (tmp_path / table).mkdir()
+        for name, rows in files.items():
+            write_jsonl(tmp_path / table / name, rows)
+    path = str(tmp_path / "{table}" / "*.jsonl")
+    settings = SourceSettings(name="prod", connector="files", options={"path": path})
+    store = FeedbackStore(tmp_path / "store.duckdb")
+    result = store.ingest(settings, FilesConnector(FilesSettings(path=path, batch_size=batch_size)),
+                          settings=IngestSettings(max_bad_share=1))
+    return store, result
+
+
+# Per input: its rows (index, ts), its landing table, key column, and the reason a bad ts is quarantined with.
+TYPED_INPUTS = {
+    "events-generations": (generation, "raw_events_generations", "request_id", "ts is not a timestamp"),
+    "events-feedback": (feedback, "raw_events_feedback", "event_id", "ts is not a timestamp"),
+    "preference": (lambda i, ts: {"id": f"p{i}", "ts": ts, "prompt": f"Q{i}?", "chosen": "Yes.", "rejected": "No."},
+                   "raw_preference", "id", "ts 'not a time' is not an ISO-8601 timestamp"),
+    "unpaired": (lambda i, ts: good_row(i) | {"ts": ts}, "raw_unpaired", "id",
+                 "ts 'not a time' is not an ISO-8601 timestamp"),
+}
+
+
+@pytest.mark.parametrize("kind", list(TYPED_INPUTS))
+def test_two_files_whose_ts_types_differ_land_together_and_only_the_bad_ts_is_quarantined(tmp_path, kind):
+    """DuckDB reads a.jsonl's ts as TIMESTAMP and b.jsonl's (a bad value among them) as text: every good row
+    of both lands at the instant written (an offset converted to UTC), the bad row alone is quarantined."""
+    row, table, key, reason = TYPED_INPUTS[kind]
+    a = [row(i, f"2026-11-02T10:0{i}:00Z") for i in range(3)]
+    b = [row(i, f"2026-11-02T12:0{i}:00+02:00") for i in range(3, 6)] + [row(99, "not a time")]
+    if kind.startswith("events"):
+        gens = {"a.jsonl": a, "b.jsonl": b} if kind == "events-generations" else \
+            {"g.jsonl": [generation(i, f"2026-11-02T09:0{i}:00Z") for i in range(6)]}
+        fbs = {"a.jsonl": a, "b.jsonl": b} if kind == "events-feedback" else {}
+        store, _ = ingest_events(tmp_path, gens, fbs)
+    else:
+        write_jsonl(tmp_path / "a.jsonl", a)
+        write_jsonl(tmp_path / "b.jsonl", b)
+        store, _ = ingest(tmp_path, tmp_path / "*.jsonl", shape=kind)
+    with store:
+        usable = "" if kind.startswith("events") else "WHERE prep_problem IS NULL"  # the shape quarantines the rest
+        landed = store.con.execute(f"SELECT {key}, ts FROM {table} {usable} ORDER BY ts").fetchall()
+        quarantined = store.con.execute("SELECT payload, reason FROM quarantine").fetchall()
+    keys = [row(i, None)[key] for i in range(6)]
+    assert landed == [(k, datetime(2026, 11, 2, 10, i)) for i, k in enumerate(keys)]
+    assert [(json.loads(payload)[key], why) for payload, why in quarantined] == [(row(99, None)[key], reason)]
+
+
+@pytest.mark.parametrize("versions", [(3, 2.5, "01"), (2.5, 3, "01"), ("01", 3, 2.5)])
+def test_a_column_of_integers_in_one_file_and_floats_or_text_in_others_lands_each_value_as_written(tmp_path,
+                                                                                                    versions):
+    """model_version is BIGINT in one file, DOUBLE in another and text in a third: each lands as its own text
+    (3 never becomes 3.0, 2.5 never 2 or 3, "01" never 1), in any order of the files."""
+    gens = {f"{n}.jsonl": [generation(n, f"2026-11-02T10:0{n}:00Z", model_version=v)] for n, v in enumerate(versions)}
+    store, result = ingest_events(tmp_path, gens, {})
+    with store:
+        landed = store.con.execute("SELECT request_id, model_version FROM raw_events_generations ORDER BY ALL"
+                                   ).fetchall()
+    assert landed == [(f"g{n}", str(v)) for n, v in enumerate(versions)]
+    assert (result.rows_read["generations"], result.quarantined) == (3, 0)
+
+
+def test_an_events_row_with_a_bad_ts_after_the_rows_duckdb_samples_spoils_only_that_row(tmp_path):
+    """Past DuckDB's 20,480-row sample the file is read again row by row from a copy whose types come from
+    every row (ts as text, response as JSON documents), after batches read with ts as a timestamp."""
+    n = 21_000
+    gens: list[Any] = [generation(i, "2026-11-02T10:00:00Z") for i in range(n)]
+    gens.append(generation(n, "next tuesday"))
+    gens.append(generation(n + 1, "2026-11-02T10:00:00Z", response={"text": "an object"}))
+    gens.append(generation(n + 2, "2026-11-02T11:30:00+01:00"))
+    store, result = ingest_events(tmp_path, {"late.jsonl": gens}, {}, batch_size=4096)
+    with store:
+        [(landed, distinct, last)] = store.con.execute(
+            "SELECT count(*), count(DISTINCT request_id), max(ts) FROM raw_events_generations").fetchall()
+        quarantined = store.con.execute("SELECT key, reason FROM quarantine ORDER BY key").fetchall()
+        [(response,)] = store.con.execute(
+            f"SELECT response FROM raw_events_generations WHERE request_id = 'g{n + 2}'").fetchall()
+    assert quarantined == [(f"g{n}", "ts is not a timestamp"), (f"g{n + 1}", "response is an object, not text")]
+    assert (landed, distinct, last) == (n + 1, n + 1, datetime(2026, 11, 2, 10, 30))
+    assert response == f"Hello {n + 2}!"  # no JSON quotes
+    assert result.rows_read["generations"] == n + 3
 
 
 def test_two_unreadable_lines_are_two_quarantined_rows(tmp_path):

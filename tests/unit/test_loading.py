@@ -361,10 +361,15 @@ def test_the_read_is_staged_in_slices_of_bounded_arrow_size_in_order(monkeypatch
     batches = [pa.record_batch({"x": pa.array(range(i * 10, i * 10 + 10), pa.int64())}) for i in range(7)]
     size = batches[0].nbytes  # 80 bytes each
     monkeypatch.setattr(landing, "SLICE_BYTES", 2 * size + 1)
-    slices = [list(part) for part in landing._slices(iter(batches))]  # each consumed before the next, as staged
+    slices = [list(part) for _, part in landing._slices(iter(batches))]  # each consumed before the next, as staged
     # A slice takes batches until it holds SLICE_BYTES or more: three batches here, and the rest last.
     assert [len(s) for s in slices] == [3, 3, 1]
     assert [b for s in slices for b in s] == batches  # every batch once, in the order read
+    # A batch of other types (a file whose column DuckDB read as text) starts a slice of its own schema.
+    texts = pa.record_batch({"x": pa.array(["70"])})
+    mixed = [(schema, list(part)) for schema, part in landing._slices(iter([batches[0], texts, batches[1]]))]
+    assert [(schema.field("x").type, part) for schema, part in mixed] == [
+        (pa.int64(), [batches[0]]), (pa.string(), [texts]), (pa.int64(), [batches[1]])]
     assert list(landing._slices(iter([]))) == []
     # Batches reach DuckDB in pieces of at most PIECE_ROWS rows, so a small read is still scanned on every thread.
     monkeypatch.setattr(landing, "PIECE_ROWS", 4)
@@ -374,7 +379,7 @@ def test_the_read_is_staged_in_slices_of_bounded_arrow_size_in_order(monkeypatch
     assert [p.num_rows for p in landing._pieces(iter([batches[0].slice(0, 0)]))] == [0]  # still staged: one statement
     # A slice its statement did not read to the end would lose the rest of it: asking for the next one fails.
     slices_of = landing._slices(iter(batches))
-    first = next(slices_of)
+    _, first = next(slices_of)
     next(first)
     with pytest.raises(RuntimeError, match="not read to its end"):
         next(slices_of)
