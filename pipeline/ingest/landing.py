@@ -583,8 +583,10 @@ def _cursor_exprs(job: Landing, schema: pa.Schema, kind: str) -> tuple[str, str]
         return "CASE WHEN ts_observed THEN _ts END", "_ts_raw"
     if job.cursor_column == inp.source_columns[spec.cursor]:  # staged already, as _ts and its text
         return "_ts", _q(spec.cursor)
-    if kind == INTEGER:
-        return f"CAST({cur_src} AS BIGINT)", f"CAST({cur_src} AS VARCHAR)"
+    if kind == INTEGER:  # a file read as text (another file of the source gave integers): its numbers count
+        integer = pa.types.is_integer(schema.field(job.cursor_column).type)
+        return (f"CAST({cur_src} AS BIGINT)" if integer else f"TRY_CAST(CAST({cur_src} AS VARCHAR) AS BIGINT)",
+                f"CAST({cur_src} AS VARCHAR)")
     if kind == TEXT:
         return f"timezone('UTC', try_cast({cur_src} AS TIMESTAMPTZ))", f"CAST({cur_src} AS VARCHAR)"
     return _ts_expr(cur_src, schema.field(job.cursor_column).type, job.cursor_setting), f"CAST({cur_src} AS VARCHAR)"

@@ -163,14 +163,14 @@ def feedback(i: int, ts: Any) -> dict[str, Any]:
 
 
 def ingest_events(tmp_path: Path, generations: dict[str, list[Any]], feedbacks: dict[str, list[Any]],
-                  batch_size: int = 50_000):
+                  batch_size: int = 50_000, **source: Any):
     """Land JSONL files (name -> rows) of both events inputs through the files connector."""
     for table, files in (("generations", generations), ("feedback_events", feedbacks)):
         (tmp_path / table).mkdir()
         for name, rows in files.items():
             write_jsonl(tmp_path / table / name, rows)
     path = str(tmp_path / "{table}" / "*.jsonl")
-    settings = SourceSettings(name="prod", connector="files", options={"path": path})
+    settings = SourceSettings(name="prod", connector="files", options={"path": path}, **source)
     store = FeedbackStore(tmp_path / "store.duckdb")
     result = store.ingest(settings, FilesConnector(FilesSettings(path=path, batch_size=batch_size)),
                           settings=IngestSettings(max_bad_share=1))
@@ -246,6 +246,17 @@ def test_an_events_row_with_a_bad_ts_after_the_rows_duckdb_samples_spoils_only_t
     assert (landed, distinct, last) == (n + 1, n + 1, datetime(2026, 11, 2, 10, 30))
     assert response == f"Hello {n + 2}!"  # no JSON quotes
     assert result.rows_read["generations"] == n + 3
+
+
+def test_an_integer_cursor_column_read_as_text_in_another_file_lands_every_row(tmp_path):
+    """sources[].cursor names `seq`: integers in a.jsonl, text in b.jsonl (one not a number)."""
+    gens = {"a.jsonl": [generation(i, "2026-11-02T10:00:00Z", seq=i) for i in range(3)],
+            "b.jsonl": [generation(3, "2026-11-02T10:00:00Z", seq="x3"), generation(4, "2026-11-02T10:00:00Z", seq="7")]}
+    store, result = ingest_events(tmp_path, gens, {}, cursor={"generations": "seq"})
+    with store:
+        landed = store.con.execute("SELECT request_id FROM raw_events_generations ORDER BY ALL").fetchall()
+    assert landed == [(f"g{i}",) for i in range(5)]
+    assert (result.quarantined, result.cursors["generations"]) == (0, "7")
 
 
 def test_two_unreadable_lines_are_two_quarantined_rows(tmp_path):
