@@ -300,9 +300,9 @@ def bench_outcome(
                      ] = "test",
     arms: Annotated[str, typer.Option(help="Comma-separated arms: dpo, ipo, kto, planner.")] = "dpo,ipo,kto,planner",
     train_pairs: Annotated[int | None, typer.Option(min=1, help="Training pairs (whole prompts; default 800, "
-                                                                "--quick 48).")] = None,
+                                                                "--quick 40).")] = None,
     eval_pairs: Annotated[int | None, typer.Option(min=1, help="Evaluated pairs (whole prompts; default 500, "
-                                                               "--quick 32).")] = None,
+                                                               "--quick 24).")] = None,
     settings: Annotated[list[str] | None, typer.Option(
         "--set", help="A training setting as a user would set it, KEY=VALUE (repeatable; default: none).")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data", help="Folder with hh-helpful/ and qa-feedback/ "
