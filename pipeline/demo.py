@@ -515,8 +515,11 @@ def write_demo_config(workdir: str | Path, *, tiny: bool = False) -> Path:
     # SmolLM2's steps and learning rate were chosen on validation prompts carved from the training prompts,
     # never on the held-out pairs: `python -m alignloop.demo_tuning` (BENCHMARKS.md, "Demo settings"). They
     # were chosen for DPO, so the demo asks for DPO; left to itself the planner would train IPO on this data.
+    # The SFT term on the chosen answers keeps the model's own answers from degenerating while it learns the
+    # preferences: of the settings tried, the only one whose answers passed the gate's degenerate-answer check.
     training = ("  method: dpo\n  max_steps: 8\n  max_length: 128\n" if tiny
-                else "  method: dpo\n  max_steps: 24\n  learning_rate: 0.0006\n  max_length: 160\n")
+                else "  method: dpo\n  max_steps: 24\n  learning_rate: 0.0003\n  sft_weight: 1.0\n"
+                     "  max_length: 160\n")
     # Every held-out pair is scored: a capped sample leaves the gain inside the noise. The generation checks
     # the gate reads (judged win rate, KL, length drift, degenerate answers) run on 32 held-out prompts,
     # above promotion.min_prompts, so they decide instead of staying unmeasured; answers are kept short and

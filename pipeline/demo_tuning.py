@@ -85,6 +85,13 @@ def choose_setting(results: dict[str, tuple[float, bool]]) -> str | None:
     return best if best is not None and allowed[best] > 0 else None
 
 
+def closest_setting(results: dict[str, tuple[float, int]]) -> str | None:
+    """When the gate passes none: of {setting: (lower bound of the validation gain, checks it fails)}, the one
+    failing the fewest checks, then with the highest lower bound; only settings whose bound is above zero."""
+    gaining = {k: v for k, v in results.items() if v[0] > 0}
+    return min(gaining, key=lambda k: (gaining[k][1], -gaining[k][0]), default=None)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, required=True)
@@ -96,9 +103,14 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:
         parser.error(str(e))
     tuning = _prepare(args.workdir, args.fraction)
-    results = {item: _try_setting(item, setting, tuning, args.workdir) for item, setting in settings.items()}
-    chosen = choose_setting(results)
-    print(f"chosen: {chosen or 'none of them showed a gain on validation'}")
+    tried = {item: _try_setting(item, setting, tuning, args.workdir) for item, setting in settings.items()}
+    chosen = choose_setting({item: (low, passed) for item, (low, passed, _) in tried.items()})
+    if chosen is not None:
+        print(f"chosen: {chosen}")
+        return
+    closest = closest_setting({item: (low, failed) for item, (low, _, failed) in tried.items()})
+    print("chosen: none; the gate passed none of them on validation" + (
+        f"; closest: {closest} (fails {tried[closest][2]} check(s))" if closest else " and none showed a gain"))
 
 
 @dataclass(frozen=True)
@@ -146,9 +158,9 @@ def _prepare(workdir: Path, fraction: float) -> _Tuning:
     return _Tuning(settings, train, validation, base_dir, shape, judge)
 
 
-def _try_setting(item: str, setting: TuningSetting, tuning: _Tuning, workdir: Path) -> tuple[float, bool]:
+def _try_setting(item: str, setting: TuningSetting, tuning: _Tuning, workdir: Path) -> tuple[float, bool, int]:
     """Train one setting, score it on validation and put it through the gate there: (lower bound of its
-    validation gain, whether the gate passes it)."""
+    validation gain, whether the gate passes it, how many of the gate's checks it fails)."""
     from alignloop import stages
     from alignloop.evaluation.candidate import EvalOptions, evaluate_candidate
     from alignloop.evaluation.guards import capability_text, ppl_rise
@@ -184,7 +196,7 @@ def _try_setting(item: str, setting: TuningSetting, tuning: _Tuning, workdir: Pa
           f"gate on validation {verdict.verdict.upper()}", flush=True)
     for line in verdict.lines:
         print(f"    {line}", flush=True)
-    return d.low, verdict.passed
+    return d.low, verdict.passed, sum(c.mark == "fail" for c in verdict.checks)
 
 
 if __name__ == "__main__":

@@ -294,3 +294,20 @@ def test_the_demo_asks_its_generation_checks_for_enough_prompts_to_decide(tmp_pa
     # Fewer answered prompts than promotion.min_prompts leave the judged win rate unmeasured, never passed.
     assert settings.evaluation.generation_prompts >= max(32, settings.promotion.min_prompts)
     assert settings.evaluation.judge.kind == "reward_model" and settings.evaluation.judge.model_path is None
+
+
+def test_the_demo_trains_with_the_sft_term_its_validation_runs_chose(tmp_path):
+    from alignloop.config import load_settings
+    from alignloop.demo import write_demo_config
+    from alignloop.planner import choose_method
+
+    settings = load_settings(write_demo_config(tmp_path))
+    assert settings.training.sft_weight == 1.0 and settings.training.learning_rate == 3e-4
+    # The setting reaches the loss: DPO's sigmoid loss plus TRL's SFT term, weighted as chosen.
+    from alignloop.benchmarks.regimes import Regime
+    from alignloop.profile import measure_profile
+
+    unpaired, pairs = Regime("demo_like", n_pairs=400).build(seed=0)
+    plan = choose_method(measure_profile(unpaired, pairs, 0.0), settings.training, settings.planning)
+    assert plan.hyperparameters["loss_type"] == ["sigmoid", "sft"]
+    assert plan.hyperparameters["loss_weights"] == [1.0, 1.0]

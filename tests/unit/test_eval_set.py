@@ -78,6 +78,16 @@ def test_demo_tuning_picks_the_highest_validation_lower_bound_the_gate_passes():
     assert choose_setting({"24:0.0006": (0.05, False)}) is None
 
 
+def test_when_the_gate_passes_none_the_closest_setting_fails_fewest_checks_then_gains_most():
+    from alignloop.demo_tuning import closest_setting
+
+    # The validation runs that chose the demo's settings: the largest gain fails two checks, the smaller one.
+    tried = {"24:0.0006": (0.109, 2), "24:0.0006:1": (0.113, 2), "24:0.0003:1": (0.074, 1)}
+    assert closest_setting(tried) == "24:0.0003:1"
+    assert closest_setting({**tried, "24:0.0002:1": (0.080, 1)}) == "24:0.0002:1"  # same checks: higher bound
+    assert closest_setting({"24:0.0003:1": (0.0, 0), "24:0.0006": (-0.02, 1)}) is None  # no gain: nothing
+
+
 def test_a_demo_tuning_setting_may_name_an_sft_weight_and_the_plan_trains_with_it():
     from alignloop.config import PlanningSettings, TrainingSettings
     from alignloop.demo_tuning import TuningSetting, parse_setting
