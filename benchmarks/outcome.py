@@ -133,8 +133,10 @@ def same_training(a, b) -> bool:
     return a.method == b.method and a.hyperparameters == b.hyperparameters
 
 
-def train_arm(plan, train_rows: list[dict[str, Any]], base_dir: Path, run_dir: Path, cache_dir: Path):
-    """The candidate of one arm, trained by alignloop's training code (no resume: every run starts fresh)."""
+def train_arm(plan, train_rows: list[dict[str, Any]], base_dir: Path, run_dir: Path, cache_dir: Path,
+              say: Progress | None = None, arm: str = ""):
+    """The candidate of one arm, trained by alignloop's training code (no resume: every run starts fresh).
+    say: told every 10th step and the last, with the loss, so a long run shows it is moving."""
     from alignloop.datasets import Split
     from alignloop.training import RunOptions, train_candidate
 
@@ -142,8 +144,15 @@ def train_arm(plan, train_rows: list[dict[str, Any]], base_dir: Path, run_dir: P
     options = RunOptions(device="cpu", log_every=10, resume=False, cache_dir=cache_dir / "training")
     # A progress function (even one that shows nothing) keeps transformers from printing every step to stdout,
     # where --json writes; the log lines every 10 steps go to stderr.
+    started = time.perf_counter()
+
+    def progress(step: int, total: int, logs: dict | None) -> None:
+        if say and step and (step % 10 == 0 or step == total):
+            loss = f", loss {logs['loss']:.3f}" if logs and isinstance(logs.get("loss"), float) else ""
+            say(f"{arm}: step {step}/{total}{loss}, {time.perf_counter() - started:.0f} s")
+
     return train_candidate(plan, Split([], rows, [], []), base_dir, run_dir, device="cpu", options=options,
-                           progress=lambda step, total, logs: None)
+                           progress=progress)
 
 
 def evaluate_arm(trained, eval_pairs, base_dir: Path, beta: float, setup: OutcomeSetup, cache_dir: Path):
@@ -220,7 +229,7 @@ def run_outcome(setup: OutcomeSetup, work_dir: Path, progress: Progress | None =
             continue
         say(f"{arm}: {plan.method}, {plan.hyperparameters['max_steps']} steps")
         t0, cpu0 = time.perf_counter(), cpu_seconds()
-        trained = train_arm(plan, train_rows, base_dir, work_dir / arm, cache_dir)
+        trained = train_arm(plan, train_rows, base_dir, work_dir / arm, cache_dir, say, arm)
         t1 = time.perf_counter()
         report = evaluate_arm(trained, eval_pairs, base_dir, float(trained.hyperparameters["beta"]), setup, cache_dir)
         arms.append(arm_row(arm, plan, trained, report, t1 - t0, time.perf_counter() - t1, cpu_seconds() - cpu0))

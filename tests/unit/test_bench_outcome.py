@@ -88,6 +88,8 @@ def test_quick_json_gives_every_arm_consistent_gains_on_the_pairs_it_says(tmp_pa
                            "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)   # nothing but the JSON on stdout
+    # Training shows it is moving on stderr, ending with each trained arm's last step.
+    assert all(f"{arm}: step " in proc.stderr for arm in ("dpo", "ipo", "kto")), proc.stderr[-2000:]
     arms = {a["arm"]: a for a in result["arms"]}
     assert set(arms) == {"dpo", "ipo", "kto", "planner"}
     _, evaluated, _ = load_rows(OutcomeSetup.quick())
