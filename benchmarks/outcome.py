@@ -207,7 +207,7 @@ def run_outcome(setup: OutcomeSetup, work_dir: Path, progress: Progress | None =
     from alignloop.models import load_tokenizer, resolve_base_model
 
     say = progress or (lambda _msg: None)
-    started = time.perf_counter()
+    started, commit = time.perf_counter(), git_commit()   # the code that runs: HEAD may move during a long run
     cache_dir = setup.cache_dir or default_cache_dir()
     base_dir = resolve_base_model(BaseModelSettings(**setup.base_model), cache_dir / "models")
     train_rows, eval_rows, data = load_rows(setup)
@@ -234,7 +234,7 @@ def run_outcome(setup: OutcomeSetup, work_dir: Path, progress: Progress | None =
         report = evaluate_arm(trained, eval_pairs, base_dir, float(trained.hyperparameters["beta"]), setup, cache_dir)
         arms.append(arm_row(arm, plan, trained, report, t1 - t0, time.perf_counter() - t1, cpu_seconds() - cpu0))
         say(f"{arm}: gain {arms[-1]['gain']:+.3f} [{arms[-1]['gain_ci_low']:+.3f}, {arms[-1]['gain_ci_high']:+.3f}]")
-    return {"setup": setup_dict(setup), "data": data, "machine": machine(), "commit": git_commit(),
+    return {"setup": setup_dict(setup), "data": data, "machine": machine(), "commit": commit,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "arms": arms,
             "seconds": time.perf_counter() - started, "cpu_seconds": cpu_seconds(),
             "left_out": ["judged win rate: its judge is a reward model fitted per evaluation, about an arm's "
