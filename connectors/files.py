@@ -354,8 +354,8 @@ def _repaired_jsonl(name: str, lines: Iterable[bytes]) -> tuple[Path, Marker] | 
     the bytes written as \\xNN escapes; a line that is not a JSON object becomes an empty row. None: no line
     is a JSON object."""
     shown = Path(name).name
-    rows = ((number, *_readable_line(line)) for number, line in enumerate(lines, start=1) if line.strip())
-    return _copy((fixed, problem and f"line {number} of {shown} {problem}") for number, fixed, problem in rows)
+    return _copy(_readable_line(line, f"line {number} of {shown}")
+                 for number, line in enumerate(lines, start=1) if line.strip())
 
 
 def _repaired_json(name: str, data: bytes) -> tuple[Path, Marker] | None:
@@ -466,22 +466,15 @@ def _space(text: str, pos: int) -> int:
     return _JSON_SPACE.match(text, pos).end()
 
 
-def _readable_line(line: bytes) -> tuple[bytes, str | None]:
-    """One JSONL line as DuckDB can read it, and why the line as written could not be read (None: it can)."""
-    line = line.rstrip(b"\r\n")
-    try:
-        text, broken = line.decode(), False
-    except UnicodeDecodeError:
-        text, broken = line.decode(errors="surrogateescape"), True
+def _readable_line(line: bytes, where: str) -> tuple[bytes, str | None]:
+    """One JSONL line as DuckDB can read it, and why the line as written could not be read (None: it can);
+    a line that parses is read as `_readable_value` reads an element."""
+    text = line.rstrip(b"\r\n").decode(errors="surrogateescape")
     try:
         value = json.loads(text)
     except ValueError as e:
-        return b"{}", f"is not valid JSON ({e.msg}, column {e.colno})"
-    if not isinstance(value, dict):
-        return b"{}", f"is not a JSON object (a {type(value).__name__})"
-    if not broken:
-        return line, None
-    return json.dumps(_escaped(value)).encode(), "is not valid UTF-8 (its bytes are kept as \\xNN escapes)"
+        return b"{}", f"{where} is not valid JSON ({e.msg}, column {e.colno})"
+    return _readable_value(value, text, where)
 
 
 def _escaped(value: Any) -> Any:
