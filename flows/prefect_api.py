@@ -36,8 +36,10 @@ from prefect.utilities.asyncutils import run_coro_as_sync
 from alignloop.errors import TerminalError
 from alignloop.flows.defaults import STARTUP_TIMEOUT_ENV
 
-# How long a configured server may take to answer its health check before the run gives up on it.
+# How long a configured server may take to answer its health check before the run gives up on it (a server
+# started beside the scheduler may still be coming up); ALIGNLOOP_PREFECT_API_WAIT_SECONDS overrides it.
 CONFIGURED_SERVER_WAIT_S = 30.0
+API_WAIT_ENV = "ALIGNLOOP_PREFECT_API_WAIT_SECONDS"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -87,12 +89,27 @@ class _TemporaryServer(SubprocessASGIServer):
         return subprocess.Popen(args, env=env, preexec_fn=_die_with_parent(), start_new_session=True)
 
 
+def configured_server_wait_s() -> float:
+    """Seconds to wait for PREFECT_API_URL's server: ALIGNLOOP_PREFECT_API_WAIT_SECONDS, or 30."""
+    raw = os.environ.get(API_WAIT_ENV, "").strip()
+    if not raw:
+        return CONFIGURED_SERVER_WAIT_S
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = -1.0
+    if not wait >= 0 or wait == float("inf"):
+        raise TerminalError(f"{API_WAIT_ENV}: {raw!r} is not a number of seconds (0 or more); set it to e.g. 30, "
+                            "or unset it for the default of 30")
+    return wait
+
+
 def _answers(api_url: str, wait_s: float) -> str:
     """'' when the API at api_url answers within wait_s; otherwise why not."""
     deadline, why = time.monotonic() + wait_s, ""
     while True:
         try:
-            httpx.get(f"{api_url.rstrip('/')}/health", timeout=10.0)
+            httpx.get(f"{api_url.rstrip('/')}/health", timeout=min(10.0, max(wait_s, 1.0)))
             return ""
         except httpx.HTTPError as e:
             why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
@@ -108,11 +125,13 @@ def prefect_api(*, services: bool = False) -> Iterator[str]:
     services, its scheduler among them, when `services`). Yields the API URL."""
     configured = PREFECT_API_URL.value()
     if configured:
-        why = _answers(configured, CONFIGURED_SERVER_WAIT_S)
+        wait_s = configured_server_wait_s()
+        why = _answers(configured, wait_s)
         if why:
             raise PrefectUnreachable(
-                f"the Prefect API at {configured} (PREFECT_API_URL) cannot be reached ({why}); start that server "
-                "(`prefect server start`) or unset PREFECT_API_URL to run with a temporary local one")
+                f"the Prefect API at {configured} (PREFECT_API_URL) cannot be reached within {wait_s:g} s ({why}); "
+                f"start that server (`prefect server start`), raise {API_WAIT_ENV} if it is still starting, or unset "
+                "PREFECT_API_URL to run with a temporary local one")
         yield configured
         return
     timeout = int(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())

@@ -52,8 +52,9 @@ def _workdir(base: Path, warehouse: Path) -> Path:
     return write_demo_config(base, tiny=True)
 
 
-def _start(config: Path, api: str, *command: str, limit_file_bytes: int | None = None) -> subprocess.Popen:
-    env = prefect_env(config.parent / "prefect-home", api)
+def _start(config: Path, api: str, *command: str, limit_file_bytes: int | None = None,
+           **extra_env: str) -> subprocess.Popen:
+    env = prefect_env(config.parent / "prefect-home", api, **extra_env)
     preexec = None
     if limit_file_bytes is not None:
         def preexec() -> None:  # a disk that fills: writes past this size fail with EFBIG ("File too large")
@@ -152,8 +153,9 @@ def test_the_prefect_api_down_fails_the_run_before_it_reads_a_row_and_a_later_ru
         tmp_path, warehouse, prefect_api, reference_rows, record_property):
     config = _workdir(tmp_path / "work", warehouse)
     down = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
-    code, out = _finish(_start(config, down), timeout_s=300)
+    code, out = _finish(_start(config, down, ALIGNLOOP_PREFECT_API_WAIT_SECONDS="2"), timeout_s=300)
     assert code != 0, out[-3000:]
+    assert "cannot be reached within 2 s" in out, out[-3000:]
     assert not (config.parent / "feedback.duckdb").exists() or _store_rows(config) == []
     code, out = _finish(_start(config, prefect_api))
     assert _versions(config), out[-3000:]

@@ -90,12 +90,15 @@ def _free_port() -> int:
 def test_an_unreachable_prefect_api_is_one_line_saying_how_to_fix_it(tmp_path):
     work = thin_workdir(tmp_path / "unreachable")
     url = f"http://127.0.0.1:{_free_port()}/api"
-    done = run_piped(cli("run", "-c", "alignloop.yaml"), timeout=300, cwd=work, env=env_for(work, PREFECT_API_URL=url))
+    # Waits 1 s for it, not the default 30 (a server started beside the scheduler may still be coming up).
+    env = env_for(work, PREFECT_API_URL=url, ALIGNLOOP_PREFECT_API_WAIT_SECONDS="1")
+    done = run_piped(cli("run", "-c", "alignloop.yaml"), timeout=300, cwd=work, env=env)
     assert done.returncode == 1, done.stderr[-3000:]
     (line,) = [x for x in done.stderr.splitlines() if "error" in x.lower()]
     assert "Traceback" not in done.stderr
-    assert line.startswith(f"error: the Prefect API at {url} (PREFECT_API_URL) cannot be reached (ConnectError")
-    assert "unset PREFECT_API_URL" in line and not (work / "runs").exists()
+    assert line.startswith(f"error: the Prefect API at {url} (PREFECT_API_URL) cannot be reached within 1 s (ConnectError")
+    assert "unset PREFECT_API_URL" in line and "ALIGNLOOP_PREFECT_API_WAIT_SECONDS" in line
+    assert not (work / "runs").exists()
 
 
 def _server_of(pid: int, deadline: float) -> psutil.Process:

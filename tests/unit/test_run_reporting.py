@@ -104,3 +104,18 @@ def test_json_log_lines_carry_the_run_folder():
     assert line["flow_run_id"] is None and line["logger"] == "prefect.flow_runs"
     with_exc = json.loads(logs.JsonFormatter().format(_record("boom", _raised(ValueError("bad")))))
     assert "ValueError: bad" in with_exc["exception"] and with_exc["run_id"] is None
+
+
+def test_the_wait_for_a_configured_prefect_api_is_30_s_unless_the_environment_says_otherwise(monkeypatch):
+    import pytest
+
+    from alignloop.flows import prefect_api
+
+    monkeypatch.delenv(prefect_api.API_WAIT_ENV, raising=False)
+    assert prefect_api.configured_server_wait_s() == 30.0
+    monkeypatch.setenv(prefect_api.API_WAIT_ENV, " 2.5 ")
+    assert prefect_api.configured_server_wait_s() == 2.5
+    for bad in ("soon", "-1", "nan", "inf"):
+        monkeypatch.setenv(prefect_api.API_WAIT_ENV, bad)
+        with pytest.raises(TerminalError, match=f"^ALIGNLOOP_PREFECT_API_WAIT_SECONDS: '{bad}' is not a number"):
+            prefect_api.configured_server_wait_s()
