@@ -136,7 +136,8 @@ def same_training(a, b) -> bool:
 def train_arm(plan, train_rows: list[dict[str, Any]], base_dir: Path, run_dir: Path, cache_dir: Path,
               say: Progress | None = None, arm: str = ""):
     """The candidate of one arm, trained by alignloop's training code (no resume: every run starts fresh).
-    say: told every 10th step and the last, with the loss, so a long run shows it is moving."""
+    say: told after the first step, every 10th and the last, with the loss and the time to go at the pace
+    so far, so a long run shows it is moving and how long it will take."""
     from alignloop.datasets import Split
     from alignloop.training import RunOptions, train_candidate
 
@@ -146,13 +147,28 @@ def train_arm(plan, train_rows: list[dict[str, Any]], base_dir: Path, run_dir: P
     # where --json writes; the log lines every 10 steps go to stderr.
     started = time.perf_counter()
 
+    first: list[float] = []   # when the first step ended: the pace is read from there (loading is not a step)
+
     def progress(step: int, total: int, logs: dict | None) -> None:
-        if say and step and (step % 10 == 0 or step == total):
+        if not say or not step:
+            return
+        now = time.perf_counter()
+        if not first:
+            first.append(now)
+        if step == 1 or step % 10 == 0 or step == total:
             loss = f", loss {logs['loss']:.3f}" if logs and isinstance(logs.get("loss"), float) else ""
-            say(f"{arm}: step {step}/{total}{loss}, {time.perf_counter() - started:.0f} s")
+            pace = (now - first[0]) / (step - 1) if step > 1 else now - started
+            to_go = f", about {_duration((total - step) * pace)} to go" if step < total else ""
+            say(f"{arm}: step {step}/{total}{loss}, {now - started:.0f} s{to_go}")
 
     return train_candidate(plan, Split([], rows, [], []), base_dir, run_dir, device="cpu", options=options,
                            progress=progress)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def evaluate_arm(trained, eval_pairs, base_dir: Path, beta: float, setup: OutcomeSetup, cache_dir: Path):
