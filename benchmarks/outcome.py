@@ -165,6 +165,15 @@ def train_arm(plan, train_rows: list[dict[str, Any]], base_dir: Path, run_dir: P
                            progress=progress)
 
 
+def gain_text(row: dict[str, Any], scale: float = 1.0, digits: int = 3) -> str:
+    """'+0.020 [+0.003, +0.041]', or the gain and why it has no interval (too few prompts for the bootstrap)."""
+    gain = f"{scale * row['gain']:+.{digits}f}"
+    low, high = row["gain_ci_low"], row["gain_ci_high"]
+    if low != low or high != high:   # NaN: the bootstrap refused the set
+        return f"{gain} (no interval: {row['prompts']} prompts, too few)"
+    return f"{gain} [{scale * low:+.{digits}f}, {scale * high:+.{digits}f}]"
+
+
 def _duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
@@ -249,7 +258,7 @@ def run_outcome(setup: OutcomeSetup, work_dir: Path, progress: Progress | None =
         t1 = time.perf_counter()
         report = evaluate_arm(trained, eval_pairs, base_dir, float(trained.hyperparameters["beta"]), setup, cache_dir)
         arms.append(arm_row(arm, plan, trained, report, t1 - t0, time.perf_counter() - t1, cpu_seconds() - cpu0))
-        say(f"{arm}: gain {arms[-1]['gain']:+.3f} [{arms[-1]['gain_ci_low']:+.3f}, {arms[-1]['gain_ci_high']:+.3f}]")
+        say(f"{arm}: gain {gain_text(arms[-1])}")
     return {"setup": setup_dict(setup), "data": data, "machine": machine(), "commit": commit,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "arms": arms,
             "seconds": time.perf_counter() - started, "cpu_seconds": cpu_seconds(),

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from alignloop.benchmarks.outcome import ARMS, OutcomeSetup, append_log, run_outcome
+from alignloop.benchmarks.outcome import ARMS, OutcomeSetup, append_log, gain_text, run_outcome
 from alignloop.errors import ConfigError
 
 # The per-arm fields --json always prints.
@@ -78,7 +78,7 @@ def outcome_table(result: dict):
         ref, cand = a["reference_accuracy"], a["candidate_accuracy"]
         table.add_row(a["arm"] + (f" (= {a['same_as']})" if a.get("same_as") else ""), a["method"], str(a["pairs"]),
                       _pct(ref["value"]), _pct(cand["value"]),
-                      f"{100 * a['gain']:+.1f} [{100 * a['gain_ci_low']:+.1f}, {100 * a['gain_ci_high']:+.1f}]",
+                      gain_text(a, scale=100, digits=1),
                       _pct(a["reward_accuracy"]), "—" if a["kl"] is None else f"{a['kl']['value']:.2f}", str(a["steps"]),
                       f"{a['seconds']:.0f}")
     return table

@@ -112,3 +112,24 @@ def test_quick_json_gives_every_arm_consistent_gains_on_the_pairs_it_says(tmp_pa
     saved = json.loads((tmp_path / "outcome.json").read_text())
     assert saved["arms"] == result["arms"] and saved["setup"]["base_model"] == {"tiny": True}
     assert len({a["eval_set_hash"] for a in result["arms"]}) == 1   # every arm scored on the same pairs
+
+
+def test_a_gain_without_an_interval_says_why_instead_of_printing_nan():
+    from alignloop.benchmarks.outcome import gain_text
+    from alignloop.benchmarks.outcome_cli import outcome_table
+
+    row = {"gain": 0.02, "gain_ci_low": 0.0031, "gain_ci_high": 0.0405, "prompts": 242}
+    assert gain_text(row) == "+0.020 [+0.003, +0.041]"
+    assert gain_text(row, scale=100, digits=1) == "+2.0 [+0.3, +4.0]"
+    few = {"gain": 0.0, "gain_ci_low": float("nan"), "gain_ci_high": float("nan"), "prompts": 8}
+    assert gain_text(few) == "+0.000 (no interval: 8 prompts, too few)"
+    acc = {"value": 0.5, "ci_low": float("nan"), "ci_high": float("nan")}
+    result = {"setup": {"split": "test"}, "data": {"train_pairs": 200},
+              "arms": [{**few, "arm": "dpo", "method": "dpo", "pairs": 8, "reference_accuracy": acc,
+                        "candidate_accuracy": acc, "reward_accuracy": 0.5, "kl": None, "steps": 6, "seconds": 1.0}]}
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(outcome_table(result))
+    text = console.export_text()
+    assert "no interval: 8 prompts" in text and "nan" not in text
