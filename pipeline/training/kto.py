@@ -17,8 +17,10 @@ from alignloop.planner import kto_weights
 from alignloop.training.builders import BuildContext, Built
 from alignloop.training.common import common_args, policy_trainer
 from alignloop.training.data import (
+    LENGTH_GROUP_WINDOW,
     dataset_fingerprint,
     fit_rows,
+    padded_tokens,
     tokenize_unpaired,
     tokenizer_fingerprint,
 )
@@ -84,13 +86,20 @@ def _unpaired_rows(ctx: BuildContext) -> list[dict]:
         raise DataError(f"the plan's {e}; plan again (`alignloop plan`)") from None
 
 
-def kto_order(labels: list[bool], total: int, seed: int) -> list[int]:
+def kto_order(labels: list[bool], total: int, seed: int, lengths: list[int] | None = None,
+              batch_size: int = 1) -> list[int]:
     """Row indices for `total` row visits: seeded epochs whose labels are spread evenly.
 
     Each epoch shuffles the desirable and the undesirable rows apart, then deals them out so that its
     first k rows hold floor(k * n_desirable / n) desirable ones. Every batch then mixes both labels
     (KTO's KL estimate pairs each prompt with another row's answer in the batch), and the rows the
     steps read follow from the counts alone (`alignloop.planner.kto_read_counts`), as the plan states.
+
+    With `lengths`, batches of `batch_size` are grouped by length without moving a label: inside
+    windows of whole batches of one epoch, the up rows (and, apart, the down rows) are sorted by
+    length and handed out to the window's batches in a seeded random order, each batch taking the
+    next ones for its up (down) places. A batch then holds ups of similar length and downs of similar
+    length, so it pads little, while every place keeps its label and every row its epoch.
     """
     if not labels:
         return []
@@ -105,7 +114,42 @@ def kto_order(labels: list[bool], total: int, seed: int) -> list[int]:
         for k in range(n):
             is_up = (k + 1) * n_up // n > k * n_up // n
             order.append(ups.pop() if is_up else downs.pop())
-    return order[:total]
+    order = order[:total]
+    if lengths is not None and batch_size > 1:
+        _group_by_length(order, labels, lengths, batch_size, n, rng)
+    return order
+
+
+def _group_by_length(order: list[int], labels: list[bool], lengths: list[int], batch_size: int, n: int,
+                     rng: random.Random) -> None:
+    """Regroup `order` in place: see kto_order. A batch that straddles two epochs is left as it is."""
+    window: list[tuple[int, int]] = []
+
+    def flush() -> None:
+        if len(window) < 2:
+            return
+        places = [p for lo, hi in window for p in range(lo, hi)]
+        by_label = {flag: sorted((order[p] for p in places if labels[order[p]] is flag),
+                                 key=lambda i: (lengths[i], i)) for flag in (True, False)}
+        slots = [[labels[order[p]] for p in range(lo, hi)] for lo, hi in window]
+        taken = {True: 0, False: 0}
+        for b in rng.sample(range(len(window)), len(window)):
+            lo, _ = window[b]
+            for k, flag in enumerate(slots[b]):
+                order[lo + k] = by_label[flag][taken[flag]]
+                taken[flag] += 1
+
+    for lo in range(0, len(order), batch_size):
+        hi = min(lo + batch_size, len(order))
+        if lo // n != (hi - 1) // n:          # straddles an epoch boundary
+            flush()
+            window = []
+            continue
+        if window and (window[0][0] // n != lo // n or len(window) == LENGTH_GROUP_WINDOW):
+            flush()
+            window = []
+        window.append((lo, hi))
+    flush()
 
 
 def build_kto(ctx: BuildContext) -> Built:
@@ -118,13 +162,18 @@ def build_kto(ctx: BuildContext) -> Built:
         raise DataError("KTO needs at least 2 training rows")
     tokenized = tokenize_unpaired(ctx.tokenizer, rows, tokenizer_fingerprint(ctx.base_dir), ctx.cache_dir)
     fitted = fit_rows(tokenized, hp.get("max_length"), ctx.max_length_cap, hp.get("max_length_reason"))
-    # Not grouped by length: in thumbs data length often follows the label, and a batch of one label
-    # would skew KTO's per-batch KL estimate.
-    order = kto_order([r["label"] for r in fitted.rows], ctx.rows_per_run, hp["seed"])
+    # Grouped by length inside each label: in thumbs data length often follows the label, and a batch of
+    # one label would skew KTO's per-batch KL estimate, so every place keeps the label the dealing gave it.
+    batch = int(hp["per_device_batch_size"])
+    lengths = [len(r["prompt_ids"]) + len(r["completion_ids"]) for r in fitted.rows]
+    order = kto_order([r["label"] for r in fitted.rows], ctx.rows_per_run, hp["seed"], lengths, batch)
     read = [fitted.rows[i] for i in order]
     n_up = sum(r["label"] for r in read)
     n_down = len(read) - n_up
-    notes = [fitted.max_length_reason, fitted.truncation.describe()]
+    real, computed = padded_tokens(fitted.rows, order, batch, ("completion_ids",))
+    notes = [fitted.max_length_reason, fitted.truncation.describe(),
+             f"batches grouped by length within each label: {computed - real} pad tokens of {computed} computed "
+             f"({100 * (computed - real) / max(computed, 1):.1f}%)"]
     dw, uw = float(hp.get("desirable_weight", 1.0)), float(hp.get("undesirable_weight", 1.0))
     lo, hi = KTO_RATIO_RANGE
     ratio = weighted_ratio(n_up, n_down, dw, uw)

@@ -70,3 +70,32 @@ def test_the_plan_says_when_a_row_cap_hides_the_up_down_split_it_weights():
     assert any("max_train_examples 50" in r and "re-sets the KTO weights" in r for r in capped.reasons)
     uncapped = choose_method(shape(0, 300, 100), TrainingSettings(), PlanningSettings())
     assert not any("max_train_examples" in r for r in uncapped.reasons)
+
+
+@pytest.mark.parametrize("up,down,total,batch,share", [(10, 30, 80, 4, 0.6), (37, 23, 150, 4, 0.6),
+                                                        (200, 20, 440, 8, 0.6), (5, 5, 30, 3, 1.0)])
+def test_kto_batches_grouped_by_length_keep_every_label_and_epoch_and_pad_far_less(up, down, total, batch, share):
+    """share: the most of the plain order's padding the grouped one may keep (10 rows in batches of 3: few
+    whole-batch windows inside an epoch, so little to regroup)."""
+    import random
+
+    from alignloop.training.data import padded_tokens
+
+    labels = [True] * up + [False] * down
+    rng = random.Random(7)
+    lengths = [rng.randint(20, 600) for _ in labels]
+    plain = kto_order(labels, total, seed=3)
+    grouped = kto_order(labels, total, seed=3, lengths=lengths, batch_size=batch)
+    # Every place keeps its label, so the counts the plan states (kto_read_counts) are the same.
+    assert [labels[i] for i in grouped] == [labels[i] for i in plain]
+    # Every epoch still reads each row once.
+    n = len(labels)
+    for lo in range(0, total - n + 1, n):
+        assert sorted(grouped[lo: lo + n]) == list(range(n))
+    assert sorted(grouped) == sorted(plain)
+    rows = [{"prompt_ids": [0] * 5, "completion_ids": [0] * (k - 5)} for k in lengths]
+    real, computed_plain = padded_tokens(rows, plain, batch, ("completion_ids",))
+    _, computed_grouped = padded_tokens(rows, grouped, batch, ("completion_ids",))
+    assert computed_grouped < computed_plain and (computed_grouped - real) < share * (computed_plain - real)
+    assert grouped == kto_order(labels, total, seed=3, lengths=lengths, batch_size=batch)
+    assert grouped != kto_order(labels, total, seed=4, lengths=lengths, batch_size=batch)

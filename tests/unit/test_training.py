@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -220,6 +221,9 @@ def test_kto_trains_with_the_weights_the_plan_states(tmp_path, tiny_dir):
     assert (result.hyperparameters["desirable_weight"], result.hyperparameters["undesirable_weight"]) == (1.0, 1.4)
     assert any("(7 up, 5 down)" in n for n in result.notes)
     assert not any("KTO weights set from" in n for n in result.notes)
+    # Its 3 batches of 4 come out of one window, grouped by length within each label.
+    (pad,) = [n for n in result.notes if n.startswith("batches grouped by length within each label: ")]
+    assert re.search(r"\d+ pad tokens of \d+ computed \(\d+\.\d%\)", pad), pad
 
 
 def _assert_trl_check_agrees(tmp_path, tiny_dir, thumbs, dw, uw, caplog):
