@@ -140,6 +140,7 @@ def train_arm(plan, train_rows: list[dict[str, Any]], base_dir: Path, run_dir: P
     so far, so a long run shows it is moving and how long it will take."""
     from alignloop.datasets import Split
     from alignloop.training import RunOptions, train_candidate
+    from alignloop.training.common import format_seconds
 
     rows = [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in train_rows]
     options = RunOptions(device="cpu", log_every=10, resume=False, cache_dir=cache_dir / "training")
@@ -147,7 +148,9 @@ def train_arm(plan, train_rows: list[dict[str, Any]], base_dir: Path, run_dir: P
     # where --json writes; the log lines every 10 steps go to stderr.
     started = time.perf_counter()
 
-    first: list[float] = []   # when the first step ended: the pace is read from there (loading is not a step)
+    # When the first step ended: later paces are read from there (loading is not a step); the first step's own
+    # estimate, with nothing else to go on, counts the loading too.
+    first: list[float] = []
 
     def progress(step: int, total: int, logs: dict | None) -> None:
         if not say or not step:
@@ -158,7 +161,7 @@ def train_arm(plan, train_rows: list[dict[str, Any]], base_dir: Path, run_dir: P
         if step == 1 or step % 10 == 0 or step == total:
             loss = f", loss {logs['loss']:.3f}" if logs and isinstance(logs.get("loss"), float) else ""
             pace = (now - first[0]) / (step - 1) if step > 1 else now - started
-            to_go = f", about {_duration((total - step) * pace)} to go" if step < total else ""
+            to_go = f", about {format_seconds((total - step) * pace)} to go" if step < total else ""
             say(f"{arm}: step {step}/{total}{loss}, {now - started:.0f} s{to_go}")
 
     return train_candidate(plan, Split([], rows, [], []), base_dir, run_dir, device="cpu", options=options,
@@ -172,12 +175,6 @@ def gain_text(row: dict[str, Any], scale: float = 1.0, digits: int = 3) -> str:
     if low != low or high != high:   # NaN: the bootstrap refused the set
         return f"{gain} (no interval: {row['prompts']} prompts, too few)"
     return f"{gain} [{scale * low:+.{digits}f}, {scale * high:+.{digits}f}]"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def evaluate_arm(trained, eval_pairs, base_dir: Path, beta: float, setup: OutcomeSetup, cache_dir: Path):

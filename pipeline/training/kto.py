@@ -129,9 +129,9 @@ def _group_by_length(order: list[int], labels: list[bool], lengths: list[int], b
         if len(window) < 2:
             return
         places = [p for lo, hi in window for p in range(lo, hi)]
-        by_label = {flag: sorted((order[p] for p in places if labels[order[p]] is flag),
+        by_label = {flag: sorted((order[p] for p in places if bool(labels[order[p]]) is flag),
                                  key=lambda i: (lengths[i], i)) for flag in (True, False)}
-        slots = [[labels[order[p]] for p in range(lo, hi)] for lo, hi in window]
+        slots = [[bool(labels[order[p]]) for p in range(lo, hi)] for lo, hi in window]
         taken = {True: 0, False: 0}
         for b in rng.sample(range(len(window)), len(window)):
             lo, _ = window[b]

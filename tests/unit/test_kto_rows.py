@@ -98,4 +98,6 @@ def test_kto_batches_grouped_by_length_keep_every_label_and_epoch_and_pad_far_le
     _, computed_grouped = padded_tokens(rows, grouped, batch, ("completion_ids",))
     assert computed_grouped < computed_plain and (computed_grouped - real) < share * (computed_plain - real)
     assert grouped == kto_order(labels, total, seed=3, lengths=lengths, batch_size=batch)
+    # Labels read as 1/0 (as a store column may hold them) group the same way.
+    assert grouped == kto_order([int(x) for x in labels], total, seed=3, lengths=lengths, batch_size=batch)
     assert grouped != kto_order(labels, total, seed=4, lengths=lengths, batch_size=batch)
