@@ -180,6 +180,12 @@ class PlanningSettings(_Settings):
         "95% interval of the estimate lies there; 0.5 (the default) never switches: the methods benchmark found no "
         "noise level where the switch paid (BENCHMARKS.md \"Methods\")."
     )
+    kto_noise_threshold: float = Field(
+        0.25, ge=0.0, le=0.5, description="Pair flip rate at or above which KTO (each pair as one up and one down "
+        "answer, plus any thumbs) replaces IPO, when the whole 95% interval of the estimate lies there; 0.5 never "
+        "switches. Set from the held-out methods draws, where KTO led or tied wherever the whole interval lay at or "
+        "above 25% (BENCHMARKS.md \"Methods\")."
+    )
     rlhf_compute_budget: float = Field(
         0.0, ge=0.0, description="Compute you allow, in multiples of a DPO run; the planner counts an RLHF run as 3 "
                                   "and plans RLHF only when this is at least that."

@@ -8,10 +8,12 @@ rows, and the plan's reasons cite them):
 - a method asked for -> that method, if the data can feed it.
 - pairs and thumbs   -> IPO on the pairs plus pairs built from the thumbs (an up and a down answer to
                         one prompt), so neither kind of feedback is thrown away.
-- pairs              -> IPO, whatever the estimated flip rate: its loss stops at a fixed margin, so the
-                        model drifts less and flipped pairs pull less. Robust DPO only when the whole
-                        interval of the flip rate lies at or above planning.noise_threshold (by default
-                        never: the benchmark found no noise level where it paid).
+- pairs              -> IPO: its loss stops at a fixed margin, so the model drifts less and flipped pairs
+                        pull less. KTO (each pair as an up and a down answer, plus any thumbs) when the
+                        whole 95 % interval of the flip rate lies at or above
+                        planning.kto_noise_threshold (25 %): on heavily flipped pairs KTO led or tied in
+                        the held-out draws. Robust DPO only when the whole interval lies at or above
+                        planning.noise_threshold (by default never: no noise level where it paid).
 - thumbs only        -> IPO on the pairs the thumbs make; KTO, weighted so up and down count alike,
                         when the thumbs make too few pairs (one answer a prompt: nothing to pair).
 """
@@ -44,6 +46,9 @@ EVIDENCE = {
     "ipo": "IPO best in clean_pairs, large_pairs_flip10, length_biased_pairs, deterministic_many_epochs; "
            "every arm tied in pairs_flip25, few_pairs_flip40, small_pairs",
     "noisy": "robust DPO never best in pairs_flip25 or few_pairs_flip40",
+    "kto_noisy": "KTO best in drawn5077-20, -21, -32 and tied in drawn2311-02, -06, -07, drawn5077-25, the held-out "
+                 "regimes where the whole interval lay at or above 25%; IPO stays where it lay lower, as in "
+                 "drawn5077-27 (KTO 13 points behind)",
     "mixed": "IPO best in few_pairs_many_thumbs, tied in many_pairs_few_thumbs and mixed_pairs_2per_thumbs",
     "pairs_only": "IPO on the pairs alone best in pairs_and_unpairable_thumbs, KTO on everything tied",
     "thumb_pairs": "IPO best in thumbs_1to1, thumbs_1to10, thumbs_10to1, thumbs_2per_1to1, thumbs_2per_1to10",
@@ -130,11 +135,25 @@ class Facts:
     def flip(self) -> float | None:
         return self.shape.pair_flip_rate
 
+    def noise_at_or_above(self, threshold: float) -> bool:
+        """The whole 95 % interval of the pairs' flip-rate estimate lies at or above `threshold`."""
+        noise = self.shape.pair_noise
+        return noise is not None and noise.low is not None and noise.low >= threshold
+
     @property
     def noisy(self) -> bool:
-        """The whole 95 % interval of the flip-rate estimate is at or above the threshold."""
-        noise = self.shape.pair_noise
-        return noise is not None and noise.low is not None and noise.low >= self.planning.noise_threshold
+        """Robust DPO's case: the whole interval at or above planning.noise_threshold."""
+        return self.noise_at_or_above(self.planning.noise_threshold)
+
+    @property
+    def kto_noisy(self) -> bool:
+        """KTO's case: the whole interval at or above planning.kto_noise_threshold (robust DPO's comes first)."""
+        return not self.noisy and self.noise_at_or_above(self.planning.kto_noise_threshold)
+
+    @property
+    def kto_train_on(self) -> str:
+        """The rows KTO reads in place of pairs: each pair as an up and a down answer, plus any thumbs."""
+        return "thumbs+unpaired_pairs" if self.shape.n_unpaired_train else "unpaired_pairs"
 
 
 def _pct(x: float | None) -> str:
@@ -202,8 +221,12 @@ def rule_mixed(f: Facts) -> Decision | None:
     """Pairs and thumbs both: IPO on the pairs plus the pairs the thumbs give, so neither is dropped."""
     if not (f.shape.n_pairs_train and f.thumb_pairs and f.pairs_with_thumb_pairs_ok):
         return None
-    base = _pairs_decision(f)
-    return Decision(base.method, "pairs+thumb_pairs", base.loss, base.label_smoothing, (
+    base = _pairs_decision(f, "pairs+thumb_pairs")
+    if base.method == "kto":
+        return Decision(base.method, base.train_on, reasons=(
+            f"{f.shape.n_pairs_train} training pairs and {f.shape.n_unpaired_train} thumbs: KTO trains on both",
+            *base.reasons))
+    return Decision(base.method, base.train_on, base.loss, base.label_smoothing, (
         f"{f.shape.n_pairs_train} training pairs and {f.thumb_pairs} pairs built from thumbs on "
         f"{f.shape.pairable_prompts_train} prompts with an up and a down answer: trained on together "
         f"(bench methods: {EVIDENCE['mixed']})",
@@ -211,16 +234,16 @@ def rule_mixed(f: Facts) -> Decision | None:
 
 
 def rule_pairs(f: Facts) -> Decision | None:
-    """Pairs enough to train on: IPO (robust DPO only past planning.noise_threshold). Thumbs that make no pair
-    are left out: IPO on the pairs alone did no worse than KTO on everything."""
+    """Pairs enough to train on: IPO (KTO or robust DPO past their noise thresholds). Thumbs that make no pair
+    are left out of IPO: IPO on the pairs alone did no worse than KTO on everything. KTO reads them."""
     if not f.pairs_ok:
         return None
-    d = _pairs_decision(f)
+    d = _pairs_decision(f, "pairs")
     left_out = ()
-    if f.shape.n_unpaired_train:
+    if f.shape.n_unpaired_train and d.method != "kto":
         left_out = (f"{f.shape.n_unpaired_train} thumbs left out: no prompt has both an up and a down answer, so they "
                     f"make no pairs (bench methods: {EVIDENCE['pairs_only']})",)
-    return Decision(d.method, "pairs", d.loss, d.label_smoothing,
+    return Decision(d.method, d.train_on, d.loss, d.label_smoothing,
                     (f"{f.shape.n_pairs_train} training pairs >= min_pairs {f.planning.min_pairs}", *d.reasons, *left_out))
 
 
@@ -252,8 +275,8 @@ def rule_thumb_pairs(f: Facts) -> Decision | None:
     """Thumbs too one-sided or too few for KTO, but enough pairs built from them: IPO on those."""
     if not f.pairs_with_thumb_pairs_ok:
         return None
-    base = _pairs_decision(f)
-    return Decision(base.method, "pairs+thumb_pairs", base.loss, base.label_smoothing, (
+    base = _pairs_decision(f, "pairs+thumb_pairs")
+    return Decision(base.method, base.train_on, base.loss, base.label_smoothing, (
         f"{f.thumb_pairs} pairs built from thumbs (plus {f.shape.n_pairs_train} pairs) >= min_pairs "
         f"{f.planning.min_pairs}", *base.reasons))
 
@@ -265,9 +288,12 @@ RULES: tuple[Rule, ...] = (rule_rlhf, rule_forced, rule_too_little, rule_mixed, 
 def _noise_reason(f: Facts, outcome: str = "") -> str:
     """What the pairs' noise estimate says and whether it is acted on, in words that cannot be misread;
     `outcome` (the method it leads to) ends the sentence when given. An estimate is acted on only where
-    its whole 95 % interval lies: at or above noise_threshold (noisy), or below it (clean)."""
+    its whole 95 % interval lies: at or above a threshold (noise_threshold: robust DPO, kto_noise_threshold:
+    KTO), or below the lower of them (clean)."""
     then = f": {outcome}" if outcome else ""
-    threshold = f"noise_threshold {_pct(f.planning.noise_threshold)}"
+    robust, kto = f.planning.noise_threshold, f.planning.kto_noise_threshold
+    name, value = ("noise_threshold", robust) if f.noisy or robust <= kto else ("kto_noise_threshold", kto)
+    threshold = f"{name} {_pct(value)}"
     noise = f.shape.pair_noise
     if noise is None:
         tried = [s for s in f.shape.noise_signals if s.signal not in ("contradictory_thumbs", "annotator_thumbs")]
@@ -280,23 +306,30 @@ def _noise_reason(f: Facts, outcome: str = "") -> str:
         return f"pair label noise not measured ({why}), so treated as low{then}"
     said = (f"estimated pair flip rate {_pct(noise.flip_rate)} ({noise.signal}, from {noise.support} {noise.unit})")
     interval = f"the 95% interval {_pct(noise.low)}–{_pct(noise.high)}"
-    if f.noisy:
+    if f.noisy or f.kto_noisy:
         return f"{said}: {interval} lies at or above {threshold}{then}"
-    if noise.high < f.planning.noise_threshold:
+    if noise.high < value:
         return f"{said}: {interval} lies below {threshold}{then}"
     return f"{said}, but {interval} holds {threshold} inside it: too wide to act on, so treated as low{then}"
 
 
-def _pairs_decision(f: Facts) -> Decision:
-    """IPO on pairs, whatever their estimated noise; robust DPO only when the whole interval of the flip
-    rate lies at or above planning.noise_threshold (by default it never does)."""
+def _pairs_decision(f: Facts, train_on: str) -> Decision:
+    """IPO on `train_on`; KTO when the whole interval of the flip rate lies at or above
+    planning.kto_noise_threshold; robust DPO when it lies at or above planning.noise_threshold (by default
+    it never does)."""
+    if f.kto_noisy:
+        return Decision("kto", f.kto_train_on, reasons=(
+            _noise_reason(f, "KTO"),
+            f"KTO on {TRAIN_ON[f.kto_train_on]}: it scores each answer alone against a reference point and "
+            f"saturates, so a flipped pair moves two answers a bounded step instead of pulling their margin the "
+            f"wrong way; it costs more a step than IPO (bench methods: {EVIDENCE['kto_noisy']})"))
     if not f.noisy:
-        return Decision("ipo", loss="ipo", reasons=(
+        return Decision("ipo", train_on, loss="ipo", reasons=(
             _noise_reason(f, "IPO"),
             "IPO: its squared loss pulls each pair's margin to a fixed target instead of pushing it without bound, "
             f"so the model drifts less from the base and flipped pairs pull less (bench methods: {EVIDENCE['ipo']})"))
     smoothing = round(min(f.flip or 0.0, MAX_LABEL_SMOOTHING), 4)
-    return Decision("dpo", loss="robust", label_smoothing=smoothing, reasons=(
+    return Decision("dpo", train_on, loss="robust", label_smoothing=smoothing, reasons=(
         _noise_reason(f, "robust DPO"),
         f"robust DPO (cDPO): label_smoothing {smoothing} tells the loss that share of labels is wrong, so flipped "
         f"pairs are expected instead of fitted (chosen by your noise_threshold; bench methods: {EVIDENCE['noisy']})"))
