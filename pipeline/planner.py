@@ -431,8 +431,19 @@ def training_pace(d: Decision, f: Facts, rows: int, batch: int) -> Pace:
                     "(planning.seconds_per_step, assumed: no training has been timed here yet)")
     tokens = tokens_per_step(d, f, batch)
     scaled = "" if tokens is None else f", scaled to about {tokens:.0f} tokens a step here"
-    return Pace(measured.step_seconds(tokens), measured.setup_seconds_for(rows), True,
+    factor = passes_ratio(d.method, measured.method)
+    if factor != 1.0:
+        scaled += (f", x{factor:g} for {d.method.upper()}'s {METHODS[d.method].passes_per_token:g} model passes a "
+                   f"token against {measured.method.upper()}'s {METHODS[measured.method].passes_per_token:g}")
+    return Pace(measured.step_seconds(tokens) * factor, measured.setup_seconds_for(rows), True,
                 f"(the last run's {measured.describe()}{scaled})")
+
+
+def passes_ratio(method: str, measured_method: str) -> float:
+    """How much more a token costs `method` than the method whose step time was measured (1 for the same)."""
+    if method == measured_method or method not in METHODS or measured_method not in METHODS:
+        return 1.0
+    return METHODS[method].passes_per_token / METHODS[measured_method].passes_per_token
 
 
 def expected_time(d: Decision, f: Facts, hp: dict[str, Any]) -> dict[str, Any]:

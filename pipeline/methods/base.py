@@ -23,6 +23,10 @@ class TrainingMethod:
     loss_type: str | None = None           # the TRL loss_type it trains with, when its trainer has one
     # The arms `alignloop bench methods` trains for it (alignloop/benchmarks/methods.py); none: not benchmarked.
     benchmark_arms: tuple[str, ...] = ()
+    # Model passes a trained token costs within a step, in forward-pass units (a backward counts 2): what a
+    # plan scales another method's measured step time by. A pair method's reference log-probs are computed
+    # once before the steps (alignloop.training.fastpath), so its step is the policy's forward and backward.
+    passes_per_token: float = 3.0
 
     @property
     def takes_sft_term(self) -> bool:

@@ -59,6 +59,26 @@ def test_without_a_measurement_the_plan_says_its_time_is_assumed():
     assert "assumed" in plan.reasons[-1] and "expected wall time" in plan.reasons[-1]
 
 
+def test_a_kto_plan_timed_from_a_dpo_step_counts_ktos_extra_passes_a_token():
+    """KTO runs the policy on its KL rows and the reference on both every step: twice a pair method's passes a
+    token. Scaled by tokens alone, a KTO plan timed from a DPO step was expected to take half a DPO step where
+    one measured 2.5x (BENCHMARKS.md "Outcome")."""
+    thumbs = with_lengths(shape(0, 300, 300), mean_tokens=200.0)
+    plan = choose_method(thumbs, TrainingSettings(), PlanningSettings(), step_times={"dpo": pace()})
+    assert plan.method == "kto"
+    batch = plan.hyperparameters["per_device_batch_size"]
+    # 8 s for 800 tokens of DPO -> batch x 200 tokens of KTO, at 6 passes a token against DPO's 3
+    assert plan.estimate["seconds_per_step"] == pytest.approx(8.0 * batch * 200 / 800 * 2, rel=1e-3)
+    assert any("x2 for KTO's 6 model passes a token against DPO's 3" in r for r in plan.reasons)
+    own = choose_method(thumbs, TrainingSettings(), PlanningSettings(), step_times={"kto": pace(method="kto")})
+    assert own.estimate["seconds_per_step"] == pytest.approx(8.0 * batch * 200 / 800, rel=1e-3)
+    assert not any("model passes a token" in r for r in own.reasons)
+    ipo = choose_method(with_lengths(shape(400), 200.0), TrainingSettings(), PlanningSettings(),
+                        step_times={"kto": pace(method="kto")})
+    assert ipo.method == "ipo" and any("x0.5 for IPO's 3 model passes a token against KTO's 6" in r
+                                       for r in ipo.reasons)
+
+
 def test_the_same_methods_measurement_is_preferred_to_a_newer_one_of_another(tmp_path):
     write_step_time(tmp_path, pace(seconds=3.0, method="kto", at="2026-12-02T00:00:00Z"))
     write_step_time(tmp_path, pace(seconds=5.0, method="dpo", at="2026-12-01T00:00:00Z"))
