@@ -17,6 +17,14 @@ set_offline_defaults()
 T0 = datetime(2026, 10, 1, 12, 0, 0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _shared_builds(tmp_path_factory):
+    """One session folder for what many tests would build again: the tiny model, a migrated Prefect database."""
+    from tests import shared_builds
+
+    shared_builds.set_root(tmp_path_factory.mktemp("shared-builds"))
+
+
 def chat(text: str) -> str:
     return json.dumps([{"role": "user", "content": text}])
 

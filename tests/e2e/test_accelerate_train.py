@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from alignloop.cli.main import app
 from tests.conftest import chat, make_warehouse
+from tests.shared_builds import model_cache
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def _config(tmp_path: Path) -> Path:
     config.write_text(
         "target: accel\n"
         "sources:\n  - name: chat\n    connector: duckdb\n    options:\n      path: warehouse.duckdb\n"
-        "base_model:\n  tiny: true\n"
+        f"base_model:\n  tiny: true\n  cache_dir: {model_cache()}\n"
         "planning:\n  min_pairs: 8\n"
         "training:\n  max_steps: 4\n  per_device_batch_size: 2\n  log_every: 2\n"
     )

@@ -23,6 +23,7 @@ from alignloop.config import load_settings
 from alignloop.demo import write_demo_config, write_demo_warehouse
 from alignloop.triggers import decide_retrain
 from tests.conftest import make_warehouse
+from tests.shared_builds import seeded_prefect_home, share_tiny_model
 from tests.terminal import cli, run_in_terminal, run_piped
 
 pytestmark = pytest.mark.slow
@@ -47,14 +48,14 @@ def prefect_server():
 def workdir(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("run")
     write_demo_warehouse(work / "warehouse.duckdb", n_feedback=600, n_prompts=60)
-    config = write_demo_config(work, tiny=True)
+    config = share_tiny_model(write_demo_config(work, tiny=True))
     config.write_text(config.read_text().replace("  max_steps: 8\n", TRAINING) + PASSABLE_GATE)
     return work
 
 
 def env_for(work: Path, api_url: str | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIGNLOOP__", "PREFECT_API_URL"))}
-    env.update(PREFECT_HOME=str(work / "prefect-home"), COLUMNS="100", **extra)
+    env.update(PREFECT_HOME=str(seeded_prefect_home(work / "prefect-home")), COLUMNS="100", **extra)
     if api_url:
         env["PREFECT_API_URL"] = api_url
     return env

@@ -11,13 +11,14 @@ from typer.testing import CliRunner
 from alignloop.cli.main import app
 from alignloop.config import load_settings
 from alignloop.demo import write_demo_config, write_demo_warehouse
+from tests.shared_builds import share_tiny_model
 
 pytestmark = pytest.mark.slow
 
 
 def test_stages_one_at_a_time_end_in_a_registered_version(tmp_path):
     write_demo_warehouse(tmp_path / "warehouse.duckdb", n_feedback=1200, n_prompts=100)
-    config = str(write_demo_config(tmp_path, tiny=True))
+    config = str(share_tiny_model(write_demo_config(tmp_path, tiny=True)))
     runner = CliRunner()
 
     def run(*args: str) -> str:

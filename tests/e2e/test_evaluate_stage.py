@@ -12,6 +12,7 @@ from alignloop import stages
 from alignloop.config import load_settings
 from alignloop.datasets import holdout_eval_pairs
 from alignloop.demo import write_demo_config, write_demo_warehouse
+from tests.shared_builds import share_tiny_model
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +24,7 @@ def test_evaluate_scores_every_held_out_pair_and_the_champion_once_there_is_one(
     torch.set_num_threads(1)  # tiny matrices: extra threads only wait on a busy machine
     try:
         write_demo_warehouse(tmp_path / "warehouse.duckdb", n_feedback=1200, n_prompts=100)
-        settings = load_settings(write_demo_config(tmp_path, tiny=True))
+        settings = load_settings(share_tiny_model(write_demo_config(tmp_path, tiny=True)))
         stages.ingest(settings)
         planned = stages.plan(settings)
         stages.train(settings, planned)

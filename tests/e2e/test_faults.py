@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 
 from alignloop.demo import write_demo_config, write_demo_warehouse
 from tests.integration.services import call, free_port, prefect_env, service, wait_until_healthy
+from tests.shared_builds import share_tiny_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability, pytest.mark.timeout(600)]
 STAGES = ("ingest", "plan", "train", "evaluate", "register")  # Prefect task names, in flow order
@@ -49,7 +50,7 @@ def warehouse(tmp_path_factory) -> Path:
 def _workdir(base: Path, warehouse: Path) -> Path:
     base.mkdir(parents=True, exist_ok=True)
     shutil.copy(warehouse, base / "warehouse.duckdb")
-    return write_demo_config(base, tiny=True)
+    return share_tiny_model(write_demo_config(base, tiny=True))
 
 
 def _start(config: Path, api: str, *command: str, limit_file_bytes: int | None = None,

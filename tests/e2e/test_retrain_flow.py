@@ -13,6 +13,7 @@ from alignloop.cli.main import app
 from alignloop.flows.retrain import retrain
 from alignloop.config import load_settings
 from alignloop.demo import write_demo_config, write_demo_warehouse
+from tests.shared_builds import share_tiny_model
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +28,7 @@ def prefect_harness():
 def demo_settings(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo")
     write_demo_warehouse(workdir / "warehouse.duckdb", n_feedback=1500, n_prompts=120)
-    return load_settings(write_demo_config(workdir, tiny=True))
+    return load_settings(share_tiny_model(write_demo_config(workdir, tiny=True)))
 
 
 @pytest.fixture(scope="module")

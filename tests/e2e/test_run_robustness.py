@@ -22,6 +22,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from alignloop.demo import write_demo_config, write_demo_warehouse
 from tests.conftest import chat, make_warehouse
+from tests.shared_builds import seeded_prefect_home
 from tests.terminal import cli, run_piped
 
 pytestmark = pytest.mark.slow
@@ -53,7 +54,7 @@ def thin_workdir(root: Path) -> Path:
 def env_for(work: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in NETWORK_DEFAULTS and not k.startswith(("ALIGNLOOP__", "PREFECT_API_URL", "PREFECT_HOME"))}
-    return {**env, "PREFECT_HOME": str(work / "prefect-home"), **extra}
+    return {**env, "PREFECT_HOME": str(seeded_prefect_home(work / "prefect-home")), **extra}
 
 
 def slow_server_env(work: Path, delay_s: float, **extra: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from alignloop.offline import OFFLINE_DEFAULTS
+from tests.shared_builds import seeded_prefect_home
 
 REPO = Path(__file__).resolve().parents[2]
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -31,7 +32,8 @@ def free_port() -> int:
 
 def prefect_env(home: Path, api_url: str | None = None, **extra: str) -> dict[str, str]:
     """The environment of every Prefect process a test starts: its own home, offline, no UI."""
-    env = {**os.environ, **OFFLINE_DEFAULTS, "PREFECT_HOME": str(home), "PREFECT_SERVER_UI_ENABLED": "false",
+    env = {**os.environ, **OFFLINE_DEFAULTS, "PREFECT_HOME": str(seeded_prefect_home(home)),
+           "PREFECT_SERVER_UI_ENABLED": "false",
            "PREFECT_LOGGING_LEVEL": "INFO", **extra}
     if api_url:
         env["PREFECT_API_URL"] = api_url

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.contract.servers import MYSQL_HOST, MYSQL_PORT, PG_HOST, PG_PORT, mysql_database, postgres_database, writable
+from tests.shared_builds import model_cache, seeded_prefect_home
 
 T0 = datetime(2026, 10, 1, 9, 0)
 TOPICS = ["tea", "rivers", "owls", "bridges", "jazz", "glaciers", "chess", "bread", "comets", "maps", "bees",
@@ -53,7 +54,7 @@ def _config(workdir: Path, sources: list[dict]) -> Path:
     config.write_text(yaml.safe_dump({
         "target": "db-acceptance",
         "sources": sources,
-        "base_model": {"tiny": True},
+        "base_model": {"tiny": True, "cache_dir": str(model_cache())},
         "training": {"max_steps": 4, "max_length": 96, "method": "dpo"},
         "evaluation": {"max_examples": 8},
         # No look-back: the test checks that the next run starts at the cursor (the default re-reads a day).
@@ -64,7 +65,8 @@ def _config(workdir: Path, sources: list[dict]) -> Path:
 
 def _alignloop(workdir: Path, passwords: dict[str, str], *args: str) -> str:
     """Run the console script as a user would, with its own Prefect home; return everything it printed."""
-    env = {**os.environ, **passwords, "PREFECT_HOME": str(workdir / "prefect-home"), "HF_HUB_OFFLINE": "1",
+    env = {**os.environ, **passwords, "PREFECT_HOME": str(seeded_prefect_home(workdir / "prefect-home")),
+           "HF_HUB_OFFLINE": "1",
            # Prefect starts its own server for the run; on a busy CI machine that takes more than its 20 s.
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
     done = subprocess.run([sys.executable, "-m", "alignloop.cli.main", *args, "--config", str(workdir / "alignloop.yaml")],

@@ -40,6 +40,7 @@ from tests.integration.services import (
     wait_for_final_state,
     wait_until_healthy,
 )
+from tests.shared_builds import model_cache, share_tiny_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 BUDGET_S = 300  # the whole module, servers included: every wait below ends by then
@@ -114,7 +115,8 @@ def _postgres_config(workdir: Path, dsn: str) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "alignloop.yaml"
     config.write_text(yaml.safe_dump({
-        "target": "deployed-pg", "base_model": {"tiny": True}, "notify": {"webhook_url": "${HOOK_URL}"},
+        "target": "deployed-pg", "base_model": {"tiny": True, "cache_dir": str(model_cache())},
+        "notify": {"webhook_url": "${HOOK_URL}"},
         "sources": [{"name": "pg_prefs", "connector": "postgres", "shape": "preference",
                      "options": {"dsn": dsn, "connect_timeout": 2},
                      "mapping": {"rows": {"table": "prefs", "ts": "ts", "prompt": "question", "chosen": "good",
@@ -125,7 +127,7 @@ def _postgres_config(workdir: Path, dsn: str) -> Path:
 def test_a_deployed_run_registers_a_version_and_a_rerun_without_new_feedback_trains_nothing(deployed, tmp_path):
     api, tracking, logs = deployed
     write_demo_warehouse(tmp_path / "warehouse.duckdb", n_feedback=200, n_prompts=30)
-    config = write_demo_config(tmp_path, tiny=True)
+    config = share_tiny_model(write_demo_config(tmp_path, tiny=True))
     config.write_text(config.read_text() + f"mlflow:\n  tracking_uri: {tracking}\n")
 
     first = _run(api, logs, config)
@@ -210,7 +212,7 @@ def _wait_for_task_state(api: str, flow_run_id: str, task: str, state_name: str,
 def test_a_feedback_arrived_event_starts_a_run_of_the_deployment_with_the_events_config(deployed, tmp_path):
     api, _, logs = deployed
     write_demo_warehouse(tmp_path / "warehouse.duckdb", n_feedback=40, n_prompts=8)
-    config = write_demo_config(tmp_path, tiny=True)  # too little feedback to train: the run skips itself
+    config = share_tiny_model(write_demo_config(tmp_path, tiny=True))  # too little feedback to train: the run skips itself
     deployment = call(api, f"/deployments/name/{DEPLOYMENT}")["id"]
     now = datetime.now(UTC)
     window = {"after_": now.isoformat(), "before_": (now + timedelta(minutes=5)).isoformat()}  # not tonight's run

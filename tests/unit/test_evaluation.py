@@ -16,6 +16,7 @@ from alignloop.evaluation.candidate import EvalOptions, evaluate_candidate
 from alignloop.evaluation.guards import capability_text
 from alignloop.evaluation.scoring import encode_answer, encode_pairs, score_pairs
 from alignloop.models import load_causal_lm, load_tokenizer, resolve_base_model
+from tests.shared_builds import model_cache
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +45,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
-    return resolve_base_model(BaseModelSettings(tiny=True), tmp_path_factory.mktemp("models"))
+    return resolve_base_model(BaseModelSettings(tiny=True), model_cache())
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from alignloop.planner import choose_method
 from alignloop.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
 from alignloop.profile import measure_profile, measure_truncation
 from alignloop.training.data import fit_rows, tokenize_pairs
+from tests.shared_builds import model_cache
 
 TS = datetime(2026, 10, 1)
 # Few characters, many tokens: the tiny model's byte-level BPE never saw these, so each takes ~3 tokens.
@@ -36,7 +37,7 @@ def _pairs(n: int) -> pa.Table:
 @pytest.fixture(scope="module")
 def training_tokenizer(tmp_path_factory):
     """The tokenizer training loads: from the built tiny model's folder."""
-    return load_tokenizer(resolve_base_model(BaseModelSettings(tiny=True), tmp_path_factory.mktemp("models")))
+    return load_tokenizer(resolve_base_model(BaseModelSettings(tiny=True), model_cache()))
 
 
 def _training_count(tokenizer, pairs: pa.Table, max_length: int | None):

@@ -16,6 +16,7 @@ from alignloop.planner import choose_method
 from alignloop.profile.lengths import Truncation
 from alignloop.steptime import STEP_TIME_FILE, StepTime, measured, pick, read_step_times, write_step_time
 from tests.unit.test_planner import shape
+from tests.shared_builds import share_tiny_model
 
 
 def pace(seconds: float = 8.0, tokens: float = 800.0, setup: float = 60.0, rows: int = 1000, method: str = "dpo",
@@ -110,7 +111,7 @@ def test_training_measures_its_steps_and_the_next_plan_states_and_budgets_with_t
     torch.set_num_threads(1)
     try:
         write_demo_warehouse(tmp_path / "warehouse.duckdb", n_feedback=300, n_prompts=40)
-        settings = load_settings(write_demo_config(tmp_path, tiny=True))
+        settings = load_settings(share_tiny_model(write_demo_config(tmp_path, tiny=True)))
         settings = settings.model_copy(update={"training": TrainingSettings(max_length=128, max_steps=4,
                                                                             checkpoint_every=0, log_every=0)})
         stages.ingest(settings)

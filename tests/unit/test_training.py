@@ -14,6 +14,7 @@ from alignloop.errors import ConfigError, DataError
 from alignloop.models import resolve_base_model
 from alignloop.planner import Plan
 from alignloop.training import RunOptions, train_candidate
+from tests.shared_builds import model_cache
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +23,7 @@ LORA = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "k_pro
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
-    return resolve_base_model(BaseModelSettings(tiny=True), tmp_path_factory.mktemp("models"))
+    return resolve_base_model(BaseModelSettings(tiny=True), model_cache())
 
 
 def _pairs(n: int, offset: int = 0, good: str = "Thank you, happy to help.", bad: str = "Go away.") -> list[dict]:

@@ -8,8 +8,9 @@ import pytest
 
 from alignloop.config import BaseModelSettings
 from alignloop.models import resolve_base_model
+from tests.shared_builds import model_cache
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
-    return resolve_base_model(BaseModelSettings(tiny=True), tmp_path_factory.mktemp("models"))
+    return resolve_base_model(BaseModelSettings(tiny=True), model_cache())
