@@ -48,7 +48,8 @@ EVIDENCE = {
     "noisy": "robust DPO never best in pairs_flip25 or few_pairs_flip40",
     "kto_noisy": "KTO best in drawn5077-20, -21, -32 and tied in drawn2311-02, -06, -07, drawn5077-25, the held-out "
                  "regimes where the whole interval lay at or above 25%; IPO stays where it lay lower, as in "
-                 "drawn5077-27 (KTO 13 points behind)",
+                 "drawn5077-27 (KTO 13 points behind); scored on a fresh draw, KTO best or tied in all 4 regimes "
+                 "where the rule fired (drawn8641-05, -21, -22, -29)",
     "mixed": "IPO best in few_pairs_many_thumbs, tied in many_pairs_few_thumbs and mixed_pairs_2per_thumbs",
     "pairs_only": "IPO on the pairs alone best in pairs_and_unpairable_thumbs, KTO on everything tied",
     "thumb_pairs": "IPO best in thumbs_1to1, thumbs_1to10, thumbs_10to1, thumbs_2per_1to1, thumbs_2per_1to10",
