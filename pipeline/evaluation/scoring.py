@@ -30,7 +30,8 @@ Encoded = tuple[list[int], int]
 # Bump when the way sequences are encoded or scored changes, so cached scores are recomputed.
 # 3: a pair's answers share the prompt trimmed for the longer one (training's truncate_pair).
 # 4: the perplexity guard caches per-token log-probabilities (for its interval).
-SCORING_VERSION = 4
+# 5: only the scored positions go through the LM head (TRL's fused head): the same scores within float rounding.
+SCORING_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -132,21 +133,39 @@ def _batches(sequences: Sequence[Encoded], batch_size: int,
     return [b for b in batches if b]
 
 
+def _with_fused_head(model) -> None:
+    """TRL's fused LM head (`add_fused_lm_head`) on the causal LM under `model` (a PEFT wrapper's base model),
+    added once: called with labels and fused_lm_head=True, the model projects only the labelled positions
+    through its LM head, so a long prompt's positions never become vocabulary-wide logits. Without that
+    flag its forward is the original one (generation is unchanged)."""
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not getattr(target, "_alignloop_fused_head", False):
+        from trl.trainer.utils import add_fused_lm_head
+
+        add_fused_lm_head(target)
+        target._alignloop_fused_head = True
+
+
 def _token_logps(model, sequences: Sequence[Encoded], batch: list[int], *, pad_id: int, device: str):
-    """One right-padded forward pass: each token's log-probability and the mask of scored tokens."""
+    """One right-padded forward pass: each token's log-probability (0 where not scored) and the mask of scored
+    tokens. Only the scored positions go through the LM head (TRL's fused head, compact on every device)."""
+    from alignloop.training.fastpath import compact_lm_head
+
     width = max(len(sequences[i][0]) for i in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(batch), width), dtype=torch.long)
-    scored = torch.zeros((len(batch), width), dtype=torch.bool)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
     for row, i in enumerate(batch):
         ids, start = sequences[i]
         input_ids[row, : len(ids)] = torch.tensor(ids)
         attention[row, : len(ids)] = 1
-        scored[row, max(start, 1): len(ids)] = True  # the first token has nothing to be predicted from
-    input_ids, attention, scored = input_ids.to(device), attention.to(device), scored.to(device)
-    logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()
-    token_logp = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-    return token_logp, scored[:, 1:]
+        first = max(start, 1)  # the first token has nothing to be predicted from
+        labels[row, first: len(ids)] = torch.tensor(ids[first:], dtype=torch.long)
+    input_ids, attention, labels = input_ids.to(device), attention.to(device), labels.to(device)
+    _with_fused_head(model)
+    with compact_lm_head():
+        out = model(input_ids=input_ids, attention_mask=attention, labels=labels, fused_lm_head=True)
+    return out.log_probs.float(), labels[:, 1:] != -100
 
 
 @torch.inference_mode()
