@@ -25,6 +25,14 @@ def _shared_builds(tmp_path_factory):
     shared_builds.set_root(tmp_path_factory.mktemp("shared-builds"))
 
 
+@pytest.fixture(scope="session")
+def tiny_dir(_shared_builds) -> Path:
+    """The tiny offline model's folder, built once for the session."""
+    from tests.shared_builds import tiny_model
+
+    return tiny_model()
+
+
 def chat(text: str) -> str:
     return json.dumps([{"role": "user", "content": text}])
 

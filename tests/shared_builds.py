@@ -40,6 +40,14 @@ def model_cache() -> Path:
     return folder
 
 
+def tiny_model() -> Path:
+    """The tiny base model's folder in the session's model cache (built on first use)."""
+    from alignloop.config import BaseModelSettings
+    from alignloop.models import resolve_base_model
+
+    return resolve_base_model(BaseModelSettings(tiny=True), model_cache())
+
+
 def share_tiny_model(config: Path) -> Path:
     """Point a written tiny-model config (`base_model:` then `  tiny: true`) at the session's model cache."""
     text = config.read_text()

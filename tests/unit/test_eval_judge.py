@@ -13,7 +13,7 @@ from alignloop.config import JudgeSettings
 from alignloop.datasets import EvalPair
 from alignloop.errors import ConfigError, DataError, TransientError
 from alignloop.evaluation.judge import EndpointJudge, judge_accuracy, win_rates
-from tests.shared_builds import model_cache
+from tests.shared_builds import tiny_model
 
 SECRET = "sk-test-not-a-real-key-123"
 
@@ -125,13 +125,11 @@ def _signal(prompts: range, text: str) -> list[EvalPair]:
 
 
 def _judge_round_trip(tmp_path):
-    from alignloop.config import BaseModelSettings
     from alignloop.evaluation.candidate import EvalOptions, evaluate_candidate
     from alignloop.evaluation.judge import CrossFittedJudge, build_judge, grade_judge, judge_fold
-    from alignloop.models import resolve_base_model
     from alignloop.schema import prompt_key
 
-    tiny = resolve_base_model(BaseModelSettings(tiny=True), model_cache())
+    tiny = tiny_model()
     trained_on = frozenset(prompt_key(p.prompt) for p in _signal(range(40), "Question {}?"))
     held = _signal(range(40), "What is {} + 1?")
     settings = JudgeSettings(steps=25, learning_rate=3e-3)

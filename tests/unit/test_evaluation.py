@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from alignloop.config import BaseModelSettings
 from alignloop.datasets import EvalPair, eval_set_hash
 from alignloop.evaluation.candidate import EvalOptions, evaluate_candidate
 from alignloop.evaluation.guards import capability_text
 from alignloop.evaluation.scoring import encode_answer, encode_pairs, score_pairs
-from alignloop.models import load_causal_lm, load_tokenizer, resolve_base_model
-from tests.shared_builds import model_cache
+from alignloop.models import load_causal_lm, load_tokenizer
 
 pytestmark = pytest.mark.slow
 
@@ -40,12 +38,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    return resolve_base_model(BaseModelSettings(tiny=True), model_cache())
 
 
 @pytest.fixture(scope="module")

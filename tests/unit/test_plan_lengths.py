@@ -11,12 +11,12 @@ import pytest
 
 from alignloop.config import BaseModelSettings, PlanningSettings, TrainingSettings, settings_from_dict
 from alignloop.errors import ConfigError
-from alignloop.models import load_base_tokenizer, load_tokenizer, resolve_base_model
+from alignloop.models import load_base_tokenizer, load_tokenizer
 from alignloop.planner import choose_method
 from alignloop.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
 from alignloop.profile import measure_profile, measure_truncation
 from alignloop.training.data import fit_rows, tokenize_pairs
-from tests.shared_builds import model_cache
+from tests.shared_builds import tiny_model
 
 TS = datetime(2026, 10, 1)
 # Few characters, many tokens: the tiny model's byte-level BPE never saw these, so each takes ~3 tokens.
@@ -35,9 +35,9 @@ def _pairs(n: int) -> pa.Table:
 
 
 @pytest.fixture(scope="module")
-def training_tokenizer(tmp_path_factory):
+def training_tokenizer():
     """The tokenizer training loads: from the built tiny model's folder."""
-    return load_tokenizer(resolve_base_model(BaseModelSettings(tiny=True), model_cache()))
+    return load_tokenizer(tiny_model())
 
 
 def _training_count(tokenizer, pairs: pa.Table, max_length: int | None):

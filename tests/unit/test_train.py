@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from alignloop.config import BaseModelSettings, LoraSettings
+from alignloop.config import LoraSettings
 from alignloop.datasets import holdout_eval_pairs, split_snapshot
 from alignloop.errors import DataError
-from alignloop.models import resolve_base_model
 from alignloop.planner import Plan
 from alignloop.training import train_candidate
 from tests.unit.methods.training import trains_saves_and_evaluates
 from tests.unit.test_planner import EMPTY_PAIRS, EMPTY_THUMBS, pairs_table
-from tests.shared_builds import model_cache
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    return resolve_base_model(BaseModelSettings(tiny=True), model_cache())
 
 
 @pytest.mark.parametrize(

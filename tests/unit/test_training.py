@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 
 import pytest
 
-from alignloop.config import BaseModelSettings
 from alignloop.datasets import Split
 from alignloop.errors import ConfigError, DataError
-from alignloop.models import resolve_base_model
 from alignloop.planner import Plan
 from alignloop.training import RunOptions, train_candidate
-from tests.shared_builds import model_cache
 
 pytestmark = pytest.mark.slow
 
 LORA = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    return resolve_base_model(BaseModelSettings(tiny=True), model_cache())
 
 
 def _pairs(n: int, offset: int = 0, good: str = "Thank you, happy to help.", bad: str = "Go away.") -> list[dict]:
