@@ -115,6 +115,8 @@ def _job(args: tuple) -> dict[str, Any]:
     return {"regime": regime.name, "seed": seed, "choice": arm_of(plan), "reasons": list(plan.reasons),
             "estimated_flip_rate": shape.pair_flip_rate,
             "noise_signal": None if shape.pair_noise is None else shape.pair_noise.signal,
+            "estimated_thumb_flip_rate": None if shape.thumb_noise is None else shape.thumb_noise.flip_rate,
+            "thumb_noise_signal": None if shape.thumb_noise is None else shape.thumb_noise.signal,
             "smoothing": smoothing, "arms": arms, "cpu_seconds": time.process_time() - cpu}
 
 
@@ -207,6 +209,8 @@ def summarise_set(regimes: tuple[Regime, ...], outputs: list[dict[str, Any]], bu
             "planner_tied_or_best": c["planner_tied_or_best"],
             "estimated_flip_rate": [o["estimated_flip_rate"] for o in outs],
             "noise_signal": [o["noise_signal"] for o in outs],
+            "estimated_thumb_flip_rate": [o.get("estimated_thumb_flip_rate") for o in outs],
+            "thumb_noise_signal": [o.get("thumb_noise_signal") for o in outs],
             "robust_label_smoothing": [o["smoothing"] for o in outs],
             "planner_reasons": outs[0]["reasons"] if outs else [],
         })

@@ -83,16 +83,18 @@ def bench_noise(*, as_json: bool, out, data_dir: Path | None = None) -> dict:
     from alignloop.benchmarks import noise_check
 
     rows = noise_check.noise_calibration()
+    thumbs = noise_check.thumbs_calibration()
     data_dir = noise_check.DEFAULT_DATA if data_dir is None else data_dir
     found = (data_dir / "qa-feedback" / "dev_feedback.json").exists()
     real = noise_check.real_votes_check(data_dir) if found else None
-    result = {"calibration": rows, "real_votes": real,
+    result = {"calibration": rows, "thumbs_calibration": thumbs, "real_votes": real,
               **({} if found else {"real_votes_skipped": f"no qa-feedback/dev_feedback.json under {data_dir}; "
                                                          "pass --data with the folder that holds it"})}
     if as_json:
         print(json.dumps(result, indent=2))
         return result
     _print_calibration(rows, out)
+    _print_thumbs_calibration(thumbs, out)
     if real is None:
         out.print(f"real votes: skipped, {result['real_votes_skipped']}")
     else:
@@ -119,6 +121,19 @@ def _print_calibration(rows: list[dict], out) -> None:
         est = "no estimate" if r["estimate"] is None else _estimate({"flip_rate": r["estimate"], **r})
         table.add_row(str(r["pairs"]), f"{100 * r['injected']:.0f}%", _share(r["true_share"]), est,
                       "yes" if r["covered"] else "no", r["verdict"], f"{r['seconds']:.0f}")
+    out.print(table)
+
+
+def _print_thumbs_calibration(rows: list[dict], out) -> None:
+    from rich.table import Table
+
+    table = Table("thumbs", "a prompt", "up", "injected", "true share", "estimate [95% interval]", "covered",
+                  "verdict (kto_noise_threshold)", "s", title="reward-model flip-rate estimate on thumbs, none repeated")
+    for r in rows:
+        est = "no estimate" if r["estimate"] is None else _estimate({"flip_rate": r["estimate"], **r})
+        table.add_row(str(r["thumbs"]), str(r["answers_per_prompt"]), _share(r["up_share"]),
+                      f"{100 * r['injected']:.0f}%", _share(r["true_share"]), est, "yes" if r["covered"] else "no",
+                      r["verdict"], f"{r['seconds']:.0f}")
     out.print(table)
 
 

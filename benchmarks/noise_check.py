@@ -1,7 +1,8 @@
-"""`alignloop bench noise`: how far the pair flip-rate estimates can be trusted.
+"""`alignloop bench noise`: how far the flip-rate estimates can be trusted.
 
-Two checks. On synthetic pairs with a hidden word rule and flips injected at known rates (no
-comparison repeated), the reward-model estimate against the share actually flipped. On real human
+Three checks. On synthetic pairs with a hidden word rule and flips injected at known rates (no
+comparison repeated), the reward-model estimate against the share actually flipped; the same for
+thumbs (the estimate one answer at a time). On real human
 votes (QA-Feedback: four answers a question, all six pairs judged), the flip rate the votes' own
 agreement implies (intransitive triads) against the reward-model estimate of the same pairs.
 """
@@ -36,6 +37,37 @@ def noise_calibration(seeds: tuple[int, ...] = (1, 2)) -> list[dict[str, Any]]:
                 rows.append({"pairs": n, "injected": rate, "true_share": round(truth, 4), "seed": seed,
                              "estimate": est.flip_rate, "low": est.low, "high": est.high, "acted_on": est.enough,
                              "verdict": verdict(est, threshold),
+                             "covered": est.flip_rate is not None and est.low <= truth <= est.high,
+                             "detail": est.detail, "seconds": round(time.perf_counter() - started, 1)})
+    return rows
+
+
+# (thumbs, answers a prompt, share up, injected rates): the thumbs' own estimate, one answer at a time.
+THUMBS_CALIBRATION = ((3000, 2, 0.5, (0.0, 0.10, 0.25, 0.35)), (3000, 4, 0.2, (0.0, 0.10, 0.25, 0.35)),
+                      (600, 2, 0.5, (0.10, 0.30)))
+
+
+def thumbs_calibration(seeds: tuple[int, ...] = (1, 2)) -> list[dict[str, Any]]:
+    """The reward-model flip-rate estimate on synthetic thumbs with known flips (no answer thumbed twice);
+    verdicts against planning.kto_noise_threshold, the threshold the planner reads thumbs' noise by."""
+    from alignloop.benchmarks.regimes import synthetic_thumbs
+    from alignloop.config import PlanningSettings
+    from alignloop.profile.reward_model import estimate_from_thumbs_table
+
+    threshold = PlanningSettings().kto_noise_threshold
+    rows = []
+    for n, per_prompt, up_share, rates in THUMBS_CALIBRATION:
+        for rate in rates:
+            for seed in seeds:
+                thumbs = synthetic_thumbs(n // per_prompt, per_prompt, up_share, seed, flip_rate=rate)
+                clean = synthetic_thumbs(n // per_prompt, per_prompt, up_share, seed)
+                truth = sum(a != b for a, b in zip(thumbs.column("label").to_pylist(),
+                                                   clean.column("label").to_pylist(), strict=True)) / n
+                started = time.perf_counter()
+                est = estimate_from_thumbs_table(thumbs)
+                rows.append({"thumbs": n, "answers_per_prompt": per_prompt, "up_share": up_share, "injected": rate,
+                             "true_share": round(truth, 4), "seed": seed, "estimate": est.flip_rate, "low": est.low,
+                             "high": est.high, "acted_on": est.enough, "verdict": verdict(est, threshold),
                              "covered": est.flip_rate is not None and est.low <= truth <= est.high,
                              "detail": est.detail, "seconds": round(time.perf_counter() - started, 1)})
     return rows

@@ -181,10 +181,16 @@ class PlanningSettings(_Settings):
         "noise level where the switch paid (BENCHMARKS.md \"Methods\")."
     )
     kto_noise_threshold: float = Field(
-        0.25, ge=0.0, le=0.5, description="Pair flip rate at or above which KTO (each pair as one up and one down "
-        "answer, plus any thumbs) replaces IPO, when the whole 95% interval of the estimate lies there; 0.5 never "
-        "switches. Set from the held-out methods draws, where KTO led or tied wherever the whole interval lay at or "
-        "above 25% (BENCHMARKS.md \"Methods\")."
+        0.25, ge=0.0, le=0.5, description="Flip rate at or above which KTO replaces IPO, when the whole 95% "
+        "interval of the estimate lies there: of the pairs (KTO reads each pair as one up and one down answer, plus "
+        "any thumbs), or, with thumbs only, of the thumbs (KTO on the thumbs instead of IPO on pairs built from them); "
+        "0.5 never switches. Set from the held-out methods draws, where KTO led or tied wherever the whole interval "
+        "lay at or above 25% (BENCHMARKS.md \"Methods\")."
+    )
+    kto_below_thumb_pairs: int = Field(
+        100, ge=0, description="With thumbs only: when they make fewer pairs than this (an up and a down answer to one "
+        "prompt), KTO trains on every thumb instead of IPO on those few pairs; 0 never switches. KTO led in the "
+        "methods draws' thumbs regimes that made 55-86 pairs (BENCHMARKS.md \"Methods\")."
     )
     rlhf_compute_budget: float = Field(
         0.0, ge=0.0, description="Compute you allow, in multiples of a DPO run; the planner counts an RLHF run as 3 "

@@ -14,8 +14,11 @@ rows, and the plan's reasons cite them):
                         planning.kto_noise_threshold (25 %): on heavily flipped pairs KTO led or tied in
                         the held-out draws. Robust DPO only when the whole interval lies at or above
                         planning.noise_threshold (by default never: no noise level where it paid).
-- thumbs only        -> IPO on the pairs the thumbs make; KTO, weighted so up and down count alike,
-                        when the thumbs make too few pairs (one answer a prompt: nothing to pair).
+- thumbs only        -> IPO on the pairs the thumbs make; KTO on the thumbs, weighted so up and down
+                        count alike, when the thumbs make too few pairs (one answer a prompt: nothing
+                        to pair; fewer than planning.kto_below_thumb_pairs, 100) or when the whole 95 %
+                        interval of the thumbs' own flip rate lies at or above
+                        planning.kto_noise_threshold.
 """
 
 from __future__ import annotations
@@ -54,6 +57,12 @@ EVIDENCE = {
     "pairs_only": "IPO on the pairs alone best in pairs_and_unpairable_thumbs, KTO on everything tied",
     "thumb_pairs": "IPO best in thumbs_1to1, thumbs_1to10, thumbs_10to1, thumbs_2per_1to1, thumbs_2per_1to10",
     "kto": "KTO the only arm that learns in thumbs_unpairable, thumbs_unpairable_1to10",
+    "kto_noisy_thumbs": "KTO best in drawn2311-03, drawn8641-00, -28 and ahead of IPO in drawn8641-35, the "
+                        "thumbs-only regimes of the first three draws whose whole thumb flip-rate interval lay at or "
+                        "above 25%; IPO stayed ahead where it lay lower, as in drawn5077-26",
+    "kto_few_thumb_pairs": "KTO best in drawn2311-12, drawn5077-11, drawn8641-06 and -37, thumbs-only regimes of the "
+                           "first three draws whose thumbs made 55-86 pairs; tied in thumbs_2per_1to10 (79 pairs); "
+                           "IPO ahead from thumbs_1to10 (193 pairs) up",
 }
 # label_smoothing at 0.5 would cancel the loss; the robust loss also grows unstable close to it.
 MAX_LABEL_SMOOTHING = 0.4
@@ -150,6 +159,16 @@ class Facts:
     def kto_noisy(self) -> bool:
         """KTO's case: the whole interval at or above planning.kto_noise_threshold (robust DPO's comes first)."""
         return not self.noisy and self.noise_at_or_above(self.planning.kto_noise_threshold)
+
+    def thumb_noise_at_or_above(self, threshold: float) -> bool:
+        """The whole 95 % interval of the thumbs' flip-rate estimate lies at or above `threshold`."""
+        noise = self.shape.thumb_noise
+        return noise is not None and noise.low is not None and noise.low >= threshold
+
+    @property
+    def kto_noisy_thumbs(self) -> bool:
+        """KTO's case for thumbs only: their whole interval at or above planning.kto_noise_threshold."""
+        return self.thumb_noise_at_or_above(self.planning.kto_noise_threshold)
 
     @property
     def kto_train_on(self) -> str:
@@ -248,6 +267,47 @@ def rule_pairs(f: Facts) -> Decision | None:
                     (f"{f.shape.n_pairs_train} training pairs >= min_pairs {f.planning.min_pairs}", *d.reasons, *left_out))
 
 
+def _thumb_noise_reason(f: Facts, outcome: str) -> str:
+    """What the thumbs' own noise estimate says and whether it is acted on (KTO at or above
+    planning.kto_noise_threshold), ending with the method it leads to."""
+    threshold = f"kto_noise_threshold {_pct(f.planning.kto_noise_threshold)}"
+    noise = f.shape.thumb_noise
+    if noise is None:
+        tried = [s for s in f.shape.noise_signals if s.signal in THUMB_SIGNALS]
+        why = "; ".join(f"{s.signal}: {s.detail}" for s in tried if s.detail) or "no signal measured"
+        return f"thumb label noise not measured ({why}), so treated as low: {outcome}"
+    said = f"estimated thumb flip rate {_pct(noise.flip_rate)} ({noise.signal}, from {noise.support} {noise.unit})"
+    interval = f"the 95% interval {_pct(noise.low)}–{_pct(noise.high)}"
+    if f.kto_noisy_thumbs:
+        return f"{said}: {interval} lies at or above {threshold}: {outcome}"
+    if noise.high < f.planning.kto_noise_threshold:
+        return f"{said}: {interval} lies below {threshold}: {outcome}"
+    return f"{said}, but {interval} holds {threshold} inside it: too wide to act on, so treated as low: {outcome}"
+
+
+def rule_thumbs_kto(f: Facts) -> Decision | None:
+    """Thumbs only, enough for KTO and making pairs, where KTO on the thumbs served better than IPO on their
+    pairs: heavily flipped thumbs (the whole interval at or above planning.kto_noise_threshold), or thumbs
+    that make fewer pairs than planning.kto_below_thumb_pairs, where KTO reads every thumb and IPO a few pairs."""
+    if f.shape.n_pairs_train or not f.thumbs_ok or f.thumb_pairs < f.planning.min_pairs:
+        return None
+    counts = (f"no pairs; {f.shape.n_unpaired_train} training thumbs ({f.shape.n_up_train} up, "
+              f"{f.shape.n_down_train} down) make {f.thumb_pairs} pairs on {f.shape.pairable_prompts_train} prompts "
+              "with an up and a down answer")
+    if f.kto_noisy_thumbs:
+        return Decision("kto", "thumbs", reasons=(
+            counts, _thumb_noise_reason(f, "KTO"),
+            "KTO on the thumbs: it scores each answer alone against a reference point and saturates, so a flipped "
+            "thumb moves one answer a bounded step, where a pair built from it pulls two answers' margin the wrong "
+            f"way (bench methods: {EVIDENCE['kto_noisy_thumbs']})"))
+    if f.thumb_pairs < f.planning.kto_below_thumb_pairs:
+        return Decision("kto", "thumbs", reasons=(
+            f"{counts}: fewer than kto_below_thumb_pairs {f.planning.kto_below_thumb_pairs}",
+            f"KTO on all {f.shape.n_unpaired_train} thumbs instead of IPO on {f.thumb_pairs} pairs "
+            f"(bench methods: {EVIDENCE['kto_few_thumb_pairs']})"))
+    return None
+
+
 def rule_thumbs_as_pairs(f: Facts) -> Decision | None:
     """Thumbs only, with enough pairs built from them (up vs down answers to one prompt): IPO on those pairs.
 
@@ -258,6 +318,7 @@ def rule_thumbs_as_pairs(f: Facts) -> Decision | None:
     return Decision("ipo", "pairs+thumb_pairs", "ipo", reasons=(
         f"no pairs, but {f.thumb_pairs} pairs built from thumbs on {f.shape.pairable_prompts_train} prompts with an "
         f"up and a down answer >= min_pairs {f.planning.min_pairs}",
+        _thumb_noise_reason(f, "IPO"),
         f"IPO on pairs from thumbs (bench methods: {EVIDENCE['thumb_pairs']})",))
 
 
@@ -282,8 +343,10 @@ def rule_thumb_pairs(f: Facts) -> Decision | None:
         f"{f.planning.min_pairs}", *base.reasons))
 
 
-RULES: tuple[Rule, ...] = (rule_rlhf, rule_forced, rule_too_little, rule_mixed, rule_pairs, rule_thumbs_as_pairs,
-                           rule_thumbs, rule_thumb_pairs)
+RULES: tuple[Rule, ...] = (rule_rlhf, rule_forced, rule_too_little, rule_mixed, rule_pairs, rule_thumbs_kto,
+                           rule_thumbs_as_pairs, rule_thumbs, rule_thumb_pairs)
+# The noise signals read from thumbs; the rest read pairs.
+THUMB_SIGNALS = ("contradictory_thumbs", "annotator_thumbs", "reward_model_thumbs")
 
 
 def _noise_reason(f: Facts, outcome: str = "") -> str:
@@ -297,7 +360,7 @@ def _noise_reason(f: Facts, outcome: str = "") -> str:
     threshold = f"{name} {_pct(value)}"
     noise = f.shape.pair_noise
     if noise is None:
-        tried = [s for s in f.shape.noise_signals if s.signal not in ("contradictory_thumbs", "annotator_thumbs")]
+        tried = [s for s in f.shape.noise_signals if s.signal not in THUMB_SIGNALS]
         weak = [s for s in tried if s.flip_rate is not None]
         if weak:
             e = min(weak, key=lambda s: s.high - s.low)

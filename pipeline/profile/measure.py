@@ -88,10 +88,11 @@ def _items(con: duckdb.DuckDBPyConnection, mart_sql: str) -> np.ndarray:
     return np.array(con.execute(f"SELECT n, k FROM ({sql_text(mart_sql)})").fetchall(), dtype=float).reshape(-1, 2)
 
 
-def measure_noise(con: duckdb.DuckDBPyConnection, use_model: bool = True
+def measure_noise(con: duckdb.DuckDBPyConnection, use_model: bool = True, use_thumbs_model: bool = False
                   ) -> tuple[tuple[NoiseEstimate, ...], NoiseEstimate | None, NoiseEstimate | None]:
     """Every noise signal of the relations `unpaired_in`/`pairs_in`, and the one each kind of data rests on.
-    use_model: fall back on the reward model (for pairs) when no vote-based signal has enough support."""
+    use_model / use_thumbs_model: fall back on the reward model (for pairs / for thumbs) when no vote-based
+    signal of that kind has enough support."""
     _votes(con, "stg_pair_votes.sql")
     pair_signals = [
         noise.from_repeated_items("repeated_pairs", _items(con, "mart_repeated_items.sql"),
@@ -117,7 +118,13 @@ def measure_noise(con: duckdb.DuckDBPyConnection, use_model: bool = True
             con.execute("SELECT prompt, chosen, rejected FROM pairs_in").to_arrow_table())
         pair_signals.append(model)
         pair_noise = model if model.enough else None
-    return tuple(pair_signals + thumb_signals), pair_noise, _narrowest(thumb_signals)
+    thumb_noise = _narrowest(thumb_signals)
+    if thumb_noise is None and use_thumbs_model:
+        model = reward_model.estimate_from_thumbs_table(
+            con.execute("SELECT prompt, completion, label FROM unpaired_in").to_arrow_table())
+        thumb_signals.append(model)
+        thumb_noise = model if model.enough else None
+    return tuple(pair_signals + thumb_signals), pair_noise, thumb_noise
 
 
 def _narrowest(signals: list[NoiseEstimate]) -> NoiseEstimate | None:
@@ -168,7 +175,8 @@ def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *
     """
     whole = _whole_measures(con)
     n_unpaired, n_up, n_pairs = whole["n_unpaired"], whole["n_up"], whole["n_pairs"]
-    signals, pair_noise, thumb_noise = measure_noise(con, use_model=model_noise and n_pairs > 0)
+    signals, pair_noise, thumb_noise = measure_noise(con, use_model=model_noise and n_pairs > 0,
+                                                     use_thumbs_model=model_noise and n_unpaired > 0)
     # The rows whose prompt the split keeps for training. The fraction is inlined as text read back as the
     # same double: views take no parameters.
     train = f"NOT _position < '{float(holdout_fraction)!r}'::DOUBLE"

@@ -16,6 +16,12 @@ pairs with a hidden word rule, 5–40 % flips, no repeated comparison). It fails
 signal is not in the words (it depends on the prompt, or on facts): the model then misses pairs it
 "should" get, and those read as flips, so the estimate is too high; with few pairs (< a few hundred)
 the interval is wide. When the model finds no signal at all it says so instead of guessing.
+
+Thumbs get the same estimate one answer at a time (estimate_from_thumbs): the model scores an answer's
+words (with an intercept, as thumbs may be one-sided), m is its out-of-fold logit of a thumb up, and
+P(the thumb says what it says | m) = eps + (1 - 2*eps) * sigmoid(a*m*sign) with sign +1 for up, -1 for
+down: a flipped thumb turns the other way whichever it was, so the point where the model is unsure
+stays at m = 0 and the same fit applies.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ L2 = 30.0
 MIN_PAIRS = 200
 SIGNAL = "reward_model"
 UNIT = "pairs, cross-fitted on 5 folds"
+THUMBS_SIGNAL = "reward_model_thumbs"
+THUMBS_UNIT = "thumbs, cross-fitted on 5 folds"
 _WORD = re.compile(r"\w+")
 # The grid the flip rate and the confidence scale are fitted on (profile likelihood; no optimiser needed).
 _EPS_GRID = np.linspace(0.0, 0.498, 250)
@@ -112,25 +120,55 @@ def out_of_fold_margins(prompts: list[str], chosen: list[str], rejected: list[st
                         seed: int = 0) -> np.ndarray:
     """Margin of chosen over rejected for every pair, each from a model fitted on the other folds."""
     from scipy import sparse
-    from threadpoolctl import threadpool_limits
 
     x = _features(chosen, rejected)
     n = len(chosen)
     rng = np.random.default_rng(seed)
     # Each row is shown in a random orientation, so both classes exist and the model needs no intercept.
     sign = np.where(rng.random(n) < 0.5, 1.0, -1.0)
+    return _cross_fitted(sparse.diags(sign) @ x, (sign > 0).astype(float), prompts, folds, scored=x)
+
+
+def _cross_fitted(x, y: np.ndarray, prompts: list[str], folds: int, scored=None) -> np.ndarray:
+    """Each row's margin (rows of `scored`, by default x) from a logistic model fitted on the other folds."""
+    from threadpoolctl import threadpool_limits
+
+    scored = x if scored is None else scored
     # Folds by prompt: answers to one prompt share words, which would leak across folds otherwise.
     fold = np.array([zlib.crc32(p.encode()) % folds for p in prompts])
-    margins = np.zeros(n)
+    margins = np.zeros(len(y))
     # Small matrices: BLAS threads only contend with each other, so one thread is the fastest.
     with threadpool_limits(1):
         for f in range(folds):
             train, test = fold != f, fold == f
             if not test.any() or not train.any():
                 continue
-            w = _fit_logistic(sparse.diags(sign[train]) @ x[train], (sign[train] > 0).astype(float))
-            margins[test] = x[test] @ w
+            w = _fit_logistic(x[train], y[train])
+            margins[test] = scored[test] @ w
     return margins
+
+
+def out_of_fold_thumb_margins(prompts: list[str], completions: list[str], up: np.ndarray,
+                              folds: int = FOLDS) -> np.ndarray:
+    """Out-of-fold logit of a thumb up for every answer, from its words and an intercept."""
+    from scipy import sparse
+
+    x = _features(completions, [""] * len(completions))
+    x = sparse.hstack([x, np.ones((len(completions), 1))], format="csr")
+    return _cross_fitted(x, up.astype(float), prompts, folds)
+
+
+def _auc(scores: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    """Area under the ROC curve of `scores` for the `positive` rows, and its standard error under no
+    signal (Mann-Whitney: sqrt((n1 + n0 + 1) / (12 n1 n0)))."""
+    from scipy.stats import rankdata
+
+    n1, n0 = int(positive.sum()), int((~positive).sum())
+    if not n1 or not n0:
+        return 0.5, 1.0
+    ranks = rankdata(scores)
+    auc = (ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
+    return float(auc), math.sqrt((n1 + n0 + 1) / (12 * n1 * n0))
 
 
 def _binned(margins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -171,9 +209,8 @@ def estimate_from_pairs(prompts: list[str], chosen: list[str], rejected: list[st
                         min_pairs: int = MIN_PAIRS, rounds: int = BOOTSTRAP_ROUNDS,
                         seed: int = 0) -> NoiseEstimate:
     """The model-based flip rate of these pairs, with a bootstrap interval over pairs."""
-    if len(chosen) > MAX_PAIRS:
-        keep = sorted(range(len(chosen)), key=lambda i: zlib.crc32(f"{prompts[i]}|{chosen[i]}|{rejected[i]}".encode()))
-        keep = sorted(keep[:MAX_PAIRS])
+    keep = _hash_sample(len(chosen), lambda i: f"{prompts[i]}|{chosen[i]}|{rejected[i]}")
+    if keep is not None:
         prompts, chosen, rejected = ([v[i] for i in keep] for v in (prompts, chosen, rejected))
     n = len(chosen)
     if n < 20 or len(set(prompts)) < FOLDS:
@@ -193,6 +230,49 @@ def estimate_from_pairs(prompts: list[str], chosen: list[str], rejected: list[st
     if n < min_pairs:
         detail += f"; fewer than {min_pairs} pairs, too few to act on"
     return NoiseEstimate(SIGNAL, eps, lo, hi, n, UNIT, n >= min_pairs, detail)
+
+
+def _hash_sample(n: int, key, limit: int = MAX_PAIRS) -> list[int] | None:
+    """The `limit` rows with the smallest crc32 of key(i), in order; None when n is within it."""
+    if n <= limit:
+        return None
+    return sorted(sorted(range(n), key=lambda i: zlib.crc32(key(i).encode()))[:limit])
+
+
+def estimate_from_thumbs(prompts: list[str], completions: list[str], up: list[bool], *,
+                         min_thumbs: int = MIN_PAIRS, rounds: int = BOOTSTRAP_ROUNDS,
+                         seed: int = 0) -> NoiseEstimate:
+    """The model-based flip rate of thumbs (an answer's thumb turned the other way), with a bootstrap
+    interval over thumbs. Calibrated in BENCHMARKS.md "Methods" on the development draws' thumbs."""
+    total = len(completions)
+    keep = _hash_sample(total, lambda i: f"{prompts[i]}|{completions[i]}|{up[i]}")
+    if keep is not None:
+        prompts, completions, up = ([v[i] for i in keep] for v in (prompts, completions, up))
+    n = len(completions)
+    labels = np.asarray(up, dtype=bool)
+    if n < 20 or len(set(prompts)) < FOLDS or labels.all() or not labels.any():
+        return NoiseEstimate(THUMBS_SIGNAL, None, None, None, n, THUMBS_UNIT, False,
+                             "too few thumbs (or only one verdict) to cross-fit a reward model")
+    margins = out_of_fold_thumb_margins(prompts, completions, labels)
+    auc, se = _auc(margins, labels)
+    if auc <= 0.5 + 2.0 * se:
+        return NoiseEstimate(THUMBS_SIGNAL, None, None, None, n, THUMBS_UNIT, False,
+                             f"the reward model found no signal in the answers' words (out-of-fold AUC {auc:.2f})")
+    eps, boot = fit_flip_rate(np.where(labels, margins, -margins), rounds=rounds, seed=seed)
+    lo, hi = (float(v) for v in np.percentile(boot, [2.5, 97.5]))
+    lo, hi = min(lo, eps), max(hi, eps)
+    detail = f"out-of-fold AUC {auc:.2f}"
+    if n < min_thumbs:
+        detail += f"; fewer than {min_thumbs} thumbs, too few to act on"
+    if keep is not None:
+        detail += f"; a hash-chosen sample of {n} of {total} thumbs"
+    return NoiseEstimate(THUMBS_SIGNAL, eps, lo, hi, n, THUMBS_UNIT, n >= min_thumbs, detail)
+
+
+def estimate_from_thumbs_table(thumbs) -> NoiseEstimate:
+    """estimate_from_thumbs over a canonical thumbs table (prompt, completion, label)."""
+    return estimate_from_thumbs(prompt_texts(thumbs), thumbs.column("completion").to_pylist(),
+                                thumbs.column("label").to_pylist())
 
 
 def estimate_from_table(pairs) -> NoiseEstimate:

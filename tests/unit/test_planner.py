@@ -48,14 +48,19 @@ def noise(rate: float, signal: str = "reward_model", support: int = 500, enough:
 
 
 def shape(pairs: int = 0, up: int = 0, down: int = 0, thumb_pairs: int = 0, flip: NoiseEstimate | None = None,
-          ) -> DataProfile:
+          thumb_flip: NoiseEstimate | None = None) -> DataProfile:
     """A shape with these training counts (train == all: the planner reads the training counts)."""
     return DataProfile(
         n_unpaired=up + down, n_up=up, n_pairs=pairs, n_unpaired_train=up + down, n_up_train=up, n_pairs_train=pairs,
         n_prompts=max(pairs, (up + down) // 4), up_share=up / (up + down) if up + down else None,
         pairable_prompts_train=thumb_pairs // 4, pairs_from_thumbs_train=thumb_pairs, pair_noise=flip,
-        thumb_noise=None, noise_signals=(flip,) if flip else (), chosen_longer_share=None, up_mean_chars=None,
+        thumb_noise=thumb_flip, noise_signals=tuple(n for n in (flip, thumb_flip) if n), chosen_longer_share=None,
+        up_mean_chars=None,
         down_mean_chars=None, truncation=None, first_ts=None, last_ts=None)
+
+
+def thumb_noise(rate: float) -> NoiseEstimate:
+    return NoiseEstimate("reward_model_thumbs", rate, max(rate - 0.03, 0.0), rate + 0.03, 800, "thumbs", True)
 
 
 # shape -> (method, DPO loss or None, rows trained on)
@@ -72,6 +77,13 @@ CASES = {
     "thumbs only, 1:5, unpairable": (shape(0, 60, 300), "kto", "kto", "thumbs"),
     "thumbs only, 5:1, too few pairs from them": (shape(0, 300, 60, thumb_pairs=20), "kto", "kto", "thumbs"),
     "thumbs only, pairable": (shape(0, 200, 200, thumb_pairs=300), "ipo", ["ipo"], "pairs+thumb_pairs"),
+    "thumbs only, making fewer than 100 pairs": (shape(0, 200, 200, thumb_pairs=99), "kto", "kto", "thumbs"),
+    "thumbs only, pairable, heavily flipped": (shape(0, 200, 200, thumb_pairs=300, thumb_flip=thumb_noise(0.3)), "kto",
+                                               "kto", "thumbs"),
+    "thumbs only, pairable, flips straddling 25%": (shape(0, 200, 200, thumb_pairs=300, thumb_flip=thumb_noise(0.26)),
+                                                    "ipo", ["ipo"], "pairs+thumb_pairs"),
+    "one-sided thumbs making few pairs": (shape(0, 400, 4, thumb_pairs=40, thumb_flip=thumb_noise(0.3)), "ipo",
+                                          ["ipo"], "pairs+thumb_pairs"),
     "thumbs only, 1:5, pairable": (shape(0, 60, 300, thumb_pairs=120), "ipo", ["ipo"], "pairs+thumb_pairs"),
     "mixed: pairs and pairable thumbs": (shape(300, 200, 200, thumb_pairs=400, flip=noise(0.05)), "ipo", ["ipo"],
                                          "pairs+thumb_pairs"),
@@ -128,6 +140,48 @@ def test_an_estimate_not_wholly_past_the_kto_threshold_keeps_ipo(rate, said):
     plan = choose_method(shape(600, flip=noise(rate)), TrainingSettings(), PlanningSettings())
     assert plan.method == "ipo" and plan.hyperparameters["loss_type"] == ["ipo"]
     assert any(r.endswith(said) for r in plan.reasons), plan.reasons
+
+
+def test_heavily_flipped_thumbs_train_kto_on_the_thumbs_and_the_plan_says_why():
+    plan = choose_method(shape(0, 300, 300, thumb_pairs=900, thumb_flip=thumb_noise(0.33)), TrainingSettings(),
+                         PlanningSettings())
+    assert plan.method == "kto" and plan.hyperparameters["train_on"] == "thumbs"
+    said = next(r for r in plan.reasons if "33.0%" in r)
+    assert said.startswith("estimated thumb flip rate 33.0% (reward_model_thumbs, from 800 thumbs)")
+    assert said.endswith("the 95% interval 30.0%–36.0% lies at or above kto_noise_threshold 25.0%: KTO")
+    assert any("drawn2311-03" in r and "drawn5077-26" in r for r in plan.reasons)
+    # 0.5 switches it off; the pairs' rule does not read the thumbs' estimate
+    off = choose_method(shape(0, 300, 300, thumb_pairs=900, thumb_flip=thumb_noise(0.33)), TrainingSettings(),
+                        PlanningSettings(kto_noise_threshold=0.5))
+    assert off.method == "ipo"
+    assert any("holds kto_noise_threshold 50.0%" not in r and r.endswith("lies below kto_noise_threshold 50.0%: IPO")
+               for r in off.reasons)
+    mixed = choose_method(shape(300, 300, 300, thumb_pairs=900, flip=noise(0.05), thumb_flip=thumb_noise(0.33)),
+                          TrainingSettings(), PlanningSettings())
+    assert mixed.method == "ipo"
+
+
+@pytest.mark.parametrize("rate,said", [
+    (0.15, "the 95% interval 12.0%–18.0% lies below kto_noise_threshold 25.0%: IPO"),
+    (0.26, "but the 95% interval 23.0%–29.0% holds kto_noise_threshold 25.0% inside it: too wide to act on, so "
+           "treated as low: IPO")])
+def test_thumbs_whose_flips_are_not_wholly_past_the_threshold_keep_ipo_on_their_pairs(rate, said):
+    plan = choose_method(shape(0, 300, 300, thumb_pairs=900, thumb_flip=thumb_noise(rate)), TrainingSettings(),
+                         PlanningSettings())
+    assert plan.method == "ipo" and plan.hyperparameters["train_on"] == "pairs+thumb_pairs"
+    assert any(r.endswith(said) for r in plan.reasons), plan.reasons
+
+
+def test_thumbs_making_few_pairs_train_kto_on_every_thumb_unless_switched_off():
+    plan = choose_method(shape(0, 150, 150, thumb_pairs=60), TrainingSettings(), PlanningSettings())
+    assert plan.method == "kto" and plan.hyperparameters["train_on"] == "thumbs"
+    assert any(r.endswith("make 60 pairs on 15 prompts with an up and a down answer: fewer than "
+                          "kto_below_thumb_pairs 100") for r in plan.reasons), plan.reasons
+    assert any("KTO on all 300 thumbs instead of IPO on 60 pairs" in r and "drawn5077-11" in r for r in plan.reasons)
+    at = choose_method(shape(0, 150, 150, thumb_pairs=100), TrainingSettings(), PlanningSettings())
+    assert at.method == "ipo"
+    off = choose_method(shape(0, 150, 150, thumb_pairs=60), TrainingSettings(), PlanningSettings(kto_below_thumb_pairs=0))
+    assert off.method == "ipo" and any("thumb label noise not measured" in r for r in off.reasons)
 
 
 def test_kto_for_noise_is_off_at_half_and_robust_dpo_set_lower_comes_first():

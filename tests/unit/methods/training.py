@@ -20,7 +20,7 @@ from tests.unit.test_planner import EMPTY_PAIRS, EMPTY_THUMBS, pairs_table, thum
 def small_plan(unpaired, pairs, **training: Any) -> Plan:
     shape = measure_profile(unpaired, pairs, 0.3)
     return choose_method(shape, TrainingSettings(max_steps=2, per_device_batch_size=2, max_length=64, **training),
-                         PlanningSettings(min_pairs=8, min_unpaired=8, rlhf_compute_budget=3))
+                         PlanningSettings(min_pairs=8, min_unpaired=8, kto_below_thumb_pairs=8, rlhf_compute_budget=3))
 
 
 def feedback(data: str):
