@@ -105,8 +105,17 @@ def smoothing_of(shape) -> float:
     return min(shape.pair_flip_rate or 0.0, MAX_LABEL_SMOOTHING)
 
 
+def quiet_worker() -> None:
+    """No per-model loading bars from a job: in a worker process they would flood a piped log."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def _job(args: tuple) -> dict[str, Any]:
     """Plan for one seed's data as `alignloop plan` would, then train every arm on it."""
+    quiet_worker()
     base_dir, regime, seed, budget = args
     cpu = time.process_time()
     shape, plan = plan_for(regime, seed)

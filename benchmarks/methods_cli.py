@@ -3,9 +3,30 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from alignloop.benchmarks import methods
+
+
+# Without a terminal (a piped log, a scheduler) the bar does not draw: a line at most this often instead.
+PROGRESS_LINE_SECONDS = 30.0
+
+
+def progress_lines(console, bar, task, every: float = PROGRESS_LINE_SECONDS):
+    """A progress callback (done, total) for the bar, which also prints a line to a console that is not a
+    terminal: the first job, then at most every `every` seconds, and the last."""
+    started = time.perf_counter()
+    last = [-every]
+
+    def on(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+        now = time.perf_counter() - started
+        if not console.is_terminal and (done in (1, total) or now - last[0] >= every):
+            last[0] = now
+            console.print(f"bench methods: {done}/{total} jobs done (+{now:.0f}s)", highlight=False)
+
+    return on
 
 
 def bench_methods(out_dir: Path, *, quick: bool, as_json: bool, workers: int, console, out,
@@ -26,7 +47,7 @@ def bench_methods(out_dir: Path, *, quick: bool, as_json: bool, workers: int, co
                   console=console, transient=True) as bar:
         task = bar.add_task("train", total=None)
         result = methods.run(out_dir, quick=quick, workers=workers, sets=sets, draw_seed=draw_seed, draws=draws,
-                             progress=lambda done, total: bar.update(task, completed=done, total=total))
+                             progress=progress_lines(console, bar, task))
     json_path, png_path = report.save(result, out_dir)
     if as_json:
         print(json.dumps(report.public_json(result), indent=2))
@@ -44,6 +65,49 @@ def bench_methods(out_dir: Path, *, quick: bool, as_json: bool, workers: int, co
         out.print(summary)
     out.print(f"{result['seconds']:.0f} s; saved {json_path} and {png_path}")
     return result
+
+
+def pool_heldout(paths: list[Path]) -> dict:
+    """The held-out regimes of saved `bench methods` results (each file's own draw, scored by the rules of its
+    time), pooled into one regret summary: a paired interval over every regime of every draw. A draw seed
+    found in two files is refused (its regimes would count twice)."""
+    from alignloop.benchmarks.methods import ARMS
+    from alignloop.benchmarks.regret import summarise_regret
+    from alignloop.errors import ConfigError
+
+    regimes, draws = [], []
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text())
+            heldout = data["sets"]["heldout"]["regimes"]
+            seed = data["heldout_seed"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"--pool: {path} is not a `bench methods` result with a held-out draw ({e}); pass the "
+                              "methods*.json files the benchmark saved") from e
+        if seed in [d["seed"] for d in draws]:
+            raise ConfigError(f"--pool: {path} holds draw seed {seed} again; pass each draw once")
+        draws.append({"file": str(path), "seed": seed, "regimes": len(heldout)})
+        regimes += heldout
+    return {"draws": draws, "summary": summarise_regret(regimes, ARMS)}
+
+
+def bench_methods_pool(paths: list[Path], *, as_json: bool, out) -> dict:
+    """Print the pooled regret summary of saved results (no training)."""
+    from rich.table import Table
+
+    from alignloop.benchmarks import methods_report as report
+
+    pooled = pool_heldout(paths)
+    if as_json:
+        print(json.dumps(report._rounded(pooled), indent=2))
+        return pooled
+    seeds = ", ".join(str(d["seed"]) for d in pooled["draws"])
+    table = Table(*report.SUMMARY_HEADER, title=f"held-out draws {seeds} pooled: regret over "
+                  f"{pooled['summary']['n_regimes']} regimes (points)")
+    for row in report.summary_rows(pooled["summary"]):
+        table.add_row(*row)
+    out.print(table)
+    return pooled
 
 
 def _bench_methods_trl(out_dir: Path, *, quick: bool, as_json: bool, workers: int, console, out) -> dict:

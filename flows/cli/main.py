@@ -253,11 +253,19 @@ def bench_methods(
     draw_seed: Annotated[int | None, typer.Option(
         "--draw-seed", help="Seed of the drawn regimes (default: the recorded held-out seed).")] = None,
     draws: Annotated[int | None, typer.Option("--draws", min=1, help="How many regimes to draw.")] = None,
+    pool: Annotated[list[Path] | None, typer.Option(
+        "--pool", help="Train nothing: pool the held-out regimes of saved results (methods*.json, repeatable) into "
+                       "one regret summary, each draw scored by the rules of its time.")] = None,
 ) -> None:
     """DPO, IPO, robust DPO and KTO on synthetic feedback with a known truth: the planner's regret beside
     always using one method."""
     from alignloop.benchmarks.methods import HELDOUT_COUNT, HELDOUT_SEED
     from alignloop.benchmarks.methods_cli import bench_methods as run_bench
+    from alignloop.benchmarks.methods_cli import bench_methods_pool
+
+    if pool:
+        bench_methods_pool(pool, as_json=as_json, out=out)
+        return
 
     if trainer not in ("compact", "trl"):
         raise ConfigError(f"--trainer: {trainer!r} is not one of compact, trl")

@@ -48,6 +48,10 @@ def test_quick_bench_prints_regret_with_intervals_for_the_planner_and_every_fixe
     written = (tmp_path / "methods.md").read_text()
     assert all(f"| {r['name']} |" in written for s in (tuning, heldout) for r in s["regimes"])
     assert seconds < 240, f"--quick took {seconds:.0f} s: CI runs it on every change"
+    # no terminal here: progress comes as lines, the first job's and the last's, and no model-loading bars
+    jobs = sum(len(methods.QUICK_BUDGET.seeds) for _ in (*tuning["regimes"], *heldout["regimes"]))
+    assert "bench methods: 1/" in result.stderr and f"bench methods: {jobs}/{jobs} jobs done" in result.stderr
+    assert "Loading weights" not in result.output
 
 
 def test_an_unknown_set_is_a_one_line_error(tmp_path):
@@ -55,3 +59,30 @@ def test_an_unknown_set_is_a_one_line_error(tmp_path):
     assert result.exit_code != 0
     assert "--set" in result.output and "tuning, heldout, both" in result.output
     assert "Traceback" not in result.output
+
+
+RESULTS = methods.__file__.rsplit("/", 1)[0] + "/results"
+
+
+def test_pooling_saved_draws_summarises_every_held_out_regime_once(tmp_path):
+    from pathlib import Path
+
+    files = sorted(Path(RESULTS).glob("methods*.json"))
+    files = [f for f in files if f.name != "methods_trl.json"]
+    per_file = [json.loads(f.read_text())["sets"]["heldout"]["regimes"] for f in files]
+    result = CliRunner().invoke(app, ["bench", "methods", "--json", *[a for f in files for a in ("--pool", str(f))]])
+    assert result.exit_code == 0, result.output
+    pooled = json.loads(result.stdout)
+    regret = [r["planner_regret"] for rows in per_file for r in rows]
+    assert pooled["summary"]["n_regimes"] == len(regret) == sum(d["regimes"] for d in pooled["draws"])
+    assert len(files) >= 4 and pooled["summary"]["planner_regret"]["mean"] == pytest.approx(sum(regret) / len(regret),
+                                                                                             abs=1e-3)
+    ipo = [r["planner_regret"] - r["regret"]["ipo"] for rows in per_file for r in rows]
+    assert pooled["summary"]["planner_minus_fixed_arm"]["ipo"]["mean"] == pytest.approx(sum(ipo) / len(ipo), abs=1e-3)
+    # a draw passed twice would count its regimes twice: refused in one line
+    twice = CliRunner().invoke(app, ["bench", "methods", "--pool", str(files[0]), "--pool", str(files[0])])
+    assert twice.exit_code != 0 and "pass each draw once" in twice.output and "Traceback" not in twice.output
+    bad = tmp_path / "x.json"
+    bad.write_text("{}")
+    refused = CliRunner().invoke(app, ["bench", "methods", "--pool", str(bad)])
+    assert refused.exit_code != 0 and "--pool:" in refused.output and "Traceback" not in refused.output
