@@ -59,7 +59,9 @@ EVIDENCE = {
     "kto": "KTO the only arm that learns in thumbs_unpairable, thumbs_unpairable_1to10",
     "kto_noisy_thumbs": "KTO best in drawn2311-03, drawn8641-00, -28 and ahead of IPO in drawn8641-35, the "
                         "thumbs-only regimes of the first three draws whose whole thumb flip-rate interval lay at or "
-                        "above 25%; IPO stayed ahead where it lay lower, as in drawn5077-26",
+                        "above 25%; IPO stayed ahead where it lay lower, as in drawn5077-26; scored on a fresh draw, "
+                        "the thumbs rules chose KTO in 7 regimes and the planner was tied or best in all 7 "
+                        "(drawn3697-06, -08, -11, -16, -23, -26, -29)",
     "kto_few_thumb_pairs": "KTO best in drawn2311-12, drawn5077-11, drawn8641-06 and -37, thumbs-only regimes of the "
                            "first three draws whose thumbs made 55-86 pairs; tied in thumbs_2per_1to10 (79 pairs); "
                            "IPO ahead from thumbs_1to10 (193 pairs) up",
