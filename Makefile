@@ -26,11 +26,17 @@ demo: setup
 demo-tiny: setup
 	$(BIN)/alignloop demo --workdir demo-tiny --tiny
 
+# Two pytest workers, each taking whole test files (a module's fixtures stay in one process): much of the
+# suite waits on servers and subprocesses, so two workers on two cores take about 10 minutes where one takes 15.
+# Every test makes its own folders, databases and ports; `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 2
+TEST_ARGS := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(TEST_ARGS)
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" $(TEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check pipeline flows connectors tests benchmarks

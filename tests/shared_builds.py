@@ -62,7 +62,7 @@ def _migrated_database() -> Path:
     """prefect.db of a PREFECT_HOME that Prefect's own command migrated; built on first use."""
     home = _root() / "prefect-template"
     db = home / "prefect.db"
-    if not db.is_file():   # one pytest process builds it (the suite does not run in parallel workers)
+    if not db.is_file():   # each pytest process (each xdist worker) has its own session root and builds its own
         home.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
         env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
