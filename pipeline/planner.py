@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from alignloop.config import PlanningSettings, TrainingSettings
 from alignloop.methods import METHODS
-from alignloop.profile import DataProfile
+from alignloop.profile import DataProfile, NoiseEstimate
 from alignloop.steptime import StepTime, pick
 
 # A plan's method: a registered one (alignloop.methods), or skip.
@@ -149,8 +149,7 @@ class Facts:
 
     def noise_at_or_above(self, threshold: float) -> bool:
         """The whole 95 % interval of the pairs' flip-rate estimate lies at or above `threshold`."""
-        noise = self.shape.pair_noise
-        return noise is not None and noise.low is not None and noise.low >= threshold
+        return _wholly_at_or_above(self.shape.pair_noise, threshold)
 
     @property
     def noisy(self) -> bool:
@@ -162,20 +161,21 @@ class Facts:
         """KTO's case: the whole interval at or above planning.kto_noise_threshold (robust DPO's comes first)."""
         return not self.noisy and self.noise_at_or_above(self.planning.kto_noise_threshold)
 
-    def thumb_noise_at_or_above(self, threshold: float) -> bool:
-        """The whole 95 % interval of the thumbs' flip-rate estimate lies at or above `threshold`."""
-        noise = self.shape.thumb_noise
-        return noise is not None and noise.low is not None and noise.low >= threshold
-
     @property
     def kto_noisy_thumbs(self) -> bool:
-        """KTO's case for thumbs only: their whole interval at or above planning.kto_noise_threshold."""
-        return self.thumb_noise_at_or_above(self.planning.kto_noise_threshold)
+        """KTO's case for thumbs only: the whole interval of the thumbs' own flip-rate estimate at or above
+        planning.kto_noise_threshold."""
+        return _wholly_at_or_above(self.shape.thumb_noise, self.planning.kto_noise_threshold)
 
     @property
     def kto_train_on(self) -> str:
         """The rows KTO reads in place of pairs: each pair as an up and a down answer, plus any thumbs."""
         return "thumbs+unpaired_pairs" if self.shape.n_unpaired_train else "unpaired_pairs"
+
+
+def _wholly_at_or_above(noise: NoiseEstimate | None, threshold: float) -> bool:
+    """The whole 95 % interval of a flip-rate estimate lies at or above `threshold`."""
+    return noise is not None and noise.low is not None and noise.low >= threshold
 
 
 def _pct(x: float | None) -> str:

@@ -7,6 +7,7 @@ on enough items, from a cheap cross-fitted reward model (pipeline/profile/reward
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -111,20 +112,23 @@ def measure_noise(con: duckdb.DuckDBPyConnection, use_model: bool = True, use_th
                                   "answers thumbed by two or more people"),
     ]
     con.execute("DROP TABLE votes_in")
-    pair_noise = _narrowest(pair_signals)
-    if pair_noise is None and use_model:
-        # No vote-based signal rests on enough items: ask a cheap reward model where it confidently disagrees.
-        model = reward_model.estimate_from_table(
-            con.execute("SELECT prompt, chosen, rejected FROM pairs_in").to_arrow_table())
-        pair_signals.append(model)
-        pair_noise = model if model.enough else None
-    thumb_noise = _narrowest(thumb_signals)
-    if thumb_noise is None and use_thumbs_model:
-        model = reward_model.estimate_from_thumbs_table(
-            con.execute("SELECT prompt, completion, label FROM unpaired_in").to_arrow_table())
-        thumb_signals.append(model)
-        thumb_noise = model if model.enough else None
+    pair_noise = _rest_on(pair_signals, use_model, lambda: reward_model.estimate_from_table(
+        con.execute("SELECT prompt, chosen, rejected FROM pairs_in").to_arrow_table()))
+    thumb_noise = _rest_on(thumb_signals, use_thumbs_model, lambda: reward_model.estimate_from_thumbs_table(
+        con.execute("SELECT prompt, completion, label FROM unpaired_in").to_arrow_table()))
     return tuple(pair_signals + thumb_signals), pair_noise, thumb_noise
+
+
+def _rest_on(signals: list[NoiseEstimate], use_model: bool,
+             model_estimate: Callable[[], NoiseEstimate]) -> NoiseEstimate | None:
+    """The vote-based signal to rest on; when none has enough support and use_model, ask a cheap reward model
+    where it confidently disagrees (its estimate joins `signals` either way)."""
+    chosen = _narrowest(signals)
+    if chosen is None and use_model:
+        model = model_estimate()
+        signals.append(model)
+        chosen = model if model.enough else None
+    return chosen
 
 
 def _narrowest(signals: list[NoiseEstimate]) -> NoiseEstimate | None:
