@@ -179,8 +179,10 @@ def measure_relations(con: duckdb.DuckDBPyConnection, holdout_fraction: float, *
     """
     whole = _whole_measures(con)
     n_unpaired, n_up, n_pairs = whole["n_unpaired"], whole["n_up"], whole["n_pairs"]
+    # The thumbs' own model estimate only where a plan reads it: thumbs with no pairs beside them (with
+    # pairs, the pairs' estimate decides); it costs about a second on a large store.
     signals, pair_noise, thumb_noise = measure_noise(con, use_model=model_noise and n_pairs > 0,
-                                                     use_thumbs_model=model_noise and n_unpaired > 0)
+                                                     use_thumbs_model=model_noise and n_unpaired > 0 and not n_pairs)
     # The rows whose prompt the split keeps for training. The fraction is inlined as text read back as the
     # same double: views take no parameters.
     train = f"NOT _position < '{float(holdout_fraction)!r}'::DOUBLE"

@@ -243,7 +243,7 @@ def estimate_from_thumbs(prompts: list[str], completions: list[str], up: list[bo
                          min_thumbs: int = MIN_PAIRS, rounds: int = BOOTSTRAP_ROUNDS,
                          seed: int = 0) -> NoiseEstimate:
     """The model-based flip rate of thumbs (an answer's thumb turned the other way), with a bootstrap
-    interval over thumbs. Calibrated in BENCHMARKS.md "Methods" on the development draws' thumbs."""
+    interval over thumbs. Calibrated in BENCHMARKS.md ("The noise estimate") on synthetic thumbs."""
     total = len(completions)
     keep = _hash_sample(total, lambda i: f"{prompts[i]}|{completions[i]}|{up[i]}")
     if keep is not None:
@@ -270,9 +270,17 @@ def estimate_from_thumbs(prompts: list[str], completions: list[str], up: list[bo
 
 
 def estimate_from_thumbs_table(thumbs) -> NoiseEstimate:
-    """estimate_from_thumbs over a canonical thumbs table (prompt, completion, label)."""
-    return estimate_from_thumbs(prompt_texts(thumbs), thumbs.column("completion").to_pylist(),
-                                thumbs.column("label").to_pylist())
+    """estimate_from_thumbs over a canonical thumbs table (prompt, completion, label); more than MAX_PAIRS
+    thumbs are sampled by content hash before any row becomes a Python object, and the estimate says so."""
+    total = thumbs.num_rows
+    if total > MAX_PAIRS:
+        thumbs = _sample_rows(thumbs, MAX_PAIRS, ("prompt", "completion", "label"),
+                              "md5(to_json(prompt)::VARCHAR || chr(31) || completion || chr(31) || label::VARCHAR)")
+    est = estimate_from_thumbs(prompt_texts(thumbs), thumbs.column("completion").to_pylist(),
+                               thumbs.column("label").to_pylist())
+    if total > MAX_PAIRS:
+        est = replace(est, detail=f"{est.detail}; a hash-chosen sample of {est.support} of {total} thumbs")
+    return est
 
 
 def estimate_from_table(pairs) -> NoiseEstimate:
@@ -293,20 +301,25 @@ def estimate_from_table(pairs) -> NoiseEstimate:
 def sample_pairs(pairs, n: int):
     """The n pairs with the smallest md5 of (prompt, chosen, rejected), in table order: the same
     snapshot always gives the same sample, and no row is turned into Python objects to choose it."""
+    return _sample_rows(pairs, n, ("prompt", "chosen", "rejected"),
+                        "md5(to_json(prompt)::VARCHAR || chr(31) || chosen || chr(31) || rejected)")
+
+
+def _sample_rows(table, n: int, columns: tuple[str, ...], hash_sql: str):
+    """The n rows of `columns` with the smallest `hash_sql` (ties by position), in table order, chosen in DuckDB."""
     import duckdb
     import pyarrow as pa
 
     con = duckdb.connect()
     try:
         con.execute("SET threads = 1")
-        con.register("pairs_in", pairs.select(["prompt", "chosen", "rejected"]).append_column(
-            "row_index", pa.array(range(pairs.num_rows), type=pa.int64())))
-        keep = con.execute(
-            "SELECT row_index FROM pairs_in ORDER BY md5(to_json(prompt)::VARCHAR || chr(31) || chosen || chr(31) "
-            "|| rejected), row_index LIMIT $n", {"n": n}).fetchnumpy()["row_index"]
+        con.register("rows_in", table.select(list(columns)).append_column(
+            "row_index", pa.array(range(table.num_rows), type=pa.int64())))
+        keep = con.execute(f"SELECT row_index FROM rows_in ORDER BY {hash_sql}, row_index LIMIT $n",
+                           {"n": n}).fetchnumpy()["row_index"]
     finally:
         con.close()
-    return pairs.take(np.sort(keep))
+    return table.take(np.sort(keep))
 
 
 def prompt_texts(pairs) -> list[str]:

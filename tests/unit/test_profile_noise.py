@@ -213,3 +213,21 @@ def test_heavily_flipped_thumbs_are_measured_and_planned_as_kto():
     clean, _ = _flipped_share(2000, 2, 0.5, 7, 0.05)
     plan = choose_method(measure_profile(clean, empty_pairs(), 0.2), TrainingSettings(), PlanningSettings())
     assert plan.method == "ipo" and any("lies below kto_noise_threshold 25.0%: IPO" in r for r in plan.reasons)
+
+
+def test_thumbs_over_the_cap_are_sampled_by_content_before_becoming_python_objects(monkeypatch):
+    from alignloop.profile import reward_model
+
+    monkeypatch.setattr(reward_model, "MAX_PAIRS", 400)
+    thumbs = synthetic_thumbs(500, 2, 0.5, seed=8, flip_rate=0.1)
+    python_rows = []
+    real = reward_model.estimate_from_thumbs
+    monkeypatch.setattr(reward_model, "estimate_from_thumbs",
+                        lambda prompts, *a, **kw: python_rows.append(len(prompts)) or real(prompts, *a, **kw))
+    est = reward_model.estimate_from_thumbs_table(thumbs)
+    assert python_rows == [400] and est.support == 400 and "sample of 400 of 1000 thumbs" in est.detail
+    # chosen by content, not position: the same thumbs in another order give the same estimate
+    shuffled = reward_model.estimate_from_thumbs_table(thumbs.take(list(reversed(range(thumbs.num_rows)))))
+    assert (shuffled.flip_rate, shuffled.low, shuffled.high) == (est.flip_rate, est.low, est.high)
+    below = reward_model.estimate_from_thumbs_table(thumbs.slice(0, 300))
+    assert below.support == 300 and "sample" not in below.detail
