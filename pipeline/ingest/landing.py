@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -132,30 +132,35 @@ def stage(con: duckdb.DuckDBPyConnection, job: Landing, connector: Connector, ta
     The ingest stages every input before its transaction opens: DuckDB scans tables written inside a
     transaction on one thread only, and the connector's read need not hold the store's write transaction."""
     cap = job.now + job.settings.future_skew
-    raw_first, first, batches, errors, read = _open_read(job, connector)
+    raw_first, first, batches, errors, read, close_read = _open_read(job, connector)
     if first is None:
         return None
-    kind = _check_cursor(job, raw_first if job.inp.prepare else first) if job.cursor_column is not None else None
-    source_kind, source_job = kind, job
-    if job.inp.prepare is not None:
-        job, kind = prepared_view(job, first.schema), TIMESTAMP
-    spec = job.inp.spec
-    cursor = _stage_sql(job, first.schema, kind, cap)[2]  # its columns: the same whatever the batches' types
+    # A check that refuses the input before every batch is read still ends the connector's read: its
+    # connection (and any lock it holds on the source) must not outlive this call in a long-running process.
     try:
-        _stage_slices(con, job, batches, kind, cap, table)
-    except BaseException as e:
-        con.execute(f"DROP TABLE IF EXISTS {table}")  # the slices staged before the one that failed
-        con.execute(f"DROP TABLE IF EXISTS {table}_probe")
-        if not isinstance(e, duckdb.Error):
-            raise
-        if errors:
-            raise _connector_error(job, errors[0]) from None
-        raise TerminalError(
-            f"{job.where}: rows do not fit the {spec.name} columns ({str(e).splitlines()[0]}); "
-            f"check the column types and sources[{job.source}].mapping.{spec.name}"
-        ) from None
+        kind = _check_cursor(job, raw_first if job.inp.prepare else first) if job.cursor_column is not None else None
+        source_kind, source_job = kind, job
+        if job.inp.prepare is not None:
+            job, kind = prepared_view(job, first.schema), TIMESTAMP
+        spec = job.inp.spec
+        cursor = _stage_sql(job, first.schema, kind, cap)[2]  # its columns: the same whatever the batches' types
+        try:
+            _stage_slices(con, job, batches, kind, cap, table)
+        except BaseException as e:
+            con.execute(f"DROP TABLE IF EXISTS {table}")  # the slices staged before the one that failed
+            con.execute(f"DROP TABLE IF EXISTS {table}_probe")
+            if not isinstance(e, duckdb.Error):
+                raise
+            if errors:
+                raise _connector_error(job, errors[0]) from None
+            raise TerminalError(
+                f"{job.where}: rows do not fit the {spec.name} columns ({str(e).splitlines()[0]}); "
+                f"check the column types and sources[{job.source}].mapping.{spec.name}"
+            ) from None
+        finally:
+            con.unregister(READER)
     finally:
-        con.unregister(READER)
+        close_read()
     if errors:
         raise _connector_error(job, errors[0])
 
@@ -284,9 +289,12 @@ def _payload(columns: tuple[str, ...], prefix: str) -> str:
 
 # ------------------------------------------------------------------------------------------ reading
 def _open_read(job: Landing, connector: Connector) -> tuple[
-        pa.RecordBatch | None, pa.RecordBatch | None, Iterator[pa.RecordBatch], list, dict[str, Any]]:
+        pa.RecordBatch | None, pa.RecordBatch | None, Iterator[pa.RecordBatch], list, dict[str, Any],
+        Callable[[], None]]:
     """Start the connector's read; return its first non-empty batch as read and as staged, an iterator
-    over all staged batches, and what the read saw (`rows`, `files`, filled in while DuckDB pulls).
+    over all staged batches, what the read saw (`rows`, `files`, filled in while DuckDB pulls), and a
+    function that ends the read (closes the connector's generator, and so its connection) when the
+    batches are not all pulled.
 
     Errors raised while DuckDB pulls later batches are kept in `errors` so they surface as themselves.
     """
@@ -301,9 +309,20 @@ def _open_read(job: Landing, connector: Connector) -> tuple[
         first = next((b for b in it if b.num_rows), None)
     except ConnectorError as e:
         raise _connector_error(job, e) from None
+
+    def close_read() -> None:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
+
     if first is None:
-        return None, None, iter(()), errors, read
-    _check_returned_columns(job, first, window.columns)
+        close_read()
+        return None, None, iter(()), errors, read, close_read
+    try:
+        _check_returned_columns(job, first, window.columns)
+    except BaseException:
+        close_read()
+        raise
     names = [c for c in first.schema.names if c != ROW_PROBLEM]
 
     def stage(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -319,7 +338,11 @@ def _open_read(job: Landing, connector: Connector) -> tuple[
             raise TerminalError(f"{job.where}: the connector returned no column {e}; "
                                 f"check sources[{job.source}].mapping.{inp.spec.name} in the config") from None
 
-    staged_first = stage(first)
+    try:
+        staged_first = stage(first)
+    except BaseException:
+        close_read()
+        raise
 
     def guarded() -> Iterator[pa.RecordBatch]:
         try:
@@ -331,7 +354,7 @@ def _open_read(job: Landing, connector: Connector) -> tuple[
             errors.append(e)
             raise
 
-    return first, staged_first, guarded(), errors, read
+    return first, staged_first, guarded(), errors, read, close_read
 
 
 def _window(job: Landing) -> Window:
@@ -425,6 +448,12 @@ def _ts_expr(col: str, arrow_type: pa.DataType, setting: str) -> str:
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
         # The store's session is UTC, so text without an offset is read as UTC; with one, converted.
         return f"timezone('UTC', try_cast({col} AS TIMESTAMPTZ))"
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
+        raise ConfigError(
+            f"{setting}: a column of numbers ({arrow_type}) is not a timestamp, as an epoch number's unit (seconds? "
+            "milliseconds?) cannot be known; convert it where the rows live (a view, or options.query where the "
+            "connector has one: SELECT *, to_timestamp(ts) AS ts_utc for seconds) and map that table and column "
+            "(mapping: {INPUT: {table: VIEW, ts: ts_utc}}), or map a timestamp or ISO-8601 text column")
     raise ConfigError(
         f"{setting}: a column of type {arrow_type} is not a timestamp; map a timestamp or ISO-8601 text column"
     )
