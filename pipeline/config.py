@@ -71,7 +71,8 @@ class SourceSettings(_Settings):
     cursor: dict[str, str] = Field(
         default_factory=dict,
         description="Per shape input, the source column read incrementally (default: the column mapped to the "
-        "input's cursor, e.g. ts). A timestamp (with or without time zone), ISO-8601 text or an increasing integer. "
+        "input's cursor, e.g. ts). A timestamp (with or without time zone), ISO-8601 text or an increasing number "
+        "(an id, or epoch seconds). "
         "The `events` shape only: the others read by the column mapped as their time.",
     )
 

@@ -50,16 +50,18 @@ def cursor_kind(arrow_type: pa.DataType, sample: Any, setting: str) -> str:
         return TIMESTAMPTZ if arrow_type.tz else TIMESTAMP
     if pa.types.is_date(arrow_type):
         return TIMESTAMP
-    if pa.types.is_integer(arrow_type):
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
+        # an increasing number (an id, or epoch seconds, fractional as Chatbot-Arena-style logs write them):
+        # counted in whole numbers, the window starting at the last one read
         return INTEGER
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
         if sample is not None and not _ISO.match(str(sample).strip()):
             raise ConfigError(
                 f"{setting}: the cursor column holds text that is not an ISO-8601 timestamp ({str(sample)[:40]!r}); "
-                "text cursors must sort in time order: point it at a timestamp, ISO text or increasing integer column"
+                "text cursors must sort in time order: point it at a timestamp, ISO text or increasing number column"
             )
         return TEXT
     raise ConfigError(
         f"{setting}: a cursor column of type {arrow_type} cannot order rows; point it at a timestamp, "
-        "ISO-8601 text or increasing integer column"
+        "ISO-8601 text or increasing number column"
     )

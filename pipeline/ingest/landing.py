@@ -439,6 +439,10 @@ def _check_cursor(job: Landing, first: pa.RecordBatch) -> str:
 
 
 # ------------------------------------------------------------------------------------------ staging
+# 9999-12-31T23:59:59Z in seconds: the last time a number may name.
+_MAX_EPOCH_S = 253402300799
+
+
 def _ts_expr(col: str, arrow_type: pa.DataType, setting: str) -> str:
     """A DuckDB expression giving the column as a naive UTC TIMESTAMP (NULL when unparseable)."""
     if pa.types.is_timestamp(arrow_type):
@@ -449,11 +453,11 @@ def _ts_expr(col: str, arrow_type: pa.DataType, setting: str) -> str:
         # The store's session is UTC, so text without an offset is read as UTC; with one, converted.
         return f"timezone('UTC', try_cast({col} AS TIMESTAMPTZ))"
     if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
-        raise ConfigError(
-            f"{setting}: a column of numbers ({arrow_type}) is not a timestamp, as an epoch number's unit (seconds? "
-            "milliseconds?) cannot be known; convert it where the rows live (a view, or options.query where the "
-            "connector has one: SELECT *, to_timestamp(ts) AS ts_utc for seconds) and map that table and column "
-            "(mapping: {INPUT: {table: VIEW, ts: ts_utc}}), or map a timestamp or ISO-8601 text column")
+        # Seconds since 1970-01-01 UTC, as every other shape reads a number (shapes/base.py parse_ts); a value
+        # past year 9999 (milliseconds, say) or not finite is NULL, so its row is quarantined.
+        seconds = f"CAST({col} AS DOUBLE)"
+        return (f"timezone('UTC', to_timestamp(CASE WHEN isfinite({seconds}) AND abs({seconds}) < {_MAX_EPOCH_S} "
+                f"THEN {seconds} END))")
     raise ConfigError(
         f"{setting}: a column of type {arrow_type} is not a timestamp; map a timestamp or ISO-8601 text column"
     )
@@ -610,12 +614,17 @@ def _cursor_exprs(job: Landing, schema: pa.Schema, kind: str) -> tuple[str, str]
         return "NULL::TIMESTAMP", "NULL::VARCHAR"
     if "ts_observed" in schema.names:  # a prepared shape: a load time stands in for a missing time
         return "CASE WHEN ts_observed THEN _ts END", "_ts_raw"
+    # An integer cursor counts in the source's numbers, also when it is the time column (epoch seconds, staged
+    # as the timestamp _ts); a file read as text (another file of the source gave integers): its numbers count.
+    if kind == INTEGER:
+        if pa.types.is_integer(schema.field(job.cursor_column).type):
+            return f"CAST({cur_src} AS BIGINT)", f"CAST({cur_src} AS VARCHAR)"
+        # a fractional number (epoch seconds) or text: its whole part, NULL when it is no finite number
+        text = f"CAST({cur_src} AS VARCHAR)"
+        return (f"coalesce(TRY_CAST({text} AS BIGINT), TRY_CAST(floor(TRY_CAST({text} AS DOUBLE)) AS BIGINT))",
+                text)
     if job.cursor_column == inp.source_columns[spec.cursor]:  # staged already, as _ts and its text
         return "_ts", _q(spec.cursor)
-    if kind == INTEGER:  # a file read as text (another file of the source gave integers): its numbers count
-        integer = pa.types.is_integer(schema.field(job.cursor_column).type)
-        return (f"CAST({cur_src} AS BIGINT)" if integer else f"TRY_CAST(CAST({cur_src} AS VARCHAR) AS BIGINT)",
-                f"CAST({cur_src} AS VARCHAR)")
     if kind == TEXT:
         return f"timezone('UTC', try_cast({cur_src} AS TIMESTAMPTZ))", f"CAST({cur_src} AS VARCHAR)"
     return _ts_expr(cur_src, schema.field(job.cursor_column).type, job.cursor_setting), f"CAST({cur_src} AS VARCHAR)"
