@@ -142,3 +142,23 @@ def test_fractional_epoch_seconds_load_from_a_file_and_from_a_database_increment
         con.execute("INSERT INTO battles VALUES ('q9', 'a9', 'b9', 'a', 1682351600.5)")
     db = next(r for r in stages.ingest(load_settings(config)) if r.source == "arena_db")
     assert sum(db.rows_read.values()) == 2 and db.pairs_added == 1 and db.duplicates == 1
+
+
+def test_a_source_refused_before_its_rows_are_read_leaves_no_connection_to_it_open(tmp_path):
+    """A time column that is no time (here a boolean) is refused in one line before every batch is read; the
+    source's connection ends with the refusal, so the warehouse opens for writing in this same process (a
+    long-running `serve` would otherwise hold it until the error is dropped)."""
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute("CREATE TABLE generations (request_id VARCHAR, ts BOOLEAN, user_id VARCHAR, model_version VARCHAR, "
+                    "messages VARCHAR, response VARCHAR)")
+        con.execute("CREATE TABLE feedback_events (event_id VARCHAR, request_id VARCHAR, ts BOOLEAN, user_id VARCHAR, "
+                    "kind VARCHAR, value VARCHAR, other_request_id VARCHAR)")
+        con.execute("INSERT INTO generations VALUES ('r1', true, 'u1', 'v1', ?, 'answer')", [chat("question")])
+    config = write_demo_config(tmp_path, tiny=True)
+    refused = runner.invoke(app, ["ingest", "--config", str(config)])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert "a cursor column of type bool cannot order rows" in refused.output, refused.output
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:   # read-write: no read-only attach is left
+        assert con.execute("SELECT count(*) FROM generations").fetchone() == (1,)
