@@ -298,9 +298,6 @@ def _open_read(job: Landing, connector: Connector) -> tuple[
 
     Errors raised while DuckDB pulls later batches are kept in `errors` so they surface as themselves.
     """
-    inp = job.inp
-    prepared = inp.prepare is not None
-    by_file = job.loaded_files is not None
     window = _window(job)
     errors: list[BaseException] = []
     read: dict[str, Any] = {"rows": 0, "files": set()}
@@ -309,36 +306,13 @@ def _open_read(job: Landing, connector: Connector) -> tuple[
         first = next((b for b in it if b.num_rows), None)
     except ConnectorError as e:
         raise _connector_error(job, e) from None
-
-    def close_read() -> None:
-        close = getattr(it, "close", None)
-        if close is not None:
-            close()
-
+    close_read = _closer(it)
     if first is None:
         close_read()
         return None, None, iter(()), errors, read, close_read
     try:
         _check_returned_columns(job, first, window.columns)
-    except BaseException:
-        close_read()
-        raise
-    names = [c for c in first.schema.names if c != ROW_PROBLEM]
-
-    def stage(batch: pa.RecordBatch) -> pa.RecordBatch:
-        read["rows"] += batch.num_rows
-        if by_file:
-            read["files"].update(zip(batch.column("_file").to_pylist(), batch.column("_file_hash").to_pylist(),
-                                     strict=True))
-        if not prepared:
-            return _as_read(batch, names, inp)
-        try:
-            return inp.to_canonical(batch)  # the shape's per-batch step: mapping, parsing, keys
-        except KeyError as e:
-            raise TerminalError(f"{job.where}: the connector returned no column {e}; "
-                                f"check sources[{job.source}].mapping.{inp.spec.name} in the config") from None
-
-    try:
+        stage = _stager(job, [c for c in first.schema.names if c != ROW_PROBLEM], read)
         staged_first = stage(first)
     except BaseException:
         close_read()
@@ -355,6 +329,38 @@ def _open_read(job: Landing, connector: Connector) -> tuple[
             raise
 
     return first, staged_first, guarded(), errors, read, close_read
+
+
+def _closer(it: Iterator[pa.RecordBatch]) -> Callable[[], None]:
+    """A function that ends a connector's read: closes its generator, and so its connection."""
+    def close_read() -> None:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
+
+    return close_read
+
+
+def _stager(job: Landing, names: list[str], read: dict[str, Any]) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
+    """One batch as staged, counted (with its files) in `read`: as read, or as the shape's canonical rows."""
+    inp = job.inp
+    prepared = inp.prepare is not None
+    by_file = job.loaded_files is not None
+
+    def stage(batch: pa.RecordBatch) -> pa.RecordBatch:
+        read["rows"] += batch.num_rows
+        if by_file:
+            read["files"].update(zip(batch.column("_file").to_pylist(), batch.column("_file_hash").to_pylist(),
+                                     strict=True))
+        if not prepared:
+            return _as_read(batch, names, inp)
+        try:
+            return inp.to_canonical(batch)  # the shape's per-batch step: mapping, parsing, keys
+        except KeyError as e:
+            raise TerminalError(f"{job.where}: the connector returned no column {e}; "
+                                f"check sources[{job.source}].mapping.{inp.spec.name} in the config") from None
+
+    return stage
 
 
 def _window(job: Landing) -> Window:
