@@ -278,13 +278,7 @@ def _thumb_noise_reason(f: Facts, outcome: str) -> str:
         tried = [s for s in f.shape.noise_signals if s.signal in THUMB_SIGNALS]
         why = "; ".join(f"{s.signal}: {s.detail}" for s in tried if s.detail) or "no signal measured"
         return f"thumb label noise not measured ({why}), so treated as low: {outcome}"
-    said = f"estimated thumb flip rate {_pct(noise.flip_rate)} ({noise.signal}, from {noise.support} {noise.unit})"
-    interval = f"the 95% interval {_pct(noise.low)}–{_pct(noise.high)}"
-    if f.kto_noisy_thumbs:
-        return f"{said}: {interval} lies at or above {threshold}: {outcome}"
-    if noise.high < f.planning.kto_noise_threshold:
-        return f"{said}: {interval} lies below {threshold}: {outcome}"
-    return f"{said}, but {interval} holds {threshold} inside it: too wide to act on, so treated as low: {outcome}"
+    return _estimate_said("thumb", noise, threshold, f.planning.kto_noise_threshold, f.kto_noisy_thumbs, f": {outcome}")
 
 
 def rule_thumbs_kto(f: Facts) -> Decision | None:
@@ -370,9 +364,15 @@ def _noise_reason(f: Facts, outcome: str = "") -> str:
                     f"too few to act on, so treated as low{then}")
         why = "; ".join(f"{s.signal}: {s.detail}" for s in tried) or "no signal measured"
         return f"pair label noise not measured ({why}), so treated as low{then}"
-    said = (f"estimated pair flip rate {_pct(noise.flip_rate)} ({noise.signal}, from {noise.support} {noise.unit})")
+    return _estimate_said("pair", noise, threshold, value, f.noisy or f.kto_noisy, then)
+
+
+def _estimate_said(kind: str, noise: NoiseEstimate, threshold: str, value: float, acted: bool, then: str) -> str:
+    """One estimate in words: its value and where its whole 95 % interval lies against `threshold` (named,
+    and `value` itself): at or above it (`acted`), below it, or holding it (too wide to act on)."""
+    said = f"estimated {kind} flip rate {_pct(noise.flip_rate)} ({noise.signal}, from {noise.support} {noise.unit})"
     interval = f"the 95% interval {_pct(noise.low)}–{_pct(noise.high)}"
-    if f.noisy or f.kto_noisy:
+    if acted:
         return f"{said}: {interval} lies at or above {threshold}{then}"
     if noise.high < value:
         return f"{said}: {interval} lies below {threshold}{then}"

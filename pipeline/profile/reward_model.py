@@ -209,8 +209,9 @@ def estimate_from_pairs(prompts: list[str], chosen: list[str], rejected: list[st
                         min_pairs: int = MIN_PAIRS, rounds: int = BOOTSTRAP_ROUNDS,
                         seed: int = 0) -> NoiseEstimate:
     """The model-based flip rate of these pairs, with a bootstrap interval over pairs."""
-    keep = _hash_sample(len(chosen), lambda i: f"{prompts[i]}|{chosen[i]}|{rejected[i]}")
-    if keep is not None:
+    if len(chosen) > MAX_PAIRS:
+        keep = sorted(range(len(chosen)), key=lambda i: zlib.crc32(f"{prompts[i]}|{chosen[i]}|{rejected[i]}".encode()))
+        keep = sorted(keep[:MAX_PAIRS])
         prompts, chosen, rejected = ([v[i] for i in keep] for v in (prompts, chosen, rejected))
     n = len(chosen)
     if n < 20 or len(set(prompts)) < FOLDS:
@@ -223,31 +224,29 @@ def estimate_from_pairs(prompts: list[str], chosen: list[str], rejected: list[st
         return NoiseEstimate(SIGNAL, None, None, None, n, UNIT, False,
                              f"the reward model found no signal in the answers' words (agrees with {100 * agree:.0f}% "
                              "of labels out of fold)")
+    return _fitted(SIGNAL, UNIT, margins, f"out of fold it agrees with {100 * agree:.0f}% of labels", min_pairs,
+                   "pairs", rounds, seed)
+
+
+def _fitted(signal: str, unit: str, margins: np.ndarray, detail: str, min_rows: int, noun: str, rounds: int,
+            seed: int) -> NoiseEstimate:
+    """The flip rate fitted on out-of-fold margins signed so that positive agrees with the label, with its
+    bootstrap interval; acted on from min_rows rows."""
     eps, boot = fit_flip_rate(margins, rounds=rounds, seed=seed)
     lo, hi = (float(v) for v in np.percentile(boot, [2.5, 97.5]))
     lo, hi = min(lo, eps), max(hi, eps)
-    detail = f"out of fold it agrees with {100 * agree:.0f}% of labels"
-    if n < min_pairs:
-        detail += f"; fewer than {min_pairs} pairs, too few to act on"
-    return NoiseEstimate(SIGNAL, eps, lo, hi, n, UNIT, n >= min_pairs, detail)
-
-
-def _hash_sample(n: int, key, limit: int = MAX_PAIRS) -> list[int] | None:
-    """The `limit` rows with the smallest crc32 of key(i), in order; None when n is within it."""
-    if n <= limit:
-        return None
-    return sorted(sorted(range(n), key=lambda i: zlib.crc32(key(i).encode()))[:limit])
+    n = len(margins)
+    if n < min_rows:
+        detail += f"; fewer than {min_rows} {noun}, too few to act on"
+    return NoiseEstimate(signal, eps, lo, hi, n, unit, n >= min_rows, detail)
 
 
 def estimate_from_thumbs(prompts: list[str], completions: list[str], up: list[bool], *,
                          min_thumbs: int = MIN_PAIRS, rounds: int = BOOTSTRAP_ROUNDS,
                          seed: int = 0) -> NoiseEstimate:
     """The model-based flip rate of thumbs (an answer's thumb turned the other way), with a bootstrap
-    interval over thumbs. Calibrated in BENCHMARKS.md ("The noise estimate") on synthetic thumbs."""
-    total = len(completions)
-    keep = _hash_sample(total, lambda i: f"{prompts[i]}|{completions[i]}|{up[i]}")
-    if keep is not None:
-        prompts, completions, up = ([v[i] for i in keep] for v in (prompts, completions, up))
+    interval over thumbs; estimate_from_thumbs_table samples a large table first. Calibrated in
+    BENCHMARKS.md ("The noise estimate") on synthetic thumbs."""
     n = len(completions)
     labels = np.asarray(up, dtype=bool)
     if n < 20 or len(set(prompts)) < FOLDS or labels.all() or not labels.any():
@@ -258,51 +257,45 @@ def estimate_from_thumbs(prompts: list[str], completions: list[str], up: list[bo
     if auc <= 0.5 + 2.0 * se:
         return NoiseEstimate(THUMBS_SIGNAL, None, None, None, n, THUMBS_UNIT, False,
                              f"the reward model found no signal in the answers' words (out-of-fold AUC {auc:.2f})")
-    eps, boot = fit_flip_rate(np.where(labels, margins, -margins), rounds=rounds, seed=seed)
-    lo, hi = (float(v) for v in np.percentile(boot, [2.5, 97.5]))
-    lo, hi = min(lo, eps), max(hi, eps)
-    detail = f"out-of-fold AUC {auc:.2f}"
-    if n < min_thumbs:
-        detail += f"; fewer than {min_thumbs} thumbs, too few to act on"
-    if keep is not None:
-        detail += f"; a hash-chosen sample of {n} of {total} thumbs"
-    return NoiseEstimate(THUMBS_SIGNAL, eps, lo, hi, n, THUMBS_UNIT, n >= min_thumbs, detail)
+    return _fitted(THUMBS_SIGNAL, THUMBS_UNIT, np.where(labels, margins, -margins), f"out-of-fold AUC {auc:.2f}",
+                   min_thumbs, "thumbs", rounds, seed)
+
+
+# What a sample of a large table is chosen by: the md5 of each row's content, computed in DuckDB.
+_PAIRS_HASH = "md5(to_json(prompt)::VARCHAR || chr(31) || chosen || chr(31) || rejected)"
+_THUMBS_HASH = "md5(to_json(prompt)::VARCHAR || chr(31) || completion || chr(31) || label::VARCHAR)"
+
+
+def _over_table(table, columns: tuple[str, ...], hash_sql: str, noun: str, estimate) -> NoiseEstimate:
+    """`estimate(table)` over a canonical table. A table of more than MAX_PAIRS rows is sampled before any row
+    becomes a Python object: the MAX_PAIRS with the smallest content hash, in their table order, and the
+    estimate says so."""
+    total = table.num_rows
+    if total > MAX_PAIRS:
+        table = _sample_rows(table, MAX_PAIRS, columns, hash_sql)
+    est = estimate(table)
+    if total > MAX_PAIRS:
+        est = replace(est, detail=f"{est.detail}; a hash-chosen sample of {est.support} of {total} {noun}")
+    return est
 
 
 def estimate_from_thumbs_table(thumbs) -> NoiseEstimate:
-    """estimate_from_thumbs over a canonical thumbs table (prompt, completion, label); more than MAX_PAIRS
-    thumbs are sampled by content hash before any row becomes a Python object, and the estimate says so."""
-    total = thumbs.num_rows
-    if total > MAX_PAIRS:
-        thumbs = _sample_rows(thumbs, MAX_PAIRS, ("prompt", "completion", "label"),
-                              "md5(to_json(prompt)::VARCHAR || chr(31) || completion || chr(31) || label::VARCHAR)")
-    est = estimate_from_thumbs(prompt_texts(thumbs), thumbs.column("completion").to_pylist(),
-                               thumbs.column("label").to_pylist())
-    if total > MAX_PAIRS:
-        est = replace(est, detail=f"{est.detail}; a hash-chosen sample of {est.support} of {total} thumbs")
-    return est
+    """estimate_from_thumbs over a canonical thumbs table (prompt, completion, label), sampled when large."""
+    return _over_table(thumbs, ("prompt", "completion", "label"), _THUMBS_HASH, "thumbs", lambda t: estimate_from_thumbs(
+        prompt_texts(t), t.column("completion").to_pylist(), t.column("label").to_pylist()))
 
 
 def estimate_from_table(pairs) -> NoiseEstimate:
-    """estimate_from_pairs over a canonical pairs table (prompt conversations flattened to text).
-
-    A table of more than MAX_PAIRS pairs is sampled before any row becomes a Python object: the
-    MAX_PAIRS with the smallest content hash, in their table order, and the estimate says so."""
-    total = pairs.num_rows
-    if total > MAX_PAIRS:
-        pairs = sample_pairs(pairs, MAX_PAIRS)
-    est = estimate_from_pairs(prompt_texts(pairs), pairs.column("chosen").to_pylist(),
-                              pairs.column("rejected").to_pylist())
-    if total > MAX_PAIRS:
-        est = replace(est, detail=f"{est.detail}; a hash-chosen sample of {est.support} of {total} pairs")
-    return est
+    """estimate_from_pairs over a canonical pairs table (prompt conversations flattened to text), sampled
+    when large."""
+    return _over_table(pairs, ("prompt", "chosen", "rejected"), _PAIRS_HASH, "pairs", lambda t: estimate_from_pairs(
+        prompt_texts(t), t.column("chosen").to_pylist(), t.column("rejected").to_pylist()))
 
 
 def sample_pairs(pairs, n: int):
     """The n pairs with the smallest md5 of (prompt, chosen, rejected), in table order: the same
     snapshot always gives the same sample, and no row is turned into Python objects to choose it."""
-    return _sample_rows(pairs, n, ("prompt", "chosen", "rejected"),
-                        "md5(to_json(prompt)::VARCHAR || chr(31) || chosen || chr(31) || rejected)")
+    return _sample_rows(pairs, n, ("prompt", "chosen", "rejected"), _PAIRS_HASH)
 
 
 def _sample_rows(table, n: int, columns: tuple[str, ...], hash_sql: str):
