@@ -105,17 +105,11 @@ def smoothing_of(shape) -> float:
     return min(shape.pair_flip_rate or 0.0, MAX_LABEL_SMOOTHING)
 
 
-def quiet_worker() -> None:
-    """No per-model loading bars from a job: in a worker process they would flood a piped log."""
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-
-
 def _job(args: tuple) -> dict[str, Any]:
     """Plan for one seed's data as `alignloop plan` would, then train every arm on it."""
-    quiet_worker()
+    from alignloop.quiet import quiet_libraries
+
+    quiet_libraries()   # in a worker process, no per-model loading bars flooding a piped log
     base_dir, regime, seed, budget = args
     cpu = time.process_time()
     shape, plan = plan_for(regime, seed)
@@ -218,8 +212,8 @@ def summarise_set(regimes: tuple[Regime, ...], outputs: list[dict[str, Any]], bu
             "planner_tied_or_best": c["planner_tied_or_best"],
             "estimated_flip_rate": [o["estimated_flip_rate"] for o in outs],
             "noise_signal": [o["noise_signal"] for o in outs],
-            "estimated_thumb_flip_rate": [o.get("estimated_thumb_flip_rate") for o in outs],
-            "thumb_noise_signal": [o.get("thumb_noise_signal") for o in outs],
+            "estimated_thumb_flip_rate": [o["estimated_thumb_flip_rate"] for o in outs],
+            "thumb_noise_signal": [o["thumb_noise_signal"] for o in outs],
             "robust_label_smoothing": [o["smoothing"] for o in outs],
             "planner_reasons": outs[0]["reasons"] if outs else [],
         })

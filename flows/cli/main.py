@@ -12,7 +12,6 @@ import logging
 import os
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -31,6 +30,7 @@ from alignloop import secrets
 from alignloop.methods import METHODS
 from alignloop.shapes import SHAPES
 from alignloop.offline import set_offline_defaults
+from alignloop.quiet import quiet_libraries
 
 set_offline_defaults()
 # Prefect configures its own loggers on import: keep its per-task INFO lines out of the CLI's display.
@@ -118,25 +118,6 @@ def _settings(config: Path) -> Settings:
     return load_settings(config)
 
 
-def _quiet_libraries() -> None:
-    # Deprecation notices inside the ML libraries are for their maintainers, not for our users.
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("transformers", "datasets", "mlflow", "alembic", "httpx", "prefect"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    try:
-        import transformers
-
-        transformers.utils.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-        import datasets
-
-        datasets.utils.logging.disable_progress_bar()
-    except ImportError:
-        pass
-
-
 _log_format = "text"
 
 
@@ -152,7 +133,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log ever
         raise typer.Exit(2)
     _log_format = log_format
     secrets.install()
-    _quiet_libraries()
+    quiet_libraries()
     if verbose:
         logging.getLogger("alignloop").setLevel(logging.INFO)
     if not sys.stderr.isatty() or log_format == "json":  # no terminal for the bars: progress as log lines
