@@ -50,7 +50,7 @@ THUMBS_CALIBRATION = ((3000, 2, 0.5, (0.0, 0.10, 0.25, 0.35)), (3000, 4, 0.2, (0
 def thumbs_calibration(seeds: tuple[int, ...] = (1, 2)) -> list[dict[str, Any]]:
     """The reward-model flip-rate estimate on synthetic thumbs with known flips (no answer thumbed twice);
     verdicts against planning.kto_noise_threshold, the threshold the planner reads thumbs' noise by."""
-    from alignloop.benchmarks.regimes import synthetic_thumbs
+    from alignloop.benchmarks.regimes import flipped_thumbs
     from alignloop.config import PlanningSettings
     from alignloop.profile.reward_model import estimate_from_thumbs_table
 
@@ -59,10 +59,7 @@ def thumbs_calibration(seeds: tuple[int, ...] = (1, 2)) -> list[dict[str, Any]]:
     for n, per_prompt, up_share, rates in THUMBS_CALIBRATION:
         for rate in rates:
             for seed in seeds:
-                thumbs = synthetic_thumbs(n // per_prompt, per_prompt, up_share, seed, flip_rate=rate)
-                clean = synthetic_thumbs(n // per_prompt, per_prompt, up_share, seed)
-                truth = sum(a != b for a, b in zip(thumbs.column("label").to_pylist(),
-                                                   clean.column("label").to_pylist(), strict=True)) / n
+                thumbs, truth = flipped_thumbs(n // per_prompt, per_prompt, up_share, seed, rate)
                 started = time.perf_counter()
                 est = estimate_from_thumbs_table(thumbs)
                 rows.append({"thumbs": n, "answers_per_prompt": per_prompt, "up_share": up_share, "injected": rate,

@@ -119,6 +119,17 @@ def synthetic_thumbs(n_prompts: int, answers_per_prompt: int, up_share: float, s
     return pa.Table.from_pylist(rows, schema=UNPAIRED_SCHEMA)
 
 
+def flipped_thumbs(n_prompts: int, answers_per_prompt: int, up_share: float, seed: int,
+                   flip_rate: float) -> tuple[pa.Table, float]:
+    """synthetic_thumbs with a share `flip_rate` turned, and the share actually turned (against the same
+    thumbs built without flips: the flips draw from the stream after every label is decided)."""
+    noisy = synthetic_thumbs(n_prompts, answers_per_prompt, up_share, seed, flip_rate=flip_rate)
+    clean = synthetic_thumbs(n_prompts, answers_per_prompt, up_share, seed)
+    turned = sum(a != b for a, b in zip(noisy.column("label").to_pylist(), clean.column("label").to_pylist(),
+                                        strict=True))
+    return noisy, turned / noisy.num_rows
+
+
 def empty_pairs() -> pa.Table:
     return PAIRS_SCHEMA.empty_table()
 

@@ -8,7 +8,7 @@ from datetime import datetime
 import pyarrow as pa
 import pytest
 
-from alignloop.benchmarks.regimes import empty_pairs, empty_thumbs, synthetic_pairs, synthetic_thumbs
+from alignloop.benchmarks.regimes import empty_pairs, empty_thumbs, flipped_thumbs, synthetic_pairs, synthetic_thumbs
 from alignloop.schema import PAIRS_SCHEMA, UNPAIRED_SCHEMA
 from alignloop.profile import measure_profile
 from alignloop.profile.noise import flip_from_cycles, flip_from_disagreement
@@ -165,20 +165,11 @@ def test_pairable_prompts_count_majority_thumbs_and_leave_ties_out():
     assert shape.n_unpaired_train == len(rows) and shape.n_up_train == sum(r["label"] for r in rows)
 
 
-def _flipped_share(n_prompts: int, per_prompt: int, up_share: float, seed: int, rate: float) -> tuple[pa.Table, float]:
-    """Thumbs with `rate` of them turned, and the share actually turned (the same thumbs built without flips)."""
-    noisy = synthetic_thumbs(n_prompts, per_prompt, up_share, seed, flip_rate=rate)
-    clean = synthetic_thumbs(n_prompts, per_prompt, up_share, seed)
-    turned = sum(a != b for a, b in zip(noisy.column("label").to_pylist(), clean.column("label").to_pylist(),
-                                        strict=True))
-    return noisy, turned / noisy.num_rows
-
-
 # At 40 % flips the word model is unsure everywhere and the interval widens: it still holds the truth.
 @pytest.mark.parametrize("rate,per_prompt,up_share,width", [(0.0, 2, 0.5, 0.15), (0.1, 4, 0.8, 0.15),
                                                             (0.3, 2, 0.3, 0.15), (0.4, 1, 0.5, 0.5)])
 def test_thumbs_reward_model_recovers_injected_flips(rate, per_prompt, up_share, width):
-    thumbs, truth = _flipped_share(3000 // per_prompt, per_prompt, up_share, 5, rate)
+    thumbs, truth = flipped_thumbs(3000 // per_prompt, per_prompt, up_share, 5, rate)
     shape = measure_profile(thumbs, empty_pairs(), 0.2)
     est = shape.thumb_noise
     assert est is not None and est.signal == "reward_model_thumbs" and est.support == 3000 and est.enough
@@ -207,10 +198,10 @@ def test_heavily_flipped_thumbs_are_measured_and_planned_as_kto():
     from alignloop.config import PlanningSettings, TrainingSettings
     from alignloop.planner import choose_method
 
-    noisy, _ = _flipped_share(2000, 2, 0.5, 7, 0.35)
+    noisy, _ = flipped_thumbs(2000, 2, 0.5, 7, 0.35)
     plan = choose_method(measure_profile(noisy, empty_pairs(), 0.2), TrainingSettings(), PlanningSettings())
     assert plan.method == "kto" and plan.hyperparameters["train_on"] == "thumbs", plan.reasons
-    clean, _ = _flipped_share(2000, 2, 0.5, 7, 0.05)
+    clean, _ = flipped_thumbs(2000, 2, 0.5, 7, 0.05)
     plan = choose_method(measure_profile(clean, empty_pairs(), 0.2), TrainingSettings(), PlanningSettings())
     assert plan.method == "ipo" and any("lies below kto_noise_threshold 25.0%: IPO" in r for r in plan.reasons)
 
