@@ -306,7 +306,7 @@ def _open_read(job: Landing, connector: Connector) -> tuple[
         first = next((b for b in it if b.num_rows), None)
     except ConnectorError as e:
         raise _connector_error(job, e) from None
-    close_read = _closer(it)
+    close_read: Callable[[], None] = getattr(it, "close", None) or (lambda: None)   # a generator's close
     if first is None:
         close_read()
         return None, None, iter(()), errors, read, close_read
@@ -329,16 +329,6 @@ def _open_read(job: Landing, connector: Connector) -> tuple[
             raise
 
     return first, staged_first, guarded(), errors, read, close_read
-
-
-def _closer(it: Iterator[pa.RecordBatch]) -> Callable[[], None]:
-    """A function that ends a connector's read: closes its generator, and so its connection."""
-    def close_read() -> None:
-        close = getattr(it, "close", None)
-        if close is not None:
-            close()
-
-    return close_read
 
 
 def _stager(job: Landing, names: list[str], read: dict[str, Any]) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
