@@ -212,8 +212,9 @@ def summarise_set(regimes: tuple[Regime, ...], outputs: list[dict[str, Any]], bu
             "planner_tied_or_best": c["planner_tied_or_best"],
             "estimated_flip_rate": [o["estimated_flip_rate"] for o in outs],
             "noise_signal": [o["noise_signal"] for o in outs],
-            "estimated_thumb_flip_rate": [o["estimated_thumb_flip_rate"] for o in outs],
-            "thumb_noise_signal": [o["thumb_noise_signal"] for o in outs],
+            # .get: job outputs written before thumbs had an estimate of their own lack these
+            "estimated_thumb_flip_rate": [o.get("estimated_thumb_flip_rate") for o in outs],
+            "thumb_noise_signal": [o.get("thumb_noise_signal") for o in outs],
             "robust_label_smoothing": [o["smoothing"] for o in outs],
             "planner_reasons": outs[0]["reasons"] if outs else [],
         })
