@@ -67,18 +67,29 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
+def _win_rate(arm: dict) -> str:
+    """The judged win rate over the reference with its interval, or why there is none."""
+    won = arm.get("win_rate")
+    if won is not None:
+        return f"{_pct(won['value'])} [{_pct(won['ci_low'])}, {_pct(won['ci_high'])}]"
+    if arm.get("judge_accuracy") is not None:
+        return f"— (judge {_pct(arm['judge_accuracy'])} % accurate: unusable)"
+    return "—"
+
+
 def outcome_table(result: dict):
     from rich.table import Table
 
     setup = result["setup"]
-    table = Table("arm", "method", "pairs", "reference", "candidate", "gain [95% interval]", "reward acc", "KL",
-                  "steps", "s", title=f"held-out preference accuracy (%) on the {setup['split']} split, "
-                                      f"{result['data']['train_pairs']} training pairs")
+    title = (f"held-out preference accuracy (%) on the {setup['split']} split, {result['data']['train_pairs']} "
+             "training pairs")
+    table = Table("arm", "method", "pairs", "reference", "candidate", "gain [95% interval]", "reward acc",
+                  "judged win rate", "KL", "steps", "s", title=title)
     for a in result["arms"]:
         ref, cand = a["reference_accuracy"], a["candidate_accuracy"]
         table.add_row(a["arm"] + (f" (= {a['same_as']})" if a.get("same_as") else ""), a["method"], str(a["pairs"]),
                       _pct(ref["value"]), _pct(cand["value"]),
                       gain_text(a, scale=100, digits=1),
-                      _pct(a["reward_accuracy"]), "—" if a["kl"] is None else f"{a['kl']['value']:.2f}", str(a["steps"]),
-                      f"{a['seconds']:.0f}")
+                      _pct(a["reward_accuracy"]), _win_rate(a),
+                      "—" if a["kl"] is None else f"{a['kl']['value']:.2f}", str(a["steps"]), f"{a['seconds']:.0f}")
     return table

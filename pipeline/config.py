@@ -272,11 +272,13 @@ class TrainingSettings(_Settings):
 class JudgeSettings(_Settings):
     """Who judges the candidate's own answers against the champion's (or the reference's)."""
 
-    kind: Literal["reward_model", "endpoint", "none"] = Field(
+    kind: Literal["probe", "reward_model", "endpoint", "none"] = Field(
         "reward_model",
-        description="reward_model: fitted with TRL's RewardTrainer, cross-fitted on two folds of held-out prompts "
-                    "(never on the candidate's training rows), or the one at model_path; endpoint: an "
-                    "OpenAI-compatible chat endpoint; none: no win rate.",
+        description="probe: linear heads on the reference model's own features, cross-fitted on two folds of "
+                    "held-out prompts (a logistic fit on what scoring the reference reads anyway); reward_model: "
+                    "fitted with TRL's RewardTrainer, cross-fitted the same way, or the one at model_path; "
+                    "endpoint: an OpenAI-compatible chat endpoint; none: no win rate. No judge is ever fitted on "
+                    "the candidate's training rows.",
     )
     model_path: Path | None = Field(
         None, description="reward_model: a reward model folder (sequence classification, one score) to judge with "

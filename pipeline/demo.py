@@ -522,14 +522,13 @@ def write_demo_config(workdir: str | Path, *, tiny: bool = False) -> Path:
                      "  max_length: 160\n")
     # Every held-out pair is scored: a capped sample leaves the gain inside the noise. The generation checks
     # the gate reads (judged win rate, KL, length drift, degenerate answers) run on 32 held-out prompts,
-    # above promotion.min_prompts, so they decide instead of staying unmeasured; answers are kept short and
-    # the judge's reward model gets few steps to fit two CPU cores. The judge's own held-out accuracy says
-    # whether its win rate can be trusted. The tiny demo only checks the wiring: its generation checks stay
-    # unmeasured.
-    evaluation = ("  generation_prompts: 4\n  max_new_tokens: 16\n  judge:\n    steps: 10\n" if tiny
-                  else "  generation_prompts: 32\n  max_new_tokens: 24\n"
-                       "  judge:\n    steps: 12\n    batch_size: 4\n    learning_rate: 0.0005\n"
-                       "    accuracy_pairs: 32\n")
+    # above promotion.min_prompts, so they decide instead of staying unmeasured; answers are kept short. The
+    # judge is the probe (linear heads on the reference's features, cross-fitted on held-out prompts): on
+    # two CPU cores a reward model fitted per run costs more than the training. Its own held-out accuracy
+    # says whether its win rate can be trusted. The tiny demo only checks the wiring: its generation checks
+    # stay unmeasured.
+    evaluation = ("  generation_prompts: 4\n  max_new_tokens: 16\n  judge:\n    kind: probe\n" if tiny
+                  else "  generation_prompts: 32\n  max_new_tokens: 24\n  judge:\n    kind: probe\n")
     base_model = "  tiny: true\n" if tiny else "  packaged: smollm2-135m-instruct\n"
     text = (
         "# alignloop demo: the synthetic warehouse beside this file, a local store and MLflow.\n"

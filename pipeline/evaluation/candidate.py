@@ -19,11 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from alignloop.datasets import EvalPair, eval_set_hash
 from alignloop.evaluation.answers import generation_checks
 from alignloop.evaluation.bootstrap import Interval, interval_or_point, paired_delta
 from alignloop.evaluation.guards import ppl_rise_interval
 from alignloop.evaluation.judge import Judge, grade_judge
+from alignloop.evaluation.probe import FeatureHook, ProbeJudge, answer_features
 from alignloop.evaluation.results import EvalReport
 from alignloop.evaluation.scoring import (
     ModelSet,
@@ -66,6 +69,7 @@ class _Scores:
     reference: PairScores
     champion: PairScores | None
     reference_cached: bool
+    features: np.ndarray | None = None  # the reference's pooled features per distinct answer (a probe judge's)
 
 
 def evaluate_candidate(candidate_dir: Path, base_dir: Path, pairs: list[EvalPair], *, beta: float,
@@ -89,12 +93,19 @@ def evaluate_candidate(candidate_dir: Path, base_dir: Path, pairs: list[EvalPair
     base_id = model_identity(base_dir)
     progress.info("evaluation: scoring %d held-out pairs over %d prompts (%d distinct answers per model)",
                   len(pairs), len({prompt_key(p.prompt) for p in pairs}), len(encoded.sequences))
+    probe = judge if isinstance(judge, ProbeJudge) else None
     scores = _score_models(models, encoded, tokenizer, cache.key("pairs", base_id, set_hash, options.max_length,
-                                                                  device), cache, options, device, on_progress)
+                                                                  device), cache, options, device, on_progress,
+                           features=probe is not None)
     parts = {"scoring": time.perf_counter() - started}
+    if probe is not None:
+        fit_started = time.perf_counter()
+        judge = _fitted_probe(probe, pairs, encoded, scores.features, models, tokenizer, options, device)
+        parts["judge"] = time.perf_counter() - fit_started
     generation = _generation_checks(models, tokenizer, pairs, options, device, judge,
                                     against="champion" if champion_dir is not None else "reference")
-    parts.update(generation.pop("seconds_parts", {}))
+    for part, seconds in generation.pop("seconds_parts", {}).items():
+        parts[part] = parts.get(part, 0.0) + seconds
     guard_started = time.perf_counter()
     ppl = _perplexity_guard(models, tokenizer, options, cache, base_id, device)
     parts["guards"] = parts.pop("kl", 0.0) + time.perf_counter() - guard_started
@@ -109,13 +120,20 @@ def evaluate_candidate(candidate_dir: Path, base_dir: Path, pairs: list[EvalPair
 
 
 def _score_models(models: ModelSet, encoded, tokenizer, ref_key: str, cache: ScoreCache, options: EvalOptions,
-                  device: str, on_progress: Callable[[int, int], None] | None) -> _Scores:
+                  device: str, on_progress: Callable[[int, int], None] | None, *, features: bool = False) -> _Scores:
     """Score every pair with the candidate, the reference (unless its scores are cached) and the champion;
-    on_progress counts the answers scored."""
+    on_progress counts the answers scored. With `features`, the reference's pass also keeps each answer's
+    pooled features (cached beside its scores; a separate pass when only the scores were cached)."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     reference = cache.get_pair_scores(ref_key)
     reference_cached = reference is not None
-    total = len(encoded.sequences) * (1 + (not reference_cached) + (models.champion_dir is not None))
+    features_key = cache.key("features", ref_key)
+    found = cache.get_array(features_key) if features else None
+    if found is not None and len(found) != len(encoded.sequences):
+        found = None
+    separate_features = features and found is None and reference_cached
+    total = len(encoded.sequences) * (1 + (not reference_cached) + (models.champion_dir is not None)
+                                      + separate_features)
     done = 0
 
     def advance(k: int) -> None:
@@ -129,16 +147,56 @@ def _score_models(models: ModelSet, encoded, tokenizer, ref_key: str, cache: Sco
         candidate = _scored("candidate", model, encoded, kw)
     if reference is None:
         with models.use("reference") as model:
-            reference = _scored("reference", model, encoded, kw)
+            hook = FeatureHook(model, encoded.sequences) if features and found is None else None
+            try:
+                reference = _scored("reference", model, encoded, {**kw, "before_batch": hook.expect if hook else None})
+            finally:
+                if hook is not None:
+                    hook.close()
         cache.put_pair_scores(ref_key, reference)
+        if hook is not None:
+            found = hook.array()
+            cache.put_array(features_key, found)
+    elif separate_features:
+        started = time.perf_counter()
+        with models.use("reference") as model:
+            found = answer_features(model, encoded.sequences, pad_id=pad_id, batch_size=options.batch_size,
+                                    device=device, on_batch=advance)
+        cache.put_array(features_key, found)
+        progress.info("evaluation: read the reference's features in %.0f s", time.perf_counter() - started)
     champion: PairScores | None = None
     if models.champion_dir is not None:
         with models.use("champion") as model:
             champion = _scored("champion", model, encoded, kw)
-    return _Scores(candidate, reference, champion, reference_cached)
+    return _Scores(candidate, reference, champion, reference_cached, found)
 
 
-def _scored(name: str, model, encoded, kw: dict) -> PairScores:
+def _fitted_probe(judge: ProbeJudge, pairs: list[EvalPair], encoded, features: np.ndarray, models: ModelSet,
+                  tokenizer, options: EvalOptions, device: str) -> ProbeJudge | None:
+    """The probe judge fitted on the scored pairs' features, able to read the models' own answers; None when
+    too few pairs to cross-fit it."""
+    from alignloop.evaluation.judge import MIN_FIT_PAIRS
+    from alignloop.evaluation.scoring import _pad_id, encode_answer
+
+    progress.info("evaluation: fitting the judge's heads on the reference's features of %d held-out pairs",
+                  len(pairs))
+    if not judge.fit(pairs, features[encoded.chosen_index], features[encoded.rejected_index]):
+        log.warning("too few held-out pairs (%d) to cross-fit a judge (at least %d per fold): no win rate this run; "
+                    "name one in evaluation.judge (endpoint_url or model_path)", len(pairs), MIN_FIT_PAIRS)
+        return None
+
+    def featurise(prompts, answers) -> np.ndarray:
+        sequences = [encode_answer(tokenizer, p, a, options.max_length)[0] for p, a in zip(prompts, answers,
+                                                                                           strict=True)]
+        with models.use("reference") as model:
+            return answer_features(model, sequences, pad_id=_pad_id(tokenizer), batch_size=options.batch_size,
+                                   device=device)
+
+    judge.attach(featurise)
+    return judge
+
+
+def _scored(name: str, model, encoded, kw: dict) -> PairScores:  # kw: score_pairs' keywords
     started = time.perf_counter()
     scores = score_pairs(model, encoded, **kw)
     progress.info("evaluation: scored the %s in %.0f s", name, time.perf_counter() - started)

@@ -337,6 +337,10 @@ def build_judge(judge_settings, held_out_pairs: Sequence[EvalPair], base_dir: Pa
         return None
     if judge_settings.kind == "endpoint":
         return EndpointJudge.from_settings(judge_settings)
+    if judge_settings.kind == "probe":  # fitted inside the evaluation, on the features its scoring pass reads
+        from alignloop.evaluation.probe import ProbeJudge
+
+        return ProbeJudge(training_prompt_keys=frozenset(training_prompt_keys))
     from alignloop.models import load_tokenizer
 
     kw = dict(device=device, batch_size=batch_size, max_length=max_length)

@@ -171,15 +171,19 @@ def _token_logps(model, sequences: Sequence[Encoded], batch: list[int], *, pad_i
 @torch.inference_mode()
 def score_sequences(model, sequences: Sequence[Encoded], *, pad_id: int, batch_size: int, device: str,
                     groups: Sequence[Sequence[int]] | None = None,
-                    on_batch: Callable[[int], None] | None = None) -> tuple[list[float], list[int]]:
+                    on_batch: Callable[[int], None] | None = None,
+                    before_batch: Callable[[list[int]], None] | None = None) -> tuple[list[float], list[int]]:
     """Summed log-probability and token count of each sequence's scored part (from its start).
 
     `groups` lists indices that must share a batch (a pair's two answers); groups are sorted longest
-    first and packed into batches of about `batch_size` sequences, right-padded.
+    first and packed into batches of about `batch_size` sequences, right-padded. `before_batch` hears
+    which sequences each forward pass runs (a feature hook's `expect`).
     """
     logps = [0.0] * len(sequences)
     counts = [0] * len(sequences)
     for batch in _batches(sequences, batch_size, groups):
+        if before_batch:
+            before_batch(batch)
         token_logp, mask = _token_logps(model, sequences, batch, pad_id=pad_id, device=device)
         for row, (lp, n) in enumerate(zip((token_logp * mask).sum(-1).tolist(), mask.sum(-1).tolist(), strict=True)):
             logps[batch[row]], counts[batch[row]] = lp, int(n)
@@ -201,7 +205,8 @@ def token_logprobs(model, sequences: Sequence[Encoded], *, pad_id: int, batch_si
 
 
 def score_pairs(model, encoded: EncodedPairs, *, pad_id: int, batch_size: int, device: str,
-                on_batch: Callable[[int], None] | None = None) -> PairScores:
+                on_batch: Callable[[int], None] | None = None,
+                before_batch: Callable[[list[int]], None] | None = None) -> PairScores:
     """Score every distinct answer once, the answers of one prompt in one batch; read pairs off them."""
     by_prompt: dict[int, list[int]] = {}
     for i, g in enumerate(encoded.prompt_group):
@@ -209,7 +214,7 @@ def score_pairs(model, encoded: EncodedPairs, *, pad_id: int, batch_size: int, d
     groups = [members[lo: lo + batch_size] for members in by_prompt.values()
               for lo in range(0, len(members), batch_size)]
     logp, count = score_sequences(model, encoded.sequences, pad_id=pad_id, batch_size=batch_size, device=device,
-                                  groups=groups, on_batch=on_batch)
+                                  groups=groups, on_batch=on_batch, before_batch=before_batch)
     return PairScores([logp[i] for i in encoded.chosen_index], [logp[i] for i in encoded.rejected_index],
                       [count[i] for i in encoded.chosen_index], [count[i] for i in encoded.rejected_index])
 
@@ -268,6 +273,28 @@ class ScoreCache:
         tmp = self.folder / f".{key}.json.tmp"
         tmp.write_text(json.dumps(value))
         tmp.replace(self.folder / f"{key}.json")  # readers never see half a file
+
+    def get_array(self, key: str):
+        """A numpy array stored under `key` (features), or None."""
+        import numpy as np
+
+        if self.folder is None:
+            return None
+        try:
+            return np.load(self.folder / f"{key}.npy", allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+
+    def put_array(self, key: str, value) -> None:
+        import numpy as np
+
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{key}.npy.tmp"
+        with open(tmp, "wb") as f:
+            np.save(f, value, allow_pickle=False)
+        tmp.replace(self.folder / f"{key}.npy")
 
     def get_pair_scores(self, key: str) -> PairScores | None:
         found = self.get(key)

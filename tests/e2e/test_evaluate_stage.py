@@ -34,7 +34,7 @@ def test_evaluate_scores_every_held_out_pair_and_the_champion_once_there_is_one(
         assert first.n_pairs == len(holdout_eval_pairs(split)) > 24  # no cap: every held-out pair
         assert first.champion_version is None and first.champion_delta is None
         report = json.loads((planned.run_dir / "eval_report.json").read_text())
-        assert report["champion_version"] is None and report["judge"]["kind"] == "reward_model"
+        assert report["champion_version"] is None and report["judge"]["kind"] == "probe"
         assert set(report["samples"][0]) >= {"prompt", "candidate", "reference"}
         lines = (planned.run_dir / "per_pair_scores.jsonl").read_text().splitlines()
         assert len(lines) == first.n_pairs

@@ -108,6 +108,9 @@ def test_quick_json_gives_every_arm_consistent_gains_on_the_pairs_it_says(tmp_pa
         for acc in (arm["reference_accuracy"], arm["candidate_accuracy"]):
             assert 0 <= acc["ci_low"] <= acc["value"] <= acc["ci_high"] <= 1
         assert arm["seconds"] > 0 and arm["steps"] >= 1 and arm["kl"] is not None
+        # The probe judge was cross-fitted on the evaluated pairs and graded there; a win rate only when usable.
+        assert arm["judged_prompts"] == 2 and 0 <= arm["judge_accuracy"] <= 1
+        assert (arm["win_rate"] is None) or 0 <= arm["win_rate"]["ci_low"] <= arm["win_rate"]["ci_high"] <= 1
     assert arms["kto"]["train_on"] == "unpaired_pairs"   # each pair as one up and one down answer
     assert arms["dpo"]["reference_accuracy"] == arms["ipo"]["reference_accuracy"]   # one reference, one set
     saved = json.loads((tmp_path / "outcome.json").read_text())

@@ -293,7 +293,7 @@ def test_the_demo_asks_its_generation_checks_for_enough_prompts_to_decide(tmp_pa
     settings = load_settings(write_demo_config(tmp_path))
     # Fewer answered prompts than promotion.min_prompts leave the judged win rate unmeasured, never passed.
     assert settings.evaluation.generation_prompts >= max(32, settings.promotion.min_prompts)
-    assert settings.evaluation.judge.kind == "reward_model" and settings.evaluation.judge.model_path is None
+    assert settings.evaluation.judge.kind == "probe" and settings.evaluation.judge.model_path is None
 
 
 def test_the_demo_trains_with_the_sft_term_its_validation_runs_chose(tmp_path):
