@@ -311,6 +311,36 @@ def bench_outcome(
     run_bench(setup, as_json=as_json, out_dir=out_dir, log=log, console=console, out=out)
 
 
+@bench_app.command("judge")
+@_friendly
+def bench_judge(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    kinds: Annotated[str, typer.Option(help="Comma-separated judge kinds: probe, reward_model.")
+                     ] = "probe,reward_model",
+    pairs: Annotated[int, typer.Option(min=16, help="Validation pairs of the real feedback (whole prompts).")] = 400,
+    max_length: Annotated[int, typer.Option(min=16, help="Tokens a pair is fitted to.")] = 624,
+    run: Annotated[Path | None, typer.Option(help="Judge the held-out pairs this run folder was evaluated on "
+                                                  "instead (its per_pair_scores.jsonl).")] = None,
+    tiny: Annotated[bool, typer.Option("--tiny", help="The tiny offline model (a smoke run).")] = False,
+    data_dir: Annotated[Path | None, typer.Option("--data", help="Folder with hh-helpful/ and qa-feedback/ "
+                                                                 "(default ../shared/data).")] = None,
+) -> None:
+    """Each judge kind cross-fitted and graded on the same held-out pairs: accuracy with its interval, seconds."""
+    from alignloop.benchmarks.judge import KINDS, JudgeBenchSetup, judge_table, run_judge_bench
+
+    chosen = tuple(k.strip() for k in kinds.split(",") if k.strip())
+    unknown = [k for k in chosen if k not in KINDS]
+    if unknown or not chosen:
+        raise ConfigError(f"--kinds: {', '.join(unknown) or 'none given'}: choose from {', '.join(KINDS)}")
+    setup = JudgeBenchSetup(kinds=chosen, pairs=pairs, max_length=max_length, run_dir=run, data_dir=data_dir,
+                            base_model={"tiny": True} if tiny else None)
+    result = run_judge_bench(setup, say=lambda msg: console.print(f"[cyan]▶[/] {msg}", highlight=False))
+    if as_json:
+        print(json.dumps(result, indent=1))
+    else:
+        out.print(judge_table(result))
+
+
 @bench_app.command("noise")
 @_friendly
 def bench_noise(
