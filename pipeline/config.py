@@ -298,10 +298,21 @@ class JudgeSettings(_Settings):
         None, description="endpoint: name of the environment variable holding the API key (never the key itself).")
     timeout_s: float = Field(30.0, gt=0, description="endpoint: seconds to wait for one answer.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _model_path_is_a_reward_model(cls, data: Any) -> Any:
+        """A reward model's folder named without a kind is judged with: it is one."""
+        if isinstance(data, dict) and data.get("model_path") is not None and "kind" not in data:
+            return {**data, "kind": "reward_model"}
+        return data
+
     @model_validator(mode="after")
     def _endpoint_complete(self) -> JudgeSettings:
         if self.kind == "endpoint" and not (self.endpoint_url and self.endpoint_model):
             raise ValueError("kind endpoint needs endpoint_url and endpoint_model")
+        if self.model_path is not None and self.kind != "reward_model":
+            raise ValueError(f"model_path names a reward model's folder, which kind {self.kind} does not read; set "
+                             "kind: reward_model to judge with it, or remove model_path")
         return self
 
 

@@ -188,3 +188,11 @@ def test_too_few_held_out_pairs_give_no_judge_rather_than_one_fitted_on_training
                         device="cpu", max_length=64, batch_size=8)
     assert judge is None
     assert "too few held-out pairs (6) to cross-fit a judge" in caplog.text
+
+
+def test_a_reward_model_folder_is_judged_with_and_never_silently_ignored(tmp_path):
+    from pydantic import ValidationError
+
+    assert JudgeSettings(model_path=tmp_path).kind == "reward_model"  # named without a kind: it is the judge
+    with pytest.raises(ValidationError, match="model_path names a reward model's folder, which kind probe does not read"):
+        JudgeSettings(kind="probe", model_path=tmp_path)
