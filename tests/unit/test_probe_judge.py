@@ -141,3 +141,16 @@ def test_an_evaluation_fits_the_probe_on_the_reference_pass_and_reuses_cached_fe
         assert report.judge.n_fit_pairs == 40 and "judge" in report.seconds_parts
     assert second.reference_cached and "read the reference's features" not in caplog.text
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
+
+
+def test_too_few_held_out_pairs_give_no_probe_and_say_so(caplog):
+    from alignloop.evaluation.candidate import EvalOptions, evaluate_candidate
+
+    folder = tiny_model()
+    options = EvalOptions(batch_size=4, max_length=64, bootstrap_samples=100, generation_prompts=4,
+                          max_new_tokens=4, kl_samples=0)
+    with caplog.at_level(logging.WARNING):
+        report = evaluate_candidate(folder, folder, _pairs(6), beta=0.1, options=options, device="cpu",
+                                    judge=ProbeJudge())
+    assert report.judge is None and report.win_rate is None and "eval_judge_win_rate" not in report.metrics()
+    assert "too few held-out pairs (6) to cross-fit a judge" in caplog.text
