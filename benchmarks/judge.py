@@ -118,16 +118,33 @@ def run_judge_bench(setup: JudgeBenchSetup, say: Callable[[str], None] | None = 
                                   cache_dir / "models")
     pairs, sources, where = load_pairs(setup)
     say(f"judging {where}")
-    kinds = []
+    kinds, verdicts = [], {}
     for kind in setup.kinds:
         got = _probe(pairs, base_dir, setup, say) if kind == "probe" else _reward_model(pairs, base_dir, setup,
                                                                                         cache_dir, say)
-        row = {"kind": kind, **_graded(got.pop("verdicts"), pairs, sources), **got}
+        verdicts[kind] = got.pop("verdicts")
+        row = {"kind": kind, **_graded(verdicts[kind], pairs, sources), **got}
         row["seconds"]["total"] = sum(row["seconds"].values())
         kinds.append(row)
         say(f"{kind}: accuracy {row['accuracy']:.3f} in {row['seconds']['total']:.0f} s")
-    return {"pairs_from": where, "max_length": setup.max_length, "kinds": kinds, "commit": git_commit(),
-            "machine": machine()}
+    return {"pairs_from": where, "max_length": setup.max_length, "kinds": kinds,
+            "differences": _differences(verdicts, pairs), "commit": git_commit(), "machine": machine()}
+
+
+def _differences(verdicts: dict[str, list[float]], pairs: list) -> list[dict[str, Any]]:
+    """Accuracy of each kind minus each later one's, paired by pair, with a 95 % interval over prompts."""
+    from alignloop.evaluation.bootstrap import paired_delta
+    from alignloop.schema import prompt_key
+
+    clusters = [prompt_key(p.prompt) for p in pairs]
+    names = list(verdicts)
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            d = paired_delta(verdicts[a], verdicts[b], clusters, n_samples=2000, seed=0)
+            out.append({"kinds": [a, b], "difference": d.value, "ci_low": d.low if d.measured else None,
+                        "ci_high": d.high if d.measured else None})
+    return out
 
 
 def judge_table(result: dict[str, Any]):
@@ -141,4 +158,7 @@ def judge_table(result: dict[str, Any]):
         parts = ", ".join(f"{p} {s:.0f}" for p, s in k["seconds"].items() if p != "total")
         table.add_row(k["kind"], f"{k['accuracy']:.3f}{span}", f"{k['pairs']} / {k['prompts']}", by or "—",
                       f"{k['seconds']['total']:.0f} ({parts})")
+    for d in result.get("differences", []):
+        span = f" [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d["ci_low"] is not None else ""
+        table.add_row(f"{d['kinds'][0]} − {d['kinds'][1]}", f"{d['difference']:+.3f}{span}", "paired", "", "")
     return table

@@ -273,7 +273,7 @@ class JudgeSettings(_Settings):
     """Who judges the candidate's own answers against the champion's (or the reference's)."""
 
     kind: Literal["probe", "reward_model", "endpoint", "none"] = Field(
-        "reward_model",
+        "probe",
         description="probe: linear heads on the reference model's own features, cross-fitted on two folds of "
                     "held-out prompts (a logistic fit on what scoring the reference reads anyway); reward_model: "
                     "fitted with TRL's RewardTrainer, cross-fitted the same way, or the one at model_path; "

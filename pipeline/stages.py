@@ -277,7 +277,8 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None, *, champ
     ev = settings.evaluation
     # The training side too when a judge is fitted: it must be shown independent of the candidate's training rows.
     judging = bool(ev.generation_prompts) and ev.judge.kind != "none"
-    split = _load_split(settings, planned.snapshot.snapshot_id, train=judging and ev.judge.kind in ("reward_model", "probe"))
+    fitted_here = ev.judge.kind in ("probe", "reward_model")
+    split = _load_split(settings, planned.snapshot.snapshot_id, train=judging and fitted_here)
     pairs = holdout_eval_pairs(split, ev.max_examples)
     if not pairs:
         raise DataError(

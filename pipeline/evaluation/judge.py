@@ -2,13 +2,15 @@
 
 The judge must not share the candidate's lessons: a reward model fitted on the rows the candidate
 trained on rewards exactly the cues it learned, and an RLHF policy's own reward model is what it was
-optimised to please. So the default judge is a reward model (TRL's RewardTrainer) cross-fitted on
-held-out prompts: held-out prompts fall into two folds by hash, a reward model is fitted on each
-fold, and every prompt is judged, and the judge graded, by the model fitted on the other fold. A
-reward model named in the config (`model_path`) or a model behind an OpenAI-compatible endpoint can
-be used instead. A judge known to have been fitted on a training prompt is refused. Every judge is
-first graded on held-out pairs whose preferred answer is known; below `min_accuracy` it is reported
-as unusable and its win rate is not trusted.
+optimised to please. So the judges alignloop fits are cross-fitted on held-out prompts: held-out
+prompts fall into two folds by hash, a judge is fitted on each fold, and every prompt is judged, and
+the judge graded, by the one fitted on the other fold. The default is the probe (evaluation/probe.py:
+linear heads on the reference's own features, a logistic fit); `reward_model` fits TRL RewardTrainer
+models instead, at dozens of forward and backward passes per pair. A reward model named in the config
+(`model_path`) or a model behind an OpenAI-compatible endpoint can be used instead. A judge known to
+have been fitted on a training prompt is refused. Every judge is first graded on held-out pairs whose
+preferred answer is known; below `min_accuracy` it is reported as unusable and its win rate is not
+trusted.
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ def check_independent(judge: Judge, training_prompt_keys: set[str] | frozenset[s
         raise DataError(
             f"the judge ({judge.provenance}) was fitted on {len(shared)} prompts the candidate trained on, so its "
             "win rate would reward what the candidate learned; cross-fit it on held-out prompts (evaluation.judge."
-            "kind: reward_model without model_path) or name an independent judge (evaluation.judge.endpoint_url)")
+            "kind: probe, or reward_model without model_path) or name an independent judge "
+            "(evaluation.judge.endpoint_url)")
 
 
 def judge_accuracy(judge: Judge, pairs: Sequence[EvalPair]) -> float:

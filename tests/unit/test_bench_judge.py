@@ -45,6 +45,10 @@ def test_both_kinds_are_graded_on_every_pair_of_a_run_and_the_probe_learns_out_o
     assert kinds["probe"]["accuracy"] == 1.0 and set(kinds["probe"]["seconds"]) == {"features", "fit", "judging",
                                                                                     "total"}
     assert "cross-fitted on 48 held-out pairs" in kinds["probe"]["fitted_on"]
+    (diff,) = result["differences"]  # paired, pair by pair: the accuracies' difference, with its interval
+    assert diff["kinds"] == ["probe", "reward_model"]
+    assert diff["difference"] == pytest.approx(kinds["probe"]["accuracy"] - kinds["reward_model"]["accuracy"])
+    assert diff["ci_low"] <= diff["difference"] <= diff["ci_high"]
 
 
 def test_an_unknown_kind_is_refused_in_one_line():

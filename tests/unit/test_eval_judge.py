@@ -132,7 +132,7 @@ def _judge_round_trip(tmp_path):
     tiny = tiny_model()
     trained_on = frozenset(prompt_key(p.prompt) for p in _signal(range(40), "Question {}?"))
     held = _signal(range(40), "What is {} + 1?")
-    settings = JudgeSettings(steps=25, learning_rate=3e-3)
+    settings = JudgeSettings(kind="reward_model", steps=25, learning_rate=3e-3)
     kw = dict(device="cpu", max_length=64, batch_size=8, training_prompt_keys=trained_on)
     judge = build_judge(settings, held, tiny, tmp_path / "judge", **kw)
     assert isinstance(judge, CrossFittedJudge) and len(judge.judges) == 2
@@ -184,8 +184,8 @@ def _judge_round_trip(tmp_path):
 def test_too_few_held_out_pairs_give_no_judge_rather_than_one_fitted_on_training_rows(tmp_path, caplog):
     from alignloop.evaluation.judge import build_judge
 
-    judge = build_judge(JudgeSettings(), _signal(range(6), "Q{}?"), tmp_path / "no-model-needed", tmp_path,
-                        device="cpu", max_length=64, batch_size=8)
+    judge = build_judge(JudgeSettings(kind="reward_model"), _signal(range(6), "Q{}?"), tmp_path / "no-model-needed",
+                        tmp_path, device="cpu", max_length=64, batch_size=8)
     assert judge is None
     assert "too few held-out pairs (6) to cross-fit a judge" in caplog.text
 
