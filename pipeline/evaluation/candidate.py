@@ -175,7 +175,7 @@ def _fitted_probe(judge: ProbeJudge, pairs: list[EvalPair], encoded, features: n
                   tokenizer, options: EvalOptions, device: str) -> ProbeJudge | None:
     """The probe judge fitted on the scored pairs' features, able to read the models' own answers; None when
     too few pairs to cross-fit it."""
-    from alignloop.evaluation.judge import MIN_FIT_PAIRS
+    from alignloop.evaluation.folds import MIN_FIT_PAIRS
     from alignloop.evaluation.scoring import _pad_id, encode_answer
 
     progress.info("evaluation: fitting the judge's heads on the reference's features of %d held-out pairs",

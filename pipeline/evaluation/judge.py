@@ -28,6 +28,7 @@ from typing import Protocol
 
 from alignloop.datasets import EvalPair
 from alignloop.errors import ConfigError, DataError, TransientError
+from alignloop.evaluation.folds import FOLDS, MIN_FIT_PAIRS, judge_fold
 from alignloop.schema import prompt_key
 
 log = logging.getLogger(__name__)
@@ -270,15 +271,6 @@ class EndpointJudge:
 
 
 # ------------------------------------------------------------------------------------ cross-fitted
-FOLDS = 2
-MIN_FIT_PAIRS = 8  # per fold: fewer cannot teach a reward model anything worth grading
-
-
-def judge_fold(prompt: list[dict[str, str]]) -> int:
-    """The fold of a prompt, by hash: the same prompt is always in the same fold."""
-    return int(hashlib.sha256(f"judge-fold:{prompt_key(prompt)}".encode()).hexdigest()[:8], 16) % FOLDS
-
-
 class CrossFittedJudge:
     """Reward models fitted on disjoint folds of held-out prompts; each prompt is judged by the model
     fitted on the other fold, so no prompt is judged by a model that learned from it."""

@@ -177,7 +177,7 @@ class ProbeJudge:
         """Fit one head per fold on the pairs outside it; False (and unfitted) when a fold would learn from
         fewer than MIN_FIT_PAIRS pairs. Raises when a pair's prompt is one the candidate trained on."""
         from alignloop.errors import DataError
-        from alignloop.evaluation.judge import FOLDS, MIN_FIT_PAIRS, judge_fold
+        from alignloop.evaluation.folds import FOLDS, MIN_FIT_PAIRS, judge_fold
         from alignloop.schema import prompt_key
 
         keys = [prompt_key(p.prompt) for p in pairs]
@@ -227,7 +227,7 @@ class ProbeJudge:
         return np.stack([self._known[k] for k in keys]) if keys else np.zeros((0, 1))
 
     def prefer(self, prompts, first, second) -> list[float]:
-        from alignloop.evaluation.judge import judge_fold
+        from alignloop.evaluation.folds import judge_fold
 
         if not self.heads:
             raise RuntimeError("the probe judge was not fitted")
