@@ -15,7 +15,7 @@ one reference forward pass.
 
 from __future__ import annotations
 
-import math
+import hashlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -133,8 +133,7 @@ def fit_head(diffs: np.ndarray, groups: Sequence[str]) -> tuple[np.ndarray, np.n
 
 
 def hash_half(group: str) -> bool:
-    import hashlib
-
+    """Which half of the inner split a prompt falls in, by hash (never the judge's own folds' hash)."""
     return int(hashlib.sha256(f"probe-inner:{group}".encode()).hexdigest()[:8], 16) % 2 == 1
 
 
@@ -146,10 +145,6 @@ class ProbeHead:
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         return (features / self.scale) @ self.weights
-
-
-def sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
 
 
 Featurise = Callable[[Sequence[list[dict[str, str]]], Sequence[str]], np.ndarray]
