@@ -39,12 +39,17 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
     return settings
 
 
+def parse_choices(option: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated option's values, each one of `allowed`; ConfigError naming the option otherwise."""
+    chosen = tuple(a.strip() for a in text.split(",") if a.strip())
+    unknown = [a for a in chosen if a not in allowed]
+    if unknown or not chosen:
+        raise ConfigError(f"{option}: {', '.join(unknown) or 'none given'}: choose from {', '.join(allowed)}")
+    return chosen
+
+
 def parse_arms(text: str) -> tuple[str, ...]:
-    arms = tuple(a.strip() for a in text.split(",") if a.strip())
-    unknown = [a for a in arms if a not in ARMS]
-    if unknown or not arms:
-        raise ConfigError(f"--arms: {', '.join(unknown) or 'none given'} not among {', '.join(ARMS)}")
-    return arms
+    return parse_choices("--arms", text, ARMS)
 
 
 def bench_outcome(setup: OutcomeSetup, *, as_json: bool, out_dir: Path, log: Path | None, console, out) -> dict:

@@ -327,13 +327,10 @@ def bench_judge(
 ) -> None:
     """Each judge kind cross-fitted and graded on the same held-out pairs: accuracy with its interval, seconds."""
     from alignloop.benchmarks.judge import KINDS, JudgeBenchSetup, judge_table, run_judge_bench
+    from alignloop.benchmarks.outcome_cli import parse_choices
 
-    chosen = tuple(k.strip() for k in kinds.split(",") if k.strip())
-    unknown = [k for k in chosen if k not in KINDS]
-    if unknown or not chosen:
-        raise ConfigError(f"--kinds: {', '.join(unknown) or 'none given'}: choose from {', '.join(KINDS)}")
-    setup = JudgeBenchSetup(kinds=chosen, pairs=pairs, max_length=max_length, run_dir=run, data_dir=data_dir,
-                            base_model={"tiny": True} if tiny else None)
+    setup = JudgeBenchSetup(kinds=parse_choices("--kinds", kinds, KINDS), pairs=pairs, max_length=max_length,
+                            run_dir=run, data_dir=data_dir, base_model={"tiny": True} if tiny else None)
     result = run_judge_bench(setup, say=lambda msg: console.print(f"[cyan]▶[/] {msg}", highlight=False))
     if as_json:
         print(json.dumps(result, indent=1))

@@ -133,7 +133,7 @@ class RewardModelJudge:
     def scores(self, prompts: Sequence[list[dict[str, str]]], answers: Sequence[str]) -> list[float]:
         import torch
 
-        from alignloop.evaluation.scoring import _ids
+        from alignloop.evaluation.scoring import _ids, right_padded
 
         texts = [_ids(self.tokenizer.apply_chat_template(p + [{"role": "assistant", "content": a}], tokenize=True))
                  [-self.max_length:] for p, a in zip(prompts, answers, strict=True)]
@@ -141,13 +141,8 @@ class RewardModelJudge:
         out: list[float] = []
         with torch.inference_mode():
             for lo in range(0, len(texts), self.batch_size):
-                chunk = texts[lo: lo + self.batch_size]
-                width = max(len(t) for t in chunk)
-                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                for row, t in enumerate(chunk):  # right padding: the score is read at the last real token
-                    ids[row, : len(t)] = torch.tensor(t)
-                    mask[row, : len(t)] = 1
+                # right padding: the score is read at the last real token
+                ids, mask = right_padded(texts[lo: lo + self.batch_size], pad)
                 logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
                 out += logits[:, 0].float().tolist()
         return out

@@ -78,17 +78,12 @@ def answer_features(model, sequences: Sequence[tuple[list[int], int]], *, pad_id
                     device: str, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
     """Pooled features of each sequence's answer part (from its start), one decoder pass per batch, longest
     first; no LM head."""
-    from alignloop.evaluation.scoring import _batches
+    from alignloop.evaluation.scoring import _batches, right_padded
 
     decoder = decoder_of(model)
     out = np.zeros((len(sequences), 2 * int(model.config.hidden_size)), dtype=np.float32)
     for batch in _batches(sequences, batch_size, None):
-        width = max(len(sequences[i][0]) for i in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            ids[row, : len(sequences[i][0])] = torch.tensor(sequences[i][0])
-            mask[row, : len(sequences[i][0])] = 1
+        ids, mask = right_padded([sequences[i][0] for i in batch], pad_id)
         hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
         pooled = pool(hidden, [len(sequences[i][0]) for i in batch], [sequences[i][1] for i in batch])
         out[batch] = pooled.cpu().numpy()

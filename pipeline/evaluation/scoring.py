@@ -146,19 +146,26 @@ def _with_fused_head(model) -> None:
         target._alignloop_fused_head = True
 
 
+def right_padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids right-padded to the longest row, and the attention mask of the real tokens."""
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, ids in enumerate(rows):
+        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        attention[row, : len(ids)] = 1
+    return input_ids, attention
+
+
 def _token_logps(model, sequences: Sequence[Encoded], batch: list[int], *, pad_id: int, device: str):
     """One right-padded forward pass: each token's log-probability (0 where not scored) and the mask of scored
     tokens. Only the scored positions go through the LM head (TRL's fused head, compact on every device)."""
     from alignloop.training.fastpath import compact_lm_head
 
-    width = max(len(sequences[i][0]) for i in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(batch), width), dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    input_ids, attention = right_padded([sequences[i][0] for i in batch], pad_id)
+    labels = torch.full(input_ids.shape, -100, dtype=torch.long)
     for row, i in enumerate(batch):
         ids, start = sequences[i]
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention[row, : len(ids)] = 1
         first = max(start, 1)  # the first token has nothing to be predicted from
         labels[row, first: len(ids)] = torch.tensor(ids[first:], dtype=torch.long)
     input_ids, attention, labels = input_ids.to(device), attention.to(device), labels.to(device)
@@ -267,12 +274,17 @@ class ScoreCache:
             return None
 
     def put(self, key: str, value: dict[str, Any]) -> None:
+        self._write(f"{key}.json", lambda f: f.write(json.dumps(value).encode()))
+
+    def _write(self, name: str, write: Callable[[Any], Any]) -> None:
+        """`write(file)` into a temporary file, then renamed to `name`: readers never see half a file."""
         if self.folder is None:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".{key}.json.tmp"
-        tmp.write_text(json.dumps(value))
-        tmp.replace(self.folder / f"{key}.json")  # readers never see half a file
+        tmp = self.folder / f".{name}.tmp"
+        with open(tmp, "wb") as f:
+            write(f)
+        tmp.replace(self.folder / name)
 
     def get_array(self, key: str):
         """A numpy array stored under `key` (features), or None."""
@@ -288,13 +300,7 @@ class ScoreCache:
     def put_array(self, key: str, value) -> None:
         import numpy as np
 
-        if self.folder is None:
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".{key}.npy.tmp"
-        with open(tmp, "wb") as f:
-            np.save(f, value, allow_pickle=False)
-        tmp.replace(self.folder / f"{key}.npy")
+        self._write(f"{key}.npy", lambda f: np.save(f, value, allow_pickle=False))
 
     def get_pair_scores(self, key: str) -> PairScores | None:
         found = self.get(key)
