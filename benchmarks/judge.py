@@ -39,9 +39,18 @@ def load_pairs(setup: JudgeBenchSetup) -> tuple[list, list[str], str]:
     from alignloop.datasets import EvalPair
 
     if setup.run_dir is not None:
+        from alignloop.errors import ConfigError
+
         path = Path(setup.run_dir) / "per_pair_scores.jsonl"
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        pairs = [EvalPair(r["prompt"], r["chosen"], r["rejected"], int(r.get("votes", 1))) for r in rows]
+        try:
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            pairs = [EvalPair(r["prompt"], r["chosen"], r["rejected"], int(r.get("votes", 1))) for r in rows]
+        except OSError:
+            raise ConfigError(f"--run: {path} cannot be read; name a run folder an evaluation wrote "
+                              "(runs/<id> in the workdir)") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"--run: {path} is not an evaluation's per-pair scores ({type(e).__name__}: {e}); "
+                              "name a run folder an evaluation wrote") from None
         return pairs, ["run"] * len(pairs), f"the {len(pairs)} held-out pairs of {setup.run_dir}"
     from alignloop.benchmarks.outcome_data import default_data_dir, read_sources, sample_pairs, split_pairs
 

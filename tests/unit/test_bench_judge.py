@@ -57,3 +57,16 @@ def test_an_unknown_kind_is_refused_in_one_line():
     assert proc.returncode == 2
     assert "--kinds: oracle: choose from probe, reward_model" in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_a_run_folder_without_scores_is_refused_in_one_line(tmp_path):
+    """Fails if a missing or foreign per_pair_scores.jsonl reaches the user as a traceback."""
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "per_pair_scores.jsonl").write_text('{"question": "no pair here"}\n')
+    for folder, says in ((tmp_path / "missing", "cannot be read"), (tmp_path / "foreign", "is not an evaluation's")):
+        proc = subprocess.run([sys.executable, "-m", "alignloop.cli.main", "bench", "judge", "--tiny", "--run",
+                               str(folder)], capture_output=True, text=True,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert f"--run: {folder / 'per_pair_scores.jsonl'} {says}" in proc.stderr + proc.stdout
+        assert "Traceback" not in proc.stderr + proc.stdout
