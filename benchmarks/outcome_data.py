@@ -106,7 +106,15 @@ def read_qa_feedback(path: Path) -> SourceRows:
 
 
 def read_sources(data_dir: Path) -> list[SourceRows]:
-    return [read_hh(Path(data_dir) / "hh-helpful"), read_qa_feedback(Path(data_dir) / "qa-feedback" / "dev_feedback.json")]
+    """Both real sets under data_dir; ConfigError naming --data when either is missing or unreadable."""
+    from alignloop.errors import ConfigError
+
+    data_dir = Path(data_dir)
+    try:
+        return [read_hh(data_dir / "hh-helpful"), read_qa_feedback(data_dir / "qa-feedback" / "dev_feedback.json")]
+    except OSError as e:
+        raise ConfigError(f"--data: {e}; point it at the folder holding hh-helpful/*.jsonl.gz and "
+                          "qa-feedback/dev_feedback.json (default ../shared/data)") from None
 
 
 def split_pairs(sources: list[SourceRows]) -> dict[str, list[dict[str, Any]]]:

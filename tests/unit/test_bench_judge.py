@@ -70,3 +70,12 @@ def test_a_run_folder_without_scores_is_refused_in_one_line(tmp_path):
         assert proc.returncode == 2, proc.stderr[-2000:]
         assert f"--run: {folder / 'per_pair_scores.jsonl'} {says}" in proc.stderr + proc.stdout
         assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_a_data_folder_without_the_real_sets_is_refused_in_one_line(tmp_path):
+    """Fails if bench judge (and bench outcome, which reads the same sets) lets a FileNotFoundError through."""
+    for command in (["judge", "--tiny"], ["outcome", "--quick"]):
+        proc = subprocess.run([sys.executable, "-m", "alignloop.cli.main", "bench", *command, "--data", str(tmp_path)],
+                              capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert "--data: " in proc.stderr + proc.stdout and "Traceback" not in proc.stderr + proc.stdout
