@@ -79,15 +79,17 @@ def _graded(verdicts: list[float], pairs: list, sources: list[str]) -> dict[str,
 
 def _probe(pairs: list, base_dir: Path, setup: JudgeBenchSetup, say: Callable[[str], None]) -> dict[str, Any]:
     from alignloop.evaluation.probe import ProbeJudge, answer_features
-    from alignloop.evaluation.scoring import _pad_id, encode_pairs
-    from alignloop.models import load_causal_lm, load_tokenizer
+    from alignloop.evaluation.scoring import ModelSet, _pad_id, encode_pairs
+    from alignloop.models import inference_precision, load_tokenizer
 
     tokenizer = load_tokenizer(base_dir)
-    model = load_causal_lm(base_dir, device="cpu").eval()
+    precision = inference_precision("auto", "cpu")  # evaluation.precision's default: the features an evaluation reads
+    models = ModelSet(base_dir, base_dir, None, "cpu", precision)
     started = time.perf_counter()
     encoded = encode_pairs(tokenizer, pairs, setup.max_length)
-    say(f"probe: the reference's features of {len(encoded.sequences)} answers")
-    features = answer_features(model, encoded.sequences, pad_id=_pad_id(tokenizer), batch_size=8, device="cpu")
+    say(f"probe: the reference's features of {len(encoded.sequences)} answers ({precision})")
+    with models.use("reference") as model:
+        features = answer_features(model, encoded.sequences, pad_id=_pad_id(tokenizer), batch_size=8, device="cpu")
     featured = time.perf_counter()
     judge = ProbeJudge()
     if not judge.fit(pairs, features[encoded.chosen_index], features[encoded.rejected_index]):
@@ -95,7 +97,8 @@ def _probe(pairs: list, base_dir: Path, setup: JudgeBenchSetup, say: Callable[[s
     fitted = time.perf_counter()
     verdicts = judge.prefer([p.prompt for p in pairs], [p.chosen for p in pairs], [p.rejected for p in pairs])
     return {"verdicts": verdicts, "seconds": {"features": featured - started, "fit": fitted - featured,
-                                              "judging": time.perf_counter() - fitted}, "fitted_on": judge.provenance}
+                                              "judging": time.perf_counter() - fitted}, "fitted_on": judge.provenance,
+            "precision": precision}
 
 
 def _reward_model(pairs: list, base_dir: Path, setup: JudgeBenchSetup, cache_dir: Path,

@@ -343,6 +343,10 @@ class EvaluationSettings(_Settings):
     ppl_text: Path | None = Field(
         None, description="Text for the perplexity guard; default the one shipped in pipeline/evaluation/.")
     cache_dir: Path | None = Field(None, description="Reference-score cache (default <workdir>/.cache/eval).")
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Number format of the evaluation's forward passes (every model, one format): auto is "
+                            "bfloat16 where the hardware computes it natively (a bf16 GPU; a CPU with AMX or AVX-512 "
+                            "BF16, under autocast, weights kept in float32) and float32 elsewhere.")
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
 
 

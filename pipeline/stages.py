@@ -303,6 +303,7 @@ def evaluate(settings: Settings, planned: PlannedRun, on_progress=None, *, champ
         generation_prompts=ev.generation_prompts, max_new_tokens=ev.max_new_tokens, kl_samples=ev.kl_samples,
         ppl_text=capability_text(ev.ppl_text), cache_dir=settings.eval_cache_dir,
         judge_min_accuracy=ev.judge.min_accuracy, judge_accuracy_pairs=ev.judge.accuracy_pairs,
+        precision=ev.precision,
     )
     report = evaluate_candidate(
         candidate_dir, base_dir, pairs, beta=float(planned.plan.hyperparameters["beta"]), options=options,

@@ -66,7 +66,7 @@ def generation_checks(models, tokenizer, prompts: Sequence[list[dict[str, str]]]
     answers: dict[str, Generated] = {}
     for name in ("candidate", "reference") + (("champion",) if against == "champion" else ()):
         progress.info("evaluation: %s answering %d held-out prompts", name, len(prompts))
-        with models.use(name) as model:
+        with models.use(name, generating=True) as model:
             answers[name] = generate_answers(model, tokenizer, prompts, **gen)
     kinds = {name: [degenerate_kind(t, s) for t, s in zip(g.texts, g.stopped, strict=True)]
              for name, g in answers.items()}
@@ -124,7 +124,7 @@ def _sampled(models, tokenizer, prompts, options, gen: dict, boot: dict, for_jud
     asked = sampled_prompts(prompts, options.kl_samples)
     progress.info("evaluation: candidate sampling %d answers (KL estimate%s)", len(asked),
                   ", sampled win rate" if for_judge else "")
-    with models.use("candidate") as model:
+    with models.use("candidate", generating=True) as model:
         sampled["candidate"] = generate_answers(model, tokenizer, asked, sample=True, seed=options.seed, **gen)
     out = _kl(models, tokenizer, asked, sampled["candidate"], options, gen, boot)
     seconds["kl"] = time.perf_counter() - started
@@ -147,13 +147,13 @@ def reference_samples(models, tokenizer, asked, options, gen: dict) -> tuple[Gen
 
     seed = options.seed + REFERENCE_SEED_OFFSET
     cache = ScoreCache(options.cache_dir)
-    key = cache.key("sampled_answers", model_identity(models.base_dir), asked, seed, gen)
+    key = cache.key("sampled_answers", model_identity(models.base_dir), asked, seed, gen, models.precision)
     found = cache.get(key)
     if found is not None:
         progress.info("evaluation: the reference's %d sampled answers read from the cache", len(asked))
         return Generated(**found), True
     progress.info("evaluation: reference sampling %d answers for the sampled win rate", len(asked))
-    with models.use("reference") as model:
+    with models.use("reference", generating=True) as model:
         answers = generate_answers(model, tokenizer, asked, sample=True, seed=seed, **gen)
     cache.put(key, asdict(answers))
     return answers, False

@@ -37,7 +37,7 @@ from alignloop.evaluation.scoring import (
     score_pairs,
     text_logprobs,
 )
-from alignloop.models import load_tokenizer, pick_device
+from alignloop.models import inference_precision, load_tokenizer, pick_device
 from alignloop.schema import prompt_key
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class EvalOptions:
     cache_dir: Path | None = None          # None: no reference-score cache
     judge_min_accuracy: float = 0.6
     judge_accuracy_pairs: int | None = 200
+    precision: str = "auto"                # evaluation.precision: auto, float32 or bfloat16
 
 
 @dataclass(frozen=True)
@@ -88,14 +89,15 @@ def evaluate_candidate(candidate_dir: Path, base_dir: Path, pairs: list[EvalPair
     tokenizer = load_tokenizer(base_dir)  # training never changes the tokenizer
     set_hash = eval_set_hash(pairs)
     encoded = encode_pairs(tokenizer, pairs, options.max_length)  # once, for every model
-    models = ModelSet(candidate_dir, base_dir, champion_dir, device)
+    precision = inference_precision(options.precision, device)
+    models = ModelSet(candidate_dir, base_dir, champion_dir, device, precision)
     cache = ScoreCache(options.cache_dir)
     base_id = model_identity(base_dir)
-    progress.info("evaluation: scoring %d held-out pairs over %d prompts (%d distinct answers per model)",
-                  len(pairs), len({prompt_key(p.prompt) for p in pairs}), len(encoded.sequences))
+    progress.info("evaluation: scoring %d held-out pairs over %d prompts (%d distinct answers per model, %s)",
+                  len(pairs), len({prompt_key(p.prompt) for p in pairs}), len(encoded.sequences), precision)
     probe = judge if isinstance(judge, ProbeJudge) else None
     scores = _score_models(models, encoded, tokenizer, cache.key("pairs", base_id, set_hash, options.max_length,
-                                                                  device), cache, options, device, on_progress,
+                                                                  device, precision), cache, options, device, on_progress,
                            features=probe is not None)
     parts = {"scoring": time.perf_counter() - started}
     if probe is not None:
@@ -107,7 +109,7 @@ def evaluate_candidate(candidate_dir: Path, base_dir: Path, pairs: list[EvalPair
     for part, seconds in generation.pop("seconds_parts", {}).items():
         parts[part] = parts.get(part, 0.0) + seconds
     guard_started = time.perf_counter()
-    ppl = _perplexity_guard(models, tokenizer, options, cache, base_id, device)
+    ppl = _perplexity_guard(models, tokenizer, options, cache, base_id, device, precision)
     parts["guards"] = parts.pop("kl", 0.0) + time.perf_counter() - guard_started
     report = _report(pairs, scores, beta, options, set_hash=set_hash, truncated=encoded.truncated,
                      eval_sample_share=eval_sample_share, champion_version=champion_version,
@@ -204,13 +206,13 @@ def _scored(name: str, model, encoded, kw: dict) -> PairScores:  # kw: score_pai
 
 
 def _perplexity_guard(models: ModelSet, tokenizer, options: EvalOptions, cache: ScoreCache, base_id: str,
-                      device: str) -> dict:
+                      device: str, precision: str) -> dict:
     """Perplexity of reference (cached) and candidate on the capability text, and the rise's interval; empty
     without a text."""
     if not options.ppl_text:
         return {}
     progress.info("evaluation: perplexity on the capability text")
-    ppl_key = cache.key("ppl", base_id, options.ppl_text, options.max_length, device)
+    ppl_key = cache.key("ppl", base_id, options.ppl_text, options.max_length, device, precision)
     ppl_kw = dict(max_length=options.max_length, batch_size=options.batch_size, device=device)
     cached = cache.get(ppl_key)
     if cached is None or "token_logps" not in cached:

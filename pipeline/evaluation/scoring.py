@@ -314,12 +314,17 @@ class ModelSet:
     """The models an evaluation compares, loaded once each: candidate, reference (the base), champion.
 
     A LoRA candidate is loaded over the base, and the reference is that same model with its adapter
-    switched off, so one copy of the base weights serves both.
+    switched off, so one copy of the base weights serves both. Every model runs in one `precision`
+    (evaluation.precision resolved): on a GPU bfloat16 weights; on a CPU float32 weights with the scoring
+    passes autocast to bfloat16, while answers are generated in float32 (autocast would re-cast every weight
+    at each new token, slower there, and greedy answers would then hinge on bfloat16 rounding).
     """
 
-    def __init__(self, candidate_dir: Path, base_dir: Path, champion_dir: Path | None, device: str) -> None:
+    def __init__(self, candidate_dir: Path, base_dir: Path, champion_dir: Path | None, device: str,
+                 precision: str = "float32") -> None:
         self.candidate_dir, self.base_dir, self.champion_dir = Path(candidate_dir), Path(base_dir), champion_dir
         self.device = device
+        self.precision = precision
         self._loaded: dict[str, Any] = {}
 
     @staticmethod
@@ -327,24 +332,31 @@ class ModelSet:
         return (Path(folder) / "adapter_config.json").exists()
 
     def _load(self, folder: Path):
+        float32 = self.precision == "float32"
         if self._is_adapter(folder):
             from peft import PeftModel
 
-            return PeftModel.from_pretrained(load_causal_lm(self.base_dir, device=self.device), str(folder)).eval()
-        return load_causal_lm(folder, device=self.device).eval()
+            base = load_causal_lm(self.base_dir, device=self.device, float32=float32)
+            return PeftModel.from_pretrained(base, str(folder)).eval()
+        return load_causal_lm(folder, device=self.device, float32=float32).eval()
 
     @contextmanager
-    def use(self, name: str):
-        """The model named candidate, reference or champion, ready for inference."""
+    def use(self, name: str, *, generating: bool = False):
+        """The model named candidate, reference or champion, ready for inference in the set's precision
+        (`generating`: for generate(), float32 on a CPU)."""
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=(
+            self.precision == "bfloat16" and not generating and not self.device.startswith("cuda")))
         if name == "reference" and self._is_adapter(self.candidate_dir):
             model = self._get("candidate", self.candidate_dir)
-            with model.disable_adapter():
+            with model.disable_adapter(), autocast:
                 yield model
             return
         folder = {"candidate": self.candidate_dir, "reference": self.base_dir, "champion": self.champion_dir}[name]
         if folder is None:
             raise ValueError(f"no {name} model to use")
-        yield self._get(name, Path(folder))
+        model = self._get(name, Path(folder))
+        with autocast:
+            yield model
 
     def _get(self, name: str, folder: Path):
         if name not in self._loaded:

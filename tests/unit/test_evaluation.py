@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from alignloop.datasets import EvalPair, eval_set_hash
 from alignloop.evaluation.candidate import EvalOptions, evaluate_candidate
@@ -188,6 +189,24 @@ def test_reference_scores_come_from_the_cache_for_the_same_base_and_set(tmp_path
     assert "eval_kl_reference" not in again.metrics()  # generation checks off: no made-up value
 
 
+@pytest.mark.skipif(not (torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()),
+                    reason="bfloat16 evaluation runs only on a CPU that computes it natively")
+def test_bfloat16_evaluation_runs_in_bfloat16_and_never_reads_float32_scores_from_the_cache(tmp_path, tiny_dir,
+                                                                                          adapter_dir):
+    pairs = _pairs()
+    kw = dict(beta=0.1, device="cpu")
+    f32 = evaluate_candidate(adapter_dir, tiny_dir, pairs, **kw,
+                             options=_options(tmp_path, generation_prompts=0, ppl_text=None, precision="float32"))
+    bf16 = evaluate_candidate(adapter_dir, tiny_dir, pairs, **kw,
+                              options=_options(tmp_path, generation_prompts=0, ppl_text=None, precision="bfloat16"))
+    assert (f32.reference_cached, bf16.reference_cached) == (False, False)  # one cache, a key per precision
+    for model in ("candidate", "reference"):
+        a = [r[f"{model}_logp_chosen"] for r in f32.per_pair]
+        b = [r[f"{model}_logp_chosen"] for r in bf16.per_pair]
+        assert a != b  # the forward passes really ran in bfloat16
+        assert b == pytest.approx(a, rel=0.05)  # and measure the same thing
+
+
 def test_a_candidate_identical_to_the_reference_shows_no_drift_and_the_gate_never_passes_it(tmp_path, tiny_dir,
                                                                                             caplog):
     import logging
@@ -200,7 +219,8 @@ def test_a_candidate_identical_to_the_reference_shows_no_drift_and_the_gate_neve
                                     options=_options(tmp_path, generation_prompts=12), device="cpu")
     # What a piped log shows while it runs: each part as it starts, and the seconds each took.
     lines = [r.getMessage() for r in caplog.records if r.name == "alignloop.evaluation.progress"]
-    assert lines[0] == "evaluation: scoring 24 held-out pairs over 12 prompts (48 distinct answers per model)"
+    assert lines[0] in ("evaluation: scoring 24 held-out pairs over 12 prompts (48 distinct answers per model, "
+                        f"{precision})" for precision in ("float32", "bfloat16"))
     assert "evaluation: candidate answering 12 held-out prompts" in lines
     assert lines[-1].startswith("evaluation: done in ") and "generation" in lines[-1]
     m = report.metrics()

@@ -22,6 +22,7 @@ from alignloop.models import (
     COMPLETE_MARKER,
     build_tiny_model,
     describe_base_model,
+    inference_precision,
     load_causal_lm,
     load_tokenizer,
     pick_device,
@@ -269,6 +270,24 @@ def test_pick_device_prefers_a_visible_gpu_and_refuses_a_missing_one() -> None:
             pick_device("cuda")
     with pytest.raises(ConfigError, match=r"training\.device"):
         pick_device("tpu")
+
+
+@pytest.mark.parametrize(("amx", "avx512_bf16", "auto"), [(True, False, "bfloat16"), (False, True, "bfloat16"),
+                                                          (False, False, "float32")])
+def test_evaluation_precision_auto_is_bfloat16_only_on_a_cpu_that_computes_it_natively(monkeypatch, amx, avx512_bf16,
+                                                                                        auto) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    assert inference_precision("auto", "cpu") == auto
+    assert inference_precision("float32", "cpu") == "float32"
+    if auto == "float32":  # named, but the CPU would only emulate it: refused, not silently slow
+        with pytest.raises(ConfigError, match=r"^evaluation\.precision: this cpu has no native bfloat16 .*auto or "
+                                              r"float32$"):
+            inference_precision("bfloat16", "cpu")
+    else:
+        assert inference_precision("bfloat16", "cpu") == "bfloat16"
+    with pytest.raises(ConfigError, match=r"evaluation\.precision: 'fp8' is not one of auto, float32, bfloat16"):
+        inference_precision("fp8", "cpu")
 
 
 def test_describe_base_model_names_each_kind(tmp_path: Path) -> None:
