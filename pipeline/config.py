@@ -181,12 +181,16 @@ class PlanningSettings(_Settings):
         "95% interval of the estimate lies there; 0.5 (the default) never switches: the methods benchmark found no "
         "noise level where the switch paid (BENCHMARKS.md \"Methods\")."
     )
+    dpo_noise_threshold: float = Field(
+        0.25, ge=0.0, le=0.5, description="Pair flip rate at or above which plain DPO replaces IPO, when the whole "
+        "95% interval of the estimate lies there; 0.5 never switches. Set from the held-out methods draws: on pairs "
+        "20% or more flipped DPO had the lowest mean regret, IPO the highest (BENCHMARKS.md \"Methods\")."
+    )
     kto_noise_threshold: float = Field(
-        0.25, ge=0.0, le=0.5, description="Flip rate at or above which KTO replaces IPO, when the whole 95% "
-        "interval of the estimate lies there: of the pairs (KTO reads each pair as one up and one down answer, plus "
-        "any thumbs), or, with thumbs only, of the thumbs (KTO on the thumbs instead of IPO on pairs built from them); "
-        "0.5 never switches. Set from the held-out methods draws, where KTO led or tied wherever the whole interval "
-        "lay at or above 25% (BENCHMARKS.md \"Methods\")."
+        0.25, ge=0.0, le=0.5, description="With thumbs only: the thumbs' own flip rate at or above which KTO on the "
+        "thumbs replaces IPO on pairs built from them, when the whole 95% interval of the estimate lies there; 0.5 "
+        "never switches. KTO led the held-out methods draws' thumbs-only regimes above it (BENCHMARKS.md "
+        "\"Methods\")."
     )
     kto_below_thumb_pairs: int = Field(
         100, ge=0, description="With thumbs only: when they make fewer pairs than this (an up and a down answer to one "

@@ -69,10 +69,8 @@ CASES = {
     "pairs, noise unknown": (shape(600), "ipo", ["ipo"], "pairs"),
     "pairs, noise below threshold": (shape(600, flip=noise(0.10)), "ipo", ["ipo"], "pairs"),
     "noisy pairs, interval reaching below 25%": (shape(600, flip=noise(0.25)), "ipo", ["ipo"], "pairs"),
-    "noisy pairs from repeated votes": (shape(600, flip=noise(0.30, "repeated_pairs")), "kto", "kto",
-                                        "unpaired_pairs"),
-    "noisy pairs and unpairable thumbs": (shape(600, 100, 300, flip=noise(0.30)), "kto", "kto",
-                                          "thumbs+unpaired_pairs"),
+    "noisy pairs from repeated votes": (shape(600, flip=noise(0.30, "repeated_pairs")), "dpo", ["sigmoid"], "pairs"),
+    "noisy pairs and unpairable thumbs": (shape(600, 100, 300, flip=noise(0.30)), "dpo", ["sigmoid"], "pairs"),
     "thumbs only, no prompt with both labels": (shape(0, 200, 200), "kto", "kto", "thumbs"),
     "thumbs only, 1:5, unpairable": (shape(0, 60, 300), "kto", "kto", "thumbs"),
     "thumbs only, 5:1, too few pairs from them": (shape(0, 300, 60, thumb_pairs=20), "kto", "kto", "thumbs"),
@@ -87,8 +85,8 @@ CASES = {
     "thumbs only, 1:5, pairable": (shape(0, 60, 300, thumb_pairs=120), "ipo", ["ipo"], "pairs+thumb_pairs"),
     "mixed: pairs and pairable thumbs": (shape(300, 200, 200, thumb_pairs=400, flip=noise(0.05)), "ipo", ["ipo"],
                                          "pairs+thumb_pairs"),
-    "mixed and noisy": (shape(300, 200, 200, thumb_pairs=400, flip=noise(0.3)), "kto", "kto",
-                        "thumbs+unpaired_pairs"),
+    "mixed and noisy": (shape(300, 200, 200, thumb_pairs=400, flip=noise(0.3)), "dpo", ["sigmoid"],
+                        "pairs+thumb_pairs"),
     "mixed, noise interval straddling 25%": (shape(300, 200, 200, thumb_pairs=400, flip=noise(0.26)), "ipo",
                                              ["ipo"], "pairs+thumb_pairs"),
     "pairs and unpairable thumbs": (shape(300, 200, 200), "ipo", ["ipo"], "pairs"),
@@ -121,22 +119,25 @@ def test_with_a_noise_threshold_set_noisy_pairs_smooth_labels_by_the_estimated_f
     assert capped.hyperparameters["label_smoothing"] == 0.4
 
 
-def test_by_default_heavily_flipped_pairs_train_kto_and_the_plan_says_why():
+def test_by_default_heavily_flipped_pairs_train_plain_dpo_and_the_plan_says_why():
     plan = choose_method(shape(600, flip=noise(0.40)), TrainingSettings(), PlanningSettings())
-    assert plan.method == "kto" and plan.hyperparameters["train_on"] == "unpaired_pairs"
+    assert plan.method == "dpo" and plan.hyperparameters["loss_type"] == ["sigmoid"]
+    assert plan.hyperparameters["train_on"] == "pairs" and plan.hyperparameters.get("label_smoothing", 0.0) == 0.0
     said = next(r for r in plan.reasons if "40.0%" in r)
-    assert said.endswith("the 95% interval 37.0%–43.0% lies at or above kto_noise_threshold 25.0%: KTO")
-    assert any("drawn5077-20" in r and "drawn5077-27" in r for r in plan.reasons)
-    # each pair is one up and one down answer: the KTO weights are even
-    assert plan.hyperparameters["desirable_weight"] == plan.hyperparameters["undesirable_weight"] == 1.0
-    assert not any("left out" in r for r in plan.reasons)
+    assert said.endswith("the 95% interval 37.0%–43.0% lies at or above dpo_noise_threshold 25.0%: DPO")
+    assert any(r.startswith("DPO: on heavily flipped pairs") and "drawn6151-16" in r and "KTO 6.2, IPO 7.0" in r
+               for r in plan.reasons), plan.reasons
+    # thumbs beside heavily flipped pairs: DPO on the pairs plus the pairs the thumbs make, never KTO
+    mixed = choose_method(shape(300, 200, 200, thumb_pairs=400, flip=noise(0.40)), TrainingSettings(),
+                          PlanningSettings())
+    assert (mixed.method, mixed.hyperparameters["train_on"]) == ("dpo", "pairs+thumb_pairs")
 
 
 @pytest.mark.parametrize("rate,said", [
-    (0.20, "the 95% interval 17.0%–23.0% lies below kto_noise_threshold 25.0%: IPO"),
-    (0.26, "but the 95% interval 23.0%–29.0% holds kto_noise_threshold 25.0% inside it: too wide to act on, so "
+    (0.20, "the 95% interval 17.0%–23.0% lies below dpo_noise_threshold 25.0%: IPO"),
+    (0.26, "but the 95% interval 23.0%–29.0% holds dpo_noise_threshold 25.0% inside it: too wide to act on, so "
            "treated as low: IPO")])
-def test_an_estimate_not_wholly_past_the_kto_threshold_keeps_ipo(rate, said):
+def test_an_estimate_not_wholly_past_the_dpo_threshold_keeps_ipo(rate, said):
     plan = choose_method(shape(600, flip=noise(rate)), TrainingSettings(), PlanningSettings())
     assert plan.method == "ipo" and plan.hyperparameters["loss_type"] == ["ipo"]
     assert any(r.endswith(said) for r in plan.reasons), plan.reasons
@@ -184,16 +185,19 @@ def test_thumbs_making_few_pairs_train_kto_on_every_thumb_unless_switched_off():
     assert off.method == "ipo" and any("thumb label noise not measured" in r for r in off.reasons)
 
 
-def test_kto_for_noise_is_off_at_half_and_robust_dpo_set_lower_comes_first():
-    off = choose_method(shape(600, flip=noise(0.40)), TrainingSettings(), PlanningSettings(kto_noise_threshold=0.5))
+def test_dpo_for_noise_is_off_at_half_and_robust_dpo_set_lower_comes_first():
+    off = choose_method(shape(600, flip=noise(0.40)), TrainingSettings(), PlanningSettings(dpo_noise_threshold=0.5))
     assert off.method == "ipo"
     assert any("lies below noise_threshold 50.0%: IPO" in r for r in off.reasons)
     robust = choose_method(shape(600, flip=noise(0.40)), TrainingSettings(), PlanningSettings(noise_threshold=0.3))
     assert robust.method == "dpo" and robust.hyperparameters["loss_type"] == ["robust"]
     assert any("lies at or above noise_threshold 30.0%: robust DPO" in r for r in robust.reasons)
-    # between the two thresholds: KTO's applies
+    # between the two thresholds: plain DPO's applies
     between = choose_method(shape(600, flip=noise(0.30)), TrainingSettings(), PlanningSettings(noise_threshold=0.4))
-    assert between.method == "kto"
+    assert (between.method, between.hyperparameters["loss_type"]) == ("dpo", ["sigmoid"])
+    # the thumbs' threshold does not move the pairs' rule
+    assert choose_method(shape(600, flip=noise(0.40)), TrainingSettings(),
+                         PlanningSettings(kto_noise_threshold=0.5)).method == "dpo"
 
 
 def test_an_estimate_without_enough_support_is_not_acted_on():
