@@ -464,6 +464,7 @@ def _run_record(settings: Settings, planned: PlannedRun, trained: dict[str, Any]
                     for h in trained["history"] if "step" in h]
     params = {"method": planned.plan.method, "base_model": describe_base_model(settings.base_model),
               "snapshot_id": planned.snapshot.snapshot_id, "device": trained["device"],
+              "eval_precision": report.get("precision", "float32"),
               **{f"hp.{k}": v for k, v in planned.plan.hyperparameters.items()}}
     return params, metrics, step_metrics
 

@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +114,7 @@ def evaluate_candidate(candidate_dir: Path, base_dir: Path, pairs: list[EvalPair
     report = _report(pairs, scores, beta, options, set_hash=set_hash, truncated=encoded.truncated,
                      eval_sample_share=eval_sample_share, champion_version=champion_version,
                      ppl=ppl, generation={**generation, "seconds_parts": parts})
-    report = _with_seconds(report, time.perf_counter() - started)
+    report = replace(report, seconds=time.perf_counter() - started, precision=precision)
     progress.info("evaluation: done in %.0f s (%s)", report.seconds,
                   ", ".join(f"{k} {v:.0f} s" for k, v in parts.items()))
     log.info("evaluation: %s", report.metrics())
@@ -281,12 +281,6 @@ def _per_pair(pairs: list[EvalPair], clusters: list[str], s: _Scores, wins: tupl
         row["reward_margin"] = margins[i]
         rows.append(row)
     return rows
-
-
-def _with_seconds(report: EvalReport, seconds: float) -> EvalReport:
-    from dataclasses import replace
-
-    return replace(report, seconds=seconds)
 
 
 def _generation_checks(models: ModelSet, tokenizer, pairs: list[EvalPair], options: EvalOptions, device: str,

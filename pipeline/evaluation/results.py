@@ -58,6 +58,7 @@ class EvalReport:
     sampled_per_prompt: int = 0
     reference_samples_cached: bool | None = None  # the reference's sampled answers came from the on-disk cache
     seconds_parts: dict[str, float] = field(default_factory=dict)  # scoring, generation, judge, guards
+    precision: str = "float32"              # the scoring passes' number format (evaluation.precision resolved)
     samples: list[dict[str, Any]] = field(default_factory=list)
     per_pair: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
@@ -154,6 +155,7 @@ class EvalReport:
             "eval_sample_share": self.eval_sample_share,
             "truncated_pairs": self.truncated_pairs,
             "max_length": self.max_length,
+            "precision": self.precision,
             "reference_cached": self.reference_cached,
             "beta": self.beta,
             "improvement": self.improvement,

@@ -49,6 +49,9 @@ def test_retrain_registers_version_1_as_newest_with_metrics(first_outcome, demo_
         assert name in run.data.metrics
         assert 0.0 <= run.data.metrics["eval_pref_accuracy_candidate"] <= 1.0
     assert run.data.params["method"] == "dpo"
+    # the number format the scores were computed in, as the report says it
+    report = json.loads((demo_settings.runs_dir / first_outcome.run_id / "eval_report.json").read_text())
+    assert run.data.params["eval_precision"] == report["precision"] in ("float32", "bfloat16")
     tags = version.tags
     assert tags["alignloop.method"] == "dpo"
     assert tags["alignloop.snapshot_id"] == json.loads(

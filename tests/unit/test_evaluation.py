@@ -200,6 +200,7 @@ def test_bfloat16_evaluation_runs_in_bfloat16_and_never_reads_float32_scores_fro
     bf16 = evaluate_candidate(adapter_dir, tiny_dir, pairs, **kw,
                               options=_options(tmp_path, generation_prompts=0, ppl_text=None, precision="bfloat16"))
     assert (f32.reference_cached, bf16.reference_cached) == (False, False)  # one cache, a key per precision
+    assert (f32.to_dict()["precision"], bf16.to_dict()["precision"]) == ("float32", "bfloat16")
     for model in ("candidate", "reference"):
         a = [r[f"{model}_logp_chosen"] for r in f32.per_pair]
         b = [r[f"{model}_logp_chosen"] for r in bf16.per_pair]
