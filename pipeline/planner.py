@@ -170,7 +170,6 @@ class Facts:
         return _wholly_at_or_above(self.shape.thumb_noise, self.planning.kto_noise_threshold)
 
 
-
 def _wholly_at_or_above(noise: NoiseEstimate | None, threshold: float) -> bool:
     """The whole 95 % interval of a flip-rate estimate lies at or above `threshold`."""
     return noise is not None and noise.low is not None and noise.low >= threshold

@@ -109,7 +109,7 @@ def evaluate_candidate(candidate_dir: Path, base_dir: Path, pairs: list[EvalPair
     for part, seconds in generation.pop("seconds_parts", {}).items():
         parts[part] = parts.get(part, 0.0) + seconds
     guard_started = time.perf_counter()
-    ppl = _perplexity_guard(models, tokenizer, options, cache, base_id, device, precision)
+    ppl = _perplexity_guard(models, tokenizer, options, cache, base_id, device)
     parts["guards"] = parts.pop("kl", 0.0) + time.perf_counter() - guard_started
     report = _report(pairs, scores, beta, options, set_hash=set_hash, truncated=encoded.truncated,
                      eval_sample_share=eval_sample_share, champion_version=champion_version,
@@ -206,13 +206,13 @@ def _scored(name: str, model, encoded, kw: dict) -> PairScores:  # kw: score_pai
 
 
 def _perplexity_guard(models: ModelSet, tokenizer, options: EvalOptions, cache: ScoreCache, base_id: str,
-                      device: str, precision: str) -> dict:
+                      device: str) -> dict:
     """Perplexity of reference (cached) and candidate on the capability text, and the rise's interval; empty
     without a text."""
     if not options.ppl_text:
         return {}
     progress.info("evaluation: perplexity on the capability text")
-    ppl_key = cache.key("ppl", base_id, options.ppl_text, options.max_length, device, precision)
+    ppl_key = cache.key("ppl", base_id, options.ppl_text, options.max_length, device, models.precision)
     ppl_kw = dict(max_length=options.max_length, batch_size=options.batch_size, device=device)
     cached = cache.get(ppl_key)
     if cached is None or "token_logps" not in cached:
