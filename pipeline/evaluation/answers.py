@@ -147,7 +147,7 @@ def reference_samples(models, tokenizer, asked, options, gen: dict) -> tuple[Gen
 
     seed = options.seed + REFERENCE_SEED_OFFSET
     cache = ScoreCache(options.cache_dir)
-    key = cache.key("sampled_answers", model_identity(models.base_dir), asked, seed, gen, models.precision)
+    key = cache.key("sampled_answers", model_identity(models.base_dir), asked, seed, gen, models.generation_precision)
     found = cache.get(key)
     if found is not None:
         progress.info("evaluation: the reference's %d sampled answers read from the cache", len(asked))

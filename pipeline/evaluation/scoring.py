@@ -340,12 +340,17 @@ class ModelSet:
             return PeftModel.from_pretrained(base, str(folder)).eval()
         return load_causal_lm(folder, device=self.device, float32=float32).eval()
 
+    @property
+    def generation_precision(self) -> str:
+        """The number format answers are generated in: the weights' own (float32 on a CPU, never autocast)."""
+        return self.precision if self.device.startswith("cuda") else "float32"
+
     @contextmanager
     def use(self, name: str, *, generating: bool = False):
         """The model named candidate, reference or champion, ready for inference in the set's precision
-        (`generating`: for generate(), float32 on a CPU)."""
+        (`generating`: for generate(), in generation_precision)."""
         autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=(
-            self.precision == "bfloat16" and not generating and not self.device.startswith("cuda")))
+            not generating and self.precision != self.generation_precision))
         if name == "reference" and self._is_adapter(self.candidate_dir):
             model = self._get("candidate", self.candidate_dir)
             with model.disable_adapter(), autocast:

@@ -318,6 +318,11 @@ def test_the_sampled_win_rate_judges_sampled_answers_generated_once(tmp_path, ti
     again = evaluate_candidate(adapter_dir, tiny_dir, pairs, beta=0.1, options=options, device="cpu", judge=judge)
     assert sorted(calls) == [False, False, True] and again.reference_samples_cached is True
     assert again.metrics()["eval_judge_sampled_win_rate"] == pytest.approx(expected)
+    # On a CPU answers are generated in float32 whatever precision scores them: the same samples, read back.
+    calls.clear()
+    other = evaluate_candidate(adapter_dir, tiny_dir, pairs, beta=0.1, options=replace(options, precision="float32"),
+                               device="cpu", judge=judge)
+    assert sorted(calls) == [False, False, True] and other.reference_samples_cached is True
     # An unusable judge's win rates are not metrics, the sampled one included.
     untrusted = replace(first, judge=replace(first.judge, usable=False)).metrics()
     assert "eval_judge_sampled_win_rate" not in untrusted and "eval_judge_win_rate" not in untrusted
