@@ -178,6 +178,15 @@ def run_options(settings: Settings):
                       cache_dir=training_cache(settings), world_size=int(os.environ.get("WORLD_SIZE", "1")))
 
 
+def evaluation_precision(settings: Settings) -> str:
+    """evaluation.precision resolved for the device this run trains and evaluates on. Called before training, so
+    a precision this machine cannot compute is refused in one line before the training's time is spent, not
+    after it (the evaluation resolves it again on its own device)."""
+    from alignloop.models import inference_precision, pick_device
+
+    return inference_precision(settings.evaluation.precision, pick_device(settings.training.device))
+
+
 def train(settings: Settings, planned: PlannedRun, progress=None) -> dict[str, Any]:
     """Train the candidate the plan describes; write train.json beside it (what was truncated included)."""
     from alignloop.training import train_candidate

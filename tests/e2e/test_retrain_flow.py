@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from mlflow import MlflowClient
 from prefect.testing.utilities import prefect_test_harness
 from typer.testing import CliRunner
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from alignloop.cli.main import app
 from alignloop.flows.retrain import retrain
 from alignloop.config import load_settings
+from alignloop.errors import ConfigError
 from alignloop.demo import write_demo_config, write_demo_warehouse
 from tests.shared_builds import share_tiny_model
 
@@ -84,6 +86,22 @@ def test_a_snapshot_already_registered_is_not_trained_again(first_outcome, demo_
 
 def _snapshot(settings, outcome) -> str:
     return json.loads((settings.runs_dir / outcome.run_id / "snapshot.json").read_text())["snapshot_id"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU without native bfloat16 is what is simulated")
+def test_a_precision_the_machine_cannot_compute_is_refused_before_anything_trains(first_outcome, demo_settings,
+                                                                                  monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    asked = demo_settings.model_copy(update={"evaluation": demo_settings.evaluation.model_copy(
+        update={"precision": "bfloat16"})})
+    folders = sorted(demo_settings.runs_dir.iterdir())
+    with pytest.raises(ConfigError, match=r"^evaluation\.precision: this cpu has no native bfloat16"):
+        retrain(asked, force=True)
+    # Refused before the plan: no run folder, no training, no new version.
+    assert sorted(demo_settings.runs_dir.iterdir()) == folders
+    client = MlflowClient(demo_settings.tracking_uri, registry_uri=demo_settings.tracking_uri)
+    assert len(client.search_model_versions("name='alignloop-demo'")) == 1
 
 
 def test_forced_rerun_registers_version_2_and_moves_newest(first_outcome, demo_settings):
