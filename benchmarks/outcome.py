@@ -222,6 +222,9 @@ def arm_row(arm: str, plan, trained, report, train_s: float, eval_s: float, cpu_
         "judge_accuracy_ci": ([report.judge.accuracy_ci_low, report.judge.accuracy_ci_high]
                               if report.judge is not None else None),
         "judged_prompts": report.generation_prompts,
+        # The gate's degenerate-answer check: the share of greedy answers empty, repeating or cut off.
+        "degenerate_rate": report.degenerate_rate, "degenerate_rate_reference": report.degenerate_rate_reference,
+        "degenerate_delta": iv(report.degenerate_delta),
         "truncated_pairs": report.truncated_pairs,
         "train_seconds": train_s, "eval_seconds": eval_s, "seconds": train_s + eval_s, "cpu_seconds": cpu_s,
         "seconds_per_step": trained.runtime_s / max(steps, 1),

@@ -82,6 +82,13 @@ def _win_rate(arm: dict) -> str:
     return "—"
 
 
+def _degenerate(arm: dict) -> str:
+    """The share of the candidate's greedy answers that are degenerate, the reference's beside it."""
+    if arm.get("degenerate_rate") is None:
+        return "—"
+    return f"{_pct(arm['degenerate_rate'])} ({_pct(arm['degenerate_rate_reference'])})"
+
+
 def outcome_table(result: dict):
     from rich.table import Table
 
@@ -89,12 +96,12 @@ def outcome_table(result: dict):
     title = (f"held-out preference accuracy (%) on the {setup['split']} split, {result['data']['train_pairs']} "
              "training pairs")
     table = Table("arm", "method", "pairs", "reference", "candidate", "gain [95% interval]", "reward acc",
-                  "judged win rate", "KL", "steps", "s", title=title)
+                  "judged win rate", "degenerate (ref)", "KL", "steps", "s", title=title)
     for a in result["arms"]:
         ref, cand = a["reference_accuracy"], a["candidate_accuracy"]
         table.add_row(a["arm"] + (f" (= {a['same_as']})" if a.get("same_as") else ""), a["method"], str(a["pairs"]),
                       _pct(ref["value"]), _pct(cand["value"]),
                       gain_text(a, scale=100, digits=1),
-                      _pct(a["reward_accuracy"]), _win_rate(a),
+                      _pct(a["reward_accuracy"]), _win_rate(a), _degenerate(a),
                       "—" if a["kl"] is None else f"{a['kl']['value']:.2f}", str(a["steps"]), f"{a['seconds']:.0f}")
     return table

@@ -111,6 +111,10 @@ def test_quick_json_gives_every_arm_consistent_gains_on_the_pairs_it_says(tmp_pa
         # The probe judge was cross-fitted on the evaluated pairs and graded there; a win rate only when usable.
         assert arm["judged_prompts"] == 2 and 0 <= arm["judge_accuracy"] <= 1
         assert (arm["win_rate"] is None) or 0 <= arm["win_rate"]["ci_low"] <= arm["win_rate"]["ci_high"] <= 1
+        # The gate's degenerate-answer check, candidate against reference on the same judged prompts.
+        assert 0 <= arm["degenerate_rate"] <= 1 and 0 <= arm["degenerate_rate_reference"] <= 1
+        delta = arm["degenerate_delta"]
+        assert delta["value"] == pytest.approx(arm["degenerate_rate"] - arm["degenerate_rate_reference"], abs=1e-9)
     assert arms["kto"]["train_on"] == "unpaired_pairs"   # each pair as one up and one down answer
     assert arms["dpo"]["reference_accuracy"] == arms["ipo"]["reference_accuracy"]   # one reference, one set
     saved = json.loads((tmp_path / "outcome.json").read_text())
