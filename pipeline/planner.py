@@ -447,8 +447,14 @@ def _scaled_steps(d: Decision, rows: int, batch: int, f: Facts, reasons: list[st
     """Steps for EPOCHS passes over the rows, within [MIN_STEPS, MAX_STEPS] and the time budget."""
     if f.training.max_steps is not None:
         return f.training.max_steps
-    steps = min(max(math.ceil(EPOCHS * rows / batch), MIN_STEPS), MAX_STEPS)
-    why = f"{steps} steps: about {EPOCHS:g} passes over {rows} rows at {batch} a step (bounded to {MIN_STEPS}–{MAX_STEPS})"
+    wanted = math.ceil(EPOCHS * rows / batch)
+    steps = min(max(wanted, MIN_STEPS), MAX_STEPS)
+    if wanted > MAX_STEPS:  # the cap, not the passes, sets the steps: say how much of the data they read
+        why = (f"{steps} steps: capped at {MAX_STEPS}, {steps * batch / rows:.2g} passes over {rows} rows at {batch} "
+               f"a step ({EPOCHS:g} passes would take {wanted}; set training.max_steps for more)")
+    else:
+        why = (f"{steps} steps: about {EPOCHS:g} passes over {rows} rows at {batch} a step (bounded to "
+               f"{MIN_STEPS}–{MAX_STEPS})")
     budget = f.planning.budget_minutes
     if budget is not None:
         pace = training_pace(d, f, rows, batch)

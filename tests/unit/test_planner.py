@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import random
+import re
 from dataclasses import replace
 from datetime import datetime
 
@@ -257,6 +259,19 @@ def test_steps_and_beta_scale_with_data_size_and_budget():
     assert any("budget_minutes" in r for r in budget.reasons)
     explicit = choose_method(shape(4000), TrainingSettings(max_steps=7, beta=0.3), PlanningSettings())
     assert explicit.hyperparameters["max_steps"] == 7 and explicit.hyperparameters["beta"] == 0.3
+
+
+def test_steps_capped_below_the_passes_say_how_much_of_the_data_they_read():
+    small = choose_method(shape(100), TrainingSettings(), PlanningSettings())
+    assert any(re.match(r"\d+ steps: about 2 passes over \d+ rows", r) for r in small.reasons), small.reasons
+    large = choose_method(shape(4000), TrainingSettings(), PlanningSettings())   # 2 passes would be 1000 steps
+    said = next(r for r in large.reasons if r.startswith("400 steps"))
+    m = re.fullmatch(r"400 steps: capped at 400, ([\d.]+) passes over (\d+) rows at 8 a step \(2 passes would take "
+                     r"(\d+); set training\.max_steps for more\)", said)
+    assert m, said
+    rows = int(m[2])
+    assert float(m[1]) == pytest.approx(400 * 8 / rows, abs=0.01) and float(m[1]) < 2
+    assert int(m[3]) == math.ceil(2 * rows / 8) > 400
 
 
 def test_rlhf_only_when_asked_and_affordable():
