@@ -16,11 +16,18 @@ import hashlib
 import json
 import logging
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from alignloop.training.common import format_seconds
+
 log = logging.getLogger(__name__)
+progress_log = logging.getLogger("alignloop.training.progress")
+# Seconds between progress lines while the reference log-probs are scored (minutes on a CPU for a few
+# thousand rows, before the first step).
+REPORT_EVERY_S = 30.0
 
 
 @contextlib.contextmanager
@@ -81,6 +88,9 @@ def reference_logps(trainer, dataset, cache_file: Path | None, batch_size: int):
         device = trainer.accelerator.device
         was_training = model.training
         model.eval()
+        started = last = time.perf_counter()
+        progress_log.info("reference log-probs: scoring %d distinct rows once before the first step (cached for "
+                          "later runs)", len(items))
         try:
             for lo in range(0, len(items), batch_size):
                 chunk = items[lo: lo + batch_size]
@@ -91,6 +101,12 @@ def reference_logps(trainer, dataset, cache_file: Path | None, batch_size: int):
                 for (key, _), c, r in zip(chunk, chosen.float().cpu().tolist(), rejected.float().cpu().tolist(),
                                           strict=True):
                     cached[key] = [c, r]
+                done, now = min(lo + batch_size, len(items)), time.perf_counter()
+                if now - last >= REPORT_EVERY_S and done < len(items):
+                    last = now
+                    elapsed = now - started
+                    progress_log.info("reference log-probs: %d/%d rows, %s, about %s to go", done, len(items),
+                                      format_seconds(elapsed), format_seconds(elapsed / done * (len(items) - done)))
         finally:
             model.train(was_training)
         if cache_file is not None and trainer.accelerator.is_main_process:
