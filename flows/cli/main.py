@@ -78,6 +78,21 @@ def _print_error(e: Exception) -> None:
     console.print(f"[bold red]error:[/] {escape(secrets.redact(str(e)))}", highlight=False, soft_wrap=True)
 
 
+class _ReferenceProgress(logging.Handler):
+    """The reference log-probs' progress lines (alignloop.training.fastpath) as stage lines of a terminal run."""
+
+    PREFIX = "reference log-probs: "
+
+    def __init__(self, reporter: RichReporter) -> None:
+        super().__init__(logging.INFO)
+        self.reporter = reporter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith(self.PREFIX):
+            self.reporter.stage("reference log-probs", message[len(self.PREFIX):])
+
+
 class RichReporter:
     """Shows each stage as it starts, a bar for training steps (with the loss), and one for scoring."""
 
@@ -90,9 +105,21 @@ class RichReporter:
     def __enter__(self) -> RichReporter:
         self.progress.start()
         progress.install(self)
+        # Before the first step, training scores the reference log-probs of every row it will read (minutes on
+        # a CPU): its progress lines become stage lines here, where no bar shows yet.
+        self._training_log = logging.getLogger("alignloop.training.progress")
+        self._saved = (self._training_log.level, self._training_log.propagate)
+        if not self._training_log.isEnabledFor(logging.INFO):  # not --verbose: only this handler shows them
+            self._training_log.setLevel(logging.INFO)
+            self._training_log.propagate = False
+        self._handler = _ReferenceProgress(self)
+        self._training_log.addHandler(self._handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._training_log.removeHandler(self._handler)
+        self._training_log.setLevel(self._saved[0])
+        self._training_log.propagate = self._saved[1]
         progress.install(None)
         self.progress.stop()
 

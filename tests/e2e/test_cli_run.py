@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -85,6 +86,9 @@ def test_a_terminal_run_trains_registers_passes_and_exits_0_without_a_traceback(
     assert "RecursionError" not in first_run.output and "Traceback" not in first_run.output
     assert "outcome: registered alignloop-demo version 1" in first_run.output
     assert "gate pass" in first_run.output
+    # Scoring the reference before the first step shows in the terminal, where no bar is up yet.
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", first_run.output.replace("\r\n", ""))   # no colours
+    assert re.search(r"▶ reference log-probs scoring \d+ distinct rows once before the first step", plain), plain[-3000:]
 
 
 def test_a_terminal_run_with_nothing_new_skips_at_once_exits_4_and_writes_no_run_folder(first_run, workdir):
