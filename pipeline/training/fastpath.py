@@ -21,10 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from alignloop.training.common import format_seconds
+from alignloop.training.common import format_seconds, progress_log
 
 log = logging.getLogger(__name__)
-progress_log = logging.getLogger("alignloop.training.progress")
 # Seconds between progress lines while the reference log-probs are scored (minutes on a CPU for a few
 # thousand rows, before the first step).
 REPORT_EVERY_S = 30.0
