@@ -107,17 +107,20 @@ class RichReporter:
         progress.install(self)
         # Before the first step, training scores the reference log-probs of every row it will read (minutes on
         # a CPU): its progress lines become stage lines here, where no bar shows yet.
+        # Only where nothing shows them yet: without a terminal, or with --verbose, they are log lines already.
         self._training_log = logging.getLogger("alignloop.training.progress")
         self._saved = (self._training_log.level, self._training_log.propagate)
-        if not self._training_log.isEnabledFor(logging.INFO):  # not --verbose: only this handler shows them
+        self._handler = None
+        if not self._training_log.isEnabledFor(logging.INFO):
             self._training_log.setLevel(logging.INFO)
-            self._training_log.propagate = False
-        self._handler = _ReferenceProgress(self)
-        self._training_log.addHandler(self._handler)
+            self._training_log.propagate = False   # this handler shows them, the log handlers do not
+            self._handler = _ReferenceProgress(self)
+            self._training_log.addHandler(self._handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._training_log.removeHandler(self._handler)
+        if self._handler is not None:
+            self._training_log.removeHandler(self._handler)
         self._training_log.setLevel(self._saved[0])
         self._training_log.propagate = self._saved[1]
         progress.install(None)

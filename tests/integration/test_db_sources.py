@@ -131,6 +131,8 @@ def test_postgres_and_mariadb_tables_run_end_to_end_next_run_reads_only_new_rows
 
         printed = _alignloop(workdir, passwords, "run")
         assert "registered" in printed and "version 1" in printed, printed[-2000:]
+        # Without a terminal the reference's progress is a log line, once: not a stage line beside it as well.
+        assert printed.count("distinct rows once before the first step") == 1, printed[-3000:]
         assert _ingest_log(workdir) == {"postgres_prefs": [(FIRST, FIRST)], "mysql_prefs": [(FIRST, FIRST)]}
 
         for kind, url in seeds:
