@@ -2,9 +2,12 @@
 
 Both train a LoRA adapter (r=16 on q/k/v/o) on the same base model, the same pairs, steps, batch and
 max_length, one after the other in fresh processes (so each one's peak memory is its own). The plain
-script is what a TRL user writes: DPOConfig defaults except those settings, and bf16 / gradient
-checkpointing off on CPU, as alignloop does there (TRL's CPU defaults ran 12.7x slower; comparing
-against that would only measure a setting). alignloop starts cold: no token or reference cache.
+script is what a TRL user writes: DPOConfig defaults except those settings, gradient checkpointing off
+on CPU, as alignloop does there (TRL's CPU defaults ran 12.7x slower; comparing against that would only
+measure a setting), and the same precision as alignloop's (training.precision, auto by default: bfloat16
+mixed precision where the hardware computes it natively). alignloop starts cold: no token or reference
+cache. With --against-float32 a third run trains alignloop in float32, for the mixed precision's speed-up
+measured beside it.
 
 tokens/s = prompt + answer tokens of the sequences the steps trained on (no padding) / wall seconds
 from loading the model to the saved adapter. Peak memory: the process's peak RSS on CPU, peak
@@ -74,7 +77,7 @@ def _worker_plain(spec: dict[str, Any]) -> dict[str, Any]:
     args = DPOConfig(output_dir=spec["out_dir"], max_steps=spec["steps"], per_device_train_batch_size=spec["batch"],
                      max_length=spec["max_length"], learning_rate=spec["learning_rate"], seed=spec["seed"],
                      logging_steps=1, report_to=[], save_strategy="no", use_cpu=on_cpu,
-                     bf16=not on_cpu, gradient_checkpointing=not on_cpu)
+                     bf16=spec["precision"] == "bfloat16", gradient_checkpointing=not on_cpu)
     peft_config = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
                              target_modules=LORA["target_modules"], task_type="CAUSAL_LM")
     trainer = DPOTrainer(model=model.to(spec["device"]), args=args, train_dataset=dataset, processing_class=tokenizer,
@@ -105,10 +108,11 @@ def _worker_alignloop(spec: dict[str, Any]) -> dict[str, Any]:
     split = Split([], spec["pairs"], [], [])
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     result = train_candidate(Plan("dpo", hp, ("benchmark",)), split, Path(spec["model_dir"]), Path(spec["out_dir"]),
-                             device=spec["device"], options=RunOptions(device=spec["device"], log_every=0))
+                             device=spec["device"],
+                             options=RunOptions(device=spec["device"], log_every=0, precision=spec["precision"]))
     wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
     return {"wall_s": wall, "cpu_s": cpu, "rows_kept": result.n_train, "losses": [h["loss"] for h in result.history],
-            "tokens_trained": result.tokens_trained, "truncation": result.truncation,
+            "tokens_trained": result.tokens_trained, "truncation": result.truncation, "precision": result.precision,
             "peak_memory_bytes": _peak_memory_bytes(spec["device"])}
 
 
@@ -152,8 +156,12 @@ def resolve_model(model: str, cache_dir: Path) -> Path:
 
 def bench_train(model: str = "smollm2", steps: int = 12, batch: int = 4, max_length: int = 160, repeats: int = 1,
                 learning_rate: float = 3e-4, device: str = "cpu", cache_dir: Path | None = None,
-                on_run=None) -> dict[str, Any]:
-    """Both trainings, `repeats` times each (alternating), and their medians and ratios."""
+                on_run=None, precision: str = "auto", against_float32: bool = False) -> dict[str, Any]:
+    """Both trainings (and alignloop in float32 with against_float32), `repeats` times each (alternating), and
+    their medians and ratios."""
+    from alignloop.models import training_precision
+
+    precision = training_precision(precision, device)
     cache_dir = cache_dir or Path.home() / ".cache" / "alignloop" / "models"
     model_dir = resolve_model(model, cache_dir)
     with tempfile.TemporaryDirectory(prefix="bench-train-demo-") as tmp:
@@ -167,12 +175,16 @@ def bench_train(model: str = "smollm2", steps: int = 12, batch: int = 4, max_len
         raise ValueError(f"only {len(usable)} demo pairs fit max_length {max_length}; need {need} (steps x batch)")
     chosen = usable[:need]  # one epoch exactly: both read every pair once
     spec = {"model_dir": str(model_dir), "pairs": [p for p, _ in chosen], "steps": steps, "batch": batch,
-            "max_length": max_length, "learning_rate": learning_rate, "seed": 0, "device": device}
+            "max_length": max_length, "learning_rate": learning_rate, "seed": 0, "device": device,
+            "precision": precision}
     tokens = sum(n for _, n in chosen)
-    runs: dict[str, list[dict[str, Any]]] = {"plain_trl": [], "alignloop": []}
+    kinds = ["plain_trl", "alignloop"] + (["alignloop_float32"] if against_float32 else [])
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
     for i in range(repeats):
-        for kind in (("plain_trl", "alignloop") if i % 2 == 0 else ("alignloop", "plain_trl")):
-            result = _run_worker(kind, spec)
+        for kind in (kinds if i % 2 == 0 else kinds[::-1]):
+            worker = "alignloop" if kind == "alignloop_float32" else kind
+            arm = {**spec, "precision": "float32"} if kind == "alignloop_float32" else spec
+            result = _run_worker(worker, arm)
             result["tokens_per_s"] = tokens / result["wall_s"]
             result["tokens_per_cpu_s"] = tokens / result["cpu_s"]
             runs[kind].append(result)
@@ -184,9 +196,14 @@ def bench_train(model: str = "smollm2", steps: int = 12, batch: int = 4, max_len
                "tokens_per_cpu_s": statistics.median(r["tokens_per_cpu_s"] for r in v),
                "peak_memory_bytes": statistics.median(r["peak_memory_bytes"] for r in v),
                "rows_kept": v[0]["rows_kept"]} for k, v in runs.items()}
+    extra = {}
+    if against_float32:
+        # alignloop at `precision` against alignloop in float32: the mixed precision's speed-up alone.
+        extra["precision_speedup"] = med["alignloop_float32"]["wall_s"] / med["alignloop"]["wall_s"]
+        extra["alignloop_float32"] = med["alignloop_float32"]
     return {
-        "model": model, "device": device, "steps": steps, "batch": batch, "max_length": max_length,
-        "pairs": need, "tokens": tokens, "repeats": repeats,
+        "model": model, "device": device, "precision": precision, "steps": steps, "batch": batch,
+        "max_length": max_length, "pairs": need, "tokens": tokens, "repeats": repeats, **extra,
         "tokens_per_s_ratio": med["alignloop"]["tokens_per_s"] / med["plain_trl"]["tokens_per_s"],
         "peak_memory_ratio": med["alignloop"]["peak_memory_bytes"] / med["plain_trl"]["peak_memory_bytes"],
         # On a shared machine wall time moves with the neighbours' load; CPU seconds measure the work done.
@@ -205,7 +222,8 @@ def result_table(result: dict[str, Any]):
     from rich.table import Table
 
     table = Table("", "plain TRL", "alignloop", "ratio",
-                  title=f"DPO training, {result['model']} ({result['device']}), {result['steps']} steps x "
+                  title=f"DPO training, {result['model']} ({result['device']}, {result['precision']}), "
+                        f"{result['steps']} steps x "
                         f"{result['batch']} pairs, max_length {result['max_length']}, {result['tokens']} tokens")
     a, p = result["alignloop"], result["plain_trl"]
     table.add_row("tokens/s", f"{p['tokens_per_s']:.1f}", f"{a['tokens_per_s']:.1f}",
@@ -215,6 +233,10 @@ def result_table(result: dict[str, Any]):
     table.add_row("tokens per CPU second", f"{p['tokens_per_cpu_s']:.1f}", f"{a['tokens_per_cpu_s']:.1f}",
                   f"{result['tokens_per_cpu_s_ratio']:.2f}x")
     table.add_row("wall (s)", f"{p['wall_s']:.1f}", f"{a['wall_s']:.1f}", "")
+    if "alignloop_float32" in result:
+        f32 = result["alignloop_float32"]
+        table.add_row("alignloop in float32: wall (s)", "", f"{f32['wall_s']:.1f}",
+                      f"{result['precision_speedup']:.2f}x faster in {result['precision']}")
     return table
 
 

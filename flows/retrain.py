@@ -202,7 +202,7 @@ def _retrain(settings: Settings, force: bool, config_path: str | None) -> Retrai
     decision = trigger_task(settings, force)
     if not decision.train:
         return _skipped(None, "skip", [decision.reason], ingested, decision.reason)
-    stages.evaluation_precision(settings)  # refused here, not after an hour of training
+    stages.precisions(settings)  # refused here, not after an hour of training
     planned = plan_task(settings)
     reasons = [decision.reason, *planned.plan.reasons]
     if planned.plan.method == "skip":

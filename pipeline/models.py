@@ -225,27 +225,42 @@ def load_causal_lm(folder: Path, device: str = "cpu", *, float32: bool = False) 
     return model.to(device)
 
 
-def inference_precision(requested: str, device: str) -> str:
-    """Resolve evaluation.precision for `device`: 'bfloat16' or 'float32'.
-
-    auto is bfloat16 where the hardware computes it natively (a CUDA GPU with bf16, or a CPU with AMX or
-    AVX-512 BF16, where matrix products in bfloat16 run about three times as fast as in float32) and float32
-    elsewhere; bfloat16 named on hardware without it is refused rather than emulated slowly.
-    """
+def native_bfloat16(device: str) -> bool:
+    """The hardware computes bfloat16 natively: a CUDA GPU with bf16, or a CPU with AMX or AVX-512 BF16."""
     import torch
 
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+
+
+def resolve_precision(requested: str, device: str, setting: str) -> str:
+    """Resolve a precision setting (`setting` names it in errors) for `device`: 'bfloat16' or 'float32'.
+
+    auto is bfloat16 where the hardware computes it natively (a CUDA GPU with bf16, or a CPU with AMX or
+    AVX-512 BF16, where matrix products in bfloat16 run two to three times as fast as in float32) and float32
+    elsewhere; bfloat16 named on hardware without it is refused rather than emulated slowly.
+    """
     if requested not in ("auto", "float32", "bfloat16"):
-        raise ConfigError(f"evaluation.precision: {requested!r} is not one of auto, float32, bfloat16")
+        raise ConfigError(f"{setting}: {requested!r} is not one of auto, float32, bfloat16")
     if requested == "float32":
         return "float32"
-    if device.startswith("cuda"):
-        native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    else:
-        native = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    native = native_bfloat16(device)
     if requested == "bfloat16" and not native:
-        raise ConfigError(f"evaluation.precision: this {device} has no native bfloat16 (no AMX or AVX-512 BF16 on a "
+        raise ConfigError(f"{setting}: this {device} has no native bfloat16 (no AMX or AVX-512 BF16 on a "
                           "CPU, no bf16 on a GPU); set it to auto or float32")
     return "bfloat16" if native else "float32"
+
+
+def inference_precision(requested: str, device: str) -> str:
+    """Resolve evaluation.precision for `device` (see resolve_precision)."""
+    return resolve_precision(requested, device, "evaluation.precision")
+
+
+def training_precision(requested: str, device: str) -> str:
+    """Resolve training.precision for `device` (see resolve_precision): bfloat16 trains under autocast with
+    the weights and the optimizer's state kept in float32 (mixed precision)."""
+    return resolve_precision(requested, device, "training.precision")
 
 
 def pick_device(requested: str = "auto") -> str:

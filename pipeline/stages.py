@@ -175,16 +175,19 @@ def run_options(settings: Settings):
 
     t = settings.training
     return RunOptions(device=t.device, checkpoint_every=t.checkpoint_every, log_every=t.log_every, resume=t.resume,
-                      cache_dir=training_cache(settings), world_size=int(os.environ.get("WORLD_SIZE", "1")))
+                      cache_dir=training_cache(settings), world_size=int(os.environ.get("WORLD_SIZE", "1")),
+                      precision=t.precision)
 
 
-def evaluation_precision(settings: Settings) -> str:
-    """evaluation.precision resolved for the device this run trains and evaluates on. Called before training, so
-    a precision this machine cannot compute is refused in one line before the training's time is spent, not
-    after it (the evaluation resolves it again on its own device)."""
-    from alignloop.models import inference_precision, pick_device
+def precisions(settings: Settings) -> dict[str, str]:
+    """training.precision and evaluation.precision resolved for the device this run trains and evaluates on.
+    Called before planning, so a precision this machine cannot compute is refused in one line before any time
+    is spent, not after an hour of training (training and evaluation resolve them again on their own device)."""
+    from alignloop.models import inference_precision, pick_device, training_precision
 
-    return inference_precision(settings.evaluation.precision, pick_device(settings.training.device))
+    device = pick_device(settings.training.device)
+    return {"training": training_precision(settings.training.precision, device),
+            "evaluation": inference_precision(settings.evaluation.precision, device)}
 
 
 def train(settings: Settings, planned: PlannedRun, progress=None) -> dict[str, Any]:
@@ -473,6 +476,7 @@ def _run_record(settings: Settings, planned: PlannedRun, trained: dict[str, Any]
                     for h in trained["history"] if "step" in h]
     params = {"method": planned.plan.method, "base_model": describe_base_model(settings.base_model),
               "snapshot_id": planned.snapshot.snapshot_id, "device": trained["device"],
+              "train_precision": trained.get("precision", "float32"),
               "eval_precision": report.get("precision", "float32"),
               **{f"hp.{k}": v for k, v in planned.plan.hyperparameters.items()}}
     return params, metrics, step_metrics

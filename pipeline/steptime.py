@@ -31,6 +31,7 @@ class StepTime:
     method: str
     device: str
     measured_at: str = ""
+    precision: str = "float32"  # float32, or bfloat16 mixed precision (about half the step time on a bf16 CPU)
 
     def step_seconds(self, tokens_per_step: float | None = None) -> float:
         """Seconds a step of `tokens_per_step` tokens takes at the measured rate (the measured step when unknown)."""
@@ -45,7 +46,7 @@ class StepTime:
     def describe(self) -> str:
         when = f" ({self.measured_at})" if self.measured_at else ""
         return (f"{self.seconds_per_step:.1f} s a step of about {self.tokens_per_step:.0f} tokens, measured over "
-                f"{self.steps} {self.method} steps on {self.device}{when}")
+                f"{self.steps} {self.method} steps on {self.device} in {self.precision}{when}")
 
 
 def measured(result: Any, measured_at: str = "", tokens_per_step: float | None = None) -> StepTime | None:
@@ -59,7 +60,8 @@ def measured(result: Any, measured_at: str = "", tokens_per_step: float | None =
     tokens_per_step = tokens_per_step or result.tokens_trained / max(steps, 1)
     return StepTime(seconds_per_step=result.seconds_per_step, tokens_per_step=tokens_per_step,
                     setup_seconds=result.setup_seconds or 0.0, rows=result.n_train, steps=result.steps_timed,
-                    method=result.method, device=result.device, measured_at=measured_at)
+                    method=result.method, device=result.device, measured_at=measured_at,
+                    precision=getattr(result, "precision", "float32"))
 
 
 def write_step_time(folder: Path, step_time: StepTime) -> Path:

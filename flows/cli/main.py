@@ -596,6 +596,9 @@ def bench_train(
     batch: Annotated[int, typer.Option(help="Pairs per step.")] = 4,
     max_length: Annotated[int, typer.Option(help="Tokens per sequence (pairs longer than this are left out).")] = 160,
     repeats: Annotated[int, typer.Option(help="Runs of each, alternating; medians are reported.")] = 1,
+    precision: Annotated[str, typer.Option(help="Both runs' training.precision: auto, float32 or bfloat16.")] = "auto",
+    against_float32: Annotated[bool, typer.Option(
+        "--against-float32", help="A third run: alignloop in float32, for the precision's speed-up beside it.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """alignloop's DPO training vs a plain TRL DPOTrainer script: tokens/s and peak memory."""
@@ -603,6 +606,7 @@ def bench_train(
     from alignloop.benchmarks.train import describe_run, result_table
 
     result = run_bench(model=model, steps=steps, batch=batch, max_length=max_length, repeats=repeats,
+                       precision=precision, against_float32=against_float32,
                        on_run=None if as_json else lambda kind, r: console.print(describe_run(kind, r)))
     if as_json:
         print(json.dumps(result, indent=2))

@@ -38,6 +38,7 @@ class TrainResult:
     seconds_per_step: float | None = None   # wall seconds per optimizer step, first step to last (this process)
     steps_timed: int = 0                    # steps behind seconds_per_step (fewer when resumed)
     setup_seconds: float | None = None      # runtime before the first step: model, tokens, reference log-probs
+    precision: str = "float32"              # float32, or bfloat16 mixed precision (training.precision)
 
     @property
     def final_loss(self) -> float | None:
@@ -65,6 +66,7 @@ class RunOptions:
     resume: bool = True
     cache_dir: Path | None = None    # tokenised rows and reference log-probs, reused across runs
     world_size: int = 1              # processes under `accelerate launch`
+    precision: str = "float32"       # training.precision: auto, float32 or bfloat16 (mixed precision)
 
 
 def common_args(hp: dict[str, Any], output_dir: Path, options: RunOptions, progress: ProgressFn | None,
@@ -87,8 +89,9 @@ def common_args(hp: dict[str, Any], output_dir: Path, options: RunOptions, progr
         save_total_limit=2 if every else None,
         report_to=[],
         use_cpu=on_cpu,
-        # On CPU, bf16 and gradient checkpointing only slow a step down; the losses are the same without them.
-        bf16=not on_cpu and bf16_ok(),
+        # bfloat16 autocast where the hardware computes it natively (training.precision, resolved before);
+        # on CPU gradient checkpointing only slows a step down.
+        bf16=options.precision == "bfloat16",
         gradient_checkpointing=not on_cpu,
         lr_scheduler_type="cosine",
         warmup_steps=max(1, steps // 10),
@@ -211,9 +214,3 @@ def on_scale(progress: ProgressFn | None, before: int, after: int) -> ProgressFn
     if progress is None:
         return None
     return lambda step, total, logs: progress(before + step, before + total + after, logs)
-
-
-def bf16_ok() -> bool:
-    import torch
-
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()

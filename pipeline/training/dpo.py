@@ -112,7 +112,7 @@ def build_dpo(ctx: BuildContext) -> Built:
     ref_cache = None
     if ctx.cache_dir is not None:
         ref_cache = (ctx.cache_dir / "reference" /
-                     f"{model_id}-{fitted.max_length}-{dataset_fingerprint(fitted.rows, [])}.json")
+                     f"{model_id}-{fitted.max_length}-{ctx.options.precision}-{dataset_fingerprint(fitted.rows, [])}.json")
     trainer, kind = policy_trainer(dpo_trainer_class(), ctx, hp, args, dataset, ref_cache_file=ref_cache,
                                    model_id=model_id)
     notes = [fitted.max_length_reason, fitted.truncation.describe(),

@@ -49,7 +49,8 @@ def accelerate_command(config_file: Path, run: str, num_processes: int, accelera
     if num_processes > 1 and name == "multi_gpu":
         cmd += ["--multi_gpu"]
     if cpu:
-        # TRL's configs ask for bf16, which CPUs here do not train faster in; gloo instead of NCCL.
+        # TRL's configs ask for bf16 everywhere; each process sets it from training.precision instead (its
+        # TrainingArguments override this flag); gloo instead of NCCL.
         cmd += ["--mixed_precision", "no"]
     if port is not None:
         cmd += ["--main_process_port", str(port)]

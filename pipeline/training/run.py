@@ -12,7 +12,7 @@ from pathlib import Path
 from alignloop.datasets import Split
 from alignloop.errors import DataError
 from alignloop.methods import METHODS
-from alignloop.models import load_tokenizer, pick_device
+from alignloop.models import load_tokenizer, pick_device, training_precision
 from alignloop.planner import Plan
 from alignloop.training.builders import BuildContext
 from alignloop.training.checkpoints import resume_point
@@ -34,7 +34,9 @@ def train_candidate(plan: Plan, split: Split, base_dir: Path, run_dir: Path, *, 
     if plan.method not in METHODS:
         raise DataError(f"plan.method {plan.method!r} has no trainer; expected one of {', '.join(METHODS)}")
     options = options or RunOptions()
-    options = RunOptions(**{**vars(options), "device": pick_device(device if device != "auto" else options.device)})
+    picked = pick_device(device if device != "auto" else options.device)
+    options = RunOptions(**{**vars(options), "device": picked,
+                            "precision": training_precision(options.precision, picked)})
     tokenizer = load_tokenizer(base_dir)
     ctx = BuildContext(plan=plan, split=split, base_dir=Path(base_dir), run_dir=Path(run_dir), options=options,
                        progress=progress, tokenizer=tokenizer)
@@ -42,13 +44,15 @@ def train_candidate(plan: Plan, split: Split, base_dir: Path, run_dir: Path, *, 
     built = METHODS[plan.method].load_builder()(ctx)  # the method's registered builder (alignloop.methods)
     settings = {k: v for k, v in plan.hyperparameters.items() if k != "max_length"}
     settings.update({"method": plan.method, "max_length": built.max_length, "world_size": options.world_size,
+                     "precision": options.precision,
                      "base_model": model_fingerprint(base_dir)})
     fingerprint = {"data": built.data_fingerprint,
                    "settings": {k: json.dumps(v, sort_keys=True, default=str) for k, v in settings.items()},
                    "config": hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]}
     resume_from = resume_point(Path(run_dir) / "trainer", fingerprint, options.resume)
-    log.info("training %s on %d rows for %d steps on %s%s", plan.method, built.n_train, plan.hyperparameters["max_steps"],
-             options.device, f" (resuming from {resume_from})" if resume_from else "")
+    log.info("training %s on %d rows for %d steps on %s in %s%s", plan.method, built.n_train,
+             plan.hyperparameters["max_steps"], options.device, options.precision,
+             f" (resuming from {resume_from})" if resume_from else "")
     clock = step_clock()
     built.trainer.add_callback(clock)
     history = fit(built.trainer, progress, resume_from)
@@ -66,4 +70,5 @@ def train_candidate(plan: Plan, split: Split, base_dir: Path, run_dir: Path, *, 
                        hyperparameters={**plan.hyperparameters, **built.hyperparameters,
                                         "max_length": built.max_length},
                        seconds_per_step=clock.seconds_per_step, steps_timed=clock.steps,
-                       setup_seconds=None if clock.started is None else clock.started - started)
+                       setup_seconds=None if clock.started is None else clock.started - started,
+                       precision=options.precision)

@@ -14,6 +14,7 @@ from alignloop.cli.main import app
 from alignloop.flows.retrain import retrain
 from alignloop.config import load_settings
 from alignloop.errors import ConfigError
+from alignloop.models import training_precision
 from alignloop.demo import write_demo_config, write_demo_warehouse
 from tests.shared_builds import share_tiny_model
 
@@ -54,6 +55,8 @@ def test_retrain_registers_version_1_as_newest_with_metrics(first_outcome, demo_
     # the number format the scores were computed in, as the report says it
     report = json.loads((demo_settings.runs_dir / first_outcome.run_id / "eval_report.json").read_text())
     assert run.data.params["eval_precision"] == report["precision"] in ("float32", "bfloat16")
+    trained = json.loads((demo_settings.runs_dir / first_outcome.run_id / "train.json").read_text())
+    assert run.data.params["train_precision"] == trained["precision"] == training_precision("auto", "cpu")
     tags = version.tags
     assert tags["alignloop.method"] == "dpo"
     assert tags["alignloop.snapshot_id"] == json.loads(
@@ -89,14 +92,15 @@ def _snapshot(settings, outcome) -> str:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU without native bfloat16 is what is simulated")
+@pytest.mark.parametrize("section", ["evaluation", "training"])
 def test_a_precision_the_machine_cannot_compute_is_refused_before_anything_trains(first_outcome, demo_settings,
-                                                                                  monkeypatch):
+                                                                                  monkeypatch, section):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
-    asked = demo_settings.model_copy(update={"evaluation": demo_settings.evaluation.model_copy(
+    asked = demo_settings.model_copy(update={section: getattr(demo_settings, section).model_copy(
         update={"precision": "bfloat16"})})
     folders = sorted(demo_settings.runs_dir.iterdir())
-    with pytest.raises(ConfigError, match=r"^evaluation\.precision: this cpu has no native bfloat16"):
+    with pytest.raises(ConfigError, match=rf"^{section}\.precision: this cpu has no native bfloat16"):
         retrain(asked, force=True)
     # Refused before the plan: no run folder, no training, no new version.
     assert sorted(demo_settings.runs_dir.iterdir()) == folders

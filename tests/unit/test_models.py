@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from alignloop.models import (
     build_tiny_model,
     describe_base_model,
     inference_precision,
+    training_precision,
     load_causal_lm,
     load_tokenizer,
     pick_device,
@@ -274,20 +276,22 @@ def test_pick_device_prefers_a_visible_gpu_and_refuses_a_missing_one() -> None:
 
 @pytest.mark.parametrize(("amx", "avx512_bf16", "auto"), [(True, False, "bfloat16"), (False, True, "bfloat16"),
                                                           (False, False, "float32")])
-def test_evaluation_precision_auto_is_bfloat16_only_on_a_cpu_that_computes_it_natively(monkeypatch, amx, avx512_bf16,
-                                                                                        auto) -> None:
+@pytest.mark.parametrize(("resolve", "setting"), [(inference_precision, "evaluation.precision"),
+                                                  (training_precision, "training.precision")])
+def test_precision_auto_is_bfloat16_only_on_a_cpu_that_computes_it_natively(monkeypatch, amx, avx512_bf16, auto,
+                                                                            resolve, setting) -> None:
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
-    assert inference_precision("auto", "cpu") == auto
-    assert inference_precision("float32", "cpu") == "float32"
+    name = re.escape(setting)
+    assert resolve("auto", "cpu") == auto
+    assert resolve("float32", "cpu") == "float32"
     if auto == "float32":  # named, but the CPU would only emulate it: refused, not silently slow
-        with pytest.raises(ConfigError, match=r"^evaluation\.precision: this cpu has no native bfloat16 .*auto or "
-                                              r"float32$"):
-            inference_precision("bfloat16", "cpu")
+        with pytest.raises(ConfigError, match=rf"^{name}: this cpu has no native bfloat16 .*auto or float32$"):
+            resolve("bfloat16", "cpu")
     else:
-        assert inference_precision("bfloat16", "cpu") == "bfloat16"
-    with pytest.raises(ConfigError, match=r"evaluation\.precision: 'fp8' is not one of auto, float32, bfloat16"):
-        inference_precision("fp8", "cpu")
+        assert resolve("bfloat16", "cpu") == "bfloat16"
+    with pytest.raises(ConfigError, match=rf"^{name}: 'fp8' is not one of auto, float32, bfloat16"):
+        resolve("fp8", "cpu")
 
 
 def test_describe_base_model_names_each_kind(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from alignloop.datasets import Split
 from alignloop.errors import ConfigError, DataError
+from alignloop.models import native_bfloat16
 from alignloop.planner import Plan
 from alignloop.training import RunOptions, train_candidate
 
@@ -29,7 +30,7 @@ def _hp(**over) -> dict:
     return {**hp, **over}
 
 
-def _plain_trl_losses(tmp_path, tiny_dir, pairs: list[dict], **dpo_args) -> list[float]:
+def _plain_trl_losses(tmp_path, tiny_dir, pairs: list[dict], bf16: bool = False, **dpo_args) -> list[float]:
     """The per-step losses of TRL's own DPOTrainer, as its documentation sets it up, on `pairs`."""
     from peft import LoraConfig
     from transformers import set_seed
@@ -42,7 +43,7 @@ def _plain_trl_losses(tmp_path, tiny_dir, pairs: list[dict], **dpo_args) -> list
     set_seed(0)
     args = DPOConfig(output_dir=str(tmp_path / "plain"), max_steps=3, learning_rate=5e-3, beta=0.1,
                      per_device_train_batch_size=4, max_length=128, seed=0, data_seed=0, logging_steps=1, report_to=[],
-                     save_strategy="no", use_cpu=True, bf16=False, gradient_checkpointing=False,
+                     save_strategy="no", use_cpu=True, bf16=bf16, gradient_checkpointing=False,
                      lr_scheduler_type="cosine", warmup_steps=1, disable_tqdm=True, **dpo_args)
     plain = DPOTrainer(model=model, args=args, train_dataset=preference_dataset(pairs),
                        processing_class=load_tokenizer(tiny_dir),
@@ -64,6 +65,27 @@ def test_alignloop_dpo_losses_equal_a_plain_trl_dpotrainer(tmp_path, tiny_dir):
     assert our_losses[-1] < our_losses[0] - 1e-3          # it moved, so equality below is not trivial
     assert our_losses == pytest.approx(plain_losses, abs=2e-4)
     assert ours.tokens_trained > 0 and ours.truncation["rows_dropped"] == 0
+
+
+@pytest.mark.skipif(not native_bfloat16("cpu"), reason="this CPU has no native bfloat16 (test_models: refused there)")
+def test_bfloat16_training_is_trls_own_mixed_precision_and_really_applied(tmp_path, tiny_dir):
+    """training.precision bfloat16 on a CPU that computes it: alignloop's losses are a plain DPOTrainer's with
+    bf16=True (autocast, float32 weights), and not the float32 losses, so the setting reached the trainer."""
+    pairs = _pairs(4)
+    split = Split([], pairs, [], [])
+    mixed = train_candidate(Plan("dpo", _hp(), ("test",)), split, tiny_dir, tmp_path / "bf16", device="cpu",
+                            options=RunOptions(device="cpu", log_every=0, precision="auto"))
+    full = train_candidate(Plan("dpo", _hp(), ("test",)), split, tiny_dir, tmp_path / "fp32", device="cpu",
+                           options=RunOptions(device="cpu", log_every=0, precision="float32"))
+    assert (mixed.precision, full.precision) == ("bfloat16", "float32")
+    ours = [h["loss"] for h in mixed.history]
+    assert ours == pytest.approx(_plain_trl_losses(tmp_path, tiny_dir, pairs, bf16=True), abs=2e-4)
+    assert ours != pytest.approx([h["loss"] for h in full.history], abs=1e-6)
+    assert ours[-1] < ours[0] - 1e-3                       # and it still learns
+    import torch
+    from safetensors.torch import load_file
+    weights = load_file(str(mixed.model_dir / "adapter_model.safetensors"))
+    assert {w.dtype for w in weights.values()} == {torch.float32}   # the weights stay float32: mixed, not cast
 
 
 def test_the_sft_term_the_plan_weights_is_trls_own_and_really_applied(tmp_path, tiny_dir):
