@@ -206,8 +206,15 @@ class PlanningSettings(_Settings):
         "with the data, at the last run's measured step time on this machine."
     )
     seconds_per_step: float = Field(
-        4.0, gt=0, description="Seconds per training step assumed until a run here has been timed; after that the plan "
-        "uses the last run's measured step time (<workdir>/.cache/training/step_time.json), scaled to its tokens a step."
+        4.0, gt=0, description="Seconds per training step assumed when nothing has been timed here (planning.time_steps "
+        "0, or the timing failed); otherwise the plan uses the last run's measured step time "
+        "(<workdir>/.cache/training/step_time.json), scaled to its tokens a step."
+    )
+    time_steps: int = Field(
+        3, ge=0, description="Before the first plan on a machine (no step time measured in this workdir yet): train this "
+        "many steps of the planned method on a sample of the training rows, to state the run's wall time and bound "
+        "planning.budget_minutes with a measured step time (tens of seconds on a CPU); 0 assumes "
+        "planning.seconds_per_step instead."
     )
 
 

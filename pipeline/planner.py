@@ -499,8 +499,9 @@ def training_pace(d: Decision, f: Facts, rows: int, batch: int) -> Pace:
     if factor != 1.0:
         scaled += (f", x{factor:g} for {d.method.upper()}'s {METHODS[d.method].passes_per_token:g} model passes a "
                    f"token against {measured.method.upper()}'s {METHODS[measured.method].passes_per_token:g}")
+    whose = "" if measured.before_plan else "the last run's "
     return Pace(measured.step_seconds(tokens) * factor, measured.setup_seconds_for(rows), True,
-                f"(the last run's {measured.describe()}{scaled})")
+                f"({whose}{measured.describe()}{scaled})")
 
 
 def passes_ratio(method: str, measured_method: str) -> float:

@@ -23,7 +23,7 @@ from alignloop.evaluation.results import EvalReport
 from alignloop.planner import Plan, choose_method
 from alignloop.ingest.store import FeedbackStore, IngestResult, Snapshot, check_store_is_not_a_source
 from alignloop.runs import PlannedRun, latest_run, new_run, read_json, write_json
-from alignloop.steptime import measured, read_step_times, write_step_time
+from alignloop.steptime import measured, read_step_times, timed_before_plan, write_step_time
 
 if TYPE_CHECKING:  # training-side modules import torch and datasets: `alignloop ingest` must not pay for them
     from alignloop.datasets import Split
@@ -152,9 +152,60 @@ def plan(settings: Settings) -> PlannedRun:
                               max_length=settings.training.max_length,
                               max_length_cap=settings.training.max_length_cap, tokenizer=tokenizer,
                               approximate_because=why_not)
-    the_plan = choose_method(shape, settings.training, settings.planning,
-                             step_times=read_step_times(training_cache(settings)))
+    step_times = read_step_times(training_cache(settings))
+    the_plan = choose_method(shape, settings.training, settings.planning, step_times=step_times)
+    if not the_plan.estimate.get("measured", True) and settings.planning.time_steps:
+        timed = _time_steps(settings, the_plan, snapshot)
+        if timed is not None:  # planned again at the measured pace: the budget may bound the steps differently
+            write_step_time(training_cache(settings), timed)
+            the_plan = choose_method(shape, settings.training, settings.planning,
+                                     step_times={**step_times, timed.method: timed})
     return new_run(settings.runs_dir, snapshot, the_plan)
+
+
+def _time_steps(settings: Settings, the_plan: Plan, snapshot: Snapshot):
+    """Train planning.time_steps steps of `the_plan` on a sample of the snapshot's training rows (no caches,
+    nothing kept) and return their StepTime; None, said in the log, where that cannot be done here."""
+    import random
+    import tempfile
+
+    from alignloop.datasets import Split
+    from alignloop.training import train_candidate
+
+    steps = settings.planning.time_steps
+    hp = the_plan.hyperparameters
+    if the_plan.method not in ("dpo", "ipo", "robust_dpo", "kto") or settings.training.processes > 1:
+        log.info("plan: the %s plan's wall time is not timed before planning (planning.time_steps covers one process "
+                 "of dpo, ipo, robust_dpo or kto); it assumes planning.seconds_per_step", the_plan.method)
+        return None
+    rows = steps * hp["per_device_batch_size"] * hp["gradient_accumulation_steps"]
+    split = _load_split(settings, snapshot.snapshot_id, holdout=False)
+    pick = random.Random(hp.get("seed", 0))
+    # Thumbs up and down in equal numbers where both exist (KTO weighs the two; a sample of one kind is refused).
+    by_label: dict[Any, list] = {}
+    for r in split.train_unpaired:
+        by_label.setdefault(r.get("label"), []).append(r)
+    thumbs = [r for group in by_label.values() for r in pick.sample(group, min(-(-rows // len(by_label)), len(group)))]
+    sample = Split(thumbs, pick.sample(split.train_pairs, min(rows, len(split.train_pairs))), [], [])
+    plan = Plan(the_plan.method, {**hp, "max_steps": steps, "max_length_cap": settings.training.max_length_cap},
+                the_plan.reasons, the_plan.shape, the_plan.estimate)
+    options = run_options(settings)
+    options = type(options)(**{**vars(options), "checkpoint_every": 0, "log_every": 0, "resume": False,
+                               "cache_dir": None})
+    log.info("plan: timing %d %s steps on a sample of %d training rows, for the run's expected wall time "
+             "(planning.time_steps; 0 skips this)", steps, the_plan.method, rows)
+    try:
+        with tempfile.TemporaryDirectory(prefix="alignloop-time-steps-") as tmp:
+            result = train_candidate(plan, sample, base_model_dir(settings), Path(tmp), device=settings.training.device,
+                                     options=options)
+    except (AlignloopError, RuntimeError, ValueError) as e:
+        log.warning("plan: the timed steps failed (%s); the plan assumes planning.seconds_per_step %g",
+                    str(e).splitlines()[0] if str(e) else type(e).__name__, settings.planning.seconds_per_step)
+        return None
+    timed = timed_before_plan(result, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    if timed is not None:
+        log.info("plan: %s", timed.describe())
+    return timed
 
 
 # ---------------------------------------------------------------------------------------------- train

@@ -32,6 +32,7 @@ class StepTime:
     device: str
     measured_at: str = ""
     precision: str = "float32"  # float32, or bfloat16 mixed precision (about half the step time on a bf16 CPU)
+    before_plan: bool = False   # a few steps timed before the first plan here, on a sample of the rows
 
     def step_seconds(self, tokens_per_step: float | None = None) -> float:
         """Seconds a step of `tokens_per_step` tokens takes at the measured rate (the measured step when unknown)."""
@@ -45,6 +46,10 @@ class StepTime:
 
     def describe(self) -> str:
         when = f" ({self.measured_at})" if self.measured_at else ""
+        if self.before_plan:
+            return (f"{self.seconds_per_step:.2g} s a step of about {self.tokens_per_step:.0f} tokens, timed over "
+                    f"{self.steps} {self.method} steps on a sample of the rows before planning, on {self.device} in "
+                    f"{self.precision}{when}")
         return (f"{self.seconds_per_step:.1f} s a step of about {self.tokens_per_step:.0f} tokens, measured over "
                 f"{self.steps} {self.method} steps on {self.device} in {self.precision}{when}")
 
@@ -62,6 +67,17 @@ def measured(result: Any, measured_at: str = "", tokens_per_step: float | None =
                     setup_seconds=result.setup_seconds or 0.0, rows=result.n_train, steps=result.steps_timed,
                     method=result.method, device=result.device, measured_at=measured_at,
                     precision=getattr(result, "precision", "float32"))
+
+
+def timed_before_plan(result: Any, measured_at: str = "") -> StepTime | None:
+    """The StepTime of a few steps trained on a sample of the rows before the first plan (stages.plan): its
+    setup is the reference log-probs' scoring alone, per row scored, since that is the part that grows with the
+    rows (loading the model is a few seconds, and left out)."""
+    timed = measured(result, measured_at)
+    if timed is None:
+        return None
+    rows, seconds = (result.reference_rows, result.reference_seconds) if result.reference_rows else (1, 0.0)
+    return StepTime(**{**asdict(timed), "setup_seconds": seconds, "rows": rows, "before_plan": True})
 
 
 def write_step_time(folder: Path, step_time: StepTime) -> Path:

@@ -39,6 +39,8 @@ class TrainResult:
     steps_timed: int = 0                    # steps behind seconds_per_step (fewer when resumed)
     setup_seconds: float | None = None      # runtime before the first step: model, tokens, reference log-probs
     precision: str = "float32"              # float32, or bfloat16 mixed precision (training.precision)
+    reference_rows: int = 0                 # rows whose reference log-probs were scored before the first step
+    reference_seconds: float = 0.0          # and the seconds that took (part of setup_seconds)
 
     @property
     def final_loss(self) -> float | None:

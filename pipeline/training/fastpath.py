@@ -108,6 +108,8 @@ def reference_logps(trainer, dataset, cache_file: Path | None, batch_size: int):
                                       format_seconds(elapsed), format_seconds(elapsed / done * (len(items) - done)))
         finally:
             model.train(was_training)
+        # What scoring cost, for the plan's timed steps (alignloop.steptime.timed_before_plan).
+        trainer.reference_timing = (len(items), time.perf_counter() - started)
         if cache_file is not None and trainer.accelerator.is_main_process:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache_file.with_suffix(f".tmp-{random.getrandbits(32):08x}")

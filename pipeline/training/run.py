@@ -57,6 +57,7 @@ def train_candidate(plan: Plan, split: Split, base_dir: Path, run_dir: Path, *, 
     built.trainer.add_callback(clock)
     history = fit(built.trainer, progress, resume_from)
     runtime = time.perf_counter() - started
+    reference_rows, reference_seconds = getattr(built.trainer, "reference_timing", (0, 0.0))
     out = Path(run_dir) / "candidate"
     built.trainer.save_model(str(out))
     if is_main_process():
@@ -71,4 +72,5 @@ def train_candidate(plan: Plan, split: Split, base_dir: Path, run_dir: Path, *, 
                                         "max_length": built.max_length},
                        seconds_per_step=clock.seconds_per_step, steps_timed=clock.steps,
                        setup_seconds=None if clock.started is None else clock.started - started,
-                       precision=options.precision)
+                       precision=options.precision, reference_rows=reference_rows,
+                       reference_seconds=reference_seconds)

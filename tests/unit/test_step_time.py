@@ -115,8 +115,10 @@ def test_training_measures_its_steps_and_the_next_plan_states_and_budgets_with_t
         settings = settings.model_copy(update={"training": TrainingSettings(max_length=128, max_steps=4,
                                                                             checkpoint_every=0, log_every=0)})
         stages.ingest(settings)
-        first = stages.plan(settings)
+        assumed = settings.model_copy(update={"planning": PlanningSettings(time_steps=0)})
+        first = stages.plan(assumed)   # nothing timed before it: the plan assumes planning.seconds_per_step
         assert first.plan.estimate["measured"] is False
+        assert "planning.seconds_per_step, assumed" in first.plan.estimate["source"]
         stages.train(settings, first)
         timed = read_step_times(settings.workdir / ".cache" / "training")[first.plan.method]
         trained = json.loads((first.run_dir / "train.json").read_text())
@@ -133,5 +135,44 @@ def test_training_measures_its_steps_and_the_next_plan_states_and_budgets_with_t
         budget_s = timed.setup_seconds + 3.5 * timed.seconds_per_step
         bounded = unbounded.model_copy(update={"planning": PlanningSettings(budget_minutes=budget_s / 60)})
         assert stages.plan(bounded).plan.hyperparameters["max_steps"] == 3
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_the_first_plan_times_a_few_steps_and_states_and_budgets_with_them(tmp_path, caplog):
+    """No run has been timed here: the plan trains planning.time_steps steps on a sample of the rows first, so
+    its wall time and budget read a measured pace, not planning.seconds_per_step's guess (which here is absurd)."""
+    import logging
+
+    import torch
+
+    caplog.set_level(logging.INFO, logger="alignloop.stages")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        write_demo_warehouse(tmp_path / "warehouse.duckdb", n_feedback=300, n_prompts=40)
+        settings = load_settings(share_tiny_model(write_demo_config(tmp_path, tiny=True)))
+        guess = PlanningSettings(seconds_per_step=1e-4)
+        settings = settings.model_copy(update={"training": TrainingSettings(max_length=128), "planning": guess})
+        stages.ingest(settings)
+        unbounded = stages.plan(settings).plan
+        timed = read_step_times(settings.workdir / ".cache" / "training")[unbounded.method]
+        assert timed.before_plan and timed.steps == 3 and timed.seconds_per_step > 1e-3
+        assert timed.rows > 0 and timed.setup_seconds > 0            # the reference log-probs of the sample, timed
+        assert unbounded.estimate["measured"] is True
+        assert "timed over 3" in unbounded.estimate["source"] and "before planning" in unbounded.estimate["source"]
+        assert unbounded.estimate["seconds_per_step"] == pytest.approx(
+            timed.step_seconds(unbounded.estimate["tokens_per_step"]), rel=1e-3)
+        assert any("timing 3" in r.getMessage() for r in caplog.records)
+        # With a budget of about five measured steps the plan trains about five: at the guessed 0.1 ms a step it
+        # would have kept every step the data asks for.
+        wall = unbounded.estimate
+        budget_s = wall["setup_seconds"] + 5.5 * wall["seconds_per_step"]
+        assert unbounded.hyperparameters["max_steps"] > 10
+        bounded = stages.plan(settings.model_copy(update={"planning": PlanningSettings(
+            seconds_per_step=1e-4, budget_minutes=budget_s / 60)})).plan
+        assert bounded.hyperparameters["max_steps"] in (5, 6)
+        assert any("budget_minutes" in r and "timed over 3" in r for r in bounded.reasons)
     finally:
         torch.set_num_threads(threads)
