@@ -83,6 +83,9 @@ def reference_logps(trainer, dataset, cache_file: Path | None, batch_size: int):
         # Length-sorted, so each batch pads to nearly its own length.
         items = sorted(todo.items(), key=lambda kv: len(kv[1]["prompt_ids"]) + max(len(kv[1]["chosen_ids"]),
                                                                                      len(kv[1]["rejected_ids"])))
+        # Time to go by tokens, not rows: the rows come shortest first, so the last ones take longest.
+        tokens = [len(e["prompt_ids"]) * 2 + len(e["chosen_ids"]) + len(e["rejected_ids"]) for _, e in items]
+        all_tokens, tokens_done = max(sum(tokens), 1), 0
         model = trainer.ref_model or trainer.model
         device = trainer.accelerator.device
         was_training = model.training
@@ -101,11 +104,13 @@ def reference_logps(trainer, dataset, cache_file: Path | None, batch_size: int):
                                           strict=True):
                     cached[key] = [c, r]
                 done, now = min(lo + batch_size, len(items)), time.perf_counter()
+                tokens_done += sum(tokens[lo: lo + batch_size])
                 if now - last >= REPORT_EVERY_S and done < len(items):
                     last = now
                     elapsed = now - started
+                    to_go = elapsed / max(tokens_done, 1) * (all_tokens - tokens_done)
                     progress_log.info("reference log-probs: %d/%d rows, %s, about %s to go", done, len(items),
-                                      format_seconds(elapsed), format_seconds(elapsed / done * (len(items) - done)))
+                                      format_seconds(elapsed), format_seconds(to_go))
         finally:
             model.train(was_training)
         # What scoring cost, for the plan's timed steps (alignloop.steptime.timed_before_plan).

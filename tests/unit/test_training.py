@@ -316,3 +316,43 @@ def test_scoring_the_reference_before_the_first_step_shows_its_progress(tmp_path
     done = [int(m[1]) for s in said if (m := re.match(r"reference log-probs: (\d+)/12 rows, \d+m\d\ds, about "
                                                        r"\d+m\d\ds to go$", s))]
     assert done and done == sorted(done) and all(0 < d < 12 for d in done), said
+
+
+def test_the_reference_progress_says_the_time_to_go_by_tokens_left_not_rows_left(tmp_path, tiny_dir, monkeypatch,
+                                                                                 caplog):
+    """The rows are scored shortest first, so time to go by rows left under-says it (on 1,600 real rows the
+    last quarter took a third of the time). On a clock where scoring costs one second a token, each line's time to
+    go is exactly the tokens still to score."""
+    from types import SimpleNamespace
+
+    from trl import DPOTrainer
+
+    from alignloop.training import common, fastpath
+
+    now = [0.0]
+    scored: list[int] = []
+    original = DPOTrainer.compute_ref_log_probs
+
+    def costs_a_second_a_token(self, model, inputs):
+        tokens = int(inputs["attention_mask"].sum())
+        now[0] += tokens
+        scored.append(tokens)
+        return original(self, model, inputs)
+
+    monkeypatch.setattr(DPOTrainer, "compute_ref_log_probs", costs_a_second_a_token)
+    monkeypatch.setattr(fastpath, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    monkeypatch.setattr(fastpath, "REPORT_EVERY_S", 0.0)
+    caplog.set_level(logging.INFO, logger="alignloop.training.progress")
+    # Answers from 1 to 12 phrases long: the batches grow longer as scoring goes on.
+    pairs = [{"prompt": [{"role": "user", "content": f"What is {i} plus {i}?"}],
+              "chosen": "happy to help " * i + f"It is {2 * i}.", "rejected": "go away " * i + f"It is {2 * i}."}
+             for i in range(1, 13)]
+    train_candidate(Plan("dpo", _hp(max_steps=6, per_device_batch_size=2), ("test",)), Split([], pairs, [], []),
+                    tiny_dir, tmp_path / "run", device="cpu", options=RunOptions(device="cpu", log_every=0))
+    said = [r.getMessage() for r in caplog.records if r.name == "alignloop.training.progress"]
+    to_go = [m[1] for s in said if (m := re.match(r"reference log-probs: \d+/\d+ rows, \d+m\d\ds, about (\S+) to go$",
+                                                   s))]
+    total = sum(scored)
+    expected = [common.format_seconds(total - sum(scored[: k + 1])) for k in range(len(scored) - 1)]
+    assert len(scored) > 2 and scored[-1] > scored[0]      # batches of different lengths, so the two ways differ
+    assert to_go == expected, said
