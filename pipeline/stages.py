@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import subprocess
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -171,12 +171,14 @@ def _time_steps(settings: Settings, the_plan: Plan, snapshot: Snapshot):
 
     from alignloop.datasets import Split
     from alignloop.training import train_candidate
+    from alignloop.training.common import progress_log
 
     steps = settings.planning.time_steps
     hp = the_plan.hyperparameters
-    if the_plan.method not in ("dpo", "ipo", "robust_dpo", "kto") or settings.training.processes > 1:
-        log.info("plan: the %s plan's wall time is not timed before planning (planning.time_steps covers one process "
-                 "of dpo, ipo, robust_dpo or kto); it assumes planning.seconds_per_step", the_plan.method)
+    if the_plan.method == "rlhf" or settings.training.processes > 1:
+        log.info("plan: the wall time is not timed before planning (planning.time_steps times one training process "
+                 "of an offline method, not %s); it assumes planning.seconds_per_step",
+                 "rlhf" if the_plan.method == "rlhf" else f"{settings.training.processes} processes")
         return None
     rows = steps * hp["per_device_batch_size"] * hp["gradient_accumulation_steps"]
     split = _load_split(settings, snapshot.snapshot_id, holdout=False)
@@ -189,11 +191,12 @@ def _time_steps(settings: Settings, the_plan: Plan, snapshot: Snapshot):
     sample = Split(thumbs, pick.sample(split.train_pairs, min(rows, len(split.train_pairs))), [], [])
     plan = Plan(the_plan.method, {**hp, "max_steps": steps, "max_length_cap": settings.training.max_length_cap},
                 the_plan.reasons, the_plan.shape, the_plan.estimate)
-    options = run_options(settings)
-    options = type(options)(**{**vars(options), "checkpoint_every": 0, "log_every": 0, "resume": False,
-                               "cache_dir": None})
-    log.info("plan: timing %d %s steps on a sample of %d training rows, for the run's expected wall time "
-             "(planning.time_steps; 0 skips this)", steps, the_plan.method, rows)
+    options = replace(run_options(settings), checkpoint_every=0, log_every=0, resume=False, cache_dir=None)
+    # On the training progress log, so a terminal shows it as a stage line (alignloop.cli.main._ProgressLines).
+    progress_log.info("timing the plan: %d %s steps on a sample of %d training rows, for the run's expected wall "
+                      "time (planning.time_steps; 0 skips this)", steps, the_plan.method, rows)
+    was = progress_log.disabled
+    progress_log.disabled = True   # the sample's own progress lines would read as the run's training
     try:
         with tempfile.TemporaryDirectory(prefix="alignloop-time-steps-") as tmp:
             result = train_candidate(plan, sample, base_model_dir(settings), Path(tmp), device=settings.training.device,
@@ -202,9 +205,11 @@ def _time_steps(settings: Settings, the_plan: Plan, snapshot: Snapshot):
         log.warning("plan: the timed steps failed (%s); the plan assumes planning.seconds_per_step %g",
                     str(e).splitlines()[0] if str(e) else type(e).__name__, settings.planning.seconds_per_step)
         return None
+    finally:
+        progress_log.disabled = was
     timed = timed_before_plan(result, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     if timed is not None:
-        log.info("plan: %s", timed.describe())
+        progress_log.info("timing the plan: %s", timed.describe())
     return timed
 
 

@@ -78,10 +78,11 @@ def _print_error(e: Exception) -> None:
     console.print(f"[bold red]error:[/] {escape(secrets.redact(str(e)))}", highlight=False, soft_wrap=True)
 
 
-class _ReferenceProgress(logging.Handler):
-    """The reference log-probs' progress lines (alignloop.training.fastpath) as stage lines of a terminal run."""
+class _ProgressLines(logging.Handler):
+    """Progress lines before the first training step, as stage lines of a terminal run: the plan's timed steps
+    (alignloop.stages) and the reference log-probs' scoring (alignloop.training.fastpath)."""
 
-    PREFIX = "reference log-probs: "
+    STAGES = ("reference log-probs", "timing the plan")
 
     def __init__(self, reporter: RichReporter) -> None:
         super().__init__(logging.INFO)
@@ -89,8 +90,9 @@ class _ReferenceProgress(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if message.startswith(self.PREFIX):
-            self.reporter.stage("reference log-probs", message[len(self.PREFIX):])
+        for stage in self.STAGES:
+            if message.startswith(stage + ": "):
+                self.reporter.stage(stage, message[len(stage) + 2:])
 
 
 class RichReporter:
@@ -106,7 +108,8 @@ class RichReporter:
         self.progress.start()
         progress.install(self)
         # Before the first step, training scores the reference log-probs of every row it will read (minutes on
-        # a CPU): its progress lines become stage lines here, where no bar shows yet.
+        # a CPU), and a first plan times a few steps: their progress lines become stage lines here, where no bar
+        # shows yet.
         # Only where nothing shows them yet: without a terminal, or with --verbose, they are log lines already.
         self._training_log = logging.getLogger("alignloop.training.progress")
         self._saved = (self._training_log.level, self._training_log.propagate)
@@ -114,7 +117,7 @@ class RichReporter:
         if not self._training_log.isEnabledFor(logging.INFO):
             self._training_log.setLevel(logging.INFO)
             self._training_log.propagate = False   # this handler shows them, the log handlers do not
-            self._handler = _ReferenceProgress(self)
+            self._handler = _ProgressLines(self)
             self._training_log.addHandler(self._handler)
         return self
 

@@ -147,7 +147,7 @@ def test_the_first_plan_times_a_few_steps_and_states_and_budgets_with_them(tmp_p
 
     import torch
 
-    caplog.set_level(logging.INFO, logger="alignloop.stages")
+    caplog.set_level(logging.INFO, logger="alignloop.training.progress")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -164,7 +164,10 @@ def test_the_first_plan_times_a_few_steps_and_states_and_budgets_with_them(tmp_p
         assert "timed over 3" in unbounded.estimate["source"] and "before planning" in unbounded.estimate["source"]
         assert unbounded.estimate["seconds_per_step"] == pytest.approx(
             timed.step_seconds(unbounded.estimate["tokens_per_step"]), rel=1e-3)
-        assert any("timing 3" in r.getMessage() for r in caplog.records)
+        said = [r.getMessage() for r in caplog.records if r.name == "alignloop.training.progress"]
+        # A start line and the pace, and none of the sample's own reference lines (they would read as the run's).
+        assert said[0].startswith("timing the plan: 3 ") and said[1] == f"timing the plan: {timed.describe()}"
+        assert not any(s.startswith("reference log-probs") for s in said), said
         # With a budget of about five measured steps the plan trains about five: at the guessed 0.1 ms a step it
         # would have kept every step the data asks for.
         wall = unbounded.estimate
