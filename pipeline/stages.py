@@ -199,8 +199,10 @@ def _time_steps(settings: Settings, the_plan: Plan, snapshot: Snapshot):
     progress_log.disabled = True   # the sample's own progress lines would read as the run's training
     try:
         with tempfile.TemporaryDirectory(prefix="alignloop-time-steps-") as tmp:
+            # A progress function, even one that shows nothing, keeps transformers from printing each step's
+            # metrics to stdout (where `alignloop plan --json` writes its plan) and from drawing a bar.
             result = train_candidate(plan, sample, base_model_dir(settings), Path(tmp), device=settings.training.device,
-                                     options=options)
+                                     options=options, progress=lambda step, total, logs: None)
     except (AlignloopError, RuntimeError, ValueError) as e:
         log.warning("plan: the timed steps failed (%s); the plan assumes planning.seconds_per_step %g",
                     str(e).splitlines()[0] if str(e) else type(e).__name__, settings.planning.seconds_per_step)

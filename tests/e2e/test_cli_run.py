@@ -88,7 +88,11 @@ def test_a_terminal_run_trains_registers_passes_and_exits_0_without_a_traceback(
     assert "gate pass" in first_run.output
     # Scoring the reference before the first step shows in the terminal, where no bar is up yet.
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", first_run.output.replace("\r\n", ""))   # no colours
-    assert re.search(r"▶ reference log-probs scoring \d+ distinct rows once before the first step", plain), plain[-3000:]
+    assert len(re.findall(r"▶ reference log-probs scoring \d+ distinct rows once before the first step", plain)) == 1, \
+        plain[-3000:]   # the run's own: the plan's timed sample keeps its lines to itself
+    # A first plan here times a few steps before it states the run's wall time, and says so while it does.
+    assert re.search(r"▶ timing the plan 3 \w+ steps on a sample of \d+ training rows", plain), plain[-3000:]
+    assert re.search(r"▶ timing the plan \S+ s a step of about \d+ tokens, timed over 3 ", plain), plain[-3000:]
 
 
 def test_a_terminal_run_with_nothing_new_skips_at_once_exits_4_and_writes_no_run_folder(first_run, workdir):
