@@ -64,7 +64,6 @@ def _row_key(example: dict[str, Any], keys: tuple[str, ...]) -> str:
 
 def reference_logps(trainer, dataset, cache_file: Path | None, batch_size: int):
     """The dataset with ref_chosen_logps / ref_rejected_logps columns, each distinct row scored once."""
-    import torch
 
     keys = ("prompt_ids", "chosen_ids", "rejected_ids")
     examples = [{k: dataset[i][k] for k in keys} for i in range(len(dataset))] if len(dataset) else []
@@ -83,36 +82,8 @@ def reference_logps(trainer, dataset, cache_file: Path | None, batch_size: int):
         # Length-sorted, so each batch pads to nearly its own length.
         items = sorted(todo.items(), key=lambda kv: len(kv[1]["prompt_ids"]) + max(len(kv[1]["chosen_ids"]),
                                                                                      len(kv[1]["rejected_ids"])))
-        # Time to go by tokens, not rows: the rows come shortest first, so the last ones take longest.
-        tokens = [len(e["prompt_ids"]) * 2 + len(e["chosen_ids"]) + len(e["rejected_ids"]) for _, e in items]
-        all_tokens, tokens_done = max(sum(tokens), 1), 0
-        model = trainer.ref_model or trainer.model
-        device = trainer.accelerator.device
-        was_training = model.training
-        model.eval()
-        started = last = time.perf_counter()
-        progress_log.info("reference log-probs: scoring %d distinct rows once before the first step (cached for "
-                          "later runs)", len(items))
-        try:
-            for lo in range(0, len(items), batch_size):
-                chunk = items[lo: lo + batch_size]
-                batch = trainer.data_collator([e for _, e in chunk])
-                batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-                with compact_lm_head():
-                    chosen, rejected = trainer.compute_ref_log_probs(model, batch)
-                for (key, _), c, r in zip(chunk, chosen.float().cpu().tolist(), rejected.float().cpu().tolist(),
-                                          strict=True):
-                    cached[key] = [c, r]
-                done, now = min(lo + batch_size, len(items)), time.perf_counter()
-                tokens_done += sum(tokens[lo: lo + batch_size])
-                if now - last >= REPORT_EVERY_S and done < len(items):
-                    last = now
-                    elapsed = now - started
-                    to_go = elapsed / max(tokens_done, 1) * (all_tokens - tokens_done)
-                    progress_log.info("reference log-probs: %d/%d rows, %s, about %s to go", done, len(items),
-                                      format_seconds(elapsed), format_seconds(to_go))
-        finally:
-            model.train(was_training)
+        started = time.perf_counter()
+        _score(trainer, items, batch_size, cached)
         # What scoring cost, for the plan's timed steps (alignloop.steptime.timed_before_plan).
         trainer.reference_timing = (len(items), time.perf_counter() - started)
         if cache_file is not None and trainer.accelerator.is_main_process:
@@ -124,3 +95,39 @@ def reference_logps(trainer, dataset, cache_file: Path | None, batch_size: int):
                  len(todo), len(set(row_keys)) - len(todo))
     dataset = dataset.add_column("ref_chosen_logps", [cached[k][0] for k in row_keys])
     return dataset.add_column("ref_rejected_logps", [cached[k][1] for k in row_keys])
+
+
+def _score(trainer, items: list[tuple[str, dict[str, Any]]], batch_size: int, cached: dict[str, list[float]]) -> None:
+    """Score the reference log-probs of `items` (key, row) in batches into `cached`, with progress lines."""
+    import torch
+
+    # Time to go by tokens, not rows: the rows come shortest first, so the last ones take longest.
+    tokens = [len(e["prompt_ids"]) * 2 + len(e["chosen_ids"]) + len(e["rejected_ids"]) for _, e in items]
+    all_tokens, tokens_done = max(sum(tokens), 1), 0
+    model = trainer.ref_model or trainer.model
+    device = trainer.accelerator.device
+    was_training = model.training
+    model.eval()
+    started = last = time.perf_counter()
+    progress_log.info("reference log-probs: scoring %d distinct rows once before the first step (cached for "
+                      "later runs)", len(items))
+    try:
+        for lo in range(0, len(items), batch_size):
+            chunk = items[lo: lo + batch_size]
+            batch = trainer.data_collator([e for _, e in chunk])
+            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            with compact_lm_head():
+                chosen, rejected = trainer.compute_ref_log_probs(model, batch)
+            for (key, _), c, r in zip(chunk, chosen.float().cpu().tolist(), rejected.float().cpu().tolist(),
+                                      strict=True):
+                cached[key] = [c, r]
+            done, now = min(lo + batch_size, len(items)), time.perf_counter()
+            tokens_done += sum(tokens[lo: lo + batch_size])
+            if now - last >= REPORT_EVERY_S and done < len(items):
+                last = now
+                elapsed = now - started
+                to_go = elapsed / max(tokens_done, 1) * (all_tokens - tokens_done)
+                progress_log.info("reference log-probs: %d/%d rows, %s, about %s to go", done, len(items),
+                                  format_seconds(elapsed), format_seconds(to_go))
+    finally:
+        model.train(was_training)
