@@ -64,7 +64,6 @@ def _row_key(example: dict[str, Any], keys: tuple[str, ...]) -> str:
 
 def reference_logps(trainer, dataset, cache_file: Path | None, batch_size: int):
     """The dataset with ref_chosen_logps / ref_rejected_logps columns, each distinct row scored once."""
-
     keys = ("prompt_ids", "chosen_ids", "rejected_ids")
     examples = [{k: dataset[i][k] for k in keys} for i in range(len(dataset))] if len(dataset) else []
     row_keys = [_row_key(e, keys) for e in examples]
@@ -82,10 +81,8 @@ def reference_logps(trainer, dataset, cache_file: Path | None, batch_size: int):
         # Length-sorted, so each batch pads to nearly its own length.
         items = sorted(todo.items(), key=lambda kv: len(kv[1]["prompt_ids"]) + max(len(kv[1]["chosen_ids"]),
                                                                                      len(kv[1]["rejected_ids"])))
-        started = time.perf_counter()
-        _score(trainer, items, batch_size, cached)
         # What scoring cost, for the plan's timed steps (alignloop.steptime.timed_before_plan).
-        trainer.reference_timing = (len(items), time.perf_counter() - started)
+        trainer.reference_timing = (len(items), _score(trainer, items, batch_size, cached))
         if cache_file is not None and trainer.accelerator.is_main_process:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache_file.with_suffix(f".tmp-{random.getrandbits(32):08x}")
@@ -97,8 +94,9 @@ def reference_logps(trainer, dataset, cache_file: Path | None, batch_size: int):
     return dataset.add_column("ref_rejected_logps", [cached[k][1] for k in row_keys])
 
 
-def _score(trainer, items: list[tuple[str, dict[str, Any]]], batch_size: int, cached: dict[str, list[float]]) -> None:
-    """Score the reference log-probs of `items` (key, row) in batches into `cached`, with progress lines."""
+def _score(trainer, items: list[tuple[str, dict[str, Any]]], batch_size: int, cached: dict[str, list[float]]) -> float:
+    """Score the reference log-probs of `items` (key, row) in batches into `cached`, with progress lines; returns
+    the seconds it took."""
     import torch
 
     # Time to go by tokens, not rows: the rows come shortest first, so the last ones take longest.
@@ -131,3 +129,4 @@ def _score(trainer, items: list[tuple[str, dict[str, Any]]], batch_size: int, ca
                                   format_seconds(elapsed), format_seconds(to_go))
     finally:
         model.train(was_training)
+    return time.perf_counter() - started
