@@ -135,8 +135,9 @@ def same_training(a, b) -> bool:
 
 
 def train_arm(plan, train_rows: list[dict[str, Any]], base_dir: Path, run_dir: Path, cache_dir: Path,
-              say: Progress | None = None, arm: str = ""):
-    """The candidate of one arm, trained by alignloop's training code (no resume: every run starts fresh).
+              say: Progress | None = None, arm: str = "", precision: str = "auto"):
+    """The candidate of one arm, trained by alignloop's training code (no resume: every run starts fresh) in
+    `precision` (training.precision as a run's settings give it: auto trains in bfloat16 where it is native).
     say: told after the first step, every 10th and the last, with the loss and the time to go at the pace
     so far, so a long run shows it is moving and how long it will take."""
     from alignloop.datasets import Split
@@ -144,7 +145,8 @@ def train_arm(plan, train_rows: list[dict[str, Any]], base_dir: Path, run_dir: P
     from alignloop.training.common import format_seconds
 
     rows = [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in train_rows]
-    options = RunOptions(device="cpu", log_every=10, resume=False, cache_dir=cache_dir / "training")
+    options = RunOptions(device="cpu", log_every=10, resume=False, cache_dir=cache_dir / "training",
+                         precision=precision)
     # A progress function (even one that shows nothing) keeps transformers from printing every step to stdout,
     # where --json writes; the log lines every 10 steps go to stderr.
     started = time.perf_counter()
@@ -211,7 +213,8 @@ def arm_row(arm: str, plan, trained, report, train_s: float, eval_s: float, cpu_
         "arm": arm, "method": plan.method, "loss_type": hp.get("loss_type"), "train_on": hp.get("train_on"),
         "pairs": report.n_pairs, "prompts": report.n_prompts, "train_rows": trained.n_train,
         "steps": steps, "batch": hp["per_device_batch_size"], "learning_rate": hp["learning_rate"],
-        "beta": hp["beta"], "max_length": trained.max_length,
+        "beta": hp["beta"], "max_length": trained.max_length, "precision": trained.precision,
+        "eval_precision": report.precision,
         "reference_accuracy": iv(report.pref_accuracy_reference),
         "candidate_accuracy": iv(report.pref_accuracy_candidate),
         "gain": report.delta.value, "gain_ci_low": report.delta.low, "gain_ci_high": report.delta.high,
@@ -266,7 +269,8 @@ def run_outcome(setup: OutcomeSetup, work_dir: Path, progress: Progress | None =
             continue
         say(f"{arm}: {plan.method}, {plan.hyperparameters['max_steps']} steps")
         t0, cpu0 = time.perf_counter(), cpu_seconds()
-        trained = train_arm(plan, train_rows, base_dir, work_dir / arm, cache_dir, say, arm)
+        trained = train_arm(plan, train_rows, base_dir, work_dir / arm, cache_dir, say, arm,
+                            TrainingSettings(**setup.training).precision)
         t1 = time.perf_counter()
         report = evaluate_arm(trained, eval_pairs, base_dir, float(trained.hyperparameters["beta"]), setup, cache_dir,
                               trained_on)

@@ -22,6 +22,7 @@ from alignloop.benchmarks.outcome_data import (
     split_of,
     split_pairs,
 )
+from alignloop.models import inference_precision, training_precision
 from alignloop.schema import prompt_key
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -108,6 +109,10 @@ def test_quick_json_gives_every_arm_consistent_gains_on_the_pairs_it_says(tmp_pa
         for acc in (arm["reference_accuracy"], arm["candidate_accuracy"]):
             assert 0 <= acc["ci_low"] <= acc["value"] <= acc["ci_high"] <= 1
         assert arm["seconds"] > 0 and arm["steps"] >= 1 and arm["kl"] is not None
+        # Trained and scored in the precision `alignloop run` resolves with every default (training.precision and
+        # evaluation.precision auto): bfloat16 where this CPU computes it natively.
+        assert arm["precision"] == training_precision("auto", "cpu")
+        assert arm["eval_precision"] == inference_precision("auto", "cpu")
         # The probe judge was cross-fitted on the evaluated pairs and graded there; a win rate only when usable.
         assert arm["judged_prompts"] == 2 and 0 <= arm["judge_accuracy"] <= 1
         assert (arm["win_rate"] is None) or 0 <= arm["win_rate"]["ci_low"] <= arm["win_rate"]["ci_high"] <= 1
