@@ -22,6 +22,7 @@ from alignloop.errors import AlignloopError, ConfigError, DataError, TerminalErr
 from alignloop.evaluation.results import EvalReport
 from alignloop.planner import Plan, choose_method
 from alignloop.ingest.store import FeedbackStore, IngestResult, Snapshot, check_store_is_not_a_source
+from alignloop.methods import METHODS
 from alignloop.runs import PlannedRun, latest_run, new_run, read_json, write_json
 from alignloop.steptime import measured, read_step_times, timed_before_plan, write_step_time
 
@@ -163,32 +164,44 @@ def plan(settings: Settings) -> PlannedRun:
     return new_run(settings.runs_dir, snapshot, the_plan)
 
 
+def _sample_training_rows(settings: Settings, snapshot: Snapshot, rows: int, seed: int):
+    """A seeded sample of the snapshot's training side, drawn in DuckDB (the plan never fetches the whole split):
+    `rows` pairs, and thumbs up and down in equal numbers (KTO weighs the two; a sample of one kind is refused)."""
+    from alignloop.datasets import Split
+
+    fraction = settings.evaluation.holdout_fraction
+    with FeedbackStore(settings.store_path) as store:
+        thumbs = store.sample_side(snapshot, "unpaired", holdout=False, holdout_fraction=fraction, per_group=rows,
+                                   seed=seed, by_label=True).to_pylist()
+        pairs = store.sample_side(snapshot, "pairs", holdout=False, holdout_fraction=fraction, per_group=rows,
+                                  seed=seed).to_pylist()
+    each = -(-rows // max(len({r["label"] for r in thumbs}), 1))   # rows split evenly over the labels there are
+    kept: dict[Any, list] = {}
+    for r in thumbs:
+        if len(group := kept.setdefault(r["label"], [])) < each:
+            group.append(r)
+    return Split([r for group in kept.values() for r in group], pairs, [], [])
+
+
 def _time_steps(settings: Settings, the_plan: Plan, snapshot: Snapshot):
     """Train planning.time_steps steps of `the_plan` on a sample of the snapshot's training rows (no caches,
     nothing kept) and return their StepTime; None, said in the log, where that cannot be done here."""
-    import random
     import tempfile
 
-    from alignloop.datasets import Split
     from alignloop.training import train_candidate
     from alignloop.training.common import progress_log
 
     steps = settings.planning.time_steps
     hp = the_plan.hyperparameters
-    if the_plan.method == "rlhf" or settings.training.processes > 1:
+    online = METHODS[the_plan.method].online
+    if online or settings.training.processes > 1:
         log.info("plan: the wall time is not timed before planning (planning.time_steps times one training process "
                  "of an offline method, not %s); it assumes planning.seconds_per_step",
-                 "rlhf" if the_plan.method == "rlhf" else f"{settings.training.processes} processes")
+                 f"{the_plan.method}, which trains on answers it generates" if online
+                 else f"{settings.training.processes} processes")
         return None
     rows = steps * hp["per_device_batch_size"] * hp["gradient_accumulation_steps"]
-    split = _load_split(settings, snapshot.snapshot_id, holdout=False)
-    pick = random.Random(hp.get("seed", 0))
-    # Thumbs up and down in equal numbers where both exist (KTO weighs the two; a sample of one kind is refused).
-    by_label: dict[Any, list] = {}
-    for r in split.train_unpaired:
-        by_label.setdefault(r.get("label"), []).append(r)
-    thumbs = [r for group in by_label.values() for r in pick.sample(group, min(-(-rows // len(by_label)), len(group)))]
-    sample = Split(thumbs, pick.sample(split.train_pairs, min(rows, len(split.train_pairs))), [], [])
+    sample = _sample_training_rows(settings, snapshot, rows, seed=hp.get("seed", 0))
     plan = Plan(the_plan.method, {**hp, "max_steps": steps, "max_length_cap": settings.training.max_length_cap},
                 the_plan.reasons, the_plan.shape, the_plan.estimate)
     options = replace(run_options(settings), checkpoint_every=0, log_every=0, resume=False, cache_dir=None)

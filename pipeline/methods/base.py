@@ -27,6 +27,9 @@ class TrainingMethod:
     # plan scales another method's measured step time by. A pair method's reference log-probs are computed
     # once before the steps (alignloop.training.fastpath), so its step is the policy's forward and backward.
     passes_per_token: float = 3.0
+    # Trains on answers it generates itself as it goes (online RL): its pace depends on those answers, so a few
+    # steps on a sample do not time it (planning.time_steps skips it and assumes planning.seconds_per_step).
+    online: bool = False
 
     @property
     def takes_sft_term(self) -> bool:

@@ -9,4 +9,5 @@ RLHF = TrainingMethod(
     builder="alignloop.training.rlhf:build_rlhf",
     feedback="pairs",
     default_beta=0.05,
+    online=True,
 )

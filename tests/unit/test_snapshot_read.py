@@ -176,6 +176,41 @@ def test_stages_fetch_only_the_capped_training_rows_and_the_holdout(tmp_path, mo
     assert sum(fetched) < n_rows / 3
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_plans_timed_steps_fetch_a_seeded_balanced_sample_of_training_rows_only(tmp_path, monkeypatch, seed):
+    """planning.time_steps trains on a few rows: drawn in DuckDB (never the whole split as Python rows), from the
+    training side only, thumbs up and down in equal numbers, the same rows for the same seed."""
+    from alignloop import stages
+
+    settings_ = settings_from_dict({"target": "t", "base_model": {"tiny": True}, "sources": [{"name": "s"}],
+                                    "evaluation": {"holdout_fraction": 0.2}}, base_dir=tmp_path)
+    with FeedbackStore(settings_.store_path) as store:
+        _fill(store, seed=seed, n_unpaired=300, n_pairs=300)
+        snap = store.snapshot()
+        unpaired, pairs = store.read_snapshot(snap)
+    train_unpaired, _ = _python_split(unpaired, 0.2, None)
+    train_pairs, _ = _python_split(pairs, 0.2, None)
+
+    fetched: list[int] = []
+    connect = duckdb.connect
+    monkeypatch.setattr(alignloop.ingest.store.duckdb, "connect",
+                        lambda *a, **k: _CountingConnection(connect(*a, **k), fetched))
+    sample = stages._sample_training_rows(settings_, snap, 12, seed=seed)
+    again = stages._sample_training_rows(settings_, snap, 12, seed=seed)
+    other = stages._sample_training_rows(settings_, snap, 12, seed=seed + 7)
+    monkeypatch.undo()
+
+    assert len(sample.train_pairs) == 12 and not sample.holdout_pairs + sample.holdout_unpaired
+    assert [r["label"] for r in sample.train_unpaired].count(True) == 6 == [r["label"] for r in
+                                                                           sample.train_unpaired].count(False)
+    assert all(r in train_pairs for r in sample.train_pairs)            # training side, canonical rows as stored
+    assert all(r in train_unpaired for r in sample.train_unpaired)
+    assert sample == again and sample.train_pairs != other.train_pairs
+    # At most 12 pairs and 12 of each label per read, and the store's one-row records as it opens (the store
+    # held 600 rows).
+    assert sum(n for n in fetched if n > 1) <= 3 * (12 + 24), fetched
+
+
 def test_shape_measures_the_training_side_without_building_row_dicts():
     """Python objects the shape allocates stay far below what the tables take as Python rows (Arrow and
     DuckDB memory is not traced: only Python objects are). Row dicts of the training side took 60 % of

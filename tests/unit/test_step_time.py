@@ -184,3 +184,28 @@ def test_the_first_plan_times_a_few_steps_and_states_and_budgets_with_them(tmp_p
         assert any("budget_minutes" in r and "timed over 3" in r for r in bounded.reasons)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(("method", "processes", "said"), [
+    ("online", 1, "online, which trains on answers it generates"),
+    ("rlhf", 1, "rlhf, which trains on answers it generates"),
+    ("dpo", 2, "2 processes"),
+])
+def test_an_online_method_or_several_processes_are_not_timed_before_planning(monkeypatch, caplog, method, processes,
+                                                                           said):
+    """A method that trains on its own answers (the registry's `online` flag, a plugin's too) or a run over several
+    processes is not represented by a few steps in this one: the plan says it assumes planning.seconds_per_step,
+    and neither reads the store nor trains."""
+    import logging
+
+    from alignloop.methods import METHODS
+    from alignloop.methods.base import TrainingMethod
+    from alignloop.planner import Plan
+
+    monkeypatch.setitem(METHODS, "online", TrainingMethod(name="online", summary="s", builder="x:y", feedback="pairs",
+                                                          default_beta=0.1, online=True))
+    monkeypatch.setattr(stages, "_load_split", lambda *a, **k: pytest.fail("read the store"))
+    settings = SimpleNamespace(planning=PlanningSettings(), training=SimpleNamespace(processes=processes))
+    caplog.set_level(logging.INFO, logger="alignloop.stages")
+    assert stages._time_steps(settings, Plan(method, {"per_device_batch_size": 4}, (), None), None) is None
+    assert any(said in r.getMessage() and "planning.seconds_per_step" in r.getMessage() for r in caplog.records)
