@@ -138,8 +138,9 @@ def train_arm(plan, train_rows: list[dict[str, Any]], base_dir: Path, run_dir: P
               say: Progress | None = None, arm: str = "", precision: str = "auto"):
     """The candidate of one arm, trained by alignloop's training code (no resume: every run starts fresh) in
     `precision` (training.precision as a run's settings give it: auto trains in bfloat16 where it is native).
-    say: told after the first step, every 10th and the last, with the loss and the time to go at the pace
-    so far, so a long run shows it is moving and how long it will take."""
+    say: told after the first step (what loading, the reference pass and that step took), after the second with
+    the time to go at the second step's pace, then every 10th and the last at the pace since the first step ended,
+    so a long run shows it is moving and how long it will take."""
     from alignloop.datasets import Split
     from alignloop.training import RunOptions, train_candidate
     from alignloop.training.common import format_seconds
@@ -151,8 +152,8 @@ def train_arm(plan, train_rows: list[dict[str, Any]], base_dir: Path, run_dir: P
     # where --json writes; the log lines every 10 steps go to stderr.
     started = time.perf_counter()
 
-    # When the first step ended: later paces are read from there (loading is not a step); the first step's own
-    # estimate, with nothing else to go on, counts the loading too.
+    # When the first step ended: paces are read from there. The first step's own line has no time to go: it
+    # includes loading and the reference log-probs (minutes on a CPU), which no later step repeats.
     first: list[float] = []
 
     def progress(step: int, total: int, logs: dict | None) -> None:
@@ -161,10 +162,12 @@ def train_arm(plan, train_rows: list[dict[str, Any]], base_dir: Path, run_dir: P
         now = time.perf_counter()
         if not first:
             first.append(now)
-        if step == 1 or step % 10 == 0 or step == total:
+        if step <= 2 or step % 10 == 0 or step == total:
             loss = f", loss {logs['loss']:.3f}" if logs and isinstance(logs.get("loss"), float) else ""
-            pace = (now - first[0]) / (step - 1) if step > 1 else now - started
-            to_go = f", about {format_seconds((total - step) * pace)} to go" if step < total else ""
+            if step == 1 or step == total:
+                to_go = " (loading, reference log-probs and the first step)" if step == 1 < total else ""
+            else:
+                to_go = f", about {format_seconds((total - step) * (now - first[0]) / (step - 1))} to go"
             say(f"{arm}: step {step}/{total}{loss}, {now - started:.0f} s{to_go}")
 
     return train_candidate(plan, Split([], rows, [], []), base_dir, run_dir, device="cpu", options=options,
