@@ -15,6 +15,7 @@ which columns those are, and they come as JSON documents (`mark_json`), decoded 
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 import tempfile
 import threading
@@ -38,6 +39,7 @@ from alignloop.connectors.base import (
     window_bounds,
 )
 
+log = logging.getLogger(__name__)
 _engine_lock = threading.Lock()
 
 
@@ -102,6 +104,10 @@ class Target:
     # Catalog queries run through query_function, tried in order until one runs: each returns (schema, table,
     # column, whether the schema is the one an unqualified table name reads) of every column typed JSON.
     json_catalog: tuple[str, ...] = ()
+    # For options.query: an expression in the server's dialect, with __COLUMN__ for a column of the query's result
+    # (`q`), true where that column is typed JSON. Evaluated on a row of NULLs (the query joined on false: its
+    # rows are never read), since DuckDB reads a query's JSON columns as plain text.
+    json_result_type: str | None = None
 
 
 def scrub(text: str, target: Target) -> str:
@@ -257,8 +263,11 @@ class AttachedReader:
     def read(self, window: Window) -> Iterator[pa.RecordBatch]:
         con, target = self._open()
         try:
-            json_columns = self._json_columns(con, target, window.table)
+            query = self._query_for(window.table)
+            json_columns = self._json_columns(con, target, window.table) if query is None else set()
             result = self._run(con, target, window, "rows")
+            if query is not None:
+                json_columns = self._query_json_columns(con, target, query, [d[0] for d in result.description])
             marked = [d[0] for d in result.description if d[0].lower() in json_columns]
             try:
                 for batch in result.to_arrow_reader(self.settings.batch_size):
@@ -268,11 +277,32 @@ class AttachedReader:
         finally:
             self._close(con)
 
+    def _query_json_columns(self, con: duckdb.DuckDBPyConnection, target: Target, query: str,
+                            columns: list[str]) -> set[str]:
+        """The columns of options.query's result that the server types JSON (lower case), where it can say so
+        without running the query (PostgreSQL); elsewhere none, and a JSON string keeps its quotes (documented:
+        unwrap it in the SELECT)."""
+        if not target.json_result_type or not target.query_function or not columns:
+            return set()
+        tests = ", ".join(target.json_result_type.replace("__COLUMN__", 'q."' + c.replace('"', '""') + '"') + f" AS c{i}"
+                          for i, c in enumerate(columns))
+        body = query.strip().rstrip(";").strip()
+        sql = f"SELECT {tests} FROM (SELECT 1) AS one LEFT JOIN ({body}) AS q ON false"
+        try:  # a cursor of its own: `con` holds the rows being read
+            row = con.cursor().execute(f"SELECT * FROM {target.query_function}('{self.alias}', $sql)",
+                                       {"sql": sql}).fetchone()
+        except duckdb.Error as e:
+            log.warning("%s: options.query: the types of its columns could not be read (%s); a JSON column's "
+                        "strings keep their quotes: unwrap them in the SELECT", target.kind,
+                        scrub(str(e).splitlines()[0], target))
+            return set()
+        return {c.lower() for c, is_json in zip(columns, row or (), strict=False) if is_json}
+
     def _json_columns(self, con: duckdb.DuckDBPyConnection, target: Target, table: str) -> set[str]:
         """The table's columns the server types JSON (lower case). DuckDB reads them as text holding the JSON
         document, a string still in its quotes; marked as JSON documents (`mark_json`), the core decodes each
         value: a string lands as itself, a value that is no text where text belongs is quarantined. The
-        columns of a SELECT in options.query are not looked up: it selects what it means to read."""
+        columns of a SELECT in options.query are typed by `_query_json_columns`."""
         if not target.json_catalog or self._query_for(table) is not None:
             return set()
         *schema, name = table.split(".")

@@ -5,8 +5,8 @@ driver returned the whole window as ONE record batch: it does not stream a param
 memory grows with the window. This connector streams the window in `batch_size` batches with the
 filter pushed down to the server, in bounded memory (BENCHMARKS.md "Connectors";
 `python benchmarks/connector_streaming.py`). Secrets: the dsn and password are SecretStr; messages
-name host, port, database and user, never the password. A json or jsonb column of a table or view
-comes as JSON documents: a string lands without its quotes (see connectors/attached.py).
+name host, port, database and user, never the password. A json or jsonb column of a table, a view or an
+options.query SELECT comes as JSON documents: a string lands without its quotes (see connectors/attached.py).
 """
 from __future__ import annotations
 
@@ -52,6 +52,12 @@ JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END) IN ('json'::regtype, 'jsonb'::regtype)
 """
+
+# Whether a column of options.query's result is typed json or jsonb (or a domain over them): pg_typeof reads a
+# column's type from a NULL too, so the query is planned, never run (connectors/attached.py).
+_JSON_RESULT_TYPE = ("COALESCE((SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END "
+                     "FROM pg_catalog.pg_type t WHERE t.oid = pg_typeof(__COLUMN__)) "
+                     "IN ('json'::regtype, 'jsonb'::regtype), false)")
 
 
 class PostgresSettings(BaseModel):
@@ -124,4 +130,4 @@ class PostgresConnector:
         if password:
             secrets.append(password)
         return Target("postgres", attach, describe, tuple(s for s in secrets if s) + (attach,), "postgres_query",
-                      (_JSON_COLUMNS,))
+                      (_JSON_COLUMNS,), _JSON_RESULT_TYPE)

@@ -200,6 +200,35 @@ def test_postgres_json_text_columns_land_their_strings_exactly_and_other_documen
     _check_json_landing(landed, quarantined)
 
 
+@pytest.mark.parametrize("json_type", ["jsonb", "json", "answer_doc"])
+def test_postgres_query_json_columns_land_their_strings_exactly_too(tmp_path, json_type):
+    """DuckDB reads the columns of a SELECT in options.query as plain text, JSON ones too: their types are asked of
+    the server, so a JSON string lands as itself there as from a table (answer_doc: a domain over jsonb)."""
+    table = f"answers_{uuid.uuid4().hex[:8]}"
+    with postgres_database() as db:
+        with writable("postgres", f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{db}") as con:
+            con.execute("CALL postgres_execute('db', 'CREATE DOMAIN answer_doc AS jsonb')")
+            con.execute(f"CALL postgres_execute('db', 'CREATE TABLE {table} (id text, ts timestamp, "
+                        f"prompt {json_type}, completion {json_type}, label text)')")
+            con.executemany(f"INSERT INTO db.{table} VALUES (?, ?, ?, ?, ?)", _json_rows())
+        query = f"SELECT id, ts, prompt, completion, label FROM {table} WHERE label IS NOT NULL;"
+        landed, quarantined = _ingest_json_table(tmp_path, _pg(db, query=query), table)
+    _check_json_landing(landed, quarantined)
+
+
+def test_a_column_a_query_casts_to_text_keeps_its_quotes_where_the_json_one_beside_it_is_a_document():
+    """The server's types decide, not the values: `body::text` is text, its quotes its own."""
+    with postgres_database() as db:
+        with writable("postgres", f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{db}") as con:
+            con.execute("CALL postgres_execute('db', 'CREATE TABLE notes (id text, body jsonb)')")
+            con.execute("INSERT INTO db.notes VALUES ('1', '\"quoted\"')")
+        connector = _pg(db, query="SELECT id, body, body::text AS raw FROM notes")
+        batch = next(iter(connector.read(Window(table="notes", cursor_column=None))))
+    assert isinstance(batch.column("body").type, pa.JsonType) and batch.column("body").to_pylist() == ['"quoted"']
+    assert batch.column("raw").type == pa.string() and batch.column("raw").to_pylist() == ['"quoted"']
+    assert batch.column("id").type == pa.string()
+
+
 def test_mariadb_json_text_columns_land_their_strings_exactly_and_other_documents_are_quarantined(tmp_path):
     table = f"answers_{uuid.uuid4().hex[:8]}"
     with mysql_database() as db:
