@@ -302,8 +302,8 @@ class AttachedReader:
         """The table's columns the server types JSON (lower case). DuckDB reads them as text holding the JSON
         document, a string still in its quotes; marked as JSON documents (`mark_json`), the core decodes each
         value: a string lands as itself, a value that is no text where text belongs is quarantined. The
-        columns of a SELECT in options.query are typed by `_query_json_columns`."""
-        if not target.json_catalog or self._query_for(table) is not None:
+        columns of a SELECT in options.query are typed by `_query_json_columns` instead."""
+        if not target.json_catalog:
             return set()
         *schema, name = table.split(".")
         params = {"table": name, "schema": schema[-1] if schema else None}
