@@ -204,6 +204,7 @@ def test_an_online_method_or_several_processes_are_not_timed_before_planning(mon
 
     monkeypatch.setitem(METHODS, "online", TrainingMethod(name="online", summary="s", builder="x:y", feedback="pairs",
                                                           default_beta=0.1, online=True))
+    monkeypatch.setattr(stages, "_sample_training_rows", lambda *a, **k: pytest.fail("read the store"))
     monkeypatch.setattr(stages, "_load_split", lambda *a, **k: pytest.fail("read the store"))
     settings = SimpleNamespace(planning=PlanningSettings(), training=SimpleNamespace(processes=processes))
     caplog.set_level(logging.INFO, logger="alignloop.stages")
