@@ -164,8 +164,10 @@ def train_arm(plan, train_rows: list[dict[str, Any]], base_dir: Path, run_dir: P
             first.append(now)
         if step <= 2 or step % 10 == 0 or step == total:
             loss = f", loss {logs['loss']:.3f}" if logs and isinstance(logs.get("loss"), float) else ""
-            if step == 1 or step == total:
-                to_go = " (loading, reference log-probs and the first step)" if step == 1 < total else ""
+            if step == total:
+                to_go = ""
+            elif step == 1:
+                to_go = " (loading, reference log-probs and the first step)"
             else:
                 to_go = f", about {format_seconds((total - step) * (now - first[0]) / (step - 1))} to go"
             say(f"{arm}: step {step}/{total}{loss}, {now - started:.0f} s{to_go}")
