@@ -229,7 +229,7 @@ def arm_row(arm: str, plan, trained, report, train_s: float, eval_s: float, cpu_
         "judge_accuracy": report.judge.accuracy if report.judge is not None else None,
         "judge_accuracy_ci": ([report.judge.accuracy_ci_low, report.judge.accuracy_ci_high]
                               if report.judge is not None else None),
-        "judged_prompts": report.generation_prompts,
+        "judged_prompts": report.generation_prompts, "max_new_tokens": report.max_new_tokens,
         # The gate's degenerate-answer check: the share of greedy answers empty, repeating or cut off.
         "degenerate_rate": report.degenerate_rate, "degenerate_rate_reference": report.degenerate_rate_reference,
         "degenerate_delta": iv(report.degenerate_delta),

@@ -351,7 +351,11 @@ class EvaluationSettings(_Settings):
         32, ge=0, description="Held-out prompts the models answer themselves (judged win rate, length drift, degenerate "
                               "answers, KL, side-by-side samples); 0 = skip. Below promotion.min_prompts those checks "
                               "are unmeasured.")
-    max_new_tokens: int = Field(48, ge=1, description="Longest generated answer, in tokens.")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="Longest generated answer, in tokens. null (default): the 95th percentile of the held-out "
+                                "pairs' preferred answers' lengths (and their end token), rounded up to 16, between 32 "
+                                "and 256: an answer counts as cut off only past a length nearly every preferred answer "
+                                "stays within.")
     kl_samples: int = Field(
         1, ge=0, description="Answers sampled (temperature 1) from the candidate per prompt for the KL estimate; with a "
         "judge the reference samples as many (once per prompt set, then cached) for the win rate on sampled answers. "

@@ -153,6 +153,7 @@ def _generation(metrics: Mapping[str, float], report: Mapping[str, Any]) -> str:
     against = report.get("samples_against") or _other_name(report)
     per_prompt = (report.get("judge") or {}).get("sampled_per_prompt")
     draws = f", {per_prompt} per prompt" if per_prompt else ""
+    limit = f" at {metrics['eval_max_new_tokens']:.0f} tokens" if metrics.get("eval_max_new_tokens") else ""
     rows = [
         (f"judged win rate over the {against}, greedy answers (gated)", _ci(metrics, "eval_judge_win_rate"),
          _num(metrics.get("eval_judge_prompts"), "{:.0f}")),
@@ -164,7 +165,7 @@ def _generation(metrics: Mapping[str, float], report: Mapping[str, Any]) -> str:
         ("answer length, challenger/reference", _ci(metrics, "eval_length_ratio"), _num(n, "{:.0f}")),
         ("KL from the reference (nats per answer)", _ci(metrics, "eval_kl_reference"),
          _num(metrics.get("eval_kl_prompts"), "{:.0f}")),
-        ("degenerate answers (empty, repeating, cut off): challenger / reference",
+        (f"degenerate answers (empty, repeating, cut off{limit}): challenger / reference",
          f"{_num(metrics.get('eval_degenerate_rate'), '{:.0%}')} / "
          f"{_num(metrics.get('eval_degenerate_rate_reference'), '{:.0%}')}", _num(n, "{:.0f}")),
         ("degenerate answers, challenger − reference", _ci(metrics, "eval_degenerate_rate_delta", fmt="{:+.0%}"),

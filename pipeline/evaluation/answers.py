@@ -9,6 +9,7 @@ model's own answers get worse (a learned cue, chattier text). These checks read 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -30,6 +31,24 @@ REFERENCE_SEED_OFFSET = 1
 _REFUSAL = re.compile(
     r"\b(I can(?:no|')t (?:help|assist|answer|do that|provide)|I(?: a|')m (?:sorry|unable|not able)|I am unable|"
     r"as an AI\b|I won(?:')t be able)", re.IGNORECASE)
+
+
+# evaluation.max_new_tokens left unset: the answers may run as long as this share of the held-out pairs'
+# preferred answers do (then the end token), rounded up, within these bounds. A fixed 48 tokens cut off more than
+# half of real preferred answers (a median near 75 tokens on real helpfulness transcripts), so "cut off" said
+# "longer than 48 tokens", not "never ends", and loops that start later went unseen.
+ANSWER_LIMIT_QUANTILE, ANSWER_LIMIT_ROUND, ANSWER_LIMIT_BOUNDS = 0.95, 16, (32, 256)
+
+
+def answer_token_limit(tokenizer, answers: Sequence[str]) -> int:
+    """The generation limit drawn from the preferred answers' lengths in tokens: their 95th percentile plus the
+    end token, rounded up to 16, between 32 and 256 (the lower bound where there are no answers)."""
+    low, high = ANSWER_LIMIT_BOUNDS
+    if not answers:
+        return low
+    lengths = sorted(len(ids) for ids in tokenizer(list(answers), add_special_tokens=False)["input_ids"])
+    at = lengths[min(len(lengths) - 1, math.ceil(ANSWER_LIMIT_QUANTILE * len(lengths)) - 1)] + 1
+    return min(high, max(low, -(-at // ANSWER_LIMIT_ROUND) * ANSWER_LIMIT_ROUND))
 
 
 def degenerate_kind(text: str, stopped: bool) -> str | None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from alignloop.datasets import EvalPair, eval_set_hash
-from alignloop.evaluation.answers import generation_checks
+from alignloop.evaluation.answers import answer_token_limit, generation_checks
 from alignloop.evaluation.bootstrap import Interval, interval_or_point, paired_delta
 from alignloop.evaluation.guards import ppl_rise_interval
 from alignloop.evaluation.judge import Judge, grade_judge
@@ -53,7 +53,7 @@ class EvalOptions:
     bootstrap_samples: int = 2000
     seed: int = 0
     generation_prompts: int = 32
-    max_new_tokens: int = 48
+    max_new_tokens: int | None = None      # None: from the held-out pairs' preferred answers (answer_token_limit)
     kl_samples: int = 1
     ppl_text: str | None = None            # None skips the perplexity guard
     cache_dir: Path | None = None          # None: no reference-score cache
@@ -88,6 +88,10 @@ def evaluate_candidate(candidate_dir: Path, base_dir: Path, pairs: list[EvalPair
     device = pick_device(device)
     tokenizer = load_tokenizer(base_dir)  # training never changes the tokenizer
     set_hash = eval_set_hash(pairs)
+    if options.max_new_tokens is None and options.generation_prompts:
+        options = replace(options, max_new_tokens=answer_token_limit(tokenizer, [p.chosen for p in pairs]))
+        progress.info("evaluation: answers up to %d new tokens (the held-out preferred answers' 95th percentile "
+                      "length, rounded up; evaluation.max_new_tokens sets it)", options.max_new_tokens)
     encoded = encode_pairs(tokenizer, pairs, options.max_length)  # once, for every model
     precision = inference_precision(options.precision, device)
     models = ModelSet(candidate_dir, base_dir, champion_dir, device, precision)
@@ -114,7 +118,8 @@ def evaluate_candidate(candidate_dir: Path, base_dir: Path, pairs: list[EvalPair
     report = _report(pairs, scores, beta, options, set_hash=set_hash, truncated=encoded.truncated,
                      eval_sample_share=eval_sample_share, champion_version=champion_version,
                      ppl=ppl, generation={**generation, "seconds_parts": parts})
-    report = replace(report, seconds=time.perf_counter() - started, precision=precision)
+    report = replace(report, seconds=time.perf_counter() - started, precision=precision,
+                     max_new_tokens=options.max_new_tokens if options.generation_prompts else None)
     progress.info("evaluation: done in %.0f s (%s)", report.seconds,
                   ", ".join(f"{k} {v:.0f} s" for k, v in parts.items()))
     log.info("evaluation: %s", report.metrics())

@@ -42,6 +42,7 @@ class EvalReport:
     ppl_rise_interval: Interval | None = None
     generation_prompts: int = 0             # held-out prompts every model answered
     degenerate_rate: float | None = None    # share of the candidate's answers empty, repeating or cut off
+    max_new_tokens: int | None = None       # the generation limit an answer is cut off at (None: no answers)
     degenerate_rate_reference: float | None = None
     degenerate_delta: Interval | None = None  # candidate - reference share, paired by prompt
     refusal_rate: float | None = None
@@ -107,6 +108,8 @@ class EvalReport:
             m["eval_kl_prompts"] = float(self.kl_prompts)
         if self.generation_prompts:
             m["eval_generation_prompts"] = float(self.generation_prompts)
+        if self.max_new_tokens is not None:
+            m["eval_max_new_tokens"] = float(self.max_new_tokens)
         if self.judge is not None and self.judge.accuracy is not None:
             m["eval_judge_accuracy"] = self.judge.accuracy
             m["eval_judge_accuracy_pairs"] = float(self.judge.n_accuracy_pairs)
@@ -145,7 +148,8 @@ class EvalReport:
                 "sampled_win_rate": iv(self.sampled_win_rate), "sampled_against": "reference",
                 "sampled_prompts": self.sampled_prompts, "sampled_per_prompt": self.sampled_per_prompt,
                 "reference_samples_cached": self.reference_samples_cached},
-            "generation": {"prompts": self.generation_prompts, "degenerate_rate": self.degenerate_rate,
+            "generation": {"prompts": self.generation_prompts, "max_new_tokens": self.max_new_tokens,
+                           "degenerate_rate": self.degenerate_rate,
                            "degenerate_rate_reference": self.degenerate_rate_reference,
                            "refusal_rate": self.refusal_rate, "refusal_rate_reference": self.refusal_rate_reference},
             "samples": self.samples,

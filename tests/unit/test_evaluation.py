@@ -242,6 +242,28 @@ def test_a_candidate_identical_to_the_reference_shows_no_drift_and_the_gate_neve
     assert verdict.verdict != PASS and any("lower bound +0.000 ≤ +0.010" in line for line in verdict.lines)
 
 
+def test_unset_max_new_tokens_lets_answers_run_as_long_as_the_preferred_answers_do(tmp_path, tiny_dir, caplog):
+    """evaluation.max_new_tokens unset: the models answer up to the limit the held-out pairs' preferred answers
+    give (answer_token_limit), said in the log, the report and its metrics; a set value is kept as it is."""
+    import logging
+
+    from alignloop.evaluation.answers import answer_token_limit
+
+    long = " ".join(f"step {i}: open the menu, pick the entry and save it." for i in range(6))
+    pairs = [replace(p, chosen=f"{p.chosen} {long}") for p in _pairs(4)]
+    limit = answer_token_limit(load_tokenizer(tiny_dir), [p.chosen for p in pairs])
+    assert limit > 32                                        # set by these answers, not by the lower bound
+    options = _options(tmp_path, max_new_tokens=None, generation_prompts=4, kl_samples=0, ppl_text=None)
+    with caplog.at_level(logging.INFO, logger="alignloop.evaluation.progress"):
+        report = evaluate_candidate(tiny_dir, tiny_dir, pairs, beta=0.1, options=options, device="cpu")
+    assert report.max_new_tokens == limit and report.metrics()["eval_max_new_tokens"] == limit
+    assert json.loads(report.write(tmp_path / "run").read_text())["generation"]["max_new_tokens"] == limit
+    assert any(f"answers up to {limit} new tokens" in r.getMessage() for r in caplog.records)
+    kept = evaluate_candidate(tiny_dir, tiny_dir, pairs, beta=0.1, device="cpu",
+                              options=replace(options, max_new_tokens=8, cache_dir=tmp_path / "cache2"))
+    assert kept.max_new_tokens == 8
+
+
 def test_on_too_few_prompts_the_metrics_carry_no_interval_rather_than_a_zero_width_one(tmp_path, tiny_dir):
     m = evaluate_candidate(tiny_dir, tiny_dir, _pairs(4), beta=0.1, options=_options(tmp_path), device="cpu").metrics()
     assert m["eval_pref_accuracy_delta"] == 0.0 and m["eval_prompts"] == 4

@@ -32,6 +32,7 @@ def _run_dir(tmp_path: Path) -> Path:
     report["samples"][1].update(candidate="", candidate_degenerate="empty", judged_vs_champion=0.0)
     report["samples"][2].update(candidate="ok ok ok ok ok ok ok ok ok", candidate_degenerate="repeating")
     report["seconds"] = {"total": 95.0, "scoring": 20.0, "generation": 50.0, "judge": 20.0, "guards": 5.0}
+    report["metrics"]["eval_max_new_tokens"] = 240.0   # the limit the answers were generated under
     gate = decide(input_from_report(report, Champion(3)), PromotionSettings())
     files = {"plan": PLAN, "eval_report": report, "gate": gate.to_dict(),
              "snapshot": {"snapshot_id": "snap-0042"}, "train": {"n_train": 412}}
@@ -63,6 +64,7 @@ def test_the_page_holds_the_verdict_intervals_data_method_and_twenty_escaped_sam
     assert page.count("Hello there, how can I help?") == 20
     assert '<span class="degenerate">[empty answer]</span>' in page
     assert '<span class="degenerate">[repeating answer]</span> ok ok ok' in page
+    assert "degenerate answers (empty, repeating, cut off at 240 tokens): challenger / reference" in page
     assert page.count("challenger wins") == 19 and page.count("challenger loses") == 1
     # The generation checks and the judge's provenance.
     assert ("judged win rate over the champion, greedy answers (gated)</th><td>0.620 <span class=ci>"
