@@ -41,8 +41,8 @@ class EvalReport:
     ppl_candidate: float | None = None
     ppl_rise_interval: Interval | None = None
     generation_prompts: int = 0             # held-out prompts every model answered
-    degenerate_rate: float | None = None    # share of the candidate's answers empty, repeating or cut off
     max_new_tokens: int | None = None       # the generation limit an answer is cut off at (None: no answers)
+    degenerate_rate: float | None = None    # share of the candidate's answers empty, repeating or cut off
     degenerate_rate_reference: float | None = None
     degenerate_delta: Interval | None = None  # candidate - reference share, paired by prompt
     refusal_rate: float | None = None
