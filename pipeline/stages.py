@@ -165,16 +165,16 @@ def plan(settings: Settings) -> PlannedRun:
 
 
 def _sample_training_rows(settings: Settings, snapshot: Snapshot, rows: int, seed: int):
-    """A seeded sample of the snapshot's training side, drawn in DuckDB (the plan never fetches the whole split):
-    `rows` pairs, and thumbs up and down in equal numbers (KTO weighs the two; a sample of one kind is refused)."""
+    """A seeded sample of the snapshot's training side, drawn in DuckDB (the plan never fetches the whole split)
+    from the rows training reads (the newest training.max_train_examples): `rows` pairs, and thumbs up and down
+    in equal numbers (KTO weighs the two; a sample of one kind is refused)."""
     from alignloop.datasets import Split
 
-    fraction = settings.evaluation.holdout_fraction
+    side = dict(holdout=False, holdout_fraction=settings.evaluation.holdout_fraction, per_group=rows, seed=seed,
+                cap=settings.training.max_train_examples)
     with FeedbackStore(settings.store_path) as store:
-        thumbs = store.sample_side(snapshot, "unpaired", holdout=False, holdout_fraction=fraction, per_group=rows,
-                                   seed=seed, by_label=True).to_pylist()
-        pairs = store.sample_side(snapshot, "pairs", holdout=False, holdout_fraction=fraction, per_group=rows,
-                                  seed=seed).to_pylist()
+        thumbs = store.sample_side(snapshot, "unpaired", by_label=True, **side).to_pylist()
+        pairs = store.sample_side(snapshot, "pairs", **side).to_pylist()
     each = -(-rows // max(len({r["label"] for r in thumbs}), 1))   # rows split evenly over the labels there are
     kept: dict[Any, list] = {}
     for r in thumbs:

@@ -644,16 +644,17 @@ class FeedbackStore:
         return self.con.execute(sql, params).to_arrow_table().cast(schema)
 
     def sample_side(self, snapshot: Snapshot, table: str, *, holdout: bool, holdout_fraction: float, per_group: int,
-                    seed: int = 0, by_label: bool = False) -> pa.Table:
+                    seed: int = 0, by_label: bool = False, cap: int | None = None) -> pa.Table:
         """A seeded sample of one side of the snapshot's split of `table` (unpaired or pairs): at most `per_group`
-        rows, or that many of each thumbs label with `by_label`, drawn in DuckDB so only they are fetched."""
+        rows, or that many of each thumbs label with `by_label`, drawn from the side's newest `cap` rows (all
+        with None), as read_side caps them, in DuckDB so only they are fetched."""
         schema = {"unpaired": UNPAIRED_SCHEMA, "pairs": PAIRS_SCHEMA}[table]
         rows_sql = _snapshot_pairs_sql() if table == "pairs" else _snapshot_rows_sql(table)
         sql = (sql_text("store/snapshot_sample.sql").replace("__SNAPSHOT_ROWS__", rows_sql)
                .replace("__COLUMNS__", ", ".join(schema.names))
                .replace("__GROUP__", "label" if by_label and table == "unpaired" else "NULL"))
         params = {"high": snapshot.high_water_batch, "holdout_fraction": float(holdout_fraction), "holdout": holdout,
-                  "per_group": int(per_group), "seed": int(seed)}
+                  "per_group": int(per_group), "seed": int(seed), "cap": None if cap is None else int(cap)}
         return self.con.execute(sql, params).to_arrow_table().cast(schema)
 
     def read_split(self, snapshot: Snapshot, holdout_fraction: float, max_train_examples: int | None = None, *,

@@ -211,6 +211,29 @@ def test_the_plans_timed_steps_fetch_a_seeded_balanced_sample_of_training_rows_o
     assert sum(n for n in fetched if n > 1) <= 3 * (12 + 24), fetched
 
 
+def test_the_timed_steps_sample_only_the_newest_rows_a_capped_run_trains_on(tmp_path):
+    """With training.max_train_examples, training reads each table's newest rows of the training side; the plan's
+    timed steps draw their sample from those rows, not from older ones the run will never train on."""
+    from alignloop import stages
+
+    def split_settings(cap):
+        return settings_from_dict({"target": "t", "base_model": {"tiny": True}, "sources": [{"name": "s"}],
+                                   "evaluation": {"holdout_fraction": 0.2}, "training": {"max_train_examples": cap}},
+                                  base_dir=tmp_path)
+
+    with FeedbackStore(split_settings(40).store_path) as store:
+        _fill(store, seed=3, n_unpaired=300, n_pairs=300)
+        snap = store.snapshot()
+        unpaired, pairs = store.read_snapshot(snap)
+    newest_unpaired, _ = _python_split(unpaired, 0.2, 40)
+    newest_pairs, _ = _python_split(pairs, 0.2, 40)
+    capped = stages._sample_training_rows(split_settings(40), snap, 12, seed=0)
+    assert len(capped.train_pairs) == 12 and all(r in newest_pairs for r in capped.train_pairs)
+    assert capped.train_unpaired and all(r in newest_unpaired for r in capped.train_unpaired)
+    uncapped = stages._sample_training_rows(split_settings(None), snap, 12, seed=0)
+    assert not all(r in newest_pairs for r in uncapped.train_pairs)     # uncapped, older rows are drawn too
+
+
 def test_shape_measures_the_training_side_without_building_row_dicts():
     """Python objects the shape allocates stay far below what the tables take as Python rows (Arrow and
     DuckDB memory is not traced: only Python objects are). Row dicts of the training side took 60 % of
