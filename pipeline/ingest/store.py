@@ -635,27 +635,32 @@ class FeedbackStore:
         """One side of the snapshot's train/holdout split of `table` (unpaired or pairs), oldest first, with
         at most `cap` rows (the newest). The split and the cap are applied in DuckDB: only these rows are
         fetched. The split is alignloop.schema.is_holdout's, row for row."""
+        schema, sql, params = self._side_query(snapshot, table, holdout, holdout_fraction, cap)
+        return self.con.execute(sql, params).to_arrow_table().cast(schema)
+
+    def sample_side(self, snapshot: Snapshot, table: str, *, holdout: bool, holdout_fraction: float, per_group: int,
+                    seed: int = 0, by_label: bool = False, cap: int | None = None) -> pa.Table:
+        """A seeded sample of the rows read_side reads (the side's newest `cap`, all with None): at most
+        `per_group` rows, or that many of each thumbs label with `by_label`, drawn in DuckDB so only they are
+        fetched."""
+        schema, side_sql, params = self._side_query(snapshot, table, holdout, holdout_fraction, cap)
+        sql = (sql_text("store/snapshot_sample.sql").replace("__SIDE_ROWS__", side_sql)
+               .replace("__COLUMNS__", ", ".join(schema.names))
+               .replace("__GROUP__", "label" if by_label and table == "unpaired" else "NULL"))
+        params = {**params, "per_group": int(per_group), "seed": int(seed)}
+        return self.con.execute(sql, params).to_arrow_table().cast(schema)
+
+    @staticmethod
+    def _side_query(snapshot: Snapshot, table: str, holdout: bool, holdout_fraction: float,
+                    cap: int | None) -> tuple[pa.Schema, str, dict[str, Any]]:
+        """(schema, SQL, parameters) of one side of the snapshot's split of `table`, capped (snapshot_side.sql)."""
         schema = {"unpaired": UNPAIRED_SCHEMA, "pairs": PAIRS_SCHEMA}[table]
         rows_sql = _snapshot_pairs_sql() if table == "pairs" else _snapshot_rows_sql(table)
         sql = (sql_text("store/snapshot_side.sql").replace("__SNAPSHOT_ROWS__", rows_sql)
                .replace("__COLUMNS__", ", ".join(schema.names)))
         params = {"high": snapshot.high_water_batch, "holdout_fraction": float(holdout_fraction),
                   "holdout": holdout, "cap": None if cap is None else int(cap)}
-        return self.con.execute(sql, params).to_arrow_table().cast(schema)
-
-    def sample_side(self, snapshot: Snapshot, table: str, *, holdout: bool, holdout_fraction: float, per_group: int,
-                    seed: int = 0, by_label: bool = False, cap: int | None = None) -> pa.Table:
-        """A seeded sample of one side of the snapshot's split of `table` (unpaired or pairs): at most `per_group`
-        rows, or that many of each thumbs label with `by_label`, drawn from the side's newest `cap` rows (all
-        with None), as read_side caps them, in DuckDB so only they are fetched."""
-        schema = {"unpaired": UNPAIRED_SCHEMA, "pairs": PAIRS_SCHEMA}[table]
-        rows_sql = _snapshot_pairs_sql() if table == "pairs" else _snapshot_rows_sql(table)
-        sql = (sql_text("store/snapshot_sample.sql").replace("__SNAPSHOT_ROWS__", rows_sql)
-               .replace("__COLUMNS__", ", ".join(schema.names))
-               .replace("__GROUP__", "label" if by_label and table == "unpaired" else "NULL"))
-        params = {"high": snapshot.high_water_batch, "holdout_fraction": float(holdout_fraction), "holdout": holdout,
-                  "per_group": int(per_group), "seed": int(seed), "cap": None if cap is None else int(cap)}
-        return self.con.execute(sql, params).to_arrow_table().cast(schema)
+        return schema, sql, params
 
     def read_split(self, snapshot: Snapshot, holdout_fraction: float, max_train_examples: int | None = None, *,
                    train: bool = True, holdout: bool = True) -> SnapshotSplit:
