@@ -265,6 +265,71 @@ def normal_role(role: Any) -> Any:
     return _ROLES.get(role.strip().lower(), role) if isinstance(role, str) else role
 
 
+def _content_text(content: Any) -> Any:
+    """A turn's content as text: a string as it is; a list of text parts (`[{"type": "text", "text": ...}]`, as
+    chat APIs write them) joined; anything else as as_text writes it (a part of another type stays visible)."""
+    if isinstance(content, list) and content and all(
+            isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+            for part in content):
+        return "".join(part["text"] for part in content)
+    return as_text(content)
+
+
+def message_turns(value: Any) -> list[dict[str, Any]] | None:
+    """An answer given as chat messages (a list of {role, content}, or one such object) as turns with their
+    roles normalised; None when the value is not messages (text, a number, a list of something else)."""
+    if isinstance(value, dict) and ("role" in value or "from" in value):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        return None
+    if not all(isinstance(m, dict) and ("role" in m or "from" in m) for m in value):
+        return None
+    return [{"role": normal_role(m.get("role", m.get("from"))),
+             "content": _content_text(m.get("content", m.get("value", m.get("text"))))} for m in value]
+
+
+def read_answers(prompt_json: str | None, raw: list[Any], names: tuple[str, ...]
+                 ) -> tuple[str | None, list[str | None], str | None]:
+    """(prompt, answer texts, problem) of one row whose answers may be chat messages, as TRL's conversational
+    datasets, UltraFeedback or Chatbot Arena write them. Text answers are kept as they are (an object, a
+    list of something else, NaN or an infinity is the row's problem). Messages: turns the prompt already
+    holds, at the start of every side, are dropped; otherwise, with two sides or more, the conversation
+    they all share before their answers is the prompt (a mapped prompt must be the end of it). What is
+    left of each side must be one assistant turn, its answer."""
+    sides = [message_turns(v) for v in raw]
+    if all(s is None for s in sides):
+        return prompt_json, [as_text(v) for v in raw], first_problem(
+            *(text_problem(v, name) for v, name in zip(raw, names, strict=True)))
+    for v, s, name in zip(raw, sides, names, strict=True):
+        if s is None and (problem := text_problem(v, name)):
+            return prompt_json, [None] * len(raw), problem
+    turns = [s if s is not None else [{"role": "assistant", "content": as_text(v)}] for v, s in zip(raw, sides, strict=True)]
+    prompt = json.loads(prompt_json) if prompt_json is not None else None
+    if prompt and all(len(t) > len(prompt) and t[:len(prompt)] == prompt for t in turns):
+        turns = [t[len(prompt):] for t in turns]
+    elif len(turns) > 1:
+        shared = 0
+        while all(len(t) > shared + 1 for t in turns) and all(t[shared] == turns[0][shared] for t in turns):
+            shared += 1
+        if shared:
+            history = turns[0][:shared]
+            if prompt is not None and history[-len(prompt):] != prompt:
+                return prompt_json, [None] * len(raw), (
+                    f"prompt is not the end of the conversation {' and '.join(names)} share before their answers")
+            prompt_json = json.dumps(history, ensure_ascii=False)
+            turns = [t[shared:] for t in turns]
+    texts = []
+    for t, name in zip(turns, names, strict=True):
+        if t[-1]["role"] != "assistant":
+            return prompt_json, [None] * len(raw), f"{name} ends with a {t[-1]['role']!r} turn, not an assistant answer"
+        if len(t) != 1:
+            return prompt_json, [None] * len(raw), (
+                f"{name} holds {len(t)} turns after the prompt, not one assistant answer"
+                + (" (the sides differ before their last turn)" if len(turns) > 1 else ""))
+        texts.append(t[0]["content"])
+    return prompt_json, texts, None
+
+
 def as_conversation(value: Any) -> str | None:
     """A prompt as a JSON list of {role, content}: plain text becomes one user turn; a messages list
     (Arrow list of structs, a JSON string of one, or {"messages": [...]}) keeps its turns with their
@@ -294,7 +359,7 @@ def as_conversation(value: Any) -> str | None:
                 continue
             role = m.get("role", m.get("from"))
             content = m.get("content", m.get("value", m.get("text")))
-            turns.append({"role": normal_role(role), "content": as_text(content)})
+            turns.append({"role": normal_role(role), "content": _content_text(content)})
         return json.dumps(turns, ensure_ascii=False)
     return None  # a number or another structure is not a prompt; the caller names the problem
 
@@ -390,16 +455,17 @@ def judged_answer_columns(values: dict[str, list[Any]], n: int, judged: list[tup
     id, ts, ts_observed, user_id, model_version, prompt, completion and prep_problem. `judged` holds each
     row's (parsed judgement, problem) and `raw` the judgement as the source wrote it (part of the
     content key); the shape adds its own judgement columns."""
-    prompt = [as_conversation(v) for v in values["prompt"]]
-    completion = [as_text(v) for v in values["completion"]]
+    read = [read_answers(as_conversation(p), [c], ("completion",))
+            for p, c in zip(values["prompt"], values["completion"], strict=True)]
+    prompt = [p for p, _, _ in read]
+    completion = [c for _, (c,), _ in read]
     ts, observed, ts_problem = timestamps(values, n)
     key, key_problem = keys(values, n, prompt, completion, raw, column(values, "user_id", n),
                             [str(v) for v in column(values, "ts", n)])
     problems = [
-        first_problem(kp, tp, conversation_problem(p, raw=rp), text_problem(rc, "completion"),
-                      answer_problem(c, "completion"), jp)
-        for kp, tp, p, rp, c, rc, (_, jp) in zip(key_problem, ts_problem, prompt, values["prompt"], completion,
-                                                 values["completion"], judged, strict=True)
+        first_problem(kp, tp, conversation_problem(p, raw=rp), ap, answer_problem(c, "completion"), jp)
+        for kp, tp, p, rp, c, (_, _, ap), (_, jp) in zip(key_problem, ts_problem, prompt, values["prompt"], completion,
+                                                         read, judged, strict=True)
     ]
     return {
         "id": key, "ts": ts, "ts_observed": observed,

@@ -1,6 +1,8 @@
 """The `comparisons` shape: votes between two answers to a prompt, ties and "both bad" included.
 
-Two layouts. Pairwise: one row per vote, `{prompt, answer_a, answer_b, winner}`. Answers: one row per
+Two layouts. Pairwise: one row per vote, `{prompt, answer_a, answer_b, winner}`; answers given as whole
+conversations (Chatbot Arena's `conversation_a`/`conversation_b`) need no prompt column: their shared turns
+are the prompt. Answers: one row per
 prompt with N answers (a list column, or several columns named as a list in the mapping) and the votes
 between them (a list), vote k judging the k-th pair of `shape_options.vote_pairs`, by default every
 pair in order: (1, 2), (1, 3), ..., (2, 3), ... The layout is told by the columns present, or named in
@@ -34,6 +36,8 @@ from alignloop.shapes.base import (
     conversation_problem,
     first_problem,
     keys,
+    message_turns,
+    read_answers,
     text_problem,
     timestamps,
 )
@@ -123,14 +127,20 @@ def _layout(inp: ResolvedInput, values: dict[str, list[Any]]) -> str:
 def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.RecordBatch:
     options: ComparisonsOptions = inp.options  # type: ignore[assignment]
     spellings = options.winner_values if options.winner_values is not None else DEFAULT_WINNERS
-    if _layout(inp, values) == "pairwise":
+    layout = _layout(inp, values)
+    if "prompt" not in values and (layout == "answers"
+                                   or not any(message_turns(v) is not None for v in values["answer_a"])):
+        raise KeyError(inp.source_columns.get("prompt", "prompt"))  # only conversations as answers carry the prompt
+    if layout == "pairwise":
         return batch(_pairwise_rows(values, n, spellings), LANDING)
     return batch(_answers_rows(values, n, spellings, options.vote_pairs), LANDING)
 
 
-def _common(values: dict[str, list[Any]], n: int, *content: list[Any]) -> dict[str, list[Any]]:
-    """Per source row: key, its problem, ts, ts_observed, its problem, prompt, its problem, people, models."""
-    prompt = [as_conversation(v) for v in values["prompt"]]
+def _common(values: dict[str, list[Any]], n: int, *content: list[Any],
+            prompts: list[str | None] | None = None) -> dict[str, list[Any]]:
+    """Per source row: key, its problem, ts, ts_observed, its problem, prompt, its problem, people, models.
+    `prompts`: the rows' prompts where the answers gave them, else read from the prompt column."""
+    prompt = prompts if prompts is not None else [as_conversation(v) for v in values["prompt"]]
     ts, observed, ts_problem = timestamps(values, n)
     key, key_problem = keys(values, n, prompt, *content, column(values, "user_id", n), column(values, "annotator", n),
                             [str(v) for v in column(values, "ts", n)])
@@ -138,7 +148,8 @@ def _common(values: dict[str, list[Any]], n: int, *content: list[Any]) -> dict[s
     return {
         "id": key, "key_problem": key_problem, "ts": ts, "ts_observed": observed, "ts_problem": ts_problem,
         "prompt": prompt,
-        "prompt_problem": [conversation_problem(p, raw=r) for p, r in zip(prompt, values["prompt"], strict=True)],
+        "prompt_problem": [conversation_problem(p, raw=r) for p, r in zip(prompt, column(values, "prompt", n),
+                                                                              strict=True)],
         "user_id": [as_text(v) for v in column(values, "user_id", n)],
         "annotator": [as_text(v) for v in column(values, "annotator", n)],
         "model_a": [as_text(m) if m is not None else v for m, v in zip(column(values, "model_a", n), version, strict=True)],
@@ -154,17 +165,18 @@ def _vote_problem(a: str | None, b: str | None, verdict: str | None, problem: st
 
 
 def _pairwise_rows(values: dict[str, list[Any]], n: int, spellings: dict[str, str]) -> dict[str, list[Any]]:
-    a = [as_text(v) for v in values["answer_a"]]
-    b = [as_text(v) for v in values["answer_b"]]
+    # Answers given as whole conversations (Chatbot Arena's conversation_a/_b) carry the prompt: what they share.
+    read = [read_answers(as_conversation(p), [x, y], ("answer_a", "answer_b"))
+            for p, x, y in zip(column(values, "prompt", n), values["answer_a"], values["answer_b"], strict=True)]
+    a = [x for _, (x, _), _ in read]
+    b = [y for _, (_, y), _ in read]
     raw = [None if v is None else as_text(v) for v in values["winner"]]
-    row = _common(values, n, a, b, raw)
+    row = _common(values, n, a, b, raw, prompts=[p for p, _, _ in read])
     verdicts = [read_winner(w, spellings, ma, mb)
                 for w, ma, mb in zip(values["winner"], row["model_a"], row["model_b"], strict=True)]
-    problems = [first_problem(kp, tp, pp, text_problem(rx, "answer_a"), text_problem(ry, "answer_b"),
-                              _vote_problem(x, y, v, wp, ("answer_a", "answer_b")))
-                for kp, tp, pp, x, y, rx, ry, (v, wp) in zip(row["key_problem"], row["ts_problem"], row["prompt_problem"],
-                                                             a, b, values["answer_a"], values["answer_b"], verdicts,
-                                                             strict=True)]
+    problems = [first_problem(kp, tp, pp, ap, _vote_problem(x, y, v, wp, ("answer_a", "answer_b")))
+                for kp, tp, pp, x, y, (_, _, ap), (v, wp) in zip(row["key_problem"], row["ts_problem"],
+                                                                 row["prompt_problem"], a, b, read, verdicts, strict=True)]
     return {**{c: row[c] for c in LANDING.names if c in row}, "answer_a": a, "answer_b": b,
             "winner": [v for v, _ in verdicts], "winner_raw": raw, "prep_problem": problems}
 
@@ -243,7 +255,7 @@ COMPARISONS = LogShape(
             name="rows", default_table="comparisons", raw_table="raw_comparisons", key="id", cursor="ts",
             columns=("id", "ts", "user_id", "annotator", "model_version", "prompt", "answer_a", "answer_b", "winner",
                      "model_a", "model_b", "answers", "votes"),
-            optional=("id", "ts", "user_id", "annotator", "model_version", "answer_a", "answer_b", "winner",
+            optional=("id", "ts", "user_id", "annotator", "model_version", "prompt", "answer_a", "answer_b", "winner",
                       "model_a", "model_b", "answers", "votes"),
             text_columns=("prompt", "answer_a", "answer_b"), json_columns=("prompt",),
             user_columns=("user_id", "annotator"),

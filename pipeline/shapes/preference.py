@@ -1,6 +1,7 @@
 """The `preference` shape: one row per judgement, a prompt with a chosen and a rejected answer.
 
-The prompt is plain text (one user turn) or a messages list. Without an `id` column the key is a
+The prompt is plain text (one user turn) or a messages list; the answers are text or chat messages (an
+assistant turn, or the whole conversation: see shapes.base.read_answers). Without an `id` column the key is a
 hash of the content; without a `ts` column the row's time is its load time (kept as unobserved).
 """
 
@@ -22,7 +23,7 @@ from alignloop.shapes.base import (
     conversation_problem,
     first_problem,
     keys,
-    text_problem,
+    read_answers,
     timestamps,
 )
 
@@ -40,19 +41,20 @@ def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.Reco
 def landing_rows(values: dict[str, list[Any]], n: int, better: str, worse: str) -> pa.RecordBatch:
     """Landing rows for a prompt with a preferred (`better` column) and another (`worse`) answer;
     problems name the columns as the source's shape calls them."""
-    prompt = [as_conversation(v) for v in values["prompt"]]
-    chosen = [as_text(v) for v in values[better]]
-    rejected = [as_text(v) for v in values[worse]]
+    read = [read_answers(as_conversation(p), [c, r], (better, worse))
+            for p, c, r in zip(values["prompt"], values[better], values[worse], strict=True)]
+    prompt = [p for p, _, _ in read]
+    chosen = [c for _, (c, _), _ in read]
+    rejected = [r for _, (_, r), _ in read]
     ts, observed, ts_problem = timestamps(values, n)
     # Without ids, the same judgement by two people (or at two times) stays two rows.
     key, key_problem = keys(values, n, prompt, chosen, rejected, column(values, "user_id", n),
                             column(values, "annotator", n), [str(v) for v in column(values, "ts", n)])
     problems = [
-        first_problem(kp, tp, conversation_problem(p, raw=rp), text_problem(rc, better), text_problem(rr, worse),
-                      answer_problem(c, better), answer_problem(r, worse),
+        first_problem(kp, tp, conversation_problem(p, raw=rp), ap, answer_problem(c, better), answer_problem(r, worse),
                       f"{better} and {worse} are identical" if c is not None and c == r else None)
-        for kp, tp, p, rp, c, r, rc, rr in zip(key_problem, ts_problem, prompt, values["prompt"], chosen, rejected,
-                                               values[better], values[worse], strict=True)
+        for kp, tp, p, rp, c, r, (_, _, ap) in zip(key_problem, ts_problem, prompt, values["prompt"], chosen, rejected,
+                                                   read, strict=True)
     ]
     return batch({
         "id": key, "ts": ts, "ts_observed": observed,

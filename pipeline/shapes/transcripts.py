@@ -1,7 +1,8 @@
 """The `transcripts` shape: two whole dialogues, chosen and rejected, in the
-"\\n\\nHuman: ... \\n\\nAssistant: ..." style. The prompt is their shared history; the answers are
-what each side says after the last shared turn. Rows whose sides do not share the history up to
-the last assistant turn, or whose final answer is empty, are quarantined with that reason.
+"\\n\\nHuman: ... \\n\\nAssistant: ..." style or as chat messages (lists of {role, content}). The
+prompt is their shared history; the answers are what each side says after the last shared turn. Rows
+whose sides do not share the history up to the last assistant turn, or whose final answer is empty,
+are quarantined with that reason.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from alignloop.shapes.base import (
     column,
     first_problem,
     keys,
+    message_turns,
+    read_answers,
     text_problem,
     timestamps,
 )
@@ -103,22 +106,51 @@ def split_pair(chosen: str | None, rejected: str | None) -> tuple[list | None, s
     return prompt, row["chosen"], row["rejected"], row["problem"]
 
 
+def _messages_problem(prompt: str | None, chosen: str | None, rejected: str | None) -> str | None:
+    """The checks split_frame makes on text dialogues, for dialogues given as messages."""
+    if prompt is None:
+        return "chosen and rejected share no turn before their answers"
+    if not (chosen or "").strip():
+        return "chosen's final answer is empty"
+    if not (rejected or "").strip():
+        return "rejected's final answer is empty"
+    if chosen == rejected:
+        return "chosen and rejected final answers are identical"
+    turns = json.loads(prompt)
+    if any(not str(t.get("content") or "").strip() for t in turns):
+        return "shared history has a turn with no text"
+    if turns[-1].get("role") != "user":
+        return "shared history must end with the user's turn"
+    return None
+
+
 def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.RecordBatch:
     chosen_raw = [as_text(v) for v in values["chosen"]]
     rejected_raw = [as_text(v) for v in values["rejected"]]
     ts, observed, ts_problem = timestamps(values, n)
     key, key_problem = keys(values, n, chosen_raw, rejected_raw, column(values, "user_id", n),
                             [str(v) for v in column(values, "ts", n)])
-    split = split_frame(chosen_raw, rejected_raw)
-    problems = [first_problem(kp, tp, text_problem(c, "chosen"), text_problem(r, "rejected"), sp)
-                for kp, tp, c, r, sp in zip(key_problem, ts_problem, values["chosen"], values["rejected"],
-                                            split.get_column("problem").to_list(), strict=True)]
+    # Dialogues written as chat messages (TRL's conversational preference rows without a prompt, UltraFeedback's
+    # chosen/rejected): the prompt is the conversation both sides share, the answers their last assistant turns.
+    messages = [message_turns(c) is not None or message_turns(r) is not None
+                for c, r in zip(values["chosen"], values["rejected"], strict=True)]
+    split = split_frame([None if m else c for c, m in zip(chosen_raw, messages, strict=True)],
+                        [None if m else r for r, m in zip(rejected_raw, messages, strict=True)])
+    prompt, chosen, rejected = (split.get_column(c).to_list() for c in ("prompt", "chosen", "rejected"))
+    split_problem = split.get_column("problem").to_list()
+    for i in (i for i, m in enumerate(messages) if m):
+        prompt[i], (chosen[i], rejected[i]), split_problem[i] = read_answers(
+            None, [values["chosen"][i], values["rejected"][i]], ("chosen", "rejected"))
+        split_problem[i] = split_problem[i] or _messages_problem(prompt[i], chosen[i], rejected[i])
+    problems = [first_problem(kp, tp, None if m else text_problem(c, "chosen"),
+                              None if m else text_problem(r, "rejected"), sp)
+                for kp, tp, c, r, m, sp in zip(key_problem, ts_problem, values["chosen"], values["rejected"], messages,
+                                               split_problem, strict=True)]
     return batch({
         "id": key, "ts": ts, "ts_observed": observed,
         "user_id": [as_text(v) for v in column(values, "user_id", n)],
         "model_version": [as_text(v) for v in column(values, "model_version", n)],
-        "prompt": split.get_column("prompt").to_list(), "chosen": split.get_column("chosen").to_list(),
-        "rejected": split.get_column("rejected").to_list(),
+        "prompt": prompt, "chosen": chosen, "rejected": rejected,
         # The whole dialogues are kept only where the split failed (for the quarantine); a usable row's
         # prompt and answers hold all of it.
         "chosen_raw": [c if p else None for c, p in zip(chosen_raw, problems, strict=True)],
