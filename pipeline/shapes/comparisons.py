@@ -5,7 +5,9 @@ conversations (Chatbot Arena's `conversation_a`/`conversation_b`) need no prompt
 are the prompt. Answers: one row per
 prompt with N answers (a list column, or several columns named as a list in the mapping) and the votes
 between them (a list), vote k judging the k-th pair of `shape_options.vote_pairs`, by default every
-pair in order: (1, 2), (1, 3), ..., (2, 3), ... The layout is told by the columns present, or named in
+pair in order: (1, 2), (1, 3), ..., (2, 3), ... Without votes, a ranking: a `ranks` list (one per answer,
+lower is better), or answers written as objects with a `rank` (Nectar's `{answer, model, rank}`); every
+two answers of different rank are a decisive vote, equal ranks a tie. The layout is told by the columns present, or named in
 `shape_options.layout`; each vote lands as a row of its own.
 
 A winner is `a`, `b`, `tie` or `both_bad` (Chatbot-Arena's `model_a`, `model_b`, `tie`, `tie (bothbad)`
@@ -18,6 +20,7 @@ profile, never turned into pairs. A winner no rule reads is quarantined with the
 from __future__ import annotations
 
 import json
+import math
 from itertools import combinations
 from typing import Any, Literal
 
@@ -46,15 +49,16 @@ Verdict = Literal["a", "b", "tie", "both_bad"]
 DEFAULT_WINNERS: dict[str, str] = {"a": "a", "b": "b", "tie": "tie", "both_bad": "both_bad",
                                    "model_a": "a", "model_b": "b", "tie (bothbad)": "both_bad"}
 PAIRWISE = ("answer_a", "answer_b", "winner")
-ANSWERS = ("answers", "votes")
+ANSWERS = ("answers", "votes", "ranks")
 
 
 class ComparisonsOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     layout: Literal["auto", "pairwise", "answers"] = Field(
-        "auto", description="pairwise: answer_a, answer_b, winner per row; answers: N answers and their votes per "
-                            "row; auto: answers when the answers or votes column is mapped or present.")
+        "auto", description="pairwise: answer_a, answer_b, winner per row; answers: N answers and their votes (or "
+                            "ranks) per row; auto: answers when the answers, votes or ranks column is mapped or "
+                            "present.")
     winner_values: dict[str, Verdict] | None = Field(
         None, description="How the export writes each verdict (e.g. {1: a, 2: b, 0: tie}); replaces the default "
                           "spellings a, b, tie, both_bad, model_a, model_b, 'tie (bothbad)'. Compared as trimmed, "
@@ -118,7 +122,7 @@ def _layout(inp: ResolvedInput, values: dict[str, list[Any]]) -> str:
     layout = inp.options.layout  # type: ignore[attr-defined]
     if layout == "auto":
         layout = "answers" if any(c in values for c in ANSWERS) else "pairwise"
-    for name in PAIRWISE if layout == "pairwise" else ANSWERS:
+    for name in PAIRWISE if layout == "pairwise" else ("answers",):  # without votes: a ranking
         if name not in values:
             raise KeyError(inp.source_columns.get(name, name))  # the column the connector did not return
     return layout
@@ -199,28 +203,89 @@ def _answers_rows(values: dict[str, list[Any]], n: int, spellings: dict[str, str
     """One landing row per vote; a source row whose answers or votes cannot be placed lands as one row with
     that reason, so no source row disappears."""
     answers = [as_list(v) for v in values["answers"]]
-    votes = [as_list(v) for v in values["votes"]]
-    row = _common(values, n, [as_text(v) for v in values["answers"]], [as_text(v) for v in values["votes"]])
+    ranked = "votes" not in values
+    judged = values["ranks"] if ranked and "ranks" in values else values.get("votes", [None] * n)
+    row = _common(values, n, [as_text(v) for v in values["answers"]], [as_text(v) for v in judged])
     out: dict[str, list[Any]] = {c: [] for c in LANDING.names}
     for r in range(n):
-        for vote in _votes_of(answers[r], votes[r], values["answers"][r], values["votes"][r], vote_pairs):
+        models: list[Any] = []
+        ranks: list[Any] = []
+        if ranked:  # a ranking: every two answers whose ranks differ are a decisive vote, equal ranks a tie
+            answers[r], models, ranks, rank_problem = _ranking(answers[r], values["ranks"][r] if "ranks" in values
+                                                               else None, "ranks" in values)
+            spelled = RANK_VERDICTS
+            votes = [_rank_verdict(ranks[i - 1], ranks[j - 1])
+                     for i, j in combinations(range(1, len(ranks) + 1), 2)] if ranks else None
+            entries = ([(None, 0, 0, None, rank_problem)] if rank_problem
+                       else _votes_of(answers[r], votes, values["answers"][r], None, None))
+        else:
+            spelled = spellings
+            entries = _votes_of(answers[r], as_list(judged[r]), values["answers"][r], judged[r], vote_pairs)
+        for vote in entries:
             number, i, j, written, problem = vote
             a, b = (answers[r][i - 1], answers[r][j - 1]) if problem is None else (None, None)
             problem = problem or text_problem(a, _answer_name(i)) or text_problem(b, _answer_name(j))
             a, b = as_text(a), as_text(b)
-            verdict, winner_problem = (None, None) if problem else read_winner(written, spellings, row["model_a"][r],
-                                                                                row["model_b"][r])
+            model_a, model_b = ((as_text(models[i - 1]), as_text(models[j - 1])) if models and problem is None
+                                else (row["model_a"][r], row["model_b"][r]))
+            verdict, winner_problem = (None, None) if problem else read_winner(written, spelled, model_a, model_b)
             names = (f"answer {i}", f"answer {j}")
             out["id"].append(row["id"][r] if number is None else f"{row['id'][r]}/{number}:{i}v{j}")
-            for c in ("ts", "ts_observed", "user_id", "annotator", "model_a", "model_b", "prompt"):
+            for c in ("ts", "ts_observed", "user_id", "annotator", "prompt"):
                 out[c].append(row[c][r])
+            out["model_a"].append(model_a)
+            out["model_b"].append(model_b)
             out["answer_a"].append(a)
             out["answer_b"].append(b)
             out["winner"].append(verdict)
-            out["winner_raw"].append(None if written is None else as_text(written))
+            out["winner_raw"].append(json.dumps([ranks[i - 1], ranks[j - 1]]) if ranks and number is not None
+                                     else None if written is None else as_text(written))
             out["prep_problem"].append(first_problem(row["key_problem"][r], row["ts_problem"][r], row["prompt_problem"][r],
                                                      problem or _vote_problem(a, b, verdict, winner_problem, names)))
     return out
+
+
+# Verdicts a ranking gives (written as "rank i vs rank j" outcomes, never read through winner_values).
+RANK_VERDICTS = {"a": "a", "b": "b", "tie": "tie"}
+# Keys of an answer object holding its text (Nectar-style {answer, model, rank} answers), in this order.
+ANSWER_TEXT_KEYS = ("answer", "text", "content", "response", "completion", "output")
+
+
+def _ranking(answers: list[Any] | None, ranks_raw: Any, ranks_column: bool
+             ) -> tuple[list[Any] | None, list[Any], list[Any], str | None]:
+    """(answer texts, their models, their ranks, problem) of a ranked row: ranks from the ranks column when
+    there is one, else from answer objects' `rank` (Nectar-style {answer, model, rank}; lower is better)."""
+    if answers is None:
+        return None, [], [], None  # named by _votes_of
+    objects = [a if isinstance(a, dict) else None for a in answers]
+    texts = [_object_text(o) if o is not None else a for a, o in zip(answers, objects, strict=True)]
+    models = [o.get("model") if o is not None else None for o in objects]
+    if ranks_column:
+        ranks = as_list(ranks_raw)
+        if ranks is None:
+            return texts, models, [], "ranks is missing" if ranks_raw is None else "ranks is not a list"
+    elif all(o is not None and "rank" in o for o in objects):
+        ranks = [o["rank"] for o in objects]
+    else:
+        return texts, models, [], "answers carry no rank; map a votes or a ranks column"
+    if len(ranks) != len(answers):
+        return texts, models, [], f"ranks holds {len(ranks)} value(s) for {len(answers)} answers"
+    if len(answers) < 2:
+        return texts, models, [], f"a ranking needs two answers or more (got {len(answers)})"
+    for k, value in enumerate(ranks, 1):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            written = "missing" if value is None else repr(value)[:40]
+            return texts, models, [], f"rank of answer {k} is {written}, not a number"
+    return texts, models, ranks, None
+
+
+def _rank_verdict(rank_a: float, rank_b: float) -> str:
+    return "a" if rank_a < rank_b else "b" if rank_a > rank_b else "tie"
+
+
+def _object_text(answer: dict[str, Any]) -> Any:
+    """An answer object's text (its first text key), or the object itself (then refused as not text)."""
+    return next((answer[k] for k in ANSWER_TEXT_KEYS if k in answer), answer)
 
 
 def _answer_name(i: int) -> str:
@@ -254,18 +319,18 @@ COMPARISONS = LogShape(
         ShapeInput(
             name="rows", default_table="comparisons", raw_table="raw_comparisons", key="id", cursor="ts",
             columns=("id", "ts", "user_id", "annotator", "model_version", "prompt", "answer_a", "answer_b", "winner",
-                     "model_a", "model_b", "answers", "votes"),
+                     "model_a", "model_b", "answers", "votes", "ranks"),
             optional=("id", "ts", "user_id", "annotator", "model_version", "prompt", "answer_a", "answer_b", "winner",
-                      "model_a", "model_b", "answers", "votes"),
+                      "model_a", "model_b", "answers", "votes", "ranks"),
             text_columns=("prompt", "answer_a", "answer_b"), json_columns=("prompt",),
             user_columns=("user_id", "annotator"),
-            list_columns=("answers", "votes"),
+            list_columns=("answers", "votes", "ranks"),
         ),
     ),
     prepare=prepare,
     options=ComparisonsOptions,
     ties_sql="shapes/comparisons_ties.sql",
-    doc="prompt + answer_a + answer_b + winner (a, b, tie, both_bad), or prompt + answers + votes between them; "
-        "decisive votes give pairs, ties are kept as observed",
+    doc="prompt + answer_a + answer_b + winner (a, b, tie, both_bad), or prompt + answers + votes between them "
+        "or their ranks; decisive votes give pairs, ties are kept as observed",
 )
 

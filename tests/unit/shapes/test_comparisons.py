@@ -243,3 +243,43 @@ def test_connectors_check_names_a_missing_column_of_an_answers_list(tmp_path, ca
         "name": "qa", "connector": "duckdb", "options": {"path": "wh.duckdb"}, "shape": "comparisons",
         "mapping": two_answers}]}))
     assert check_source(config, "qa") is True
+
+
+def test_a_ranking_of_answer_objects_gives_a_vote_for_every_two_answers(tmp_path, shape_run):
+    """Nectar-style rows: answers as {answer, model, rank} objects, no votes column. Every two answers of
+    different rank are a decisive vote for the better (lower) rank, equal ranks a tie; each vote keeps the
+    models that wrote its answers and the two ranks as written."""
+    def ans(text, model, rank):
+        return {"answer": text, "model": model, "rank": rank}
+
+    rows = [
+        {"prompt": "Name a prime.", "answers": [ans("7", "m1", 1.0), ans("9", "m2", 3.0), ans("2", "m3", 2.0)]},
+        {"prompt": "Say hi.", "answers": [ans("Hi!", "m1", 1.0), ans("Hello!", "m2", 1.0)]},
+        {"prompt": "Broken.", "answers": [ans("a", "m1", 1.0), ans("b", "m2", None)]},
+        {"prompt": "Alone.", "answers": [ans("only", "m1", 1.0)]},
+    ]
+    wh = write_table(tmp_path / "wh.duckdb", "comparisons", rows)
+    result = shape_run.ingest(wh, "comparisons")
+    assert sorted(shape_run.rows("SELECT chosen, rejected, model_version FROM pairs")) == [
+        ("2", "9", "m3 vs m2"), ("7", "2", "m1 vs m3"), ("7", "9", "m1 vs m2")]
+    assert shape_run.rows("SELECT answer_a, answer_b, verdict FROM ties") == [("Hi!", "Hello!", "tie")]
+    assert sorted(shape_run.rows("SELECT winner_raw FROM raw_comparisons WHERE prep_problem IS NULL")) == [
+        ("[1.0, 1.0]",), ("[1.0, 2.0]",), ("[1.0, 3.0]",), ("[3.0, 2.0]",)]
+    assert shape_run.reasons() == {"rank of answer 2 is missing, not a number": 1,
+                                   "a ranking needs two answers or more (got 1)": 1}
+    assert (result.pairs_added, result.ties_added, result.quarantined) == (3, 1, 2)
+
+
+def test_a_ranks_column_ranks_answer_columns_and_answers_without_any_rank_are_refused(tmp_path, shape_run):
+    rows = [{"q": "Pick.", "r1": "x", "r2": "y", "r3": "z", "order": [2, 1, 3]},
+            {"q": "Pick again.", "r1": "x", "r2": "y", "r3": "z", "order": [1, 2]}]
+    wh = write_table(tmp_path / "wh.duckdb", "comparisons", rows)
+    mapping = {"rows": {"prompt": "q", "answers": ["r1", "r2", "r3"], "ranks": "order"}}
+    shape_run.ingest(wh, "comparisons", mapping=mapping)
+    assert sorted(shape_run.rows("SELECT chosen, rejected FROM pairs")) == [("x", "z"), ("y", "x"), ("y", "z")]
+    assert shape_run.reasons() == {"ranks holds 2 value(s) for 3 answers": 1}
+    plain = write_table(tmp_path / "plain.duckdb", "comparisons", [{"prompt": "Hi", "answers": ["x", "y"]}])
+    run = ShapeRun(tmp_path / "plain")
+    run.ingest(plain, "comparisons")
+    assert run.reasons() == {"answers carry no rank; map a votes or a ranks column": 1}
+    run.store.close()
