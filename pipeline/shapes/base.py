@@ -153,6 +153,8 @@ class ResolvedInput:
         for canonical, source_name in self.source_columns.items():
             if source_name in present:
                 values[canonical] = _column_values(batch.column(source_name), canonical, problems)
+            elif (nested := _nested_values(batch, source_name, canonical, problems)) is not None:
+                values[canonical] = nested
             elif canonical not in (self.spec.optional or ()) or canonical in self.explicit:
                 raise KeyError(source_name)
         for canonical, names in self.column_lists.items():
@@ -183,6 +185,22 @@ def _column_values(column: pa.Array, name: str, problems: list[str | None]) -> l
     if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
         return _decoded(values, name, problems)
     return values
+
+
+def _nested_values(batch: pa.RecordBatch, source_name: str, canonical: str, problems: list[str | None]
+                   ) -> list[Any] | None:
+    """A field inside an object column, named by a dotted path (`question.full_text`), when the source has no
+    column of that whole name; None when the first part names no column either. A row whose object lacks
+    the field gets None (then named as missing by the shape)."""
+    head, _, rest = source_name.partition(".")
+    if not rest or head not in batch.schema.names:
+        return None
+    out = []
+    for value in _column_values(batch.column(head), canonical, problems):
+        for key in rest.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        out.append(value)
+    return out
 
 
 def _rows(values: dict[str, list[Any]], rows: list[int]) -> dict[str, list[Any]]:

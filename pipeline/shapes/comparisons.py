@@ -49,6 +49,7 @@ Verdict = Literal["a", "b", "tie", "both_bad"]
 DEFAULT_WINNERS: dict[str, str] = {"a": "a", "b": "b", "tie": "tie", "both_bad": "both_bad",
                                    "model_a": "a", "model_b": "b", "tie (bothbad)": "both_bad"}
 PAIRWISE = ("answer_a", "answer_b", "winner")
+SCORES = ("score_a", "score_b")  # instead of a winner: the higher score wins (WebGPT's score_0/score_1, SHP's)
 ANSWERS = ("answers", "votes", "ranks")
 
 
@@ -122,7 +123,9 @@ def _layout(inp: ResolvedInput, values: dict[str, list[Any]]) -> str:
     layout = inp.options.layout  # type: ignore[attr-defined]
     if layout == "auto":
         layout = "answers" if any(c in values for c in ANSWERS) else "pairwise"
-    for name in PAIRWISE if layout == "pairwise" else ("answers",):  # without votes: a ranking
+    needs = ("answers",) if layout == "answers" else PAIRWISE if "winner" in values or not any(
+        c in values for c in SCORES) else (*PAIRWISE[:2], *SCORES)
+    for name in needs:  # answers without votes: a ranking; two scores stand for a winner
         if name not in values:
             raise KeyError(inp.source_columns.get(name, name))  # the column the connector did not return
     return layout
@@ -174,10 +177,15 @@ def _pairwise_rows(values: dict[str, list[Any]], n: int, spellings: dict[str, st
             for p, x, y in zip(column(values, "prompt", n), values["answer_a"], values["answer_b"], strict=True)]
     a = [x for _, (x, _), _ in read]
     b = [y for _, (_, y), _ in read]
-    raw = [None if v is None else as_text(v) for v in values["winner"]]
+    if "winner" in values:
+        raw = [None if v is None else as_text(v) for v in values["winner"]]
+    else:
+        raw = [json.dumps([as_text(x), as_text(y)]) for x, y in zip(values["score_a"], values["score_b"], strict=True)]
     row = _common(values, n, a, b, raw, prompts=[p for p, _, _ in read])
-    verdicts = [read_winner(w, spellings, ma, mb)
-                for w, ma, mb in zip(values["winner"], row["model_a"], row["model_b"], strict=True)]
+    verdicts = ([read_winner(w, spellings, ma, mb)
+                 for w, ma, mb in zip(values["winner"], row["model_a"], row["model_b"], strict=True)]
+                if "winner" in values else
+                [_score_verdict(x, y) for x, y in zip(values["score_a"], values["score_b"], strict=True)])
     problems = [first_problem(kp, tp, pp, ap, _vote_problem(x, y, v, wp, ("answer_a", "answer_b")))
                 for kp, tp, pp, x, y, (_, _, ap), (v, wp) in zip(row["key_problem"], row["ts_problem"],
                                                                  row["prompt_problem"], a, b, read, verdicts, strict=True)]
@@ -273,10 +281,22 @@ def _ranking(answers: list[Any] | None, ranks_raw: Any, ranks_column: bool
     if len(answers) < 2:
         return texts, models, [], f"a ranking needs two answers or more (got {len(answers)})"
     for k, value in enumerate(ranks, 1):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not _is_number(value):
             written = "missing" if value is None else repr(value)[:40]
             return texts, models, [], f"rank of answer {k} is {written}, not a number"
     return texts, models, ranks, None
+
+
+def _score_verdict(score_a: Any, score_b: Any) -> tuple[str | None, str | None]:
+    """(verdict, problem) of two scores: the higher wins, equal scores tie."""
+    for name, value in (("score_a", score_a), ("score_b", score_b)):
+        if not _is_number(value):
+            return None, f"{name} is {'missing' if value is None else repr(value)[:40]}, not a number"
+    return ("a" if score_a > score_b else "b" if score_a < score_b else "tie"), None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _rank_verdict(rank_a: float, rank_b: float) -> str:
@@ -319,9 +339,9 @@ COMPARISONS = LogShape(
         ShapeInput(
             name="rows", default_table="comparisons", raw_table="raw_comparisons", key="id", cursor="ts",
             columns=("id", "ts", "user_id", "annotator", "model_version", "prompt", "answer_a", "answer_b", "winner",
-                     "model_a", "model_b", "answers", "votes", "ranks"),
+                     "score_a", "score_b", "model_a", "model_b", "answers", "votes", "ranks"),
             optional=("id", "ts", "user_id", "annotator", "model_version", "prompt", "answer_a", "answer_b", "winner",
-                      "model_a", "model_b", "answers", "votes", "ranks"),
+                      "score_a", "score_b", "model_a", "model_b", "answers", "votes", "ranks"),
             text_columns=("prompt", "answer_a", "answer_b"), json_columns=("prompt",),
             user_columns=("user_id", "annotator"),
             list_columns=("answers", "votes", "ranks"),

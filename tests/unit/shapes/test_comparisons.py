@@ -283,3 +283,31 @@ def test_a_ranks_column_ranks_answer_columns_and_answers_without_any_rank_are_re
     run.ingest(plain, "comparisons")
     assert run.reasons() == {"answers carry no rank; map a votes or a ranks column": 1}
     run.store.close()
+
+
+def test_two_scores_stand_for_a_winner_and_a_dotted_mapping_reads_a_field_of_an_object(tmp_path, shape_run):
+    """WebGPT-style rows: the question an object ({full_text}), each answer a score; the higher score wins,
+    equal scores tie, a score that is no number is quarantined with its value. A row whose object lacks
+    the field has no prompt."""
+    def row(i, text, s0, s1):
+        return {"question": {"dataset": "eli5", "full_text": text}, "answer_0": f"first {i}", "answer_1": f"second {i}",
+                "score_0": s0, "score_1": s1}
+
+    rows = [row(0, "Why?", 1.0, -1.0), row(1, "How?", -0.5, 0.5), row(2, "What?", 0.0, 0.0), row(3, "Who?", None, 1.0),
+            {"question": {"dataset": "eli5"}, "answer_0": "x", "answer_1": "y", "score_0": 1.0, "score_1": 0.0}]
+    wh = write_table(tmp_path / "wh.duckdb", "comparisons", rows)
+    mapping = {"rows": {"prompt": "question.full_text", "answer_a": "answer_0", "answer_b": "answer_1",
+                        "score_a": "score_0", "score_b": "score_1"}}
+    result = shape_run.ingest(wh, "comparisons", mapping=mapping)
+    assert sorted(shape_run.rows("SELECT prompt[1].content, chosen, rejected FROM pairs")) == [
+        ("How?", "second 1", "first 1"), ("Why?", "first 0", "second 0")]
+    assert shape_run.rows("SELECT prompt[1].content, verdict FROM ties") == [("What?", "tie")]
+    assert shape_run.reasons() == {"score_a is missing, not a number": 1, "prompt is missing": 1}
+    assert (result.pairs_added, result.ties_added, result.quarantined) == (2, 1, 2)
+
+
+def test_a_column_named_with_a_dot_is_read_before_a_field_of_that_path(tmp_path, shape_run):
+    rows = [{"q.text": "whole column", "q": {"text": "nested field"}, "answer_a": "x", "answer_b": "y", "winner": "a"}]
+    wh = write_table(tmp_path / "wh.duckdb", "comparisons", rows)
+    shape_run.ingest(wh, "comparisons", mapping={"rows": {"prompt": "q.text"}})
+    assert shape_run.rows("SELECT prompt[1].content FROM pairs") == [("whole column",)]
