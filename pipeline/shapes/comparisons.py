@@ -68,6 +68,13 @@ class ComparisonsOptions(BaseModel):
         None, description="answers layout: the two answers (numbered from 1) each vote judges, in the votes' order; "
                           "default every pair in order (1,2), (1,3), ..., (2,3), ...")
 
+    ranked_by: str = Field(
+        "rank", description="answers layout without votes: the key of answer objects holding their rank or score "
+                            "(e.g. overall_score).")
+    best: Literal["lowest", "highest"] = Field(
+        "lowest", description="answers layout without votes: which end of the ranks (or scores) is the best answer: "
+                              "lowest for ranks (1 is best), highest for scores.")
+
     @field_validator("winner_values", mode="before")
     @classmethod
     def _keys_as_text(cls, value: Any) -> Any:
@@ -140,7 +147,7 @@ def prepare(inp: ResolvedInput, values: dict[str, list[Any]], n: int) -> pa.Reco
         raise KeyError(inp.source_columns.get("prompt", "prompt"))  # only conversations as answers carry the prompt
     if layout == "pairwise":
         return batch(_pairwise_rows(values, n, spellings), LANDING)
-    return batch(_answers_rows(values, n, spellings, options.vote_pairs), LANDING)
+    return batch(_answers_rows(values, n, spellings, options), LANDING)
 
 
 def _common(values: dict[str, list[Any]], n: int, *content: list[Any],
@@ -207,7 +214,7 @@ def as_list(value: Any) -> list[Any] | None:
 
 
 def _answers_rows(values: dict[str, list[Any]], n: int, spellings: dict[str, str],
-                  vote_pairs: list[tuple[int, int]] | None) -> dict[str, list[Any]]:
+                  options: ComparisonsOptions) -> dict[str, list[Any]]:
     """One landing row per vote; a source row whose answers or votes cannot be placed lands as one row with
     that reason, so no source row disappears."""
     answers = [as_list(v) for v in values["answers"]]
@@ -220,15 +227,16 @@ def _answers_rows(values: dict[str, list[Any]], n: int, spellings: dict[str, str
         ranks: list[Any] = []
         if ranked:  # a ranking: every two answers whose ranks differ are a decisive vote, equal ranks a tie
             answers[r], models, ranks, rank_problem = _ranking(answers[r], values["ranks"][r] if "ranks" in values
-                                                               else None, "ranks" in values)
+                                                               else None, "ranks" in values, options.ranked_by)
             spelled = RANK_VERDICTS
-            votes = [_rank_verdict(ranks[i - 1], ranks[j - 1])
+            sign = 1 if options.best == "lowest" else -1
+            votes = [_rank_verdict(sign * ranks[i - 1], sign * ranks[j - 1])
                      for i, j in combinations(range(1, len(ranks) + 1), 2)] if ranks else None
             entries = ([(None, 0, 0, None, rank_problem)] if rank_problem
                        else _votes_of(answers[r], votes, values["answers"][r], None, None))
         else:
             spelled = spellings
-            entries = _votes_of(answers[r], as_list(judged[r]), values["answers"][r], judged[r], vote_pairs)
+            entries = _votes_of(answers[r], as_list(judged[r]), values["answers"][r], judged[r], options.vote_pairs)
         for vote in entries:
             number, i, j, written, problem = vote
             a, b = (answers[r][i - 1], answers[r][j - 1]) if problem is None else (None, None)
@@ -259,10 +267,10 @@ RANK_VERDICTS = {"a": "a", "b": "b", "tie": "tie"}
 ANSWER_TEXT_KEYS = ("answer", "text", "content", "response", "completion", "output")
 
 
-def _ranking(answers: list[Any] | None, ranks_raw: Any, ranks_column: bool
+def _ranking(answers: list[Any] | None, ranks_raw: Any, ranks_column: bool, key: str = "rank"
              ) -> tuple[list[Any] | None, list[Any], list[Any], str | None]:
     """(answer texts, their models, their ranks, problem) of a ranked row: ranks from the ranks column when
-    there is one, else from answer objects' `rank` (Nectar-style {answer, model, rank}; lower is better)."""
+    there is one, else from answer objects' `key` (Nectar-style {answer, model, rank})."""
     if answers is None:
         return None, [], [], None  # named by _votes_of
     objects = [a if isinstance(a, dict) else None for a in answers]
@@ -272,10 +280,11 @@ def _ranking(answers: list[Any] | None, ranks_raw: Any, ranks_column: bool
         ranks = as_list(ranks_raw)
         if ranks is None:
             return texts, models, [], "ranks is missing" if ranks_raw is None else "ranks is not a list"
-    elif all(o is not None and "rank" in o for o in objects):
-        ranks = [o["rank"] for o in objects]
+    elif all(o is not None and key in o for o in objects):
+        ranks = [o[key] for o in objects]
     else:
-        return texts, models, [], "answers carry no rank; map a votes or a ranks column"
+        return texts, models, [], (f"answers carry no {key!r}; map a votes or a ranks column, or name the answers' "
+                                    "rank key in shape_options.ranked_by")
     if len(ranks) != len(answers):
         return texts, models, [], f"ranks holds {len(ranks)} value(s) for {len(answers)} answers"
     if len(answers) < 2:

@@ -281,7 +281,8 @@ def test_a_ranks_column_ranks_answer_columns_and_answers_without_any_rank_are_re
     plain = write_table(tmp_path / "plain.duckdb", "comparisons", [{"prompt": "Hi", "answers": ["x", "y"]}])
     run = ShapeRun(tmp_path / "plain")
     run.ingest(plain, "comparisons")
-    assert run.reasons() == {"answers carry no rank; map a votes or a ranks column": 1}
+    assert run.reasons() == {"answers carry no 'rank'; map a votes or a ranks column, or name the answers' rank key in "
+                            "shape_options.ranked_by": 1}
     run.store.close()
 
 
@@ -311,3 +312,18 @@ def test_a_column_named_with_a_dot_is_read_before_a_field_of_that_path(tmp_path,
     wh = write_table(tmp_path / "wh.duckdb", "comparisons", rows)
     shape_run.ingest(wh, "comparisons", mapping={"rows": {"prompt": "q.text"}})
     assert shape_run.rows("SELECT prompt[1].content FROM pairs") == [("whole column",)]
+
+
+def test_answers_scored_higher_is_better_under_a_named_key(tmp_path, shape_run):
+    """UltraFeedback's own layout: {instruction, completions: [{model, response, overall_score, ...}]}; the
+    score key is named and the highest is best."""
+    def completion(model, text, score):
+        return {"model": model, "response": text, "overall_score": score, "annotations": {"honesty": "5"}}
+
+    rows = [{"instruction": "Add 2 and 2.", "completions": [completion("m1", "4", 9.0), completion("m2", "5", 2.5),
+                                                            completion("m3", "four", 9.0)]}]
+    wh = write_table(tmp_path / "wh.duckdb", "comparisons", rows)
+    shape_run.ingest(wh, "comparisons", mapping={"rows": {"prompt": "instruction", "answers": "completions"}},
+                     shape_options={"ranked_by": "overall_score", "best": "highest"})
+    assert sorted(shape_run.rows("SELECT chosen, rejected FROM pairs")) == [("4", "5"), ("four", "5")]
+    assert shape_run.rows("SELECT answer_a, answer_b FROM ties") == [("4", "four")]
