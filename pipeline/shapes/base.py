@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -348,6 +349,24 @@ def read_answers(prompt_json: str | None, raw: list[Any], names: tuple[str, ...]
     return prompt_json, texts, None
 
 
+_MARKUP = re.compile(r"\n\n(Human|Assistant):")
+_MARKUP_END = "\n\nAssistant:"
+
+
+def markup_turns(text: str) -> list[dict[str, str]] | None:
+    """A prompt written in Anthropic's dialogue markup, the way HH-derived exports give prompts ("\\n\\nHuman:
+    ... \\n\\nAssistant: ... \\n\\nHuman: ... \\n\\nAssistant:"), as its turns; None for any other text.
+    Only text that starts with a Human turn and ends with the empty Assistant turn is read so."""
+    body = text.rstrip()
+    if body.startswith(("Human:", "Assistant:")):
+        body = "\n\n" + body
+    if not body.startswith("\n\nHuman:") or not body.endswith(_MARKUP_END):
+        return None
+    pieces = _MARKUP.split(body[:-len(_MARKUP_END)])
+    return [{"role": "user" if role == "Human" else "assistant", "content": content.strip()}
+            for role, content in zip(pieces[1::2], pieces[2::2], strict=True)]
+
+
 def as_conversation(value: Any) -> str | None:
     """A prompt as a JSON list of {role, content}: plain text becomes one user turn; a messages list
     (Arrow list of structs, a JSON string of one, or {"messages": [...]}) keeps its turns with their
@@ -364,7 +383,8 @@ def as_conversation(value: Any) -> str | None:
             if isinstance(parsed, list) and parsed and all(isinstance(m, dict) for m in parsed):
                 value = parsed
         if isinstance(value, str):
-            return json.dumps([{"role": "user", "content": value}], ensure_ascii=False)
+            turns = markup_turns(value)
+            return json.dumps(turns or [{"role": "user", "content": value}], ensure_ascii=False)
     if isinstance(value, dict):  # {"messages": [...]}, as chat APIs take them
         value = value.get("messages")
         if not isinstance(value, list):

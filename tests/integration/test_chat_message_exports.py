@@ -199,3 +199,16 @@ def test_any_text_inside_messages_is_stored_as_written_or_quarantined(tmp_path_f
                 assert hit == ([U(scrub_text(p))], scrub_text(c), scrub_text(r)), (p, c, r, hit)
             else:  # quarantined (counted above), and never for plain text
                 assert not (is_plain(p) and is_plain(c) and is_plain(r) and c != r), (p, c, r, quarantined)
+
+
+def test_prompts_in_dialogue_markup_are_read_as_their_turns(tmp_path):
+    """HH-derived exports ({prompt, chosen, rejected} with the prompt in "\\n\\nHuman: ... \\n\\nAssistant:"
+    markup, and Nectar's prompts) give the dialogue as turns, not one user turn holding the markers; text
+    that is not a whole markup dialogue (no closing Assistant marker) stays one turn as written."""
+    markup = "\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: Name a prime.\n\nAssistant:"
+    rows = [{"prompt": markup, "response": " 7", "chosen": " 7", "rejected": " 9"},
+            {"prompt": "Human: what does 'Assistant:' mean?", "chosen": "a", "rejected": "b"}]
+    _, store = ingest(tmp_path, rows, "preference")
+    with store:
+        assert pairs(store) == [([U("Hi there"), A("Hello!"), U("Name a prime.")], " 7", " 9"),
+                                ([U("Human: what does 'Assistant:' mean?")], "a", "b")]
