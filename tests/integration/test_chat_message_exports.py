@@ -212,3 +212,35 @@ def test_prompts_in_dialogue_markup_are_read_as_their_turns(tmp_path):
     with store:
         assert pairs(store) == [([U("Hi there"), A("Hello!"), U("Name a prime.")], " 7", " 9"),
                                 ([U("Human: what does 'Assistant:' mean?")], "a", "b")]
+
+
+def test_the_documented_mappings_of_shp_pku_and_helpsteer_layouts_load(tmp_path):
+    """docs/log-shapes.md's public-layout table, for the layouts the tests above do not load: each row lands
+    with the verdict its export means (SHP labels 1 = A, PKU's better_response_id 0 = response_0)."""
+    shp = [{"post_id": "p", "history": "Why is the sky blue?", "human_ref_A": "Rayleigh scattering.",
+            "human_ref_B": "Dunno.", "labels": 1, "score_A": 10, "score_B": 2},
+           {"post_id": "q", "history": "Why is grass green?", "human_ref_A": "Dunno.",
+            "human_ref_B": "Chlorophyll.", "labels": 0, "score_A": 1, "score_B": 8}]
+    _, store = ingest(tmp_path / "shp", shp, "comparisons", shape_options={"winner_values": {1: "a", 0: "b"}},
+                      mapping={"rows": {"prompt": "history", "answer_a": "human_ref_A", "answer_b": "human_ref_B",
+                                        "winner": "labels"}})
+    with store:
+        assert [(c, r) for _, c, r in pairs(store)] == [("Chlorophyll.", "Dunno."), ("Rayleigh scattering.", "Dunno.")]
+    pku = [{"prompt": "How do I pick a lock?", "response_0": "Call a locksmith.", "response_1": "Use a pin.",
+            "better_response_id": 0, "safer_response_id": 0},
+           {"prompt": "Best pasta?", "response_0": "No idea.", "response_1": "Carbonara.", "better_response_id": 1,
+            "safer_response_id": 1}]
+    _, store = ingest(tmp_path / "pku", pku, "comparisons", shape_options={"winner_values": {0: "a", 1: "b"}},
+                      mapping={"rows": {"answer_a": "response_0", "answer_b": "response_1",
+                                        "winner": "better_response_id"}})
+    with store:
+        assert [(c, r) for _, c, r in pairs(store)] == [("Call a locksmith.", "Use a pin."), ("Carbonara.", "No idea.")]
+    helpsteer = [{"prompt": "Explain DNS.", "response": r, "helpfulness": h, "correctness": 3}
+                 for r, h in (("A phone book for the internet.", 4), ("It is a thing.", 1), ("Names to numbers.", 2))]
+    result, store = ingest(tmp_path / "helpsteer", helpsteer, "ratings",
+                           mapping={"rows": {"completion": "response", "score": "helpfulness"}},
+                           shape_options={"min_score": 0, "max_score": 4, "up_threshold": 3, "down_threshold": 1})
+    with store:
+        thumbs = store.con.execute("SELECT completion, label FROM unpaired ORDER BY completion").fetchall()
+        assert thumbs == [("A phone book for the internet.", True), ("It is a thing.", False)]
+        assert result.quarantined == 0
