@@ -320,7 +320,7 @@ def read_answers(prompt_json: str | None, raw: list[Any], names: tuple[str, ...]
         return prompt_json, [as_text(v) for v in raw], first_problem(
             *(text_problem(v, name) for v, name in zip(raw, names, strict=True)))
     for v, s, name in zip(raw, sides, names, strict=True):
-        if s is None and (problem := text_problem(v, name)):
+        if s is None and (problem := f"{name} is missing" if v is None else text_problem(v, name)):
             return prompt_json, [None] * len(raw), problem
     turns = [s if s is not None else [{"role": "assistant", "content": as_text(v)}] for v, s in zip(raw, sides, strict=True)]
     prompt = json.loads(prompt_json) if prompt_json is not None else None

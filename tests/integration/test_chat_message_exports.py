@@ -74,6 +74,8 @@ def test_whole_conversations_as_transcripts_keep_their_shared_history_as_the_pro
         {"chosen": [U("Hi"), A("Hello!"), U("Bye"), A("Bye!")], "rejected": [U("Hi"), A("Hey"), U("Bye"), A("Ciao")]},
         # the last turn is the user's: no answer at all
         {"chosen": [U("Hi"), A("Hello"), U("ok")], "rejected": [U("Hi"), A("Hey"), U("ok")]},
+        # one side missing
+        {"chosen": [U("Hi"), A("Hello")], "rejected": None},
         # text parts, as chat APIs write content, are joined
         {"chosen": [U("Hi"), {"role": "assistant", "content": [{"type": "text", "text": "Hel"},
                                                                   {"type": "text", "text": "lo"}]}],
@@ -85,8 +87,9 @@ def test_whole_conversations_as_transcripts_keep_their_shared_history_as_the_pro
         assert reasons(store) == {
             "chosen holds 3 turns after the prompt, not one assistant answer (the sides differ before their last turn)": 1,
             "chosen ends with a 'user' turn, not an assistant answer": 1,
+            "rejected is missing": 1,
         }
-        assert (result.rows_read["rows"], result.pairs_added, result.quarantined) == (4, 2, 2)
+        assert (result.rows_read["rows"], result.pairs_added, result.quarantined) == (5, 2, 3)
 
 
 def test_conversational_kto_rows_give_thumbs(tmp_path):
