@@ -303,8 +303,14 @@ def message_turns(value: Any) -> list[dict[str, Any]] | None:
         return None
     if not all(isinstance(m, dict) and ("role" in m or "from" in m) for m in value):
         return None
-    return [{"role": normal_role(m.get("role", m.get("from"))),
-             "content": _content_text(m.get("content", m.get("value", m.get("text"))))} for m in value]
+    return [_turn(m) for m in value]
+
+
+def _turn(message: dict[str, Any]) -> dict[str, Any]:
+    """One chat message as a turn: its role normalised ({role}, or ShareGPT's {from}) and its content as text
+    ({content}, {value} or {text})."""
+    return {"role": normal_role(message.get("role", message.get("from"))),
+            "content": _content_text(message.get("content", message.get("value", message.get("text"))))}
 
 
 def read_answers(prompt_json: str | None, raw: list[Any], names: tuple[str, ...]
@@ -390,14 +396,7 @@ def as_conversation(value: Any) -> str | None:
         if not isinstance(value, list):
             return None
     if isinstance(value, list):
-        turns = []
-        for m in value:
-            if not isinstance(m, dict):
-                turns.append({"role": None, "content": as_text(m)})
-                continue
-            role = m.get("role", m.get("from"))
-            content = m.get("content", m.get("value", m.get("text")))
-            turns.append({"role": normal_role(role), "content": _content_text(content)})
+        turns = [_turn(m) if isinstance(m, dict) else {"role": None, "content": as_text(m)} for m in value]
         return json.dumps(turns, ensure_ascii=False)
     return None  # a number or another structure is not a prompt; the caller names the problem
 

@@ -130,9 +130,13 @@ def _layout(inp: ResolvedInput, values: dict[str, list[Any]]) -> str:
     layout = inp.options.layout  # type: ignore[attr-defined]
     if layout == "auto":
         layout = "answers" if any(c in values for c in ANSWERS) else "pairwise"
-    needs = ("answers",) if layout == "answers" else PAIRWISE if "winner" in values or not any(
-        c in values for c in SCORES) else (*PAIRWISE[:2], *SCORES)
-    for name in needs:  # answers without votes: a ranking; two scores stand for a winner
+    if layout == "answers":
+        needs: tuple[str, ...] = ("answers",)  # without votes: a ranking
+    elif "winner" in values or not any(c in values for c in SCORES):
+        needs = PAIRWISE
+    else:
+        needs = (*PAIRWISE[:2], *SCORES)  # two scores stand for a winner
+    for name in needs:
         if name not in values:
             raise KeyError(inp.source_columns.get(name, name))  # the column the connector did not return
     return layout
@@ -301,7 +305,7 @@ def _score_verdict(score_a: Any, score_b: Any) -> tuple[str | None, str | None]:
     for name, value in (("score_a", score_a), ("score_b", score_b)):
         if not _is_number(value):
             return None, f"{name} is {'missing' if value is None else repr(value)[:40]}, not a number"
-    return ("a" if score_a > score_b else "b" if score_a < score_b else "tie"), None
+    return _rank_verdict(-score_a, -score_b), None  # the higher score is the better rank
 
 
 def _is_number(value: Any) -> bool:
