@@ -246,8 +246,9 @@ def _answers_rows(values: dict[str, list[Any]], n: int, spellings: dict[str, str
             a, b = (answers[r][i - 1], answers[r][j - 1]) if problem is None else (None, None)
             problem = problem or text_problem(a, _answer_name(i)) or text_problem(b, _answer_name(j))
             a, b = as_text(a), as_text(b)
-            model_a, model_b = ((as_text(models[i - 1]), as_text(models[j - 1])) if models and problem is None
-                                else (row["model_a"][r], row["model_b"][r]))
+            # an answer object's own model, else the row's (model_a/model_b or model_version)
+            model_a, model_b = (as_text(models[k - 1]) if models and problem is None and models[k - 1] is not None
+                                else row[side][r] for k, side in ((i, "model_a"), (j, "model_b")))
             verdict, winner_problem = (None, None) if problem else read_winner(written, spelled, model_a, model_b)
             names = (f"answer {i}", f"answer {j}")
             out["id"].append(row["id"][r] if number is None else f"{row['id'][r]}/{number}:{i}v{j}")

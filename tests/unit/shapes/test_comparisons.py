@@ -271,12 +271,14 @@ def test_a_ranking_of_answer_objects_gives_a_vote_for_every_two_answers(tmp_path
 
 
 def test_a_ranks_column_ranks_answer_columns_and_answers_without_any_rank_are_refused(tmp_path, shape_run):
-    rows = [{"q": "Pick.", "r1": "x", "r2": "y", "r3": "z", "order": [2, 1, 3]},
-            {"q": "Pick again.", "r1": "x", "r2": "y", "r3": "z", "order": [1, 2]}]
+    rows = [{"q": "Pick.", "r1": "x", "r2": "y", "r3": "z", "order": [2, 1, 3], "model_version": "v7"},
+            {"q": "Pick again.", "r1": "x", "r2": "y", "r3": "z", "order": [1, 2], "model_version": "v7"}]
     wh = write_table(tmp_path / "wh.duckdb", "comparisons", rows)
     mapping = {"rows": {"prompt": "q", "answers": ["r1", "r2", "r3"], "ranks": "order"}}
     shape_run.ingest(wh, "comparisons", mapping=mapping)
-    assert sorted(shape_run.rows("SELECT chosen, rejected FROM pairs")) == [("x", "z"), ("y", "x"), ("y", "z")]
+    # answers that are plain text keep the row's model_version
+    assert sorted(shape_run.rows("SELECT chosen, rejected, model_version FROM pairs")) == [
+        ("x", "z", "v7"), ("y", "x", "v7"), ("y", "z", "v7")]
     assert shape_run.reasons() == {"ranks holds 2 value(s) for 3 answers": 1}
     plain = write_table(tmp_path / "plain.duckdb", "comparisons", [{"prompt": "Hi", "answers": ["x", "y"]}])
     run = ShapeRun(tmp_path / "plain")
